@@ -76,6 +76,7 @@ type Member struct {
 	ID            string `json:"id"`
 	RaftAddr      string `json:"raft_addr"`
 	HTTPAddr      string `json:"http_addr"`
+	GossipAddr    string `json:"gossip_addr,omitempty"`
 	Zone          string `json:"zone"`
 	Voter         bool   `json:"voter"`
 	State         string `json:"state"` // leader, follower, candidate, left, unknown, ...

@@ -1,0 +1,54 @@
+# wimms — see README.md. Every target works on a machine with only Go
+# installed, except image/cluster-* (Docker) and jepsen (root + iptables).
+GO        ?= go
+BIN       ?= bin/wimms
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+BENCHTIME ?= 1s
+
+.PHONY: build run test test-short bench bench-cluster lint jepsen jepsen-long image cluster-up cluster-down cluster-status clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/wimms
+
+run:
+	$(GO) run ./cmd/wimms server
+
+# The README's test command; .ci/run runs exactly this.
+test:
+	$(GO) test -count=1 -timeout 28m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./fsm/ ./store/
+
+# End-to-end throughput against a 3-member loopback cluster (see docs/benchmarks.md).
+bench-cluster: build
+	$(BIN) bench --spawn 3 --bin $(BIN) --workload alloc --clients 64 --duration 20s
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Long chaos runs (root + iptables). CI runs a short one through `make test`.
+jepsen: build
+	sudo -n true 2>/dev/null || [ "$$(id -u)" = 0 ] || { echo "jepsen needs root (iptables)"; exit 2; }
+	$(BIN) jepsen --bin $(BIN) --members 5 --duration 5m --nemesis partition,kill,pause,membership --clients 16 --out jepsen-out/long
+
+image: build
+	docker build -t wimms:$(VERSION) -t wimms:latest .
+
+cluster-up: image
+	docker-compose up -d
+	$(BIN) status --http-addr 127.0.0.1:18080 --wait 60s
+
+cluster-down:
+	docker-compose down
+
+cluster-status: build
+	$(BIN) status --http-addr 127.0.0.1:18080
+
+clean:
+	rm -rf bin data jepsen-out

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// newHealthCmd probes a member's /healthz or /readyz. Container images are
+// FROM scratch (no curl), so the image's HEALTHCHECK runs this.
+func newHealthCmd() *cobra.Command {
+	var addr string
+	var ready bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "health",
+		Short: "probe a member: exit 0 when /healthz (or /readyz with --ready) answers 200",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			path := "/healthz"
+			if ready {
+				path = "/readyz"
+			}
+			client := &http.Client{Timeout: timeout}
+			resp, err := client.Get("http://" + addr + path)
+			if err != nil {
+				return exitError{code: 1, msg: fmt.Sprintf("%s%s: %v", addr, path, err)}
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			if resp.StatusCode != http.StatusOK {
+				return exitError{code: 1, msg: fmt.Sprintf("%s%s: %s %s", addr, path, resp.Status, body)}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s%s: ok\n", addr, path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "http-addr", "127.0.0.1:8080", "member HTTP address")
+	cmd.Flags().BoolVar(&ready, "ready", false, "probe /readyz instead of /healthz")
+	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "probe timeout")
+	return cmd
+}

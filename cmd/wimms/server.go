@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/wimms-dev/wimms/cluster"
+	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/store"
+)
+
+// Seeded bugs exist only so the chaos harness can prove that its checker
+// fails; they are never enabled by default and are hidden from --help.
+var seedBugs = map[string]string{
+	"stale-linearizable-read": "linearizable reads are served from local state, without ReadIndex",
+	"ack-before-commit":       "the leader acknowledges a write from a dry run, without waiting for commit",
+	"alloc-skip-capacity":     "allocation ignores the capacity > current_load rule",
+}
+
+type serverFlags struct {
+	id, dataDir                         string
+	httpAddr, httpAdvertise             string
+	raftAddr, raftAdvertise             string
+	gossipAddr, gossipAdvertise         string
+	join                                []string
+	zone                                string
+	apiToken, adminToken                string
+	logLevel                            string
+	logJSON                             bool
+	seedBug                             string
+	reapAfter, applyTimeout, leaderWait time.Duration
+	snapshotThreshold                   uint64
+	shutdownTimeout                     time.Duration
+}
+
+func newServerCmd() *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "run a cluster member (bootstraps a one-member cluster on an empty data dir without --join)",
+		Long: `Run one wimms member.
+
+With no --join and an empty data directory the member bootstraps a new
+one-member cluster and is ready to serve. With --join it joins the cluster
+reachable at any of those addresses (members' HTTP or gossip addresses). A
+restarted member (non-empty data directory) rejoins with the state it had and
+never bootstraps a second cluster.
+
+Every flag can also be set from the environment as WIMMS_<FLAG>, e.g.
+WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			return runServer(cmd.Context(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.id, "id", "wimms-1", "member id, unique in the cluster and stable across restarts")
+	fl.StringVar(&f.dataDir, "data-dir", "./data", "data directory (Raft log, stable store, snapshots)")
+	fl.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP API listen address")
+	fl.StringVar(&f.httpAdvertise, "http-advertise", "", "HTTP address other members use to reach this one (default --http-addr)")
+	fl.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:8081", "Raft transport listen address")
+	fl.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other members use (default --raft-addr; host names are resolved)")
+	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "memberlist gossip listen address, TCP and UDP (default: Raft port + 1 on the Raft host)")
+	fl.StringVar(&f.gossipAdvertise, "gossip-advertise", "", "gossip address other members use (default --gossip-addr)")
+	fl.StringSliceVar(&f.join, "join", nil, "comma-separated HTTP or gossip addresses of existing members")
+	fl.StringVar(&f.zone, "zone", "", "availability zone label of this member")
+	fl.StringVar(&f.apiToken, "api-token", "", "bearer token every /v1 request must carry")
+	fl.StringVar(&f.adminToken, "admin-token", "", "bearer token for mutating service, node, event and cluster endpoints")
+	fl.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fl.DurationVar(&f.reapAfter, "reap-after", 72*time.Hour, "the leader removes a member gossip has seen dead this long (never below quorum)")
+	fl.DurationVar(&f.applyTimeout, "apply-timeout", 10*time.Second, "how long a write waits for commit before its outcome is reported unknown")
+	fl.DurationVar(&f.leaderWait, "leader-wait", 5*time.Second, "how long a forwarded request waits for a leader before 503 no-leader")
+	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
+	fl.StringVar(&f.seedBug, "seed-bug", "", "chaos testing only: start with a known bug")
+	_ = fl.MarkHidden("seed-bug")
+	return cmd
+}
+
+// applyEnv reads WIMMS_<FLAG> for every flag not given on the command line.
+func applyEnv(fs *pflag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed {
+			return
+		}
+		name := "WIMMS_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := fs.Set(fl.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("environment %s=%q: %w", name, v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func newLogger(f serverFlags) (hclog.Logger, error) {
+	level := hclog.LevelFromString(f.logLevel)
+	if level == hclog.NoLevel {
+		return nil, fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", f.logLevel)
+	}
+	return hclog.New(&hclog.LoggerOptions{
+		Name:            "wimms",
+		Level:           level,
+		JSONFormat:      f.logJSON,
+		Output:          os.Stderr,
+		IncludeLocation: false,
+	}).With("member", f.id), nil
+}
+
+// defaultGossipAddr puts gossip next to Raft (port + 1) so a member needs
+// one flag less and loopback clusters on 127.0.0.x stay unambiguous.
+func defaultGossipAddr(raftAddr string) (string, error) {
+	host, port, err := net.SplitHostPort(raftAddr)
+	if err != nil {
+		return "", fmt.Errorf("--raft-addr %q: %w", raftAddr, err)
+	}
+	var p int
+	if _, err := fmt.Sscanf(port, "%d", &p); err != nil || p <= 0 || p >= 65535 {
+		return "", fmt.Errorf("--raft-addr %q: bad port", raftAddr)
+	}
+	return net.JoinHostPort(host, fmt.Sprint(p+1)), nil
+}
+
+// advertised resolves an advertised address to IP:port. Raft's TCP
+// transport needs an IP; in containers operators pass a host name.
+func advertised(flagName, advertise, listen string) (string, error) {
+	addr := advertise
+	if addr == "" {
+		addr = listen
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--%s %q: %w", flagName, addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return "", fmt.Errorf("--%s %q: an unspecified address cannot be advertised; set --%s", flagName, addr, flagName)
+	}
+	if net.ParseIP(host) == nil {
+		ips, err := net.LookupIP(host)
+		if err != nil || len(ips) == 0 {
+			return "", fmt.Errorf("--%s %q: resolving %s: %w", flagName, addr, host, err)
+		}
+		host = ips[0].String()
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func validateServerFlags(f *serverFlags) error {
+	if f.id == "" || len(f.id) > 64 || strings.ContainsAny(f.id, " /\t\n") {
+		return fmt.Errorf("--id %q: want 1–64 characters without spaces or '/'", f.id)
+	}
+	if f.dataDir == "" {
+		return errors.New("--data-dir must not be empty")
+	}
+	if f.seedBug != "" {
+		if _, ok := seedBugs[f.seedBug]; !ok {
+			return fmt.Errorf("--seed-bug %q: unknown (known: stale-linearizable-read, ack-before-commit, alloc-skip-capacity)", f.seedBug)
+		}
+	}
+	if f.gossipAddr == "" {
+		g, err := defaultGossipAddr(f.raftAddr)
+		if err != nil {
+			return err
+		}
+		f.gossipAddr = g
+	}
+	var err error
+	if f.httpAdvertise, err = advertised("http-advertise", f.httpAdvertise, f.httpAddr); err != nil {
+		return err
+	}
+	if f.raftAdvertise, err = advertised("raft-advertise", f.raftAdvertise, f.raftAddr); err != nil {
+		return err
+	}
+	if f.gossipAdvertise, err = advertised("gossip-advertise", f.gossipAdvertise, f.gossipAddr); err != nil {
+		return err
+	}
+	return nil
+}
+
+func runServer(parent context.Context, f serverFlags) error {
+	if err := validateServerFlags(&f); err != nil {
+		return err
+	}
+	logger, err := newLogger(f)
+	if err != nil {
+		return err
+	}
+	if f.seedBug != "" {
+		logger.Warn("SEEDED BUG ENABLED: this member is deliberately incorrect (chaos testing only)", "bug", f.seedBug, "effect", seedBugs[f.seedBug])
+	}
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
+
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	st, err := store.Open(store.Config{
+		ID:                f.id,
+		DataDir:           f.dataDir,
+		RaftBind:          f.raftAddr,
+		RaftAdvertise:     f.raftAdvertise,
+		Bootstrap:         len(f.join) == 0,
+		Logger:            logger.Named("store"),
+		ApplyTimeout:      f.applyTimeout,
+		SnapshotThreshold: f.snapshotThreshold,
+		FSMOptions:        fsm.Options{SkipCapacityCheck: f.seedBug == "alloc-skip-capacity"},
+		SeedBugs: store.SeedBugs{
+			StaleLinearizableRead: f.seedBug == "stale-linearizable-read",
+			AckBeforeCommit:       f.seedBug == "ack-before-commit",
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("opening store: %w", err)
+	}
+
+	cl, err := cluster.New(cluster.Config{
+		ID:              f.id,
+		Zone:            f.zone,
+		HTTPAddr:        f.httpAdvertise,
+		RaftAddr:        f.raftAdvertise,
+		GossipBind:      f.gossipAddr,
+		GossipAdvertise: f.gossipAdvertise,
+		Join:            f.join,
+		Store:           st,
+		Logger:          logger.Named("cluster"),
+		APIToken:        f.apiToken,
+		AdminToken:      f.adminToken,
+		ReapAfter:       f.reapAfter,
+		LeaderWait:      f.leaderWait,
+	})
+	if err != nil {
+		_ = st.Close()
+		return fmt.Errorf("creating cluster membership: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, c := range st.Collectors() {
+		reg.MustRegister(c)
+	}
+	api := httpapi.New(httpapi.Config{
+		Store:       st,
+		Cluster:     cl,
+		Forwarder:   cl,
+		Logger:      logger.Named("http"),
+		APIToken:    f.apiToken,
+		AdminToken:  f.adminToken,
+		Registry:    reg,
+		ExtraRoutes: cl.InternalRoutes,
+	})
+
+	ln, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		_ = st.Close()
+		return fmt.Errorf("listening on --http-addr %s: %w", f.httpAddr, err)
+	}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("serving", "http", f.httpAddr, "raft", f.raftAdvertise, "gossip", f.gossipAdvertise,
+		"zone", f.zone, "data_dir", f.dataDir, "join", strings.Join(f.join, ","), "restart", st.HadState())
+
+	// Joining happens while HTTP already serves, so health checks answer and
+	// the leader can reach us while it adds us.
+	if err := cl.Start(ctx); err != nil && ctx.Err() == nil {
+		logger.Error("cluster start failed", "error", err)
+		shutdown(logger, f.shutdownTimeout, srv, cl, st)
+		return fmt.Errorf("starting cluster membership: %w", err)
+	}
+
+	select {
+	case <-ctx.Done():
+		logger.Info("signal received, shutting down")
+	case err := <-serveErr:
+		logger.Error("HTTP server stopped", "error", err)
+		shutdown(logger, f.shutdownTimeout, srv, cl, st)
+		return fmt.Errorf("http server: %w", err)
+	}
+	shutdown(logger, f.shutdownTimeout, srv, cl, st)
+	return nil
+}
+
+// shutdown hands leadership over (store.Close does that first on a leader),
+// then stops HTTP and gossip. Leadership goes first so that in-flight
+// forwarded writes find a new leader quickly.
+func shutdown(logger hclog.Logger, timeout time.Duration, srv *http.Server, cl *cluster.Cluster, st *store.Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := st.Close(); err != nil {
+			logger.Warn("closing store", "error", err)
+		}
+		if err := srv.Shutdown(ctx); err != nil {
+			logger.Warn("closing HTTP server", "error", err)
+		}
+		if err := cl.Close(); err != nil {
+			logger.Warn("leaving gossip", "error", err)
+		}
+	}()
+	select {
+	case <-done:
+		logger.Info("shut down cleanly")
+	case <-ctx.Done():
+		logger.Warn("shutdown timed out", "timeout", timeout)
+	}
+}
