@@ -1,0 +1,109 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wimms-dev/wimms/store"
+)
+
+// newStatusCmd prints the cluster as one member sees it: leader, term,
+// indexes and every member with its zone. With --wait it polls until a
+// leader is known and every voter is alive (used by `make cluster-up`).
+func newStatusCmd() *cobra.Command {
+	var addr, token string
+	var wait time.Duration
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "show the cluster (leader, term, members, zones) as seen by one member",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			deadline := time.Now().Add(wait)
+			for {
+				st, err := fetchClusterStatus(addr, token)
+				healthy := err == nil && st.Leader != nil && allVotersAlive(st)
+				if healthy || time.Now().After(deadline) {
+					if err != nil {
+						return exitError{code: 1, msg: err.Error()}
+					}
+					if asJSON {
+						enc := json.NewEncoder(cmd.OutOrStdout())
+						enc.SetIndent("", "  ")
+						return enc.Encode(st)
+					}
+					printClusterStatus(cmd.OutOrStdout(), st)
+					if !healthy {
+						return exitError{code: 1, msg: "cluster not healthy: no leader or a voter is not alive"}
+					}
+					return nil
+				}
+				time.Sleep(time.Second)
+			}
+		},
+	}
+	cmd.Flags().StringVar(&addr, "http-addr", "127.0.0.1:8080", "any member's HTTP address")
+	cmd.Flags().StringVar(&token, "api-token", "", "bearer token, if the cluster requires one")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "poll until a leader is known and all voters are alive, at most this long")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
+	return cmd
+}
+
+func fetchClusterStatus(addr, token string) (store.ClusterStatus, error) {
+	var st store.ClusterStatus
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/cluster", nil)
+	if err != nil {
+		return st, fmt.Errorf("building request: %w", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return st, fmt.Errorf("GET %s/v1/cluster: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return st, fmt.Errorf("reading /v1/cluster: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET %s/v1/cluster: %s: %s", addr, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return st, fmt.Errorf("decoding /v1/cluster: %w", err)
+	}
+	return st, nil
+}
+
+func allVotersAlive(st store.ClusterStatus) bool {
+	for _, m := range st.Members {
+		if m.Voter && m.State != "leader" && m.State != "follower" {
+			return false
+		}
+	}
+	return true
+}
+
+func printClusterStatus(out io.Writer, st store.ClusterStatus) {
+	leader := "none"
+	if st.Leader != nil {
+		leader = st.Leader.ID
+	}
+	fmt.Fprintf(out, "leader: %s  term: %d  commit: %d  applied: %d\n", leader, st.Term, st.CommitIndex, st.AppliedIndex)
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tZONE\tSTATE\tVOTER\tHTTP\tRAFT\tLAST CONTACT")
+	for _, m := range st.Members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%dms\n", m.ID, m.Zone, m.State, m.Voter, m.HTTPAddr, m.RaftAddr, m.LastContactMs)
+	}
+	_ = tw.Flush()
+}
