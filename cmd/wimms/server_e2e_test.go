@@ -126,11 +126,15 @@ func TestSingleMemberWalkthrough(t *testing.T) {
 	expect(t, call(t, "DELETE", m.url(fmt.Sprintf("/v1/services/sync-1.5/nodes/%d", n2.num("id"))), nil), 200, "remove node")
 	expect(t, call(t, "DELETE", m.url("/v1/services/sync-1.5"), nil), 409, "delete service with nodes")
 
-	ev := expect(t, call(t, "POST", m.url("/v1/events"), map[string]any{"event": "delete", "email": testEmail}), 200, "delete event")
+	// The account delete event retires live users; the retired user is never
+	// re-allocated.
+	const liveEmail = "live@accounts.example.com"
+	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": liveEmail}), 201, "allocate live user")
+	ev := expect(t, call(t, "POST", m.url("/v1/events"), map[string]any{"event": "delete", "email": liveEmail}), 200, "delete event")
 	if ev.num("applied") != 1 {
 		t.Fatalf("delete event: %s", ev.raw)
 	}
-	ret := expect(t, call(t, "GET", userURL(m, "sync-1.5", testEmail, ""), nil), 200, "get retired")
+	ret := expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": liveEmail}), 200, "allocate retired")
 	if !strings.Contains(ret.raw, `"generation":9223372036854775807`) {
 		t.Fatalf("retired generation must be MAX_GENERATION exactly: %s", ret.raw)
 	}

@@ -1,0 +1,233 @@
+// Package client is a small typed Go client of the wimms HTTP API (API.md,
+// docs/api.md), used by the bench tool, the chaos harness and end-to-end
+// tests.
+//
+// It never retries. A write whose call returns an error that is not an
+// *APIError (connection refused, reset, timeout) may or may not have been
+// applied; so may a 504 unknown-outcome. Repeat such a write with the same
+// CallOptions.IdempotencyKey to get its first answer instead of acting twice.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultTimeout bounds a call when no WithTimeout option is given.
+const DefaultTimeout = 30 * time.Second
+
+// maxAnswerBytes bounds how much of an answer is read, so a broken or
+// hostile server cannot exhaust the caller's memory.
+const maxAnswerBytes = 32 << 20
+
+// Client talks to one member. It is safe for concurrent use.
+type Client struct {
+	base    string
+	hc      *http.Client
+	token   string
+	timeout time.Duration
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the http.Client (transport, connection pooling).
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithToken sends "Authorization: Bearer <token>" on every call.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
+
+// WithTimeout bounds each call (0: only the caller's context bounds it).
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// New returns a client of the member at baseURL, e.g. "http://127.0.0.1:8080".
+func New(baseURL string, opts ...Option) *Client {
+	c := &Client{base: strings.TrimRight(baseURL, "/"), hc: http.DefaultClient, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// BaseURL is the member this client talks to.
+func (c *Client) BaseURL() string { return c.base }
+
+// CallOptions are per-call settings. Pass none or one.
+type CallOptions struct {
+	// Consistency of a read: "stale", "default" or "linearizable" ("" = default).
+	Consistency string
+	// MaxStaleness bounds a stale read (0 = no bound).
+	MaxStaleness time.Duration
+	// IdempotencyKey makes a write safe to repeat (1–128 printable chars).
+	IdempotencyKey string
+	// Header adds request headers (e.g. X-Wimms-Forwarded in tests).
+	Header http.Header
+}
+
+// Meta is what an answer's headers say about the member that gave it.
+type Meta struct {
+	HTTPStatus    int
+	Index         uint64 // X-Wimms-Index: the applied index the answer reflects
+	Member        string // X-Wimms-Member
+	KnownLeader   bool   // X-Wimms-Known-Leader (reads)
+	LastContactMs int64  // X-Wimms-Last-Contact (reads)
+	Replayed      bool   // X-Wimms-Idempotent-Replay: the first answer to this Idempotency-Key
+	Header        http.Header
+}
+
+// Created reports a 201 answer (a service, node or user record was created).
+func (m Meta) Created() bool { return m.HTTPStatus == http.StatusCreated }
+
+func metaFrom(resp *http.Response) Meta {
+	h := resp.Header
+	m := Meta{HTTPStatus: resp.StatusCode, Member: h.Get("X-Wimms-Member"), Header: h}
+	m.Index, _ = strconv.ParseUint(h.Get("X-Wimms-Index"), 10, 64)
+	m.KnownLeader = h.Get("X-Wimms-Known-Leader") == "true"
+	m.LastContactMs, _ = strconv.ParseInt(h.Get("X-Wimms-Last-Contact"), 10, 64)
+	m.Replayed = h.Get("X-Wimms-Idempotent-Replay") == "true"
+	return m
+}
+
+// ErrorDetail is one entry of an error answer's "errors".
+type ErrorDetail struct {
+	Location    string `json:"location"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// APIError is a non-2xx answer. Status is the API's machine-readable status
+// (e.g. "not-found", "invalid-generation", "not-leader"); it is "" when the
+// answer did not have the API's error shape (e.g. a proxy's page).
+type APIError struct {
+	HTTPStatus int
+	Status     string
+	Errors     []ErrorDetail
+	Header     http.Header
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "wimms: %d %s", e.HTTPStatus, e.Status)
+	for _, d := range e.Errors {
+		fmt.Fprintf(&b, "; %s %s: %s", d.Location, d.Name, d.Description)
+	}
+	return b.String()
+}
+
+// IsStatus reports whether err is an *APIError with the given status.
+func IsStatus(err error, status string) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == status
+}
+
+// do sends one request and decodes a 2xx answer into out (nil: ignore the
+// body). The Meta is filled whenever an answer arrived, errors included.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any, opts []CallOptions) (Meta, error) {
+	var o CallOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Consistency != "" || o.MaxStaleness != 0 {
+		if query == nil {
+			query = url.Values{}
+		}
+		if o.Consistency != "" {
+			query.Set("consistency", o.Consistency)
+		}
+		if o.MaxStaleness != 0 {
+			query.Set("max_staleness", o.MaxStaleness.String())
+		}
+	}
+	target := c.base + path
+	if len(query) > 0 {
+		target += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return Meta{}, fmt.Errorf("wimms client: encode %s %s: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return Meta{}, fmt.Errorf("wimms client: build %s %s: %w", method, path, err)
+	}
+	for k, vs := range o.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if o.IdempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", o.IdempotencyKey)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return Meta{}, fmt.Errorf("wimms client: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	meta := metaFrom(resp)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return meta, fmt.Errorf("wimms client: read answer of %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return meta, decodeAPIError(resp, data)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return meta, nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return meta, fmt.Errorf("wimms client: decode answer of %s %s: %w", method, path, err)
+	}
+	return meta, nil
+}
+
+func decodeAPIError(resp *http.Response, data []byte) error {
+	ae := &APIError{HTTPStatus: resp.StatusCode, Header: resp.Header}
+	var body struct {
+		Status string        `json:"status"`
+		Errors []ErrorDetail `json:"errors"`
+	}
+	if err := json.Unmarshal(data, &body); err == nil && body.Status != "" {
+		ae.Status, ae.Errors = body.Status, body.Errors
+		return ae
+	}
+	snippet := string(data)
+	if len(snippet) > 200 {
+		snippet = snippet[:200]
+	}
+	ae.Errors = []ErrorDetail{{Location: "body", Name: "", Description: snippet}}
+	return ae
+}
+
+// segment escapes one path segment. Dot segments are escaped too, since
+// some HTTP stacks resolve "." and ".." before the server sees them.
+func segment(s string) string {
+	if s == "." || s == ".." {
+		return strings.Repeat("%2E", len(s))
+	}
+	return url.PathEscape(s)
+}

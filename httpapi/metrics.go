@@ -1,0 +1,129 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// httpMetrics are the per-request series of /metrics. Labels use the route
+// template, never the raw path: emails in paths would make cardinality
+// unbounded (and leak them into monitoring).
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wimms_http_requests_total",
+		Help: "HTTP requests answered, by route template, method and status code.",
+	}, []string{"route", "method", "code"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "wimms_http_request_duration_seconds",
+		Help:    "Time to answer an HTTP request, by route template and method.",
+		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+	}, []string{"route", "method"})
+	var err error
+	if requests, err = registerOrReuse(reg, requests); err != nil {
+		return nil, err
+	}
+	if duration, err = registerOrReuse(reg, duration); err != nil {
+		return nil, err
+	}
+	return &httpMetrics{requests: requests, duration: duration}, nil
+}
+
+// registerOrReuse lets two Servers share one Registry (a test, or a
+// restarted listener) instead of panicking on the second registration.
+func registerOrReuse[C prometheus.Collector](reg *prometheus.Registry, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if errors.As(err, &already) {
+			if existing, ok := already.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("register http metrics: %w", err)
+	}
+	return c, nil
+}
+
+// routeLabel names the matched route's template, or "unmatched".
+func routeLabel(r *http.Request) string {
+	if cur := mux.CurrentRoute(r); cur != nil {
+		if tpl, err := cur.GetPathTemplate(); err == nil {
+			return tpl
+		}
+	}
+	return "unmatched"
+}
+
+// statusRecorder remembers the status code for metrics and whether headers
+// went out (after which a panic can no longer become a clean 500).
+type statusRecorder struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.code = code
+		s.wroteHeader = true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if !s.wroteHeader {
+		s.code = http.StatusOK
+		s.wroteHeader = true
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Flush and Unwrap keep a Forwarder built on httputil.ReverseProxy able to
+// stream through the recorder.
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// observe wraps every handler: it counts and times the request and turns a
+// panic into a logged 500 so one bad request cannot take the member down.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		route := routeLabel(r)
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panicked", "route", route, "method", r.Method, "panic", fmt.Sprint(v))
+				if !rec.wroteHeader {
+					rq := &request{s: s, w: rec, r: r}
+					rq.writeError(http.StatusInternalServerError, StatusInternalError,
+						ErrorDetail{Location: LocationBody, Name: "request", Description: "internal error"})
+				}
+			}
+			code := rec.code
+			if !rec.wroteHeader {
+				code = http.StatusOK
+			}
+			s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+			s.metrics.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}

@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/wimms-dev/wimms/fsm"
+)
+
+// testLogWriter sends log lines to t.Log until the test ends (raft
+// goroutines may still log while shutting down; t.Log would then panic).
+type testLogWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) hclog.Logger {
+	w := &testLogWriter{t: t}
+	// Registered before any store's Close, so it runs after all of them.
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: w})
+}
+
+// testConfig has timings short enough for fast tests yet loose enough not to
+// flap on a loaded two-core machine.
+func testConfig(t testing.TB, logger hclog.Logger, id string, bootstrap bool) Config {
+	return Config{
+		ID:                 id,
+		DataDir:            t.TempDir(),
+		RaftBind:           "127.0.0.1:0",
+		Bootstrap:          bootstrap,
+		Logger:             logger,
+		ApplyTimeout:       5 * time.Second,
+		HeartbeatTimeout:   300 * time.Millisecond,
+		ElectionTimeout:    300 * time.Millisecond,
+		LeaderLeaseTimeout: 150 * time.Millisecond,
+		CommitTimeout:      10 * time.Millisecond,
+	}
+}
+
+func openFake(t testing.TB, cfg Config) (*Store, *fakeMachine) {
+	t.Helper()
+	m := newFakeMachine()
+	s, err := open(cfg, m, jsonCodec)
+	if err != nil {
+		t.Fatalf("open %s: %v", cfg.ID, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, m
+}
+
+// crash stops a member without the graceful leadership handover.
+func crash(s *Store) {
+	s.closeOnce.Do(func() { s.closeErr = s.close(false) })
+}
+
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func putService(name string) fsm.Command {
+	return fsm.Command{Op: fsm.OpPutService, Service: name, Pattern: fsm.SomeString("{node}/1.5/{uid}")}
+}
+
+type testCluster struct {
+	stores   []*Store
+	machines []*fakeMachine
+}
+
+// newTestCluster starts n members: the first bootstraps, the leader adds
+// the others as voters, and every member has caught up on return.
+func newTestCluster(t testing.TB, n int, mutate func(*Config)) *testCluster {
+	t.Helper()
+	logger := testLogger(t)
+	c := &testCluster{}
+	for i := range n {
+		cfg := testConfig(t, logger, fmt.Sprintf("m%d", i), i == 0)
+		// Each member on its own loopback IP, as the chaos harness runs them.
+		cfg.RaftBind = fmt.Sprintf("127.0.0.%d:0", i+1)
+		if mutate != nil {
+			mutate(&cfg)
+		}
+		s, m := openFake(t, cfg)
+		c.stores = append(c.stores, s)
+		c.machines = append(c.machines, m)
+		if i == 0 {
+			waitFor(t, 10*time.Second, "the bootstrapped member to lead", s.IsLeader)
+			continue
+		}
+		if err := c.stores[0].AddVoter(ctxTimeout(t, 10*time.Second), s.ID(), s.RaftAddr()); err != nil {
+			t.Fatalf("adding %s: %v", s.ID(), err)
+		}
+	}
+	c.waitConverged(t)
+	return c
+}
+
+// waitConverged waits until every live member knows the same leader and has
+// applied the leader's commit index.
+func (c *testCluster) waitConverged(t testing.TB) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "members to converge", func() bool {
+		l := c.leader()
+		if l == nil {
+			return false
+		}
+		target := l.CommitIndex()
+		for _, s := range c.stores {
+			if s.closing.Load() {
+				continue
+			}
+			if id, _ := s.Leader(); id != l.ID() || s.AppliedIndex() < target {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (c *testCluster) leader() *Store {
+	for _, s := range c.stores {
+		if !s.closing.Load() && s.IsLeader() {
+			return s
+		}
+	}
+	return nil
+}
+
+func (c *testCluster) followers() []*Store {
+	var out []*Store
+	for _, s := range c.stores {
+		if !s.closing.Load() && !s.IsLeader() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (c *testCluster) machineOf(s *Store) *fakeMachine {
+	for i, st := range c.stores {
+		if st == s {
+			return c.machines[i]
+		}
+	}
+	return nil
+}

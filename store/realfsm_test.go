@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/wimms-dev/wimms/fsm"
+)
+
+// These tests run the store with the real state machine and codec.
+
+func openReal(t testing.TB, cfg Config) *Store {
+	t.Helper()
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("open %s: %v", cfg.ID, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func applyOK(t testing.TB, s *Store, cmd fsm.Command) fsm.Result {
+	t.Helper()
+	res, _, err := s.Apply(ctxTimeout(t, 5*time.Second), cmd)
+	if err != nil {
+		t.Fatalf("apply %v: %v", cmd.Op, err)
+	}
+	if res.Err != nil {
+		t.Fatalf("apply %v: %v", cmd.Op, res.Err)
+	}
+	return res
+}
+
+func TestRealFSMClusterReplicatesSnapshotsAndRestarts(t *testing.T) {
+	logger := testLogger(t)
+	const clock = int64(1_700_000_000_000)
+	tune := func(cfg *Config) {
+		cfg.Now = func() time.Time { return time.UnixMilli(clock) }
+		cfg.SnapshotThreshold = 32
+		cfg.TrailingLogs = 8
+		cfg.SnapshotInterval = 100 * time.Millisecond
+	}
+	var stores []*Store
+	for i := range 3 {
+		cfg := testConfig(t, logger, fmt.Sprintf("r%d", i), i == 0)
+		tune(&cfg)
+		s := openReal(t, cfg)
+		stores = append(stores, s)
+		if i == 0 {
+			waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+			continue
+		}
+		if err := stores[0].AddVoter(ctxTimeout(t, 5*time.Second), s.ID(), s.RaftAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := stores[0]
+	applyOK(t, leader, fsm.Command{Op: fsm.OpPutService, Service: "sync-1.5", Pattern: fsm.SomeString("{node}/1.5/{uid}")})
+	applyOK(t, leader, fsm.Command{Op: fsm.OpAddNode, Service: "sync-1.5", NodeURL: "https://n1.example", Capacity: fsm.SomeInt64(1000)})
+	var last fsm.Result
+	for i := range 80 {
+		last = applyOK(t, leader, fsm.Command{Op: fsm.OpAllocate, Service: "sync-1.5", Email: fmt.Sprintf("u%d@example.com", i)})
+	}
+	if last.User == nil || last.User.CreatedAt != clock {
+		t.Fatalf("allocate result %+v: want created_at stamped from the proposer's clock %d", last.User, clock)
+	}
+
+	// Linearizable read of the last write on a follower.
+	follower := stores[1]
+	follower.SetRemoteReadIndex(leader.ReadIndex)
+	var got fsm.User
+	if _, err := follower.Read(ctxTimeout(t, 5*time.Second), ReadOptions{Level: ReadLinearizable}, func(r fsm.Reader) error {
+		var err error
+		got, err = r.GetUser("sync-1.5", "u79@example.com")
+		return err
+	}); err != nil {
+		t.Fatalf("linearizable read on follower: %v", err)
+	}
+	if got.UID != last.User.UID {
+		t.Fatalf("follower read uid %d, leader allocated %d", got.UID, last.User.UID)
+	}
+
+	// Restart a follower from its data dir (its own snapshot plus log).
+	waitFor(t, 15*time.Second, "the follower's snapshot", func() bool { return countSnapshots(t, follower.cfg.DataDir) > 0 })
+	fcfg := follower.cfg
+	fcfg.RaftBind = follower.RaftAddr()
+	crash(follower)
+	applyOK(t, leader, fsm.Command{Op: fsm.OpAllocate, Service: "sync-1.5", Email: "while-down@example.com"})
+	restarted := openReal(t, fcfg)
+	if restarted.AppliedIndex() == 0 {
+		t.Fatal("the restarted follower did not restore its snapshot at Open")
+	}
+	if err := restarted.WaitApplied(ctxTimeout(t, 15*time.Second), leader.AppliedIndex()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Store{stores[2], restarted} {
+		if err := s.WaitApplied(ctxTimeout(t, 10*time.Second), leader.AppliedIndex()); err != nil {
+			t.Fatal(err)
+		}
+		if !s.FSM().Equal(leader.FSM()) {
+			t.Fatalf("%s's state differs from the leader's at index %d", s.ID(), leader.AppliedIndex())
+		}
+	}
+}
+
+// The seeded bug answers from fsm.Fork(); the answer must match what the
+// committed entry later produces when nothing else interferes.
+func TestRealFSMAckBeforeCommitUsesFork(t *testing.T) {
+	cfg := testConfig(t, testLogger(t), "solo", true)
+	cfg.SeedBugs.AckBeforeCommit = true
+	s := openReal(t, cfg)
+	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	waitFor(t, 5*time.Second, "the term's first entry", func() bool { return s.adapter.appliedTerm.Load() == s.Term() })
+	res, _, err := s.Apply(context.Background(), fsm.Command{Op: fsm.OpPutService, Service: "sync-1.5", Pattern: fsm.SomeString("{node}")})
+	if err != nil || !res.Created || res.Service == nil {
+		t.Fatalf("ack-before-commit apply = %+v, %v", res, err)
+	}
+	waitFor(t, 5*time.Second, "the entry to apply", func() bool {
+		_, err := s.FSM().GetService("sync-1.5")
+		return err == nil
+	})
+	_, err = s.FSM().GetService("nope-1.0")
+	var fe *fsm.Error
+	if !errors.As(err, &fe) || fe.Status != fsm.StatusNotFound {
+		t.Fatalf("GetService(nope) err = %v", err)
+	}
+}

@@ -1,0 +1,462 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/wimms-dev/wimms/fsm"
+)
+
+// SeedBugs are deliberate consistency bugs for the chaos harness. The zero
+// value has none; never enable them outside chaos tests.
+type SeedBugs struct {
+	StaleLinearizableRead bool // linearizable reads served from local state, no ReadIndex
+	AckBeforeCommit       bool // leader answers a write from fsm.Fork() dry-run and does not wait for commit
+}
+
+// Config configures one member's store. Zero durations and sizes take the
+// documented defaults.
+type Config struct {
+	ID            string
+	DataDir       string
+	RaftBind      string // host:port to listen on
+	RaftAdvertise string // defaults to the bound address
+	// Bootstrap a one-member cluster iff the data dir holds no Raft state;
+	// a restart never bootstraps again.
+	Bootstrap bool
+	Logger    hclog.Logger
+	// ApplyTimeout bounds the wait for commit+apply; then ErrUnknownOutcome.
+	ApplyTimeout      time.Duration // default 10s
+	SnapshotThreshold uint64        // default 8192
+	SnapshotInterval  time.Duration // default 30s
+	TrailingLogs      uint64        // default 10240
+	// Raft timing; 0 = defaults tuned for a LAN (1000ms/1000ms/500ms/50ms).
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
+
+	FSMOptions fsm.Options
+	SeedBugs   SeedBugs
+	Now        func() time.Time // the proposer's clock (default time.Now)
+}
+
+const (
+	defaultApplyTimeout       = 10 * time.Second
+	defaultSnapshotThreshold  = 8192
+	defaultSnapshotInterval   = 30 * time.Second
+	defaultTrailingLogs       = 10240
+	defaultHeartbeatTimeout   = 1000 * time.Millisecond
+	defaultElectionTimeout    = 1000 * time.Millisecond
+	defaultLeaderLeaseTimeout = 500 * time.Millisecond
+	defaultCommitTimeout      = 50 * time.Millisecond
+
+	// maxAppendEntries is both the group-commit batch (entries per fsync'd
+	// append) and the most entries per AppendEntries RPC and per ApplyBatch.
+	// Commands are a few hundred bytes, so 256 keeps RPCs small.
+	maxAppendEntries  = 256
+	snapshotsRetained = 2
+	logCacheSize      = 1024
+	transportMaxPool  = 5
+	transportTimeout  = 10 * time.Second
+	// closeTransferWait bounds how long Close waits for a leadership
+	// handover before shutting down anyway.
+	closeTransferWait = 5 * time.Second
+)
+
+func (c *Config) applyDefaults() {
+	if c.Logger == nil {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "store", Level: hclog.Info})
+	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = defaultApplyTimeout
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = defaultSnapshotThreshold
+	}
+	if c.SnapshotInterval <= 0 {
+		c.SnapshotInterval = defaultSnapshotInterval
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = defaultTrailingLogs
+	}
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = defaultHeartbeatTimeout
+	}
+	if c.ElectionTimeout <= 0 {
+		c.ElectionTimeout = defaultElectionTimeout
+	}
+	if c.LeaderLeaseTimeout <= 0 {
+		c.LeaderLeaseTimeout = defaultLeaderLeaseTimeout
+	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = defaultCommitTimeout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func (c *Config) validate() error {
+	var problems []string
+	if c.ID == "" {
+		problems = append(problems, "ID is empty")
+	}
+	if c.DataDir == "" {
+		problems = append(problems, "DataDir is empty")
+	}
+	if c.RaftBind == "" {
+		problems = append(problems, "RaftBind is empty")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invalid store config: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Store is one member's replicated state: hashicorp/raft, its durable log,
+// snapshots and transport, and the state machine they drive.
+type Store struct {
+	cfg    Config
+	logger hclog.Logger
+
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	bolt      *raftboltdb.BoltStore
+	fsm       *fsm.FSM
+	machine   machine
+	codec     codec
+	adapter   *fsmAdapter
+
+	hadState bool
+	// openTarget is the last log index at Open whose entry the machine will
+	// see; Ready waits until it is applied.
+	openTarget uint64
+
+	remoteReadIndex atomic.Pointer[remoteReadIndexFunc]
+
+	isLeader     atomic.Bool
+	leaderSignal chan struct{} // wakes the leader loop; buffered(1)
+	// leaderCh is closed and replaced whenever raft reports a leader change.
+	leaderCh  atomic.Pointer[chan struct{}]
+	observer  *raft.Observer
+	subsMu    sync.Mutex
+	subs      []chan bool
+	metrics   *storeMetrics
+	closing   atomic.Bool
+	stopCh    chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts this member's raft node on cfg.DataDir, restoring any state it
+// holds, and bootstraps a one-member cluster when asked to and the directory
+// is empty.
+func Open(cfg Config) (*Store, error) {
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	f := fsm.New(cfg.FSMOptions)
+	s, err := open(cfg, fsmMachine{f}, fsmCodec)
+	if err != nil {
+		return nil, err
+	}
+	s.fsm = f
+	return s, nil
+}
+
+// open is Open with the state machine and codec supplied (tests use a fake).
+func open(cfg Config, m machine, c codec) (s *Store, err error) {
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger.With("member", cfg.ID)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
+	}
+
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+
+	// NoSync stays false: an acknowledged write must survive kill -9; group
+	// commit amortises the fsync across concurrent writes.
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("opening raft log %s: %w", filepath.Join(cfg.DataDir, "raft.db"), err)
+	}
+	cleanup = append(cleanup, func() { _ = bolt.Close() })
+
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, snapshotsRetained, logger.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("opening snapshot store in %s: %w", cfg.DataDir, err)
+	}
+	hadState, err := raft.HasExistingState(bolt, bolt, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("checking for existing raft state in %s: %w", cfg.DataDir, err)
+	}
+	openTarget, err := lastMachineIndex(bolt)
+	if err != nil {
+		return nil, err
+	}
+	logs, err := raft.NewLogCache(logCacheSize, bolt)
+	if err != nil {
+		return nil, fmt.Errorf("creating raft log cache: %w", err)
+	}
+
+	stream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
+	if err != nil {
+		return nil, err
+	}
+	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+		Logger:  logger.Named("transport"),
+	})
+	cleanup = append(cleanup, func() { _ = transport.Close() })
+
+	adapter := newFSMAdapter(m, c, logger.Named("fsm"))
+	notifyCh := make(chan bool, 1)
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = logger.Named("raft")
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.MaxAppendEntries = maxAppendEntries
+	// BatchApplyCh stays off: the leader loop already gathers every apply
+	// whose sender is blocked on the unbuffered channel into one append, and
+	// a buffered channel would break raft's enqueue timeout and strand
+	// futures (and their waiters) in the buffer at shutdown.
+	rc.BatchApplyCh = false
+	rc.NotifyCh = notifyCh
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("invalid raft config: %w", err)
+	}
+
+	r, err := raft.NewRaft(rc, adapter, logs, bolt, snaps, transport)
+	if err != nil {
+		return nil, fmt.Errorf("starting raft: %w", err)
+	}
+	cleanup = append(cleanup, func() { _ = r.Shutdown().Error() })
+
+	if cfg.Bootstrap && !hadState {
+		boot := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter,
+			ID:       raft.ServerID(cfg.ID),
+			Address:  transport.LocalAddr(),
+		}}}
+		if err := r.BootstrapCluster(boot).Error(); err != nil {
+			return nil, fmt.Errorf("bootstrapping one-member cluster: %w", err)
+		}
+		logger.Info("bootstrapped a new one-member cluster", "raft_addr", transport.LocalAddr())
+	}
+
+	s = &Store{
+		cfg:          cfg,
+		logger:       logger,
+		raft:         r,
+		transport:    transport,
+		bolt:         bolt,
+		machine:      m,
+		codec:        c,
+		adapter:      adapter,
+		hadState:     hadState,
+		openTarget:   openTarget,
+		leaderSignal: make(chan struct{}, 1),
+		stopCh:       make(chan struct{}),
+	}
+	lch := make(chan struct{})
+	s.leaderCh.Store(&lch)
+	s.metrics = newStoreMetrics(s)
+
+	obsCh := make(chan raft.Observation, 64)
+	s.observer = raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.RaftState:
+			return true
+		}
+		return false
+	})
+	r.RegisterObserver(s.observer)
+
+	s.wg.Add(3)
+	go s.watchLeadership(notifyCh)
+	go s.watchObservations(obsCh)
+	go s.leaderLoop()
+
+	logger.Info("store open", "raft_addr", transport.LocalAddr(), "data_dir", cfg.DataDir,
+		"had_state", hadState, "open_target_index", openTarget, "applied_index", adapter.applied.Load())
+	return s, nil
+}
+
+// lastMachineIndex is the index of the last log entry the state machine
+// will see (raft keeps its no-op and barrier entries from the FSM, so a log
+// ending in one would otherwise never count as applied), or 0.
+func lastMachineIndex(logs raft.LogStore) (uint64, error) {
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return 0, fmt.Errorf("reading first raft log index: %w", err)
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return 0, fmt.Errorf("reading last raft log index: %w", err)
+	}
+	for idx := last; idx >= first && idx > 0; idx-- {
+		var l raft.Log
+		if err := logs.GetLog(idx, &l); err != nil {
+			return 0, fmt.Errorf("reading raft log entry %d: %w", idx, err)
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return idx, nil
+		}
+	}
+	return 0, nil
+}
+
+// Close shuts this member down gracefully: a leader with other voters first
+// hands leadership over (bounded wait), then raft stops and the log closes.
+// Safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close(true) })
+	return s.closeErr
+}
+
+// close stops the member; graceful hands leadership over first (tests
+// simulate a crash without it).
+func (s *Store) close(graceful bool) error {
+	s.closing.Store(true)
+	if graceful && s.raft.State() == raft.Leader && s.hasOtherVoters() {
+		s.logger.Info("handing leadership over before shutdown")
+		done := make(chan error, 1)
+		f := s.raft.LeadershipTransfer()
+		go func() { done <- f.Error() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				s.logger.Warn("leadership transfer before shutdown failed", "error", err)
+			}
+		case <-time.After(closeTransferWait):
+			s.logger.Warn("leadership transfer before shutdown timed out", "waited", closeTransferWait)
+		}
+	}
+	var errs []error
+	if err := s.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("shutting raft down: %w", err))
+	}
+	s.raft.DeregisterObserver(s.observer)
+	close(s.stopCh)
+	s.wg.Wait()
+	if err := s.transport.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing raft transport: %w", err))
+	}
+	if err := s.bolt.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing raft log: %w", err))
+	}
+	s.publishLeadership(false)
+	s.logger.Info("store closed", "applied_index", s.AppliedIndex())
+	return errors.Join(errs...)
+}
+
+func (s *Store) hasOtherVoters() bool {
+	servers, err := s.Servers()
+	if err != nil {
+		return false
+	}
+	for _, srv := range servers {
+		if srv.Suffrage == raft.Voter && string(srv.ID) != s.cfg.ID {
+			return true
+		}
+	}
+	return false
+}
+
+// ID is this member's raft id.
+func (s *Store) ID() string { return s.cfg.ID }
+
+// RaftAddr is the address other members reach this one at.
+func (s *Store) RaftAddr() string { return string(s.transport.LocalAddr()) }
+
+// HadState reports whether the data dir held Raft state at Open.
+func (s *Store) HadState() bool { return s.hadState }
+
+// FSM is the state machine (nil when the store was opened with a test
+// machine).
+func (s *Store) FSM() *fsm.FSM { return s.fsm }
+
+// IsLeader reports whether raft considers this member the leader now.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader is the leader this member knows of, or "", "".
+func (s *Store) Leader() (id, raftAddr string) {
+	addr, lid := s.raft.LeaderWithID()
+	return string(lid), string(addr)
+}
+
+// State is "leader", "follower", "candidate" or "shutdown".
+func (s *Store) State() string { return strings.ToLower(s.raft.State().String()) }
+
+// Term is the current raft term.
+func (s *Store) Term() uint64 { return s.raft.CurrentTerm() }
+
+// CommitIndex is the highest log index this member knows to be committed.
+func (s *Store) CommitIndex() uint64 { return s.raft.CommitIndex() }
+
+// AppliedIndex is the index of the last entry the state machine reflects.
+func (s *Store) AppliedIndex() uint64 { return s.adapter.applied.Load() }
+
+// LastContact is when this member last heard from a leader: now on the
+// leader itself, zero if never.
+func (s *Store) LastContact() time.Time {
+	if s.IsLeader() {
+		return time.Now()
+	}
+	return s.raft.LastContact()
+}
+
+// Ready reports whether this member knows a leader and has applied the log
+// it had at Open.
+func (s *Store) Ready() bool {
+	id, _ := s.Leader()
+	return id != "" && s.AppliedIndex() >= s.openTarget
+}
+
+// Meta describes this member's view now. LastContactMs is 0 on the leader
+// and -1 when this member has never heard from one.
+func (s *Store) Meta() Meta {
+	return s.metaAt(s.AppliedIndex())
+}
+
+func (s *Store) metaAt(index uint64) Meta {
+	id, _ := s.Leader()
+	m := Meta{Index: index, MemberID: s.cfg.ID, KnownLeader: id != ""}
+	if !s.IsLeader() {
+		lc := s.raft.LastContact()
+		if lc.IsZero() {
+			m.LastContactMs = -1
+		} else {
+			m.LastContactMs = time.Since(lc).Milliseconds()
+		}
+	}
+	return m
+}
