@@ -1,0 +1,339 @@
+// Package cluster owns membership (join, gossip, zones, removal, reaping)
+// and forwarding to the leader. See DESIGN.md.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+
+	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/store"
+)
+
+// Defaults for the zero values of Config's durations.
+const (
+	DefaultReapAfter           = 72 * time.Hour
+	DefaultLeaderWait          = 5 * time.Second
+	DefaultForwardTimeout      = 15 * time.Second
+	DefaultReconcileInterval   = time.Second
+	DefaultGossipProbeInterval = time.Second
+	DefaultGossipSyncInterval  = 5 * time.Second
+)
+
+// Config configures one member's membership layer.
+type Config struct {
+	ID, Zone        string
+	HTTPAddr        string   // advertised HTTP host:port of this member
+	RaftAddr        string   // advertised Raft address
+	GossipBind      string   // host:port for memberlist (TCP+UDP); required
+	GossipAdvertise string   // default GossipBind
+	Join            []string // HTTP or gossip addresses of existing members
+	Store           *store.Store
+	Logger          hclog.Logger
+
+	// Bearer tokens for member-to-member calls: a join needs the admin token
+	// if one is set, else the API token.
+	APIToken, AdminToken string
+
+	// ReapAfter: the leader removes a member gossip has seen failed or left
+	// this long (default 72h; tests use seconds).
+	ReapAfter time.Duration
+	// LeaderWait: how long a forward waits for a leader before answering
+	// 503 no-leader (default 5s).
+	LeaderWait time.Duration
+	// ForwardTimeout bounds one forwarded request (default 15s).
+	ForwardTimeout time.Duration
+
+	// ReconcileInterval is the leader loop's period (default 1s).
+	ReconcileInterval time.Duration
+	// GossipProbeInterval is memberlist's failure-detector period (default
+	// 1s); failure is declared a few probe intervals after a member stops
+	// answering.
+	GossipProbeInterval time.Duration
+	// GossipSyncInterval is how often every member re-joins gossip peers
+	// it knows of but does not see alive, so that gossip heals after long
+	// partitions (default 5s).
+	GossipSyncInterval time.Duration
+}
+
+// raftStore is the part of *store.Store this package uses. It exists so the
+// membership logic can be tested against a fake Raft configuration.
+type raftStore interface {
+	ID() string
+	IsLeader() bool
+	Leader() (id, raftAddr string)
+	SubscribeLeadership() <-chan bool
+	ReadIndex(ctx context.Context) (uint64, error)
+	AppliedIndex() uint64
+	CommitIndex() uint64
+	Term() uint64
+	State() string
+	LastContact() time.Time
+	Servers() ([]raft.Server, error)
+	AddVoter(ctx context.Context, id, raftAddr string) error
+	AddNonvoter(ctx context.Context, id, raftAddr string) error
+	RemoveServer(ctx context.Context, id string) error
+	TransferLeadership(ctx context.Context, id string) error
+	SetRemoteReadIndex(fn func(ctx context.Context) (uint64, error))
+	HadState() bool
+	Meta() store.Meta
+}
+
+var (
+	_ httpapi.Cluster   = (*Cluster)(nil)
+	_ httpapi.Forwarder = (*Cluster)(nil)
+)
+
+// Cluster is one member's view of and actions on the membership.
+type Cluster struct {
+	cfg    Config
+	st     raftStore
+	log    hclog.Logger
+	now    func() time.Time
+	peers  *registry
+	client *http.Client // member-to-member and forwarded requests
+	httpTr *http.Transport
+
+	mu         sync.Mutex
+	metaBytes  []byte // this member's gossip metadata, see nodeMeta
+	ml         *memberlist.Memberlist
+	removed    bool                 // the leader told us we were removed
+	tombstones map[string]tombstone // ids this leader removed on purpose
+	started    bool
+	closed     bool
+
+	loopCtx    context.Context
+	stopLoops  context.CancelFunc
+	loopsDone  sync.WaitGroup
+	closeOnce  sync.Once
+	closeError error
+}
+
+// New validates cfg and prepares a member; nothing listens until Start.
+func New(cfg Config) (*Cluster, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("cluster: Config.Store is required")
+	}
+	return newCluster(cfg, cfg.Store)
+}
+
+func newCluster(cfg Config, st raftStore) (*Cluster, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger.With("member", cfg.ID)
+	c := &Cluster{
+		cfg:        cfg,
+		st:         st,
+		log:        logger,
+		now:        time.Now,
+		tombstones: map[string]tombstone{},
+	}
+	c.peers = newRegistry(func() time.Time { return c.now() })
+	c.httpTr = newHTTPTransport(hostIP(cfg.HTTPAddr))
+	c.client = &http.Client{
+		Transport: c.httpTr,
+		// The leader's redirects, if any, are relayed to the client as they are.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	meta, err := encodeMeta(nodeMeta{
+		ID:          cfg.ID,
+		HTTP:        cfg.HTTPAddr,
+		Raft:        cfg.RaftAddr,
+		Gossip:      cfg.GossipAdvertise,
+		Zone:        cfg.Zone,
+		Incarnation: newIncarnation(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.metaBytes = meta
+	c.loopCtx, c.stopLoops = context.WithCancel(context.Background())
+	return c, nil
+}
+
+func (cfg *Config) normalize() error {
+	if cfg.ID == "" {
+		return errors.New("cluster: Config.ID is required")
+	}
+	if cfg.RaftAddr == "" {
+		return errors.New("cluster: Config.RaftAddr is required")
+	}
+	if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("cluster: Config.HTTPAddr %q: %w", cfg.HTTPAddr, err)
+	}
+	if _, _, err := net.SplitHostPort(cfg.GossipBind); err != nil {
+		return fmt.Errorf("cluster: Config.GossipBind %q: %w", cfg.GossipBind, err)
+	}
+	if cfg.GossipAdvertise == "" {
+		cfg.GossipAdvertise = cfg.GossipBind
+	}
+	if hostIP(cfg.GossipAdvertise) == nil {
+		return fmt.Errorf("cluster: Config.GossipAdvertise %q must be a specific IP and a port (memberlist advertises IPs only)", cfg.GossipAdvertise)
+	}
+	for _, addr := range cfg.Join {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("cluster: join address %q: %w", addr, err)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	setDefault := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	setDefault(&cfg.ReapAfter, DefaultReapAfter)
+	setDefault(&cfg.LeaderWait, DefaultLeaderWait)
+	setDefault(&cfg.ForwardTimeout, DefaultForwardTimeout)
+	setDefault(&cfg.ReconcileInterval, DefaultReconcileInterval)
+	setDefault(&cfg.GossipProbeInterval, DefaultGossipProbeInterval)
+	setDefault(&cfg.GossipSyncInterval, DefaultGossipSyncInterval)
+	return nil
+}
+
+// Start brings gossip up, installs the remote read-index function, starts
+// the leader and gossip-sync loops, and joins the cluster named by
+// Config.Join. A new member (no Raft state) blocks until it has joined or
+// ctx is done; a restarted member joins in the background, because in a
+// whole-cluster restart the members it names may not be up yet and it must
+// not hold up its own start. Call Close even if Start fails.
+func (c *Cluster) Start(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started || c.closed {
+		c.mu.Unlock()
+		return errors.New("cluster: Start called twice or after Close")
+	}
+	c.started = true
+	c.mu.Unlock()
+
+	ml, err := c.createMemberlist()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		_ = ml.Shutdown()
+		return errors.New("cluster: closed during Start")
+	}
+	c.ml = ml
+	c.mu.Unlock()
+
+	c.st.SetRemoteReadIndex(c.remoteReadIndex)
+
+	c.goLoop(c.runLeaderLoop)
+	c.goLoop(c.runGossipSync)
+
+	if len(c.cfg.Join) == 0 {
+		return nil
+	}
+	if c.st.HadState() {
+		c.goLoop(func(ctx context.Context) {
+			if err := c.joinWithRetry(ctx); err != nil && ctx.Err() == nil {
+				c.log.Error("rejoin failed", "join", c.cfg.Join, "error", err)
+			}
+		})
+		return nil
+	}
+	// Close must also interrupt a blocking join.
+	joinCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.loopCtx, cancel)
+	defer stop()
+	return c.joinWithRetry(joinCtx)
+}
+
+// goLoop runs fn until Close; it refuses once Close has begun, so that
+// Close's Wait never races with an Add.
+func (c *Cluster) goLoop(fn func(ctx context.Context)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.loopsDone.Add(1)
+	go func() {
+		defer c.loopsDone.Done()
+		fn(c.loopCtx)
+	}()
+}
+
+// Close leaves gossip gracefully (so peers mark this member "left" at once
+// rather than "failed" after a timeout) and stops every loop. It does not
+// touch the Raft configuration: a restarted member keeps its place.
+func (c *Cluster) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		ml := c.ml
+		c.mu.Unlock()
+		c.stopLoops()
+		c.loopsDone.Wait()
+		if ml != nil {
+			// Tell peers this is a graceful leave (shown as "left", not
+			// "failed"), then leave.
+			if err := c.refreshMeta(func(m *nodeMeta) { m.Leaving = true }); err == nil {
+				if err := ml.UpdateNode(time.Second); err != nil {
+					c.log.Debug("gossip leaving flag", "error", err)
+				}
+			}
+			if err := ml.Leave(2 * time.Second); err != nil {
+				c.log.Warn("leaving gossip", "error", err)
+			}
+			if err := ml.Shutdown(); err != nil {
+				c.closeError = fmt.Errorf("cluster: shut gossip down: %w", err)
+			}
+		}
+		c.httpTr.CloseIdleConnections()
+	})
+	return c.closeError
+}
+
+// GossipAddr is the gossip address this member advertises (with the port
+// the kernel chose when GossipBind had port 0, once Start has run).
+func (c *Cluster) GossipAddr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.GossipAdvertise
+}
+
+func (c *Cluster) memberlist() *memberlist.Memberlist {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ml
+}
+
+// sleepCtx waits d or until ctx is done; false means ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// newIncarnation tells a restarted process apart from its previous life in
+// gossip metadata, so a removal tombstone does not outlive a restart.
+func newIncarnation() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return fmt.Sprintf("%x", time.Now().UnixNano())
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,414 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/wimms-dev/wimms/store"
+)
+
+// followerOf builds a follower Cluster whose store names leaderID at
+// leaderHTTP as the leader.
+func followerOf(t *testing.T, leaderID, leaderHTTP string, edit func(*Config)) (*Cluster, *fakeStore) {
+	t.Helper()
+	st := newFakeStore("f1")
+	c := newFakeCluster(t, st, edit)
+	if leaderID != "" {
+		c.peers.learn(nodeMeta{ID: leaderID, HTTP: leaderHTTP, Raft: "raft-" + leaderID})
+		st.setLeader(false, leaderID, "raft-"+leaderID)
+	}
+	return c, st
+}
+
+type seenRequest struct {
+	method, requestURI, host string
+	header                   http.Header
+	body                     []byte
+	remoteAddr               string
+}
+
+func TestForwardRelaysRequestAndAnswerUnchanged(t *testing.T) {
+	var got seenRequest
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got = seenRequest{method: r.Method, requestURI: r.RequestURI, header: r.Header.Clone(), body: body}
+		w.Header().Set("X-Wimms-Member", "L")
+		w.Header().Set("X-Wimms-Index", "42")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Add("X-Multi", "one")
+		w.Header().Add("X-Multi", "two")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"uid":9223372036854775807}`))
+	}))
+	defer leader.Close()
+	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+
+	body := []byte(`{"email":"a@b","generation":9223372036854775807}`)
+	uri := "/v1/services/sync-1.5/users/a%2Fb%40c/login?consistency=stale&x=1%202"
+	r := httptest.NewRequest(http.MethodPost, uri, bytes.NewReader(body))
+	r.Header.Set("Authorization", "Bearer secret")
+	r.Header.Set("Idempotency-Key", "k-1")
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("X-Custom", "v")
+	r.Header.Set("Connection", "X-Hop")
+	r.Header.Set("X-Hop", "must not pass")
+	w := httptest.NewRecorder()
+	w.Header().Set("X-Wimms-Member", "f1") // set by the follower's handler before forwarding
+	c.Forward(w, r, body)
+
+	if got.method != http.MethodPost || got.requestURI != uri {
+		t.Errorf("leader saw %s %s, want POST %s", got.method, got.requestURI, uri)
+	}
+	if !bytes.Equal(got.body, body) {
+		t.Errorf("leader saw body %q, want %q", got.body, body)
+	}
+	for k, want := range map[string]string{
+		"Authorization": "Bearer secret", "Idempotency-Key": "k-1", "Content-Type": "application/json",
+		"X-Custom": "v", ForwardedHeader: "f1",
+	} {
+		if v := got.header.Get(k); v != want {
+			t.Errorf("leader saw %s: %q, want %q", k, v, want)
+		}
+	}
+	if v := got.header.Get("X-Hop"); v != "" {
+		t.Errorf("hop-by-hop header X-Hop was relayed: %q", v)
+	}
+	if w.Code != http.StatusCreated {
+		t.Errorf("status %d, want 201", w.Code)
+	}
+	if v := w.Header().Get("X-Wimms-Member"); v != "L" {
+		t.Errorf("X-Wimms-Member %q, want the leader's L", v)
+	}
+	if v := w.Header().Values("X-Multi"); len(v) != 2 || v[0] != "one" || v[1] != "two" {
+		t.Errorf("X-Multi %v, want [one two]", v)
+	}
+	if w.Body.String() != `{"uid":9223372036854775807}` {
+		t.Errorf("body %q", w.Body.String())
+	}
+}
+
+func TestForwardWaitsForALeader(t *testing.T) {
+	var hits atomic.Int32
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer leader.Close()
+	c, st := followerOf(t, "", "", func(cfg *Config) { cfg.LeaderWait = 5 * time.Second })
+	time.AfterFunc(150*time.Millisecond, func() {
+		c.peers.learn(nodeMeta{ID: "L", HTTP: leader.Listener.Addr().String()})
+		st.setLeader(false, "L", "raft-L")
+	})
+	w := httptest.NewRecorder()
+	c.Forward(w, httptest.NewRequest(http.MethodDelete, "/v1/services/s-1", nil), nil)
+	if w.Code != http.StatusNoContent || hits.Load() != 1 {
+		t.Fatalf("status %d, leader hits %d; want 204 after the leader became known", w.Code, hits.Load())
+	}
+}
+
+func decodeErrorBody(t *testing.T, b []byte) errorBody {
+	t.Helper()
+	var eb errorBody
+	if err := json.Unmarshal(b, &eb); err != nil {
+		t.Fatalf("error body %q: %v", b, err)
+	}
+	if len(eb.Errors) == 0 || eb.Errors[0].Description == "" {
+		t.Fatalf("error body %q has no description", b)
+	}
+	return eb
+}
+
+func TestForwardNoLeaderAnswers503AfterWaiting(t *testing.T) {
+	c, _ := followerOf(t, "", "", func(cfg *Config) { cfg.LeaderWait = 200 * time.Millisecond })
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		w := httptest.NewRecorder()
+		c.Forward(w, httptest.NewRequest(method, "/v1/services", nil), nil)
+		if w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("%s: status %d, want 503", method, w.Code)
+		}
+		if v := w.Header().Get("Retry-After"); v != "1" {
+			t.Errorf("%s: Retry-After %q, want 1", method, v)
+		}
+		if v := w.Header().Get("X-Wimms-Member"); v != "f1" {
+			t.Errorf("%s: X-Wimms-Member %q, want f1", method, v)
+		}
+		eb := decodeErrorBody(t, w.Body.Bytes())
+		if eb.Status != "no-leader" || eb.Errors[0].Location != "header" || eb.Errors[0].Name != "leader" {
+			t.Errorf("%s: error body %+v", method, eb)
+		}
+	}
+}
+
+// hangUpLeader reads each request fully, counts it, then closes the
+// connection without answering: the request reached the leader, its
+// outcome is unknown. A request to /ok is answered normally.
+func hangUpLeader(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	var hangups atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		if r.URL.Path == "/ok" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		hangups.Add(1)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		conn.Close()
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hangups
+}
+
+func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
+	leader, hangups := hangUpLeader(t)
+	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), func(cfg *Config) { cfg.LeaderWait = 2 * time.Second })
+
+	// Warm the pool so the write goes over a reused keep-alive connection,
+	// the case where net/http itself would retry a replayable request.
+	w := httptest.NewRecorder()
+	c.Forward(w, httptest.NewRequest(http.MethodGet, "/ok", nil), nil)
+	if w.Code != http.StatusOK {
+		t.Fatalf("warm-up status %d", w.Code)
+	}
+
+	for _, body := range [][]byte{[]byte(`{"email":"x@y"}`), nil} {
+		before := hangups.Load()
+		r := httptest.NewRequest(http.MethodPost, "/v1/services/s-1/users", bytes.NewReader(body))
+		r.Header.Set("Idempotency-Key", "abc")
+		w = httptest.NewRecorder()
+		c.Forward(w, r, body)
+		if w.Code != http.StatusGatewayTimeout {
+			t.Fatalf("body %q: status %d, want 504", body, w.Code)
+		}
+		if eb := decodeErrorBody(t, w.Body.Bytes()); eb.Status != "unknown-outcome" {
+			t.Errorf("status %q, want unknown-outcome", eb.Status)
+		}
+		if n := hangups.Load() - before; n != 1 {
+			t.Fatalf("body %q: the leader received the write %d times, want exactly 1", body, n)
+		}
+		// Reuse the pool again for the next round.
+		c.Forward(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/ok", nil), nil)
+	}
+
+	// A read that fails the same way is answered 503 no-leader.
+	w = httptest.NewRecorder()
+	c.Forward(w, httptest.NewRequest(http.MethodGet, "/v1/services", nil), nil)
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("read: status %d, want 503", w.Code)
+	}
+	if eb := decodeErrorBody(t, w.Body.Bytes()); eb.Status != "no-leader" {
+		t.Errorf("read: status %q, want no-leader", eb.Status)
+	}
+}
+
+func TestForwardRetriesOnlyFailedDials(t *testing.T) {
+	dead := freeAddr(t, "127.0.0.1") // nothing listens: connection refused
+	var hits atomic.Int32
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer live.Close()
+
+	c, st := followerOf(t, "old", dead, func(cfg *Config) { cfg.LeaderWait = 5 * time.Second })
+	// The leader changes while the first dials are refused.
+	time.AfterFunc(200*time.Millisecond, func() {
+		c.peers.learn(nodeMeta{ID: "new", HTTP: live.Listener.Addr().String()})
+		st.setLeader(false, "new", "raft-new")
+	})
+	w := httptest.NewRecorder()
+	c.Forward(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`))
+	if w.Code != http.StatusOK || hits.Load() != 1 {
+		t.Fatalf("status %d, hits %d; want the write delivered once to the new leader", w.Code, hits.Load())
+	}
+
+	// A leader that stays unreachable: 503 no-leader (nothing was sent).
+	c2, _ := followerOf(t, "old", dead, func(cfg *Config) { cfg.LeaderWait = 300 * time.Millisecond })
+	w = httptest.NewRecorder()
+	c2.Forward(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`))
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", w.Code)
+	}
+	if eb := decodeErrorBody(t, w.Body.Bytes()); eb.Status != "no-leader" || !strings.Contains(eb.Errors[0].Description, dead) {
+		t.Errorf("error %+v, want no-leader naming %s", eb, dead)
+	}
+}
+
+func TestForwardRefusesLoops(t *testing.T) {
+	var hits atomic.Int32
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer leader.Close()
+	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+	r := httptest.NewRequest(http.MethodPost, "/v1/events", nil)
+	r.Header.Set(ForwardedHeader, "x,y,z")
+	w := httptest.NewRecorder()
+	c.Forward(w, r, nil)
+	if w.Code != http.StatusServiceUnavailable || hits.Load() != 0 {
+		t.Fatalf("status %d, hits %d; want 503 without forwarding", w.Code, hits.Load())
+	}
+	if eb := decodeErrorBody(t, w.Body.Bytes()); eb.Status != "not-leader" {
+		t.Errorf("status %q, want not-leader", eb.Status)
+	}
+}
+
+// TestDialersBindOwnIP: member-to-member TCP must leave from the member's
+// own loopback IP, or iptables partitions by source address cannot work.
+func TestDialersBindOwnIP(t *testing.T) {
+	remoteIPs := make(chan string, 4)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
+			remoteIPs <- host
+			conn.Close()
+		}
+	}()
+	target := ln.Addr().String()
+	expect := func(what, want string) {
+		t.Helper()
+		select {
+		case got := <-remoteIPs:
+			if got != want {
+				t.Errorf("%s: connection came from %s, want %s", what, got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no connection", what)
+		}
+	}
+
+	// The forwarding client.
+	st := newFakeStore("m2")
+	c := newFakeCluster(t, st, func(cfg *Config) {
+		cfg.HTTPAddr = "127.0.0.2:8080"
+		cfg.RaftAddr = "127.0.0.2:8300"
+		cfg.GossipBind = "127.0.0.3:0"
+		cfg.LeaderWait = 300 * time.Millisecond
+	})
+	c.peers.learn(nodeMeta{ID: "L", HTTP: target})
+	st.setLeader(false, "L", "raft-L")
+	c.Forward(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/events", nil), nil)
+	expect("forward", "127.0.0.2")
+
+	// Gossip streams, through the transport memberlist really uses.
+	ml, err := c.createMemberlist()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ml.Shutdown()
+	if n, _ := ml.Join([]string{target}); n != 0 {
+		t.Fatalf("joined a listener that does not speak gossip")
+	}
+	expect("gossip", "127.0.0.3")
+
+	// The leader loop's raft reachability probe.
+	if err := c.probeTCP(context.Background(), target); err != nil {
+		t.Fatal(err)
+	}
+	expect("probe", "127.0.0.2")
+}
+
+func TestReadIndexEndpointAndRemoteReadIndex(t *testing.T) {
+	leaderStore := newFakeStore("L")
+	leaderStore.readIndex = 77
+	leaderStore.setLeader(true, "L", "raft-L")
+	lc := newFakeCluster(t, leaderStore, func(cfg *Config) { cfg.APIToken = "api"; cfg.AdminToken = "admin" })
+	router := mux.NewRouter()
+	lc.InternalRoutes(router)
+	srv := httptest.NewServer(router)
+	defer srv.Close()
+
+	get := func(token string) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/internal/v1/readindex", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, _ := get(""); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d, want 401", code)
+	}
+	if code, _ := get("wrong"); code != http.StatusUnauthorized {
+		t.Errorf("wrong token: %d, want 401", code)
+	}
+	if code, b := get("admin"); code != http.StatusOK || strings.TrimSpace(string(b)) != `{"index":77}` {
+		t.Errorf("admin token: %d %s", code, b)
+	}
+
+	// A follower asks the leader with its member token.
+	fc, fst := followerOf(t, "L", srv.Listener.Addr().String(), func(cfg *Config) { cfg.APIToken = "api" })
+	idx, err := fc.remoteReadIndex(context.Background())
+	if err != nil || idx != 77 {
+		t.Fatalf("remoteReadIndex = %d, %v; want 77", idx, err)
+	}
+
+	// The leader lost leadership: 503 not-leader, which the follower reports
+	// as no leader.
+	leaderStore.setLeader(false, "", "")
+	if code, b := get("api"); code != http.StatusServiceUnavailable || !bytes.Contains(b, []byte("not-leader")) {
+		t.Errorf("not leader: %d %s", code, b)
+	}
+	if _, err := fc.remoteReadIndex(context.Background()); !errors.Is(err, store.ErrNoLeader) {
+		t.Errorf("remoteReadIndex from a deposed leader: %v, want ErrNoLeader", err)
+	}
+
+	// No leader known at all.
+	fst.setLeader(false, "", "")
+	if _, err := fc.remoteReadIndex(context.Background()); !errors.Is(err, store.ErrNoLeader) {
+		t.Errorf("remoteReadIndex with no leader: %v, want ErrNoLeader", err)
+	}
+}
+
+// BenchmarkForward measures the relay overhead of one forwarded write over
+// pooled connections.
+func BenchmarkForward(b *testing.B) {
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"uid":1,"email":"a@b"}`))
+	}))
+	defer leader.Close()
+	st := newFakeStore("f1")
+	c := newFakeCluster(b, st, nil)
+	c.peers.learn(nodeMeta{ID: "L", HTTP: leader.Listener.Addr().String()})
+	st.setLeader(false, "L", "raft-L")
+	body := []byte(`{"email":"a@b","generation":1}`)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w := httptest.NewRecorder()
+			c.Forward(w, httptest.NewRequest(http.MethodPost, "/v1/services/s-1/users", bytes.NewReader(body)), body)
+			if w.Code != http.StatusOK {
+				b.Errorf("status %d", w.Code)
+			}
+		}
+	})
+}

@@ -1,0 +1,220 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/wimms-dev/wimms/store"
+)
+
+// joinRequest is the body of POST /v1/cluster/members.
+type joinRequest struct {
+	ID         string `json:"id"`
+	RaftAddr   string `json:"raft_addr"`
+	HTTPAddr   string `json:"http_addr"`
+	GossipAddr string `json:"gossip_addr"`
+	Zone       string `json:"zone"`
+	Voter      bool   `json:"voter"`
+}
+
+// httpStatusError: a member answered over HTTP, with a non-2xx status.
+type httpStatusError struct {
+	addr string
+	code int
+	body string
+}
+
+func (e *httpStatusError) Error() string {
+	return fmt.Sprintf("%s answered %d: %s", e.addr, e.code, e.body)
+}
+
+// joinTargets are Config.Join without this member's own addresses (a
+// static list of all members may name this one).
+func (c *Cluster) joinTargets() []string {
+	var out []string
+	for _, addr := range c.cfg.Join {
+		if addr == c.cfg.HTTPAddr || addr == c.GossipAddr() || addr == c.cfg.GossipBind {
+			continue
+		}
+		out = append(out, addr)
+	}
+	return out
+}
+
+// joinWithRetry tries every join address, with backoff, until one works or
+// ctx is done.
+func (c *Cluster) joinWithRetry(ctx context.Context) error {
+	targets := c.joinTargets()
+	if len(targets) == 0 {
+		return nil
+	}
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := c.joinOnce(ctx, targets)
+		if err == nil {
+			return nil
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			c.log.Warn("join failed; retrying", "join", targets, "attempt", attempt, "error", err)
+		} else {
+			c.log.Debug("join failed; retrying", "join", targets, "attempt", attempt, "error", err)
+		}
+		if !sleepCtx(ctx, backoff) {
+			return fmt.Errorf("cluster: join %v: gave up after %d attempts: %w (last error: %v)", targets, attempt, ctx.Err(), err)
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// joinOnce: for each address, first ask over HTTP to be added (the member
+// forwards to the leader, which adds us at once; idempotent for a member
+// already in the configuration), then join gossip with the addresses its
+// /v1/cluster names. An address that does not speak HTTP is tried as a
+// gossip address: the leader adds members it sees alive in gossip.
+func (c *Cluster) joinOnce(ctx context.Context, targets []string) error {
+	ml := c.memberlist()
+	if ml == nil {
+		return errors.New("gossip is not running")
+	}
+	var errs []error
+	for _, addr := range targets {
+		err := c.postJoin(ctx, addr)
+		if err == nil {
+			c.log.Info("joined the cluster over HTTP", "via", addr)
+			if !c.gossipJoinVia(ctx, addr) {
+				c.log.Warn("in the raft configuration but not in gossip yet; gossip sync keeps trying", "via", addr)
+			}
+			return nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+		var se *httpStatusError
+		if errors.As(err, &se) {
+			if se.code == http.StatusUnauthorized || se.code == http.StatusForbidden {
+				c.log.Error("join refused: check the member tokens", "via", addr, "status", se.code)
+				continue
+			}
+			// An HTTP member that cannot add us now (no leader yet, say):
+			// join gossip through it; the leader will add us from there.
+			if c.gossipJoinVia(ctx, addr) {
+				c.log.Info("joined gossip; the leader adds this member when it sees it", "via", addr, "http_error", err)
+				return nil
+			}
+			continue
+		}
+		n, gerr := ml.Join([]string{addr})
+		if n > 0 {
+			c.log.Info("joined gossip directly; the leader adds this member when it sees it", "via", addr)
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("gossip join %s: %w", addr, gerr))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Cluster) postJoin(ctx context.Context, addr string) error {
+	body, err := json.Marshal(joinRequest{
+		ID:         c.cfg.ID,
+		RaftAddr:   c.cfg.RaftAddr,
+		HTTPAddr:   c.cfg.HTTPAddr,
+		GossipAddr: c.GossipAddr(),
+		Zone:       c.cfg.Zone,
+		Voter:      true,
+	})
+	if err != nil {
+		return fmt.Errorf("encode join request: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/cluster/members", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("join via %s: %w", addr, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if tok := c.adminToken(); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("join via %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("join via %s: %w", addr, &httpStatusError{addr: addr, code: resp.StatusCode, body: string(bytes.TrimSpace(b))})
+	}
+	return nil
+}
+
+// fetchStatus reads another member's GET /v1/cluster and remembers the
+// addresses it names, so forwarding works before gossip has converged.
+func (c *Cluster) fetchStatus(ctx context.Context, addr string) (store.ClusterStatus, error) {
+	var st store.ClusterStatus
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/cluster?consistency=stale", nil)
+	if err != nil {
+		return st, fmt.Errorf("cluster status of %s: %w", addr, err)
+	}
+	if tok := c.memberToken(); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("cluster status of %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return st, fmt.Errorf("cluster status of %s: read: %w", addr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("cluster status of %s: %w", addr, &httpStatusError{addr: addr, code: resp.StatusCode, body: string(bytes.TrimSpace(b))})
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("cluster status of %s: decode: %w", addr, err)
+	}
+	for _, m := range st.Members {
+		if m.ID != c.cfg.ID {
+			c.peers.learn(nodeMeta{ID: m.ID, HTTP: m.HTTPAddr, Raft: m.RaftAddr, Gossip: m.GossipAddr, Zone: m.Zone})
+		}
+	}
+	return st, nil
+}
+
+// gossipJoinVia joins gossip through the gossip addresses of the members
+// that the HTTP member at addr knows.
+func (c *Cluster) gossipJoinVia(ctx context.Context, addr string) bool {
+	ml := c.memberlist()
+	if ml == nil {
+		return false
+	}
+	st, err := c.fetchStatus(ctx, addr)
+	if err != nil {
+		c.log.Debug("gossip join: no member list", "via", addr, "error", err)
+		return false
+	}
+	var gossipAddrs []string
+	for _, m := range st.Members {
+		if m.ID != c.cfg.ID && m.GossipAddr != "" {
+			gossipAddrs = append(gossipAddrs, m.GossipAddr)
+		}
+	}
+	if len(gossipAddrs) == 0 {
+		return false
+	}
+	n, err := ml.Join(gossipAddrs)
+	if n == 0 {
+		c.log.Debug("gossip join failed", "via", addr, "addrs", gossipAddrs, "error", err)
+		return false
+	}
+	return true
+}

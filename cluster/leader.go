@@ -1,0 +1,261 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// runLeaderLoop runs reconcile while this member leads. Leadership
+// notifications start and stop it; a periodic check of IsLeader covers a
+// notification that was dropped or coalesced.
+func (c *Cluster) runLeaderLoop(ctx context.Context) {
+	notify := c.st.SubscribeLeadership()
+	check := time.NewTicker(c.cfg.ReconcileInterval)
+	defer check.Stop()
+
+	var stop context.CancelFunc
+	done := make(chan struct{})
+	update := func() {
+		leading := c.st.IsLeader()
+		switch {
+		case leading && stop == nil:
+			var rctx context.Context
+			rctx, stop = context.WithCancel(ctx)
+			done = make(chan struct{})
+			go func(done chan struct{}) {
+				defer close(done)
+				c.reconcileWhileLeader(rctx)
+			}(done)
+		case !leading && stop != nil:
+			stop()
+			<-done
+			stop = nil
+		}
+	}
+	defer func() {
+		if stop != nil {
+			stop()
+			<-done
+		}
+	}()
+	update()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-notify:
+			if !ok {
+				notify = nil
+			}
+			update()
+		case <-check.C:
+			update()
+		}
+	}
+}
+
+// reconcileWhileLeader is Consul's leader loop in small: every interval,
+// converge the Raft configuration with what gossip sees.
+func (c *Cluster) reconcileWhileLeader(ctx context.Context) {
+	c.log.Info("leadership gained: reconciling membership")
+	defer c.log.Info("leadership lost: membership reconcile stopped")
+	lc := &leaderLoopState{since: c.now(), absentSince: map[string]time.Time{}, refused: map[string]string{}}
+	for {
+		if !c.st.IsLeader() {
+			return
+		}
+		c.reconcile(ctx, lc)
+		if !sleepCtx(ctx, c.cfg.ReconcileInterval) {
+			return
+		}
+	}
+}
+
+// leaderLoopState lives for one term of leadership: what this leader saw
+// itself, never inherited from an earlier leader.
+type leaderLoopState struct {
+	since time.Time
+	// absentSince: configuration members gossip has never shown this
+	// process, by when this leader first noticed.
+	absentSince map[string]time.Time
+	// refused: the last reason a reap was refused per id, to log changes only.
+	refused map[string]string
+}
+
+func (c *Cluster) reconcile(ctx context.Context, lc *leaderLoopState) {
+	servers, err := c.st.Servers()
+	if err != nil {
+		c.log.Warn("reconcile: read raft configuration", "error", err)
+		return
+	}
+	c.addGossipMembers(ctx, servers)
+	c.reapOne(ctx, servers, lc)
+}
+
+// addGossipMembers adds every alive gossip member missing from the Raft
+// configuration (or present at an old address), once its Raft port
+// accepts connections: adding an unreachable voter could cost the quorum.
+func (c *Cluster) addGossipMembers(ctx context.Context, servers []raft.Server) {
+	inConfig := make(map[string]string, len(servers))
+	for _, s := range servers {
+		inConfig[string(s.ID)] = string(s.Address)
+	}
+	for _, p := range c.peers.all() {
+		id := p.meta.ID
+		if id == c.cfg.ID || p.state != gossipAlive || p.meta.Raft == "" {
+			continue
+		}
+		if addr, ok := inConfig[id]; ok && addr == p.meta.Raft {
+			continue
+		}
+		if p.meta.Removed {
+			continue
+		}
+		c.mu.Lock()
+		ts, buried := c.tombstones[id]
+		if buried && ts.incarnation != p.meta.Incarnation {
+			// Restarted since we removed it: it may come back.
+			delete(c.tombstones, id)
+			buried = false
+		}
+		c.mu.Unlock()
+		if buried {
+			continue
+		}
+		if err := c.probeTCP(ctx, p.meta.Raft); err != nil {
+			c.log.Debug("reconcile: gossip member's raft address not reachable yet", "id", id, "raft", p.meta.Raft, "error", err)
+			continue
+		}
+		if err := c.ensureServer(ctx, id, p.meta.Raft, true, "seen in gossip"); err != nil {
+			c.log.Warn("reconcile: add gossip member", "id", id, "raft", p.meta.Raft, "error", err)
+		}
+	}
+}
+
+// probeTCP checks that addr accepts a TCP connection, dialing from this
+// member's own IP like every other outgoing connection.
+func (c *Cluster) probeTCP(ctx context.Context, addr string) error {
+	d := net.Dialer{Timeout: 500 * time.Millisecond}
+	if ip := hostIP(c.cfg.RaftAddr); ip != nil {
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// reapCandidate is one configuration member with how long this leader has
+// seen it failed (zero: not failed).
+type reapCandidate struct {
+	id          string
+	voter       bool
+	failedSince time.Time
+}
+
+// reapOne removes at most one member that has been failed or left for
+// longer than ReapAfter, if reapDecision allows it. One per round, so every
+// decision is made on a fresh configuration.
+func (c *Cluster) reapOne(ctx context.Context, servers []raft.Server, lc *leaderLoopState) {
+	now := c.now()
+	voters, failedVoters := 0, 0
+	var oldest *reapCandidate
+	present := map[string]bool{}
+	for _, s := range servers {
+		id := string(s.ID)
+		present[id] = true
+		voter := s.Suffrage == raft.Voter
+		if voter {
+			voters++
+		}
+		if id == c.cfg.ID {
+			continue
+		}
+		failedSince, failed := c.failedSince(id, lc, now)
+		if !failed {
+			continue
+		}
+		if voter {
+			failedVoters++
+		}
+		if now.Sub(failedSince) < c.cfg.ReapAfter {
+			continue
+		}
+		if oldest == nil || failedSince.Before(oldest.failedSince) {
+			oldest = &reapCandidate{id: id, voter: voter, failedSince: failedSince}
+		}
+	}
+	for id := range lc.absentSince {
+		if !present[id] {
+			delete(lc.absentSince, id)
+		}
+	}
+	if oldest == nil {
+		return
+	}
+	ok, reason := reapDecision(voters, failedVoters, oldest.voter)
+	if !ok {
+		if lc.refused[oldest.id] != reason {
+			lc.refused[oldest.id] = reason
+			c.log.Warn("not reaping failed member", "id", oldest.id, "failed_for", now.Sub(oldest.failedSince).Round(time.Second), "voters", voters, "failed_voters", failedVoters, "reason", reason)
+		}
+		return
+	}
+	delete(lc.refused, oldest.id)
+	c.log.Warn("reaping member gossip has seen failed for longer than reap_after",
+		"id", oldest.id, "failed_for", now.Sub(oldest.failedSince).Round(time.Second), "reap_after", c.cfg.ReapAfter,
+		"voters", voters, "failed_voters", failedVoters)
+	if err := c.st.RemoveServer(ctx, oldest.id); err != nil {
+		c.log.Warn("reap member", "id", oldest.id, "error", err)
+	}
+}
+
+// failedSince says whether this leader considers id failed and since when:
+// gossip saw it fail or leave, or gossip never showed it to this process
+// (then counted from when this leader first noticed, never earlier).
+func (c *Cluster) failedSince(id string, lc *leaderLoopState, now time.Time) (time.Time, bool) {
+	p, known := c.peers.get(id)
+	if known && p.state != gossipUnknown {
+		delete(lc.absentSince, id)
+		if p.state == gossipAlive {
+			return time.Time{}, false
+		}
+		return p.since, true
+	}
+	since, ok := lc.absentSince[id]
+	if !ok {
+		since = now
+		lc.absentSince[id] = since
+	}
+	return since, true
+}
+
+// reapDecision is the quorum guard for removing one failed member. It is
+// pure so it can be tested exhaustively.
+//
+//   - More than (voters-1)/2 voters failed: refuse. Either quorum is
+//     already at stake or this leader's gossip view is wrong (a gossip-only
+//     partition); removing members on that view can make a minority
+//     configuration (Consul autopilot's CleanupDeadServers guard).
+//   - A voter removal that would take a cluster of 3 or more voters below
+//     3: refuse. Three voters survive one more failure; two do not.
+//
+// failedVoters counts every failed voter, the candidate included.
+func reapDecision(voters, failedVoters int, candidateIsVoter bool) (bool, string) {
+	switch {
+	case voters < 1 || failedVoters < 0 || failedVoters > voters:
+		return false, fmt.Sprintf("inconsistent counts: %d voters, %d failed", voters, failedVoters)
+	case candidateIsVoter && failedVoters < 1:
+		return false, "inconsistent counts: the candidate voter is not counted as failed"
+	case failedVoters > (voters-1)/2:
+		return false, fmt.Sprintf("%d of %d voters are failed, more than (voters-1)/2 = %d", failedVoters, voters, (voters-1)/2)
+	case candidateIsVoter && voters >= 3 && voters-1 < 3:
+		return false, fmt.Sprintf("removing a voter would leave %d voters, fewer than 3", voters-1)
+	}
+	return true, ""
+}
