@@ -1,8 +1,228 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
-// newBenchCmd is replaced by the benchmark driver's real command.
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/wimms-dev/wimms/jepsen/bench"
+)
+
+type benchFlags struct {
+	addrs     []string
+	apiToken  string
+	workload  string
+	readLevel string
+	mix       string
+	clients   int
+	duration  time.Duration
+	ops       int64
+	warmup    time.Duration
+	setup     bool
+	service   string
+	nodes     int
+	users     int
+	timeout   time.Duration
+	asJSON    bool
+	quiet     bool
+	spawn     int
+	bin       string
+	logLevel  string
+}
+
+// newBenchCmd wires flags to bench.Run (and bench.Spawn) and prints the
+// summary; the load generator itself lives in jepsen/bench.
 func newBenchCmd() *cobra.Command {
-	return &cobra.Command{Use: "bench", Short: "load generator (not built yet)", Hidden: true}
+	var f benchFlags
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "drive load against a wimms cluster over HTTP and report throughput and latency",
+		Long: `Drive load against a running wimms cluster (or one it spawns) over the HTTP
+API and report throughput, latency percentiles and errors.
+
+Workloads:
+  alloc   allocate brand-new users (POST /v1/services/{s}/users)
+  lookup  GET pre-created users at --read-level
+  mix     token-server-like sign-ins: --mix login=90,new=5,keychange=5
+
+Client i talks to the i-th address of --addrs (round robin). With --spawn N
+a loopback cluster of N members is started from --bin, benchmarked and
+stopped again.
+
+Exit status: 0 when the run completed, 1 when it could not run (setup or
+cluster start failed) or no operation succeeded, 2 for bad flags.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags()); err != nil {
+				return usageError(err)
+			}
+			return runBench(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.addrs, "addrs", []string{"127.0.0.1:8080"}, "comma-separated member HTTP addresses; client i uses addrs[i % n]")
+	fl.StringVar(&f.apiToken, "api-token", "", "bearer token, if the cluster requires one (also given to --spawn members)")
+	fl.StringVar(&f.workload, "workload", "alloc", "alloc, lookup or mix")
+	fl.StringVar(&f.readLevel, "read-level", "default", "lookup: stale, default or linearizable")
+	fl.StringVar(&f.mix, "mix", bench.DefaultMix.String(), "mix: relative weights of login, new and keychange")
+	fl.IntVar(&f.clients, "clients", 64, "concurrent clients, each running one request at a time")
+	fl.DurationVar(&f.duration, "duration", 20*time.Second, "measured time (ignored when --ops is given)")
+	fl.Int64Var(&f.ops, "ops", 0, "measured operations instead of a duration")
+	fl.DurationVar(&f.warmup, "warmup", 2*time.Second, "unmeasured load before measuring")
+	fl.BoolVar(&f.setup, "setup", true, "create the service and its nodes first (users for lookup/mix are always prepared)")
+	fl.StringVar(&f.service, "service", bench.DefaultService, "service to use")
+	fl.IntVar(&f.nodes, "nodes", 10, "nodes --setup adds")
+	fl.IntVar(&f.users, "users", 10000, "users prepared for lookup and mix")
+	fl.DurationVar(&f.timeout, "request-timeout", 10*time.Second, "bound on one request")
+	fl.BoolVar(&f.asJSON, "json", false, "print the summary as JSON on stdout")
+	fl.BoolVar(&f.quiet, "quiet", false, "no progress display and no logs on stderr")
+	fl.IntVar(&f.spawn, "spawn", 0, "start this many loopback members from --bin, bench them, stop them")
+	fl.StringVar(&f.bin, "bin", "", "wimms binary for --spawn (default: this executable)")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "bench log level on stderr: trace, debug, info, warn or error")
+	return cmd
+}
+
+func usageError(err error) error { return exitError{code: 2, msg: err.Error()} }
+
+func benchConfig(cmd *cobra.Command, f benchFlags) (bench.Config, error) {
+	fl := cmd.Flags()
+	var cfg bench.Config
+	wl, err := bench.ParseWorkload(f.workload)
+	if err != nil {
+		return cfg, fmt.Errorf("--workload: %w", err)
+	}
+	mix, err := bench.ParseMix(f.mix)
+	if err != nil {
+		return cfg, fmt.Errorf("--mix: %w", err)
+	}
+	if fl.Changed("mix") && wl != bench.WorkloadMix {
+		return cfg, errors.New("--mix only applies to --workload mix")
+	}
+	if fl.Changed("read-level") && wl != bench.WorkloadLookup {
+		return cfg, errors.New("--read-level only applies to --workload lookup")
+	}
+	if fl.Changed("ops") && fl.Changed("duration") {
+		return cfg, errors.New("give --duration or --ops, not both")
+	}
+	if fl.Changed("ops") && f.ops <= 0 {
+		return cfg, fmt.Errorf("--ops %d: want a positive number", f.ops)
+	}
+	if f.duration <= 0 && f.ops == 0 {
+		return cfg, fmt.Errorf("--duration %s: want a positive duration", f.duration)
+	}
+	if f.clients < 1 {
+		return cfg, fmt.Errorf("--clients %d: want at least 1", f.clients)
+	}
+	if f.timeout <= 0 {
+		return cfg, fmt.Errorf("--request-timeout %s: want a positive duration", f.timeout)
+	}
+	if f.spawn < 0 {
+		return cfg, fmt.Errorf("--spawn %d: must not be negative", f.spawn)
+	}
+	if f.spawn > 0 && fl.Changed("addrs") {
+		return cfg, errors.New("--addrs and --spawn exclude each other: --spawn benches the members it starts")
+	}
+	if f.spawn == 0 && fl.Changed("bin") {
+		return cfg, errors.New("--bin only applies with --spawn")
+	}
+	if hclog.LevelFromString(f.logLevel) == hclog.NoLevel {
+		return cfg, fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", f.logLevel)
+	}
+	cfg = bench.Config{
+		Addrs:          f.addrs,
+		APIToken:       f.apiToken,
+		Workload:       wl,
+		ReadLevel:      f.readLevel,
+		Mix:            mix,
+		Clients:        f.clients,
+		Duration:       f.duration,
+		Ops:            f.ops,
+		Warmup:         f.warmup,
+		Setup:          f.setup,
+		Service:        f.service,
+		Nodes:          f.nodes,
+		Users:          f.users,
+		RequestTimeout: f.timeout,
+	}
+	if f.ops > 0 {
+		cfg.Duration = 0
+	}
+	// Validate now, before a cluster is spawned for a run that cannot start.
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func runBench(cmd *cobra.Command, f benchFlags) error {
+	cfg, err := benchConfig(cmd, f)
+	if err != nil {
+		return usageError(err)
+	}
+	logOut := os.Stderr
+	level := hclog.LevelFromString(f.logLevel)
+	if f.quiet {
+		level = hclog.Off
+	} else {
+		cfg.Progress = os.Stderr
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "bench", Level: level, Output: logOut})
+	cfg.Logger = logger
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	if f.spawn > 0 {
+		bin := f.bin
+		if bin == "" {
+			if bin, err = os.Executable(); err != nil {
+				return exitError{code: 1, msg: fmt.Sprintf("finding this executable for --spawn: %v (give --bin)", err)}
+			}
+		}
+		logger.Info("spawning cluster", "members", f.spawn, "bin", bin)
+		cluster, err := bench.Spawn(ctx, bench.SpawnConfig{Members: f.spawn, Bin: bin, APIToken: f.apiToken, Logger: logger.Named("spawn")})
+		if err != nil {
+			return exitError{code: 1, msg: err.Error()}
+		}
+		defer func() {
+			if err := cluster.Stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "wimms bench: warning: stopping spawned cluster:", err)
+			}
+		}()
+		cfg.Addrs = cluster.HTTPAddrs()
+	}
+
+	summary, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return exitError{code: 1, msg: err.Error()}
+	}
+	out := cmd.OutOrStdout()
+	if f.asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(summary); err != nil {
+			return exitError{code: 1, msg: fmt.Sprintf("writing summary: %v", err)}
+		}
+		return noSuccessError(summary)
+	}
+	if err := summary.WriteText(out); err != nil {
+		return exitError{code: 1, msg: fmt.Sprintf("writing summary: %v", err)}
+	}
+	return noSuccessError(summary)
+}
+
+// noSuccessError makes a run in which not one operation succeeded fail, so
+// that scripts do not record a wall of errors as a benchmark result.
+func noSuccessError(s *bench.Summary) error {
+	if s.Ops > 0 && s.OK == 0 {
+		return exitError{code: 1, msg: fmt.Sprintf("no operation succeeded (%d errors)", s.Errors)}
+	}
+	return nil
 }

@@ -1,0 +1,167 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var wimmsBuild struct {
+	once sync.Once
+	dir  string
+	bin  string
+	skip string
+}
+
+// buildWimms builds cmd/wimms once per test binary, or skips the test when
+// the server does not build yet (it is written concurrently by others).
+func buildWimms(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real-cluster smoke run skipped in -short mode")
+	}
+	b := &wimmsBuild
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "wimms-bench-test-")
+		if err != nil {
+			b.skip = err.Error()
+			return
+		}
+		b.dir = dir
+		_, here, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(here), "..", "..")
+		bin := filepath.Join(dir, "wimms")
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/wimms")
+		cmd.Dir = root
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			first, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
+			b.skip = fmt.Sprintf("wimms does not build yet (%v): %s", err, first)
+			return
+		}
+		b.bin = bin
+	})
+	if b.skip != "" {
+		t.Skip(b.skip)
+	}
+	return b.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if wimmsBuild.dir != "" {
+		_ = os.RemoveAll(wimmsBuild.dir)
+	}
+	os.Exit(code)
+}
+
+// TestSmokeSpawnedCluster runs every workload briefly against a real
+// 3-member loopback cluster started by Spawn: requests must succeed, be
+// counted, spread over the members, and the cluster must stop cleanly.
+func TestSmokeSpawnedCluster(t *testing.T) {
+	bin := buildWimms(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := Spawn(ctx, SpawnConfig{Members: 3, Bin: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = cl.Stop()
+		}
+	}()
+	addrs := cl.HTTPAddrs()
+	if len(addrs) != 3 {
+		t.Fatalf("addrs %v", addrs)
+	}
+	runs := []Config{
+		{Workload: WorkloadAlloc, Ops: 150, Setup: true, Nodes: 3},
+		{Workload: WorkloadLookup, ReadLevel: ReadStale, Ops: 150, Users: 30},
+		{Workload: WorkloadLookup, ReadLevel: ReadLinearizable, Ops: 150, Users: 30},
+		{Workload: WorkloadMix, Ops: 150, Users: 30},
+	}
+	for _, cfg := range runs {
+		cfg.Addrs, cfg.Clients = addrs, 6
+		s, err := Run(ctx, cfg)
+		if err != nil {
+			t.Fatalf("%s %s: %v", cfg.Workload, cfg.ReadLevel, err)
+		}
+		if s.Ops != cfg.Ops || s.Errors != 0 {
+			t.Fatalf("%s %s: ops %d errors %d %v", cfg.Workload, cfg.ReadLevel, s.Ops, s.Errors, s.ErrorsByStatus)
+		}
+		for _, m := range s.PerMember {
+			if m.OK == 0 {
+				t.Fatalf("%s: member %s served nothing: %+v", cfg.Workload, m.Addr, s.PerMember)
+			}
+		}
+		if len(s.AnsweredBy) == 0 {
+			t.Fatalf("%s: no X-Wimms-Member header seen", cfg.Workload)
+		}
+	}
+	dir := cl.dir
+	stopped = true
+	if err := cl.Stop(); err != nil {
+		t.Fatalf("members did not stop cleanly on SIGTERM: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temp dir %s not removed: %v", dir, err)
+	}
+}
+
+// TestSmokeBadFlagsExitTwo checks the command's contract for bad flags.
+func TestSmokeBadFlagsExitTwo(t *testing.T) {
+	bin := buildWimms(t)
+	for _, args := range [][]string{
+		{"--workload", "write"},
+		{"--clients", "0"},
+		{"--workload", "mix", "--mix", "login=x"},
+		{"--workload", "alloc", "--read-level", "stale"},
+		{"--ops", "10", "--duration", "1s"},
+		{"--spawn", "3", "--addrs", "127.0.0.1:1"},
+		{"--no-such-flag"},
+	} {
+		cmd := exec.Command(bin, append([]string{"bench"}, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Errorf("wimms bench %v: %v, want exit status 2 (stderr %q)", args, err, stderr.String())
+			continue
+		}
+		if !strings.Contains(stderr.String(), "wimms:") {
+			t.Errorf("wimms bench %v: no error message on stderr: %q", args, stderr.String())
+		}
+	}
+}
+
+// A run where every request fails must not look like a result.
+func TestSmokeNoSuccessExitsOne(t *testing.T) {
+	bin := buildWimms(t)
+	srv := newFakeAPI("").server(t, "dead")
+	dead := hostOf(srv.URL)
+	srv.Close()
+	cmd := exec.Command(bin, "bench", "--addrs", dead, "--setup=false", "--ops", "3", "--clients", "1", "--quiet", "--json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "no operation succeeded") {
+		t.Fatalf("err %v, stderr %q: want exit 1 saying no operation succeeded", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `"errors": 3`) {
+		t.Fatalf("the summary must still be printed: %q", stdout.String())
+	}
+}
