@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -46,6 +48,7 @@ type serverFlags struct {
 	reapAfter, applyTimeout, leaderWait time.Duration
 	snapshotThreshold                   uint64
 	shutdownTimeout                     time.Duration
+	pprof                               bool
 }
 
 func newServerCmd() *cobra.Command {
@@ -91,6 +94,7 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.DurationVar(&f.leaderWait, "leader-wait", 5*time.Second, "how long a forwarded request waits for a leader before 503 no-leader")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (unauthenticated: keep off in production)")
 	fl.StringVar(&f.seedBug, "seed-bug", "", "chaos testing only: start with a known bug")
 	_ = fl.MarkHidden("seed-bug")
 	return cmd
@@ -260,14 +264,22 @@ func runServer(parent context.Context, f serverFlags) error {
 		reg.MustRegister(c)
 	}
 	api := httpapi.New(httpapi.Config{
-		Store:       st,
-		Cluster:     cl,
-		Forwarder:   cl,
-		Logger:      logger.Named("http"),
-		APIToken:    f.apiToken,
-		AdminToken:  f.adminToken,
-		Registry:    reg,
-		ExtraRoutes: cl.InternalRoutes,
+		Store:      st,
+		Cluster:    cl,
+		Forwarder:  cl,
+		Logger:     logger.Named("http"),
+		APIToken:   f.apiToken,
+		AdminToken: f.adminToken,
+		Registry:   reg,
+		ExtraRoutes: func(r *mux.Router) {
+			cl.InternalRoutes(r)
+			if f.pprof {
+				// Specific handlers first: Index only serves named runtime profiles.
+				r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+				r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+				r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+			}
+		},
 	})
 
 	ln, err := net.Listen("tcp", f.httpAddr)
