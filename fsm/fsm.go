@@ -1,50 +1,182 @@
 package fsm
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"strings"
+	"sync"
 )
 
-// Bug names a seeded bug (for the chaos harness only). The zero Options has
-// none. Bugs that live in the state machine are listed here; others live in
-// store.
+// Options configure a state machine. The zero Options is production
+// behaviour. Every member of a cluster must use the same Options: they
+// change what Apply computes.
 type Options struct {
 	// SkipCapacityCheck: allocation ignores capacity > current_load
-	// (seeded bug "alloc-skip-capacity").
+	// (seeded bug "alloc-skip-capacity"), and capacity release keeps
+	// releasing ceil(capacity × rate) to full nodes. Chaos harness only.
 	SkipCapacityCheck bool
+
+	// IdempotencyTTLMs: an idempotency key is forgotten once the applied
+	// ts is more than this past the write that stored it. 0 = 1 hour.
+	IdempotencyTTLMs int64
+	// IdempotencyMaxEntries bounds the idempotency table; the oldest
+	// entries go first. 0 = 100 000.
+	IdempotencyMaxEntries int
+}
+
+const (
+	DefaultIdempotencyTTLMs      = 60 * 60 * 1000
+	DefaultIdempotencyMaxEntries = 100_000
+)
+
+func (o *Options) idemTTL() int64 {
+	if o.IdempotencyTTLMs > 0 {
+		return o.IdempotencyTTLMs
+	}
+	return DefaultIdempotencyTTLMs
+}
+
+func (o *Options) idemMax() int {
+	if o.IdempotencyMaxEntries > 0 {
+		return o.IdempotencyMaxEntries
+	}
+	return DefaultIdempotencyMaxEntries
 }
 
 // FSM is the WIMMS state machine. Apply must be called from one goroutine
 // at a time; the Reader methods may run concurrently with Apply.
 type FSM struct {
 	opts Options
+	mu   sync.RWMutex
+	st   *state
 }
 
+var _ Reader = (*FSM)(nil)
+
 // New returns an empty state machine.
-func New(opts Options) *FSM { return &FSM{opts: opts} }
+func New(opts Options) *FSM { return &FSM{opts: opts, st: newState()} }
 
 // Apply applies one command and returns its deterministic result.
-func (f *FSM) Apply(cmd Command) Result { panic("todo") }
+func (f *FSM) Apply(cmd Command) Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st.apply(&cmd, &f.opts)
+}
 
 // LastTS is the last applied ts (SPEC §2).
-func (f *FSM) LastTS() int64 { panic("todo") }
+func (f *FSM) LastTS() int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.lastTS
+}
 
-// Snapshot returns a frozen point-in-time view, cheap to take (it must not
-// copy the whole state); Apply may continue while it is written.
-func (f *FSM) Snapshot() *Snapshot { panic("todo") }
+// Fork returns an independent copy of the current state with the same
+// Options. Either may Apply afterwards without affecting the other. Cheap:
+// the record tables are shared copy-on-write.
+func (f *FSM) Fork() *FSM {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &FSM{opts: f.opts, st: f.st.clone()}
+}
 
-// Restore replaces the whole state with one read from r.
-func (f *FSM) Restore(r io.Reader) error { panic("todo") }
+// Snapshot returns a frozen point-in-time view, cheap to take (it does not
+// copy the record tables); Apply may continue while it is written.
+func (f *FSM) Snapshot() *Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return &Snapshot{st: f.st.clone()}
+}
+
+// Restore replaces the whole state with one read from r. On error the
+// current state is left untouched.
+func (f *FSM) Restore(r io.Reader) error {
+	st, err := readSnapshot(r)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.st = st
+	f.mu.Unlock()
+	return nil
+}
+
+// Equal reports whether two state machines hold exactly the same state
+// (including last ts and the idempotency table), by comparing their
+// snapshot encodings. Meant for tests: it encodes both states.
+func (f *FSM) Equal(other *FSM) bool {
+	var a, b bytes.Buffer
+	if _, err := f.Snapshot().WriteTo(&a); err != nil {
+		return false
+	}
+	if _, err := other.Snapshot().WriteTo(&b); err != nil {
+		return false
+	}
+	return bytes.Equal(a.Bytes(), b.Bytes())
+}
 
 // Snapshot is a frozen view of the state.
-type Snapshot struct{}
+type Snapshot struct{ st *state }
 
-// WriteTo streams the versioned binary encoding of the state to w.
-func (s *Snapshot) WriteTo(w io.Writer) (int64, error) { panic("todo") }
-
-// EncodeCommand / DecodeCommand: versioned compact binary log encoding.
-func EncodeCommand(cmd Command) []byte { panic("todo") }
-
+// ErrBadEncoding is wrapped by every decode and restore failure caused by
+// the input itself (as opposed to the reader failing).
 var ErrBadEncoding = errors.New("fsm: bad encoding")
 
-func DecodeCommand(b []byte) (Command, error) { panic("todo") }
+func (s *state) apply(cmd *Command, opts *Options) Result {
+	now := max(cmd.TS, s.lastTS)
+	s.lastTS = now
+	s.expireIdempotency(now, opts)
+	if cmd.IdempotencyKey == "" {
+		return s.dispatch(cmd, now, opts)
+	}
+	if e := checkIdempotencyKey(cmd.IdempotencyKey); e != nil {
+		return fail(e)
+	}
+	if ent, ok := s.idem.Get(&idemEntry{key: cmd.IdempotencyKey}); ok {
+		if ent.hash != cmd.RequestHash {
+			return fail(&Error{Status: StatusConflict, Field: "Idempotency-Key", Msg: "idempotency key reused with a different request"})
+		}
+		res, err := DecodeResult(ent.result)
+		if err != nil {
+			// Unreachable: stored results come from EncodeResult and
+			// Restore checks that each one decodes.
+			return fail(&Error{Status: StatusConflict, Field: "Idempotency-Key", Msg: "stored result unreadable: " + err.Error()})
+		}
+		res.Repeated = true
+		return res
+	}
+	res := s.dispatch(cmd, now, opts)
+	s.rememberIdempotency(cmd, now, res, opts)
+	return res
+}
+
+// expireIdempotency drops entries older than the TTL. Entries are ordered
+// by insertion and ts never decreases, so the oldest is always first.
+func (s *state) expireIdempotency(now int64, opts *Options) {
+	ttl := opts.idemTTL()
+	for {
+		e, ok := s.idemOrder.Min()
+		if !ok || now-e.ts <= ttl {
+			return
+		}
+		s.idemOrder.DeleteMin()
+		s.idem.Delete(e)
+	}
+}
+
+func (s *state) rememberIdempotency(cmd *Command, now int64, res Result, opts *Options) {
+	s.idemSeq++
+	e := &idemEntry{
+		key:    strings.Clone(cmd.IdempotencyKey),
+		hash:   cmd.RequestHash,
+		ts:     now,
+		seq:    s.idemSeq,
+		result: EncodeResult(res),
+	}
+	s.idem.ReplaceOrInsert(e)
+	s.idemOrder.ReplaceOrInsert(e)
+	for s.idemOrder.Len() > opts.idemMax() {
+		old, _ := s.idemOrder.DeleteMin()
+		s.idem.Delete(old)
+	}
+}
