@@ -1,8 +1,110 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
-// newJepsenCmd is replaced by the chaos harness's real command.
+	"github.com/spf13/cobra"
+
+	"github.com/wimms-dev/wimms/jepsen"
+)
+
+// newJepsenCmd wires flags to jepsen.Run and maps the verdict to the exit
+// code: 0 valid, 1 invalid, 2 could not run (or could not judge).
 func newJepsenCmd() *cobra.Command {
-	return &cobra.Command{Use: "jepsen", Short: "chaos test (not built yet)", Hidden: true}
+	var (
+		opts         jepsen.Options
+		nemesis      string
+		listSeedBugs bool
+		cleanup      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "jepsen",
+		Short: "chaos test: a real cluster, real faults (iptables, kill -9, SIGSTOP), a linearizability checker",
+		Long: `Start --members real wimms server processes on 127.0.0.10, .11, ...; run
+--clients concurrent clients against all of them while the nemesis injects
+faults; heal, read the final state and judge the history with porcupine and
+the invariants of SPEC §1. Writes summary.json, history.html, history.jsonl
+and every member's log to --out.
+
+Partitions need root and iptables. Exit status: 0 valid, 1 invalid,
+2 could not run or could not judge. See docs/chaos.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			if listSeedBugs {
+				for _, b := range jepsen.SeedBugs() {
+					fmt.Fprintf(out, "%-24s %s (exposed by --nemesis %s)\n", b.Name, b.Description, b.Nemesis)
+				}
+				return nil
+			}
+			if cleanup {
+				if err := jepsen.CleanupIptables(); err != nil {
+					return exitError{code: 2, msg: fmt.Sprintf("jepsen cleanup: %v", err)}
+				}
+				fmt.Fprintln(out, "jepsen: no harness iptables rules left")
+				return nil
+			}
+			kinds, err := jepsen.ParseNemesis(nemesis)
+			if err != nil {
+				return exitError{code: 2, msg: err.Error()}
+			}
+			opts.Nemesis = kinds
+			if opts.Bin == "" {
+				if opts.Bin, err = os.Executable(); err != nil {
+					return exitError{code: 2, msg: fmt.Sprintf("find this executable: %v", err)}
+				}
+			}
+			if opts.OutDir == "" {
+				opts.OutDir = fmt.Sprintf("jepsen-out/%s", time.Now().Format("20060102-150405"))
+			}
+			opts.Progress = cmd.ErrOrStderr()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			sum, err := jepsen.Run(ctx, opts)
+			if err != nil {
+				if errors.Is(err, context.Canceled) {
+					return exitError{code: 2, msg: "jepsen: interrupted; members stopped and rules removed"}
+				}
+				return exitError{code: 2, msg: fmt.Sprintf("jepsen: could not run: %v", err)}
+			}
+			fmt.Fprintf(out, "jepsen: %s — %d ops (%d ok, %d fail, %d info), %d faults, %d anomalies; see %s\n",
+				sum.Verdict, sum.Ops, sum.OpsOK, sum.OpsFail, sum.OpsInfo, sum.NemesisEvents, len(sum.Anomalies), opts.OutDir)
+			for _, a := range sum.Anomalies {
+				where := a.Email
+				if a.NodeID != 0 {
+					where = fmt.Sprintf("node %d", a.NodeID)
+				}
+				fmt.Fprintf(out, "  %s %s: %s\n", a.Kind, where, a.Detail)
+			}
+			switch sum.Verdict {
+			case jepsen.VerdictValid:
+				return nil
+			case jepsen.VerdictInvalid:
+				return exitError{code: 1}
+			}
+			return exitError{code: 2, msg: "jepsen: the run could not be judged"}
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Bin, "bin", "", "wimms binary to start members from (default: this executable)")
+	fl.IntVar(&opts.Members, "members", 3, "cluster members")
+	fl.DurationVar(&opts.Duration, "duration", 60*time.Second, "how long clients and the nemesis run")
+	fl.StringVar(&nemesis, "nemesis", "partition,kill,pause",
+		"faults: partition, kill, pause, membership, none, or exact kinds (partition-halves, partition-leader, partition-ring, partition-bridge, kill-leader, pause-leader)")
+	fl.StringVar(&opts.OutDir, "out", "", "output directory (default jepsen-out/<time>)")
+	fl.IntVar(&opts.Clients, "clients", 10, "concurrent clients")
+	fl.Uint64Var(&opts.Seed, "seed", 0, "seed of the harness's random choices (default: time)")
+	fl.StringVar(&opts.SeedBug, "seed-bug", "", "start the members with this seeded bug (see --list-seed-bugs)")
+	fl.BoolVar(&listSeedBugs, "list-seed-bugs", false, "list the seeded bugs and exit")
+	fl.BoolVar(&cleanup, "cleanup", false, "remove iptables rules left by a killed run and exit")
+	fl.Float64Var(&opts.Rate, "rate", 150, "target operations per second over all clients")
+	fl.IntVar(&opts.Emails, "emails", 16, "distinct users the clients share")
+	fl.DurationVar(&opts.RequestTimeout, "request-timeout", 5*time.Second, "per request; a write that times out has an unknown outcome")
+	return cmd
 }

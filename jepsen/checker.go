@@ -1,0 +1,481 @@
+package jepsen
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/wimms-dev/wimms/fsm"
+)
+
+// Anomaly kinds. Each is a reason the run is invalid, except the ones listed
+// in inconclusiveKinds, which only mean the harness could not judge.
+const (
+	AnomalyNotLinearizable   = "not-linearizable"       // porcupine found no linearization for a user
+	AnomalyStaleReadNotState = "stale-read-never-state" // a stale read returned a state that never existed
+	AnomalyMultipleLive      = "multiple-live-records"  // invariant 1
+	AnomalyCurrentReplaced   = "current-record-replaced"
+	AnomalyUIDOrder          = "uid-order"     // invariant 2: uids of a user's records not increasing
+	AnomalyUIDReused         = "uid-reused"    // invariant 2: one uid for two records or two users
+	AnomalyLoadMismatch      = "load-mismatch" // invariant 3
+	AnomalyOverCapacity      = "over-capacity" // invariant 4
+	AnomalyNegativeAvailable = "available-below-zero"
+	AnomalyDecrease          = "generation-decreased" // invariant 6 across a user's records
+	AnomalyLostWrite         = "lost-write"           // an acknowledged record is not stored
+	AnomalyUnknownNode       = "unknown-node"         // a record on a node that never existed
+	AnomalyFinalMismatch     = "final-read-mismatch"  // the final user read is older than the records read before it
+	AnomalyMemberCrashed     = "member-crashed"       // a member exited without being killed by the nemesis
+	AnomalyNoRecovery        = "no-recovery"          // the healed cluster did not become ready
+	AnomalyCheckTimeout      = "check-timeout"
+	AnomalyFinalReadFailed   = "final-read-failed"
+)
+
+// inconclusiveKinds make a run "unknown" rather than "invalid": the harness
+// could not look, which is not evidence of a bug.
+var inconclusiveKinds = map[string]bool{AnomalyCheckTimeout: true, AnomalyFinalReadFailed: true}
+
+// Anomaly is one finding of the checker.
+type Anomaly struct {
+	Kind   string `json:"kind"`
+	Email  string `json:"email,omitempty"`
+	NodeID int64  `json:"node_id,omitempty"`
+	Detail string `json:"detail"`
+	OpIDs  []int  `json:"op_ids,omitempty"`
+}
+
+// NodeView is one node of the final state (GET /nodes).
+type NodeView struct {
+	ID          int64  `json:"id"`
+	URL         string `json:"node"`
+	Capacity    int64  `json:"capacity"`
+	Available   int64  `json:"available"`
+	CurrentLoad int64  `json:"current_load"`
+	Downed      bool   `json:"downed"`
+	Backoff     bool   `json:"backoff"`
+}
+
+// RecordView is one stored record of the final state. KeysChangedAt and
+// ReplacedAt are fsm.Null when null.
+type RecordView struct {
+	UID           int64  `json:"uid"`
+	NodeID        int64  `json:"node_id"`
+	Generation    int64  `json:"generation"`
+	KeysChangedAt int64  `json:"keys_changed_at"`
+	ClientState   string `json:"client_state"`
+	CreatedAt     int64  `json:"created_at"`
+	ReplacedAt    int64  `json:"replaced_at"`
+}
+
+// FinalState is what the harness read, linearizably, after healing.
+type FinalState struct {
+	Nodes []NodeView `json:"nodes"`
+	// Records holds every workload email that was read; an email with no
+	// record maps to an empty slice. An email missing from the map could
+	// not be read.
+	Records map[string][]RecordView `json:"records"`
+}
+
+// CheckInput is everything the checker judges.
+type CheckInput struct {
+	History []Op
+	Final   FinalState
+	Emails  []string
+	// MaxCapacity is, per node id, the highest capacity the node ever had
+	// or was asked to have (setup and every node change, answered or not).
+	MaxCapacity map[int64]int64
+	// Timeout bounds the linearizability search (0: none).
+	Timeout time.Duration
+}
+
+// Verdicts.
+const (
+	VerdictValid   = "valid"
+	VerdictInvalid = "invalid"
+	VerdictUnknown = "unknown"
+)
+
+// CheckResult is the checker's judgement.
+type CheckResult struct {
+	Verdict      string    `json:"verdict"`
+	Linearizable string    `json:"linearizable"` // porcupine: Ok, Illegal, Unknown
+	StaleReads   string    `json:"stale_reads"`  // Ok, Illegal, Unknown, or none
+	Anomalies    []Anomaly `json:"anomalies"`
+
+	model porcupine.Model
+	info  porcupine.LinearizationInfo
+}
+
+// Valid is true when nothing at all was wrong.
+func (r CheckResult) Valid() bool { return r.Verdict == VerdictValid }
+
+// verdictOf turns anomalies into a verdict.
+func verdictOf(anomalies []Anomaly) string {
+	verdict := VerdictValid
+	for _, a := range anomalies {
+		if !inconclusiveKinds[a.Kind] {
+			return VerdictInvalid
+		}
+		verdict = VerdictUnknown
+	}
+	return verdict
+}
+
+// linearOps turns the checked part of the history into porcupine operations:
+// answered user ops and unknown-outcome writes. An unknown write's return is
+// put after everything else, which lets it take effect at any point after
+// its call, or never be observed. Stale reads, failed ops and node changes
+// are left out.
+func linearOps(history []Op) []porcupine.Operation {
+	var last time.Duration
+	for _, op := range history {
+		last = max(last, op.Return)
+	}
+	var ops []porcupine.Operation
+	for _, op := range history {
+		switch op.Kind {
+		case OpAllocate, OpLogin, OpUpdate, OpGet:
+		default:
+			continue
+		}
+		ret := op.Return
+		out := op.Output
+		switch {
+		case op.Outcome == OutcomeOK:
+		case op.Outcome == OutcomeInfo && op.Kind.isWrite():
+			ret = last + 1
+			out = UserOutput{Unknown: true}
+		default:
+			continue
+		}
+		ops = append(ops, porcupine.Operation{
+			ClientId: op.Client, Input: op.Input, Output: out,
+			Call: int64(op.Call), Return: int64(ret),
+			Metadata: fmt.Sprintf("op %d via %s", op.ID, op.Member),
+		})
+	}
+	return ops
+}
+
+// Check judges a history and final state.
+func Check(in CheckInput) CheckResult {
+	res := CheckResult{model: UserModel()}
+	ops := linearOps(in.History)
+	result, info := porcupine.CheckOperationsVerbose(res.model, ops, in.Timeout)
+	res.Linearizable, res.info = string(result), info
+	okEmails := map[string]bool{}
+	switch result {
+	case porcupine.Unknown:
+		res.Anomalies = append(res.Anomalies, Anomaly{Kind: AnomalyCheckTimeout,
+			Detail: fmt.Sprintf("linearizability search of %d operations did not finish within %s", len(ops), in.Timeout)})
+	default:
+		for i, part := range partitionByEmail(ops) {
+			email := part[0].Input.(UserInput).Email
+			longest := 0
+			for _, lin := range info.PartialLinearizations()[i] {
+				longest = max(longest, len(lin))
+			}
+			if longest == len(part) {
+				okEmails[email] = true
+				continue
+			}
+			res.Anomalies = append(res.Anomalies, Anomaly{Kind: AnomalyNotLinearizable, Email: email,
+				Detail: fmt.Sprintf("no linearization of its %d operations; the longest linearizable prefix has %d "+
+					"(see history.html)", len(part), longest),
+				OpIDs: frontierOps(part, info.PartialLinearizations()[i])})
+		}
+	}
+	res.StaleReads, res.Anomalies = checkStaleReads(in.History, okEmails, in.Timeout, res.Anomalies)
+	res.Anomalies = append(res.Anomalies, checkFinalState(in)...)
+	res.Verdict = verdictOf(res.Anomalies)
+	return res
+}
+
+// frontierOps names the operations none of the longest partial
+// linearizations could include next: where to start reading.
+func frontierOps(part []porcupine.Operation, partials [][]int) []int {
+	longest := 0
+	for _, lin := range partials {
+		longest = max(longest, len(lin))
+	}
+	included := map[int]bool{}
+	for _, lin := range partials {
+		if len(lin) == longest {
+			for _, id := range lin {
+				included[id] = true
+			}
+		}
+	}
+	var out []int
+	var firstReturn int64 = -1
+	// The op that returned earliest among those left out is the one the
+	// search could not place.
+	for id, op := range part {
+		if included[id] {
+			continue
+		}
+		if firstReturn < 0 || op.Return < firstReturn {
+			firstReturn = op.Return
+		}
+	}
+	for id, op := range part {
+		if !included[id] && op.Return == firstReturn {
+			var opID int
+			if _, err := fmt.Sscanf(op.Metadata.(string), "op %d", &opID); err == nil {
+				out = append(out, opID)
+			}
+		}
+	}
+	return out
+}
+
+// checkStaleReads verifies that every answered stale read returned a state
+// the user was in at some point before the read returned: the read is
+// checked as a linearizable read whose call is moved to the start of the
+// run. It runs only for users whose strict history linearized.
+func checkStaleReads(history []Op, okEmails map[string]bool, timeout time.Duration, anomalies []Anomaly) (string, []Anomaly) {
+	staleByEmail := map[string][]Op{}
+	for _, op := range history {
+		if op.Kind == OpGetStale && op.Outcome == OutcomeOK {
+			staleByEmail[op.Email] = append(staleByEmail[op.Email], op)
+		}
+	}
+	if len(staleByEmail) == 0 {
+		return "none", anomalies
+	}
+	verdict := string(porcupine.Ok)
+	model := UserModel()
+	// One budget for all users: a pathological history must not multiply
+	// the timeout by the number of users.
+	deadline := time.Now().Add(timeout)
+	budget := func() time.Duration {
+		if timeout == 0 {
+			return 0
+		}
+		return max(time.Until(deadline), time.Second)
+	}
+	strict := linearOps(history)
+	for _, email := range sortedKeys(staleByEmail) {
+		if !okEmails[email] {
+			continue // already invalid; the search would only repeat the failure
+		}
+		var base []porcupine.Operation
+		for _, op := range strict {
+			if op.Input.(UserInput).Email == email {
+				base = append(base, op)
+			}
+		}
+		asEarlyReads := func(reads []Op) []porcupine.Operation {
+			ops := append([]porcupine.Operation(nil), base...)
+			for _, r := range reads {
+				ops = append(ops, porcupine.Operation{ClientId: r.Client, Input: r.Input, Output: r.Output,
+					Call: -1, Return: int64(r.Return), Metadata: fmt.Sprintf("op %d via %s", r.ID, r.Member)})
+			}
+			return ops
+		}
+		switch porcupine.CheckOperationsTimeout(model, asEarlyReads(staleByEmail[email]), budget()) {
+		case porcupine.Ok:
+			continue
+		case porcupine.Unknown:
+			if verdict == string(porcupine.Ok) {
+				verdict = string(porcupine.Unknown)
+			}
+			anomalies = append(anomalies, Anomaly{Kind: AnomalyCheckTimeout, Email: email,
+				Detail: "stale-read check did not finish"})
+			continue
+		}
+		verdict = string(porcupine.Illegal)
+		// Name the culprits: reads that are impossible even on their own.
+		var culprits []int
+		for _, r := range staleByEmail[email] {
+			if porcupine.CheckOperationsTimeout(model, asEarlyReads([]Op{r}), budget()) == porcupine.Illegal {
+				culprits = append(culprits, r.ID)
+			}
+		}
+		detail := "stale reads returned states the user was never in"
+		if len(culprits) == 0 {
+			detail = "the stale reads cannot all have observed states of one history"
+		}
+		anomalies = append(anomalies, Anomaly{Kind: AnomalyStaleReadNotState, Email: email, Detail: detail, OpIDs: culprits})
+	}
+	return verdict, anomalies
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// checkFinalState checks SPEC §1's invariants on the state read after
+// healing, and that every record a client was told about is stored.
+func checkFinalState(in CheckInput) []Anomaly {
+	var out []Anomaly
+	add := func(a Anomaly) { out = append(out, a) }
+	nodes := map[int64]NodeView{}
+	for _, n := range in.Final.Nodes {
+		nodes[n.ID] = n
+	}
+	if in.Final.Nodes == nil {
+		add(Anomaly{Kind: AnomalyFinalReadFailed, Detail: "could not read the final nodes"})
+	}
+	complete := true // every user's records were read: counts per node are exact
+	recordsOnNode := map[int64]int64{}
+	usersOnNode := map[int64]int64{} // users whose first record (the §3 choice) is on the node
+	uidOwner := map[int64]string{}
+	for _, email := range in.Emails {
+		recs, ok := in.Final.Records[email]
+		if !ok {
+			add(Anomaly{Kind: AnomalyFinalReadFailed, Email: email, Detail: "could not read the final records"})
+			complete = false
+			continue
+		}
+		live := 0
+		for i, r := range recs {
+			recordsOnNode[r.NodeID]++
+			if owner, dup := uidOwner[r.UID]; dup {
+				add(Anomaly{Kind: AnomalyUIDReused, Email: email,
+					Detail: fmt.Sprintf("uid %d is stored for %s and %s", r.UID, owner, email)})
+			}
+			uidOwner[r.UID] = email
+			if r.ReplacedAt == fsm.Null {
+				live++
+				if i != len(recs)-1 {
+					add(Anomaly{Kind: AnomalyMultipleLive, Email: email,
+						Detail: fmt.Sprintf("record uid %d is live but is not the newest", r.UID)})
+				}
+			}
+			if in.Final.Nodes != nil {
+				if _, known := nodes[r.NodeID]; !known {
+					add(Anomaly{Kind: AnomalyUnknownNode, Email: email, NodeID: r.NodeID,
+						Detail: fmt.Sprintf("record uid %d is on node %d, which does not exist", r.UID, r.NodeID)})
+				}
+			}
+			if i == 0 {
+				continue
+			}
+			prev := recs[i-1]
+			if r.UID <= prev.UID || r.CreatedAt < prev.CreatedAt {
+				add(Anomaly{Kind: AnomalyUIDOrder, Email: email,
+					Detail: fmt.Sprintf("records out of order: uid %d (created %d) after uid %d (created %d)",
+						r.UID, r.CreatedAt, prev.UID, prev.CreatedAt)})
+			}
+			if r.Generation < prev.Generation || kcaValue(r.KeysChangedAt) < kcaValue(prev.KeysChangedAt) {
+				add(Anomaly{Kind: AnomalyDecrease, Email: email,
+					Detail: fmt.Sprintf("uid %d has generation %d / keys_changed_at %d, below uid %d's %d / %d",
+						r.UID, r.Generation, kcaValue(r.KeysChangedAt), prev.UID, prev.Generation, kcaValue(prev.KeysChangedAt))})
+			}
+		}
+		if live > 1 {
+			add(Anomaly{Kind: AnomalyMultipleLive, Email: email, Detail: fmt.Sprintf("%d live records", live)})
+		}
+		if len(recs) > 0 {
+			usersOnNode[recs[0].NodeID]++
+			// The workload never retires, replaces or unassigns.
+			if last := recs[len(recs)-1]; last.ReplacedAt != fsm.Null {
+				add(Anomaly{Kind: AnomalyCurrentReplaced, Email: email,
+					Detail: fmt.Sprintf("newest record uid %d is replaced, but nothing in the workload replaces records", last.UID)})
+			}
+		}
+	}
+	for _, n := range in.Final.Nodes {
+		if n.Available < 0 {
+			add(Anomaly{Kind: AnomalyNegativeAvailable, NodeID: n.ID, Detail: fmt.Sprintf("available = %d", n.Available)})
+		}
+		if !complete {
+			continue
+		}
+		if n.CurrentLoad != recordsOnNode[n.ID] {
+			add(Anomaly{Kind: AnomalyLoadMismatch, NodeID: n.ID,
+				Detail: fmt.Sprintf("current_load %d but %d stored records", n.CurrentLoad, recordsOnNode[n.ID])})
+		}
+		capacity, known := in.MaxCapacity[n.ID]
+		if !known {
+			capacity = n.Capacity
+		}
+		// Each §3 choice needs capacity > current_load, and current_load
+		// counts every stored record; key changes add records without a
+		// choice. So users placed on a node never exceed its capacity.
+		if usersOnNode[n.ID] > capacity {
+			add(Anomaly{Kind: AnomalyOverCapacity, NodeID: n.ID,
+				Detail: fmt.Sprintf("%d users were allocated to it, capacity was never above %d", usersOnNode[n.ID], capacity)})
+		}
+	}
+	out = append(out, checkAcknowledged(in)...)
+	return out
+}
+
+func kcaValue(v int64) int64 {
+	if v == fsm.Null {
+		return 0
+	}
+	return v
+}
+
+// checkAcknowledged: every record a client saw in a definite answer (a
+// write's result or any read) must still be stored, on the same node, for
+// the same user; and the final linearizable read must show the newest one.
+func checkAcknowledged(in CheckInput) []Anomaly {
+	var out []Anomaly
+	type owner struct {
+		email string
+		node  int64
+	}
+	owners := map[int64][]owner{} // every (user, node) a uid was answered for
+	ownerOps := map[int64][]int{}
+	lost := map[string][]int{}
+	for _, op := range in.History {
+		if op.Outcome != OutcomeOK || op.Output.Status != "" || op.Email == "" {
+			continue
+		}
+		u := op.Output.User
+		o := owner{op.Email, u.NodeID}
+		if !slices.Contains(owners[u.UID], o) {
+			owners[u.UID] = append(owners[u.UID], o)
+			ownerOps[u.UID] = append(ownerOps[u.UID], op.ID)
+		}
+		recs, read := in.Final.Records[op.Email]
+		if !read {
+			continue
+		}
+		i := slices.IndexFunc(recs, func(r RecordView) bool { return r.UID == u.UID })
+		if i < 0 || recs[i].NodeID != u.NodeID {
+			lost[op.Email] = append(lost[op.Email], op.ID)
+		}
+		// The final user read starts after the records were read, so it
+		// cannot show an older record than the newest stored one.
+		if op.Final && op.Kind == OpGet && len(recs) > 0 && u.UID < recs[len(recs)-1].UID {
+			out = append(out, Anomaly{Kind: AnomalyFinalMismatch, Email: op.Email, OpIDs: []int{op.ID},
+				Detail: fmt.Sprintf("final read shows uid %d, but uid %d was stored before it began", u.UID, recs[len(recs)-1].UID)})
+		}
+	}
+	uids := make([]int64, 0, len(owners))
+	for uid := range owners {
+		uids = append(uids, uid)
+	}
+	slices.Sort(uids)
+	for _, uid := range uids {
+		if len(owners[uid]) < 2 {
+			continue
+		}
+		var names []string
+		for _, o := range owners[uid] {
+			names = append(names, fmt.Sprintf("%s on node %d", o.email, o.node))
+		}
+		out = append(out, Anomaly{Kind: AnomalyUIDReused, Email: owners[uid][0].email, OpIDs: ownerOps[uid],
+			Detail: fmt.Sprintf("uid %d was answered as %s", uid, strings.Join(names, " and as "))})
+	}
+	for _, email := range sortedKeys(lost) {
+		ids := lost[email]
+		sort.Ints(ids)
+		out = append(out, Anomaly{Kind: AnomalyLostWrite, Email: email, OpIDs: ids,
+			Detail: fmt.Sprintf("%d acknowledged answers name a record (uid, node) that is not stored", len(ids))})
+	}
+	return out
+}

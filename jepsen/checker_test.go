@@ -1,0 +1,182 @@
+package jepsen
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/wimms-dev/wimms/fsm"
+)
+
+const otherEmail = "jepsen-01@example.com"
+
+// goodRun is a small consistent run: testEmail allocated (uid 7) then key
+// changed (uid 9) on node 1; otherEmail allocated on node 2 (uid 8).
+func goodRun() CheckInput {
+	h := &historyBuilder{}
+	h.ok(alloc(1000, 1000, "0a00"), created(user(7, 1, 1000, 1000, "0a00")), 0, 1).
+		ok(UserInput{Kind: OpAllocate, Email: otherEmail, Generation: fsm.SomeInt64(1000), KeysChangedAt: fsm.SomeInt64(1000),
+			ClientState: fsm.SomeString("0b00")}, created(user(8, 2, 1000, 1000, "0b00")), 2, 3).
+		ok(login(2001, 2000, "0a01"), loggedIn(user(9, 1, 2001, 2000, "0a01", "0a00")), 4, 5).
+		ok(get(), found(user(9, 1, 2001, 2000, "0a01", "0a00")), 6, 7)
+	return CheckInput{
+		History: h.ops,
+		Emails:  []string{testEmail, otherEmail},
+		Final: FinalState{
+			Nodes: []NodeView{
+				{ID: 1, Capacity: 1, Available: 5, CurrentLoad: 2},
+				{ID: 2, Capacity: 1, Available: 5, CurrentLoad: 1},
+			},
+			Records: map[string][]RecordView{
+				testEmail: {
+					{UID: 7, NodeID: 1, Generation: 1000, KeysChangedAt: 1000, ClientState: "0a00", CreatedAt: 10, ReplacedAt: 20},
+					{UID: 9, NodeID: 1, Generation: 2001, KeysChangedAt: 2000, ClientState: "0a01", CreatedAt: 20, ReplacedAt: fsm.Null},
+				},
+				otherEmail: {{UID: 8, NodeID: 2, Generation: 1000, KeysChangedAt: 1000, ClientState: "0b00", CreatedAt: 15, ReplacedAt: fsm.Null}},
+			},
+		},
+		MaxCapacity: map[int64]int64{1: 1, 2: 1},
+		Timeout:     10 * time.Second,
+	}
+}
+
+func anomalyKinds(res CheckResult) []string {
+	var kinds []string
+	for _, a := range res.Anomalies {
+		kinds = append(kinds, a.Kind)
+	}
+	return kinds
+}
+
+func TestCheckAcceptsConsistentRun(t *testing.T) {
+	res := Check(goodRun())
+	if !res.Valid() || res.Linearizable != "Ok" {
+		t.Fatalf("verdict %s (%s), anomalies %+v", res.Verdict, res.Linearizable, res.Anomalies)
+	}
+}
+
+// Each mutation of the good run breaks one invariant and must be reported
+// as exactly that anomaly.
+func TestCheckFinalStateInvariants(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(in *CheckInput)
+		want   string
+	}{
+		{"two live records", func(in *CheckInput) { in.Final.Records[testEmail][0].ReplacedAt = fsm.Null }, AnomalyMultipleLive},
+		{"current record replaced", func(in *CheckInput) { in.Final.Records[otherEmail][0].ReplacedAt = 99 }, AnomalyCurrentReplaced},
+		{"uid stored twice", func(in *CheckInput) {
+			in.Final.Records[otherEmail][0].UID = 7
+		}, AnomalyUIDReused},
+		{"uids out of order", func(in *CheckInput) {
+			in.Final.Records[testEmail][1].CreatedAt = 5
+		}, AnomalyUIDOrder},
+		{"load differs from records", func(in *CheckInput) { in.Final.Nodes[1].CurrentLoad = 2 }, AnomalyLoadMismatch},
+		{"available negative", func(in *CheckInput) { in.Final.Nodes[0].Available = -1 }, AnomalyNegativeAvailable},
+		{"more users than capacity", func(in *CheckInput) {
+			in.Final.Records[otherEmail][0].NodeID = 1
+			in.Final.Nodes[0].CurrentLoad, in.Final.Nodes[1].CurrentLoad = 3, 0
+			in.History[1].Output.User.NodeID = 1
+		}, AnomalyOverCapacity},
+		{"generation decreases across records", func(in *CheckInput) {
+			in.Final.Records[testEmail][0].Generation = 3000
+		}, AnomalyDecrease},
+		{"acknowledged record missing", func(in *CheckInput) {
+			in.Final.Records[testEmail] = in.Final.Records[testEmail][1:]
+			in.Final.Nodes[0].CurrentLoad = 1
+		}, AnomalyLostWrite},
+		{"record on a node that does not exist", func(in *CheckInput) {
+			in.Final.Nodes = in.Final.Nodes[:1]
+		}, AnomalyUnknownNode},
+		{"records could not be read", func(in *CheckInput) { delete(in.Final.Records, otherEmail) }, AnomalyFinalReadFailed},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := goodRun()
+			c.mutate(&in)
+			res := Check(in)
+			if !slices.Contains(anomalyKinds(res), c.want) {
+				t.Fatalf("want %s, got %v", c.want, res.Anomalies)
+			}
+			wantVerdict := VerdictInvalid
+			if inconclusiveKinds[c.want] {
+				wantVerdict = VerdictUnknown
+			}
+			if res.Verdict != wantVerdict {
+				t.Fatalf("verdict %s, want %s", res.Verdict, wantVerdict)
+			}
+		})
+	}
+}
+
+func TestCheckReportsUIDAnsweredForTwoUsers(t *testing.T) {
+	in := goodRun()
+	in.History[1].Output.User.UID = 7 // otherEmail told it got uid 7 as well
+	res := Check(in)
+	if !slices.Contains(anomalyKinds(res), AnomalyUIDReused) {
+		t.Fatalf("want uid-reused, got %v", res.Anomalies)
+	}
+}
+
+func TestCheckNonLinearizableNamesTheUser(t *testing.T) {
+	in := goodRun()
+	// A linearizable read after the key change sees the first record again.
+	in.History = append(in.History, Op{ID: len(in.History), Kind: OpGet, Email: testEmail, Input: UserInput{Kind: OpGet, Email: testEmail},
+		Outcome: OutcomeOK, Output: found(user(7, 1, 1000, 1000, "0a00")), Call: 8 * time.Millisecond, Return: 9 * time.Millisecond})
+	res := Check(in)
+	if res.Linearizable != "Illegal" || res.Verdict != VerdictInvalid {
+		t.Fatalf("linearizable %s verdict %s", res.Linearizable, res.Verdict)
+	}
+	a := res.Anomalies[0]
+	if a.Kind != AnomalyNotLinearizable || a.Email != testEmail || !slices.Contains(a.OpIDs, len(in.History)-1) {
+		t.Fatalf("anomaly %+v should name %s and op %d", a, testEmail, len(in.History)-1)
+	}
+}
+
+func staleRead(h *historyBuilder, out UserOutput, call, ret int) {
+	h.add(OutcomeOK, UserInput{Kind: OpGetStale}, out, call, ret)
+}
+
+func TestCheckStaleReads(t *testing.T) {
+	t.Run("an old state is fine", func(t *testing.T) {
+		in := goodRun()
+		h := &historyBuilder{ops: in.History}
+		staleRead(h, found(user(7, 1, 1000, 1000, "0a00")), 20, 21)
+		staleRead(h, failed(fsm.StatusNotFound), 22, 23)
+		in.History = h.ops
+		if res := Check(in); !res.Valid() || res.StaleReads != "Ok" {
+			t.Fatalf("verdict %s, stale reads %s, %+v", res.Verdict, res.StaleReads, res.Anomalies)
+		}
+	})
+	t.Run("a state that never existed is not", func(t *testing.T) {
+		in := goodRun()
+		h := &historyBuilder{ops: in.History}
+		staleRead(h, found(user(7, 1, 1500, 1000, "0a00")), 20, 21) // generation 1500 was never written
+		in.History = h.ops
+		res := Check(in)
+		if res.StaleReads != "Illegal" || !slices.Contains(anomalyKinds(res), AnomalyStaleReadNotState) {
+			t.Fatalf("stale reads %s, anomalies %+v", res.StaleReads, res.Anomalies)
+		}
+		if got := res.Anomalies[0].OpIDs; !slices.Equal(got, []int{len(h.ops) - 1}) {
+			t.Fatalf("culprits %v, want the bad read", got)
+		}
+	})
+	t.Run("a state from the future is not", func(t *testing.T) {
+		in := goodRun()
+		h := &historyBuilder{ops: in.History}
+		// Returned before the key change was even sent.
+		staleRead(h, found(user(9, 1, 2001, 2000, "0a01", "0a00")), 1, 2)
+		in.History = h.ops
+		if res := Check(in); res.StaleReads != "Illegal" {
+			t.Fatalf("stale reads %s", res.StaleReads)
+		}
+	})
+}
+
+func TestVerdictOf(t *testing.T) {
+	if verdictOf(nil) != VerdictValid ||
+		verdictOf([]Anomaly{{Kind: AnomalyCheckTimeout}}) != VerdictUnknown ||
+		verdictOf([]Anomaly{{Kind: AnomalyCheckTimeout}, {Kind: AnomalyLostWrite}}) != VerdictInvalid {
+		t.Fatal("verdictOf is wrong")
+	}
+}

@@ -1,0 +1,287 @@
+package jepsen
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// memberGIDBase: member i runs as group memberGIDBase+i (root runs only).
+const memberGIDBase = 61000
+
+// clusterMember is a member as GET /v1/cluster shows it.
+type clusterMember struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+	Voter    bool   `json:"voter"`
+	State    string `json:"state"`
+}
+
+type clusterStatus struct {
+	Leader  *clusterMember  `json:"leader"`
+	Term    uint64          `json:"term"`
+	Members []clusterMember `json:"members"`
+}
+
+func (r *runner) newMembers() []*member {
+	o := r.opts
+	var out []*member
+	for i := range o.Members {
+		ip := fmt.Sprintf("127.0.0.%d", o.FirstIP+i)
+		m := &member{
+			Index:      i,
+			ID:         fmt.Sprintf("n%d", i+1),
+			IP:         ip,
+			HTTPAddr:   net.JoinHostPort(ip, strconv.Itoa(o.HTTPPort)),
+			RaftAddr:   net.JoinHostPort(ip, strconv.Itoa(o.RaftPort)),
+			GossipAddr: net.JoinHostPort(ip, strconv.Itoa(o.GossipPort)),
+			DataDir:    filepath.Join(o.OutDir, "data", fmt.Sprintf("n%d", i+1)),
+			LogPath:    filepath.Join(o.OutDir, fmt.Sprintf("member-%d.log", i+1)),
+			bin:        o.Bin,
+			seedBug:    o.SeedBug,
+			leaderWait: o.LeaderWait,
+			log:        r.log,
+		}
+		if os.Geteuid() == 0 {
+			m.GID = memberGIDBase + i
+		}
+		if i > 0 {
+			m.join = []string{fmt.Sprintf("127.0.0.%d:%d", o.FirstIP, o.HTTPPort)}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// startCluster starts r.members: the first member (it bootstraps), then the others with
+// --join, and waits until all are ready voters of one cluster. Data left by
+// an earlier run in the same directory is removed first: a run always
+// starts from an empty cluster.
+func (r *runner) startCluster(ctx context.Context) error {
+	if err := os.RemoveAll(filepath.Join(r.opts.OutDir, "data")); err != nil {
+		return fmt.Errorf("remove old data: %w", err)
+	}
+	deadline := time.Now().Add(r.opts.StartTimeout)
+	for i, m := range r.members {
+		if err := m.start(); err != nil {
+			return err
+		}
+		if i == 0 {
+			if err := r.waitReady(ctx, m, time.Until(deadline)); err != nil {
+				return fmt.Errorf("first member: %w", err)
+			}
+		}
+	}
+	return r.waitRecovered(ctx, time.Until(deadline))
+}
+
+func (r *runner) ready(ctx context.Context, m *member) bool {
+	res := r.admin.do(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/readyz", nil)
+	return res.err == nil && res.code == http.StatusOK
+}
+
+func (r *runner) waitReady(ctx context.Context, m *member, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !r.ready(ctx, m) {
+		if !m.Running() {
+			return fmt.Errorf("%s exited before it was ready; see %s", m.ID, m.LogPath)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s not ready within %s: %w", m.ID, timeout, errors.Join(ctx.Err()))
+		}
+		sleepCtx(ctx, 200*time.Millisecond)
+	}
+	return nil
+}
+
+func (r *runner) status(ctx context.Context, m *member) (clusterStatus, error) {
+	res := r.admin.do(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/v1/cluster", nil)
+	if res.err != nil || res.code != http.StatusOK {
+		return clusterStatus{}, fmt.Errorf("cluster status from %s: %s", m.ID, res)
+	}
+	var st clusterStatus
+	if err := json.Unmarshal(res.body, &st); err != nil {
+		return clusterStatus{}, fmt.Errorf("decode cluster status from %s: %w", m.ID, err)
+	}
+	return st, nil
+}
+
+// healthy: every member is ready, and they agree on a leader of a
+// configuration that has every member as a voter.
+func (r *runner) healthy(ctx context.Context) error {
+	var leader string
+	for _, m := range r.members {
+		if !r.ready(ctx, m) {
+			return fmt.Errorf("%s is not ready", m.ID)
+		}
+		st, err := r.status(ctx, m)
+		if err != nil {
+			return err
+		}
+		if st.Leader == nil {
+			return fmt.Errorf("%s knows no leader", m.ID)
+		}
+		if leader != "" && st.Leader.ID != leader {
+			return fmt.Errorf("members disagree on the leader: %s and %s", leader, st.Leader.ID)
+		}
+		leader = st.Leader.ID
+		for _, want := range r.members {
+			if !slices.ContainsFunc(st.Members, func(cm clusterMember) bool { return cm.ID == want.ID && cm.Voter }) {
+				return fmt.Errorf("%s's configuration lacks voter %s", m.ID, want.ID)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) waitRecovered(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := r.healthy(ctx)
+		if err == nil {
+			return nil
+		}
+		for _, m := range r.members {
+			if !m.Running() {
+				return fmt.Errorf("%s is not running; see %s", m.ID, m.LogPath)
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("cluster not healthy within %s: %w", timeout, errors.Join(err, ctx.Err()))
+		}
+		sleepCtx(ctx, 300*time.Millisecond)
+	}
+}
+
+// leaderIndex asks the members that run for the leader; -1 when none knows.
+func (r *runner) leaderIndex(ctx context.Context) int {
+	for _, i := range r.rng.Perm(len(r.members)) {
+		m := r.members[i]
+		if !m.Running() {
+			continue
+		}
+		st, err := r.status(ctx, m)
+		if err != nil || st.Leader == nil {
+			continue
+		}
+		if j := slices.IndexFunc(r.members, func(x *member) bool { return x.ID == st.Leader.ID }); j >= 0 {
+			return j
+		}
+	}
+	return -1
+}
+
+// healAll undoes every fault, whatever the nemesis left: rules, paused and
+// dead members.
+func (r *runner) healAll() {
+	if r.fw != nil {
+		if err := r.fw.Heal(); err != nil {
+			r.log.Error("heal: remove rules", "error", err)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, m := range r.members {
+		if err := m.Resume(); err != nil {
+			r.log.Error("heal: resume", "member", m.ID, "error", err)
+		}
+		if !m.Running() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := m.start(); err != nil {
+					r.log.Error("heal: restart", "member", m.ID, "error", err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// auditSourceAddresses looks at the established connections between
+// members: one that leaves from 127.0.0.1 shows a member that does not bind
+// its own address when dialing. Partitions still cut it (owner match), but
+// it is worth knowing.
+func (r *runner) auditSourceAddresses() {
+	ips := map[netip.Addr]bool{}
+	peerPorts := map[uint16]bool{uint16(r.opts.RaftPort): true, uint16(r.opts.GossipPort): true}
+	for _, m := range r.members {
+		ips[netip.MustParseAddr(m.IP)] = true
+	}
+	conns, err := tcpConnections()
+	if err != nil {
+		r.log.Warn("audit source addresses", "error", err)
+		return
+	}
+	var unbound []string
+	for _, c := range conns {
+		if ips[c.remote.Addr()] && peerPorts[c.remote.Port()] && !ips[c.local.Addr()] {
+			unbound = append(unbound, c.local.String()+" -> "+c.remote.String())
+		}
+	}
+	if len(unbound) > 0 {
+		slices.Sort(unbound)
+		r.note("members dial each other from addresses that are not theirs (%s); partitions cut them by process group (iptables owner match)",
+			strings.Join(unbound, ", "))
+	}
+	if os.Geteuid() != 0 && len(unbound) > 0 && r.fw != nil {
+		r.note("not root: partitions can only cut by address and may miss these connections")
+	}
+}
+
+type tcpConn struct{ local, remote netip.AddrPort }
+
+// tcpConnections parses /proc/net/tcp (IPv4, established only).
+func tcpConnections() ([]tcpConn, error) {
+	f, err := os.Open("/proc/net/tcp")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []tcpConn
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || fields[3] != "01" { // 01 = ESTABLISHED
+			continue
+		}
+		local, err1 := parseProcAddr(fields[1])
+		remote, err2 := parseProcAddr(fields[2])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, tcpConn{local, remote})
+	}
+	return out, sc.Err()
+}
+
+// parseProcAddr parses "0100007F:1F90": a little-endian IPv4 and a port, in hex.
+func parseProcAddr(s string) (netip.AddrPort, error) {
+	ipHex, portHex, ok := strings.Cut(s, ":")
+	if !ok || len(ipHex) != 8 {
+		return netip.AddrPort{}, fmt.Errorf("bad address %q", s)
+	}
+	b, err := hex.DecodeString(ipHex)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	port, err := strconv.ParseUint(portHex, 16, 16)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{b[3], b[2], b[1], b[0]}), uint16(port)), nil
+}

@@ -1,0 +1,226 @@
+package jepsen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// nemesisLoop injects one fault at a time: a quiet gap, a fault held for a
+// while, a heal. When ctx ends it heals the current fault and returns.
+func (r *runner) nemesisLoop(ctx context.Context) {
+	kinds := r.opts.Nemesis
+	if len(kinds) == 0 {
+		return
+	}
+	for {
+		if !sleepCtx(ctx, r.between(r.opts.FaultGap)) {
+			return
+		}
+		kind := kinds[r.rng.IntN(len(kinds))]
+		ev, heal := r.inject(ctx, kind)
+		r.log.Info("fault injected", "kind", kind, "targets", ev.Targets, "detail", ev.Detail, "error", ev.Error)
+		if heal != nil {
+			desc := fmt.Sprintf("%s %v", kind, ev.Targets)
+			r.fault.Store(&desc)
+			sleepCtx(ctx, r.between(r.opts.FaultHold))
+			// Healing must happen even when the run is over or interrupted.
+			if err := heal(); err != nil {
+				ev.Error = errors.Join(errorOrNil(ev.Error), fmt.Errorf("heal: %w", err)).Error()
+				r.log.Error("heal failed", "kind", kind, "error", err)
+			}
+			r.fault.Store(nil)
+		}
+		ev.End = r.clock()
+		r.mu.Lock()
+		r.events = append(r.events, ev)
+		r.mu.Unlock()
+		r.log.Info("fault healed", "kind", kind, "targets", ev.Targets)
+	}
+}
+
+func errorOrNil(s string) error {
+	if s == "" {
+		return nil
+	}
+	return errors.New(s)
+}
+
+func (r *runner) between(rng [2]time.Duration) time.Duration {
+	return rng[0] + time.Duration(r.rng.Int64N(int64(rng[1]-rng[0])+1))
+}
+
+// pickTarget returns a running, unpaused member: the leader for *-leader
+// faults when one is known, else a random one. -1 when none is left.
+func (r *runner) pickTarget(ctx context.Context, kind FaultKind) (int, string) {
+	if kind.targetsLeader() {
+		if i := r.leaderIndex(ctx); i >= 0 {
+			return i, "leader"
+		}
+	}
+	for _, i := range r.rng.Perm(len(r.members)) {
+		m := r.members[i]
+		m.mu.Lock()
+		ok := m.running() && !m.paused
+		m.mu.Unlock()
+		if ok {
+			if kind.targetsLeader() {
+				return i, "leader unknown, random member"
+			}
+			return i, "random member"
+		}
+	}
+	return -1, "no running member"
+}
+
+// inject starts one fault. It returns the event and how to heal it (nil if
+// nothing was injected).
+func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func() error) {
+	ev := NemesisEvent{Kind: kind, Start: r.clock()}
+	n := len(r.members)
+	ids := func(idx ...int) []string {
+		var out []string
+		for _, i := range idx {
+			out = append(out, r.members[i].ID)
+		}
+		return out
+	}
+	switch kind {
+	case FaultPartitionHalves, FaultPartitionLeader, FaultPartitionRing, FaultPartitionBridge:
+		var pairs []pair
+		var names []string
+		for _, m := range r.members {
+			names = append(names, m.ID)
+		}
+		switch kind {
+		case FaultPartitionHalves:
+			pairs, ev.Detail = halvesCut(n, r.rng, names)
+		case FaultPartitionRing:
+			pairs, ev.Detail = ringCut(n, r.rng, names)
+		case FaultPartitionBridge:
+			pairs, ev.Detail = bridgeCut(n, r.rng, names)
+		case FaultPartitionLeader:
+			target, why := r.pickTarget(ctx, kind)
+			if target < 0 {
+				ev.Error = why
+				return ev, nil
+			}
+			pairs, ev.Detail = isolateCut(n, target, names)
+			ev.Detail += " (" + why + ")"
+		}
+		ips := make([]string, n)
+		marks := make([]uint32, n)
+		for i, m := range r.members {
+			ips[i] = m.IP
+			if m.GID != 0 {
+				marks[i] = MemberMark(i)
+			}
+		}
+		involved := map[int]bool{}
+		for _, p := range pairs {
+			involved[p[0]], involved[p[1]] = true, true
+		}
+		for i := range n {
+			if involved[i] {
+				ev.Targets = append(ev.Targets, r.members[i].ID)
+			}
+		}
+		ev.Detail = fmt.Sprintf("cut %s; %d pairs", ev.Detail, len(pairs))
+		if err := r.fw.Drop(dropRules(pairs, ips, marks)); err != nil {
+			ev.Error = err.Error()
+		}
+		ev.Injected = ev.Error == ""
+		return ev, r.fw.Heal
+
+	case FaultKill, FaultKillLeader:
+		target, why := r.pickTarget(ctx, kind)
+		if target < 0 {
+			ev.Error = why
+			return ev, nil
+		}
+		m := r.members[target]
+		ev.Targets, ev.Detail = ids(target), "kill -9 ("+why+")"
+		if err := m.Kill(); err != nil {
+			ev.Error = err.Error()
+		}
+		ev.Injected = ev.Error == ""
+		return ev, m.start
+
+	case FaultPause, FaultPauseLeader:
+		target, why := r.pickTarget(ctx, kind)
+		if target < 0 {
+			ev.Error = why
+			return ev, nil
+		}
+		m := r.members[target]
+		ev.Targets, ev.Detail = ids(target), "SIGSTOP ("+why+")"
+		if err := m.Pause(); err != nil {
+			ev.Error = err.Error()
+		}
+		ev.Injected = ev.Error == ""
+		return ev, m.Resume
+
+	case FaultMembership:
+		return r.injectMembership(ctx, ev)
+	}
+	ev.Error = "unknown fault kind"
+	return ev, nil
+}
+
+// injectMembership removes a member (DELETE /v1/cluster/members/{id} through
+// another member) and stops it. The heal is an operator's replacement: wipe
+// its data, start it again with --join. Its data is only wiped once the
+// cluster no longer lists it: wiping a voter would let it vote twice.
+func (r *runner) injectMembership(ctx context.Context, ev NemesisEvent) (NemesisEvent, func() error) {
+	target, why := r.pickTarget(ctx, FaultMembership)
+	if target < 0 || len(r.members) < 2 {
+		ev.Error = "no member to remove: " + why
+		return ev, nil
+	}
+	m := r.members[target]
+	ev.Targets = []string{m.ID}
+	var others []*member
+	var joinAddrs []string
+	for _, o := range r.members {
+		if o != m {
+			others = append(others, o)
+			joinAddrs = append(joinAddrs, o.HTTPAddr)
+		}
+	}
+	removed := false
+	var lastErr string
+	deadline := time.Now().Add(8 * time.Second)
+	for !removed && time.Now().Before(deadline) && ctx.Err() == nil {
+		via := others[r.rng.IntN(len(others))]
+		res := r.admin.do(ctx, http.MethodDelete, "http://"+via.HTTPAddr+"/v1/cluster/members/"+m.ID, nil)
+		lastErr = fmt.Sprintf("DELETE via %s: %s", via.ID, res)
+		if st, err := r.status(ctx, via); err == nil && st.Leader != nil &&
+			!slices.ContainsFunc(st.Members, func(cm clusterMember) bool { return cm.ID == m.ID }) {
+			removed = true
+			break
+		}
+		sleepCtx(ctx, 500*time.Millisecond)
+	}
+	if !removed {
+		ev.Error = "member was not removed: " + lastErr
+		return ev, nil
+	}
+	ev.Detail = "removed from the configuration, stopped; heal wipes its data and starts it with --join"
+	ev.Injected = true
+	if err := m.Kill(); err != nil {
+		ev.Error = err.Error()
+	}
+	return ev, func() error {
+		if err := m.Kill(); err != nil {
+			return err
+		}
+		if err := m.WipeData(); err != nil {
+			return err
+		}
+		m.setJoin(joinAddrs)
+		return m.start()
+	}
+}

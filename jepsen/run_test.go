@@ -1,0 +1,171 @@
+package jepsen
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Full runs start real members and inject real faults: they need root,
+// iptables and WIMMS_JEPSEN=1 (CI sets it), and take minutes.
+func skipUnlessChaos(t *testing.T) {
+	t.Helper()
+	if os.Getenv("WIMMS_JEPSEN") != "1" {
+		t.Skip("set WIMMS_JEPSEN=1 to run the chaos runs (needs root and iptables)")
+	}
+	if testing.Short() {
+		t.Skip("chaos runs are long; not with -short")
+	}
+	skipWithoutIptables(t)
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// serverBinary builds ./cmd/wimms once per test process, with the go of
+// the running toolchain.
+func serverBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		goroot, err := exec.Command("go", "env", "GOROOT").Output()
+		if err != nil {
+			// go is not on PATH: use the toolchain this test was built with.
+			goroot, err = []byte(runtime.GOROOT()), nil
+		}
+		dir, err := os.MkdirTemp("", "wimms-jepsen-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "wimms")
+		cmd := exec.Command(filepath.Join(strings.TrimSpace(string(goroot)), "bin", "go"), "build", "-o", binPath, "./cmd/wimms")
+		cmd.Dir = ".."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build wimms: %v", buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
+
+func runForTest(t *testing.T, opts Options) Summary {
+	t.Helper()
+	opts.Bin = serverBinary(t)
+	opts.OutDir = filepath.Join(t.TempDir(), "out")
+	opts.Progress = testWriter{t}
+	sum, err := Run(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("run could not be done: %v (see %s)", err, opts.OutDir)
+	}
+	t.Logf("%s: %d ops (%d ok, %d fail, %d info), faults %v, anomalies %d",
+		sum.Verdict, sum.Ops, sum.OpsOK, sum.OpsFail, sum.OpsInfo, sum.NemesisKinds, len(sum.Anomalies))
+	for _, a := range sum.Anomalies {
+		t.Logf("  anomaly %s %s node %d: %s", a.Kind, a.Email, a.NodeID, a.Detail)
+	}
+	assertCleanedUp(t, opts)
+	return sum
+}
+
+// After a run no rule and no member may be left.
+func assertCleanedUp(t *testing.T, opts Options) {
+	t.Helper()
+	rules, err := iptables("-S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(rules, ChainAddr) {
+		t.Errorf("iptables rules left after the run:\n%s", rules)
+	}
+	for i := range opts.Members {
+		addr := net.JoinHostPort("127.0.0."+strconv.Itoa(10+i), "24080")
+		if c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond); err == nil {
+			c.Close()
+			t.Errorf("a member still listens on %s after the run", addr)
+		}
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// A correct cluster under partitions, kills and pauses must be judged valid,
+// and the run must really have exercised it.
+func TestChaosHealthyRunIsValid(t *testing.T) {
+	skipUnlessChaos(t)
+	kinds, _ := ParseNemesis("partition,kill,pause")
+	sum := runForTest(t, Options{Members: 3, Duration: 45 * time.Second, Nemesis: kinds, Seed: 11,
+		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
+	if sum.Verdict != VerdictValid {
+		t.Fatalf("healthy cluster judged %s: %+v", sum.Verdict, sum.Anomalies)
+	}
+	if sum.NemesisEvents < 5 {
+		t.Errorf("only %d faults injected in 45 s", sum.NemesisEvents)
+	}
+	if sum.OpsOK < 1000 || sum.OpsByKind[OpAllocate][OutcomeOK] == 0 || sum.OpsByKind[OpGet][OutcomeOK] == 0 {
+		t.Errorf("too little work checked: %d ok ops, %v", sum.OpsOK, sum.OpsByKind)
+	}
+	if sum.Final == nil || sum.Final.Users == 0 {
+		t.Errorf("final state has no users: %+v", sum.Final)
+	}
+	for _, f := range []string{SummaryFile, HistoryHTML, HistoryFile, "member-1.log", "member-3.log"} {
+		if !slices.Contains(sum.Files, f) {
+			t.Errorf("output lacks %s: %v", f, sum.Files)
+		}
+	}
+}
+
+// Each seeded bug must make the checker fail, with the anomaly that the bug
+// explains.
+func TestChaosCatchesSeededBugs(t *testing.T) {
+	skipUnlessChaos(t)
+	for _, bug := range SeedBugs() {
+		t.Run(bug.Name, func(t *testing.T) {
+			kinds, err := ParseNemesis(bug.Nemesis)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := runForTest(t, Options{Members: 3, Duration: 25 * time.Second, Nemesis: kinds, SeedBug: bug.Name, Seed: 12,
+				FaultHold: [2]time.Duration{2 * time.Second, 3 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
+			if sum.Verdict != VerdictInvalid {
+				t.Fatalf("seeded bug %s not caught: verdict %s", bug.Name, sum.Verdict)
+			}
+			caught := slices.ContainsFunc(sum.Anomalies, func(a Anomaly) bool { return slices.Contains(bug.CaughtBy, a.Kind) })
+			if !caught {
+				t.Fatalf("seeded bug %s caught, but not by %v: %+v", bug.Name, bug.CaughtBy, sum.Anomalies)
+			}
+		})
+	}
+}

@@ -1,0 +1,635 @@
+package jepsen
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Options configure one run. Zero values take the defaults of withDefaults.
+type Options struct {
+	Bin      string        // the wimms binary to start members from
+	Members  int           // cluster size
+	Duration time.Duration // how long clients and the nemesis run
+	Nemesis  []FaultKind   // faults to inject; empty: none
+	OutDir   string        // where summary.json, history.html and logs go
+	Clients  int           // concurrent clients
+	Seed     uint64        // drives every random choice of the harness
+	SeedBug  string        // passed to every member as --seed-bug
+
+	Emails         int           // distinct users the clients share
+	Rate           float64       // target operations per second over all clients
+	RequestTimeout time.Duration // per request; a write that times out is "info"
+	FaultHold      [2]time.Duration
+	FaultGap       [2]time.Duration
+	// StartTimeout bounds cluster start; RecoveryTimeout the wait for a
+	// healthy cluster after healing; CheckTimeout the linearizability search.
+	StartTimeout    time.Duration
+	RecoveryTimeout time.Duration
+	CheckTimeout    time.Duration
+
+	// Member i listens on 127.0.0.(FirstIP+i) at these ports.
+	FirstIP                        int
+	HTTPPort, RaftPort, GossipPort int
+	// Nodes of the workload's service, each with NodeCapacity (default:
+	// the shared users plus two per node).
+	Nodes        int
+	NodeCapacity int64
+	// LeaderWait is passed to members as --leader-wait: how long a request
+	// waits for a leader before 503 no-leader. Shorter than RequestTimeout,
+	// so that a client cut off from the leader gets a definite refusal
+	// instead of a timeout, and the workload keeps moving during faults.
+	LeaderWait time.Duration
+
+	// Progress gets a status line while the run goes (nil: none).
+	Progress io.Writer
+	// Logger: nil logs to OutDir/jepsen.log.
+	Logger hclog.Logger
+}
+
+func (o Options) withDefaults() (Options, error) {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.Members, 3)
+	def(&o.Clients, 10)
+	def(&o.Emails, 16)
+	def(&o.FirstIP, 10)
+	def(&o.HTTPPort, 24080)
+	def(&o.RaftPort, 24081)
+	def(&o.GossipPort, 24082)
+	def(&o.Nodes, 3)
+	defDur(&o.Duration, 60*time.Second)
+	defDur(&o.RequestTimeout, 5*time.Second)
+	defDur(&o.StartTimeout, 60*time.Second)
+	defDur(&o.RecoveryTimeout, 60*time.Second)
+	defDur(&o.CheckTimeout, 3*time.Minute)
+	defDur(&o.LeaderWait, 2*time.Second)
+	if o.FaultHold == [2]time.Duration{} {
+		o.FaultHold = [2]time.Duration{2 * time.Second, 6 * time.Second}
+	}
+	if o.FaultGap == [2]time.Duration{} {
+		o.FaultGap = [2]time.Duration{1 * time.Second, 3 * time.Second}
+	}
+	if o.Rate == 0 {
+		o.Rate = 150
+	}
+	if o.NodeCapacity == 0 {
+		// Room for every shared user and a few new ones; key changes and
+		// new users fill the rest during the run.
+		o.NodeCapacity = int64((o.Emails+o.Nodes-1)/o.Nodes) + 2
+	}
+	if o.Seed == 0 {
+		o.Seed = uint64(time.Now().UnixNano())
+	}
+	switch {
+	case o.Bin == "":
+		return o, errors.New("no server binary (--bin)")
+	case o.OutDir == "":
+		return o, errors.New("no output directory (--out)")
+	case o.Members < 1 || o.FirstIP+o.Members > 255:
+		return o, fmt.Errorf("members must be 1..%d, got %d", 255-o.FirstIP, o.Members)
+	case o.Clients < 1 || o.Emails < 1 || o.Nodes < 1 || o.Rate <= 0:
+		return o, errors.New("clients, emails, nodes and rate must be positive")
+	case o.FaultHold[0] > o.FaultHold[1] || o.FaultGap[0] > o.FaultGap[1]:
+		return o, errors.New("fault hold and gap ranges must be [min, max]")
+	case o.SeedBug != "" && !knownSeedBug(o.SeedBug):
+		return o, fmt.Errorf("unknown seed bug %q (see --list-seed-bugs)", o.SeedBug)
+	}
+	for _, k := range o.Nemesis {
+		if k.isPartition() && o.Members < 2 {
+			return o, fmt.Errorf("nemesis %s needs at least 2 members", k)
+		}
+	}
+	if info, err := os.Stat(o.Bin); err != nil {
+		return o, fmt.Errorf("server binary: %w", err)
+	} else if info.IsDir() || info.Mode()&0o111 == 0 {
+		return o, fmt.Errorf("server binary %s is not executable", o.Bin)
+	}
+	return o, nil
+}
+
+// Summary is summary.json.
+type Summary struct {
+	Valid         bool                       `json:"valid"`
+	Verdict       string                     `json:"verdict"`
+	Ops           int                        `json:"ops"`
+	OpsOK         int                        `json:"ops_ok"`
+	OpsFail       int                        `json:"ops_fail"`
+	OpsInfo       int                        `json:"ops_info"`
+	OpsByKind     map[OpKind]map[Outcome]int `json:"ops_by_kind"`
+	NemesisEvents int                        `json:"nemesis_events"`
+	NemesisKinds  map[FaultKind]int          `json:"nemesis_kinds"`
+	Anomalies     []Anomaly                  `json:"anomalies"`
+	Linearizable  string                     `json:"linearizable"`
+	StaleReads    string                     `json:"stale_reads"`
+	Events        []NemesisEvent             `json:"events"`
+	Final         *FinalSummary              `json:"final_state,omitempty"`
+	Notes         []string                   `json:"notes,omitempty"`
+	Error         string                     `json:"error,omitempty"`
+
+	Members   int         `json:"members"`
+	Clients   int         `json:"clients"`
+	Nemesis   []FaultKind `json:"nemesis"`
+	Seed      uint64      `json:"seed"`
+	SeedBug   string      `json:"seed_bug,omitempty"`
+	Duration  string      `json:"duration"`
+	StartedAt time.Time   `json:"started_at"`
+	Elapsed   string      `json:"elapsed"`
+	OutDir    string      `json:"out_dir"`
+	Files     []string    `json:"files"`
+}
+
+// FinalSummary is a digest of the final state.
+type FinalSummary struct {
+	Users   int        `json:"users"`
+	Records int        `json:"records"`
+	Nodes   []NodeView `json:"nodes"`
+}
+
+type runner struct {
+	opts    Options
+	log     hclog.Logger
+	start   time.Time
+	members []*member
+	fw      *Firewall
+	admin   *apiClient
+	wl      *workload
+	hist    *History
+	rng     *rand.Rand // the nemesis's; clients have their own
+
+	mu     sync.Mutex
+	events []NemesisEvent
+	notes  []string
+	fault  atomic.Pointer[string]
+
+	panicMu  sync.Mutex
+	panicErr error
+}
+
+// Run starts a cluster, runs clients and the nemesis against it, heals,
+// reads the final state and judges. An error means the run could not be
+// done or judged (exit 2); otherwise Summary.Verdict says valid / invalid /
+// unknown. Every process started and every iptables rule added is removed
+// before Run returns, whatever happens.
+func Run(ctx context.Context, opts Options) (Summary, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return Summary{}, err
+	}
+	if NeedsIptables(opts.Nemesis) {
+		if err := CheckIptables(); err != nil {
+			return Summary{}, err
+		}
+	}
+	release, err := acquireRunLock()
+	if err != nil {
+		return Summary{}, err
+	}
+	defer release()
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return Summary{}, fmt.Errorf("create output directory: %w", err)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		f, err := os.OpenFile(filepath.Join(opts.OutDir, "jepsen.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return Summary{}, fmt.Errorf("open jepsen.log: %w", err)
+		}
+		defer f.Close()
+		logger = hclog.New(&hclog.LoggerOptions{Name: "jepsen", Output: f, Level: hclog.Debug})
+	}
+	r := &runner{
+		opts:  opts,
+		log:   logger,
+		start: time.Now(),
+		admin: newAPIClient(3 * time.Second),
+		wl:    newWorkload(opts.Emails),
+		hist:  &History{},
+		rng:   rand.New(rand.NewPCG(opts.Seed, 0x6e656d65736973)),
+	}
+	defer r.teardown()
+	sum, err := r.run(ctx)
+	if err == nil {
+		err = r.takePanic()
+	}
+
+	if err != nil {
+		sum.Verdict, sum.Valid, sum.Error = VerdictUnknown, false, err.Error()
+		r.log.Error("run failed", "error", err)
+	}
+	r.fillSummary(&sum)
+	if werr := r.writeSummary(sum); werr != nil && err == nil {
+		err = werr
+	}
+	return sum, err
+}
+
+func (r *runner) clock() time.Duration { return time.Since(r.start) }
+
+// goSafe runs fn in a goroutine; a panic there is recorded and cancels the
+// run instead of killing the process with members and rules left behind.
+func (r *runner) goSafe(wg *sync.WaitGroup, cancel context.CancelFunc, name string, fn func()) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			if p := recover(); p != nil {
+				r.panicMu.Lock()
+				r.panicErr = errors.Join(r.panicErr, fmt.Errorf("panic in %s: %v\n%s", name, p, debug.Stack()))
+				r.panicMu.Unlock()
+				cancel()
+			}
+		}()
+		fn()
+	}()
+}
+
+func (r *runner) takePanic() error {
+	r.panicMu.Lock()
+	defer r.panicMu.Unlock()
+	return r.panicErr
+}
+
+func (r *runner) note(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	msg := fmt.Sprintf(format, args...)
+	if !slices.Contains(r.notes, msg) {
+		r.notes = append(r.notes, msg)
+		r.log.Info("note", "note", msg)
+	}
+}
+
+// teardown stops every member and removes every rule. It runs on every exit
+// path of Run, panics included.
+func (r *runner) teardown() {
+	var wg sync.WaitGroup
+	for _, m := range r.members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Stop(5 * time.Second); err != nil {
+				r.log.Error("stop member", "member", m.ID, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if r.fw != nil {
+		if err := r.fw.Close(); err != nil {
+			r.log.Error("remove iptables rules", "error", err)
+			fmt.Fprintf(os.Stderr, "jepsen: WARNING: could not remove iptables rules: %v (run `wimms jepsen --cleanup`)\n", err)
+		}
+		r.fw = nil
+	}
+}
+
+func (r *runner) run(ctx context.Context) (Summary, error) {
+	o := r.opts
+	r.log.Info("run starting", "members", o.Members, "clients", o.Clients, "duration", o.Duration,
+		"nemesis", o.Nemesis, "seed", o.Seed, "seed_bug", o.SeedBug, "bin", o.Bin)
+	if NeedsIptables(o.Nemesis) {
+		fw, err := NewFirewall()
+		if err != nil {
+			return Summary{}, fmt.Errorf("set up iptables: %w", err)
+		}
+		r.fw = fw
+	}
+	r.progressf("starting %d members", o.Members)
+	r.members = r.newMembers()
+	if r.fw != nil {
+		for _, m := range r.members {
+			if m.GID == 0 {
+				continue
+			}
+			if err := r.fw.MarkProcesses(m.GID, MemberMark(m.Index)); err != nil {
+				return Summary{}, fmt.Errorf("set up iptables: %w", err)
+			}
+		}
+	}
+	if err := r.startCluster(ctx); err != nil {
+		return Summary{}, fmt.Errorf("start cluster: %w", err)
+	}
+	if err := r.setupWorkload(ctx); err != nil {
+		return Summary{}, fmt.Errorf("set up the workload's service and nodes: %w", err)
+	}
+	if err := r.allocateSharedUsers(ctx); err != nil {
+		return Summary{}, fmt.Errorf("allocate the shared users: %w", err)
+	}
+	r.auditSourceAddresses()
+
+	// The workload and the nemesis run for Duration; a failure of either
+	// (a panic) or Ctrl-C ends them early.
+	wctx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	stopProgress := r.startProgress(r.clock())
+	r.goSafe(&wg, cancel, "nemesis", func() { r.nemesisLoop(wctx) })
+	for i := range o.Clients {
+		r.goSafe(&wg, cancel, fmt.Sprintf("client %d", i), func() { r.clientLoop(wctx, i) })
+	}
+	wg.Wait()
+	stopProgress()
+	if err := r.takePanic(); err != nil {
+		return Summary{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Summary{}, fmt.Errorf("interrupted: %w", err)
+	}
+
+	r.progressf("healing and waiting for recovery")
+	var extra []Anomaly
+	r.healAll()
+	if err := r.waitRecovered(ctx, o.RecoveryTimeout); err != nil {
+		if ctx.Err() != nil {
+			return Summary{}, fmt.Errorf("interrupted: %w", ctx.Err())
+		}
+		extra = append(extra, Anomaly{Kind: AnomalyNoRecovery, Detail: err.Error()})
+	}
+	r.progressf("reading the final state")
+	final, err := r.readFinal(ctx)
+	if err != nil && ctx.Err() != nil {
+		return Summary{}, fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	// Stop the members before judging, so that a crash at shutdown counts.
+	r.stopMembers()
+	for _, m := range r.members {
+		for _, c := range m.Crashes() {
+			extra = append(extra, Anomaly{Kind: AnomalyMemberCrashed,
+				Detail: fmt.Sprintf("%s %s; see %s", m.ID, c, filepath.Base(m.LogPath))})
+		}
+	}
+
+	r.progressf("checking %d operations", len(r.hist.Ops()))
+	history := r.hist.Ops()
+	res := Check(CheckInput{History: history, Final: final, Emails: r.wl.allEmails(),
+		MaxCapacity: r.wl.maxCapacity(history), Timeout: o.CheckTimeout})
+	res.Anomalies = append(res.Anomalies, extra...)
+	res.Verdict = verdictOf(res.Anomalies)
+
+	sum := Summary{Verdict: res.Verdict, Valid: res.Valid(), Anomalies: res.Anomalies,
+		Linearizable: res.Linearizable, StaleReads: res.StaleReads, Final: finalSummary(final)}
+	if err := r.writeHistory(history, res); err != nil {
+		return sum, err
+	}
+	if res.Valid() {
+		// Members' data is evidence only when something was wrong.
+		if err := os.RemoveAll(filepath.Join(o.OutDir, "data")); err != nil {
+			r.log.Warn("remove data of a valid run", "error", err)
+		}
+	}
+	return sum, nil
+}
+
+func (r *runner) stopMembers() {
+	var wg sync.WaitGroup
+	for _, m := range r.members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Stop(10 * time.Second); err != nil {
+				r.log.Error("stop member", "member", m.ID, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func finalSummary(f FinalState) *FinalSummary {
+	s := &FinalSummary{Nodes: f.Nodes}
+	for _, recs := range f.Records {
+		if len(recs) > 0 {
+			s.Users++
+		}
+		s.Records += len(recs)
+	}
+	return s
+}
+
+// clientLoop issues operations until ctx ends; an operation in flight then
+// completes (or times out) rather than being cut short.
+func (r *runner) clientLoop(ctx context.Context, id int) {
+	rng := rand.New(rand.NewPCG(r.opts.Seed, uint64(1000+id)))
+	c := newAPIClient(r.opts.RequestTimeout)
+	// Each client waits Clients/Rate on average between operations.
+	pause := time.Duration(float64(r.opts.Clients) / r.opts.Rate * float64(time.Second))
+	for ctx.Err() == nil {
+		p := r.wl.next(rng)
+		m := r.members[rng.IntN(len(r.members))]
+		op := r.wl.execute(context.Background(), c, m.HTTPAddr, m.ID, id, p, r.clock)
+		r.hist.Add(op)
+		if !sleepCtx(ctx, time.Duration(rng.Int64N(int64(2*pause)+1))) {
+			return
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// setupWorkload creates the service and its nodes, retrying while the
+// cluster settles. Node ids come from a linearizable read.
+func (r *runner) setupWorkload(ctx context.Context) error {
+	addr := r.members[0].HTTPAddr
+	deadline := time.Now().Add(30 * time.Second)
+	retry := func(what string, fn func() (bool, error)) error {
+		for {
+			done, err := fn()
+			if done {
+				return nil
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("%s: %w", what, errors.Join(err, ctx.Err()))
+			}
+			r.log.Debug("setup retry", "step", what, "error", err)
+			sleepCtx(ctx, 300*time.Millisecond)
+		}
+	}
+	err := retry("create service", func() (bool, error) {
+		res := r.admin.do(ctx, http.MethodPut, serviceURL(addr, r.wl.service), map[string]any{"pattern": servicePattern})
+		return res.err == nil && (res.code == http.StatusOK || res.code == http.StatusCreated), errors.New(res.String())
+	})
+	if err != nil {
+		return err
+	}
+	for i := range r.opts.Nodes {
+		body := map[string]any{
+			"node":     fmt.Sprintf("https://node-%d.jepsen.test", i+1),
+			"capacity": r.opts.NodeCapacity,
+			// Far more slots released than capacity: the throttle never
+			// stops an allocation, so capacity alone must.
+			"available": r.opts.Emails,
+		}
+		err := retry("add node", func() (bool, error) {
+			res := r.admin.do(ctx, http.MethodPost, serviceURL(addr, r.wl.service)+"/nodes", body)
+			return res.err == nil && (res.code == http.StatusCreated || res.code == http.StatusConflict), errors.New(res.String())
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return retry("list nodes", func() (bool, error) {
+		nodes, err := r.readNodes(ctx, addr)
+		if err != nil {
+			return false, err
+		}
+		if len(nodes) != r.opts.Nodes {
+			return false, fmt.Errorf("%d nodes listed, want %d", len(nodes), r.opts.Nodes)
+		}
+		r.wl.capacity = r.opts.NodeCapacity
+		r.wl.nodeIDs = nil
+		for _, n := range nodes {
+			r.wl.nodeIDs = append(r.wl.nodeIDs, n.ID)
+		}
+		return true, nil
+	})
+}
+
+// allocateSharedUsers allocates every shared user before the clients start,
+// so that all of them have a record to read and change while capacity runs
+// out for the churn users. The allocations are ordinary operations of the
+// history, on the harness's own lane.
+func (r *runner) allocateSharedUsers(ctx context.Context) error {
+	c := newAPIClient(r.opts.RequestTimeout)
+	deadline := time.Now().Add(30 * time.Second)
+	for i, email := range r.wl.emails {
+		in := keyed(i, r.wl.gens[i].Load())
+		in.Kind, in.Email = OpAllocate, email
+		for attempt := 0; ; attempt++ {
+			m := r.members[attempt%len(r.members)]
+			op := r.hist.Add(r.wl.execute(ctx, c, m.HTTPAddr, m.ID, r.opts.Clients, plan{kind: OpAllocate, input: in}, r.clock))
+			if op.Outcome == OutcomeOK && op.Output.Status == "" {
+				break
+			}
+			if op.Outcome == OutcomeOK {
+				return fmt.Errorf("%s: %s (capacity %d on %d nodes is too small for %d users)",
+					email, op.Output.Status, r.opts.NodeCapacity, r.opts.Nodes, len(r.wl.emails))
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("%s: %s", email, op.Error)
+			}
+			sleepCtx(ctx, 200*time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func (r *runner) readNodes(ctx context.Context, addr string) ([]NodeView, error) {
+	res := r.admin.do(ctx, http.MethodGet, serviceURL(addr, r.wl.service)+"/nodes?consistency=linearizable", nil)
+	if res.err != nil || res.code != http.StatusOK {
+		return nil, fmt.Errorf("list nodes via %s: %s", addr, res)
+	}
+	var body struct {
+		Nodes []NodeView `json:"nodes"`
+	}
+	if err := json.Unmarshal(res.body, &body); err != nil {
+		return nil, fmt.Errorf("decode nodes: %w", err)
+	}
+	if body.Nodes == nil {
+		body.Nodes = []NodeView{}
+	}
+	return body.Nodes, nil
+}
+
+func (r *runner) readRecords(ctx context.Context, addr, email string) ([]RecordView, error) {
+	res := r.admin.do(ctx, http.MethodGet, userURL(addr, r.wl.service, email)+"/records?consistency=linearizable", nil)
+	if res.err == nil && res.code == http.StatusNotFound && res.errStatus == "not-found" {
+		return []RecordView{}, nil
+	}
+	if res.err != nil || res.code != http.StatusOK {
+		return nil, fmt.Errorf("records of %s via %s: %s", email, addr, res)
+	}
+	var body struct {
+		Records []apiRecord `json:"records"`
+	}
+	if err := json.Unmarshal(res.body, &body); err != nil {
+		return nil, fmt.Errorf("decode records: %w", err)
+	}
+	out := []RecordView{}
+	for _, rec := range body.Records {
+		out = append(out, rec.view())
+	}
+	return out, nil
+}
+
+// readFinal reads, linearizably and from any member that answers, every
+// user's stored records, the user itself (recorded in the history, as a
+// last check of the model) and the nodes.
+func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
+	final := FinalState{Records: map[string][]RecordView{}}
+	deadline := time.Now().Add(30 * time.Second)
+	finalClient := r.opts.Clients // its own lane in history.html
+	c := newAPIClient(r.opts.RequestTimeout)
+	var errs []error
+	attempt := func(what string, fn func(m *member) error) {
+		var err error
+		for i := 0; ; i++ {
+			m := r.members[i%len(r.members)]
+			if err = fn(m); err == nil {
+				return
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", what, err))
+				return
+			}
+			sleepCtx(ctx, 200*time.Millisecond)
+		}
+	}
+	// Records first, then the user: the read that starts later must show a
+	// record at least as new (a late write can only add newer ones).
+	for _, email := range r.wl.allEmails() {
+		attempt("records of "+email, func(m *member) error {
+			recs, err := r.readRecords(ctx, m.HTTPAddr, email)
+			if err == nil {
+				final.Records[email] = recs
+			}
+			return err
+		})
+		attempt("final read of "+email, func(m *member) error {
+			p := plan{kind: OpGet, input: UserInput{Kind: OpGet, Email: email}}
+			op := r.wl.execute(ctx, c, m.HTTPAddr, m.ID, finalClient, p, r.clock)
+			op.Final = true
+			r.hist.Add(op)
+			if op.Outcome != OutcomeOK {
+				return errors.New(op.Error)
+			}
+			return nil
+		})
+	}
+	attempt("nodes", func(m *member) error {
+		nodes, err := r.readNodes(ctx, m.HTTPAddr)
+		if err == nil {
+			final.Nodes = nodes
+		}
+		return err
+	})
+	return final, errors.Join(errs...)
+}

@@ -1,0 +1,269 @@
+package jepsen
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wimms-dev/wimms/fsm"
+)
+
+// The workload's service: one, with a few small nodes, so that capacity runs
+// out while the run is going (and alloc-skip-capacity shows).
+const (
+	workloadService = "sync-1.5"
+	servicePattern  = "{node}/1.5/{uid}"
+	// A generation g belongs to key epoch g/epochSpan, whose
+	// keys_changed_at is epoch*epochSpan and whose client state is
+	// clientState(email, epoch): crossing an epoch boundary is a key change.
+	epochSpan = 1000
+)
+
+// workload generates operations over a small set of emails so that they
+// collide. Each email has a generation clock shared by the clients, which
+// most writes advance: a write that changes the state is one a stale read
+// can miss, so the workload is only as sharp as the share of writes that
+// change something. The clock is the clients' belief, never used to judge:
+// the model does that.
+//
+// Besides these shared users, a trickle of new users ("churn"), each
+// allocated once, keeps asking for capacity after the nodes are full: that
+// is where a server that ignores capacity shows.
+type workload struct {
+	service  string
+	emails   []string
+	nodeIDs  []int64
+	capacity int64 // every node's capacity at setup
+	gens     []atomic.Int64
+
+	churnMu sync.Mutex
+	churn   []string
+}
+
+func newWorkload(emails int) *workload {
+	w := &workload{service: workloadService, gens: make([]atomic.Int64, emails)}
+	for i := range emails {
+		w.emails = append(w.emails, fmt.Sprintf("jepsen-%02d@example.com", i))
+		w.gens[i].Store(epochSpan)
+	}
+	return w
+}
+
+// clientState is the hex "hash of the sync key" of an email's key epoch.
+func clientState(email int, epoch int64) string {
+	return fmt.Sprintf("%02x%04x", email, epoch&0xffff)
+}
+
+// plan is one operation before it is sent.
+type plan struct {
+	kind  OpKind
+	email int
+	input UserInput
+	node  *NodeChange
+}
+
+// nextGeneration: mostly the clock advanced by a little (the account moved
+// on), sometimes a jump to the next key epoch (a password reset: a key
+// change), sometimes an older value (a device that has not caught up).
+func (w *workload) nextGeneration(rng *rand.Rand, email int) int64 {
+	clock := &w.gens[email]
+	switch p := rng.Float64(); {
+	case p < 0.08:
+		cur := clock.Load()
+		next := (cur/epochSpan+1)*epochSpan + rng.Int64N(10)
+		if clock.CompareAndSwap(cur, next) {
+			return next
+		}
+		return clock.Add(1)
+	case p < 0.18:
+		return max(epochSpan, clock.Load()-1-rng.Int64N(2*epochSpan/3))
+	}
+	return clock.Add(1 + rng.Int64N(3))
+}
+
+// keyed fills generation, keys_changed_at and client state for generation g.
+func keyed(email int, g int64) UserInput {
+	epoch := g / epochSpan
+	return UserInput{Generation: fsm.SomeInt64(g), KeysChangedAt: fsm.SomeInt64(epoch * epochSpan),
+		ClientState: fsm.SomeString(clientState(email, epoch))}
+}
+
+// newChurnEmail names a user that has never been used.
+func (w *workload) newChurnEmail() string {
+	w.churnMu.Lock()
+	defer w.churnMu.Unlock()
+	email := fmt.Sprintf("new-%04d@example.com", len(w.churn))
+	w.churn = append(w.churn, email)
+	return email
+}
+
+// allEmails lists the shared users and every churn user used so far.
+func (w *workload) allEmails() []string {
+	w.churnMu.Lock()
+	defer w.churnMu.Unlock()
+	return append(append([]string(nil), w.emails...), w.churn...)
+}
+
+func (w *workload) next(rng *rand.Rand) plan {
+	email := rng.IntN(len(w.emails))
+	p := plan{email: email}
+	switch x := rng.IntN(100); {
+	case x < 3:
+		p.kind = OpAllocate
+		p.input = keyed(email, epochSpan)
+		p.input.Kind, p.input.Email = p.kind, w.newChurnEmail()
+		return p
+	case x < 15:
+		p.kind = OpAllocate
+		p.input = keyed(email, w.gens[email].Load())
+	case x < 40:
+		p.kind = OpLogin
+		g := w.nextGeneration(rng, email)
+		p.input = keyed(email, g)
+		if rng.IntN(20) == 0 {
+			// Below its own keys_changed_at: login checks a and f.
+			p.input.Generation = fsm.SomeInt64(p.input.KeysChangedAt.V - 1)
+		}
+	case x < 55:
+		p.kind = OpUpdate
+		full := keyed(email, w.nextGeneration(rng, email))
+		switch rng.IntN(3) {
+		case 0:
+			p.input = UserInput{Generation: full.Generation}
+		case 1:
+			p.input = UserInput{Generation: full.Generation, KeysChangedAt: full.KeysChangedAt}
+		default:
+			p.input = full
+		}
+	case x < 80:
+		p.kind = OpGet
+	case x < 95:
+		p.kind = OpGetStale
+	default:
+		p.kind = OpNodeChange
+		p.node = w.nodeChange(rng)
+	}
+	p.input.Kind, p.input.Email = p.kind, w.emails[email]
+	return p
+}
+
+// nodeChange flips downed/backoff or raises capacity by one: changes that
+// never move a user and never put a node below its current use.
+func (w *workload) nodeChange(rng *rand.Rand) *NodeChange {
+	c := &NodeChange{NodeID: w.nodeIDs[rng.IntN(len(w.nodeIDs))]}
+	switch rng.IntN(3) {
+	case 0:
+		c.Downed = fsm.SomeBool(rng.IntN(4) == 0)
+	case 1:
+		c.Backoff = fsm.SomeBool(rng.IntN(4) == 0)
+	default:
+		c.Capacity = fsm.SomeInt64(w.capacity + 1)
+	}
+	return c
+}
+
+// maxCapacity is the most each node may have been asked to hold.
+func (w *workload) maxCapacity(history []Op) map[int64]int64 {
+	out := map[int64]int64{}
+	for _, id := range w.nodeIDs {
+		out[id] = w.capacity
+	}
+	for _, op := range history {
+		if op.NodeChange != nil && op.NodeChange.Capacity.Set && op.Outcome != OutcomeFail {
+			out[op.NodeChange.NodeID] = max(out[op.NodeChange.NodeID], op.NodeChange.Capacity.V)
+		}
+	}
+	return out
+}
+
+type userBody struct {
+	Email         string  `json:"email,omitempty"`
+	Generation    *int64  `json:"generation,omitempty"`
+	KeysChangedAt *int64  `json:"keys_changed_at,omitempty"`
+	ClientState   *string `json:"client_state,omitempty"`
+}
+
+func bodyOf(in UserInput, withEmail bool) userBody {
+	var b userBody
+	if withEmail {
+		b.Email = in.Email
+	}
+	if in.Generation.Set {
+		b.Generation = &in.Generation.V
+	}
+	if in.KeysChangedAt.Set {
+		b.KeysChangedAt = &in.KeysChangedAt.V
+	}
+	if in.ClientState.Set {
+		b.ClientState = &in.ClientState.V
+	}
+	return b
+}
+
+type nodeBody struct {
+	Downed   *bool  `json:"downed,omitempty"`
+	Backoff  *bool  `json:"backoff,omitempty"`
+	Capacity *int64 `json:"capacity,omitempty"`
+}
+
+// execute sends one planned operation to a member and records what the
+// client learned. clock gives the run's monotonic time.
+func (w *workload) execute(ctx context.Context, c *apiClient, httpAddr, memberID string, client int, p plan,
+	clock func() time.Duration) Op {
+	op := Op{Client: client, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node}
+	var method, target string
+	var body any
+	switch p.kind {
+	case OpAllocate:
+		method, target, body = http.MethodPost, serviceURL(httpAddr, w.service)+"/users", bodyOf(p.input, true)
+	case OpLogin:
+		method, target, body = http.MethodPost, userURL(httpAddr, w.service, p.input.Email)+"/login", bodyOf(p.input, false)
+	case OpUpdate:
+		method, target, body = http.MethodPatch, userURL(httpAddr, w.service, p.input.Email), bodyOf(p.input, false)
+	case OpGet:
+		method, target = http.MethodGet, userURL(httpAddr, w.service, p.input.Email)+"?consistency=linearizable"
+	case OpGetStale:
+		method, target = http.MethodGet, userURL(httpAddr, w.service, p.input.Email)+"?consistency=stale"
+	case OpNodeChange:
+		op.Email, op.Input = "", UserInput{Kind: OpNodeChange}
+		b := nodeBody{}
+		if p.node.Downed.Set {
+			b.Downed = &p.node.Downed.V
+		}
+		if p.node.Backoff.Set {
+			b.Backoff = &p.node.Backoff.V
+		}
+		if p.node.Capacity.Set {
+			b.Capacity = &p.node.Capacity.V
+		}
+		method, target, body = http.MethodPatch, fmt.Sprintf("%s/nodes/%d", serviceURL(httpAddr, w.service), p.node.NodeID), b
+	}
+	op.Call = clock()
+	res := c.do(ctx, method, target, body)
+	op.Return = clock()
+	op.HTTPStatus = res.code
+	op.Outcome = classify(p.kind.isWrite(), res)
+	if op.Outcome != OutcomeOK {
+		op.Error = res.String()
+		return op
+	}
+	if p.kind == OpNodeChange {
+		return op
+	}
+	out, err := userOutput(res)
+	if err != nil {
+		// The server answered but we cannot tell what: as good as unseen.
+		op.Error = err.Error()
+		op.Outcome = OutcomeFail
+		if p.kind.isWrite() {
+			op.Outcome = OutcomeInfo
+		}
+		return op
+	}
+	op.Output = out
+	return op
+}

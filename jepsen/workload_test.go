@@ -1,0 +1,180 @@
+package jepsen
+
+import (
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/wimms-dev/wimms/fsm"
+)
+
+// The model only covers what the workload sends: every login and allocation
+// carries a positive generation and keys_changed_at and a hex client state;
+// node changes never lower capacity.
+func TestWorkloadStaysInsideTheModel(t *testing.T) {
+	w := newWorkload(16)
+	w.nodeIDs, w.capacity = []int64{1, 2, 3}, 3
+	rng := rand.New(rand.NewPCG(7, 7))
+	kinds := map[OpKind]int{}
+	for range 20000 {
+		p := w.next(rng)
+		kinds[p.kind]++
+		in := p.input
+		if in.Kind != p.kind || (p.kind != OpNodeChange && !slices.Contains(w.allEmails(), in.Email)) {
+			t.Fatalf("plan %+v: kind or email wrong", p)
+		}
+		switch p.kind {
+		case OpLogin, OpAllocate:
+			if in.Generation.V <= 0 || in.KeysChangedAt.V <= 0 || !in.ClientState.Set {
+				t.Fatalf("%s without generation, keys_changed_at or client state: %+v", p.kind, in)
+			}
+		case OpUpdate:
+			if !in.Generation.Set {
+				t.Fatalf("update without generation: %+v", in)
+			}
+		case OpNodeChange:
+			if p.node.Capacity.Set && p.node.Capacity.V < w.capacity {
+				t.Fatalf("node change lowers capacity: %+v", p.node)
+			}
+		}
+		if in.ClientState.Set {
+			if _, err := hex.DecodeString(in.ClientState.V); err != nil || in.ClientState.V == "" {
+				t.Fatalf("client state %q is not non-empty hex", in.ClientState.V)
+			}
+		}
+	}
+	for _, k := range []OpKind{OpAllocate, OpLogin, OpUpdate, OpGet, OpGetStale, OpNodeChange} {
+		if kinds[k] == 0 {
+			t.Fatalf("workload never generates %s: %v", k, kinds)
+		}
+	}
+}
+
+// commandFor turns a plan into the state machine command the server would
+// propose for it.
+func commandFor(p plan, ts int64) fsm.Command {
+	cmd := fsm.Command{TS: ts, Service: workloadService, Email: p.input.Email,
+		Generation: p.input.Generation, KeysChangedAt: p.input.KeysChangedAt, ClientState: p.input.ClientState}
+	switch p.kind {
+	case OpAllocate:
+		cmd.Op = fsm.OpAllocate
+	case OpLogin:
+		cmd.Op = fsm.OpLogin
+	case OpUpdate:
+		cmd.Op = fsm.OpUpdateUser
+	case OpNodeChange:
+		cmd = fsm.Command{Op: fsm.OpUpdateNode, TS: ts, Service: workloadService, NodeID: p.node.NodeID,
+			Downed: p.node.Downed, Backoff: p.node.Backoff, Capacity: p.node.Capacity}
+	}
+	return cmd
+}
+
+func outputOf(u fsm.User, created bool, fxaKid string, err *fsm.Error) UserOutput {
+	if err != nil {
+		return UserOutput{Status: err.Status}
+	}
+	old := u.OldClientStates
+	if len(old) == 0 {
+		old = nil
+	}
+	return UserOutput{Created: created, FxaKid: fxaKid, User: UserView{UID: u.UID, NodeID: u.NodeID,
+		Generation: u.Generation, KeysChangedAt: u.KeysChangedAt, ClientState: u.ClientState, OldClientStates: old}}
+}
+
+// Runs the workload sequentially through the real state machine: the model
+// must accept every answer. A disagreement is a bug in the model or in the
+// state machine, found without a cluster.
+func TestModelAgreesWithStateMachine(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		sm := fsm.New(fsm.Options{})
+		ts := int64(1_700_000_000_000)
+		apply := func(cmd fsm.Command) fsm.Result {
+			ts++
+			cmd.TS = ts
+			return sm.Apply(cmd)
+		}
+		if res := apply(fsm.Command{Op: fsm.OpPutService, Service: workloadService, Pattern: fsm.SomeString(servicePattern)}); res.Err != nil {
+			t.Fatalf("create service: %v", res.Err)
+		}
+		w := newWorkload(6)
+		w.capacity = 3
+		for i := range 3 {
+			res := apply(fsm.Command{Op: fsm.OpAddNode, Service: workloadService, NodeURL: "https://n" + string(rune('1'+i)),
+				Capacity: fsm.SomeInt64(w.capacity), Available: fsm.SomeInt64(6)})
+			if res.Err != nil {
+				t.Fatalf("add node: %v", res.Err)
+			}
+			w.nodeIDs = append(w.nodeIDs, res.Node.ID)
+		}
+		rng := rand.New(rand.NewPCG(seed, 99))
+		h := &historyBuilder{}
+		for i := range 1500 {
+			p := w.next(rng)
+			var out UserOutput
+			switch p.kind {
+			case OpGet, OpGetStale:
+				u, err := sm.GetUser(workloadService, p.input.Email)
+				var fe *fsm.Error
+				if err != nil && !errors.As(err, &fe) {
+					t.Fatalf("get: %v", err)
+				}
+				out = outputOf(u, false, "", fe)
+			case OpNodeChange:
+				if res := apply(commandFor(p, 0)); res.Err != nil {
+					t.Fatalf("node change %+v: %v", p.node, res.Err)
+				}
+				continue
+			default:
+				res := apply(commandFor(p, 0))
+				var u fsm.User
+				if res.User != nil {
+					u = *res.User
+				}
+				out = outputOf(u, res.Created, res.FxaKid, res.Err)
+			}
+			p.input.Kind = OpGet // stale or not, a sequential read is linearizable
+			if p.kind != OpGetStale {
+				p.input.Kind = p.kind
+			}
+			h.ok(p.input, out, 2*i, 2*i+1)
+		}
+		ops := linearOps(h.ops)
+		if got := porcupine.CheckOperationsTimeout(UserModel(), ops, 30*time.Second); got != porcupine.Ok {
+			// Find the first answer the model rejects, replaying per user.
+			states := map[string]userState{}
+			for _, op := range h.ops {
+				next := stepUser(states[op.Email], op.Input, op.Output)
+				if len(next) != 1 {
+					t.Fatalf("seed %d: model rejects the state machine's answer\n state %s\n op %s",
+						seed, describeState(states[op.Email]), describeOperation(op.Input, op.Output))
+				}
+				states[op.Email] = next[0]
+			}
+			t.Fatalf("seed %d: porcupine says %s but every step replays", seed, got)
+		}
+		// The cross-check is only worth something if it went through the
+		// interesting branches of the model.
+		seen := map[string]int{}
+		for _, op := range h.ops {
+			switch {
+			case op.Output.Created:
+				seen["created"]++
+			case op.Output.Status != "":
+				seen[op.Output.Status]++
+			case len(op.Output.User.OldClientStates) > 0:
+				seen["key changed"]++
+			}
+		}
+		for _, want := range []string{"created", "key changed", fsm.StatusNotFound, fsm.StatusInvalidClientState,
+			fsm.StatusInvalidGeneration, fsm.StatusInvalidKeysChangedAt, fsm.StatusNoNodeAvailable} {
+			if seen[want] == 0 {
+				t.Fatalf("seed %d: never saw %q (saw %v)", seed, want, seen)
+			}
+		}
+	}
+}
