@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -350,4 +352,47 @@ func TestFiveMembersAddRemoveTransfer(t *testing.T) {
 	for _, m := range rest {
 		expect(t, call(t, "GET", userURL(m, "sync-1.5", "five-m5@example.com", "?consistency=linearizable"), nil), 200, "read via "+m.id)
 	}
+}
+
+// TestGracefulLeaderShutdownHandsOver: SIGTERM on the leader hands
+// leadership to another voter before the process exits 0, and the cluster
+// keeps accepting writes.
+func TestGracefulLeaderShutdownHandsOver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs three real members")
+	}
+	ms := startCluster(t, 3)
+	leaderID := waitConverged(t, ms, 3)
+	old := byID(ms, leaderID)
+	var rest []*member
+	for _, m := range ms {
+		if m != old {
+			rest = append(rest, m)
+		}
+	}
+	expect(t, call(t, "PUT", rest[0].url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
+	expect(t, call(t, "POST", rest[0].url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n.example.com", "capacity": 100}), 201, "node")
+
+	if code := old.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
+		t.Fatalf("SIGTERM on the leader: exit code %d, want 0", code)
+	}
+	logText, err := os.ReadFile(old.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(logText), "handing leadership over before shutdown") ||
+		strings.Contains(string(logText), "leadership transfer before shutdown failed") ||
+		strings.Contains(string(logText), "leadership transfer before shutdown timed out") {
+		t.Fatalf("the leader did not hand leadership over cleanly; its log:\n%s", logText)
+	}
+	eventually(t, 10*time.Second, "a write after the handover", func() error {
+		a, err := tryCall("POST", rest[1].url("/v1/services/sync-1.5/users"), map[string]any{"email": "after-handover@example.com"})
+		if err != nil {
+			return err
+		}
+		if a.code != 201 || a.header.Get("X-Wimms-Member") == leaderID {
+			return fmt.Errorf("%d %s (member %s)", a.code, a.raw, a.header.Get("X-Wimms-Member"))
+		}
+		return nil
+	})
 }
