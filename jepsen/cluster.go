@@ -7,11 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,67 +35,37 @@ type clusterStatus struct {
 	Members []clusterMember `json:"members"`
 }
 
-func (r *runner) newMembers() []*member {
-	o := r.opts
-	var out []*member
-	for i := range o.Members {
-		ip := fmt.Sprintf("127.0.0.%d", o.FirstIP+i)
-		m := &member{
-			Index:      i,
-			ID:         fmt.Sprintf("n%d", i+1),
-			IP:         ip,
-			HTTPAddr:   net.JoinHostPort(ip, strconv.Itoa(o.HTTPPort)),
-			RaftAddr:   net.JoinHostPort(ip, strconv.Itoa(o.RaftPort)),
-			GossipAddr: net.JoinHostPort(ip, strconv.Itoa(o.GossipPort)),
-			DataDir:    filepath.Join(o.OutDir, "data", fmt.Sprintf("n%d", i+1)),
-			LogPath:    filepath.Join(o.OutDir, fmt.Sprintf("member-%d.log", i+1)),
-			bin:        o.Bin,
-			seedBug:    o.SeedBug,
-			leaderWait: o.LeaderWait,
-			log:        r.log,
-		}
-		if os.Geteuid() == 0 {
-			m.GID = memberGIDBase + i
-		}
-		if i > 0 {
-			m.join = []string{fmt.Sprintf("127.0.0.%d:%d", o.FirstIP, o.HTTPPort)}
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// startCluster starts r.members: the first member (it bootstraps), then the others with
-// --join, and waits until all are ready voters of one cluster. Data left by
-// an earlier run in the same directory is removed first: a run always
-// starts from an empty cluster.
+// startCluster has the target start every member (the first one, which
+// bootstraps, must be ready before the others join) and waits until all
+// are ready voters of one cluster. StartTimeout runs from the first wait
+// for readiness: launching (for docker, an image build and `up`) has its
+// own bounds and may be slow on a loaded machine.
 func (r *runner) startCluster(ctx context.Context) error {
-	if err := os.RemoveAll(filepath.Join(r.opts.OutDir, "data")); err != nil {
-		return fmt.Errorf("remove old data: %w", err)
-	}
-	deadline := time.Now().Add(r.opts.StartTimeout)
-	for i, m := range r.members {
-		if err := m.start(); err != nil {
-			return err
+	var deadline time.Time
+	remaining := func() time.Duration {
+		if deadline.IsZero() {
+			deadline = time.Now().Add(r.opts.StartTimeout)
 		}
-		if i == 0 {
-			if err := r.waitReady(ctx, m, time.Until(deadline)); err != nil {
-				return fmt.Errorf("first member: %w", err)
-			}
-		}
+		return time.Until(deadline)
 	}
-	return r.waitRecovered(ctx, time.Until(deadline))
+	err := r.target.Start(ctx, func(i int) error {
+		return r.waitReady(ctx, r.members[i], remaining())
+	})
+	if err != nil {
+		return err
+	}
+	return r.waitRecovered(ctx, remaining())
 }
 
-func (r *runner) ready(ctx context.Context, m *member) bool {
+func (r *runner) ready(ctx context.Context, m memberInfo) bool {
 	res := r.admin.do(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/readyz", nil)
 	return res.err == nil && res.code == http.StatusOK
 }
 
-func (r *runner) waitReady(ctx context.Context, m *member, timeout time.Duration) error {
+func (r *runner) waitReady(ctx context.Context, m memberInfo, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for !r.ready(ctx, m) {
-		if !m.Running() {
+		if !r.target.Running(m.Index) {
 			return fmt.Errorf("%s exited before it was ready; see %s", m.ID, m.LogPath)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -108,7 +76,7 @@ func (r *runner) waitReady(ctx context.Context, m *member, timeout time.Duration
 	return nil
 }
 
-func (r *runner) status(ctx context.Context, m *member) (clusterStatus, error) {
+func (r *runner) status(ctx context.Context, m memberInfo) (clusterStatus, error) {
 	res := r.admin.do(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/v1/cluster", nil)
 	if res.err != nil || res.code != http.StatusOK {
 		return clusterStatus{}, fmt.Errorf("cluster status from %s: %s", m.ID, res)
@@ -156,7 +124,7 @@ func (r *runner) waitRecovered(ctx context.Context, timeout time.Duration) error
 			return nil
 		}
 		for _, m := range r.members {
-			if !m.Running() {
+			if !r.target.Running(m.Index) {
 				return fmt.Errorf("%s is not running; see %s", m.ID, m.LogPath)
 			}
 		}
@@ -171,14 +139,14 @@ func (r *runner) waitRecovered(ctx context.Context, timeout time.Duration) error
 func (r *runner) leaderIndex(ctx context.Context) int {
 	for _, i := range r.rng.Perm(len(r.members)) {
 		m := r.members[i]
-		if !m.Running() {
+		if !r.target.Running(i) {
 			continue
 		}
 		st, err := r.status(ctx, m)
 		if err != nil || st.Leader == nil {
 			continue
 		}
-		if j := slices.IndexFunc(r.members, func(x *member) bool { return x.ID == st.Leader.ID }); j >= 0 {
+		if j := slices.IndexFunc(r.members, func(x memberInfo) bool { return x.ID == st.Leader.ID }); j >= 0 {
 			return j
 		}
 	}
@@ -188,21 +156,19 @@ func (r *runner) leaderIndex(ctx context.Context) int {
 // healAll undoes every fault, whatever the nemesis left: rules, paused and
 // dead members.
 func (r *runner) healAll() {
-	if r.fw != nil {
-		if err := r.fw.Heal(); err != nil {
-			r.log.Error("heal: remove rules", "error", err)
-		}
+	if err := r.target.HealNetwork(); err != nil {
+		r.log.Error("heal: remove rules", "error", err)
 	}
 	var wg sync.WaitGroup
 	for _, m := range r.members {
-		if err := m.Resume(); err != nil {
+		if err := r.target.Resume(m.Index); err != nil {
 			r.log.Error("heal: resume", "member", m.ID, "error", err)
 		}
-		if !m.Running() {
+		if !r.target.Running(m.Index) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := m.start(); err != nil {
+				if err := r.target.Restart(m.Index); err != nil {
 					r.log.Error("heal: restart", "member", m.ID, "error", err)
 				}
 			}()
@@ -215,15 +181,15 @@ func (r *runner) healAll() {
 // members: one that leaves from 127.0.0.1 shows a member that does not bind
 // its own address when dialing. Partitions still cut it (owner match), but
 // it is worth knowing.
-func (r *runner) auditSourceAddresses() {
+func (c *localCluster) auditSourceAddresses(note func(format string, args ...any)) {
 	ips := map[netip.Addr]bool{}
-	peerPorts := map[uint16]bool{uint16(r.opts.RaftPort): true, uint16(r.opts.GossipPort): true}
-	for _, m := range r.members {
+	peerPorts := map[uint16]bool{uint16(c.opts.RaftPort): true, uint16(c.opts.GossipPort): true}
+	for _, m := range c.members {
 		ips[netip.MustParseAddr(m.IP)] = true
 	}
 	conns, err := tcpConnections()
 	if err != nil {
-		r.log.Warn("audit source addresses", "error", err)
+		c.log.Warn("audit source addresses", "error", err)
 		return
 	}
 	var unbound []string
@@ -234,11 +200,11 @@ func (r *runner) auditSourceAddresses() {
 	}
 	if len(unbound) > 0 {
 		slices.Sort(unbound)
-		r.note("members dial each other from addresses that are not theirs (%s); partitions cut them by process group (iptables owner match)",
+		note("members dial each other from addresses that are not theirs (%s); partitions cut them by process group (iptables owner match)",
 			strings.Join(unbound, ", "))
 	}
-	if os.Geteuid() != 0 && len(unbound) > 0 && r.fw != nil {
-		r.note("not root: partitions can only cut by address and may miss these connections")
+	if os.Geteuid() != 0 && len(unbound) > 0 && c.fw != nil {
+		note("not root: partitions can only cut by address and may miss these connections")
 	}
 }
 

@@ -62,11 +62,7 @@ func (r *runner) pickTarget(ctx context.Context, kind FaultKind) (int, string) {
 		}
 	}
 	for _, i := range r.rng.Perm(len(r.members)) {
-		m := r.members[i]
-		m.mu.Lock()
-		ok := m.running() && !m.paused
-		m.mu.Unlock()
-		if ok {
+		if r.target.Running(i) && !r.target.Paused(i) {
 			if kind.targetsLeader() {
 				return i, "leader unknown, random member"
 			}
@@ -111,14 +107,6 @@ func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func
 			pairs, ev.Detail = isolateCut(n, target, names)
 			ev.Detail += " (" + why + ")"
 		}
-		ips := make([]string, n)
-		marks := make([]uint32, n)
-		for i, m := range r.members {
-			ips[i] = m.IP
-			if m.GID != 0 {
-				marks[i] = MemberMark(i)
-			}
-		}
 		involved := map[int]bool{}
 		for _, p := range pairs {
 			involved[p[0]], involved[p[1]] = true, true
@@ -128,12 +116,12 @@ func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func
 				ev.Targets = append(ev.Targets, r.members[i].ID)
 			}
 		}
-		ev.Detail = fmt.Sprintf("cut %s; %d pairs", ev.Detail, len(pairs))
-		if err := r.fw.Drop(dropRules(pairs, ips, marks)); err != nil {
+		ev.Detail = fmt.Sprintf("cut %s; %d pairs (%s)", ev.Detail, len(pairs), r.target.Mechanism(kind))
+		if err := r.target.Partition(pairs); err != nil {
 			ev.Error = err.Error()
 		}
 		ev.Injected = ev.Error == ""
-		return ev, r.fw.Heal
+		return ev, r.target.HealNetwork
 
 	case FaultKill, FaultKillLeader:
 		target, why := r.pickTarget(ctx, kind)
@@ -141,13 +129,12 @@ func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func
 			ev.Error = why
 			return ev, nil
 		}
-		m := r.members[target]
-		ev.Targets, ev.Detail = ids(target), "kill -9 ("+why+")"
-		if err := m.Kill(); err != nil {
+		ev.Targets, ev.Detail = ids(target), r.target.Mechanism(kind)+" ("+why+")"
+		if err := r.target.Kill(target); err != nil {
 			ev.Error = err.Error()
 		}
 		ev.Injected = ev.Error == ""
-		return ev, m.start
+		return ev, func() error { return r.target.Restart(target) }
 
 	case FaultPause, FaultPauseLeader:
 		target, why := r.pickTarget(ctx, kind)
@@ -155,13 +142,12 @@ func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func
 			ev.Error = why
 			return ev, nil
 		}
-		m := r.members[target]
-		ev.Targets, ev.Detail = ids(target), "SIGSTOP ("+why+")"
-		if err := m.Pause(); err != nil {
+		ev.Targets, ev.Detail = ids(target), r.target.Mechanism(kind)+" ("+why+")"
+		if err := r.target.Pause(target); err != nil {
 			ev.Error = err.Error()
 		}
 		ev.Injected = ev.Error == ""
-		return ev, m.Resume
+		return ev, func() error { return r.target.Resume(target) }
 
 	case FaultMembership:
 		return r.injectMembership(ctx, ev)
@@ -172,8 +158,9 @@ func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func
 
 // injectMembership removes a member (DELETE /v1/cluster/members/{id} through
 // another member) and stops it. The heal is an operator's replacement: wipe
-// its data, start it again with --join. Its data is only wiped once the
-// cluster no longer lists it: wiping a voter would let it vote twice.
+// its data, start it again joining the others (target.Replace). Its data is
+// only wiped once the cluster no longer lists it: wiping a voter would let
+// it vote twice.
 func (r *runner) injectMembership(ctx context.Context, ev NemesisEvent) (NemesisEvent, func() error) {
 	target, why := r.pickTarget(ctx, FaultMembership)
 	if target < 0 || len(r.members) < 2 {
@@ -182,12 +169,10 @@ func (r *runner) injectMembership(ctx context.Context, ev NemesisEvent) (Nemesis
 	}
 	m := r.members[target]
 	ev.Targets = []string{m.ID}
-	var others []*member
-	var joinAddrs []string
+	var others []memberInfo
 	for _, o := range r.members {
-		if o != m {
+		if o.Index != m.Index {
 			others = append(others, o)
-			joinAddrs = append(joinAddrs, o.HTTPAddr)
 		}
 	}
 	removed := false
@@ -208,19 +193,10 @@ func (r *runner) injectMembership(ctx context.Context, ev NemesisEvent) (Nemesis
 		ev.Error = "member was not removed: " + lastErr
 		return ev, nil
 	}
-	ev.Detail = "removed from the configuration, stopped; heal wipes its data and starts it with --join"
+	ev.Detail = "removed from the configuration, stopped; heal wipes its data and starts it joining the others"
 	ev.Injected = true
-	if err := m.Kill(); err != nil {
+	if err := r.target.Kill(target); err != nil {
 		ev.Error = err.Error()
 	}
-	return ev, func() error {
-		if err := m.Kill(); err != nil {
-			return err
-		}
-		if err := m.WipeData(); err != nil {
-			return err
-		}
-		m.setJoin(joinAddrs)
-		return m.start()
-	}
+	return ev, func() error { return r.target.Replace(target) }
 }

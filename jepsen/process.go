@@ -1,10 +1,14 @@
 package jepsen
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -254,4 +258,190 @@ func (m *member) Crashes() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]string(nil), m.crashes...)
+}
+
+// localCluster is the target of a loopback run: one `wimms server` process
+// per member on 127.0.0.(FirstIP+i), partitions by the host's iptables.
+type localCluster struct {
+	opts    Options
+	log     hclog.Logger
+	members []*member
+	fw      *Firewall // nil unless the nemesis partitions
+}
+
+func newLocalCluster(o Options, log hclog.Logger) *localCluster {
+	c := &localCluster{opts: o, log: log}
+	for i := range o.Members {
+		ip := fmt.Sprintf("127.0.0.%d", o.FirstIP+i)
+		m := &member{
+			Index:      i,
+			ID:         fmt.Sprintf("n%d", i+1),
+			IP:         ip,
+			HTTPAddr:   net.JoinHostPort(ip, strconv.Itoa(o.HTTPPort)),
+			RaftAddr:   net.JoinHostPort(ip, strconv.Itoa(o.RaftPort)),
+			GossipAddr: net.JoinHostPort(ip, strconv.Itoa(o.GossipPort)),
+			DataDir:    filepath.Join(o.OutDir, "data", fmt.Sprintf("n%d", i+1)),
+			LogPath:    filepath.Join(o.OutDir, fmt.Sprintf("member-%d.log", i+1)),
+			bin:        o.Bin,
+			seedBug:    o.SeedBug,
+			leaderWait: o.LeaderWait,
+			log:        log,
+		}
+		if os.Geteuid() == 0 {
+			m.GID = memberGIDBase + i
+		}
+		if i > 0 {
+			m.join = []string{fmt.Sprintf("127.0.0.%d:%d", o.FirstIP, o.HTTPPort)}
+		}
+		c.members = append(c.members, m)
+	}
+	return c
+}
+
+func (c *localCluster) Members() []memberInfo {
+	var out []memberInfo
+	for _, m := range c.members {
+		out = append(out, memberInfo{Index: m.Index, ID: m.ID, HTTPAddr: m.HTTPAddr, LogPath: m.LogPath})
+	}
+	return out
+}
+
+// Start installs the firewall chains (when partitioning), then starts the
+// first member (it bootstraps) and, once it is ready, the others with
+// --join. Data left by an earlier run in the same directory is removed
+// first: a run always starts from an empty cluster.
+func (c *localCluster) Start(_ context.Context, waitReady func(i int) error) error {
+	if err := os.RemoveAll(filepath.Join(c.opts.OutDir, "data")); err != nil {
+		return fmt.Errorf("remove old data: %w", err)
+	}
+	if NeedsIptables(c.opts.Nemesis) {
+		fw, err := NewFirewall()
+		if err != nil {
+			return fmt.Errorf("set up iptables: %w", err)
+		}
+		c.fw = fw
+		for _, m := range c.members {
+			if m.GID == 0 {
+				continue
+			}
+			if err := c.fw.MarkProcesses(m.GID, MemberMark(m.Index)); err != nil {
+				return fmt.Errorf("set up iptables: %w", err)
+			}
+		}
+	}
+	for i, m := range c.members {
+		if err := m.start(); err != nil {
+			return err
+		}
+		if i == 0 {
+			if err := waitReady(0); err != nil {
+				return fmt.Errorf("first member: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *localCluster) Running(i int) bool { return c.members[i].Running() }
+
+func (c *localCluster) Paused(i int) bool {
+	m := c.members[i]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running() && m.paused
+}
+
+func (c *localCluster) Kill(i int) error    { return c.members[i].Kill() }
+func (c *localCluster) Restart(i int) error { return c.members[i].start() }
+func (c *localCluster) Pause(i int) error   { return c.members[i].Pause() }
+func (c *localCluster) Resume(i int) error  { return c.members[i].Resume() }
+
+// Partition drops, at the receiving end, every packet between each cut
+// pair, by address and by the sender's packet mark (see ChainOwner).
+func (c *localCluster) Partition(cut []pair) error {
+	if c.fw == nil {
+		return errors.New("no firewall: the run was started without partitions")
+	}
+	ips := make([]string, len(c.members))
+	marks := make([]uint32, len(c.members))
+	for i, m := range c.members {
+		ips[i] = m.IP
+		if m.GID != 0 {
+			marks[i] = MemberMark(i)
+		}
+	}
+	return c.fw.Drop(dropRules(cut, ips, marks))
+}
+
+func (c *localCluster) HealNetwork() error {
+	if c.fw == nil {
+		return nil
+	}
+	return c.fw.Heal()
+}
+
+// Replace wipes the member's data directory and starts it with --join
+// towards every other member.
+func (c *localCluster) Replace(i int) error {
+	m := c.members[i]
+	var joinAddrs []string
+	for _, o := range c.members {
+		if o != m {
+			joinAddrs = append(joinAddrs, o.HTTPAddr)
+		}
+	}
+	if err := m.Kill(); err != nil {
+		return err
+	}
+	if err := m.WipeData(); err != nil {
+		return err
+	}
+	m.setJoin(joinAddrs)
+	return m.start()
+}
+
+func (c *localCluster) StopAll() { c.stopAll(10 * time.Second) }
+
+func (c *localCluster) stopAll(grace time.Duration) {
+	var wg sync.WaitGroup
+	for _, m := range c.members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Stop(grace); err != nil {
+				c.log.Error("stop member", "member", m.ID, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (c *localCluster) Crashes(i int) []string { return c.members[i].Crashes() }
+
+func (c *localCluster) Mechanism(kind FaultKind) string {
+	switch {
+	case kind.isPartition():
+		return "iptables DROP on the host"
+	case kind == FaultKill || kind == FaultKillLeader:
+		return "kill -9"
+	case kind == FaultPause || kind == FaultPauseLeader:
+		return "SIGSTOP"
+	}
+	return string(kind)
+}
+
+func (c *localCluster) Audit(note func(format string, args ...any)) { c.auditSourceAddresses(note) }
+
+// Close stops every member and removes the harness's chains.
+func (c *localCluster) Close() error {
+	c.stopAll(5 * time.Second)
+	if c.fw == nil {
+		return nil
+	}
+	err := c.fw.Close()
+	c.fw = nil
+	if err != nil {
+		return fmt.Errorf("remove iptables rules: %w", err)
+	}
+	return nil
 }

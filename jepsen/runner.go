@@ -54,6 +54,10 @@ type Options struct {
 	// instead of a timeout, and the workload keeps moving during faults.
 	LeaderWait time.Duration
 
+	// Docker, when set, runs against a docker-compose project instead of
+	// local processes (docker.go); FirstIP and the ports are then unused.
+	Docker *DockerOptions
+
 	// Progress gets a status line while the run goes (nil: none).
 	Progress io.Writer
 	// Logger: nil logs to OutDir/jepsen.log.
@@ -102,8 +106,10 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano())
 	}
+	// A docker run given an existing image starts no binary of its own.
+	needBin := o.Docker == nil || o.Docker.Image == ""
 	switch {
-	case o.Bin == "":
+	case needBin && o.Bin == "":
 		return o, errors.New("no server binary (--bin)")
 	case o.OutDir == "":
 		return o, errors.New("no output directory (--out)")
@@ -120,6 +126,9 @@ func (o Options) withDefaults() (Options, error) {
 		if k.isPartition() && o.Members < 2 {
 			return o, fmt.Errorf("nemesis %s needs at least 2 members", k)
 		}
+	}
+	if !needBin {
+		return o, nil
 	}
 	if info, err := os.Stat(o.Bin); err != nil {
 		return o, fmt.Errorf("server binary: %w", err)
@@ -148,6 +157,9 @@ type Summary struct {
 	Notes         []string                   `json:"notes,omitempty"`
 	Error         string                     `json:"error,omitempty"`
 
+	// Docker describes the compose project of a --docker run.
+	Docker *DockerInfo `json:"docker,omitempty"`
+
 	Members   int         `json:"members"`
 	Clients   int         `json:"clients"`
 	Nemesis   []FaultKind `json:"nemesis"`
@@ -167,12 +179,58 @@ type FinalSummary struct {
 	Nodes   []NodeView `json:"nodes"`
 }
 
+// target is the cluster under test: whatever runs the members, and the
+// faults it can inject into them. The runner, the workload and the nemesis
+// reach members only through it and through their HTTP addresses.
+// localCluster (process.go) runs `wimms server` processes on loopback;
+// dockerCluster (docker.go) runs a docker-compose project.
+type target interface {
+	// Members lists the members in index order; it never changes in a run.
+	Members() []memberInfo
+	// Start brings every member up; waitReady(i) waits until member i
+	// serves (the first member of a new cluster must before others join).
+	Start(ctx context.Context, waitReady func(i int) error) error
+	Running(i int) bool // alive, possibly paused
+	Paused(i int) bool
+	// Kill stops a member with SIGKILL; Restart brings it back with its data.
+	Kill(i int) error
+	Restart(i int) error
+	Pause(i int) error
+	Resume(i int) error // nothing to do unless paused
+	// Partition cuts every pair, both ways; HealNetwork removes every cut.
+	Partition(cut []pair) error
+	HealNetwork() error
+	// Replace restarts a member that was removed from the cluster with its
+	// data wiped, joining the others: an operator replacing a member.
+	Replace(i int) error
+	// StopAll stops every member gracefully, before judging, so that a crash
+	// up to then is counted.
+	StopAll()
+	// Crashes lists the member's exits that no fault explains.
+	Crashes(i int) []string
+	// Mechanism says how a fault kind is made here, for event details.
+	Mechanism(kind FaultKind) string
+	// Audit adds notes about the setup once the cluster is up.
+	Audit(note func(format string, args ...any))
+	// Close stops everything the target started and removes every rule;
+	// it runs on every exit path and must be safe to call more than once.
+	Close() error
+}
+
+// memberInfo is what the runner knows of a member, whatever runs it.
+type memberInfo struct {
+	Index    int
+	ID       string // the member's Raft id, as GET /v1/cluster shows it
+	HTTPAddr string // where the harness reaches its API
+	LogPath  string // its output, for messages
+}
+
 type runner struct {
 	opts    Options
 	log     hclog.Logger
 	start   time.Time
-	members []*member
-	fw      *Firewall
+	target  target
+	members []memberInfo
 	admin   *apiClient
 	wl      *workload
 	hist    *History
@@ -185,6 +243,8 @@ type runner struct {
 
 	panicMu  sync.Mutex
 	panicErr error
+
+	lastDocker DockerInfo // kept after a docker target is closed
 }
 
 // Run starts a cluster, runs clients and the nemesis against it, heals,
@@ -197,16 +257,24 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	if NeedsIptables(opts.Nemesis) {
-		if err := CheckIptables(); err != nil {
+	if opts.Docker != nil {
+		if err := CheckDocker(opts.Nemesis); err != nil {
 			return Summary{}, err
 		}
+	} else {
+		if NeedsIptables(opts.Nemesis) {
+			if err := CheckIptables(); err != nil {
+				return Summary{}, err
+			}
+		}
+		// Loopback runs share addresses, ports and the host's chains; a
+		// docker run shares nothing with anyone (its own project).
+		release, err := acquireRunLock()
+		if err != nil {
+			return Summary{}, err
+		}
+		defer release()
 	}
-	release, err := acquireRunLock()
-	if err != nil {
-		return Summary{}, err
-	}
-	defer release()
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return Summary{}, fmt.Errorf("create output directory: %w", err)
 	}
@@ -232,6 +300,12 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	sum, err := r.run(ctx)
 	if err == nil {
 		err = r.takePanic()
+	}
+	// Before the summary lists the output files: a docker target writes the
+	// members' logs as it tears down.
+	r.teardown()
+	if info, ok := r.dockerInfo(); ok {
+		sum.Docker = &info
 	}
 
 	if err != nil {
@@ -282,51 +356,51 @@ func (r *runner) note(format string, args ...any) {
 }
 
 // teardown stops every member and removes every rule. It runs on every exit
-// path of Run, panics included.
+// path of Run, panics included; a second call does nothing.
 func (r *runner) teardown() {
-	var wg sync.WaitGroup
-	for _, m := range r.members {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := m.Stop(5 * time.Second); err != nil {
-				r.log.Error("stop member", "member", m.ID, "error", err)
-			}
-		}()
+	if r.target == nil {
+		return
 	}
-	wg.Wait()
-	if r.fw != nil {
-		if err := r.fw.Close(); err != nil {
-			r.log.Error("remove iptables rules", "error", err)
-			fmt.Fprintf(os.Stderr, "jepsen: WARNING: could not remove iptables rules: %v (run `wimms jepsen --cleanup`)\n", err)
+	t := r.target
+	if err := t.Close(); err != nil {
+		r.log.Error("tear down the cluster", "error", err)
+		cleanup := "wimms jepsen --cleanup"
+		if r.opts.Docker != nil {
+			cleanup = "wimms jepsen --docker --cleanup"
 		}
-		r.fw = nil
+		fmt.Fprintf(os.Stderr, "jepsen: WARNING: teardown incomplete: %v (run `%s`)\n", err, cleanup)
 	}
+	if d, ok := t.(*dockerCluster); ok {
+		r.lastDocker = d.info()
+	}
+	r.target = nil
+}
+
+// dockerInfo describes the docker target of the run, if it had one.
+func (r *runner) dockerInfo() (DockerInfo, bool) {
+	if d, ok := r.target.(*dockerCluster); ok {
+		return d.info(), true
+	}
+	return r.lastDocker, r.lastDocker.Project != ""
 }
 
 func (r *runner) run(ctx context.Context) (Summary, error) {
 	o := r.opts
 	r.log.Info("run starting", "members", o.Members, "clients", o.Clients, "duration", o.Duration,
 		"nemesis", o.Nemesis, "seed", o.Seed, "seed_bug", o.SeedBug, "bin", o.Bin)
-	if NeedsIptables(o.Nemesis) {
-		fw, err := NewFirewall()
+	if o.Docker != nil {
+		d, err := newDockerCluster(ctx, o, r.log, r.progressf)
+		if d != nil {
+			r.target = d // even half set up: teardown removes what exists
+		}
 		if err != nil {
-			return Summary{}, fmt.Errorf("set up iptables: %w", err)
+			return Summary{}, fmt.Errorf("set up the docker cluster: %w", err)
 		}
-		r.fw = fw
+	} else {
+		r.target = newLocalCluster(o, r.log)
 	}
-	r.progressf("starting %d members", o.Members)
-	r.members = r.newMembers()
-	if r.fw != nil {
-		for _, m := range r.members {
-			if m.GID == 0 {
-				continue
-			}
-			if err := r.fw.MarkProcesses(m.GID, MemberMark(m.Index)); err != nil {
-				return Summary{}, fmt.Errorf("set up iptables: %w", err)
-			}
-		}
-	}
+	r.members = r.target.Members()
+	r.progressf("starting %d members", len(r.members))
 	if err := r.startCluster(ctx); err != nil {
 		return Summary{}, fmt.Errorf("start cluster: %w", err)
 	}
@@ -336,7 +410,7 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	if err := r.allocateSharedUsers(ctx); err != nil {
 		return Summary{}, fmt.Errorf("allocate the shared users: %w", err)
 	}
-	r.auditSourceAddresses()
+	r.target.Audit(r.note)
 
 	// The workload and the nemesis run for Duration; a failure of either
 	// (a panic) or Ctrl-C ends them early.
@@ -372,9 +446,9 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		return Summary{}, fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	// Stop the members before judging, so that a crash at shutdown counts.
-	r.stopMembers()
+	r.target.StopAll()
 	for _, m := range r.members {
-		for _, c := range m.Crashes() {
+		for _, c := range r.target.Crashes(m.Index) {
 			extra = append(extra, Anomaly{Kind: AnomalyMemberCrashed,
 				Detail: fmt.Sprintf("%s %s; see %s", m.ID, c, filepath.Base(m.LogPath))})
 		}
@@ -399,20 +473,6 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		}
 	}
 	return sum, nil
-}
-
-func (r *runner) stopMembers() {
-	var wg sync.WaitGroup
-	for _, m := range r.members {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := m.Stop(10 * time.Second); err != nil {
-				r.log.Error("stop member", "member", m.ID, "error", err)
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 func finalSummary(f FinalState) *FinalSummary {
@@ -589,7 +649,7 @@ func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
 	finalClient := r.opts.Clients // its own lane in history.html
 	c := newAPIClient(r.opts.RequestTimeout)
 	var errs []error
-	attempt := func(what string, fn func(m *member) error) {
+	attempt := func(what string, fn func(m memberInfo) error) {
 		var err error
 		for i := 0; ; i++ {
 			m := r.members[i%len(r.members)]
@@ -606,14 +666,14 @@ func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
 	// Records first, then the user: the read that starts later must show a
 	// record at least as new (a late write can only add newer ones).
 	for _, email := range r.wl.allEmails() {
-		attempt("records of "+email, func(m *member) error {
+		attempt("records of "+email, func(m memberInfo) error {
 			recs, err := r.readRecords(ctx, m.HTTPAddr, email)
 			if err == nil {
 				final.Records[email] = recs
 			}
 			return err
 		})
-		attempt("final read of "+email, func(m *member) error {
+		attempt("final read of "+email, func(m memberInfo) error {
 			p := plan{kind: OpGet, input: UserInput{Kind: OpGet, Email: email}}
 			op := r.wl.execute(ctx, c, m.HTTPAddr, m.ID, finalClient, p, r.clock)
 			op.Final = true
@@ -624,7 +684,7 @@ func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
 			return nil
 		})
 	}
-	attempt("nodes", func(m *member) error {
+	attempt("nodes", func(m memberInfo) error {
 		nodes, err := r.readNodes(ctx, m.HTTPAddr)
 		if err == nil {
 			final.Nodes = nodes

@@ -22,6 +22,8 @@ func newJepsenCmd() *cobra.Command {
 		nemesis      string
 		listSeedBugs bool
 		cleanup      bool
+		docker       bool
+		dockerOpts   jepsen.DockerOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "jepsen",
@@ -32,8 +34,17 @@ faults; heal, read the final state and judge the history with porcupine and
 the invariants of SPEC §1. Writes summary.json, history.html, history.jsonl
 and every member's log to --out.
 
-Partitions need root and iptables. Exit status: 0 valid, 1 invalid,
-2 could not run or could not judge. See docs/chaos.md.`,
+With --docker the cluster under test is the compose deployment instead:
+the harness builds an image from --bin (a static binary) with the
+Dockerfile next to --compose-file, or uses --image, brings up its own
+project (random name, free ports, free subnet), kills with docker kill,
+pauses with docker pause and partitions with iptables in each container's
+network namespace, then runs docker-compose down -v, also on failure and
+Ctrl-C.
+
+Partitions need root and iptables (with --docker also nsenter). Exit
+status: 0 valid, 1 invalid, 2 could not run or could not judge. See
+docs/chaos.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
@@ -41,6 +52,17 @@ Partitions need root and iptables. Exit status: 0 valid, 1 invalid,
 				for _, b := range jepsen.SeedBugs() {
 					fmt.Fprintf(out, "%-24s %s (exposed by --nemesis %s)\n", b.Name, b.Description, b.Nemesis)
 				}
+				return nil
+			}
+			if cleanup && docker {
+				removed, err := jepsen.CleanupDocker(dockerOpts.ComposeFile)
+				for _, p := range removed {
+					fmt.Fprintf(out, "jepsen: removed leftover project %s (containers, network, volumes, image)\n", p)
+				}
+				if err != nil {
+					return exitError{code: 2, msg: fmt.Sprintf("jepsen docker cleanup: %v", err)}
+				}
+				fmt.Fprintln(out, "jepsen: no leftover docker projects of dead runs")
 				return nil
 			}
 			if cleanup {
@@ -55,7 +77,12 @@ Partitions need root and iptables. Exit status: 0 valid, 1 invalid,
 				return exitError{code: 2, msg: err.Error()}
 			}
 			opts.Nemesis = kinds
-			if opts.Bin == "" {
+			if docker {
+				opts.Docker = &dockerOpts
+			} else if cmd.Flags().Changed("image") || cmd.Flags().Changed("compose-file") || cmd.Flags().Changed("project") {
+				return exitError{code: 2, msg: "--image, --compose-file and --project need --docker"}
+			}
+			if opts.Bin == "" && (!docker || dockerOpts.Image == "") {
 				if opts.Bin, err = os.Executable(); err != nil {
 					return exitError{code: 2, msg: fmt.Sprintf("find this executable: %v", err)}
 				}
@@ -69,6 +96,9 @@ Partitions need root and iptables. Exit status: 0 valid, 1 invalid,
 			sum, err := jepsen.Run(ctx, opts)
 			if err != nil {
 				if errors.Is(err, context.Canceled) {
+					if docker {
+						return exitError{code: 2, msg: "jepsen: interrupted; compose project removed"}
+					}
 					return exitError{code: 2, msg: "jepsen: interrupted; members stopped and rules removed"}
 				}
 				return exitError{code: 2, msg: fmt.Sprintf("jepsen: could not run: %v", err)}
@@ -92,8 +122,8 @@ Partitions need root and iptables. Exit status: 0 valid, 1 invalid,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Bin, "bin", "", "wimms binary to start members from (default: this executable)")
-	fl.IntVar(&opts.Members, "members", 3, "cluster members")
+	fl.StringVar(&opts.Bin, "bin", "", "wimms binary to start members from, or with --docker to build the image from; must then be static (default: this executable)")
+	fl.IntVar(&opts.Members, "members", 3, "cluster members (with --docker: the compose file's services)")
 	fl.DurationVar(&opts.Duration, "duration", 60*time.Second, "how long clients and the nemesis run")
 	fl.StringVar(&nemesis, "nemesis", "partition,kill,pause",
 		"faults: partition, kill, pause, membership, none, or exact kinds (partition-halves, partition-leader, partition-ring, partition-bridge, kill-leader, pause-leader)")
@@ -102,7 +132,11 @@ Partitions need root and iptables. Exit status: 0 valid, 1 invalid,
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed of the harness's random choices (default: time)")
 	fl.StringVar(&opts.SeedBug, "seed-bug", "", "start the members with this seeded bug (see --list-seed-bugs)")
 	fl.BoolVar(&listSeedBugs, "list-seed-bugs", false, "list the seeded bugs and exit")
-	fl.BoolVar(&cleanup, "cleanup", false, "remove iptables rules left by a killed run and exit")
+	fl.BoolVar(&cleanup, "cleanup", false, "remove iptables rules left by a killed run and exit (with --docker: its compose projects and images)")
+	fl.BoolVar(&docker, "docker", false, "test the docker-compose deployment instead of local processes (see docs/chaos.md)")
+	fl.StringVar(&dockerOpts.ComposeFile, "compose-file", "docker-compose.yml", "with --docker: the compose file; the Dockerfile next to it builds the image")
+	fl.StringVar(&dockerOpts.Image, "image", "", "with --docker: an existing image to run (default: build wimms-jepsen:<project> from --bin, removed afterwards)")
+	fl.StringVar(&dockerOpts.Project, "project", "", "with --docker: compose project name (default: wimmsjepsen<random>)")
 	fl.Float64Var(&opts.Rate, "rate", 150, "target operations per second over all clients")
 	fl.IntVar(&opts.Emails, "emails", 16, "distinct users the clients share")
 	fl.DurationVar(&opts.RequestTimeout, "request-timeout", 5*time.Second, "per request; a write that times out has an unknown outcome")
