@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Options configure a state machine. The zero Options is production
@@ -44,32 +45,92 @@ func (o *Options) idemMax() int {
 	return DefaultIdempotencyMaxEntries
 }
 
-// FSM is the WIMMS state machine. Apply must be called from one goroutine
-// at a time; the Reader methods may run concurrently with Apply.
+// FSM is the WIMMS state machine. Apply and ApplyBatch must be called
+// from one goroutine at a time; the Reader methods may run concurrently
+// with them and never wait for them.
+//
+// The writer owns a private mutable state; readers see an immutable
+// published copy of it (View), swapped in atomically after each Apply and
+// once per ApplyBatch. Copy-on-write B-trees make the copy O(services +
+// nodes); see DESIGN.md "Concurrency".
 type FSM struct {
 	opts Options
-	mu   sync.RWMutex
-	st   *state
+
+	// mu serialises the writer side (Apply, ApplyBatch, Snapshot, Fork,
+	// Restore) so that a Snapshot or Fork taken from another goroutine
+	// never clones a half-applied state. Readers never take it.
+	mu sync.Mutex
+	// st is the writer's private state: only code holding mu touches it.
+	st *state
+	// view is the last published state; never nil after New.
+	view atomic.Pointer[View]
+
+	// afterCommandHook, when set (tests only), runs with mu held after
+	// each command has changed st and before that change is published.
+	afterCommandHook func()
 }
 
-var _ Reader = (*FSM)(nil)
+var (
+	_ Reader = (*FSM)(nil)
+	_ Reader = (*View)(nil)
+)
 
 // New returns an empty state machine.
-func New(opts Options) *FSM { return &FSM{opts: opts, st: newState()} }
+func New(opts Options) *FSM {
+	f := &FSM{opts: opts, st: newState()}
+	f.publishLocked()
+	return f
+}
 
-// Apply applies one command and returns its deterministic result.
+// Apply applies one command, publishes the new state to readers and
+// returns the command's deterministic result.
 func (f *FSM) Apply(cmd Command) Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.st.apply(&cmd, &f.opts)
+	res := f.st.apply(&cmd, &f.opts)
+	if f.afterCommandHook != nil {
+		f.afterCommandHook()
+	}
+	f.publishLocked()
+	return res
 }
 
-// LastTS is the last applied ts (SPEC §2).
-func (f *FSM) LastTS() int64 {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.st.lastTS
+// ApplyBatch applies cmds in order and publishes once, at the end: a
+// reader sees the state before the batch or after all of it, never a
+// prefix. Results are those Apply would have returned one by one.
+func (f *FSM) ApplyBatch(cmds []Command) []Result {
+	out := make([]Result, len(cmds))
+	if len(cmds) == 0 {
+		return out
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range cmds {
+		// A copy, as Apply takes one: the caller's slice stays untouched.
+		cmd := cmds[i]
+		out[i] = f.st.apply(&cmd, &f.opts)
+		if f.afterCommandHook != nil {
+			f.afterCommandHook()
+		}
+	}
+	f.publishLocked()
+	return out
 }
+
+// publishLocked makes the writer's current state what readers see. The
+// copy shares every B-tree node with st; st's next writes copy the nodes
+// they touch instead of changing them under a reader.
+func (f *FSM) publishLocked() {
+	f.view.Store(&View{st: f.st.cloneForReaders()})
+}
+
+// View returns the state as of the last publish: immutable, so every read
+// through it sees the same state even while Apply continues. Use one View
+// for reads that must agree with each other.
+func (f *FSM) View() *View { return f.view.Load() }
+
+// LastTS is the last applied ts (SPEC §2) as readers see it.
+func (f *FSM) LastTS() int64 { return f.View().LastTS() }
 
 // Fork returns an independent copy of the current state with the same
 // Options. Either may Apply afterwards without affecting the other. Cheap:
@@ -77,7 +138,9 @@ func (f *FSM) LastTS() int64 {
 func (f *FSM) Fork() *FSM {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return &FSM{opts: f.opts, st: f.st.clone()}
+	g := &FSM{opts: f.opts, st: f.st.clone()}
+	g.publishLocked()
+	return g
 }
 
 // Snapshot returns a frozen point-in-time view, cheap to take (it does not
@@ -88,16 +151,17 @@ func (f *FSM) Snapshot() *Snapshot {
 	return &Snapshot{st: f.st.clone()}
 }
 
-// Restore replaces the whole state with one read from r. On error the
-// current state is left untouched.
+// Restore replaces the whole state with one read from r and publishes it.
+// On error the current state is left untouched.
 func (f *FSM) Restore(r io.Reader) error {
 	st, err := readSnapshot(r)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.st = st
-	f.mu.Unlock()
+	f.publishLocked()
 	return nil
 }
 

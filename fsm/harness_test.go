@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 )
 
@@ -48,7 +49,36 @@ func (h *harness) apply(cmd Command) Result {
 	}
 	h.tr.observe(before.st, cmd, res)
 	checkInvariants(h.t, h.f, h.tr)
+	if msg := viewMismatch(h.f); msg != "" {
+		h.t.Fatalf("after %+v: %s", cmd, msg)
+	}
 	return res
+}
+
+// viewMismatch says how the published view differs from the writer's
+// state, or "" when readers see exactly what the writer holds (as they
+// must whenever no Apply is running).
+func viewMismatch(f *FSM) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v := f.View()
+	if v.st == f.st {
+		return "the view is the writer's own state, not a copy"
+	}
+	if v.st.lastTS != f.st.lastTS {
+		return fmt.Sprintf("view last ts %d, writer %d", v.st.lastTS, f.st.lastTS)
+	}
+	var x, y bytes.Buffer
+	if _, err := f.st.writeSnapshot(&x, false); err != nil {
+		return "encoding the writer state: " + err.Error()
+	}
+	if _, err := v.st.writeSnapshot(&y, false); err != nil {
+		return "encoding the view: " + err.Error()
+	}
+	if !bytes.Equal(x.Bytes(), y.Bytes()) {
+		return "the view's state differs from the writer's"
+	}
+	return ""
 }
 
 func (h *harness) ok(cmd Command) Result {

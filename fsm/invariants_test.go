@@ -86,8 +86,8 @@ func keyOrder(v int64) int64 {
 // invariantViolations recomputes every invariant of SPEC §1 and every
 // internal index from scratch and returns what is broken.
 func invariantViolations(f *FSM, tr *tracker) []string {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	s := f.st
 	var bad []string
 	report := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
@@ -326,7 +326,7 @@ func readViolations(f *FSM) []string {
 	}
 	var all []flat
 	emails := map[string]bool{}
-	f.mu.RLock()
+	f.mu.Lock()
 	for _, sv := range f.st.svcByID {
 		sv.users.Ascend(func(e userEntry) bool {
 			emails[e.u.email] = true
@@ -334,7 +334,7 @@ func readViolations(f *FSM) []string {
 		})
 	}
 	last := f.st.lastTS
-	f.mu.RUnlock()
+	f.mu.Unlock()
 	for _, sv := range f.ListServices() {
 		for e := range emails {
 			rs, err := f.Records(sv.Name, e)

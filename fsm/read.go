@@ -5,18 +5,18 @@ import (
 	"slices"
 )
 
-// Reader methods take the read lock, so they see a state between two
-// commands and never a half-applied one.
+// Reads never lock: each Reader method of FSM loads the current View once
+// and reads that immutable state, so it sees the state after some whole
+// Apply or ApplyBatch and never a half-applied one. Successive calls may
+// see successive states; reads that must agree use one View.
 
 const (
 	DefaultOldRecordsGraceMs = 7 * 24 * 60 * 60 * 1000
 	DefaultOldRecordsLimit   = 100
 )
 
-func (f *FSM) GetService(name string) (Service, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	sv, e := f.st.service(name)
+func (v *View) GetService(name string) (Service, error) {
+	sv, e := v.st.service(name)
 	if e != nil {
 		return Service{}, e
 	}
@@ -24,31 +24,25 @@ func (f *FSM) GetService(name string) (Service, error) {
 }
 
 // ListServices returns every service ordered by id.
-func (f *FSM) ListServices() []Service {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	out := make([]Service, 0, len(f.st.svcByID))
-	for _, sv := range f.st.servicesByID() {
+func (v *View) ListServices() []Service {
+	out := make([]Service, 0, len(v.st.svcByID))
+	for _, sv := range v.st.servicesByID() {
 		out = append(out, sv.Service)
 	}
 	return out
 }
 
 // ListNodes returns the service's nodes ordered by id.
-func (f *FSM) ListNodes(service string) ([]Node, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	sv, e := f.st.service(service)
+func (v *View) ListNodes(service string) ([]Node, error) {
+	sv, e := v.st.service(service)
 	if e != nil {
 		return nil, e
 	}
 	return slices.Clone(sv.nodes), nil
 }
 
-func (f *FSM) GetNode(service string, id int64) (Node, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	sv, e := f.st.service(service)
+func (v *View) GetNode(service string, id int64) (Node, error) {
+	sv, e := v.st.service(service)
 	if e != nil {
 		return Node{}, e
 	}
@@ -72,27 +66,23 @@ func (s *state) readUser(service, email string) (*svcState, *user, *Error) {
 }
 
 // GetUser returns the user's current record with derived fields.
-func (f *FSM) GetUser(service, email string) (User, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	sv, u, e := f.st.readUser(service, email)
+func (v *View) GetUser(service, email string) (User, error) {
+	sv, u, e := v.st.readUser(service, email)
 	if e != nil {
 		return User{}, e
 	}
-	return *f.st.userView(sv, u), nil
+	return *v.st.userView(sv, u), nil
 }
 
 // Records returns every stored record of the user, oldest first.
-func (f *FSM) Records(service, email string) ([]Record, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	sv, u, e := f.st.readUser(service, email)
+func (v *View) Records(service, email string) ([]Record, error) {
+	sv, u, e := v.st.readUser(service, email)
 	if e != nil {
 		return nil, e
 	}
 	out := make([]Record, len(u.recs))
 	for i := range u.recs {
-		out[i] = f.st.recordView(sv, u, &u.recs[i])
+		out[i] = v.st.recordView(sv, u, &u.recs[i])
 	}
 	return out, nil
 }
@@ -100,7 +90,7 @@ func (f *FSM) Records(service, email string) ([]Record, error) {
 // OldRecords lists records replaced before q.Now − grace, newest
 // replaced_at first, then highest uid. GraceMs 0 means the default 7 days
 // and Limit 0 the default 100. Cost: O(log n + offset + limit).
-func (f *FSM) OldRecords(q OldRecordsQuery) ([]Record, error) {
+func (v *View) OldRecords(q OldRecordsQuery) ([]Record, error) {
 	if q.GraceMs < 0 {
 		return nil, badRequest("grace_ms", "grace_ms must be >= 0")
 	}
@@ -116,9 +106,7 @@ func (f *FSM) OldRecords(q OldRecordsQuery) ([]Record, error) {
 	if q.Limit == 0 {
 		q.Limit = DefaultOldRecordsLimit
 	}
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	sv, e := f.st.service(q.Service)
+	sv, e := v.st.service(q.Service)
 	if e != nil {
 		return nil, e
 	}
@@ -132,7 +120,7 @@ func (f *FSM) OldRecords(q OldRecordsQuery) ([]Record, error) {
 	}
 	var out []Record
 	skip := q.Offset
-	f.st.old.AscendGreaterOrEqual(oldEntry{svc: sv.ID, replacedAt: cutoff - 1, uid: math.MaxInt64}, func(oe oldEntry) bool {
+	v.st.old.AscendGreaterOrEqual(oldEntry{svc: sv.ID, replacedAt: cutoff - 1, uid: math.MaxInt64}, func(oe oldEntry) bool {
 		if oe.svc != sv.ID {
 			return false
 		}
@@ -142,7 +130,7 @@ func (f *FSM) OldRecords(q OldRecordsQuery) ([]Record, error) {
 		}
 		e, _ := sv.tree(oe.node).Get(recEntry{uid: oe.uid})
 		i, _ := e.u.recByUID(oe.uid)
-		out = append(out, f.st.recordView(sv, e.u, &e.u.recs[i]))
+		out = append(out, v.st.recordView(sv, e.u, &e.u.recs[i]))
 		return len(out) < q.Limit
 	})
 	return out, nil
@@ -154,10 +142,8 @@ func (f *FSM) OldRecords(q OldRecordsQuery) ([]Record, error) {
 // from the counters; an earlier asOf walks each node's records back from
 // the newest over those created after it, which works because created_at
 // never decreases as uids grow.
-func (f *FSM) CountUsers(service string, asOf int64) (int64, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	s := f.st
+func (v *View) CountUsers(service string, asOf int64) (int64, error) {
+	s := v.st
 	var services []*svcState
 	if service != "" {
 		sv, e := s.service(service)
@@ -191,10 +177,8 @@ func (f *FSM) CountUsers(service string, asOf int64) (int64, error) {
 	return total, nil
 }
 
-func (f *FSM) Stats(service string) (Stats, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	sv, e := f.st.service(service)
+func (v *View) Stats(service string) (Stats, error) {
+	sv, e := v.st.service(service)
 	if e != nil {
 		return Stats{}, e
 	}
@@ -210,3 +194,28 @@ func cmpInt64(a, b int64) int {
 	}
 	return 0
 }
+
+// View is one published state of an FSM. It never changes, so any number
+// of goroutines may read it without a lock while the FSM moves on.
+type View struct{ st *state }
+
+// LastTS is the last ts applied in this state (SPEC §2).
+func (v *View) LastTS() int64 { return v.st.lastTS }
+
+// The FSM's Reader methods read the latest View.
+
+func (f *FSM) GetService(name string) (Service, error)  { return f.View().GetService(name) }
+func (f *FSM) ListServices() []Service                  { return f.View().ListServices() }
+func (f *FSM) ListNodes(service string) ([]Node, error) { return f.View().ListNodes(service) }
+func (f *FSM) GetNode(service string, id int64) (Node, error) {
+	return f.View().GetNode(service, id)
+}
+func (f *FSM) GetUser(service, email string) (User, error) { return f.View().GetUser(service, email) }
+func (f *FSM) Records(service, email string) ([]Record, error) {
+	return f.View().Records(service, email)
+}
+func (f *FSM) OldRecords(q OldRecordsQuery) ([]Record, error) { return f.View().OldRecords(q) }
+func (f *FSM) CountUsers(service string, asOf int64) (int64, error) {
+	return f.View().CountUsers(service, asOf)
+}
+func (f *FSM) Stats(service string) (Stats, error) { return f.View().Stats(service) }

@@ -234,8 +234,9 @@ type idemEntry struct {
 func lessIdemKey(a, b *idemEntry) bool { return a.key < b.key }
 func lessIdemSeq(a, b *idemEntry) bool { return a.seq < b.seq }
 
-// state is the whole replicated state. FSM guards it with a lock; state
-// itself is single-threaded.
+// state is the whole replicated state. It is single-threaded: FSM keeps
+// one private mutable state for the writer and publishes immutable copies
+// (cloneForReaders) that readers share without a lock.
 type state struct {
 	lastTS        int64
 	nextServiceID int64
@@ -273,6 +274,25 @@ func newState() *state {
 // O(services + nodes) for the rest. Both s and the copy may be written
 // afterwards without affecting each other.
 func (s *state) clone() *state {
+	c := s.cloneDomain()
+	c.idem = s.idem.Clone()
+	c.idemOrder = s.idemOrder.Clone()
+	return c
+}
+
+// cloneForReaders is clone without the idempotency table, which no read
+// serves: leaving it out (rather than cloning it) spares the writer
+// copying its nodes on the next idempotent write. The result must only be
+// read: it is a View's state.
+func (s *state) cloneForReaders() *state {
+	c := s.cloneDomain()
+	c.idem, c.idemOrder = nil, nil
+	return c
+}
+
+// cloneDomain copies everything but the idempotency trees, which the
+// copy still shares with s until the caller replaces them.
+func (s *state) cloneDomain() *state {
 	c := *s
 	c.probe = user{}
 	c.svcByName = make(map[string]*svcState, len(s.svcByName))
@@ -283,8 +303,6 @@ func (s *state) clone() *state {
 		c.svcByName[cp.Name] = cp
 	}
 	c.old = s.old.Clone()
-	c.idem = s.idem.Clone()
-	c.idemOrder = s.idemOrder.Clone()
 	return &c
 }
 

@@ -54,12 +54,17 @@ func newFSMAdapter(m machine, c codec, logger hclog.Logger) *fsmAdapter {
 }
 
 // ApplyBatch applies committed entries in order. raft groups everything that
-// committed together (up to MaxAppendEntries) into one call.
+// committed together (up to MaxAppendEntries) into one call. A machine that
+// can apply a batch atomically (batchMachine) gets all its commands at once,
+// so readers see the state before the batch or after it; applied advances
+// only after that, so a read that waited for index i sees a state ≥ i.
 func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := make([]interface{}, len(logs))
 	if len(logs) == 0 {
 		return out
 	}
+	cmds := make([]fsm.Command, 0, len(logs))
+	cmdAt := make([]int, 0, len(logs)) // index into logs of each cmds entry
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			// Configuration changes carry no state-machine meaning; they
@@ -76,12 +81,43 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []interface{} {
 			out[i] = &applyResponse{err: fmt.Errorf("decoding log entry %d: %w", l.Index, err), index: l.Index, term: l.Term}
 			continue
 		}
-		out[i] = &applyResponse{result: a.m.Apply(cmd), index: l.Index, term: l.Term}
+		cmds = append(cmds, cmd)
+		cmdAt = append(cmdAt, i)
+	}
+	for k, res := range a.applyCommands(cmds) {
+		l := logs[cmdAt[k]]
+		out[cmdAt[k]] = &applyResponse{result: res, index: l.Index, term: l.Term}
 	}
 	last := logs[len(logs)-1]
 	a.batches.Add(1)
 	a.entries.Add(uint64(len(logs)))
 	a.setApplied(last.Index, last.Term)
+	return out
+}
+
+// batchMachine is a machine that applies many commands and makes them
+// visible to readers together (*fsm.FSM publishes once per batch).
+type batchMachine interface {
+	ApplyBatch([]fsm.Command) []fsm.Result
+}
+
+func (m fsmMachine) ApplyBatch(cmds []fsm.Command) []fsm.Result { return m.f.ApplyBatch(cmds) }
+
+var _ batchMachine = fsmMachine{}
+
+// applyCommands applies cmds in order; it returns once their effect is
+// visible to readers.
+func (a *fsmAdapter) applyCommands(cmds []fsm.Command) []fsm.Result {
+	if len(cmds) == 0 {
+		return nil
+	}
+	if bm, ok := a.m.(batchMachine); ok {
+		return bm.ApplyBatch(cmds)
+	}
+	out := make([]fsm.Result, len(cmds))
+	for i, cmd := range cmds {
+		out[i] = a.m.Apply(cmd)
+	}
 	return out
 }
 

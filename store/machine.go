@@ -47,6 +47,8 @@ func (m fsmMachine) Restore(r io.Reader) error {
 
 func (m fsmMachine) snapshot() io.WriterTo { return m.f.Snapshot() }
 
-func (m fsmMachine) reader() fsm.Reader { return m.f }
+// reader is one published, immutable view: every call a read handler makes
+// sees the same state, and no reader ever waits for Apply.
+func (m fsmMachine) reader() fsm.Reader { return m.f.View() }
 
 func (m fsmMachine) fork() (machine, error) { return fsmMachine{m.f.Fork()}, nil }
