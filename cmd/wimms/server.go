@@ -23,15 +23,35 @@ import (
 	"github.com/wimms-dev/wimms/cluster"
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/jepsen"
 	"github.com/wimms-dev/wimms/store"
 )
 
-// Seeded bugs exist only so the chaos harness can prove that its checker
-// fails; they are never enabled by default and are hidden from --help.
-var seedBugs = map[string]string{
-	"stale-linearizable-read": "linearizable reads are served from local state, without ReadIndex",
-	"ack-before-commit":       "the leader acknowledges a write from a dry run, without waiting for commit",
-	"alloc-skip-capacity":     "allocation ignores the capacity > current_load rule",
+// seedBugOptions maps a seeded bug (jepsen.SeedBugs lists them with their
+// descriptions) to the options that enable it. Seeded bugs exist only so
+// the chaos harness can prove that its checker fails; they are never on by
+// default and the flag is hidden from --help.
+func seedBugOptions(name string) (fsm.Options, store.SeedBugs, bool) {
+	switch name {
+	case "":
+		return fsm.Options{}, store.SeedBugs{}, true
+	case "stale-linearizable-read":
+		return fsm.Options{}, store.SeedBugs{StaleLinearizableRead: true}, true
+	case "ack-before-commit":
+		return fsm.Options{}, store.SeedBugs{AckBeforeCommit: true}, true
+	case "alloc-skip-capacity":
+		return fsm.Options{SkipCapacityCheck: true}, store.SeedBugs{}, true
+	}
+	return fsm.Options{}, store.SeedBugs{}, false
+}
+
+func seedBugDescription(name string) string {
+	for _, b := range jepsen.SeedBugs() {
+		if b.Name == name {
+			return b.Description
+		}
+	}
+	return ""
 }
 
 type serverFlags struct {
@@ -176,10 +196,12 @@ func validateServerFlags(f *serverFlags) error {
 	if f.dataDir == "" {
 		return errors.New("--data-dir must not be empty")
 	}
-	if f.seedBug != "" {
-		if _, ok := seedBugs[f.seedBug]; !ok {
-			return fmt.Errorf("--seed-bug %q: unknown (known: stale-linearizable-read, ack-before-commit, alloc-skip-capacity)", f.seedBug)
+	if _, _, ok := seedBugOptions(f.seedBug); !ok {
+		var known []string
+		for _, b := range jepsen.SeedBugs() {
+			known = append(known, b.Name)
 		}
+		return fmt.Errorf("--seed-bug %q: unknown (known: %s)", f.seedBug, strings.Join(known, ", "))
 	}
 	if f.gossipAddr == "" {
 		g, err := defaultGossipAddr(f.raftAddr)
@@ -210,7 +232,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		return err
 	}
 	if f.seedBug != "" {
-		logger.Warn("SEEDED BUG ENABLED: this member is deliberately incorrect (chaos testing only)", "bug", f.seedBug, "effect", seedBugs[f.seedBug])
+		logger.Warn("SEEDED BUG ENABLED: this member is deliberately incorrect (chaos testing only)", "bug", f.seedBug, "effect", seedBugDescription(f.seedBug))
 	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
@@ -219,6 +241,7 @@ func runServer(parent context.Context, f serverFlags) error {
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	fsmOpts, storeBugs, _ := seedBugOptions(f.seedBug)
 	st, err := store.Open(store.Config{
 		ID:                f.id,
 		DataDir:           f.dataDir,
@@ -228,11 +251,8 @@ func runServer(parent context.Context, f serverFlags) error {
 		Logger:            logger.Named("store"),
 		ApplyTimeout:      f.applyTimeout,
 		SnapshotThreshold: f.snapshotThreshold,
-		FSMOptions:        fsm.Options{SkipCapacityCheck: f.seedBug == "alloc-skip-capacity"},
-		SeedBugs: store.SeedBugs{
-			StaleLinearizableRead: f.seedBug == "stale-linearizable-read",
-			AckBeforeCommit:       f.seedBug == "ack-before-commit",
-		},
+		FSMOptions:        fsmOpts,
+		SeedBugs:          storeBugs,
 	})
 	if err != nil {
 		return fmt.Errorf("opening store: %w", err)
