@@ -65,6 +65,13 @@ type Config struct {
 	// it knows of but does not see alive, so that gossip heals after long
 	// partitions (default 5s).
 	GossipSyncInterval time.Duration
+
+	// PeersFile, when set, is where the addresses of the members gossip has
+	// shown are kept across restarts (cmd puts it in the data directory).
+	// A restarted member that has no --join (the bootstrap member) or
+	// whose peers all restarted too has nobody else to learn their gossip
+	// addresses from: the Raft configuration holds only Raft addresses.
+	PeersFile string
 }
 
 // raftStore is the part of *store.Store this package uses. It exists so the
@@ -104,6 +111,9 @@ type Cluster struct {
 	peers  *registry
 	client *http.Client // member-to-member and forwarded requests
 	httpTr *http.Transport
+
+	peersFileMu sync.Mutex  // serialises writes of cfg.PeersFile
+	peersSaved  []savedPeer // what was last written there
 
 	mu         sync.Mutex
 	metaBytes  []byte // this member's gossip metadata, see nodeMeta
@@ -233,6 +243,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	c.mu.Unlock()
 
 	c.st.SetRemoteReadIndex(c.remoteReadIndex)
+	c.loadPeers()
 
 	c.goLoop(c.runLeaderLoop)
 	c.goLoop(c.runGossipSync)

@@ -396,6 +396,7 @@ func (c *Cluster) observeAlive(n *memberlist.Node) {
 	if !known || before.state != gossipAlive {
 		c.log.Info("gossip: member alive", "id", m.ID, "http", m.HTTP, "raft", m.Raft, "zone", m.Zone)
 	}
+	c.savePeers()
 }
 
 // removalNotice is the one gossip message members send each other: a

@@ -9,6 +9,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -272,6 +273,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		AdminToken:      f.adminToken,
 		ReapAfter:       f.reapAfter,
 		LeaderWait:      f.leaderWait,
+		PeersFile:       filepath.Join(f.dataDir, "gossip-peers.json"),
 	})
 	if err != nil {
 		_ = st.Close()
