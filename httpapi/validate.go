@@ -18,15 +18,33 @@ func isNameChar(c byte) bool {
 		c == '.' || c == '_' || c == '-'
 }
 
-// checkServiceName: 1–30 of [A-Za-z0-9._-], containing '-' ({app}-{version}).
-func checkServiceName(s string) string {
-	if len(s) < 1 || len(s) > 30 {
-		return "must be 1 to 30 characters"
+// isPrintableNoSpace: printable ASCII other than space.
+func isPrintableNoSpace(c byte) bool { return c > 0x20 && c <= 0x7e }
+
+const (
+	printableMsg = "must contain only printable ASCII characters"
+	nameCharsMsg = "may contain only A-Z, a-z, 0-9, '.', '_' and '-'"
+)
+
+// checkText is the shape every text field shares: a length in bytes
+// within [minLen, maxLen] (lenMsg otherwise), and only bytes allowed by ok
+// (charMsg otherwise).
+func checkText(s string, minLen, maxLen int, lenMsg string, ok func(byte) bool, charMsg string) string {
+	if len(s) < minLen || len(s) > maxLen {
+		return lenMsg
 	}
 	for i := 0; i < len(s); i++ {
-		if !isNameChar(s[i]) {
-			return "may contain only A-Z, a-z, 0-9, '.', '_' and '-'"
+		if !ok(s[i]) {
+			return charMsg
 		}
+	}
+	return ""
+}
+
+// checkServiceName: 1–30 of [A-Za-z0-9._-], containing '-' ({app}-{version}).
+func checkServiceName(s string) string {
+	if msg := checkText(s, 1, 30, "must be 1 to 30 characters", isNameChar, nameCharsMsg); msg != "" {
+		return msg
 	}
 	if !strings.Contains(s, "-") {
 		return "must have the form {app}-{version} (contain a '-')"
@@ -36,55 +54,30 @@ func checkServiceName(s string) string {
 
 // checkEmail: 1–255 printable ASCII bytes, no '/' (it is a path segment).
 func checkEmail(s string) string {
-	if len(s) < 1 || len(s) > 255 {
-		return "must be 1 to 255 bytes"
+	if msg := checkText(s, 1, 255, "must be 1 to 255 bytes", isPrintableASCII, printableMsg); msg != "" {
+		return msg
 	}
-	for i := 0; i < len(s); i++ {
-		if !isPrintableASCII(s[i]) {
-			return "must contain only printable ASCII characters"
-		}
-		if s[i] == '/' {
-			return "must not contain '/'"
-		}
+	if strings.IndexByte(s, '/') >= 0 {
+		return "must not contain '/'"
 	}
 	return ""
 }
 
 // checkClientState: [A-Za-z0-9._-]{0,32}.
 func checkClientState(s string) string {
-	if len(s) > 32 {
-		return "must be at most 32 characters"
-	}
-	for i := 0; i < len(s); i++ {
-		if !isNameChar(s[i]) {
-			return "may contain only A-Z, a-z, 0-9, '.', '_' and '-'"
-		}
-	}
-	return ""
+	return checkText(s, 0, 32, "must be at most 32 characters", isNameChar, nameCharsMsg)
 }
 
 // checkPattern: 1–128 printable characters.
 func checkPattern(s string) string {
-	if len(s) < 1 || len(s) > 128 {
-		return "must be 1 to 128 characters"
-	}
-	for i := 0; i < len(s); i++ {
-		if !isPrintableASCII(s[i]) {
-			return "must contain only printable ASCII characters"
-		}
-	}
-	return ""
+	return checkText(s, 1, 128, "must be 1 to 128 characters", isPrintableASCII, printableMsg)
 }
 
 // checkNodeURL: 1–64 characters, an absolute http or https URL.
 func checkNodeURL(s string) string {
-	if len(s) < 1 || len(s) > 64 {
-		return "must be 1 to 64 characters"
-	}
-	for i := 0; i < len(s); i++ {
-		if !isPrintableASCII(s[i]) || s[i] == ' ' {
-			return "must not contain spaces or non-printable characters"
-		}
+	if msg := checkText(s, 1, 64, "must be 1 to 64 characters", isPrintableNoSpace,
+		"must not contain spaces or non-printable characters"); msg != "" {
+		return msg
 	}
 	u, err := url.Parse(s)
 	if err != nil {
@@ -101,28 +94,14 @@ func checkNodeURL(s string) string {
 
 // checkZone: a member's zone label, at most 64 printable characters.
 func checkZone(s string) string {
-	if len(s) > 64 {
-		return "must be at most 64 characters"
-	}
-	for i := 0; i < len(s); i++ {
-		if !isPrintableASCII(s[i]) {
-			return "must contain only printable ASCII characters"
-		}
-	}
-	return ""
+	return checkText(s, 0, 64, "must be at most 64 characters", isPrintableASCII, printableMsg)
 }
 
 // checkMemberID: a cluster member id, addressed as a path segment.
 func checkMemberID(s string) string {
-	if len(s) < 1 || len(s) > 128 {
-		return "must be 1 to 128 characters"
-	}
-	for i := 0; i < len(s); i++ {
-		if !isPrintableASCII(s[i]) || s[i] == ' ' || s[i] == '/' {
-			return "must contain only printable ASCII characters other than space and '/'"
-		}
-	}
-	return ""
+	return checkText(s, 1, 128, "must be 1 to 128 characters",
+		func(c byte) bool { return isPrintableNoSpace(c) && c != '/' },
+		"must contain only printable ASCII characters other than space and '/'")
 }
 
 // checkHostPort: HOST:PORT with a numeric port.
@@ -143,15 +122,7 @@ func checkHostPort(s string) string {
 
 // checkIdempotencyKey: 1–128 printable ASCII characters.
 func checkIdempotencyKey(s string) string {
-	if len(s) < 1 || len(s) > 128 {
-		return "must be 1 to 128 characters"
-	}
-	for i := 0; i < len(s); i++ {
-		if !isPrintableASCII(s[i]) {
-			return "must contain only printable ASCII characters"
-		}
-	}
-	return ""
+	return checkText(s, 1, 128, "must be 1 to 128 characters", isPrintableASCII, printableMsg)
 }
 
 // parseDecimalID parses a path id: plain decimal digits only (no sign, no
