@@ -237,7 +237,7 @@ func (c *Cluster) leaderHTTPAddr(id, raftAddr string) (string, bool) {
 	return "", false
 }
 
-// errorBody is the API's error shape (API.md "Errors").
+// errorBody is the API's error shape (docs/api.md "Errors").
 type errorBody struct {
 	Status string        `json:"status"`
 	Errors []errorDetail `json:"errors"`
@@ -329,7 +329,7 @@ func (c *Cluster) authorized(r *http.Request) bool {
 }
 
 // memberToken is sent on member-to-member reads; adminToken on mutations
-// (API.md "Auth").
+// (docs/api.md "Auth").
 func (c *Cluster) memberToken() string {
 	if c.cfg.APIToken != "" {
 		return c.cfg.APIToken

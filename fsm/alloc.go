@@ -70,7 +70,7 @@ func (s *splitmix64) below(n uint64) uint64 {
 // fall back to a heap slice.
 const maxSpreadStack = 32
 
-// chooseNode runs SPEC §3 for sv without mutating anything. It returns the
+// chooseNode runs docs/spec.md §3 for sv without mutating anything. It returns the
 // index of the chosen node in sv.nodes and, when capacity had to be
 // released, the availability of every node after the release (nil
 // otherwise). The caller commits both with commitChoice.
@@ -153,7 +153,7 @@ func pickCandidate(sv *svcState, available []int64, seed uint64, skipCapacityChe
 }
 
 // commitChoice applies a chooseNode outcome: the release (if any), then the
-// allocation counters of SPEC §3.
+// allocation counters of docs/spec.md §3.
 func commitChoice(sv *svcState, idx int, released []int64) {
 	for i, v := range released {
 		sv.nodes[i].Available = v

@@ -129,7 +129,7 @@ func (f *FSM) publishLocked() {
 // for reads that must agree with each other.
 func (f *FSM) View() *View { return f.view.Load() }
 
-// LastTS is the last applied ts (SPEC §2) as readers see it.
+// LastTS is the last applied ts (docs/spec.md §2) as readers see it.
 func (f *FSM) LastTS() int64 { return f.View().LastTS() }
 
 // Fork returns an independent copy of the current state with the same

@@ -352,7 +352,7 @@ func (s *Server) stats(rq *request) {
 	rq.writeJSON(http.StatusOK, map[string]int64{"users": st.Users, "records": st.Records, "nodes": st.Nodes})
 }
 
-// countUsers is SPEC's "count users", an addition to API.md.
+// countUsers is docs/spec.md §4 "count users", an addition to docs/api.md.
 func (s *Server) countUsers(rq *request) {
 	service, filtered := rq.query["service"]
 	if filtered {

@@ -7,7 +7,7 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 )
 
-// The JSON objects of API.md "Objects". Field order follows the contract;
+// The JSON objects of docs/api.md "Objects". Field order follows the contract;
 // nullable values are pointers so that null is explicit, never omitted.
 
 // ServiceJSON is the API's service object.

@@ -111,7 +111,7 @@ var definiteStatuses = []string{
 }
 
 // Statuses that mean a write was never proposed: the server refused it
-// before it reached the log (SPEC §5, API.md).
+// before it reached the log (docs/spec.md §5, docs/api.md).
 var refusedStatuses = []string{
 	"no-leader", "not-leader", "stale-read", "not-ready", "no-cluster",
 	fsm.StatusBadRequest, fsm.StatusConflict, "unauthorized", "method-not-allowed",
@@ -207,7 +207,7 @@ func (a apiRecord) view() RecordView {
 	return r
 }
 
-// Paths of API.md.
+// Paths of docs/api.md.
 func serviceURL(httpAddr, service string) string {
 	return "http://" + httpAddr + "/v1/services/" + url.PathEscape(service)
 }

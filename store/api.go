@@ -23,7 +23,7 @@ var (
 	ErrShutdown = errors.New("store is shut down")
 )
 
-// ReadLevel is the consistency a read asks for (SPEC §6).
+// ReadLevel is the consistency a read asks for (docs/spec.md §6).
 type ReadLevel int
 
 const (

@@ -31,7 +31,7 @@ func newJepsenCmd() *cobra.Command {
 		Long: `Start --members real wimms server processes on 127.0.0.10, .11, ...; run
 --clients concurrent clients against all of them while the nemesis injects
 faults; heal, read the final state and judge the history with porcupine and
-the invariants of SPEC §1. Writes summary.json, history.html, history.jsonl
+the invariants of docs/spec.md §1. Writes summary.json, history.html, history.jsonl
 and every member's log to --out.
 
 With --docker the cluster under test is the compose deployment instead:

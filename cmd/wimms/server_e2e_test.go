@@ -19,7 +19,7 @@ func userURL(m *member, service, email string, suffix string) string {
 }
 
 // TestSingleMemberWalkthrough follows the README's first steps against a
-// real process and checks each answer against SPEC/API.
+// real process and checks each answer against docs/spec.md and docs/api.md.
 func TestSingleMemberWalkthrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the real binary")

@@ -1,4 +1,4 @@
-// Package client is a small typed Go client of the wimms HTTP API (API.md,
+// Package client is a small typed Go client of the wimms HTTP API (docs/api.md,
 // docs/api.md), used by the bench tool, the chaos harness and end-to-end
 // tests.
 //

@@ -183,7 +183,7 @@ func (r *requester) do(method, path, query string, body []byte, keepBody bool) (
 	return out, nil
 }
 
-// apiStatusOf extracts the machine-readable status of an API.md error body;
+// apiStatusOf extracts the machine-readable status of a docs/api.md error body;
 // a body that is not one yields "-" so the summary still shows the code.
 func apiStatusOf(body []byte) string {
 	var e struct {

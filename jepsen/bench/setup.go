@@ -102,7 +102,7 @@ func setupServiceAndNodes(ctx context.Context, api *apiClient, cfg *Config, mark
 	return nil
 }
 
-// apiUser is the part of API.md's user object the bench reads.
+// apiUser is the part of docs/api.md's user object the bench reads.
 type apiUser struct {
 	Email         string `json:"email"`
 	Generation    int64  `json:"generation"`

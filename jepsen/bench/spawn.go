@@ -253,7 +253,7 @@ func (c *Cluster) HTTPAddrs() []string {
 // Stop sends every member SIGTERM, SIGKILLs any still running after 10 s,
 // and removes the temporary directory. It reports members that had to be
 // killed or exited with an error: a member must shut down cleanly on
-// SIGTERM (API.md), so either is worth knowing.
+// SIGTERM (docs/api.md), so either is worth knowing.
 func (c *Cluster) Stop() error {
 	var mu sync.Mutex
 	var errs []error

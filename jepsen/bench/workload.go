@@ -192,7 +192,7 @@ func (w *worker) mixStep() (opKind, response, error) {
 		return kind, r, err
 	}
 	// Key change: a new client state needs a higher generation and a higher
-	// keys_changed_at (SPEC §4 login checks d, e), and generation must not
+	// keys_changed_at (docs/spec.md §4 login checks d, e), and generation must not
 	// be below keys_changed_at (check a). FxA uses ms timestamps for both.
 	i := w.rng.IntN(len(w.owned))
 	u := w.owned[i]
@@ -237,5 +237,5 @@ func shouldBackOff(r response, err error) bool {
 	return err != nil || r.Code == http.StatusServiceUnavailable || r.Code == http.StatusTooManyRequests
 }
 
-// maxGeneration marks a retired user (SPEC §1); such a user cannot sign in.
+// maxGeneration marks a retired user (docs/spec.md §1); such a user cannot sign in.
 const maxGeneration = math.MaxInt64
