@@ -1,5 +1,3 @@
-// Package cluster owns membership (join, gossip, zones, removal, reaping)
-// and forwarding to the leader. See DESIGN.md.
 package cluster
 
 import (

@@ -1,11 +1,3 @@
-// Package client is a small typed Go client of the wimms HTTP API (docs/api.md,
-// docs/api.md), used by the bench tool, the chaos harness and end-to-end
-// tests.
-//
-// It never retries. A write whose call returns an error that is not an
-// *APIError (connection refused, reset, timeout) may or may not have been
-// applied; so may a 504 unknown-outcome. Repeat such a write with the same
-// CallOptions.IdempotencyKey to get its first answer instead of acting twice.
 package client
 
 import (
