@@ -17,13 +17,6 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 )
 
-// SeedBugs are deliberate consistency bugs for the chaos harness. The zero
-// value has none; never enable them outside chaos tests.
-type SeedBugs struct {
-	StaleLinearizableRead bool // linearizable reads served from local state, no ReadIndex
-	AckBeforeCommit       bool // leader answers a write from fsm.Fork() dry-run and does not wait for commit
-}
-
 // Config configures one member's store. Zero durations and sizes take the
 // documented defaults.
 type Config struct {
@@ -44,7 +37,6 @@ type Config struct {
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
 
 	FSMOptions fsm.Options
-	SeedBugs   SeedBugs
 	Now        func() time.Time // the proposer's clock (default time.Now)
 }
 
@@ -130,7 +122,6 @@ type Store struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
-	fsm       *fsm.FSM
 	machine   machine
 	codec     codec
 	adapter   *fsmAdapter
@@ -161,17 +152,7 @@ type Store struct {
 // holds, and bootstraps a one-member cluster when asked to and the directory
 // is empty.
 func Open(cfg Config) (*Store, error) {
-	cfg.applyDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	f := fsm.New(cfg.FSMOptions)
-	s, err := open(cfg, fsmMachine{f}, fsmCodec)
-	if err != nil {
-		return nil, err
-	}
-	s.fsm = f
-	return s, nil
+	return open(cfg, fsmMachine{fsm.New(cfg.FSMOptions)}, fsmCodec)
 }
 
 // open is Open with the state machine and codec supplied (tests use a fake).
@@ -399,10 +380,6 @@ func (s *Store) RaftAddr() string { return string(s.transport.LocalAddr()) }
 
 // HadState reports whether the data dir held Raft state at Open.
 func (s *Store) HadState() bool { return s.hadState }
-
-// FSM is the state machine (nil when the store was opened with a test
-// machine).
-func (s *Store) FSM() *fsm.FSM { return s.fsm }
 
 // IsLeader reports whether raft considers this member the leader now.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
