@@ -2,6 +2,7 @@ package jepsen
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -37,5 +38,24 @@ func TestSeedBugsAgreeWithChaosBuild(t *testing.T) {
 	}
 	if names, err := SeedBugsOf(ctx, serverBinary(t)); err == nil {
 		t.Errorf("the default build lists seeded bugs %v", names)
+	}
+}
+
+// TestSeedBugOptions: a seeded-bug run may leave the binary to the harness,
+// but not hide it in an image, and only names a bug the harness can catch.
+func TestSeedBugOptions(t *testing.T) {
+	out := t.TempDir()
+	if _, err := (Options{OutDir: out, SeedBug: "ack-before-commit"}).withDefaults(); err != nil {
+		t.Errorf("seed bug without --bin: %v; want the harness to build one", err)
+	}
+	if _, err := (Options{OutDir: out}).withDefaults(); err == nil {
+		t.Error("no binary and no seed bug: accepted")
+	}
+	if _, err := (Options{OutDir: out, SeedBug: "nope"}).withDefaults(); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("unknown seed bug: err = %v", err)
+	}
+	docker := &DockerOptions{Image: "wimms:latest"}
+	if _, err := (Options{OutDir: out, SeedBug: "ack-before-commit", Docker: docker}).withDefaults(); !errors.Is(err, errSeedBugWithImage) {
+		t.Errorf("seed bug with --image: err = %v, want %v", err, errSeedBugWithImage)
 	}
 }
