@@ -132,7 +132,7 @@ docs/chaos.md.`,
 	fl.IntVar(&opts.Clients, "clients", 10, "concurrent clients")
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed of the harness's random choices (default: time)")
 	fl.StringVar(&opts.SeedBug, "seed-bug", "", "start the members with this seeded bug (see --list-seed-bugs; needs a chaos build, see --bin)")
-	fl.BoolVar(&listSeedBugs, "list-seed-bugs", false, "list the seeded bugs and exit")
+	fl.BoolVar(&listSeedBugs, "list-seed-bugs", false, "list the seeded bugs the harness can catch and exit")
 	fl.BoolVar(&cleanup, "cleanup", false, "remove iptables rules left by a killed run and exit (with --docker: its compose projects and images)")
 	fl.BoolVar(&docker, "docker", false, "test the docker-compose deployment instead of local processes (see docs/chaos.md)")
 	fl.StringVar(&dockerOpts.ComposeFile, "compose-file", "docker-compose.yml", "with --docker: the compose file; the Dockerfile next to it builds the image")
