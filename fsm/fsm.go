@@ -13,11 +13,6 @@ import (
 // behaviour. Every member of a cluster must use the same Options: they
 // change what Apply computes.
 type Options struct {
-	// SkipCapacityCheck: allocation ignores capacity > current_load
-	// (seeded bug "alloc-skip-capacity"), and capacity release keeps
-	// releasing ceil(capacity × rate) to full nodes. Chaos harness only.
-	SkipCapacityCheck bool
-
 	// IdempotencyTTLMs: an idempotency key is forgotten once the applied
 	// ts is more than this past the write that stored it. 0 = 1 hour.
 	IdempotencyTTLMs int64

@@ -300,7 +300,7 @@ const (
 func (s *state) addRecord(sv *svcState, u *user, email string, r rec, nodeIdx int, how placement, cmd *Command, now int64, opts *Options) (*user, *Error) {
 	var released []int64
 	if how == placeChoose {
-		idx, rel, e := chooseNode(sv, cmd.Seed, opts.SkipCapacityCheck)
+		idx, rel, e := chooseNode(sv, cmd.Seed)
 		if e != nil {
 			return nil, e
 		}

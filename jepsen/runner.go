@@ -28,7 +28,10 @@ type Options struct {
 	OutDir   string        // where summary.json, history.html and logs go
 	Clients  int           // concurrent clients
 	Seed     uint64        // drives every random choice of the harness
-	SeedBug  string        // passed to every member as --seed-bug
+	// SeedBug is passed to every member as --seed-bug. It needs a chaos
+	// build: Run builds one (go build -tags chaos) when Bin is empty or
+	// not a chaos build.
+	SeedBug string
 
 	Emails         int           // distinct users the clients share
 	Rate           float64       // target operations per second over all clients
@@ -109,8 +112,10 @@ func (o Options) withDefaults() (Options, error) {
 	// A docker run given an existing image starts no binary of its own.
 	needBin := o.Docker == nil || o.Docker.Image == ""
 	switch {
-	case needBin && o.Bin == "":
+	case needBin && o.Bin == "" && o.SeedBug == "":
 		return o, errors.New("no server binary (--bin)")
+	case !needBin && o.SeedBug != "":
+		return o, errSeedBugWithImage
 	case o.OutDir == "":
 		return o, errors.New("no output directory (--out)")
 	case o.Members < 1 || o.FirstIP+o.Members > 255:
@@ -127,7 +132,7 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("nemesis %s needs at least 2 members", k)
 		}
 	}
-	if !needBin {
+	if !needBin || o.Bin == "" {
 		return o, nil
 	}
 	if info, err := os.Stat(o.Bin); err != nil {
@@ -277,6 +282,21 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return Summary{}, fmt.Errorf("create output directory: %w", err)
+	}
+	if opts.SeedBug != "" {
+		tmp, err := os.MkdirTemp("", "wimms-jepsen-chaos")
+		if err != nil {
+			return Summary{}, err
+		}
+		defer os.RemoveAll(tmp)
+		progress := func(format string, args ...any) {
+			if opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "jepsen: "+format+"\n", args...)
+			}
+		}
+		if opts.Bin, err = chaosBinary(ctx, opts.Bin, opts.SeedBug, tmp, progress); err != nil {
+			return Summary{}, err
+		}
 	}
 	logger := opts.Logger
 	if logger == nil {

@@ -17,13 +17,6 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 )
 
-// SeedBugs are deliberate consistency bugs for the chaos harness. The zero
-// value has none; never enable them outside chaos tests.
-type SeedBugs struct {
-	StaleLinearizableRead bool // linearizable reads served from local state, no ReadIndex
-	AckBeforeCommit       bool // leader answers a write from fsm.Fork() dry-run and does not wait for commit
-}
-
 // Config configures one member's store. Zero durations and sizes take the
 // documented defaults.
 type Config struct {
@@ -44,7 +37,6 @@ type Config struct {
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
 
 	FSMOptions fsm.Options
-	SeedBugs   SeedBugs
 	Now        func() time.Time // the proposer's clock (default time.Now)
 }
 
@@ -130,7 +122,6 @@ type Store struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
-	fsm       *fsm.FSM
 	machine   machine
 	codec     codec
 	adapter   *fsmAdapter
@@ -161,17 +152,7 @@ type Store struct {
 // holds, and bootstraps a one-member cluster when asked to and the directory
 // is empty.
 func Open(cfg Config) (*Store, error) {
-	cfg.applyDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	f := fsm.New(cfg.FSMOptions)
-	s, err := open(cfg, fsmMachine{f}, fsmCodec)
-	if err != nil {
-		return nil, err
-	}
-	s.fsm = f
-	return s, nil
+	return open(cfg, fsmMachine{fsm.New(cfg.FSMOptions)}, fsmCodec)
 }
 
 // open is Open with the state machine and codec supplied (tests use a fake).
@@ -194,80 +175,34 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		}
 	}()
 
-	// NoSync stays false: an acknowledged write must survive kill -9; group
-	// commit amortises the fsync across concurrent writes.
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
-	if err != nil {
-		return nil, fmt.Errorf("opening raft log %s: %w", filepath.Join(cfg.DataDir, "raft.db"), err)
-	}
-	cleanup = append(cleanup, func() { _ = bolt.Close() })
-
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, snapshotsRetained, logger.Named("snapshots"))
-	if err != nil {
-		return nil, fmt.Errorf("opening snapshot store in %s: %w", cfg.DataDir, err)
-	}
-	hadState, err := raft.HasExistingState(bolt, bolt, snaps)
-	if err != nil {
-		return nil, fmt.Errorf("checking for existing raft state in %s: %w", cfg.DataDir, err)
-	}
-	openTarget, err := lastMachineIndex(bolt)
+	storage, err := openRaftStorage(cfg.DataDir, logger)
 	if err != nil {
 		return nil, err
 	}
-	logs, err := raft.NewLogCache(logCacheSize, bolt)
-	if err != nil {
-		return nil, fmt.Errorf("creating raft log cache: %w", err)
-	}
+	cleanup = append(cleanup, func() { _ = storage.bolt.Close() })
+	hadState, openTarget := storage.hadState, storage.openTarget
 
-	stream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
+	transport, err := newRaftTransport(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
-		MaxPool: transportMaxPool,
-		Timeout: transportTimeout,
-		Logger:  logger.Named("transport"),
-	})
 	cleanup = append(cleanup, func() { _ = transport.Close() })
 
 	adapter := newFSMAdapter(m, c, logger.Named("fsm"))
 	notifyCh := make(chan bool, 1)
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(cfg.ID)
-	rc.Logger = logger.Named("raft")
-	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
-	rc.ElectionTimeout = cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
-	rc.CommitTimeout = cfg.CommitTimeout
-	rc.SnapshotThreshold = cfg.SnapshotThreshold
-	rc.SnapshotInterval = cfg.SnapshotInterval
-	rc.TrailingLogs = cfg.TrailingLogs
-	rc.MaxAppendEntries = maxAppendEntries
-	// BatchApplyCh stays off: the leader loop already gathers every apply
-	// whose sender is blocked on the unbuffered channel into one append, and
-	// a buffered channel would break raft's enqueue timeout and strand
-	// futures (and their waiters) in the buffer at shutdown.
-	rc.BatchApplyCh = false
-	rc.NotifyCh = notifyCh
-	if err := raft.ValidateConfig(rc); err != nil {
-		return nil, fmt.Errorf("invalid raft config: %w", err)
+	rc, err := raftConfig(cfg, logger, notifyCh)
+	if err != nil {
+		return nil, err
 	}
-
-	r, err := raft.NewRaft(rc, adapter, logs, bolt, snaps, transport)
+	r, err := raft.NewRaft(rc, adapter, storage.logs, storage.bolt, storage.snaps, transport)
 	if err != nil {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = r.Shutdown().Error() })
 
 	if cfg.Bootstrap && !hadState {
-		boot := raft.Configuration{Servers: []raft.Server{{
-			Suffrage: raft.Voter,
-			ID:       raft.ServerID(cfg.ID),
-			Address:  transport.LocalAddr(),
-		}}}
-		if err := r.BootstrapCluster(boot).Error(); err != nil {
-			return nil, fmt.Errorf("bootstrapping one-member cluster: %w", err)
+		if err := bootstrapOneMember(r, cfg.ID, transport.LocalAddr()); err != nil {
+			return nil, err
 		}
 		logger.Info("bootstrapped a new one-member cluster", "raft_addr", transport.LocalAddr())
 	}
@@ -277,7 +212,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		logger:       logger,
 		raft:         r,
 		transport:    transport,
-		bolt:         bolt,
+		bolt:         storage.bolt,
 		machine:      m,
 		codec:        c,
 		adapter:      adapter,
@@ -308,6 +243,104 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 	logger.Info("store open", "raft_addr", transport.LocalAddr(), "data_dir", cfg.DataDir,
 		"had_state", hadState, "open_target_index", openTarget, "applied_index", adapter.applied.Load())
 	return s, nil
+}
+
+// raftStorage is a member's durable raft state in its data dir: the log
+// and stable store (one bolt file), and the snapshots.
+type raftStorage struct {
+	bolt  *raftboltdb.BoltStore
+	logs  raft.LogStore // bolt behind a cache
+	snaps raft.SnapshotStore
+	// hadState: the dir held raft state already (a restart).
+	hadState bool
+	// openTarget is the last log index whose entry the machine will see.
+	openTarget uint64
+}
+
+// openRaftStorage opens (or creates) the raft state in dir.
+func openRaftStorage(dir string, logger hclog.Logger) (_ *raftStorage, err error) {
+	// NoSync stays false: an acknowledged write must survive kill -9; group
+	// commit amortises the fsync across concurrent writes.
+	path := filepath.Join(dir, "raft.db")
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: path})
+	if err != nil {
+		return nil, fmt.Errorf("opening raft log %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = bolt.Close()
+		}
+	}()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, logger.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("opening snapshot store in %s: %w", dir, err)
+	}
+	hadState, err := raft.HasExistingState(bolt, bolt, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("checking for existing raft state in %s: %w", dir, err)
+	}
+	openTarget, err := lastMachineIndex(bolt)
+	if err != nil {
+		return nil, err
+	}
+	logs, err := raft.NewLogCache(logCacheSize, bolt)
+	if err != nil {
+		return nil, fmt.Errorf("creating raft log cache: %w", err)
+	}
+	return &raftStorage{bolt: bolt, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
+}
+
+// newRaftTransport listens on cfg.RaftBind.
+func newRaftTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, error) {
+	stream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
+	if err != nil {
+		return nil, err
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+		Logger:  logger.Named("transport"),
+	}), nil
+}
+
+// raftConfig is hashicorp/raft's configuration for this member; raft
+// reports leadership changes on notifyCh.
+func raftConfig(cfg Config, logger hclog.Logger, notifyCh chan bool) (*raft.Config, error) {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = logger.Named("raft")
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.MaxAppendEntries = maxAppendEntries
+	// BatchApplyCh stays off: the leader loop already gathers every apply
+	// whose sender is blocked on the unbuffered channel into one append, and
+	// a buffered channel would break raft's enqueue timeout and strand
+	// futures (and their waiters) in the buffer at shutdown.
+	rc.BatchApplyCh = false
+	rc.NotifyCh = notifyCh
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("invalid raft config: %w", err)
+	}
+	return rc, nil
+}
+
+// bootstrapOneMember makes a new cluster whose only voter is this member.
+func bootstrapOneMember(r *raft.Raft, id string, addr raft.ServerAddress) error {
+	boot := raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter,
+		ID:       raft.ServerID(id),
+		Address:  addr,
+	}}}
+	if err := r.BootstrapCluster(boot).Error(); err != nil {
+		return fmt.Errorf("bootstrapping one-member cluster: %w", err)
+	}
+	return nil
 }
 
 // lastMachineIndex is the index of the last log entry the state machine
@@ -399,10 +432,6 @@ func (s *Store) RaftAddr() string { return string(s.transport.LocalAddr()) }
 
 // HadState reports whether the data dir held Raft state at Open.
 func (s *Store) HadState() bool { return s.hadState }
-
-// FSM is the state machine (nil when the store was opened with a test
-// machine).
-func (s *Store) FSM() *fsm.FSM { return s.fsm }
 
 // IsLeader reports whether raft considers this member the leader now.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }

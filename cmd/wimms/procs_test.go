@@ -36,11 +36,7 @@ func wimmsBinary(t *testing.T) string {
 			return
 		}
 		builtBin = filepath.Join(dir, "wimms")
-		gobin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-		if _, err := os.Stat(gobin); err != nil {
-			gobin = "go"
-		}
-		cmd := exec.Command(gobin, "build", "-o", builtBin, ".")
+		cmd := exec.Command(goTool(), "build", "-o", builtBin, ".")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -51,6 +47,15 @@ func wimmsBinary(t *testing.T) string {
 		t.Fatalf("building wimms: %v", buildErr)
 	}
 	return builtBin
+}
+
+// goTool is the go command of the toolchain running the tests.
+func goTool() string {
+	gobin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		return "go"
+	}
+	return gobin
 }
 
 // freePorts reserves n distinct loopback TCP ports that are also free for

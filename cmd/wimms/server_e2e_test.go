@@ -249,7 +249,6 @@ func TestServerFlagsAndEnvironment(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"server", "--seed-bug", "nope"}, "--seed-bug"},
 		{[]string{"server", "--raft-addr", "nonsense"}, "--raft-addr"},
 		{[]string{"server", "--log-level", "loud"}, "--log-level"},
 		{[]string{"server", "--http-addr", "0.0.0.0:1"}, "--http-advertise"},
