@@ -21,7 +21,7 @@ import (
 )
 
 var (
-	tsKeysOnce          sync.Once
+	tsKeysOnce           sync.Once
 	tsTrusted, tsForeign fxa.SigningKey
 )
 
@@ -202,7 +202,9 @@ func TestTokenEndpointRejections(t *testing.T) {
 		applies bool
 	}{
 		{"no token", func() response { return e.signin("", "1000-qqo") }, 401, StatusInvalidCredentials, false},
-		{"not bearer", func() response { return e.do("GET", "/1.0/sync/1.5", "", "Authorization", "Basic Zm9vOmJhcg==", HeaderKeyID, "1000-qqo") }, 401, StatusInvalidCredentials, false},
+		{"not bearer", func() response {
+			return e.do("GET", "/1.0/sync/1.5", "", "Authorization", "Basic Zm9vOmJhcg==", HeaderKeyID, "1000-qqo")
+		}, 401, StatusInvalidCredentials, false},
 		{"foreign key", func() response { return e.signin(e.jwt(e.foreign, e.claims("fxa1", 1000)), "1000-qqo") }, 401, StatusInvalidCredentials, false},
 		{"wrong scope", func() response { return e.signin(e.jwt(e.trusted, wrongScope), "1000-qqo") }, 401, StatusInvalidCredentials, false},
 		{"expired", func() response { return e.signin(e.jwt(e.trusted, expired), "1000-qqo") }, 401, StatusInvalidCredentials, false},
@@ -219,8 +221,12 @@ func TestTokenEndpointRejections(t *testing.T) {
 		{"new client state without keys_changed_at change", func() response {
 			return e.signin(e.jwt(e.trusted, e.claims("fxa1", 1500)), "1000-u7s")
 		}, 401, fsm.StatusInvalidClientState, true},
-		{"unknown application", func() response { return e.do("GET", "/1.0/notes/1.0", "", "Authorization", "Bearer "+good(), HeaderKeyID, "1000-qqo") }, 404, fsm.StatusNotFound, true},
-		{"unsupported application name", func() response { return e.do("GET", "/1.0/a-b/1.0", "", "Authorization", "Bearer "+good(), HeaderKeyID, "1000-qqo") }, 404, fsm.StatusNotFound, false},
+		{"unknown application", func() response {
+			return e.do("GET", "/1.0/notes/1.0", "", "Authorization", "Bearer "+good(), HeaderKeyID, "1000-qqo")
+		}, 404, fsm.StatusNotFound, true},
+		{"unsupported application name", func() response {
+			return e.do("GET", "/1.0/a-b/1.0", "", "Authorization", "Bearer "+good(), HeaderKeyID, "1000-qqo")
+		}, 404, fsm.StatusNotFound, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
