@@ -70,6 +70,7 @@ type serverFlags struct {
 	snapshotThreshold                   uint64
 	shutdownTimeout                     time.Duration
 	pprof                               bool
+	tokens                              tokenFlags // tokenserver.go
 }
 
 func newServerCmd() *cobra.Command {
@@ -118,6 +119,7 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (unauthenticated: keep off in production)")
 	fl.StringVar(&f.seedBug, "seed-bug", "", "chaos testing only: start with a known bug")
 	_ = fl.MarkHidden("seed-bug")
+	f.tokens.register(fl)
 	return cmd
 }
 
@@ -232,6 +234,10 @@ func runServer(parent context.Context, f serverFlags) error {
 	if err != nil {
 		return err
 	}
+	tokens, err := f.tokens.issuer(logger.Named("tokenserver"))
+	if err != nil {
+		return fmt.Errorf("token server: %w", err)
+	}
 	if f.seedBug != "" {
 		logger.Warn("SEEDED BUG ENABLED: this member is deliberately incorrect (chaos testing only)", "bug", f.seedBug, "effect", seedBugDescription(f.seedBug))
 	}
@@ -286,6 +292,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		reg.MustRegister(c)
 	}
 	api := httpapi.New(httpapi.Config{
+		Tokens:     tokens,
 		Store:      st,
 		Cluster:    cl,
 		Forwarder:  cl,
