@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/wimms-dev/wimms/httpapi/client"
@@ -59,6 +62,7 @@ func newPurgeCmd() *cobra.Command {
 		nodeTimeout          time.Duration
 		tf                   tokenFlags
 		logLevel             string
+		metricsAddr          string
 	)
 	cmd := &cobra.Command{
 		Use:   "purge",
@@ -95,8 +99,23 @@ Progress goes to stderr; each pass's summary is one JSON line on stdout.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			out := cmd.OutOrStdout()
+			reg := prometheus.NewRegistry()
+			metrics, err := purge.NewMetrics(reg)
+			if err != nil {
+				return err
+			}
+			if metricsAddr != "" {
+				ln, err := net.Listen("tcp", metricsAddr)
+				if err != nil {
+					return fmt.Errorf("--metrics-addr: %w", err)
+				}
+				msrv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+				go func() { _ = msrv.Serve(ln) }()
+				defer msrv.Close()
+			}
 			if once {
 				sum, err := purge.Once(ctx, cfg, recs, nodes)
+				metrics.Observe(sum, err)
 				writeSummary(out, sum)
 				if err != nil {
 					return exitError{code: 1, msg: err.Error()}
@@ -107,6 +126,7 @@ Progress goes to stderr; each pass's summary is one JSON line on stdout.`,
 				return nil
 			}
 			purge.Loop(ctx, cfg, recs, nodes, interval, jitter, func(sum purge.Summary, err error) {
+				metrics.Observe(sum, err)
 				writeSummary(out, sum)
 				if err != nil {
 					logger.Error("purge pass failed", "error", err)
@@ -129,6 +149,7 @@ Progress goes to stderr; each pass's summary is one JSON line on stdout.`,
 	fl.DurationVar(&jitter, "jitter", 10*time.Minute, "random extra pause in [0, jitter)")
 	fl.DurationVar(&nodeTimeout, "node-timeout", 30*time.Second, "timeout of one storage-node DELETE")
 	fl.StringVar(&logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fl.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus /metrics (wimms_purge_*) on this address while running")
 	tf.registerSecrets(fl)
 	return cmd
 }

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/wimms-dev/wimms/internal/hawk"
 	"github.com/wimms-dev/wimms/internal/tokenlib"
 	"github.com/wimms-dev/wimms/internal/tokenserver"
@@ -181,5 +184,28 @@ func TestHawkNodesDerivedMode(t *testing.T) {
 	err := h.DeleteUserData(context.Background(), Record{UID: 9, Email: "a@b", Node: nodeURL})
 	if !IsStatus(err, http.StatusUnauthorized) || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("master-mode token on a derived-mode node: %v", err)
+	}
+}
+
+func TestMetricsObserve(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Observe(Summary{Purged: 3, Failed: 1}, nil)
+	m.Observe(Summary{Purged: 2}, nil)
+	value := func(c prometheus.Counter) float64 {
+		var d dto.Metric
+		if err := c.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetCounter().GetValue()
+	}
+	if got := value(m.Records.WithLabelValues("purged")); got != 5 {
+		t.Fatalf("purged %v", got)
+	}
+	if f, ok := value(m.Passes.WithLabelValues("failed")), value(m.Passes.WithLabelValues("ok")); f != 1 || ok != 1 {
+		t.Fatalf("passes failed %v ok %v", f, ok)
 	}
 }
