@@ -62,7 +62,7 @@ func httpStatusForFSM(status string, routeName string) (int, bool) {
 	case fsm.StatusNoNodeAvailable:
 		return http.StatusServiceUnavailable, true
 	case fsm.StatusInvalidClientState:
-		if routeName == routeLogin {
+		if routeName == routeLogin || routeName == routeToken {
 			return http.StatusUnauthorized, true
 		}
 		return http.StatusConflict, true

@@ -54,6 +54,9 @@ type Config struct {
 	// ExtraRoutes mounts routes the API does not define (member-to-member
 	// internals). They get metrics and panic recovery, not auth.
 	ExtraRoutes func(r *mux.Router)
+	// Tokens, when set, serves the token server's GET /1.0/{app}/{version}
+	// (tokenserver.go); nil answers 404 there.
+	Tokens TokenIssuer
 }
 
 // Server translates HTTP requests into state-machine commands and reads.
@@ -70,6 +73,7 @@ type Server struct {
 	// metricsHandler serves /metrics from registry.
 	metricsHandler http.Handler
 	router         *mux.Router
+	tokens         TokenIssuer
 }
 
 // New builds a Server. It panics when cfg.Store is nil or the metrics
@@ -87,6 +91,7 @@ func New(cfg Config) *Server {
 		adminToken: cfg.AdminToken,
 		registry:   cfg.Registry,
 		now:        cfg.Now,
+		tokens:     cfg.Tokens,
 	}
 	if s.log == nil {
 		s.log = hclog.Default().Named("httpapi")
@@ -113,7 +118,7 @@ func New(cfg Config) *Server {
 	r.UseEncodedPath()
 	r.SkipClean(true)
 	r.Use(s.observe)
-	for _, rt := range s.routes() {
+	for _, rt := range append(s.routes(), s.tokenRoutes()...) {
 		r.Handle(rt.path, s.serve(rt)).Methods(rt.method).Name(rt.name)
 	}
 	if cfg.ExtraRoutes != nil {

@@ -51,6 +51,7 @@ type serverFlags struct {
 	snapshotThreshold                   uint64
 	shutdownTimeout                     time.Duration
 	pprof                               bool
+	tokens                              tokenFlags // tokenserver.go
 }
 
 func newServerCmd() *cobra.Command {
@@ -105,6 +106,7 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (unauthenticated: keep off in production)")
+	f.tokens.register(fl)
 	if seedBugFlags != nil {
 		seedBug = seedBugFlags(fl)
 	}
@@ -215,6 +217,10 @@ func runServer(parent context.Context, f serverFlags) error {
 	if err != nil {
 		return err
 	}
+	tokens, err := f.tokens.issuer(logger.Named("tokenserver"))
+	if err != nil {
+		return fmt.Errorf("token server: %w", err)
+	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
@@ -263,6 +269,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		reg.MustRegister(c)
 	}
 	api := httpapi.New(httpapi.Config{
+		Tokens:     tokens,
 		Store:      st,
 		Cluster:    cl,
 		Forwarder:  cl,
