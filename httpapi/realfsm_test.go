@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -92,7 +93,7 @@ func TestAgainstRealFSM(t *testing.T) {
 	if !strings.Contains(string(r.body), `"release_rate":0.25`) {
 		t.Fatalf("release rate rendered as %s", r.body)
 	}
-	var node NodeJSON
+	var node wire.Node
 	step("add node", "POST", "/v1/services/sync-1.5/nodes", `{"node":"https://n1","capacity":100}`, 201, &node)
 	if node.Available != 25 {
 		t.Fatalf("new node available %d, want ceil(100 × 0.25) = 25", node.Available)
@@ -100,7 +101,7 @@ func TestAgainstRealFSM(t *testing.T) {
 	if r := step("duplicate node", "POST", "/v1/services/sync-1.5/nodes", `{"node":"https://n1","capacity":1}`, 409, nil); status(r) != fsm.StatusConflict {
 		t.Fatalf("duplicate node status %s", status(r))
 	}
-	if r := step("unknown node id", "GET", "/v1/services/sync-1.5/nodes/999", "", 404, nil); r.errorBody(t).Errors[0] != (ErrorDetail{LocationPath, "id", r.errorBody(t).Errors[0].Description}) {
+	if r := step("unknown node id", "GET", "/v1/services/sync-1.5/nodes/999", "", 404, nil); r.errorBody(t).Errors[0] != (ErrorDetail{Location: LocationPath, Name: "id", Description: r.errorBody(t).Errors[0].Description}) {
 		t.Fatalf("unknown node id error %s", r.body)
 	}
 
@@ -133,7 +134,7 @@ func TestAgainstRealFSM(t *testing.T) {
 	if status(r) != fsm.StatusInvalidClientState {
 		t.Fatalf("patch error %s", r.body)
 	}
-	var recs struct{ Records []RecordJSON }
+	var recs struct{ Records []wire.Record }
 	step("records", "GET", "/v1/services/sync-1.5/users/a%40b.c/records", "", 200, &recs)
 	if len(recs.Records) != 2 || recs.Records[0].ReplacedAt == nil || recs.Records[1].ReplacedAt != nil {
 		t.Fatalf("records %+v", recs.Records)
@@ -153,7 +154,7 @@ func TestAgainstRealFSM(t *testing.T) {
 		t.Fatalf("retired login error %s", r.body)
 	}
 
-	var old struct{ Records []RecordJSON }
+	var old struct{ Records []wire.Record }
 	step("old records now", "GET", "/v1/services/sync-1.5/records/old?grace_ms=0", "", 200, &old)
 	if len(old.Records) != 2 {
 		t.Fatalf("old records with grace 0: %+v", old.Records)

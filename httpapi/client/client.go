@@ -1,6 +1,7 @@
-// Package client is a small typed Go client of the wimms HTTP API (API.md,
-// docs/api.md), used by the bench tool, the chaos harness and end-to-end
-// tests.
+// Package client is the typed Go client of the wimms HTTP API
+// (docs/api.md). `wimms status`, `wimms health`, the load generator
+// (internal/bench), the chaos harness (jepsen) and the end-to-end tests of
+// cmd/wimms all use it; the objects it sends and decodes are package wire's.
 //
 // It never retries. A write whose call returns an error that is not an
 // *APIError (connection refused, reset, timeout) may or may not have been
@@ -11,15 +12,20 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // DefaultTimeout bounds a call when no WithTimeout option is given.
@@ -35,6 +41,7 @@ type Client struct {
 	hc      *http.Client
 	token   string
 	timeout time.Duration
+	tls     *tls.Config
 }
 
 // Option configures a Client.
@@ -42,6 +49,16 @@ type Option func(*Client)
 
 // WithHTTPClient sets the http.Client (transport, connection pooling).
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithTransport sends through rt, typically one NewTransport shared by the
+// clients of every member.
+func WithTransport(rt http.RoundTripper) Option {
+	return func(c *Client) { c.hc = &http.Client{Transport: rt} }
+}
+
+// WithTLSConfig is the TLS configuration of the client's own transport
+// (ignored with WithHTTPClient or WithTransport, whose transport has its own).
+func WithTLSConfig(cfg *tls.Config) Option { return func(c *Client) { c.tls = cfg } }
 
 // WithToken sends "Authorization: Bearer <token>" on every call.
 func WithToken(token string) Option { return func(c *Client) { c.token = token } }
@@ -51,9 +68,12 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = 
 
 // New returns a client of the member at baseURL, e.g. "http://127.0.0.1:8080".
 func New(baseURL string, opts ...Option) *Client {
-	c := &Client{base: strings.TrimRight(baseURL, "/"), hc: http.DefaultClient, timeout: DefaultTimeout}
+	c := &Client{base: strings.TrimRight(baseURL, "/"), timeout: DefaultTimeout}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.hc == nil {
+		c.hc = &http.Client{Transport: NewTransport(TransportOptions{TLS: c.tls})}
 	}
 	return c
 }
@@ -71,6 +91,8 @@ type CallOptions struct {
 	IdempotencyKey string
 	// Header adds request headers (e.g. X-Wimms-Forwarded in tests).
 	Header http.Header
+	// Timeout bounds this call instead of the client's WithTimeout.
+	Timeout time.Duration
 }
 
 // Meta is what an answer's headers say about the member that gave it.
@@ -97,12 +119,21 @@ func metaFrom(resp *http.Response) Meta {
 	return m
 }
 
-// ErrorDetail is one entry of an error answer's "errors".
-type ErrorDetail struct {
-	Location    string `json:"location"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
+// TransportError is a call that got no complete HTTP answer: refused,
+// reset, timed out, or cut off while the answer was read.
+type TransportError struct {
+	Method, Path string
+	// Sent: a connection was made, so the server may have read the request
+	// and acted on it. A write that was not sent certainly did nothing.
+	Sent bool
+	Err  error
 }
+
+func (e *TransportError) Error() string {
+	return fmt.Sprintf("wimms client: %s %s: %v", e.Method, e.Path, e.Err)
+}
+
+func (e *TransportError) Unwrap() error { return e.Err }
 
 // APIError is a non-2xx answer. Status is the API's machine-readable status
 // (e.g. "not-found", "invalid-generation", "not-leader"); it is "" when the
@@ -110,7 +141,7 @@ type ErrorDetail struct {
 type APIError struct {
 	HTTPStatus int
 	Status     string
-	Errors     []ErrorDetail
+	Errors     []wire.ErrorDetail
 	Header     http.Header
 }
 
@@ -159,11 +190,17 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		rd = bytes.NewReader(b)
 	}
-	if c.timeout > 0 {
+	timeout := c.timeout
+	if o.Timeout != 0 {
+		timeout = o.Timeout
+	}
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	sent := new(atomic.Bool)
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { sent.Store(true) }})
 	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
 		return Meta{}, fmt.Errorf("wimms client: build %s %s: %w", method, path, err)
@@ -185,13 +222,15 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return Meta{}, fmt.Errorf("wimms client: %s %s: %w", method, path, err)
+		return Meta{}, &TransportError{Method: method, Path: path, Sent: sent.Load(), Err: err}
 	}
 	defer resp.Body.Close()
 	meta := metaFrom(resp)
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
-		return meta, fmt.Errorf("wimms client: read answer of %s %s: %w", method, path, err)
+		// The status line arrived, so the server acted; the answer is lost.
+		return meta, &TransportError{Method: method, Path: path, Sent: true,
+			Err: fmt.Errorf("read body of %d answer: %w", resp.StatusCode, err)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return meta, decodeAPIError(resp, data)
@@ -207,10 +246,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 
 func decodeAPIError(resp *http.Response, data []byte) error {
 	ae := &APIError{HTTPStatus: resp.StatusCode, Header: resp.Header}
-	var body struct {
-		Status string        `json:"status"`
-		Errors []ErrorDetail `json:"errors"`
-	}
+	var body wire.ErrorBody
 	if err := json.Unmarshal(data, &body); err == nil && body.Status != "" {
 		ae.Status, ae.Errors = body.Status, body.Errors
 		return ae
@@ -219,7 +255,7 @@ func decodeAPIError(resp *http.Response, data []byte) error {
 	if len(snippet) > 200 {
 		snippet = snippet[:200]
 	}
-	ae.Errors = []ErrorDetail{{Location: "body", Name: "", Description: snippet}}
+	ae.Errors = []wire.ErrorDetail{{Location: "body", Name: "", Description: snippet}}
 	return ae
 }
 
