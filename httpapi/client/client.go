@@ -163,6 +163,46 @@ func IsStatus(err error, status string) bool {
 // do sends one request and decodes a 2xx answer into out (nil: ignore the
 // body). The Meta is filled whenever an answer arrived, errors included.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any, opts []CallOptions) (Meta, error) {
+	var payload []byte
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return Meta{}, fmt.Errorf("wimms client: encode %s %s: %w", method, path, err)
+		}
+		payload = b
+	}
+	resp, data, err := c.send(ctx, method, path, query, payload, opts)
+	if err != nil {
+		return Meta{}, err
+	}
+	meta := metaFrom(resp)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return meta, decodeAPIError(resp, data)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return meta, nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return meta, fmt.Errorf("wimms client: decode answer of %s %s: %w", method, path, err)
+	}
+	return meta, nil
+}
+
+// Raw sends one request as given and returns the answer's status, headers
+// and body whatever the status: for tests of the HTTP contract itself
+// (malformed bodies, exact error shapes), which the typed calls never
+// send. pathAndQuery is e.g. "/v1/services?consistency=stale"; body is
+// sent as JSON when not nil. Only a call that got no answer is an error.
+func (c *Client) Raw(ctx context.Context, method, pathAndQuery string, body []byte, opts ...CallOptions) (Meta, []byte, error) {
+	resp, data, err := c.send(ctx, method, pathAndQuery, nil, body, opts)
+	if err != nil {
+		return Meta{}, nil, err
+	}
+	return metaFrom(resp), data, nil
+}
+
+// send makes one call and reads its answer (at most maxAnswerBytes).
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body []byte, opts []CallOptions) (*http.Response, []byte, error) {
 	var o CallOptions
 	if len(opts) > 0 {
 		o = opts[0]
@@ -184,11 +224,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	var rd io.Reader
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return Meta{}, fmt.Errorf("wimms client: encode %s %s: %w", method, path, err)
-		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(body)
 	}
 	timeout := c.timeout
 	if o.Timeout != 0 {
@@ -203,7 +239,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { sent.Store(true) }})
 	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
-		return Meta{}, fmt.Errorf("wimms client: build %s %s: %w", method, path, err)
+		return nil, nil, fmt.Errorf("wimms client: build %s %s: %w", method, path, err)
 	}
 	for k, vs := range o.Header {
 		for _, v := range vs {
@@ -214,7 +250,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
+	if c.token != "" && req.Header.Get("Authorization") == "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	if o.IdempotencyKey != "" {
@@ -222,26 +258,16 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return Meta{}, &TransportError{Method: method, Path: path, Sent: sent.Load(), Err: err}
+		return nil, nil, &TransportError{Method: method, Path: path, Sent: sent.Load(), Err: err}
 	}
 	defer resp.Body.Close()
-	meta := metaFrom(resp)
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
 		// The status line arrived, so the server acted; the answer is lost.
-		return meta, &TransportError{Method: method, Path: path, Sent: true,
+		return nil, nil, &TransportError{Method: method, Path: path, Sent: true,
 			Err: fmt.Errorf("read body of %d answer: %w", resp.StatusCode, err)}
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return meta, decodeAPIError(resp, data)
-	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return meta, nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return meta, fmt.Errorf("wimms client: decode answer of %s %s: %w", method, path, err)
-	}
-	return meta, nil
+	return resp, data, nil
 }
 
 func decodeAPIError(resp *http.Response, data []byte) error {
