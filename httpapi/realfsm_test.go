@@ -61,18 +61,8 @@ func TestAgainstRealFSM(t *testing.T) {
 	st := &fsmStore{f: fsm.New(fsm.Options{}), clock: 1_000_000}
 	srv := New(Config{Store: st, Logger: hclog.NewNullLogger(), Now: st.now})
 	e := &testEnv{t: t, srv: srv}
-	type user struct {
-		UID           int64    `json:"uid"`
-		NodeID        int64    `json:"node_id"`
-		Node          *string  `json:"node"`
-		APIEndpoint   *string  `json:"api_endpoint"`
-		Generation    int64    `json:"generation"`
-		KeysChangedAt *int64   `json:"keys_changed_at"`
-		ClientState   string   `json:"client_state"`
-		Old           []string `json:"old_client_states"`
-		ReplacedAt    *int64   `json:"replaced_at"`
-		FxaKid        string   `json:"fxa_kid"`
-	}
+	// Logins decode fxa_kid too; the other answers leave it empty.
+	type user = wire.LoginResult
 	step := func(name, method, path, body string, wantCode int, out any, headers ...string) response {
 		t.Helper()
 		r := e.do(method, path, body, headers...)
@@ -127,7 +117,7 @@ func TestAgainstRealFSM(t *testing.T) {
 	}
 	var lu user
 	step("login with new key", "POST", "/v1/services/sync-1.5/users/a%40b.c/login", `{"client_state":"bb","generation":6,"keys_changed_at":6}`, 200, &lu)
-	if lu.UID == u1.UID || lu.ClientState != "bb" || len(lu.Old) != 1 || lu.Old[0] != "aa" || !strings.HasPrefix(lu.FxaKid, "0000000000006-") {
+	if lu.UID == u1.UID || lu.ClientState != "bb" || len(lu.OldClientStates) != 1 || lu.OldClientStates[0] != "aa" || !strings.HasPrefix(lu.FxaKid, "0000000000006-") {
 		t.Fatalf("login answered %+v", lu)
 	}
 	r = step("patch back to a stale state", "PATCH", "/v1/services/sync-1.5/users/a%40b.c", `{"client_state":"aa"}`, 409, nil)

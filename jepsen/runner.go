@@ -549,7 +549,7 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 			Capacity: r.opts.NodeCapacity,
 			// Far more slots released than capacity: the throttle never
 			// stops an allocation, so capacity alone must.
-			Available: wire.Int64(int64(r.opts.Emails)),
+			NodeState: wire.NodeState{Available: wire.Int64(int64(r.opts.Emails))},
 		}
 		err := retry("add node", func() (bool, error) {
 			_, meta, err := r.admin.of(addr).AddNode(ctx, r.wl.service, node)

@@ -181,6 +181,15 @@ func (w *workload) maxCapacity(history []Op) map[int64]int64 {
 	return out
 }
 
+// userFields are the planned values of a user operation, as sent.
+func userFields(in UserInput) wire.UserFields {
+	return wire.UserFields{
+		Generation:    optional(in.Generation.Set, in.Generation.V),
+		KeysChangedAt: optional(in.KeysChangedAt.Set, in.KeysChangedAt.V),
+		ClientState:   optional(in.ClientState.Set, in.ClientState.V),
+	}
+}
+
 // execute sends one planned operation to a member and records what the
 // client learned. clock gives the run's monotonic time.
 func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, memberID string, clientID int, p plan,
@@ -196,24 +205,17 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 	op.Call = clock()
 	switch p.kind {
 	case OpAllocate:
-		user, meta, err = c.Allocate(ctx, w.service, wire.AllocateRequest{Email: in.Email,
-			Generation:    optional(in.Generation.Set, in.Generation.V),
-			KeysChangedAt: optional(in.KeysChangedAt.Set, in.KeysChangedAt.V),
-			ClientState:   optional(in.ClientState.Set, in.ClientState.V)})
+		user, meta, err = c.Allocate(ctx, w.service, wire.AllocateRequest{Email: in.Email, UserFields: userFields(in)})
 	case OpLogin:
 		var login *wire.LoginResult
-		login, meta, err = c.Login(ctx, w.service, in.Email, wire.LoginRequest{
-			Generation:    optional(in.Generation.Set, in.Generation.V),
-			KeysChangedAt: optional(in.KeysChangedAt.Set, in.KeysChangedAt.V),
-			ClientState:   in.ClientState.V})
+		f := userFields(in)
+		login, meta, err = c.Login(ctx, w.service, in.Email,
+			wire.LoginRequest{Generation: f.Generation, KeysChangedAt: f.KeysChangedAt, ClientState: in.ClientState.V})
 		if login != nil {
 			user, fxaKid = &login.User, login.FxaKid
 		}
 	case OpUpdate:
-		user, meta, err = c.UpdateUser(ctx, w.service, in.Email, wire.UpdateUserRequest{
-			Generation:    optional(in.Generation.Set, in.Generation.V),
-			KeysChangedAt: optional(in.KeysChangedAt.Set, in.KeysChangedAt.V),
-			ClientState:   optional(in.ClientState.Set, in.ClientState.V)})
+		user, meta, err = c.UpdateUser(ctx, w.service, in.Email, wire.UpdateUserRequest(userFields(in)))
 	case OpGet:
 		user, meta, err = c.GetUser(ctx, w.service, in.Email, client.CallOptions{Consistency: "linearizable"})
 	case OpGetStale:
@@ -222,9 +224,10 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 		op.Email, op.Input = "", UserInput{Kind: OpNodeChange}
 		n := p.node
 		_, meta, err = c.UpdateNode(ctx, w.service, n.NodeID, wire.UpdateNodeRequest{
-			Downed:   optional(n.Downed.Set, n.Downed.V),
-			Backoff:  optional(n.Backoff.Set, n.Backoff.V),
-			Capacity: optional(n.Capacity.Set, n.Capacity.V)})
+			Capacity: optional(n.Capacity.Set, n.Capacity.V),
+			NodeState: wire.NodeState{
+				Downed:  optional(n.Downed.Set, n.Downed.V),
+				Backoff: optional(n.Backoff.Set, n.Backoff.V)}})
 	}
 	op.Return = clock()
 	op.HTTPStatus = meta.HTTPStatus

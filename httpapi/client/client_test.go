@@ -84,13 +84,13 @@ func TestWrites(t *testing.T) {
 			fsm.Command{Op: fsm.OpDeleteService, Service: "sync-1.5"}, nil, 204},
 		{"AddNode", fsm.Result{Created: true, Node: &node},
 			func(c *client.Client) (any, client.Meta, error) {
-				return c.AddNode(ctx, "sync-1.5", wire.AddNodeRequest{Node: "https://n1", Capacity: 10, Downed: wire.Bool(true)})
+				return c.AddNode(ctx, "sync-1.5", wire.AddNodeRequest{Node: "https://n1", Capacity: 10, NodeState: wire.NodeState{Downed: wire.Bool(true)}})
 			},
 			fsm.Command{Op: fsm.OpAddNode, Service: "sync-1.5", NodeURL: "https://n1", Capacity: fsm.SomeInt64(10), Downed: fsm.SomeBool(true)},
 			wantNode, 201},
 		{"UpdateNode", fsm.Result{Node: &node},
 			func(c *client.Client) (any, client.Meta, error) {
-				return c.UpdateNode(ctx, "sync-1.5", 3, wire.UpdateNodeRequest{Available: wire.Int64(0)})
+				return c.UpdateNode(ctx, "sync-1.5", 3, wire.UpdateNodeRequest{NodeState: wire.NodeState{Available: wire.Int64(0)}})
 			},
 			fsm.Command{Op: fsm.OpUpdateNode, Service: "sync-1.5", NodeID: 3, Available: fsm.SomeInt64(0)}, wantNode, 200},
 		{"UnassignNode", fsm.Result{Count: 4},
@@ -101,8 +101,8 @@ func TestWrites(t *testing.T) {
 			fsm.Command{Op: fsm.OpRemoveNode, Service: "sync-1.5", NodeID: 3}, int64(5), 200},
 		{"Allocate", fsm.Result{Created: true, User: &u},
 			func(c *client.Client) (any, client.Meta, error) {
-				return c.Allocate(ctx, "sync-1.5", wire.AllocateRequest{Email: "a@b.c", Generation: wire.Int64(math.MaxInt64),
-					ClientState: wire.String(""), Node: wire.String("https://n1")})
+				return c.Allocate(ctx, "sync-1.5", wire.AllocateRequest{Email: "a@b.c", UserFields: wire.UserFields{
+					Generation: wire.Int64(math.MaxInt64), ClientState: wire.String(""), Node: wire.String("https://n1")}})
 			},
 			fsm.Command{Op: fsm.OpAllocate, Service: "sync-1.5", Email: "a@b.c", Generation: fsm.SomeInt64(math.MaxInt64),
 				ClientState: fsm.SomeString(""), Node: fsm.SomeString("https://n1")}, &wu, 201},

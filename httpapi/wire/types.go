@@ -114,43 +114,48 @@ type PutServiceRequest struct {
 	Spread        *int64  `json:"spread,omitempty"`
 }
 
-// AddNodeRequest is POST /v1/services/{service}/nodes.
-type AddNodeRequest struct {
-	Node        string `json:"node"`
-	Capacity    int64  `json:"capacity"`
+// NodeState is a node's settable state besides capacity: what POST
+// .../nodes may set and PATCH .../nodes/{id} may change (nil: the default,
+// or unchanged).
+type NodeState struct {
 	Available   *int64 `json:"available,omitempty"`
 	CurrentLoad *int64 `json:"current_load,omitempty"`
 	Downed      *bool  `json:"downed,omitempty"`
 	Backoff     *bool  `json:"backoff,omitempty"`
+}
+
+// AddNodeRequest is POST /v1/services/{service}/nodes.
+type AddNodeRequest struct {
+	Node     string `json:"node"`
+	Capacity int64  `json:"capacity"`
+	NodeState
 }
 
 // UpdateNodeRequest is PATCH /v1/services/{service}/nodes/{id}; set at
 // least one field.
 type UpdateNodeRequest struct {
-	Capacity    *int64 `json:"capacity,omitempty"`
-	Available   *int64 `json:"available,omitempty"`
-	CurrentLoad *int64 `json:"current_load,omitempty"`
-	Downed      *bool  `json:"downed,omitempty"`
-	Backoff     *bool  `json:"backoff,omitempty"`
+	Capacity *int64 `json:"capacity,omitempty"`
+	NodeState
+}
+
+// UserFields are the optional fields of a user that allocation may give
+// and PATCH .../users/{email} may change (nil: not sent).
+type UserFields struct {
+	Generation    *int64  `json:"generation,omitempty"`
+	KeysChangedAt *int64  `json:"keys_changed_at,omitempty"`
+	ClientState   *string `json:"client_state,omitempty"`
+	Node          *string `json:"node,omitempty"`
 }
 
 // AllocateRequest is POST /v1/services/{service}/users.
 type AllocateRequest struct {
-	Email         string  `json:"email"`
-	Generation    *int64  `json:"generation,omitempty"`
-	ClientState   *string `json:"client_state,omitempty"`
-	KeysChangedAt *int64  `json:"keys_changed_at,omitempty"`
-	Node          *string `json:"node,omitempty"`
+	Email string `json:"email"`
+	UserFields
 }
 
 // UpdateUserRequest is PATCH /v1/services/{service}/users/{email}; set at
 // least one field.
-type UpdateUserRequest struct {
-	Generation    *int64  `json:"generation,omitempty"`
-	KeysChangedAt *int64  `json:"keys_changed_at,omitempty"`
-	ClientState   *string `json:"client_state,omitempty"`
-	Node          *string `json:"node,omitempty"`
-}
+type UpdateUserRequest UserFields
 
 // LoginRequest is POST .../users/{email}/login. ClientState is always sent
 // ("" means none).
