@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -22,37 +21,27 @@ import (
 	"github.com/wimms-dev/wimms/internal/launch"
 )
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
+var wimmsBuild struct {
+	once sync.Once
+	bin  string
+	err  error
+}
 
 // wimmsBinary builds ./cmd/wimms once per test binary run.
 func wimmsBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	b := &wimmsBuild
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "wimms-e2e-bin")
-		if err != nil {
-			buildErr = err
-			return
+		if err == nil {
+			b.bin, err = launch.Build(dir)
 		}
-		builtBin = filepath.Join(dir, "wimms")
-		gobin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-		if _, err := os.Stat(gobin); err != nil {
-			gobin = "go"
-		}
-		cmd := exec.Command(gobin, "build", "-o", builtBin, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		b.err = err
 	})
-	if buildErr != nil {
-		t.Fatalf("building wimms: %v", buildErr)
+	if b.err != nil {
+		t.Fatalf("building wimms: %v", b.err)
 	}
-	return builtBin
+	return b.bin
 }
 
 // member is one `wimms server` of a test, started by the shared launcher.
