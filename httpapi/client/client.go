@@ -3,10 +3,14 @@
 // (internal/bench), the chaos harness (jepsen) and the end-to-end tests of
 // cmd/wimms all use it; the objects it sends and decodes are package wire's.
 //
-// It never retries. A write whose call returns an error that is not an
-// *APIError (connection refused, reset, timeout) may or may not have been
-// applied; so may a 504 unknown-outcome. Repeat such a write with the same
+// It never retries. A non-2xx answer is an *APIError. A call without a
+// complete answer is a *TransportError; a write whose TransportError has
+// Sent set may or may not have been applied (one never sent was not), and
+// so may a 504 unknown-outcome. Repeat such a write with the same
 // CallOptions.IdempotencyKey to get its first answer instead of acting twice.
+//
+// Connection policy (pool size, keep-alive, TLS) is TransportOptions'; share
+// one NewTransport between the clients of many members with WithTransport.
 package client
 
 import (
