@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,11 +77,22 @@ func New(baseURL string, opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
-	if c.hc == nil {
+	switch {
+	case c.hc != nil:
+	case c.tls != nil:
 		c.hc = &http.Client{Transport: NewTransport(TransportOptions{TLS: c.tls})}
+	default:
+		c.hc = defaultHTTPClient()
 	}
 	return c
 }
+
+// defaultHTTPClient is shared by the clients built without a transport of
+// their own, so that many short-lived clients reuse connections instead of
+// each leaving its own idle ones behind.
+var defaultHTTPClient = sync.OnceValue(func() *http.Client {
+	return &http.Client{Transport: NewTransport(TransportOptions{})}
+})
 
 // BaseURL is the member this client talks to.
 func (c *Client) BaseURL() string { return c.base }
