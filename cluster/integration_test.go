@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -166,9 +167,9 @@ func (m *member) do(method, path, body string) answer {
 	return answer{code: resp.StatusCode, header: resp.Header, body: b}
 }
 
-func (m *member) status() store.ClusterStatus {
+func (m *member) status() wire.ClusterStatus {
 	a := m.do(http.MethodGet, "/v1/cluster", "")
-	var st store.ClusterStatus
+	var st wire.ClusterStatus
 	if a.code != http.StatusOK {
 		m.t.Fatalf("GET /v1/cluster on %s: %d %s", m.id, a.code, a.body)
 	}

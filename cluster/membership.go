@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -27,10 +28,10 @@ type tombstone struct {
 
 // Status merges the Raft configuration with gossip metadata and this
 // member's own view. It never forwards: a member answers for itself.
-func (c *Cluster) Status(ctx context.Context) (store.ClusterStatus, error) {
+func (c *Cluster) Status(ctx context.Context) (wire.ClusterStatus, error) {
 	servers, err := c.st.Servers()
 	if err != nil {
-		return store.ClusterStatus{}, fmt.Errorf("cluster status: read raft configuration: %w", err)
+		return wire.ClusterStatus{}, fmt.Errorf("cluster status: read raft configuration: %w", err)
 	}
 	leaderID, leaderRaftAddr := c.st.Leader()
 	if leaderID == "" && leaderRaftAddr != "" {
@@ -41,11 +42,11 @@ func (c *Cluster) Status(ctx context.Context) (store.ClusterStatus, error) {
 		}
 	}
 	now := c.now()
-	st := store.ClusterStatus{
+	st := wire.ClusterStatus{
 		Term:         c.st.Term(),
 		CommitIndex:  c.st.CommitIndex(),
 		AppliedIndex: c.st.AppliedIndex(),
-		Members:      make([]store.Member, 0, len(servers)),
+		Members:      make([]wire.Member, 0, len(servers)),
 	}
 	for _, s := range servers {
 		st.Members = append(st.Members, c.describe(s, leaderID, now))
@@ -67,9 +68,9 @@ func (c *Cluster) Status(ctx context.Context) (store.ClusterStatus, error) {
 
 // describe is one member as this member sees it. last_contact_ms is -1
 // when unknown.
-func (c *Cluster) describe(s raft.Server, leaderID string, now time.Time) store.Member {
+func (c *Cluster) describe(s raft.Server, leaderID string, now time.Time) wire.Member {
 	id := string(s.ID)
-	m := store.Member{
+	m := wire.Member{
 		ID:            id,
 		RaftAddr:      string(s.Address),
 		Voter:         s.Suffrage == raft.Voter,
@@ -115,7 +116,7 @@ func (c *Cluster) describe(s raft.Server, leaderID string, now time.Time) store.
 // Join adds a member (leader only; a follower answers store.ErrNotLeader
 // and the HTTP layer forwards). Re-joining with the same id and address is
 // a no-op success; with another address the old entry is replaced.
-func (c *Cluster) Join(ctx context.Context, m store.Member) error {
+func (c *Cluster) Join(ctx context.Context, m wire.Member) error {
 	if m.ID == "" || m.RaftAddr == "" {
 		return errors.New("join: id and raft_addr are required")
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -28,10 +29,10 @@ type Store interface {
 
 // Cluster is membership and leadership (cluster.Cluster implements it).
 type Cluster interface {
-	Status(ctx context.Context) (store.ClusterStatus, error)
+	Status(ctx context.Context) (wire.ClusterStatus, error)
 	// Join adds a member as a voter (or non-voter). Leader only:
 	// store.ErrNotLeader makes the handler forward.
-	Join(ctx context.Context, m store.Member) error
+	Join(ctx context.Context, m wire.Member) error
 	// Remove removes a member by id (store.ErrMemberNotFound).
 	Remove(ctx context.Context, id string) error
 	// TransferLeadership hands leadership to id, or to any voter if "".

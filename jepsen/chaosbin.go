@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/launch"
 )
 
 // Seeded bugs exist only in a chaos build of wimms (go build -tags chaos).
@@ -25,7 +27,7 @@ func SeedBugsOf(ctx context.Context, bin string) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "server", "--list-seed-bugs")
-	cmd.Env = memberEnv()
+	cmd.Env = launch.Env()
 	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a chaos build (server --list-seed-bugs: %w)", bin, err)
@@ -50,10 +52,7 @@ func BuildChaosBinary(ctx context.Context, dir, out string) error {
 	if err != nil {
 		return err
 	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		return fmt.Errorf("building a chaos binary needs the go command: %w", err)
-	}
+	gobin := launch.GoTool()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, gobin, "build", "-tags", "chaos", "-trimpath", "-o", out, "./cmd/wimms")

@@ -70,24 +70,3 @@ type Meta struct {
 	KnownLeader   bool
 	LastContactMs int64 // 0 on the leader
 }
-
-// Member is one member of the cluster as GET /v1/cluster shows it.
-type Member struct {
-	ID            string `json:"id"`
-	RaftAddr      string `json:"raft_addr"`
-	HTTPAddr      string `json:"http_addr"`
-	GossipAddr    string `json:"gossip_addr,omitempty"`
-	Zone          string `json:"zone"`
-	Voter         bool   `json:"voter"`
-	State         string `json:"state"` // leader, follower, candidate, left, unknown, ...
-	LastContactMs int64  `json:"last_contact_ms"`
-}
-
-// ClusterStatus is GET /v1/cluster.
-type ClusterStatus struct {
-	Leader       *Member  `json:"leader"`
-	Term         uint64   `json:"term"`
-	CommitIndex  uint64   `json:"commit_index"`
-	AppliedIndex uint64   `json:"applied_index"`
-	Members      []Member `json:"members"`
-}

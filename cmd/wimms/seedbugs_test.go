@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/launch"
 )
 
 // TestDefaultBuildHasNoSeedBugs: a release binary has no way to switch a
@@ -41,14 +43,14 @@ func TestDefaultBuildHasNoSeedBugs(t *testing.T) {
 	}
 
 	// A chaos build would switch the bug on and say so in its log.
-	t.Setenv("WIMMS_SEED_BUG", "ack-before-commit")
 	m := newMember(t, "nobug", "z")
+	m.Environ = []string{"WIMMS_SEED_BUG=ack-before-commit"}
 	m.start()
 	m.waitReady(30 * time.Second)
 	if code := m.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
-	log, err := os.ReadFile(m.logPath)
+	log, err := os.ReadFile(m.LogPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func TestSeedBugTestsPassInChaosBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the chaos-build tests of fsm, store and cmd/wimms")
 	}
-	cmd := exec.Command(goTool(), "test", "-tags", "chaos", "-count=1", "-run", "^TestSeedBug",
+	cmd := exec.Command(launch.GoTool(), "test", "-tags", "chaos", "-count=1", "-run", "^TestSeedBug",
 		"./fsm/", "./store/", "./cmd/wimms/")
 	cmd.Dir = filepath.Join("..", "..")
 	out, err := cmd.CombinedOutput()

@@ -222,9 +222,9 @@ func TestTokenServerCluster(t *testing.T) {
 	ms := make([]*member, 3)
 	for i := range ms {
 		ms[i] = newMember(t, fmt.Sprintf("ts%d", i+1), "zone")
-		ms[i].extra = []string{"--fxa-jwks-file", jwksFile, "--master-secret-file", masterFile, "--metrics-hash-secret-file", hashFile}
+		ms[i].Flags = append(ms[i].Flags, "--fxa-jwks-file", jwksFile, "--master-secret-file", masterFile, "--metrics-hash-secret-file", hashFile)
 		if i > 0 {
-			ms[i].join = []string{ms[0].http}
+			ms[i].SetJoin([]string{ms[0].HTTPAddr})
 		}
 	}
 	ms[0].start()
@@ -234,7 +234,7 @@ func TestTokenServerCluster(t *testing.T) {
 	leader := waitConverged(t, ms, 3)
 	var follower *member
 	for _, m := range ms {
-		if m.id != leader {
+		if m.ID != leader {
 			follower = m
 		}
 	}
@@ -255,7 +255,7 @@ func TestTokenServerCluster(t *testing.T) {
 	}
 
 	// A sign-in on a follower (the login goes to the leader).
-	a := expect(t, signin(follower, k1.jwt(t, syncClaims("fxa-user-1", 100)), "100-qqo"), 200, "sign-in via follower "+follower.id)
+	a := expect(t, signin(follower, k1.jwt(t, syncClaims("fxa-user-1", 100)), "100-qqo"), 200, "sign-in via follower "+follower.ID)
 	if a.header.Get("X-Content-Type-Options") != "nosniff" || a.header.Get("X-Timestamp") == "" {
 		t.Fatalf("headers %v", a.header)
 	}
@@ -271,7 +271,7 @@ func TestTokenServerCluster(t *testing.T) {
 		t.Fatalf("hashed_fxa_uid %s, want %s", a.str("hashed_fxa_uid"), want)
 	}
 	for _, m := range ms {
-		b := expect(t, signin(m, k1.jwt(t, syncClaims("fxa-user-1", 100)), "100-qqo"), 200, "again via "+m.id)
+		b := expect(t, signin(m, k1.jwt(t, syncClaims("fxa-user-1", 100)), "100-qqo"), 200, "again via "+m.ID)
 		if b.num("uid") != uid {
 			t.Fatalf("same user got uid %d then %d", uid, b.num("uid"))
 		}
@@ -301,7 +301,7 @@ func TestTokenServerCluster(t *testing.T) {
 		{"new client state without keys_changed_at change", k1.jwt(t, syncClaims("fxa-user-1", 200)), "100-u7s", "invalid-client-state"},
 	} {
 		for _, m := range []*member{follower, byID(ms, leader)} {
-			r := expect(t, signin(m, c.jwt, c.keyID), 401, c.name+" via "+m.id)
+			r := expect(t, signin(m, c.jwt, c.keyID), 401, c.name+" via "+m.ID)
 			if r.str("status") != c.status {
 				t.Fatalf("%s: status %s, want %s", c.name, r.raw, c.status)
 			}
@@ -333,7 +333,7 @@ func TestTokenServerCluster(t *testing.T) {
 
 	purge := func(extra ...string) (map[string]any, int) {
 		t.Helper()
-		args := append([]string{"purge", "--once", "--grace", "0s", "--max-per-loop", "1", "--http-addr", follower.http, "--master-secret-file", masterFile}, extra...)
+		args := append([]string{"purge", "--once", "--grace", "0s", "--max-per-loop", "1", "--http-addr", follower.HTTPAddr, "--master-secret-file", masterFile}, extra...)
 		cmd := exec.Command(wimmsBinary(t), args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr

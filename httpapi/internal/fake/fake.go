@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -235,21 +236,21 @@ func (r *Reader) Stats(service string) (fsm.Stats, error) {
 // Cluster is a fake httpapi.Cluster.
 type Cluster struct {
 	mu          sync.Mutex
-	StatusValue store.ClusterStatus
+	StatusValue wire.ClusterStatus
 	Err         error // returned by every method when set
 
-	joined    []store.Member
+	joined    []wire.Member
 	removed   []string
 	transfers []string
 }
 
-func (c *Cluster) Status(ctx context.Context) (store.ClusterStatus, error) {
+func (c *Cluster) Status(ctx context.Context) (wire.ClusterStatus, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.StatusValue, c.Err
 }
 
-func (c *Cluster) Join(ctx context.Context, m store.Member) error {
+func (c *Cluster) Join(ctx context.Context, m wire.Member) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.Err != nil {
@@ -280,10 +281,10 @@ func (c *Cluster) TransferLeadership(ctx context.Context, id string) error {
 }
 
 // Calls returns what succeeded: joined members, removed ids, transfer targets.
-func (c *Cluster) Calls() (joined []store.Member, removed, transfers []string) {
+func (c *Cluster) Calls() (joined []wire.Member, removed, transfers []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]store.Member(nil), c.joined...), append([]string(nil), c.removed...), append([]string(nil), c.transfers...)
+	return append([]wire.Member(nil), c.joined...), append([]string(nil), c.removed...), append([]string(nil), c.transfers...)
 }
 
 // Forwarded is one request a Forwarder relayed.
