@@ -87,7 +87,7 @@ func startMember(t, owner *testing.T, id, ip string, join []string, prev *member
 		t.Fatalf("cluster.New %s: %v", id, err)
 	}
 	m.cl = cl
-	api := httpapi.New(httpapi.Config{Store: st, Cluster: cl, Forwarder: cl, Logger: logger, ExtraRoutes: cl.InternalRoutes})
+	api := httpapi.New(httpapi.Config{Store: st, Cluster: cl, Router: cl, Logger: logger, ExtraRoutes: cl.InternalRoutes})
 	m.srv = &http.Server{Handler: api.Handler()}
 	go func() { _ = m.srv.Serve(ln) }()
 	owner.Cleanup(m.stop)

@@ -38,10 +38,16 @@ type Cluster interface {
 	TransferLeadership(ctx context.Context, id string) error
 }
 
-// Forwarder relays a request to the leader and copies its answer to w
-// unchanged. It waits a bounded time for a leader to be known, and answers
-// 503 no-leader itself when none is. It never retries a write whose outcome
-// is unknown. body is the request body already read by the handler.
-type Forwarder interface {
-	Forward(w http.ResponseWriter, r *http.Request, body []byte)
+// Router decides, before a request is parsed, whether this member serves
+// it or the leader does (cluster.Cluster implements it). So a request is
+// parsed, validated and turned into a command once, on the member that
+// serves it, and a follower never proposes a write that is bound to fail.
+type Router interface {
+	// Route returns false when this member serves r. Otherwise it has sent
+	// r with body (already read) to the leader and copied the leader's
+	// answer to w; it never sends a write twice, and answers itself (503
+	// no-leader, 504 unknown-outcome) when the leader's answer cannot be had.
+	// where is what r needs (store.OnLeader for a write, the read level's
+	// placement for a read).
+	Route(w http.ResponseWriter, r *http.Request, body []byte, where store.Placement) bool
 }

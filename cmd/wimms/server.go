@@ -288,7 +288,7 @@ func runServer(parent context.Context, f serverFlags) error {
 	api := httpapi.New(httpapi.Config{
 		Store:      st,
 		Cluster:    cl,
-		Forwarder:  cl,
+		Router:     cl,
 		Logger:     logger.Named("http"),
 		APIToken:   f.apiToken,
 		AdminToken: f.adminToken,
