@@ -29,7 +29,7 @@ type fakeStore struct {
 	lastContact time.Time
 	calls       []string
 	leadership  chan bool // like raft's LeaderCh: buffered(1), newest value wins
-	transferTo  string // who becomes leader on TransferLeadership("")
+	transferTo  string    // who becomes leader on TransferLeadership("")
 	// holdAdds makes AddServer wait for its ctx to end (then it sends the
 	// id on addsCanceled): a leader loop's term can be caught mid-change.
 	holdAdds     bool
