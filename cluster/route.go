@@ -1,12 +1,9 @@
 package cluster
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/store"
@@ -124,24 +121,11 @@ func (c *Cluster) writeRouteError(w http.ResponseWriter, r *http.Request, e rout
 // configured the internal endpoints are open like the rest of the API.
 
 // memberAuthorized checks the bearer token of a member-to-member request.
-// Tokens are compared as digests in constant time, as the API does.
 func (c *Cluster) memberAuthorized(r *http.Request) bool {
 	if c.cfg.APIToken == "" && c.cfg.AdminToken == "" {
 		return true
 	}
-	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	gotSum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-	match := 0
-	for _, want := range []string{c.cfg.APIToken, c.cfg.AdminToken} {
-		if want != "" {
-			wantSum := sha256.Sum256([]byte(want))
-			match |= subtle.ConstantTimeCompare(gotSum[:], wantSum[:])
-		}
-	}
-	return match == 1
+	return httpapi.HasBearerToken(r, c.cfg.APIToken, c.cfg.AdminToken)
 }
 
 // setMemberAuth puts this member's token on a request to another member:

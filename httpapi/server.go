@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -619,25 +616,5 @@ func (s *Server) authorized(r *http.Request, a access) bool {
 			return true
 		}
 	}
-	got, ok := bearerToken(r)
-	if !ok {
-		return false
-	}
-	match := 0
-	gotSum := sha256.Sum256([]byte(got))
-	for _, w := range want {
-		wantSum := sha256.Sum256([]byte(w))
-		match |= subtle.ConstantTimeCompare(gotSum[:], wantSum[:])
-	}
-	return match == 1
-}
-
-func bearerToken(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
+	return HasBearerToken(r, want...)
 }
