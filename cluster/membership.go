@@ -111,15 +111,16 @@ func (c *Cluster) describe(s store.Server, self store.RaftStatus, leaderID strin
 	return m
 }
 
-// Join adds a member (leader only; a follower answers store.ErrNotLeader
-// and the HTTP layer forwards). Re-joining with the same id and address is
+// Join adds a member (leader only: the router sends join requests to the
+// leader, and a member that lost leadership since answers
+// store.ErrNotLeader). Re-joining with the same id and address is
 // a no-op success; with another address the old entry is replaced.
 func (c *Cluster) Join(ctx context.Context, m store.Member) error {
 	if m.ID == "" || m.RaftAddr == "" {
 		return errors.New("join: id and raft_addr are required")
 	}
-	// Remember the addresses even on a follower: it may forward to this
-	// member before gossip has spread its metadata.
+	// Remember the addresses on any member: it may forward to this member
+	// before gossip has spread its metadata.
 	c.peers.learn(nodeMeta{ID: m.ID, HTTP: m.HTTPAddr, Raft: m.RaftAddr, Gossip: m.GossipAddr, Zone: m.Zone})
 	if !c.st.RaftStatus().Leading() {
 		return fmt.Errorf("join %s: %w", m.ID, store.ErrNotLeader)

@@ -12,11 +12,12 @@ import (
 // implements it; tests use a fake.
 type Store interface {
 	// Apply proposes cmd (TS and Seed are stamped by the implementation when
-	// zero). Errors: store.ErrNotLeader (forward), store.ErrNoLeader,
+	// zero). Errors: store.ErrNotLeader (leadership moved after the Router
+	// chose this member: 503 not-leader), store.ErrNoLeader,
 	// store.ErrUnknownOutcome, store.ErrShutdown.
 	Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, store.Meta, error)
 	// Read runs fn against the state at the requested level. Errors:
-	// store.ErrNotLeader (default reads on a follower: forward),
+	// store.ErrNotLeader (a default read on a member that no longer leads),
 	// store.ErrNoLeader, store.ErrStaleRead, or fn's error.
 	Read(ctx context.Context, opts store.ReadOptions, fn func(fsm.Reader) error) (store.Meta, error)
 	// Meta describes this member's view now (for answers that did not read
@@ -29,8 +30,8 @@ type Store interface {
 // Cluster is membership and leadership (cluster.Cluster implements it).
 type Cluster interface {
 	Status(ctx context.Context) (store.ClusterStatus, error)
-	// Join adds a member as a voter (or non-voter). Leader only:
-	// store.ErrNotLeader makes the handler forward.
+	// Join adds a member as a voter (or non-voter). Leader only (the
+	// Router sends it there; store.ErrNotLeader if leadership moved since).
 	Join(ctx context.Context, m store.Member) error
 	// Remove removes a member by id (store.ErrMemberNotFound).
 	Remove(ctx context.Context, id string) error
