@@ -156,6 +156,12 @@ func TestThreeMemberCluster(t *testing.T) {
 		if _, err := f.ReadIndex(ctxTimeout(t, time.Second)); !errors.Is(err, ErrNotLeader) {
 			t.Fatalf("ReadIndex on follower: err = %v, want ErrNotLeader", err)
 		}
+		if err := f.EstablishLeadership(ctxTimeout(t, time.Second)); !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("EstablishLeadership on follower: err = %v, want ErrNotLeader", err)
+		}
+		if st := f.RaftStatus(); st.Leading() || st.LeaderID != leader.ID() || st.Meta().LastContactMs < 0 {
+			t.Fatalf("follower's RaftStatus %+v", st)
+		}
 		if err := f.WaitApplied(ctxTimeout(t, 5*time.Second), meta.Index); err != nil {
 			t.Fatalf("follower %s never applied index %d: %v", f.ID(), meta.Index, err)
 		}
@@ -624,5 +630,27 @@ func TestCollectors(t *testing.T) {
 	}
 	if got["wimms_store_apply_duration_seconds_count"] != 1 {
 		t.Fatalf("apply histogram count = %v, want 1", got["wimms_store_apply_duration_seconds_count"])
+	}
+}
+
+// TestEstablishLeadershipOncePerTerm: with no leader loop running, a
+// default read establishes the term itself (commits the term's no-op);
+// establishing again in the same term appends nothing.
+func TestEstablishLeadershipOncePerTerm(t *testing.T) {
+	s, _ := openFake(t, testConfig(t, testLogger(t), "solo", true))
+	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	noop := func(fsm.Reader) error { return nil }
+	if _, err := s.Read(ctxTimeout(t, 5*time.Second), ReadOptions{Level: ReadDefault}, noop); err != nil {
+		t.Fatalf("default read on a fresh leader: %v", err)
+	}
+	if got, term := s.adapter.appliedTerm.Load(), s.Term(); got != term {
+		t.Fatalf("after the read the applied term is %d, want the current term %d", got, term)
+	}
+	before := s.AppliedIndex()
+	if err := s.EstablishLeadership(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatalf("EstablishLeadership: %v", err)
+	}
+	if after := s.AppliedIndex(); after != before {
+		t.Fatalf("a second EstablishLeadership in the same term moved the applied index %d → %d", before, after)
 	}
 }
