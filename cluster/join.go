@@ -124,14 +124,12 @@ func (c *Cluster) postJoin(ctx context.Context, addr string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/cluster/members", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+joinPath, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("join via %s: %w", addr, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if tok := c.adminToken(); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
+	c.setMemberAuth(req, true)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("join via %s: %w", addr, err)
@@ -154,9 +152,7 @@ func (c *Cluster) fetchStatus(ctx context.Context, addr string) (wire.ClusterSta
 	if err != nil {
 		return st, fmt.Errorf("cluster status of %s: %w", addr, err)
 	}
-	if tok := c.memberToken(); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
+	c.setMemberAuth(req, false)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return st, fmt.Errorf("cluster status of %s: %w", addr, err)

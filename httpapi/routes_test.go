@@ -412,14 +412,17 @@ func TestClusterRoutes(t *testing.T) {
 	})
 	t.Run("join on a follower is forwarded", func(t *testing.T) {
 		e := newEnv(t)
-		e.cluster.Err = store.ErrNotLeader
+		e.router.Follower = true
 		body := `{"id":"m2","raft_addr":"127.0.0.1:7002","http_addr":"127.0.0.1:8002"}`
 		r := e.do(http.MethodPost, "/v1/cluster/members", body)
 		if r.header.Get("X-Fake-Forwarded") != "1" {
 			t.Fatalf("not forwarded: %d %s", r.code, r.body)
 		}
-		if calls := e.fwd.Calls(); len(calls) != 1 || string(calls[0].Body) != body {
+		if calls := e.router.Relayed(); len(calls) != 1 || string(calls[0].Body) != body || calls[0].Where != store.OnLeader {
 			t.Fatalf("forwarded %+v", calls)
+		}
+		if joined, _, _ := e.cluster.Calls(); len(joined) != 0 {
+			t.Fatalf("a forwarded join also reached this member's cluster: %+v", joined)
 		}
 	})
 	for _, tc := range []struct{ method, path, body string }{

@@ -285,19 +285,20 @@ func TestTokenEndpointFxAUnavailable(t *testing.T) {
 	}
 }
 
-// On a follower the login is not applied here: the request goes to the
-// leader through the same Forwarder every write uses, headers intact.
+// On a follower the login is not applied here: the Router relays the
+// request to the leader before anything is proposed, headers intact.
 func TestTokenEndpointForwardsToLeader(t *testing.T) {
 	te := newTokenEnv(t)
 	e := newEnv(t, func(c *Config) { c.Tokens = te.srv.tokens })
-	e.store.ApplyErr = store.ErrNotLeader
+	e.router.Follower = true
 	jwt := te.jwt(te.trusted, te.claims("fxa1", 1))
 	r := e.do("GET", "/1.0/sync/1.5", "", "Authorization", "Bearer "+jwt, HeaderKeyID, "1-qqo")
-	calls := e.fwd.Calls()
-	if r.header.Get("X-Fake-Forwarded") != "1" || len(calls) != 1 {
-		t.Fatalf("not forwarded: %d %s", r.code, r.body)
+	relayed := e.router.Relayed()
+	if r.header.Get("X-Fake-Forwarded") != "1" || len(relayed) != 1 || len(e.store.Commands()) != 0 {
+		t.Fatalf("not relayed: %d %s", r.code, r.body)
 	}
-	if c := calls[0]; c.Method != "GET" || c.Path != "/1.0/sync/1.5" || c.Header.Get("Authorization") != "Bearer "+jwt || c.Header.Get(HeaderKeyID) != "1-qqo" {
-		t.Fatalf("forwarded %+v", c)
+	if c := relayed[0]; c.Method != "GET" || c.Path != "/1.0/sync/1.5" || c.Where != store.OnLeader ||
+		c.Header.Get("Authorization") != "Bearer "+jwt || c.Header.Get(HeaderKeyID) != "1-qqo" {
+		t.Fatalf("relayed %+v", c)
 	}
 }

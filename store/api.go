@@ -45,6 +45,40 @@ func ParseReadLevel(s string) (ReadLevel, error) {
 	return 0, errors.New("consistency must be one of stale, default, linearizable")
 }
 
+// Placement is where an operation must run; the cluster's router sends a
+// request there before anything is parsed or proposed.
+type Placement int
+
+const (
+	// AnyMember: stale and linearizable reads (a follower asks the leader
+	// only for a read index), and everything that is not a command.
+	AnyMember Placement = iota
+	// OnLeader: writes and membership changes.
+	OnLeader
+	// OnLeaderIfKnown: default reads. They need the leader's state, but a
+	// member that knows no leader answers no-leader at once rather than
+	// waiting for one.
+	OnLeaderIfKnown
+)
+
+// Placement is where a read at level l must run.
+func (l ReadLevel) Placement() Placement {
+	if l == ReadDefault {
+		return OnLeaderIfKnown
+	}
+	return AnyMember
+}
+
+func (p Placement) String() string {
+	switch p {
+	case OnLeader:
+		return "leader"
+	case OnLeaderIfKnown:
+		return "leader-if-known"
+	}
+	return "any-member"
+}
+
 func (l ReadLevel) String() string {
 	switch l {
 	case ReadStale:

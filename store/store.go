@@ -133,13 +133,11 @@ type Store struct {
 
 	remoteReadIndex atomic.Pointer[remoteReadIndexFunc]
 
-	isLeader     atomic.Bool
-	leaderSignal chan struct{} // wakes the leader loop; buffered(1)
+	// establishing holds a token while EstablishLeadership commits a no-op.
+	establishing chan struct{}
 	// leaderCh is closed and replaced whenever raft reports a leader change.
 	leaderCh  atomic.Pointer[chan struct{}]
 	observer  *raft.Observer
-	subsMu    sync.Mutex
-	subs      []chan bool
 	metrics   *storeMetrics
 	closing   atomic.Bool
 	stopCh    chan struct{}
@@ -189,8 +187,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 	cleanup = append(cleanup, func() { _ = transport.Close() })
 
 	adapter := newFSMAdapter(m, c, logger.Named("fsm"))
-	notifyCh := make(chan bool, 1)
-	rc, err := raftConfig(cfg, logger, notifyCh)
+	rc, err := raftConfig(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +215,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		adapter:      adapter,
 		hadState:     hadState,
 		openTarget:   openTarget,
-		leaderSignal: make(chan struct{}, 1),
+		establishing: make(chan struct{}, 1),
 		stopCh:       make(chan struct{}),
 	}
 	lch := make(chan struct{})
@@ -235,10 +232,8 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 	})
 	r.RegisterObserver(s.observer)
 
-	s.wg.Add(3)
-	go s.watchLeadership(notifyCh)
+	s.wg.Add(1)
 	go s.watchObservations(obsCh)
-	go s.leaderLoop()
 
 	logger.Info("store open", "raft_addr", transport.LocalAddr(), "data_dir", cfg.DataDir,
 		"had_state", hadState, "open_target_index", openTarget, "applied_index", adapter.applied.Load())
@@ -305,8 +300,7 @@ func newRaftTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, 
 }
 
 // raftConfig is hashicorp/raft's configuration for this member; raft
-// reports leadership changes on notifyCh.
-func raftConfig(cfg Config, logger hclog.Logger, notifyCh chan bool) (*raft.Config, error) {
+func raftConfig(cfg Config, logger hclog.Logger) (*raft.Config, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = logger.Named("raft")
@@ -323,7 +317,6 @@ func raftConfig(cfg Config, logger hclog.Logger, notifyCh chan bool) (*raft.Conf
 	// a buffered channel would break raft's enqueue timeout and strand
 	// futures (and their waiters) in the buffer at shutdown.
 	rc.BatchApplyCh = false
-	rc.NotifyCh = notifyCh
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("invalid raft config: %w", err)
 	}
@@ -406,7 +399,6 @@ func (s *Store) close(graceful bool) error {
 	if err := s.bolt.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing raft log: %w", err))
 	}
-	s.publishLeadership(false)
 	s.logger.Info("store closed", "applied_index", s.AppliedIndex())
 	return errors.Join(errs...)
 }
@@ -417,7 +409,7 @@ func (s *Store) hasOtherVoters() bool {
 		return false
 	}
 	for _, srv := range servers {
-		if srv.Suffrage == raft.Voter && string(srv.ID) != s.cfg.ID {
+		if srv.Voter && srv.ID != s.cfg.ID {
 			return true
 		}
 	}
@@ -468,6 +460,56 @@ func (s *Store) LastContact() time.Time {
 func (s *Store) Ready() bool {
 	id, _ := s.Leader()
 	return id != "" && s.AppliedIndex() >= s.openTarget
+}
+
+// RaftStatus is this member's view of Raft at one moment: what the layer
+// above (cluster) routes on and shows, without knowing Raft.
+type RaftStatus struct {
+	ID           string // this member
+	State        string // leader, follower, candidate or shutdown
+	LeaderID     string // "" when no leader is known
+	LeaderAddr   string // the leader's Raft address
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	LastContact  time.Time // when this member last heard from a leader: now on the leader, zero if never
+	HadState     bool      // the data dir held Raft state at Open
+}
+
+// Leading reports whether this member is the leader.
+func (st RaftStatus) Leading() bool { return st.State == "leader" }
+
+// LeaderKnown reports whether this member knows a leader.
+func (st RaftStatus) LeaderKnown() bool { return st.LeaderID != "" || st.LeaderAddr != "" }
+
+// Meta is what an answer built from this view reports in X-Wimms-* headers
+// (see Store.Meta).
+func (st RaftStatus) Meta() Meta {
+	m := Meta{Index: st.AppliedIndex, MemberID: st.ID, KnownLeader: st.LeaderID != ""}
+	switch {
+	case st.Leading():
+	case st.LastContact.IsZero():
+		m.LastContactMs = -1
+	default:
+		m.LastContactMs = time.Since(st.LastContact).Milliseconds()
+	}
+	return m
+}
+
+// RaftStatus describes this member's view of Raft now.
+func (s *Store) RaftStatus() RaftStatus {
+	id, addr := s.Leader()
+	return RaftStatus{
+		ID:           s.cfg.ID,
+		State:        s.State(),
+		LeaderID:     id,
+		LeaderAddr:   addr,
+		Term:         s.Term(),
+		CommitIndex:  s.CommitIndex(),
+		AppliedIndex: s.AppliedIndex(),
+		LastContact:  s.LastContact(),
+		HadState:     s.hadState,
+	}
 }
 
 // Meta describes this member's view now. LastContactMs is 0 on the leader

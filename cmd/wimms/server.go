@@ -272,7 +272,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		Tokens:     tokens,
 		Store:      st,
 		Cluster:    cl,
-		Forwarder:  cl,
+		Router:     cl,
 		Logger:     logger.Named("http"),
 		APIToken:   f.apiToken,
 		AdminToken: f.adminToken,
