@@ -5,6 +5,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -72,6 +73,18 @@ type Config struct {
 	// whose peers all restarted too has nobody else to learn their gossip
 	// addresses from: the Raft configuration holds only Raft addresses.
 	PeersFile string
+
+	// DialTLS, when set, makes every member-to-member HTTP call (forward,
+	// join, read index, cluster lookups) HTTPS: it dials addr and completes
+	// a mutual TLS handshake (cmd wires tlsconf.Holder.DialContext).
+	DialTLS func(ctx context.Context, d *net.Dialer, network, addr string) (*tls.Conn, error)
+	// GossipKey, when set (16, 24 or 32 bytes), makes memberlist encrypt and
+	// verify every gossip packet: a process without it is never seen.
+	GossipKey []byte
+	// AuthenticatedJoinOnly: gossip alone never admits a member; only an
+	// authenticated HTTP join (member certificate or admin token) adds one.
+	// cmd sets it whenever TLS or a gossip key is configured.
+	AuthenticatedJoinOnly bool
 }
 
 // raftStore is the part of *store.Store this package uses. It exists so the
@@ -151,7 +164,7 @@ func newCluster(cfg Config, st raftStore) (*Cluster, error) {
 		tombstones: map[string]tombstone{},
 	}
 	c.peers = newRegistry(func() time.Time { return c.now() })
-	c.httpTr = newHTTPTransport(hostIP(cfg.HTTPAddr))
+	c.httpTr = newHTTPTransport(hostIP(cfg.HTTPAddr), cfg.DialTLS)
 	c.client = &http.Client{
 		Transport: c.httpTr,
 		// The leader's redirects, if any, are relayed to the client as they are.

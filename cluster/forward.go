@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,12 +43,12 @@ func (e *dialError) Unwrap() error { return e.err }
 // newHTTPTransport is the one pooled transport for all member-to-member
 // HTTP: keep-alive connections dialed from this member's own IP (see
 // boundTransport for why).
-func newHTTPTransport(localIP net.IP) *http.Transport {
+func newHTTPTransport(localIP net.IP, dialTLS func(context.Context, *net.Dialer, string, string) (*tls.Conn, error)) *http.Transport {
 	dialer := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 	if localIP != nil {
 		dialer.LocalAddr = &net.TCPAddr{IP: localIP}
 	}
-	return &http.Transport{
+	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := dialer.DialContext(ctx, network, addr)
 			if err != nil {
@@ -62,6 +63,25 @@ func newHTTPTransport(localIP net.IP) *http.Transport {
 		// Relay the leader's body byte for byte, compressed or not.
 		DisableCompression: true,
 	}
+	if dialTLS != nil {
+		// A failed handshake sent no request byte either: still a dialError.
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dialTLS(ctx, dialer, network, addr)
+			if err != nil {
+				return nil, &dialError{addr: addr, err: err}
+			}
+			return conn, nil
+		}
+	}
+	return tr
+}
+
+// baseURL is how member-to-member calls address the member at addr.
+func (c *Cluster) baseURL(addr string) string {
+	if c.cfg.DialTLS != nil {
+		return "https://" + addr
+	}
+	return "http://" + addr
 }
 
 // hopHeaders are connection-level headers a relay must not pass on
@@ -156,7 +176,7 @@ func forwardChain(h string) []string {
 func (c *Cluster) forwardOnce(w http.ResponseWriter, r *http.Request, body []byte, addr string, chain []string) error {
 	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.ForwardTimeout)
 	defer cancel()
-	u, err := url.Parse("http://" + addr + r.URL.RequestURI())
+	u, err := url.Parse(c.baseURL(addr) + r.URL.RequestURI())
 	if err != nil {
 		return fmt.Errorf("leader url: %w", err)
 	}
@@ -360,7 +380,7 @@ func (c *Cluster) remoteReadIndex(ctx context.Context) (uint64, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/internal/v1/readindex", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL(addr)+"/internal/v1/readindex", nil)
 	if err != nil {
 		return 0, fmt.Errorf("remote read index: %w", err)
 	}

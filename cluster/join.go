@@ -96,6 +96,11 @@ func (c *Cluster) joinOnce(ctx context.Context, targets []string) error {
 		if ctx.Err() != nil {
 			break
 		}
+		if c.cfg.AuthenticatedJoinOnly {
+			// The leader never admits a member from gossip alone, so a
+			// gossip-only join would leave us outside forever: retry HTTP.
+			continue
+		}
 		var se *httpStatusError
 		if errors.As(err, &se) {
 			if se.code == http.StatusUnauthorized || se.code == http.StatusForbidden {
@@ -134,7 +139,7 @@ func (c *Cluster) postJoin(ctx context.Context, addr string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/cluster/members", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL(addr)+"/v1/cluster/members", bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("join via %s: %w", addr, err)
 	}
@@ -160,7 +165,7 @@ func (c *Cluster) fetchStatus(ctx context.Context, addr string) (store.ClusterSt
 	var st store.ClusterStatus
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/cluster?consistency=stale", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL(addr)+"/v1/cluster?consistency=stale", nil)
 	if err != nil {
 		return st, fmt.Errorf("cluster status of %s: %w", addr, err)
 	}

@@ -45,7 +45,9 @@ type Config struct {
 
 	FSMOptions fsm.Options
 	SeedBugs   SeedBugs
-	Now        func() time.Time // the proposer's clock (default time.Now)
+	// TLS, when set, makes the Raft port mutual TLS (see TransportTLS).
+	TLS *TransportTLS
+	Now func() time.Time // the proposer's clock (default time.Now)
 }
 
 const (
@@ -219,9 +221,16 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		return nil, fmt.Errorf("creating raft log cache: %w", err)
 	}
 
-	stream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
+	plainStream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
 	if err != nil {
 		return nil, err
+	}
+	var stream raft.StreamLayer = plainStream
+	if cfg.TLS != nil {
+		if stream, err = newTLSStreamLayer(plainStream, *cfg.TLS, logger.Named("transport")); err != nil {
+			_ = plainStream.Close()
+			return nil, err
+		}
 	}
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,

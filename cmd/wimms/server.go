@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"github.com/wimms-dev/wimms/cluster"
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/internal/tlsconf"
 	"github.com/wimms-dev/wimms/jepsen"
 	"github.com/wimms-dev/wimms/store"
 )
@@ -70,6 +72,7 @@ type serverFlags struct {
 	snapshotThreshold                   uint64
 	shutdownTimeout                     time.Duration
 	pprof                               bool
+	sec                                 securityFlags
 }
 
 func newServerCmd() *cobra.Command {
@@ -118,6 +121,7 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (unauthenticated: keep off in production)")
 	fl.StringVar(&f.seedBug, "seed-bug", "", "chaos testing only: start with a known bug")
 	_ = fl.MarkHidden("seed-bug")
+	addSecurityFlags(fl, &f.sec)
 	return cmd
 }
 
@@ -228,10 +232,15 @@ func runServer(parent context.Context, f serverFlags) error {
 	if err := validateServerFlags(&f); err != nil {
 		return err
 	}
+	sec, err := resolveSecurity(&f)
+	if err != nil {
+		return err
+	}
 	logger, err := newLogger(f)
 	if err != nil {
 		return err
 	}
+	sec.logPosture(logger)
 	if f.seedBug != "" {
 		logger.Warn("SEEDED BUG ENABLED: this member is deliberately incorrect (chaos testing only)", "bug", f.seedBug, "effect", seedBugDescription(f.seedBug))
 	}
@@ -254,6 +263,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		SnapshotThreshold: f.snapshotThreshold,
 		FSMOptions:        fsmOpts,
 		SeedBugs:          storeBugs,
+		TLS:               sec.raftTLS(),
 	})
 	if err != nil {
 		return fmt.Errorf("opening store: %w", err)
@@ -274,6 +284,10 @@ func runServer(parent context.Context, f serverFlags) error {
 		ReapAfter:       f.reapAfter,
 		LeaderWait:      f.leaderWait,
 		PeersFile:       filepath.Join(f.dataDir, "gossip-peers.json"),
+
+		DialTLS:               sec.memberDialer(),
+		GossipKey:             sec.gossipKey,
+		AuthenticatedJoinOnly: sec.secured(),
 	})
 	if err != nil {
 		_ = st.Close()
@@ -309,7 +323,13 @@ func runServer(parent context.Context, f serverFlags) error {
 		_ = st.Close()
 		return fmt.Errorf("listening on --http-addr %s: %w", f.httpAddr, err)
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	handler := api.Handler()
+	if sec.holder != nil {
+		handler = tlsconf.RequireMemberToJoin(handler, "/v1/cluster/members", f.adminToken != "")
+		ln = tls.NewListener(ln, sec.holder.ServerConfig(false))
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	sec.reloadOnSIGHUP(ctx, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("serving", "http", f.httpAddr, "raft", f.raftAdvertise, "gossip", f.gossipAdvertise,
