@@ -15,6 +15,7 @@ func newHealthCmd() *cobra.Command {
 	var addr string
 	var ready bool
 	var timeout time.Duration
+	var tf toolTLSFlags
 	cmd := &cobra.Command{
 		Use:   "health",
 		Short: "probe a member: exit 0 when /healthz (or /readyz with --ready) answers 200",
@@ -27,8 +28,11 @@ func newHealthCmd() *cobra.Command {
 			if ready {
 				path = "/readyz"
 			}
-			client := &http.Client{Timeout: timeout}
-			resp, err := client.Get("http://" + addr + path)
+			client, err := tf.httpClient(timeout)
+			if err != nil {
+				return err
+			}
+			resp, err := client.Get(tf.scheme() + addr + path)
 			if err != nil {
 				return exitError{code: 1, msg: fmt.Sprintf("%s%s: %v", addr, path, err)}
 			}
@@ -44,5 +48,6 @@ func newHealthCmd() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "http-addr", "127.0.0.1:8080", "member HTTP address")
 	cmd.Flags().BoolVar(&ready, "ready", false, "probe /readyz instead of /healthz")
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "probe timeout")
+	addToolTLSFlags(cmd.Flags(), &tf)
 	return cmd
 }

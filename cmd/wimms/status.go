@@ -20,6 +20,7 @@ func newStatusCmd() *cobra.Command {
 	var addr, token string
 	var wait time.Duration
 	var asJSON bool
+	var tf toolTLSFlags
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "show the cluster (leader, term, members, zones) as seen by one member",
@@ -30,7 +31,7 @@ func newStatusCmd() *cobra.Command {
 			}
 			deadline := time.Now().Add(wait)
 			for {
-				st, err := fetchClusterStatus(addr, token)
+				st, err := fetchClusterStatus(tf, addr, token)
 				healthy := err == nil && st.Leader != nil && allVotersAlive(st)
 				if healthy || time.Now().After(deadline) {
 					if err != nil {
@@ -55,19 +56,24 @@ func newStatusCmd() *cobra.Command {
 	cmd.Flags().StringVar(&token, "api-token", "", "bearer token, if the cluster requires one")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "poll until a leader is known and all voters are alive, at most this long")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
+	addToolTLSFlags(cmd.Flags(), &tf)
 	return cmd
 }
 
-func fetchClusterStatus(addr, token string) (store.ClusterStatus, error) {
+func fetchClusterStatus(tf toolTLSFlags, addr, token string) (store.ClusterStatus, error) {
 	var st store.ClusterStatus
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/cluster", nil)
+	client, err := tf.httpClient(5 * time.Second)
+	if err != nil {
+		return st, err
+	}
+	req, err := http.NewRequest(http.MethodGet, tf.scheme()+addr+"/v1/cluster", nil)
 	if err != nil {
 		return st, fmt.Errorf("building request: %w", err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return st, fmt.Errorf("GET %s/v1/cluster: %w", addr, err)
 	}

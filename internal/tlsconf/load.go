@@ -77,6 +77,9 @@ func load(f Files, now time.Time) (*material, error) {
 		return nil, fmt.Errorf("--tls-cert %s: %w", f.Cert, err)
 	}
 	pair.Leaf = leaf
+	if leaf.IsCA {
+		return nil, fmt.Errorf("--tls-cert %s is a CA certificate; give the member certificate (`wimms tls cert`)", f.Cert)
+	}
 	if now.Before(leaf.NotBefore) {
 		return nil, fmt.Errorf("--tls-cert %s is not valid before %s", f.Cert, leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
