@@ -266,6 +266,10 @@ func call(t *testing.T, method, url string, body any, headers ...string) answer 
 }
 
 func tryCall(method, url string, body any, headers ...string) (answer, error) {
+	return tryCallWith(httpClient, method, url, body, headers...)
+}
+
+func tryCallWith(hc *http.Client, method, url string, body any, headers ...string) (answer, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -286,7 +290,7 @@ func tryCall(method, url string, body any, headers ...string) (answer, error) {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := httpClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return answer{}, err
 	}
