@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/store"
 )
 
 // TestReapDecisionTable pins the guard on hand-checked cases.
@@ -284,5 +286,30 @@ func TestLeaderLoopFollowsLeadership(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if calls := st.callLog(); len(calls) != 1 {
 		t.Fatalf("reconciled after losing leadership: %v", calls)
+	}
+}
+
+// With credentials configured, gossip is no proof of membership: a member
+// in the configuration may move, a stranger is never added.
+func TestReconcileAdmitsOnlyAuthenticatedJoins(t *testing.T) {
+	raftB, raftX := acceptingAddr(t), acceptingAddr(t)
+	c, st, _, lc := newReconcileFixture(t, "b")
+	c.cfg.AuthenticatedJoinOnly = true
+	c.peers.alive(nodeMeta{ID: "x", Raft: raftX})
+	c.peers.alive(nodeMeta{ID: "b", Raft: raftB})
+
+	c.reconcile(context.Background(), lc)
+	want := []string{"remove b", "add-voter b " + raftB}
+	if calls := st.callLog(); !slices.Equal(calls, want) {
+		t.Fatalf("calls %v, want %v (x came from gossip only)", calls, want)
+	}
+
+	// The same stranger joining over the authenticated HTTP path is added.
+	if err := c.Join(context.Background(), store.Member{ID: "x", RaftAddr: raftX, Voter: true}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "add-voter x "+raftX)
+	if calls := st.callLog(); !slices.Equal(calls, want) {
+		t.Fatalf("calls %v, want %v", calls, want)
 	}
 }
