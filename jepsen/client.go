@@ -3,6 +3,7 @@ package jepsen
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,15 +24,17 @@ import (
 type apiClient struct {
 	hc      *http.Client
 	timeout time.Duration
+	tls     *tls.Config // nil: plain HTTP
 }
 
-func newAPIClient(timeout time.Duration) *apiClient {
+func newAPIClient(timeout time.Duration, tlsCfg *tls.Config) *apiClient {
 	transport := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: timeout}).DialContext,
 		DisableKeepAlives:     true,
 		ResponseHeaderTimeout: timeout,
+		TLSClientConfig:       tlsCfg,
 	}
-	return &apiClient{hc: &http.Client{Transport: transport, Timeout: timeout}, timeout: timeout}
+	return &apiClient{hc: &http.Client{Transport: transport, Timeout: timeout}, timeout: timeout, tls: tlsCfg}
 }
 
 // response is what one request produced.
@@ -71,7 +74,7 @@ func (c *apiClient) do(ctx context.Context, method, rawURL string, body any) res
 		}
 		reader = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, rawURL, reader)
+	req, err := http.NewRequestWithContext(ctx, method, httpsURL(rawURL, c.tls), reader)
 	if err != nil {
 		res.err = fmt.Errorf("build request: %w", err)
 		return res

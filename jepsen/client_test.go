@@ -59,7 +59,7 @@ func TestAPIClientOutcomes(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	defer close(release)
-	c := newAPIClient(300 * time.Millisecond)
+	c := newAPIClient(300*time.Millisecond, nil)
 	ctx := context.Background()
 
 	if got := classify(true, c.do(ctx, http.MethodPost, srv.URL+"/slow", map[string]int{"a": 1})); got != OutcomeInfo {

@@ -271,7 +271,7 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 		t.Fatal(err)
 	}
 	members := c.Members()
-	api := newAPIClient(2 * time.Second)
+	api := newAPIClient(2*time.Second, nil)
 	status := func(i int) (clusterStatus, error) {
 		res := api.do(ctx, http.MethodGet, "http://"+members[i].HTTPAddr+"/v1/cluster", nil)
 		if res.err != nil || res.code != http.StatusOK {

@@ -36,6 +36,7 @@ type member struct {
 
 	bin        string
 	seedBug    string
+	tlsDir     string // the run's pki directory in a --tls run
 	leaderWait time.Duration
 	log        hclog.Logger
 
@@ -61,7 +62,7 @@ func (m *member) args() []string {
 	if m.seedBug != "" {
 		args = append(args, "--seed-bug", m.seedBug)
 	}
-	return args
+	return append(args, tlsArgs(m.tlsDir, m.ID)...)
 }
 
 // memberEnv is the harness's environment without WIMMS_* variables, which
@@ -286,6 +287,9 @@ func newLocalCluster(o Options, log hclog.Logger) *localCluster {
 			seedBug:    o.SeedBug,
 			leaderWait: o.LeaderWait,
 			log:        log,
+		}
+		if o.TLS {
+			m.tlsDir = pkiDir(o.OutDir)
 		}
 		if os.Geteuid() == 0 {
 			m.GID = memberGIDBase + i

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +43,16 @@ func newTransport(clients int) *http.Transport {
 type apiClient struct {
 	transport *http.Transport
 	auth      []string // Authorization header value, nil without a token
+	scheme    string   // "https" once useTLS ran, else "http"
+}
+
+// useTLS makes every request HTTPS, verifying members with cfg (nil: plain HTTP).
+func (c *apiClient) useTLS(cfg *tls.Config) {
+	if cfg == nil {
+		return
+	}
+	c.transport.TLSClientConfig = cfg
+	c.scheme = "https"
 }
 
 // newAPIClient: timeout bounds the wait for an answer's headers (the
@@ -91,7 +103,7 @@ type requester struct {
 func (c *apiClient) newRequester(ctx context.Context, addr string) *requester {
 	r := &requester{
 		transport:  c.transport,
-		url:        url.URL{Scheme: "http", Host: addr},
+		url:        url.URL{Scheme: cmp.Or(c.scheme, "http"), Host: addr},
 		getHeader:  http.Header{},
 		postHeader: http.Header{"Content-Type": {"application/json"}},
 		body:       &requestBody{},

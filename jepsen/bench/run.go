@@ -37,6 +37,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	log := cfg.Logger
 	api := newAPIClient(cfg.Clients, cfg.APIToken, cfg.RequestTimeout)
+	api.useTLS(cfg.TLS)
 	defer api.close()
 
 	runID := fmt.Sprintf("%012x", rand.Uint64()&(1<<48-1))
