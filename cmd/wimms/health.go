@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -28,6 +29,11 @@ func newHealthCmd() *cobra.Command {
 			if ready {
 				path = "/readyz"
 			}
+			if tf.ca != "" {
+				// The image's probe inherits WIMMS_HTTP_ADDR=0.0.0.0:PORT; a
+				// certificate names 127.0.0.1, not the unspecified address.
+				addr = loopbackIfUnspecified(addr)
+			}
 			client, err := tf.httpClient(timeout)
 			if err != nil {
 				return err
@@ -50,4 +56,23 @@ func newHealthCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&timeout, "timeout", 3*time.Second, "probe timeout")
 	addToolTLSFlags(cmd.Flags(), &tf)
 	return cmd
+}
+
+// loopbackIfUnspecified turns 0.0.0.0:PORT (or [::]:PORT) into the loopback
+// address of the same family, which reaches the same local listener.
+func loopbackIfUnspecified(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	ip := net.ParseIP(host)
+	switch {
+	case host == "":
+		return net.JoinHostPort("127.0.0.1", port)
+	case ip == nil || !ip.IsUnspecified():
+		return addr
+	case ip.To4() != nil:
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return net.JoinHostPort("::1", port)
 }
