@@ -240,7 +240,7 @@ func runServer(parent context.Context, f serverFlags) error {
 	if err != nil {
 		return err
 	}
-	sec.logPosture(logger)
+	sec.logPosture(logger, f.adminToken != "")
 	if f.seedBug != "" {
 		logger.Warn("SEEDED BUG ENABLED: this member is deliberately incorrect (chaos testing only)", "bug", f.seedBug, "effect", seedBugDescription(f.seedBug))
 	}
@@ -328,7 +328,9 @@ func runServer(parent context.Context, f serverFlags) error {
 		handler = tlsconf.RequireMemberToJoin(handler, "/v1/cluster/members", f.adminToken != "")
 		ln = tls.NewListener(ln, sec.holder.ServerConfig(false))
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		// Failed TLS handshakes (plain HTTP, wrong CA) are logged here.
+		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 	sec.reloadOnSIGHUP(ctx, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -203,7 +203,7 @@ func (s security) memberDialer() func(ctx context.Context, d *net.Dialer, networ
 }
 
 // logPosture says once, at start, how the member is protected.
-func (s security) logPosture(logger hclog.Logger) {
+func (s security) logPosture(logger hclog.Logger, adminTokenSet bool) {
 	if s.holder != nil {
 		subject, serial, notAfter := s.holder.Summary()
 		logger.Info("mutual TLS on: raft and member-to-member calls require a CA-signed certificate; the API is HTTPS",
@@ -217,6 +217,9 @@ func (s security) logPosture(logger hclog.Logger) {
 			"rewrite the data and read it in clear. Development only; see docs/security.md !!!")
 	} else if s.holder == nil {
 		logger.Warn("no TLS: Raft and HTTP travel in clear and the Raft port accepts any peer; only gossip is protected (see docs/security.md)")
+		if !adminTokenSet {
+			logger.Warn("no TLS and no admin token: anyone who reaches the HTTP port can join the cluster through POST /v1/cluster/members")
+		}
 	}
 }
 
