@@ -361,6 +361,26 @@ func TestSecureCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("the tools talk HTTPS with --tls-ca", func(t *testing.T) {
+		out := runWimms(t, e.bin, "status", "--tls-ca", e.caFile, "--http-addr", follower.http)
+		if !strings.Contains(out, "leader: "+leaderID) {
+			t.Fatalf("wimms status: %s", out)
+		}
+		runWimms(t, e.bin, "health", "--ready", "--tls-ca", e.caFile, "--http-addr", follower.http)
+		if out, err := exec.Command(e.bin, "status", "--http-addr", follower.http).CombinedOutput(); err == nil {
+			t.Fatalf("wimms status over plain HTTP succeeded against a TLS member: %s", out)
+		}
+		out = runWimms(t, e.bin, "bench", "--addrs", follower.http+","+leader.http, "--tls-ca", e.caFile,
+			"--workload", "alloc", "--ops", "40", "--clients", "2", "--warmup", "0s", "--quiet", "--json")
+		var sum struct {
+			OK     int64 `json:"ok"`
+			Errors int64 `json:"errors"`
+		}
+		if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.OK == 0 || sum.Errors != 0 {
+			t.Fatalf("wimms bench over HTTPS: %v: %s", err, out)
+		}
+	})
+
 	t.Run("certificates are re-read on SIGHUP", func(t *testing.T) {
 		m := follower
 		_, oldSerial := servedSerial(t, e, m)
