@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -39,7 +40,7 @@ func (f Files) Check() error {
 		missing = append(missing, "--tls-key")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("TLS is half configured: %v missing (set all of --tls-ca, --tls-cert and --tls-key, or none)", missing)
+		return fmt.Errorf("TLS is half configured: %s missing (set all of --tls-ca, --tls-cert and --tls-key, or none)", strings.Join(missing, " and "))
 	}
 	return nil
 }
