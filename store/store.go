@@ -43,6 +43,12 @@ type Config struct {
 	// Raft timing; 0 = defaults tuned for a LAN (1000ms/1000ms/500ms/50ms).
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
 
+	// OnCorruption is called when damaged data is found while the member
+	// runs (a log entry failing its checksum on read-back). It should stop
+	// the process: raft cannot continue past an unreadable entry. Nil: the
+	// error is logged and raft's own failure follows.
+	OnCorruption func(error)
+
 	FSMOptions fsm.Options
 	SeedBugs   SeedBugs
 	Now        func() time.Time // the proposer's clock (default time.Now)
@@ -193,28 +199,40 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 			}
 		}
 	}()
+	// Damaged data can make bbolt or raft panic while reading it (a bad page,
+	// an undecodable entry inside NewRaft): report that as corruption, not
+	// as a stack trace. Runs before the cleanup above.
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, panicAsCorruption(cfg.DataDir, r)
+		}
+	}()
 
 	// NoSync stays false: an acknowledged write must survive kill -9; group
 	// commit amortises the fsync across concurrent writes.
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
 	if err != nil {
-		return nil, fmt.Errorf("opening raft log %s: %w", filepath.Join(cfg.DataDir, "raft.db"), err)
+		return nil, boltOpenError(cfg.DataDir, err)
 	}
 	cleanup = append(cleanup, func() { _ = bolt.Close() })
+	durable := newChecksumLogStore(bolt, cfg.DataDir)
+	if _, err := verifyLog(durable, true, 1); err != nil {
+		return nil, err
+	}
 
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, snapshotsRetained, logger.Named("snapshots"))
-	if err != nil {
-		return nil, fmt.Errorf("opening snapshot store in %s: %w", cfg.DataDir, err)
-	}
-	hadState, err := raft.HasExistingState(bolt, bolt, snaps)
-	if err != nil {
-		return nil, fmt.Errorf("checking for existing raft state in %s: %w", cfg.DataDir, err)
-	}
-	openTarget, err := lastMachineIndex(bolt)
+	snaps, err := openSnapshotStore(cfg.DataDir, logger.Named("snapshots"))
 	if err != nil {
 		return nil, err
 	}
-	logs, err := raft.NewLogCache(logCacheSize, bolt)
+	hadState, err := raft.HasExistingState(durable, bolt, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("checking for existing raft state in %s: %w", cfg.DataDir, err)
+	}
+	openTarget, err := lastMachineIndex(durable)
+	if err != nil {
+		return nil, err
+	}
+	logs, err := raft.NewLogCache(logCacheSize, durable)
 	if err != nil {
 		return nil, fmt.Errorf("creating raft log cache: %w", err)
 	}
@@ -286,6 +304,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		leaderSignal: make(chan struct{}, 1),
 		stopCh:       make(chan struct{}),
 	}
+	s.watchCorruption(durable)
 	lch := make(chan struct{})
 	s.leaderCh.Store(&lch)
 	s.metrics = newStoreMetrics(s)

@@ -254,9 +254,10 @@ func runServer(parent context.Context, f serverFlags) error {
 		SnapshotThreshold: f.snapshotThreshold,
 		FSMOptions:        fsmOpts,
 		SeedBugs:          storeBugs,
+		OnCorruption:      exitOnCorruption,
 	})
 	if err != nil {
-		return fmt.Errorf("opening store: %w", err)
+		return openStoreError(err)
 	}
 
 	cl, err := cluster.New(cluster.Config{

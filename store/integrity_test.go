@@ -1,0 +1,189 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bbolt "go.etcd.io/bbolt"
+)
+
+// writeAndStop bootstraps a one-member store, applies n services and stops
+// it; it returns the config (for reopening) and the Raft index of each.
+func writeAndStop(t *testing.T, n int) (Config, map[string]uint64) {
+	t.Helper()
+	cfg := testConfig(t, testLogger(t), "solo", true)
+	s, _ := openFake(t, cfg)
+	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	at := map[string]uint64{}
+	for i := range n {
+		name := fmt.Sprintf("svc%d-1.0", i)
+		_, meta, err := s.Apply(ctxTimeout(t, 5*time.Second), putService(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		at[name] = meta.Index
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.RaftBind = "127.0.0.1:0"
+	return cfg, at
+}
+
+// editStoredEntry rewrites the raw stored bytes of one log entry, the way a
+// damaged disk would (bolt keeps no checksum per value).
+func editStoredEntry(t *testing.T, dataDir string, index uint64, edit func([]byte) []byte) {
+	t.Helper()
+	db, err := bbolt.Open(filepath.Join(dataDir, "raft.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("logs"))
+		key := make([]byte, 8)
+		for i := range 8 {
+			key[7-i] = byte(index >> (8 * i))
+		}
+		v := b.Get(key)
+		if v == nil {
+			return fmt.Errorf("no entry %d", index)
+		}
+		return b.Put(key, edit(append([]byte(nil), v...)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFlippedByteInStoredEntryRefusesToOpen(t *testing.T) {
+	cfg, at := writeAndStop(t, 5)
+	idx := at["svc2-1.0"]
+	editStoredEntry(t, cfg.DataDir, idx, func(v []byte) []byte {
+		i := bytes.Index(v, []byte("svc2-1.0"))
+		if i < 0 {
+			t.Fatalf("entry %d does not hold its command", idx)
+		}
+		v[i+3] ^= 0x01 // svc2 -> svc3: a plausible, different command
+		return v
+	})
+	_, err := open(cfg, newFakeMachine(), jsonCodec)
+	var ce *CorruptionError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open of a damaged log: err = %v, want a CorruptionError", err)
+	}
+	if ce.Index != idx || ce.DataDir != cfg.DataDir {
+		t.Fatalf("corruption names index %d dir %s, want %d %s", ce.Index, ce.DataDir, idx, cfg.DataDir)
+	}
+
+	rep, err := Check(cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems()) != 1 || !errors.As(rep.Problems()[0], &ce) || ce.Index != idx {
+		t.Fatalf("Check problems = %v, want one at index %d", rep.Problems(), idx)
+	}
+}
+
+func TestDamagedEntryHeaderRefusesToOpen(t *testing.T) {
+	cfg, at := writeAndStop(t, 3)
+	idx := at["svc1-1.0"]
+	editStoredEntry(t, cfg.DataDir, idx, func(v []byte) []byte {
+		v[0] = 0xc1 // never used by msgpack
+		return v
+	})
+	_, err := open(cfg, newFakeMachine(), jsonCodec)
+	var ce *CorruptionError
+	if !errors.As(err, &ce) || ce.Index != idx {
+		t.Fatalf("open with a damaged entry header: err = %v, want corruption at %d", err, idx)
+	}
+	rep, err := Check(cfg.DataDir)
+	if err != nil || len(rep.Problems()) == 0 {
+		t.Fatalf("Check = %+v, %v; want the damage reported", rep, err)
+	}
+}
+
+func TestEntriesWithoutChecksumStillLoad(t *testing.T) {
+	cfg, at := writeAndStop(t, 3)
+	// Rewrite every entry as an older version wrote it: no extension.
+	db, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := db.FirstIndex()
+	last, _ := db.LastIndex()
+	for i := first; i <= last; i++ {
+		var l raft.Log
+		if err := db.GetLog(i, &l); err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Extensions) != checksumExtLen {
+			t.Fatalf("entry %d stored without a checksum", i)
+		}
+		l.Extensions = nil
+		if err := db.StoreLog(&l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = db.Close()
+
+	rep, err := Check(cfg.DataDir)
+	if err != nil || len(rep.Problems()) != 0 || rep.Log.Checked != 0 || rep.Log.Unchecked != int(last-first+1) {
+		t.Fatalf("Check of old data = %+v, %v", rep, err)
+	}
+	s, m := openFake(t, cfg)
+	waitFor(t, 10*time.Second, "ready", s.Ready)
+	for name := range at {
+		if !m.has(name) {
+			t.Fatalf("%s lost", name)
+		}
+	}
+}
+
+func TestSnapshotFilesArePrivate(t *testing.T) {
+	cfg := testConfig(t, testLogger(t), "solo", true)
+	s, err := Open(cfg) // the real state machine: Check decodes its snapshots
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService("a-1.0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err = filepath.Walk(filepath.Join(cfg.DataDir, "snapshots"), func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		n++
+		want := snapshotFileMode
+		if fi.IsDir() {
+			want = snapshotDirMode
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil || n < 3 {
+		t.Fatalf("walked %d paths, err %v", n, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Check(cfg.DataDir)
+	if err != nil || len(rep.Snapshots) != 1 || len(rep.Problems()) != 0 {
+		t.Fatalf("Check = %+v, %v", rep, err)
+	}
+}
