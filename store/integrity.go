@@ -108,3 +108,14 @@ func (s *Store) watchCorruption(durable *checksumLogStore) {
 	}
 	durable.onCorrupt.Store(&fn)
 }
+
+// checkReplayed refuses a stale read until this member has applied the log
+// it had on disk at Open: a stale answer may be old, but never older than
+// what the member itself already held (a restarted member would otherwise
+// describe an empty state while it replays).
+func (s *Store) checkReplayed() error {
+	if applied := s.AppliedIndex(); applied < s.openTarget {
+		return fmt.Errorf("stale read: applied %d of the %d entries held at start: %w", applied, s.openTarget, ErrReplaying)
+	}
+	return nil
+}

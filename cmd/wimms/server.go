@@ -70,6 +70,7 @@ type serverFlags struct {
 	snapshotThreshold                   uint64
 	shutdownTimeout                     time.Duration
 	pprof                               bool
+	httpLimits                          httpapi.Limits
 }
 
 func newServerCmd() *cobra.Command {
@@ -115,7 +116,8 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.DurationVar(&f.leaderWait, "leader-wait", 5*time.Second, "how long a forwarded request waits for a leader before 503 no-leader")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
-	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (unauthenticated: keep off in production)")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (behind --admin-token when tokens are set)")
+	addLimitFlags(fl, &f.httpLimits)
 	fl.StringVar(&f.seedBug, "seed-bug", "", "chaos testing only: start with a known bug")
 	_ = fl.MarkHidden("seed-bug")
 	return cmd
@@ -286,7 +288,13 @@ func runServer(parent context.Context, f serverFlags) error {
 	for _, c := range st.Collectors() {
 		reg.MustRegister(c)
 	}
-	api := httpapi.New(httpapi.Config{
+	// pprof sits behind the admin token; the routes are mounted while api
+	// is being built, so the check looks api up per request.
+	var api *httpapi.Server
+	adminOnly := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.RequireAdmin(h).ServeHTTP(w, r) })
+	}
+	api = httpapi.New(httpapi.Config{
 		Store:      st,
 		Cluster:    cl,
 		Forwarder:  cl,
@@ -298,9 +306,9 @@ func runServer(parent context.Context, f serverFlags) error {
 			cl.InternalRoutes(r)
 			if f.pprof {
 				// Specific handlers first: Index only serves named runtime profiles.
-				r.HandleFunc("/debug/pprof/profile", pprof.Profile)
-				r.HandleFunc("/debug/pprof/trace", pprof.Trace)
-				r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+				r.Handle("/debug/pprof/profile", adminOnly(http.HandlerFunc(pprof.Profile)))
+				r.Handle("/debug/pprof/trace", adminOnly(http.HandlerFunc(pprof.Trace)))
+				r.PathPrefix("/debug/pprof/").Handler(adminOnly(http.HandlerFunc(pprof.Index)))
 			}
 		},
 	})
@@ -310,7 +318,8 @@ func runServer(parent context.Context, f serverFlags) error {
 		_ = st.Close()
 		return fmt.Errorf("listening on --http-addr %s: %w", f.httpAddr, err)
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	ln = httpapi.Listen(ln, f.httpLimits)
+	srv := httpapi.NewHTTPServer(api.Handler(), f.httpLimits)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("serving", "http", f.httpAddr, "raft", f.raftAdvertise, "gossip", f.gossipAdvertise,
