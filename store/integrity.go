@@ -87,7 +87,6 @@ type privateSink struct {
 	dir string
 }
 
-
 func (s privateSink) Close() error {
 	err := s.SnapshotSink.Close()
 	if rerr := restrictTree(s.dir); rerr != nil && err == nil {
@@ -95,7 +94,6 @@ func (s privateSink) Close() error {
 	}
 	return err
 }
-
 
 // watchCorruption arms the log store's read-back check for the running
 // member: damage found from now on goes to Config.OnCorruption.
@@ -118,4 +116,34 @@ func (s *Store) checkReplayed() error {
 		return fmt.Errorf("stale read: applied %d of the %d entries held at start: %w", applied, s.openTarget, ErrReplaying)
 	}
 	return nil
+}
+
+// SetPeerLeaving installs how the store learns that another member is
+// stopping too (the cluster layer reads it from gossip). Close skips the
+// leadership handover when every other voter is leaving.
+func (s *Store) SetPeerLeaving(fn func(id string) bool) {
+	if fn == nil {
+		s.peerLeaving.Store(nil)
+		return
+	}
+	s.peerLeaving.Store(&fn)
+}
+
+// hasStayingVoters reports whether some other voter is not known to be
+// leaving: only then is handing leadership over worth waiting for.
+func (s *Store) hasStayingVoters() bool {
+	servers, err := s.Servers()
+	if err != nil {
+		return false
+	}
+	leaving := func(string) bool { return false }
+	if fn := s.peerLeaving.Load(); fn != nil {
+		leaving = *fn
+	}
+	for _, srv := range servers {
+		if srv.Suffrage == raft.Voter && string(srv.ID) != s.cfg.ID && !leaving(string(srv.ID)) {
+			return true
+		}
+	}
+	return false
 }

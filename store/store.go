@@ -147,6 +147,7 @@ type Store struct {
 	openTarget uint64
 
 	remoteReadIndex atomic.Pointer[remoteReadIndexFunc]
+	peerLeaving     atomic.Pointer[func(id string) bool]
 
 	isLeader     atomic.Bool
 	leaderSignal chan struct{} // wakes the leader loop; buffered(1)
@@ -365,7 +366,7 @@ func (s *Store) Close() error {
 // simulate a crash without it).
 func (s *Store) close(graceful bool) error {
 	s.closing.Store(true)
-	if graceful && s.raft.State() == raft.Leader && s.hasOtherVoters() {
+	if graceful && s.raft.State() == raft.Leader && s.hasStayingVoters() {
 		s.logger.Info("handing leadership over before shutdown")
 		done := make(chan error, 1)
 		f := s.raft.LeadershipTransfer()
@@ -395,19 +396,6 @@ func (s *Store) close(graceful bool) error {
 	s.publishLeadership(false)
 	s.logger.Info("store closed", "applied_index", s.AppliedIndex())
 	return errors.Join(errs...)
-}
-
-func (s *Store) hasOtherVoters() bool {
-	servers, err := s.Servers()
-	if err != nil {
-		return false
-	}
-	for _, srv := range servers {
-		if srv.Suffrage == raft.Voter && string(srv.ID) != s.cfg.ID {
-			return true
-		}
-	}
-	return false
 }
 
 // ID is this member's raft id.

@@ -282,6 +282,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		_ = st.Close()
 		return fmt.Errorf("creating cluster membership: %w", err)
 	}
+	st.SetPeerLeaving(cl.PeerLeaving)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -354,6 +355,7 @@ func shutdown(logger hclog.Logger, timeout time.Duration, srv *http.Server, cl *
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		cl.AnnounceLeaving()
 		if err := st.Close(); err != nil {
 			logger.Warn("closing store", "error", err)
 		}
