@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -110,7 +111,9 @@ type Cluster struct {
 	now    func() time.Time
 	peers  *registry
 	client *http.Client // member-to-member and forwarded requests
-	httpTr *http.Transport
+	// leavingAnnounced: AnnounceLeaving has gossiped the leaving flag.
+	leavingAnnounced atomic.Bool
+	httpTr           *http.Transport
 
 	peersFileMu sync.Mutex  // serialises writes of cfg.PeersFile
 	peersSaved  []savedPeer // what was last written there
@@ -296,12 +299,14 @@ func (c *Cluster) Close() error {
 		if ml != nil {
 			// Tell peers this is a graceful leave (shown as "left", not
 			// "failed"), then leave.
-			if err := c.refreshMeta(func(m *nodeMeta) { m.Leaving = true }); err == nil {
-				if err := ml.UpdateNode(time.Second); err != nil {
-					c.log.Debug("gossip leaving flag", "error", err)
+			if !c.leavingAnnounced.Load() {
+				if err := c.refreshMeta(func(m *nodeMeta) { m.Leaving = true }); err == nil {
+					if err := ml.UpdateNode(time.Second); err != nil {
+						c.log.Debug("gossip leaving flag", "error", err)
+					}
 				}
 			}
-			if err := ml.Leave(2 * time.Second); err != nil {
+			if err := ml.Leave(c.leaveTimeout()); err != nil {
 				c.log.Warn("leaving gossip", "error", err)
 			}
 			if err := ml.Shutdown(); err != nil {

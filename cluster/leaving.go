@@ -17,9 +17,25 @@ func (c *Cluster) AnnounceLeaving() {
 		c.log.Debug("gossip leaving flag", "error", err)
 		return
 	}
+	c.leavingAnnounced.Store(true)
 	if err := ml.UpdateNode(500 * time.Millisecond); err != nil {
 		c.log.Debug("gossip leaving flag", "error", err)
 	}
+}
+
+// leaveTimeout bounds the wait for gossip's leave broadcast: the usual 2 s,
+// but only a moment when every peer is itself leaving or gone (a
+// whole-cluster stop), since nobody is left to receive it.
+func (c *Cluster) leaveTimeout() time.Duration {
+	for _, p := range c.peers.all() {
+		if p.meta.ID == c.cfg.ID {
+			continue
+		}
+		if p.state == gossipAlive && !p.meta.Leaving {
+			return 2 * time.Second
+		}
+	}
+	return 200 * time.Millisecond
 }
 
 // PeerLeaving reports whether gossip says member id is stopping or gone
