@@ -21,7 +21,7 @@ import (
 const StatusUnsupportedMediaType = "unsupported-media-type"
 
 // Limits bound what one client can hold of a member. Zero fields take the
-// defaults below (docs/operations.md lists them).
+// defaults below (docs/cluster.md, "Limits on clients").
 type Limits struct {
 	// ReadHeaderTimeout: time to send the request line and headers.
 	ReadHeaderTimeout time.Duration

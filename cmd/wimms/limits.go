@@ -6,7 +6,7 @@ import (
 	"github.com/wimms-dev/wimms/httpapi"
 )
 
-// addLimitFlags registers the HTTP server's bounds (docs/operations.md).
+// addLimitFlags registers the HTTP server's bounds (docs/cluster.md, "Limits on clients").
 func addLimitFlags(fl *pflag.FlagSet, l *httpapi.Limits) {
 	fl.DurationVar(&l.ReadHeaderTimeout, "read-header-timeout", httpapi.DefaultReadHeaderTimeout, "time a client has to send a request's headers")
 	fl.DurationVar(&l.BodyTimeout, "body-timeout", httpapi.DefaultBodyTimeout, "time a client has to send a request's body once its headers are in (then 408 and the connection closes)")
