@@ -99,10 +99,14 @@ func (s privateSink) Close() error {
 // member: damage found from now on goes to Config.OnCorruption.
 func (s *Store) watchCorruption(durable *checksumLogStore) {
 	fn := func(err error) {
-		s.logger.Error(err.Error())
-		if s.cfg.OnCorruption != nil {
-			s.cfg.OnCorruption(err)
+		if s.closing.Load() {
+			return // reads racing shutdown fail for that reason alone
 		}
+		if s.cfg.OnCorruption != nil {
+			s.cfg.OnCorruption(err) // reports it: one line, not two
+			return
+		}
+		s.logger.Error(err.Error())
 	}
 	durable.onCorrupt.Store(&fn)
 }

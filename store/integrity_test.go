@@ -187,3 +187,44 @@ func TestSnapshotFilesArePrivate(t *testing.T) {
 		t.Fatalf("Check = %+v, %v", rep, err)
 	}
 }
+
+// TestReadBackDamageReachesOnCorruption: damage found while the member
+// runs (replication, apply of uncached entries) is reported through the
+// callback before raft sees the failed read.
+func TestReadBackDamageReachesOnCorruption(t *testing.T) {
+	inner := raft.NewInmemStore()
+	s := newChecksumLogStore(inner, "/data/m1")
+	var reported []error
+	fn := func(err error) { reported = append(reported, err) }
+	s.onCorrupt.Store(&fn)
+	logs := []*raft.Log{
+		{Index: 1, Term: 1, Type: raft.LogCommand, Data: []byte("one")},
+		{Index: 2, Term: 1, Type: raft.LogCommand, Data: []byte("two")},
+	}
+	if err := s.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	if logs[0].Extensions != nil {
+		t.Fatal("StoreLogs changed the caller's entry")
+	}
+	var l raft.Log
+	if err := s.GetLog(1, &l); err != nil || string(l.Data) != "one" || l.Extensions != nil {
+		t.Fatalf("intact entry: %+v, %v", l, err)
+	}
+	var stored raft.Log
+	if err := inner.GetLog(2, &stored); err != nil {
+		t.Fatal(err)
+	}
+	stored.Data = []byte("twO")
+	if err := inner.StoreLog(&stored); err != nil {
+		t.Fatal(err)
+	}
+	err := s.GetLog(2, &l)
+	var ce *CorruptionError
+	if !errors.As(err, &ce) || ce.Index != 2 || len(reported) != 1 {
+		t.Fatalf("damaged entry: err %v, reported %v", err, reported)
+	}
+	if err := s.GetLog(3, &l); !errors.Is(err, raft.ErrLogNotFound) || len(reported) != 1 {
+		t.Fatalf("a missing entry is not damage: %v, reported %v", err, reported)
+	}
+}

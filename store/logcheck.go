@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
+	bbolt "go.etcd.io/bbolt"
 )
 
 // Every log entry this store writes carries a checksum, because BoltDB keeps
@@ -94,7 +95,7 @@ func (s *checksumLogStore) StoreLogs(logs []*raft.Log) error {
 
 func (s *checksumLogStore) GetLog(idx uint64, l *raft.Log) error {
 	_, err := s.getVerified(idx, l)
-	if err != nil && !errors.Is(err, raft.ErrLogNotFound) {
+	if errors.Is(err, ErrCorrupt) {
 		if fn := s.onCorrupt.Load(); fn != nil {
 			(*fn)(err)
 		}
@@ -111,7 +112,7 @@ func (s *checksumLogStore) getVerified(idx uint64, l *raft.Log) (checked bool, e
 	}()
 	*l = raft.Log{}
 	if err := s.LogStore.GetLog(idx, l); err != nil {
-		if errors.Is(err, raft.ErrLogNotFound) {
+		if errors.Is(err, raft.ErrLogNotFound) || errors.Is(err, bbolt.ErrDatabaseNotOpen) {
 			return false, err
 		}
 		return false, &CorruptionError{DataDir: s.dataDir, Index: idx, What: "log entry unreadable", Err: err}
