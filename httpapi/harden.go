@@ -10,9 +10,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
-
-	"golang.org/x/net/netutil"
 
 	"github.com/wimms-dev/wimms/fsm"
 )
@@ -87,7 +86,7 @@ func NewHTTPServer(h http.Handler, limits Limits) *http.Server {
 // into the API's JSON error shape.
 func Listen(ln net.Listener, limits Limits) net.Listener {
 	l := limits.withDefaults()
-	return netutil.LimitListener(jsonErrorListener{ln}, l.MaxConns)
+	return &memberListener{Listener: ln, slots: make(chan struct{}, l.MaxConns), closed: make(chan struct{})}
 }
 
 // bodyDeadline gives each request BodyTimeout past its headers to deliver
@@ -169,17 +168,56 @@ func methodLabel(m string) string {
 // status in the API's error shape.
 const goErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 
-type jsonErrorListener struct{ net.Listener }
-
-func (l jsonErrorListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &jsonErrorConn{Conn: c}, nil
+// memberListener holds at most cap(slots) connections open at once (as
+// golang.org/x/net/netutil.LimitListener does) and hands out jsonErrorConns.
+// Its connections keep CloseWrite, which Go's server uses to close
+// gracefully after an error answer so the client reads it instead of a
+// reset.
+type memberListener struct {
+	net.Listener
+	slots     chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
-type jsonErrorConn struct{ net.Conn }
+func (l *memberListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &jsonErrorConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+func (l *memberListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+type jsonErrorConn struct {
+	net.Conn
+	releaseOnce sync.Once
+	release     func()
+}
+
+func (c *jsonErrorConn) Close() error {
+	err := c.Conn.Close()
+	c.releaseOnce.Do(c.release)
+	return err
+}
+
+// CloseWrite lets Go's server half-close after an error answer.
+func (c *jsonErrorConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
 
 func (c *jsonErrorConn) Write(b []byte) (int, error) {
 	if out, ok := rewriteGoError(b); ok {
