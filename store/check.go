@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -70,6 +71,7 @@ func checkLog(rep *CheckReport) (err error) {
 		return nil
 	}
 	rep.HasLog = true
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // a damaged page may point past the mmap
 	defer func() {
 		if r := recover(); r != nil {
 			rep.Log.Problems = append(rep.Log.Problems, panicAsCorruption(rep.DataDir, r))

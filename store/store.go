@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -201,8 +202,11 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		}
 	}()
 	// Damaged data can make bbolt or raft panic while reading it (a bad page,
-	// an undecodable entry inside NewRaft): report that as corruption, not
-	// as a stack trace. Runs before the cleanup above.
+	// an undecodable entry inside NewRaft), or fault reading bolt's mmap
+	// past a damaged page header (made a panic here by SetPanicOnFault):
+	// report that as corruption, not as a stack trace. Runs before the
+	// cleanup above.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			s, err = nil, panicAsCorruption(cfg.DataDir, r)
