@@ -451,3 +451,65 @@ func TestWholeClusterSIGTERM(t *testing.T) {
 	}
 	t.Logf("whole-cluster SIGTERM (leader %s): every member exited 0 after %v", leader, time.Since(start).Round(10*time.Millisecond))
 }
+
+// TestDamageFoundWhileRunningStopsTheMember: an entry damaged on disk
+// while the member runs is caught when the leader reads it back to
+// replicate it to a new member: the leader stops with the named cause and
+// exit 3 instead of sending (or applying) a different command.
+func TestDamageFoundWhileRunningStopsTheMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs the real binary")
+	}
+	m1 := newMember(t, "m1", "a")
+	m1.start()
+	m1.waitReady(20 * time.Second)
+	expect(t, call(t, "PUT", m1.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
+	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 100000}), 201, "node")
+	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": "victim@example.com"}), 201, "victim")
+	// Push the victim's entry out of the in-memory log cache (1024 entries),
+	// so that replicating it means reading it from disk.
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 140 {
+				email := fmt.Sprintf("filler-%d-%d@example.com", w, i)
+				if a, err := tryCall("POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": email}); err != nil || a.code != 201 {
+					t.Errorf("filler allocation: %v %+v", err, a)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	damageFile(t, filepath.Join(m1.dir, "raft.db"), []byte("victim@example.com"), func(b []byte, at int) { b[at+1] ^= 0x01 })
+
+	m2 := newMember(t, "m2", "b")
+	m2.join = []string{m1.http}
+	m2.start()
+	m1.mu.Lock()
+	done := m1.done
+	m1.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the leader went on replicating a damaged entry")
+	}
+	m1.mu.Lock()
+	err := m1.err
+	m1.mu.Unlock()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 3 {
+		t.Fatalf("leader exit: %v, want exit status 3", err)
+	}
+	b, _ := os.ReadFile(m1.logPath)
+	assertRefusedCorrupt(t, "damage found while running", 3, string(b), m1.dir)
+	if strings.Count(string(b), "data corruption in data directory") != 1 {
+		t.Fatalf("want the cause exactly once:\n%s", b)
+	}
+	t.Logf("leader stopped: %s", lastLine(string(b)))
+}
