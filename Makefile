@@ -7,7 +7,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 BENCHTIME ?= 1s
 
-.PHONY: build chaos-build run test test-short bench bench-cluster lint jepsen jepsen-long image certs cluster-up cluster-down cluster-status clean
+.PHONY: build chaos-build run test test-short fuzz bench bench-cluster lint jepsen jepsen-long image certs cluster-up cluster-down cluster-status clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/wimms
@@ -26,6 +26,15 @@ test:
 
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# Each fuzz target in turn for FUZZTIME (seeds in */testdata/fuzz).
+FUZZTIME ?= 1m
+FUZZ_TARGETS := fsm:FuzzDecodeCommand fsm:FuzzRestore store:FuzzSnapshotRestore store:FuzzVerifyEntry \
+	httpapi:FuzzParseObject httpapi:FuzzRequestBody cluster:FuzzReadPeersFile cluster:FuzzDecodeMeta
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$pkg $$name"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 2 || exit 1; done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./fsm/ ./store/

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -119,7 +120,9 @@ type Cluster struct {
 	now    func() time.Time
 	peers  *registry
 	client *http.Client // member-to-member and forwarded requests
-	httpTr *http.Transport
+	// leavingAnnounced: AnnounceLeaving has gossiped the leaving flag.
+	leavingAnnounced atomic.Bool
+	httpTr           *http.Transport
 	// memberEvents wakes the leader loop when gossip sees a member join,
 	// change or go; buffered(1): one pending wake-up stands for any number
 	// of events, since a reconcile reads the whole picture afresh.
@@ -309,12 +312,14 @@ func (c *Cluster) Close() error {
 		if ml != nil {
 			// Tell peers this is a graceful leave (shown as "left", not
 			// "failed"), then leave.
-			if err := c.refreshMeta(func(m *nodeMeta) { m.Leaving = true }); err == nil {
-				if err := ml.UpdateNode(time.Second); err != nil {
-					c.log.Debug("gossip leaving flag", "error", err)
+			if !c.leavingAnnounced.Load() {
+				if err := c.refreshMeta(func(m *nodeMeta) { m.Leaving = true }); err == nil {
+					if err := ml.UpdateNode(time.Second); err != nil {
+						c.log.Debug("gossip leaving flag", "error", err)
+					}
 				}
 			}
-			if err := ml.Leave(2 * time.Second); err != nil {
+			if err := ml.Leave(c.leaveTimeout()); err != nil {
 				c.log.Warn("leaving gossip", "error", err)
 			}
 			if err := ml.Shutdown(); err != nil {

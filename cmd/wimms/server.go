@@ -55,6 +55,7 @@ type serverFlags struct {
 	pprof                               bool
 	tokens                              tokenFlags // tokenserver.go
 	sec                                 securityFlags
+	httpLimits                          httpapi.Limits
 }
 
 func newServerCmd() *cobra.Command {
@@ -108,9 +109,10 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.DurationVar(&f.leaderWait, "leader-wait", 5*time.Second, "how long a forwarded request waits for a leader before 503 no-leader")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
-	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (unauthenticated: keep off in production)")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (behind --admin-token when tokens are set)")
 	f.tokens.register(fl)
 	addSecurityFlags(fl, &f.sec)
+	addLimitFlags(fl, &f.httpLimits)
 	if seedBugFlags != nil {
 		seedBug = seedBugFlags(fl)
 	}
@@ -247,9 +249,10 @@ func runServer(parent context.Context, f serverFlags) error {
 		ApplyTimeout:      f.applyTimeout,
 		SnapshotThreshold: f.snapshotThreshold,
 		TLS:               sec.raftTLS(),
+		OnCorruption:      exitOnCorruption,
 	})
 	if err != nil {
-		return fmt.Errorf("opening store: %w", err)
+		return openStoreError(err)
 	}
 
 	cl, err := cluster.New(cluster.Config{
@@ -276,13 +279,20 @@ func runServer(parent context.Context, f serverFlags) error {
 		_ = st.Close()
 		return fmt.Errorf("creating cluster membership: %w", err)
 	}
+	st.SetPeerLeaving(cl.PeerLeaving)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, c := range st.Collectors() {
 		reg.MustRegister(c)
 	}
-	api := httpapi.New(httpapi.Config{
+	// pprof sits behind the admin token; the routes are mounted while api
+	// is being built, so the check looks api up per request.
+	var api *httpapi.Server
+	adminOnly := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.RequireAdmin(h).ServeHTTP(w, r) })
+	}
+	api = httpapi.New(httpapi.Config{
 		Tokens:     tokens,
 		Store:      st,
 		Cluster:    cl,
@@ -295,9 +305,9 @@ func runServer(parent context.Context, f serverFlags) error {
 			cl.InternalRoutes(r)
 			if f.pprof {
 				// Specific handlers first: Index only serves named runtime profiles.
-				r.HandleFunc("/debug/pprof/profile", pprof.Profile)
-				r.HandleFunc("/debug/pprof/trace", pprof.Trace)
-				r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+				r.Handle("/debug/pprof/profile", adminOnly(http.HandlerFunc(pprof.Profile)))
+				r.Handle("/debug/pprof/trace", adminOnly(http.HandlerFunc(pprof.Trace)))
+				r.PathPrefix("/debug/pprof/").Handler(adminOnly(http.HandlerFunc(pprof.Index)))
 			}
 		},
 	})
@@ -307,14 +317,17 @@ func runServer(parent context.Context, f serverFlags) error {
 		_ = st.Close()
 		return fmt.Errorf("listening on --http-addr %s: %w", f.httpAddr, err)
 	}
+	// The connection cap and deadlines apply to raw TCP; TLS wraps outside
+	// them (Go's own parse-error answers then stay plain text, encrypted).
+	ln = httpapi.Listen(ln, f.httpLimits)
 	handler := api.Handler()
 	if sec.holder != nil {
 		handler = tlsconf.RequireMemberToJoin(handler, "/v1/cluster/members", f.adminToken != "")
 		ln = tls.NewListener(ln, sec.holder.ServerConfig(false))
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		// Failed TLS handshakes (plain HTTP, wrong CA) are logged here.
-		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	srv := httpapi.NewHTTPServer(handler, f.httpLimits)
+	// Failed TLS handshakes (plain HTTP, wrong CA) are logged here.
+	srv.ErrorLog = logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	sec.reloadOnSIGHUP(ctx, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -350,6 +363,7 @@ func shutdown(logger hclog.Logger, timeout time.Duration, srv *http.Server, cl *
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		cl.AnnounceLeaving()
 		if err := st.Close(); err != nil {
 			logger.Warn("closing store", "error", err)
 		}
