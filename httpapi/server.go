@@ -54,6 +54,8 @@ type Config struct {
 	// ExtraRoutes mounts routes the API does not define (member-to-member
 	// internals). They get metrics and panic recovery, not auth.
 	ExtraRoutes func(r *mux.Router)
+	// Version is what /__version__ answers; empty fields get defaults.
+	Version VersionInfo
 }
 
 // Server translates HTTP requests into state-machine commands and reads.
@@ -70,6 +72,7 @@ type Server struct {
 	// metricsHandler serves /metrics from registry.
 	metricsHandler http.Handler
 	router         *mux.Router
+	version        VersionInfo
 }
 
 // New builds a Server. It panics when cfg.Store is nil or the metrics
@@ -87,6 +90,7 @@ func New(cfg Config) *Server {
 		adminToken: cfg.AdminToken,
 		registry:   cfg.Registry,
 		now:        cfg.Now,
+		version:    cfg.Version.withDefaults(),
 	}
 	if s.log == nil {
 		s.log = hclog.Default().Named("httpapi")
@@ -102,6 +106,11 @@ func New(cfg Config) *Server {
 		panic(fmt.Sprintf("httpapi.New: %v", err))
 	}
 	s.metrics = m
+	if s.forwarder != nil {
+		if s.forwarder, err = newCountingForwarder(s.forwarder, s.registry); err != nil {
+			panic(fmt.Sprintf("httpapi.New: %v", err))
+		}
+	}
 	s.metricsHandler = promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog:      promErrorLog{s.log},
 		ErrorHandling: promhttp.ContinueOnError,
@@ -113,9 +122,10 @@ func New(cfg Config) *Server {
 	r.UseEncodedPath()
 	r.SkipClean(true)
 	r.Use(s.observe)
-	for _, rt := range s.routes() {
+	for _, rt := range s.allRoutes() {
 		r.Handle(rt.path, s.serve(rt)).Methods(rt.method).Name(rt.name)
 	}
+	s.mountStatic(r)
 	if cfg.ExtraRoutes != nil {
 		cfg.ExtraRoutes(r)
 	}

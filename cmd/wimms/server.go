@@ -282,7 +282,7 @@ func runServer(parent context.Context, f serverFlags) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, c := range st.Collectors() {
+	for _, c := range append(st.Collectors(), cl.Collectors()...) {
 		reg.MustRegister(c)
 	}
 	api := httpapi.New(httpapi.Config{
@@ -293,6 +293,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		APIToken:   f.apiToken,
 		AdminToken: f.adminToken,
 		Registry:   reg,
+		Version:    buildVersion(),
 		ExtraRoutes: func(r *mux.Router) {
 			cl.InternalRoutes(r)
 			if f.pprof {
