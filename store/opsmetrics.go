@@ -125,18 +125,23 @@ func (m *outcomeMetrics) observe(cmds []fsm.Command, results []fsm.Result) {
 		res := results[i]
 		switch cmd.Op {
 		case fsm.OpLogin:
-			m.logins.WithLabelValues(cmd.Service, loginOutcome(res)).Inc()
+			m.logins.WithLabelValues(cmd.Service, loginOutcome(cmd, res)).Inc()
 		case fsm.OpAllocate:
 			m.allocations.WithLabelValues(cmd.Service, allocationResult(res)).Inc()
 		}
 	}
 }
 
-func loginOutcome(res fsm.Result) string {
+// loginOutcome: the state machine's login Result does not say whether it
+// created the user; a user whose first record is the one this command made
+// (first seen = created = the command's timestamp) is new. A login that
+// makes a new record in the same millisecond as the user's first one would
+// count as new-user: rare, and harmless for a rate.
+func loginOutcome(cmd fsm.Command, res fsm.Result) string {
 	switch {
 	case res.Err != nil:
 		return res.Err.Status
-	case res.Created:
+	case res.User != nil && res.User.FirstSeenAt == res.User.CreatedAt && res.User.CreatedAt == cmd.TS:
 		return OutcomeNewUser
 	case res.User != nil && res.User.Generation == fsm.MaxGeneration:
 		return OutcomeRetired
