@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -164,7 +167,47 @@ func TestDeployPrometheusFiles(t *testing.T) {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	if _, err := os.Stat("../../deploy/grafana/wimms-dashboard.json"); err != nil {
-		t.Errorf("grafana dashboard: %v", err)
+	checkDashboardQueries(t, promtool)
+}
+
+// checkDashboardQueries parses every query of the Grafana dashboard with
+// Prometheus's parser: they become recording rules of a temporary file
+// that `promtool check rules` must accept.
+func checkDashboardQueries(t *testing.T, promtool string) {
+	raw, err := os.ReadFile("../../deploy/grafana/wimms-dashboard.json")
+	if err != nil {
+		t.Fatalf("grafana dashboard: %v", err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("grafana dashboard is not JSON: %v", err)
+	}
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			expr := strings.ReplaceAll(tg.Expr, "$job", "wimms")
+			q, _ := json.Marshal(expr) // a JSON string is a valid YAML string
+			fmt.Fprintf(&rules, "      - record: dashboard_query_%d\n        expr: %s\n", n, q)
+			n++
+		}
+	}
+	if n < 10 {
+		t.Fatalf("dashboard has only %d queries", n)
+	}
+	path := filepath.Join(t.TempDir(), "dashboard-rules.yml")
+	if err := os.WriteFile(path, []byte(rules.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput(); err != nil {
+		t.Errorf("dashboard queries do not parse: %v\n%s", err, out)
 	}
 }
