@@ -91,7 +91,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		ms[i] = newMember(t, fmt.Sprintf("m%d", i+1), zones[i])
 		ms[i].extra = []string{"--api-token", token}
 		if i > 0 {
-			ms[i].join = []string{ms[0].http}
+			// Joined by URL, as an operator copies it from a browser.
+			ms[i].join = []string{"http://" + ms[0].http + "/"}
 		}
 	}
 	ms[0].start()

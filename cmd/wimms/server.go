@@ -104,7 +104,7 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other members use (default --raft-addr; host names are resolved)")
 	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "memberlist gossip listen address, TCP and UDP (default: Raft port + 1 on the Raft host)")
 	fl.StringVar(&f.gossipAdvertise, "gossip-advertise", "", "gossip address other members use (default --gossip-addr)")
-	fl.StringSliceVar(&f.join, "join", nil, "comma-separated HTTP or gossip addresses of existing members")
+	fl.StringSliceVar(&f.join, "join", nil, "comma-separated addresses of existing members: HTTP (host:port or http(s)://host:port) or gossip (host:port)")
 	fl.StringVar(&f.zone, "zone", "", "availability zone label of this member")
 	fl.StringVar(&f.apiToken, "api-token", "", "bearer token every /v1 request must carry")
 	fl.StringVar(&f.adminToken, "admin-token", "", "bearer token for mutating service, node, event and cluster endpoints")
