@@ -2,6 +2,7 @@
 # installed, except image/cluster-* (Docker) and jepsen (root + iptables).
 GO        ?= go
 BIN       ?= bin/wimms
+CHAOS_BIN ?= bin/wimms-chaos
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # /__version__ (Dockerflow): commit and build are stamped into the binary;
 # CI may set BUILD to the URL of its build.
@@ -10,10 +11,15 @@ BUILD     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X 'main.build=$(BUILD)'
 BENCHTIME ?= 1s
 
-.PHONY: build run test test-short bench bench-cluster lint jepsen jepsen-long image cluster-up cluster-down cluster-status clean
+.PHONY: build chaos-build run test test-short bench bench-cluster lint jepsen jepsen-long image cluster-up cluster-down cluster-status clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/wimms
+
+# The chaos build adds the seeded bugs (wimms server --seed-bug,
+# --list-seed-bugs) that prove the chaos checker can fail; never deploy it.
+chaos-build:
+	CGO_ENABLED=0 $(GO) build -tags chaos -trimpath -ldflags '$(LDFLAGS)' -o $(CHAOS_BIN) ./cmd/wimms
 
 run:
 	$(GO) run ./cmd/wimms server
@@ -32,9 +38,12 @@ bench:
 bench-cluster: build
 	$(BIN) bench --spawn 3 --bin $(BIN) --workload alloc --clients 64 --duration 20s
 
+# What .ci/run checks before the tests.
 lint:
+	$(GO) mod tidy -diff
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags chaos ./...
 
 # Long chaos runs (root + iptables). CI runs a short one through `make test`.
 jepsen: build

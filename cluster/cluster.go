@@ -1,5 +1,3 @@
-// Package cluster owns membership (join, gossip, zones, removal, reaping)
-// and forwarding to the leader. See DESIGN.md.
 package cluster
 
 import (
@@ -15,7 +13,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
-	"github.com/hashicorp/raft"
 
 	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/store"
@@ -74,32 +71,31 @@ type Config struct {
 	PeersFile string
 }
 
-// raftStore is the part of *store.Store this package uses. It exists so the
-// membership logic can be tested against a fake Raft configuration.
+// raftStore is everything this package needs of the store, and the only
+// way it reaches Raft (*store.Store implements it; tests use a fake Raft
+// configuration).
 type raftStore interface {
-	ID() string
-	IsLeader() bool
-	Leader() (id, raftAddr string)
-	SubscribeLeadership() <-chan bool
-	ReadIndex(ctx context.Context) (uint64, error)
-	AppliedIndex() uint64
-	CommitIndex() uint64
-	Term() uint64
-	State() string
-	LastContact() time.Time
-	Servers() ([]raft.Server, error)
-	AddVoter(ctx context.Context, id, raftAddr string) error
-	AddNonvoter(ctx context.Context, id, raftAddr string) error
+	// RaftStatus is this member's view now: who leads, term, indexes.
+	RaftStatus() store.RaftStatus
+	// Servers is the Raft configuration; AddServer, RemoveServer and
+	// TransferLeadership change it (leader only: store.ErrNotLeader).
+	Servers() ([]store.Server, error)
+	AddServer(ctx context.Context, srv store.Server) error
 	RemoveServer(ctx context.Context, id string) error
 	TransferLeadership(ctx context.Context, id string) error
-	SetRemoteReadIndex(fn func(ctx context.Context) (uint64, error))
-	HadState() bool
-	Meta() store.Meta
+	// ReadIndex is the leader's half of a linearizable read.
+	ReadIndex(ctx context.Context) (uint64, error)
+	// LeaderCh delivers leadership changes (the latest value is kept);
+	// only the leader loop reads it. EstablishLeadership commits the
+	// term's no-op, the loop's first step.
+	LeaderCh() <-chan bool
+	EstablishLeadership(ctx context.Context) error
 }
 
 var (
-	_ httpapi.Cluster   = (*Cluster)(nil)
-	_ httpapi.Forwarder = (*Cluster)(nil)
+	_ httpapi.Cluster = (*Cluster)(nil)
+	_ httpapi.Router  = (*Cluster)(nil)
+	_ raftStore       = (*store.Store)(nil)
 )
 
 // Cluster is one member's view of and actions on the membership.
@@ -111,6 +107,10 @@ type Cluster struct {
 	peers  *registry
 	client *http.Client // member-to-member and forwarded requests
 	httpTr *http.Transport
+	// memberEvents wakes the leader loop when gossip sees a member join,
+	// change or go; buffered(1): one pending wake-up stands for any number
+	// of events, since a reconcile reads the whole picture afresh.
+	memberEvents chan struct{}
 
 	peersFileMu sync.Mutex  // serialises writes of cfg.PeersFile
 	peersSaved  []savedPeer // what was last written there
@@ -135,7 +135,13 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("cluster: Config.Store is required")
 	}
-	return newCluster(cfg, cfg.Store)
+	c, err := newCluster(cfg, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	// A follower's linearizable reads ask the leader over HTTP.
+	cfg.Store.SetRemoteReadIndex(c.remoteReadIndex)
+	return c, nil
 }
 
 func newCluster(cfg Config, st raftStore) (*Cluster, error) {
@@ -144,19 +150,15 @@ func newCluster(cfg Config, st raftStore) (*Cluster, error) {
 	}
 	logger := cfg.Logger.With("member", cfg.ID)
 	c := &Cluster{
-		cfg:        cfg,
-		st:         st,
-		log:        logger,
-		now:        time.Now,
-		tombstones: map[string]tombstone{},
+		cfg:          cfg,
+		st:           st,
+		log:          logger,
+		now:          time.Now,
+		tombstones:   map[string]tombstone{},
+		memberEvents: make(chan struct{}, 1),
 	}
 	c.peers = newRegistry(func() time.Time { return c.now() })
-	c.httpTr = newHTTPTransport(hostIP(cfg.HTTPAddr))
-	c.client = &http.Client{
-		Transport: c.httpTr,
-		// The leader's redirects, if any, are relayed to the client as they are.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	c.client, c.httpTr = newMemberClient(hostIP(cfg.HTTPAddr))
 	meta, err := encodeMeta(nodeMeta{
 		ID:          cfg.ID,
 		HTTP:        cfg.HTTPAddr,
@@ -218,9 +220,8 @@ func (cfg *Config) normalize() error {
 	return nil
 }
 
-// Start brings gossip up, installs the remote read-index function, starts
-// the leader and gossip-sync loops, and joins the cluster named by
-// Config.Join. A new member (no Raft state) blocks until it has joined or
+// Start brings gossip up, starts the leader and gossip-sync loops, and
+// joins the cluster named by Config.Join. A new member (no Raft state) blocks until it has joined or
 // ctx is done; a restarted member joins in the background, because in a
 // whole-cluster restart the members it names may not be up yet and it must
 // not hold up its own start. Call Close even if Start fails.
@@ -246,7 +247,6 @@ func (c *Cluster) Start(ctx context.Context) error {
 	c.ml = ml
 	c.mu.Unlock()
 
-	c.st.SetRemoteReadIndex(c.remoteReadIndex)
 	c.loadPeers()
 
 	c.goLoop(c.runLeaderLoop)
@@ -255,7 +255,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if len(c.cfg.Join) == 0 {
 		return nil
 	}
-	if c.st.HadState() {
+	if c.st.RaftStatus().HadState {
 		c.goLoop(func(ctx context.Context) {
 			if err := c.joinWithRetry(ctx); err != nil && ctx.Err() == nil {
 				c.log.Error("rejoin failed", "join", c.cfg.Join, "error", err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/raft"
 
 	"github.com/wimms-dev/wimms/store"
 )
@@ -24,34 +23,48 @@ type fakeStore struct {
 	leader      bool
 	leaderID    string
 	leaderAddr  string
-	servers     []raft.Server
+	servers     []store.Server
 	hadState    bool
 	readIndex   uint64
 	lastContact time.Time
-	remote      func(ctx context.Context) (uint64, error)
 	calls       []string
-	leadership  chan bool
-	transferTo  string // who becomes leader on TransferLeadership("")
+	leadership  chan bool // like raft's LeaderCh: buffered(1), newest value wins
+	transferTo  string    // who becomes leader on TransferLeadership("")
+	// holdAdds makes AddServer wait for its ctx to end (then it sends the
+	// id on addsCanceled): a leader loop's term can be caught mid-change.
+	holdAdds     bool
+	addsCanceled chan string
 }
 
 func newFakeStore(id string) *fakeStore {
 	return &fakeStore{id: id, leadership: make(chan bool, 1)}
 }
 
+// setLeader changes who leads; a change of this member's own leadership
+// is published on LeaderCh the way raft does (an unread value is replaced).
 func (f *fakeStore) setLeader(self bool, id, addr string) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	changed := f.leader != self
 	f.leader, f.leaderID, f.leaderAddr = self, id, addr
-	f.mu.Unlock()
+	if !changed {
+		return
+	}
 	select {
 	case f.leadership <- self:
 	default:
+		select {
+		case <-f.leadership:
+		default:
+		}
+		f.leadership <- self
 	}
 }
 
-func (f *fakeStore) setServers(servers ...raft.Server) {
+func (f *fakeStore) setServers(servers ...store.Server) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.servers = append([]raft.Server(nil), servers...)
+	f.servers = append([]store.Server(nil), servers...)
 }
 
 func (f *fakeStore) record(format string, args ...any) {
@@ -64,26 +77,34 @@ func (f *fakeStore) callLog() []string {
 	return append([]string(nil), f.calls...)
 }
 
-func voter(id, addr string) raft.Server {
-	return raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(addr), Suffrage: raft.Voter}
+func voter(id, addr string) store.Server {
+	return store.Server{ID: id, Address: addr, Voter: true}
 }
 
-func nonvoter(id, addr string) raft.Server {
-	return raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(addr), Suffrage: raft.Nonvoter}
+func nonvoter(id, addr string) store.Server {
+	return store.Server{ID: id, Address: addr}
 }
 
-func (f *fakeStore) ID() string { return f.id }
-func (f *fakeStore) IsLeader() bool {
+func (f *fakeStore) RaftStatus() store.RaftStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.leader
+	st := store.RaftStatus{ID: f.id, State: "follower", LeaderID: f.leaderID, LeaderAddr: f.leaderAddr,
+		Term: 3, CommitIndex: 8, AppliedIndex: 7, LastContact: f.lastContact, HadState: f.hadState}
+	if f.leader {
+		st.State = "leader"
+	}
+	return st
 }
-func (f *fakeStore) Leader() (string, string) {
+func (f *fakeStore) LeaderCh() <-chan bool { return f.leadership }
+func (f *fakeStore) EstablishLeadership(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.leaderID, f.leaderAddr
+	f.record("establish")
+	if !f.leader {
+		return store.ErrNotLeader
+	}
+	return nil
 }
-func (f *fakeStore) SubscribeLeadership() <-chan bool { return f.leadership }
 func (f *fakeStore) ReadIndex(ctx context.Context) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -92,54 +113,39 @@ func (f *fakeStore) ReadIndex(ctx context.Context) (uint64, error) {
 	}
 	return f.readIndex, nil
 }
-func (f *fakeStore) AppliedIndex() uint64 { return 7 }
-func (f *fakeStore) CommitIndex() uint64  { return 8 }
-func (f *fakeStore) Term() uint64         { return 3 }
-func (f *fakeStore) State() string {
-	if f.IsLeader() {
-		return "leader"
-	}
-	return "follower"
-}
-func (f *fakeStore) LastContact() time.Time {
+func (f *fakeStore) Servers() ([]store.Server, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.lastContact
+	return append([]store.Server(nil), f.servers...), nil
 }
-func (f *fakeStore) Servers() ([]raft.Server, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]raft.Server(nil), f.servers...), nil
-}
-func (f *fakeStore) add(id, addr string, s raft.ServerSuffrage) error {
+func (f *fakeStore) AddServer(ctx context.Context, srv store.Server) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	kind := "voter"
-	if s == raft.Nonvoter {
+	if !srv.Voter {
 		kind = "nonvoter"
 	}
 	// Attempts are recorded even when refused: tests check nobody tries.
-	f.record("add-%s %s %s", kind, id, addr)
+	f.record("add-%s %s %s", kind, srv.ID, srv.Address)
 	if !f.leader {
 		return store.ErrNotLeader
 	}
+	if f.holdAdds {
+		f.mu.Unlock()
+		<-ctx.Done()
+		f.addsCanceled <- srv.ID
+		f.mu.Lock()
+		return ctx.Err()
+	}
 	for i := range f.servers {
-		if string(f.servers[i].ID) == id {
-			f.servers[i].Address = raft.ServerAddress(addr)
-			if s == raft.Voter {
-				f.servers[i].Suffrage = raft.Voter
-			}
+		if f.servers[i].ID == srv.ID {
+			f.servers[i].Address = srv.Address
+			f.servers[i].Voter = f.servers[i].Voter || srv.Voter
 			return nil
 		}
 	}
-	f.servers = append(f.servers, raft.Server{ID: raft.ServerID(id), Address: raft.ServerAddress(addr), Suffrage: s})
+	f.servers = append(f.servers, srv)
 	return nil
-}
-func (f *fakeStore) AddVoter(ctx context.Context, id, addr string) error {
-	return f.add(id, addr, raft.Voter)
-}
-func (f *fakeStore) AddNonvoter(ctx context.Context, id, addr string) error {
-	return f.add(id, addr, raft.Nonvoter)
 }
 func (f *fakeStore) RemoveServer(ctx context.Context, id string) error {
 	f.mu.Lock()
@@ -149,7 +155,7 @@ func (f *fakeStore) RemoveServer(ctx context.Context, id string) error {
 		return store.ErrNotLeader
 	}
 	for i := range f.servers {
-		if string(f.servers[i].ID) == id {
+		if f.servers[i].ID == id {
 			f.servers = append(f.servers[:i], f.servers[i+1:]...)
 			return nil
 		}
@@ -168,22 +174,11 @@ func (f *fakeStore) TransferLeadership(ctx context.Context, id string) error {
 		to = f.transferTo
 	}
 	for _, s := range f.servers {
-		if string(s.ID) == to {
-			f.leader, f.leaderID, f.leaderAddr = false, to, string(s.Address)
+		if s.ID == to {
+			f.leader, f.leaderID, f.leaderAddr = false, to, s.Address
 		}
 	}
 	return nil
-}
-func (f *fakeStore) SetRemoteReadIndex(fn func(ctx context.Context) (uint64, error)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.remote = fn
-}
-func (f *fakeStore) HadState() bool { return f.hadState }
-func (f *fakeStore) Meta() store.Meta {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return store.Meta{Index: 7, MemberID: f.id, KnownLeader: f.leaderID != ""}
 }
 
 // testLogger writes to t.Log until the test ends (memberlist goroutines

@@ -3,7 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,23 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/store"
 )
-
-// ForwardedHeader names the members a request was forwarded through, in
-// order, comma-separated (the first hop is just the forwarding member's id).
-const ForwardedHeader = "X-Wimms-Forwarded"
-
-// maxForwardHops stops forwarding loops between members with stale views
-// of who leads. Two hops are legitimate (follower → old leader that has
-// just handed over → new leader); a third is refused.
-const maxForwardHops = 3
 
 // dialError marks a failure to connect: no byte of the request left this
 // member, so it is the one error after which a write may be retried.
@@ -39,9 +29,20 @@ type dialError struct {
 func (e *dialError) Error() string { return fmt.Sprintf("dial %s: %v", e.addr, e.err) }
 func (e *dialError) Unwrap() error { return e.err }
 
-// newHTTPTransport is the one pooled transport for all member-to-member
-// HTTP: keep-alive connections dialed from this member's own IP (see
-// boundTransport for why).
+// newMemberClient is the one HTTP client for all member-to-member requests
+// (relayed requests, joins, read indexes, status) and its pooled transport.
+// Transport security for member traffic plugs in here.
+func newMemberClient(localIP net.IP) (*http.Client, *http.Transport) {
+	tr := newHTTPTransport(localIP)
+	return &http.Client{
+		Transport: tr,
+		// The leader's redirects, if any, are relayed to the client as they are.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, tr
+}
+
+// newHTTPTransport: keep-alive connections dialed from this member's own
+// IP (see boundTransport for why).
 func newHTTPTransport(localIP net.IP) *http.Transport {
 	dialer := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 	if localIP != nil {
@@ -87,19 +88,12 @@ func copyEndToEndHeaders(dst, src http.Header) {
 
 func isRead(method string) bool { return method == http.MethodGet || method == http.MethodHead }
 
-// Forward relays r to the leader and copies the leader's status, headers
-// and body to w unchanged. It waits up to LeaderWait for a leader whose
-// HTTP address is known; it retries only after a failed dial (nothing was
-// sent). Once bytes may have reached the leader, a failure is 504
-// unknown-outcome for a write and 503 no-leader for a read: a write is
-// never sent twice.
-func (c *Cluster) Forward(w http.ResponseWriter, r *http.Request, body []byte) {
-	chain := forwardChain(r.Header.Get(ForwardedHeader))
-	if len(chain) >= maxForwardHops {
-		c.writeError(w, r, http.StatusServiceUnavailable, "not-leader",
-			fmt.Sprintf("forwarded %d times (%s) without reaching the leader; leadership is changing", len(chain), strings.Join(chain, ",")))
-		return
-	}
+// relay sends r to the leader and copies the leader's status, headers and
+// body to w unchanged. It waits up to LeaderWait for a leader whose HTTP
+// address is known; it retries only after a failed dial (nothing was sent).
+// Once bytes may have reached the leader, a failure is 504 unknown-outcome
+// for a write and 503 no-leader for a read: a write is never sent twice.
+func (c *Cluster) relay(w http.ResponseWriter, r *http.Request, body []byte) {
 	deadline := time.Now().Add(c.cfg.LeaderWait)
 	backoff := 20 * time.Millisecond
 	var lastDialErr error
@@ -110,10 +104,10 @@ func (c *Cluster) Forward(w http.ResponseWriter, r *http.Request, body []byte) {
 			if lastDialErr != nil {
 				desc = fmt.Sprintf("the leader could not be reached within %s: %v", c.cfg.LeaderWait, lastDialErr)
 			}
-			c.writeError(w, r, http.StatusServiceUnavailable, "no-leader", desc)
+			c.writeRouteError(w, r, errNoLeader(desc))
 			return
 		}
-		err = c.forwardOnce(w, r, body, addr, append(chain, c.cfg.ID))
+		err = c.relayOnce(w, r, body, addr)
 		if err == nil {
 			return
 		}
@@ -122,8 +116,7 @@ func (c *Cluster) Forward(w http.ResponseWriter, r *http.Request, body []byte) {
 			lastDialErr = err
 			c.log.Debug("forward: leader not reachable, nothing sent; retrying", "leader", leaderID, "addr", addr, "error", err)
 			if r.Context().Err() != nil || time.Now().Add(backoff).After(deadline) || !sleepCtx(r.Context(), backoff) {
-				c.writeError(w, r, http.StatusServiceUnavailable, "no-leader",
-					fmt.Sprintf("the leader %s at %s could not be reached within %s: %v", leaderID, addr, c.cfg.LeaderWait, err))
+				c.writeRouteError(w, r, errNoLeader(fmt.Sprintf("the leader %s at %s could not be reached within %s: %v", leaderID, addr, c.cfg.LeaderWait, err)))
 				return
 			}
 			backoff = min(2*backoff, 250*time.Millisecond)
@@ -132,28 +125,16 @@ func (c *Cluster) Forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		c.log.Warn("forward failed after the request may have reached the leader",
 			"leader", leaderID, "addr", addr, "method", r.Method, "path", r.URL.Path, "error", err)
 		if isRead(r.Method) {
-			c.writeError(w, r, http.StatusServiceUnavailable, "no-leader",
-				fmt.Sprintf("forwarding the read to the leader %s at %s failed: %v", leaderID, addr, err))
+			c.writeRouteError(w, r, errNoLeader(fmt.Sprintf("forwarding the read to the leader %s at %s failed: %v", leaderID, addr, err)))
 			return
 		}
-		c.writeError(w, r, http.StatusGatewayTimeout, "unknown-outcome",
-			fmt.Sprintf("the write was forwarded to the leader %s at %s and its outcome is unknown (%v); it was not retried: read before writing again, or retry with the same Idempotency-Key", leaderID, addr, err))
+		c.writeRouteError(w, r, errUnknownOutcome(fmt.Sprintf("the write was forwarded to the leader %s at %s and its outcome is unknown (%v); it was not retried: read before writing again, or retry with the same Idempotency-Key", leaderID, addr, err)))
 		return
 	}
 }
 
-func forwardChain(h string) []string {
-	var out []string
-	for _, id := range strings.Split(h, ",") {
-		if id = strings.TrimSpace(id); id != "" {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-// forwardOnce sends r once. A nil error means w holds the leader's answer.
-func (c *Cluster) forwardOnce(w http.ResponseWriter, r *http.Request, body []byte, addr string, chain []string) error {
+// relayOnce sends r once. A nil error means w holds the leader's answer.
+func (c *Cluster) relayOnce(w http.ResponseWriter, r *http.Request, body []byte, addr string) error {
 	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.ForwardTimeout)
 	defer cancel()
 	u, err := url.Parse("http://" + addr + r.URL.RequestURI())
@@ -166,7 +147,7 @@ func (c *Cluster) forwardOnce(w http.ResponseWriter, r *http.Request, body []byt
 	}
 	copyEndToEndHeaders(out.Header, r.Header)
 	out.Header.Del("Content-Length")
-	out.Header.Set(ForwardedHeader, strings.Join(chain, ","))
+	out.Header.Set(ForwardedHeader, c.cfg.ID)
 	if len(body) > 0 || !isRead(r.Method) {
 		// A body without GetBody makes net/http treat the request as not
 		// replayable: it never re-sends it on its own after a connection
@@ -185,7 +166,13 @@ func (c *Cluster) forwardOnce(w http.ResponseWriter, r *http.Request, body []byt
 	}
 	copyEndToEndHeaders(w.Header(), resp.Header)
 	w.WriteHeader(resp.StatusCode)
-	if _, err := io.Copy(w, resp.Body); err != nil {
+	var dst io.Writer = w
+	var joinAnswer bytes.Buffer
+	if isJoin(r) && resp.StatusCode/100 == 2 {
+		dst = io.MultiWriter(w, &joinAnswer)
+		defer func() { c.learnJoined(joinAnswer.Bytes()) }()
+	}
+	if _, err := io.Copy(dst, resp.Body); err != nil {
 		// The status is out; the truncated body tells the client.
 		c.log.Warn("forward: relaying the leader's answer failed", "addr", addr, "path", r.URL.Path, "status", resp.StatusCode, "error", err)
 		return nil
@@ -198,8 +185,9 @@ func (c *Cluster) forwardOnce(w http.ResponseWriter, r *http.Request, body []byt
 func (c *Cluster) awaitLeaderHTTP(ctx context.Context, deadline time.Time) (id, httpAddr string, err error) {
 	wait := 10 * time.Millisecond
 	for {
-		id, raftAddr := c.st.Leader()
-		if id != c.cfg.ID || c.st.IsLeader() {
+		rs := c.st.RaftStatus()
+		id, raftAddr := rs.LeaderID, rs.LeaderAddr
+		if id != c.cfg.ID || rs.Leading() {
 			if addr, ok := c.leaderHTTPAddr(id, raftAddr); ok {
 				return id, addr, nil
 			}
@@ -237,45 +225,6 @@ func (c *Cluster) leaderHTTPAddr(id, raftAddr string) (string, bool) {
 	return "", false
 }
 
-// errorBody is the API's error shape (API.md "Errors").
-type errorBody struct {
-	Status string        `json:"status"`
-	Errors []errorDetail `json:"errors"`
-}
-
-type errorDetail struct {
-	Location    string `json:"location"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
-}
-
-// writeError answers for this member itself, with the X-Wimms-* headers
-// every answer carries.
-func (c *Cluster) writeError(w http.ResponseWriter, r *http.Request, code int, status, description string) {
-	h := w.Header()
-	for k := range h {
-		delete(h, k)
-	}
-	meta := c.st.Meta()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Wimms-Index", strconv.FormatUint(meta.Index, 10))
-	h.Set("X-Wimms-Member", c.cfg.ID)
-	if isRead(r.Method) {
-		h.Set("X-Wimms-Known-Leader", strconv.FormatBool(meta.KnownLeader))
-		h.Set("X-Wimms-Last-Contact", strconv.FormatInt(meta.LastContactMs, 10))
-	}
-	if code == http.StatusServiceUnavailable {
-		h.Set("Retry-After", "1")
-	}
-	name, location := "leader", "header"
-	if status == "unauthorized" {
-		name = "Authorization"
-	}
-	b, _ := json.Marshal(errorBody{Status: status, Errors: []errorDetail{{Location: location, Name: name, Description: description}}})
-	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
-}
-
 // InternalRoutes mounts the member-to-member endpoints:
 // GET /internal/v1/readindex → {"index": n} on the leader (after it has
 // confirmed leadership with a quorum), 503 not-leader elsewhere.
@@ -288,21 +237,21 @@ type readIndexAnswer struct {
 }
 
 func (c *Cluster) serveReadIndex(w http.ResponseWriter, r *http.Request) {
-	if !c.authorized(r) {
-		c.writeError(w, r, http.StatusUnauthorized, "unauthorized", "a member token is required")
+	if !c.memberAuthorized(r) {
+		c.writeRouteError(w, r, routeError{code: http.StatusUnauthorized, status: httpapi.StatusUnauthorized, name: "Authorization", desc: "a member token is required"})
 		return
 	}
-	if !c.st.IsLeader() {
-		c.writeError(w, r, http.StatusServiceUnavailable, "not-leader", "this member is not the leader")
+	if !c.st.RaftStatus().Leading() {
+		c.writeRouteError(w, r, errNotLeader("this member is not the leader"))
 		return
 	}
 	idx, err := c.st.ReadIndex(r.Context())
 	switch {
 	case errors.Is(err, store.ErrNotLeader):
-		c.writeError(w, r, http.StatusServiceUnavailable, "not-leader", err.Error())
+		c.writeRouteError(w, r, errNotLeader(err.Error()))
 		return
 	case err != nil:
-		c.writeError(w, r, http.StatusServiceUnavailable, "no-leader", fmt.Sprintf("leadership could not be confirmed: %v", err))
+		c.writeRouteError(w, r, errNoLeader(fmt.Sprintf("leadership could not be confirmed: %v", err)))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -310,48 +259,15 @@ func (c *Cluster) serveReadIndex(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(readIndexAnswer{Index: idx})
 }
 
-// authorized accepts either configured token; with none configured the
-// internal endpoints are open like the rest of the API.
-func (c *Cluster) authorized(r *http.Request) bool {
-	if c.cfg.APIToken == "" && c.cfg.AdminToken == "" {
-		return true
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return false
-	}
-	for _, want := range []string{c.cfg.APIToken, c.cfg.AdminToken} {
-		if want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1 {
-			return true
-		}
-	}
-	return false
-}
-
-// memberToken is sent on member-to-member reads; adminToken on mutations
-// (API.md "Auth").
-func (c *Cluster) memberToken() string {
-	if c.cfg.APIToken != "" {
-		return c.cfg.APIToken
-	}
-	return c.cfg.AdminToken
-}
-
-func (c *Cluster) adminToken() string {
-	if c.cfg.AdminToken != "" {
-		return c.cfg.AdminToken
-	}
-	return c.cfg.APIToken
-}
-
 // remoteReadIndex asks the leader for its read index (installed into the
 // store by Start): a follower's linearizable read waits for that index.
 func (c *Cluster) remoteReadIndex(ctx context.Context) (uint64, error) {
-	id, raftAddr := c.st.Leader()
-	if id == "" && raftAddr == "" {
+	rs := c.st.RaftStatus()
+	id, raftAddr := rs.LeaderID, rs.LeaderAddr
+	if !rs.LeaderKnown() {
 		return 0, fmt.Errorf("remote read index: %w", store.ErrNoLeader)
 	}
-	if id == c.cfg.ID && c.st.IsLeader() {
+	if id == c.cfg.ID && rs.Leading() {
 		return c.st.ReadIndex(ctx)
 	}
 	addr, ok := c.leaderHTTPAddr(id, raftAddr)
@@ -364,9 +280,7 @@ func (c *Cluster) remoteReadIndex(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("remote read index: %w", err)
 	}
-	if tok := c.memberToken(); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
+	c.setMemberAuth(req, false)
 	req.Header.Set(ForwardedHeader, c.cfg.ID)
 	resp, err := c.client.Do(req)
 	if err != nil {

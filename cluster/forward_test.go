@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -66,7 +67,7 @@ func TestForwardRelaysRequestAndAnswerUnchanged(t *testing.T) {
 	r.Header.Set("X-Hop", "must not pass")
 	w := httptest.NewRecorder()
 	w.Header().Set("X-Wimms-Member", "f1") // set by the follower's handler before forwarding
-	c.Forward(w, r, body)
+	c.relay(w, r, body)
 
 	if got.method != http.MethodPost || got.requestURI != uri {
 		t.Errorf("leader saw %s %s, want POST %s", got.method, got.requestURI, uri)
@@ -112,15 +113,15 @@ func TestForwardWaitsForALeader(t *testing.T) {
 		st.setLeader(false, "L", "raft-L")
 	})
 	w := httptest.NewRecorder()
-	c.Forward(w, httptest.NewRequest(http.MethodDelete, "/v1/services/s-1", nil), nil)
+	c.relay(w, httptest.NewRequest(http.MethodDelete, "/v1/services/s-1", nil), nil)
 	if w.Code != http.StatusNoContent || hits.Load() != 1 {
 		t.Fatalf("status %d, leader hits %d; want 204 after the leader became known", w.Code, hits.Load())
 	}
 }
 
-func decodeErrorBody(t *testing.T, b []byte) errorBody {
+func decodeErrorBody(t *testing.T, b []byte) wire.ErrorBody {
 	t.Helper()
-	var eb errorBody
+	var eb wire.ErrorBody
 	if err := json.Unmarshal(b, &eb); err != nil {
 		t.Fatalf("error body %q: %v", b, err)
 	}
@@ -134,7 +135,7 @@ func TestForwardNoLeaderAnswers503AfterWaiting(t *testing.T) {
 	c, _ := followerOf(t, "", "", func(cfg *Config) { cfg.LeaderWait = 200 * time.Millisecond })
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		w := httptest.NewRecorder()
-		c.Forward(w, httptest.NewRequest(method, "/v1/services", nil), nil)
+		c.relay(w, httptest.NewRequest(method, "/v1/services", nil), nil)
 		if w.Code != http.StatusServiceUnavailable {
 			t.Fatalf("%s: status %d, want 503", method, w.Code)
 		}
@@ -181,7 +182,7 @@ func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
 	// Warm the pool so the write goes over a reused keep-alive connection,
 	// the case where net/http itself would retry a replayable request.
 	w := httptest.NewRecorder()
-	c.Forward(w, httptest.NewRequest(http.MethodGet, "/ok", nil), nil)
+	c.relay(w, httptest.NewRequest(http.MethodGet, "/ok", nil), nil)
 	if w.Code != http.StatusOK {
 		t.Fatalf("warm-up status %d", w.Code)
 	}
@@ -191,7 +192,7 @@ func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/v1/services/s-1/users", bytes.NewReader(body))
 		r.Header.Set("Idempotency-Key", "abc")
 		w = httptest.NewRecorder()
-		c.Forward(w, r, body)
+		c.relay(w, r, body)
 		if w.Code != http.StatusGatewayTimeout {
 			t.Fatalf("body %q: status %d, want 504", body, w.Code)
 		}
@@ -202,12 +203,12 @@ func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
 			t.Fatalf("body %q: the leader received the write %d times, want exactly 1", body, n)
 		}
 		// Reuse the pool again for the next round.
-		c.Forward(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/ok", nil), nil)
+		c.relay(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/ok", nil), nil)
 	}
 
 	// A read that fails the same way is answered 503 no-leader.
 	w = httptest.NewRecorder()
-	c.Forward(w, httptest.NewRequest(http.MethodGet, "/v1/services", nil), nil)
+	c.relay(w, httptest.NewRequest(http.MethodGet, "/v1/services", nil), nil)
 	if w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("read: status %d, want 503", w.Code)
 	}
@@ -232,7 +233,7 @@ func TestForwardRetriesOnlyFailedDials(t *testing.T) {
 		st.setLeader(false, "new", "raft-new")
 	})
 	w := httptest.NewRecorder()
-	c.Forward(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`))
+	c.relay(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`))
 	if w.Code != http.StatusOK || hits.Load() != 1 {
 		t.Fatalf("status %d, hits %d; want the write delivered once to the new leader", w.Code, hits.Load())
 	}
@@ -240,7 +241,7 @@ func TestForwardRetriesOnlyFailedDials(t *testing.T) {
 	// A leader that stays unreachable: 503 no-leader (nothing was sent).
 	c2, _ := followerOf(t, "old", dead, func(cfg *Config) { cfg.LeaderWait = 300 * time.Millisecond })
 	w = httptest.NewRecorder()
-	c2.Forward(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`))
+	c2.relay(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`))
 	if w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503", w.Code)
 	}
@@ -249,20 +250,84 @@ func TestForwardRetriesOnlyFailedDials(t *testing.T) {
 	}
 }
 
-func TestForwardRefusesLoops(t *testing.T) {
+// TestRouteDecidesBeforeServing: the router serves here what may run
+// anywhere, what this member leads, what was relayed already and default
+// reads with no leader known; everything else goes to the leader once,
+// marked with this member's id.
+func TestRouteDecidesBeforeServing(t *testing.T) {
 	var hits atomic.Int32
-	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	var forwardedBy atomic.Value
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		forwardedBy.Store(r.Header.Get(ForwardedHeader))
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer leader.Close()
+	c, st := followerOf(t, "L", leader.Listener.Addr().String(), func(cfg *Config) { cfg.LeaderWait = 300 * time.Millisecond })
+
+	route := func(method string, where store.Placement, header ...string) (bool, int) {
+		t.Helper()
+		r := httptest.NewRequest(method, "/v1/events", nil)
+		for i := 0; i+1 < len(header); i += 2 {
+			r.Header.Set(header[i], header[i+1])
+		}
+		w := httptest.NewRecorder()
+		relayed := c.Route(w, r, nil, where)
+		return relayed, w.Code
+	}
+
+	if relayed, _ := route(http.MethodGet, store.AnyMember); relayed || hits.Load() != 0 {
+		t.Fatalf("an any-member request was relayed")
+	}
+	if relayed, code := route(http.MethodPost, store.OnLeader); !relayed || code != http.StatusOK || hits.Load() != 1 {
+		t.Fatalf("a write on a follower: relayed %v, code %d, leader hits %d", relayed, code, hits.Load())
+	}
+	if by := forwardedBy.Load(); by != "f1" {
+		t.Fatalf("%s = %q, want this member's id f1", ForwardedHeader, by)
+	}
+	if relayed, _ := route(http.MethodGet, store.OnLeaderIfKnown); !relayed || hits.Load() != 2 {
+		t.Fatalf("a default read with a known leader was not relayed")
+	}
+	// Relayed once already: served here (the store refuses if this member
+	// does not lead), never bounced on.
+	if relayed, _ := route(http.MethodPost, store.OnLeader, ForwardedHeader, "x"); relayed || hits.Load() != 2 {
+		t.Fatalf("a forwarded request was relayed again")
+	}
+
+	st.setLeader(true, "f1", "raft-f1")
+	if relayed, _ := route(http.MethodPost, store.OnLeader); relayed || hits.Load() != 2 {
+		t.Fatalf("the leader relayed its own write")
+	}
+
+	// No leader known: a default read is answered here at once (no-leader
+	// from the store); a write waits for a leader, then 503 no-leader.
+	st.setLeader(false, "", "")
+	if relayed, _ := route(http.MethodGet, store.OnLeaderIfKnown); relayed {
+		t.Fatalf("a default read with no leader known was relayed")
+	}
+	relayed, code := route(http.MethodPost, store.OnLeader)
+	if !relayed || code != http.StatusServiceUnavailable || hits.Load() != 2 {
+		t.Fatalf("write with no leader: relayed %v, code %d, hits %d; want a 503 answered by the router", relayed, code, hits.Load())
+	}
+}
+
+// TestRelayedJoinTeachesTheFollower: the leader's answer to a join a
+// follower relayed names the new member, whose addresses the follower then
+// knows before gossip tells it.
+func TestRelayedJoinTeachesTheFollower(t *testing.T) {
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"n","raft_addr":"127.0.0.9:7000","http_addr":"127.0.0.9:8000","zone":"z"}`))
+	}))
 	defer leader.Close()
 	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
-	r := httptest.NewRequest(http.MethodPost, "/v1/events", nil)
-	r.Header.Set(ForwardedHeader, "x,y,z")
+	body := []byte(`{"id":"n","raft_addr":"127.0.0.9:7000","http_addr":"127.0.0.9:8000"}`)
 	w := httptest.NewRecorder()
-	c.Forward(w, r, nil)
-	if w.Code != http.StatusServiceUnavailable || hits.Load() != 0 {
-		t.Fatalf("status %d, hits %d; want 503 without forwarding", w.Code, hits.Load())
+	if !c.Route(w, httptest.NewRequest(http.MethodPost, joinPath, bytes.NewReader(body)), body, store.OnLeader) || w.Code != http.StatusOK {
+		t.Fatalf("join not relayed: %d", w.Code)
 	}
-	if eb := decodeErrorBody(t, w.Body.Bytes()); eb.Status != "not-leader" {
-		t.Errorf("status %q, want not-leader", eb.Status)
+	if addr, ok := c.leaderHTTPAddr("n", ""); !ok || addr != "127.0.0.9:8000" {
+		t.Fatalf("the follower does not know the joined member's HTTP address: %q %v", addr, ok)
 	}
 }
 
@@ -309,7 +374,7 @@ func TestDialersBindOwnIP(t *testing.T) {
 	})
 	c.peers.learn(nodeMeta{ID: "L", HTTP: target})
 	st.setLeader(false, "L", "raft-L")
-	c.Forward(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/events", nil), nil)
+	c.relay(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/events", nil), nil)
 	expect("forward", "127.0.0.2")
 
 	// Gossip streams, through the transport memberlist really uses.
@@ -405,7 +470,7 @@ func BenchmarkForward(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			w := httptest.NewRecorder()
-			c.Forward(w, httptest.NewRequest(http.MethodPost, "/v1/services/s-1/users", bytes.NewReader(body)), body)
+			c.relay(w, httptest.NewRequest(http.MethodPost, "/v1/services/s-1/users", bytes.NewReader(body)), body)
 			if w.Code != http.StatusOK {
 				b.Errorf("status %d", w.Code)
 			}

@@ -369,6 +369,7 @@ func (e gossipEvents) NotifyLeave(n *memberlist.Node) {
 	left := err == nil && m.Leaving
 	e.c.peers.gone(n.Name, left)
 	e.c.log.Info("gossip: member gone", "id", n.Name, "left", left, "addr", n.Address())
+	e.c.memberEvent()
 }
 
 type gossipPings struct{ c *Cluster }
@@ -397,6 +398,7 @@ func (c *Cluster) observeAlive(n *memberlist.Node) {
 		c.log.Info("gossip: member alive", "id", m.ID, "http", m.HTTP, "raft", m.Raft, "zone", m.Zone)
 	}
 	c.savePeers()
+	c.memberEvent()
 }
 
 // removalNotice is the one gossip message members send each other: a

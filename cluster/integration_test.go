@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -87,7 +90,7 @@ func startMember(t, owner *testing.T, id, ip string, join []string, prev *member
 		t.Fatalf("cluster.New %s: %v", id, err)
 	}
 	m.cl = cl
-	api := httpapi.New(httpapi.Config{Store: st, Cluster: cl, Forwarder: cl, Logger: logger, ExtraRoutes: cl.InternalRoutes})
+	api := httpapi.New(httpapi.Config{Store: st, Cluster: cl, Router: cl, Logger: logger, ExtraRoutes: cl.InternalRoutes})
 	m.srv = &http.Server{Handler: api.Handler()}
 	go func() { _ = m.srv.Serve(ln) }()
 	owner.Cleanup(m.stop)
@@ -123,6 +126,29 @@ func (m *member) crash() {
 	_ = m.cl.Close()
 	_ = m.srv.Close()
 	_ = m.st.Close()
+}
+
+// proposals counts the writes a store was asked to propose (its apply
+// latency histogram, every outcome).
+func proposals(t *testing.T, st *store.Store) uint64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	for _, c := range st.Collectors() {
+		reg.MustRegister(c)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather store metrics: %v", err)
+	}
+	var n uint64 // a histogram vector without samples has no series: 0
+	for _, mf := range families {
+		if mf.GetName() == "wimms_store_apply_duration_seconds" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
 }
 
 func (m *member) configIDs() []string {
@@ -166,9 +192,9 @@ func (m *member) do(method, path, body string) answer {
 	return answer{code: resp.StatusCode, header: resp.Header, body: b}
 }
 
-func (m *member) status() store.ClusterStatus {
+func (m *member) status() wire.ClusterStatus {
 	a := m.do(http.MethodGet, "/v1/cluster", "")
-	var st store.ClusterStatus
+	var st wire.ClusterStatus
 	if a.code != http.StatusOK {
 		m.t.Fatalf("GET /v1/cluster on %s: %d %s", m.id, a.code, a.body)
 	}
@@ -270,11 +296,16 @@ func TestClusterInProcess(t *testing.T) {
 			problems = nil
 			l := leader(t, all...)
 			f := others(all, l)
+			proposedBefore := proposals(t, f[0].st)
 			ans := f[0].do(http.MethodPut, "/v1/services/sync-1.5", `{"pattern":"{node}/1.5/{uid}"}`)
 			if ans.code != http.StatusCreated && ans.code != http.StatusOK {
 				problems = append(problems, fmt.Sprintf("PUT service via follower %s: %d %s", f[0].id, ans.code, ans.body))
 			} else if got := ans.header.Get("X-Wimms-Member"); got != l.id {
 				problems = append(problems, fmt.Sprintf("write via %s: X-Wimms-Member %q, want the leader %s", f[0].id, got, l.id))
+			}
+			// Routed before proposing: the follower's store never saw it.
+			if n := proposals(t, f[0].st) - proposedBefore; n != 0 {
+				problems = append(problems, fmt.Sprintf("the follower %s proposed the write %d times before forwarding it", f[0].id, n))
 			}
 			// A default read on a follower is forwarded too.
 			ans = f[1].do(http.MethodGet, "/v1/services/sync-1.5", "")

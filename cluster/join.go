@@ -10,18 +10,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/wimms-dev/wimms/store"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
-
-// joinRequest is the body of POST /v1/cluster/members.
-type joinRequest struct {
-	ID         string `json:"id"`
-	RaftAddr   string `json:"raft_addr"`
-	HTTPAddr   string `json:"http_addr"`
-	GossipAddr string `json:"gossip_addr"`
-	Zone       string `json:"zone"`
-	Voter      bool   `json:"voter"`
-}
 
 // httpStatusError: a member answered over HTTP, with a non-2xx status.
 type httpStatusError struct {
@@ -121,27 +111,25 @@ func (c *Cluster) joinOnce(ctx context.Context, targets []string) error {
 }
 
 func (c *Cluster) postJoin(ctx context.Context, addr string) error {
-	body, err := json.Marshal(joinRequest{
+	body, err := json.Marshal(wire.JoinRequest{
 		ID:         c.cfg.ID,
 		RaftAddr:   c.cfg.RaftAddr,
 		HTTPAddr:   c.cfg.HTTPAddr,
 		GossipAddr: c.GossipAddr(),
 		Zone:       c.cfg.Zone,
-		Voter:      true,
+		Voter:      wire.Bool(true),
 	})
 	if err != nil {
 		return fmt.Errorf("encode join request: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/cluster/members", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+joinPath, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("join via %s: %w", addr, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if tok := c.adminToken(); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
+	c.setMemberAuth(req, true)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("join via %s: %w", addr, err)
@@ -156,17 +144,15 @@ func (c *Cluster) postJoin(ctx context.Context, addr string) error {
 
 // fetchStatus reads another member's GET /v1/cluster and remembers the
 // addresses it names, so forwarding works before gossip has converged.
-func (c *Cluster) fetchStatus(ctx context.Context, addr string) (store.ClusterStatus, error) {
-	var st store.ClusterStatus
+func (c *Cluster) fetchStatus(ctx context.Context, addr string) (wire.ClusterStatus, error) {
+	var st wire.ClusterStatus
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/cluster?consistency=stale", nil)
 	if err != nil {
 		return st, fmt.Errorf("cluster status of %s: %w", addr, err)
 	}
-	if tok := c.memberToken(); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
+	c.setMemberAuth(req, false)
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return st, fmt.Errorf("cluster status of %s: %w", addr, err)

@@ -2,76 +2,107 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
 
-	"github.com/hashicorp/raft"
+	"github.com/wimms-dev/wimms/store"
 )
 
-// runLeaderLoop runs reconcile while this member leads. Leadership
-// notifications start and stop it; a periodic check of IsLeader covers a
-// notification that was dropped or coalesced.
+// runLeaderLoop is this member's one leader loop, Consul's leader.go in
+// small. It is the only reader of the store's LeaderCh, which always holds
+// the latest leadership value, so no change is missed and nothing polls.
+// Gaining leadership starts leadTerm; losing it revokes (stops leadTerm and
+// drops its state). A true while leading means leadership was lost and
+// regained in between: the old term is revoked and a new one starts.
 func (c *Cluster) runLeaderLoop(ctx context.Context) {
-	notify := c.st.SubscribeLeadership()
-	check := time.NewTicker(c.cfg.ReconcileInterval)
-	defer check.Stop()
-
-	var stop context.CancelFunc
-	done := make(chan struct{})
-	update := func() {
-		leading := c.st.IsLeader()
-		switch {
-		case leading && stop == nil:
-			var rctx context.Context
-			rctx, stop = context.WithCancel(ctx)
-			done = make(chan struct{})
-			go func(done chan struct{}) {
-				defer close(done)
-				c.reconcileWhileLeader(rctx)
-			}(done)
-		case !leading && stop != nil:
-			stop()
-			<-done
-			stop = nil
+	leaderCh := c.st.LeaderCh()
+	var term *runningTerm
+	revoke := func() {
+		if term != nil {
+			term.stop()
+			<-term.done
+			term = nil
 		}
 	}
-	defer func() {
-		if stop != nil {
-			stop()
-			<-done
-		}
-	}()
-	update()
+	defer revoke()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-notify:
-			if !ok {
-				notify = nil
+		case leading := <-leaderCh:
+			revoke()
+			if leading {
+				term = c.startTerm(ctx)
 			}
-			update()
-		case <-check.C:
-			update()
 		}
 	}
 }
 
-// reconcileWhileLeader is Consul's leader loop in small: every interval,
-// converge the Raft configuration with what gossip sees.
-func (c *Cluster) reconcileWhileLeader(ctx context.Context) {
-	c.log.Info("leadership gained: reconciling membership")
-	defer c.log.Info("leadership lost: membership reconcile stopped")
+// runningTerm is a leadTerm in progress.
+type runningTerm struct {
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func (c *Cluster) startTerm(ctx context.Context) *runningTerm {
+	termCtx, stop := context.WithCancel(ctx)
+	t := &runningTerm{stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		c.leadTerm(termCtx)
+	}()
+	return t
+}
+
+// leadTerm is one term of leadership, in Consul's order: establish it (the
+// term's no-op is applied, so this leader's state covers everything
+// committed before it and its reads may be served), then reconcile the
+// membership on every gossip event and every ReconcileInterval, until ctx
+// ends the term. What the term learned (leaderLoopState) ends with it.
+func (c *Cluster) leadTerm(ctx context.Context) {
+	c.log.Info("leadership gained: establishing it")
+	defer c.log.Info("leadership revoked: membership reconcile stopped")
+	tick := time.NewTicker(c.cfg.ReconcileInterval)
+	defer tick.Stop()
+	for {
+		err := c.st.EstablishLeadership(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrShutdown) {
+			return // already lost; LeaderCh tells the loop
+		}
+		c.log.Warn("establishing leadership failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	c.log.Info("leadership established: reconciling membership")
 	lc := &leaderLoopState{since: c.now(), absentSince: map[string]time.Time{}, refused: map[string]string{}}
 	for {
-		if !c.st.IsLeader() {
-			return
-		}
 		c.reconcile(ctx, lc)
-		if !sleepCtx(ctx, c.cfg.ReconcileInterval) {
+		select {
+		case <-ctx.Done():
 			return
+		case <-c.memberEvents:
+		case <-tick.C:
 		}
+		if ctx.Err() != nil {
+			return // select picks at random among ready cases
+		}
+	}
+}
+
+// memberEvent wakes the leader loop for a reconcile (gossip saw a member
+// join, change or go). It never blocks: a pending wake-up covers it.
+func (c *Cluster) memberEvent() {
+	select {
+	case c.memberEvents <- struct{}{}:
+	default:
 	}
 }
 
@@ -99,10 +130,10 @@ func (c *Cluster) reconcile(ctx context.Context, lc *leaderLoopState) {
 // addGossipMembers adds every alive gossip member missing from the Raft
 // configuration (or present at an old address), once its Raft port
 // accepts connections: adding an unreachable voter could cost the quorum.
-func (c *Cluster) addGossipMembers(ctx context.Context, servers []raft.Server) {
+func (c *Cluster) addGossipMembers(ctx context.Context, servers []store.Server) {
 	inConfig := make(map[string]string, len(servers))
 	for _, s := range servers {
-		inConfig[string(s.ID)] = string(s.Address)
+		inConfig[s.ID] = s.Address
 	}
 	for _, p := range c.peers.all() {
 		id := p.meta.ID
@@ -161,15 +192,15 @@ type reapCandidate struct {
 // reapOne removes at most one member that has been failed or left for
 // longer than ReapAfter, if reapDecision allows it. One per round, so every
 // decision is made on a fresh configuration.
-func (c *Cluster) reapOne(ctx context.Context, servers []raft.Server, lc *leaderLoopState) {
+func (c *Cluster) reapOne(ctx context.Context, servers []store.Server, lc *leaderLoopState) {
 	now := c.now()
 	voters, failedVoters := 0, 0
 	var oldest *reapCandidate
 	present := map[string]bool{}
 	for _, s := range servers {
-		id := string(s.ID)
+		id := s.ID
 		present[id] = true
-		voter := s.Suffrage == raft.Voter
+		voter := s.Voter
 		if voter {
 			voters++
 		}

@@ -264,25 +264,46 @@ func TestReconcileAddsReachableGossipMembers(t *testing.T) {
 	}
 }
 
-func TestLeaderLoopFollowsLeadership(t *testing.T) {
+// TestLeaderLoopEstablishesReconcilesRevokes: the loop runs one term per
+// leadership, in Consul's order: establish, reconcile (driven here by
+// gossip events alone: the interval is longer than the test), and revoke
+// on loss, which cancels a change in progress. Regaining leadership starts
+// a fresh term.
+func TestLeaderLoopEstablishesReconcilesRevokes(t *testing.T) {
 	raftB := acceptingAddr(t)
 	st := newFakeStore("a")
 	st.setServers(voter("a", "raft-a"))
-	c := newFakeCluster(t, st, func(cfg *Config) { cfg.ReconcileInterval = 20 * time.Millisecond })
-	c.peers.alive(nodeMeta{ID: "b", Raft: raftB})
+	c := newFakeCluster(t, st, func(cfg *Config) { cfg.ReconcileInterval = time.Hour })
 	c.goLoop(c.runLeaderLoop)
 
-	time.Sleep(100 * time.Millisecond)
-	if calls := st.callLog(); len(calls) != 0 {
-		t.Fatalf("a follower reconciled: %v", calls)
-	}
 	st.setLeader(true, "a", "raft-a")
-	waitFor(t, 2*time.Second, "the new leader to add b", func() bool { return len(st.callLog()) == 1 })
+	waitFor(t, 2*time.Second, "the term to be established", func() bool { return slices.Equal(st.callLog(), []string{"establish"}) })
+
+	st.mu.Lock()
+	st.holdAdds, st.addsCanceled = true, make(chan string, 1)
+	st.mu.Unlock()
+	c.peers.alive(nodeMeta{ID: "b", Raft: raftB})
+	c.memberEvent() // what gossip's join callback does
+	want := []string{"establish", "add-voter b " + raftB}
+	waitFor(t, 2*time.Second, "the gossip event to reconcile", func() bool { return slices.Equal(st.callLog(), want) })
 
 	st.setLeader(false, "", "")
-	st.setServers(voter("a", "raft-a"))
-	time.Sleep(100 * time.Millisecond)
-	if calls := st.callLog(); len(calls) != 1 {
-		t.Fatalf("reconciled after losing leadership: %v", calls)
+	select {
+	case id := <-st.addsCanceled:
+		if id != "b" {
+			t.Fatalf("canceled add of %q", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("losing leadership did not cancel the term's membership change")
+	}
+
+	st.mu.Lock()
+	st.holdAdds = false
+	st.mu.Unlock()
+	st.setLeader(true, "a", "raft-a")
+	want = append(want, "establish", "add-voter b "+raftB)
+	waitFor(t, 2*time.Second, "a new term to establish, then reconcile", func() bool { return len(st.callLog()) >= len(want) })
+	if calls := st.callLog(); !slices.Equal(calls, want) {
+		t.Fatalf("calls %v, want %v", calls, want)
 	}
 }

@@ -12,8 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/raft"
-
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -27,28 +26,29 @@ type tombstone struct {
 
 // Status merges the Raft configuration with gossip metadata and this
 // member's own view. It never forwards: a member answers for itself.
-func (c *Cluster) Status(ctx context.Context) (store.ClusterStatus, error) {
+func (c *Cluster) Status(ctx context.Context) (wire.ClusterStatus, error) {
 	servers, err := c.st.Servers()
 	if err != nil {
-		return store.ClusterStatus{}, fmt.Errorf("cluster status: read raft configuration: %w", err)
+		return wire.ClusterStatus{}, fmt.Errorf("cluster status: read raft configuration: %w", err)
 	}
-	leaderID, leaderRaftAddr := c.st.Leader()
+	rs := c.st.RaftStatus()
+	leaderID, leaderRaftAddr := rs.LeaderID, rs.LeaderAddr
 	if leaderID == "" && leaderRaftAddr != "" {
 		for _, s := range servers {
-			if string(s.Address) == leaderRaftAddr {
-				leaderID = string(s.ID)
+			if s.Address == leaderRaftAddr {
+				leaderID = s.ID
 			}
 		}
 	}
 	now := c.now()
-	st := store.ClusterStatus{
-		Term:         c.st.Term(),
-		CommitIndex:  c.st.CommitIndex(),
-		AppliedIndex: c.st.AppliedIndex(),
-		Members:      make([]store.Member, 0, len(servers)),
+	st := wire.ClusterStatus{
+		Term:         rs.Term,
+		CommitIndex:  rs.CommitIndex,
+		AppliedIndex: rs.AppliedIndex,
+		Members:      make([]wire.Member, 0, len(servers)),
 	}
 	for _, s := range servers {
-		st.Members = append(st.Members, c.describe(s, leaderID, now))
+		st.Members = append(st.Members, c.describe(s, rs, leaderID, now))
 	}
 	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].ID < st.Members[j].ID })
 	for i := range st.Members {
@@ -59,20 +59,20 @@ func (c *Cluster) Status(ctx context.Context) (store.ClusterStatus, error) {
 	}
 	if st.Leader == nil && leaderID != "" {
 		// A leader outside the configuration we have applied so far.
-		m := c.describe(raft.Server{ID: raft.ServerID(leaderID), Address: raft.ServerAddress(leaderRaftAddr), Suffrage: raft.Voter}, leaderID, now)
+		m := c.describe(store.Server{ID: leaderID, Address: leaderRaftAddr, Voter: true}, rs, leaderID, now)
 		st.Leader = &m
 	}
 	return st, nil
 }
 
-// describe is one member as this member sees it. last_contact_ms is -1
-// when unknown.
-func (c *Cluster) describe(s raft.Server, leaderID string, now time.Time) store.Member {
-	id := string(s.ID)
-	m := store.Member{
+// describe is one member as this member (whose view is self) sees it.
+// last_contact_ms is -1 when unknown.
+func (c *Cluster) describe(s store.Server, self store.RaftStatus, leaderID string, now time.Time) wire.Member {
+	id := s.ID
+	m := wire.Member{
 		ID:            id,
-		RaftAddr:      string(s.Address),
-		Voter:         s.Suffrage == raft.Voter,
+		RaftAddr:      s.Address,
+		Voter:         s.Voter,
 		LastContactMs: -1,
 	}
 	p, known := c.peers.get(id)
@@ -88,10 +88,10 @@ func (c *Cluster) describe(s raft.Server, leaderID string, now time.Time) store.
 		m.LastContactMs = 0
 	case id == c.cfg.ID:
 		m.State = "follower"
-		if strings.EqualFold(c.st.State(), "candidate") {
+		if strings.EqualFold(self.State, "candidate") {
 			m.State = "candidate"
 		}
-		if lc := c.st.LastContact(); !lc.IsZero() {
+		if lc := self.LastContact; !lc.IsZero() {
 			m.LastContactMs = max(0, now.Sub(lc).Milliseconds())
 		}
 	default:
@@ -112,17 +112,18 @@ func (c *Cluster) describe(s raft.Server, leaderID string, now time.Time) store.
 	return m
 }
 
-// Join adds a member (leader only; a follower answers store.ErrNotLeader
-// and the HTTP layer forwards). Re-joining with the same id and address is
+// Join adds a member (leader only: the router sends join requests to the
+// leader, and a member that lost leadership since answers
+// store.ErrNotLeader). Re-joining with the same id and address is
 // a no-op success; with another address the old entry is replaced.
-func (c *Cluster) Join(ctx context.Context, m store.Member) error {
+func (c *Cluster) Join(ctx context.Context, m wire.Member) error {
 	if m.ID == "" || m.RaftAddr == "" {
 		return errors.New("join: id and raft_addr are required")
 	}
-	// Remember the addresses even on a follower: it may forward to this
-	// member before gossip has spread its metadata.
+	// Remember the addresses on any member: it may forward to this member
+	// before gossip has spread its metadata.
 	c.peers.learn(nodeMeta{ID: m.ID, HTTP: m.HTTPAddr, Raft: m.RaftAddr, Gossip: m.GossipAddr, Zone: m.Zone})
-	if !c.st.IsLeader() {
+	if !c.st.RaftStatus().Leading() {
 		return fmt.Errorf("join %s: %w", m.ID, store.ErrNotLeader)
 	}
 	c.mu.Lock()
@@ -141,12 +142,12 @@ func (c *Cluster) ensureServer(ctx context.Context, id, raftAddr string, voter b
 		return fmt.Errorf("read raft configuration: %w", err)
 	}
 	for _, s := range servers {
-		sid, saddr := string(s.ID), string(s.Address)
+		sid, saddr := s.ID, s.Address
 		switch {
 		case sid == id && saddr == raftAddr:
-			if voter && s.Suffrage != raft.Voter {
+			if voter && !s.Voter {
 				c.log.Info("promoting member to voter", "id", id, "reason", reason)
-				if err := c.st.AddVoter(ctx, id, raftAddr); err != nil {
+				if err := c.st.AddServer(ctx, store.Server{ID: id, Address: raftAddr, Voter: true}); err != nil {
 					return fmt.Errorf("promote to voter: %w", err)
 				}
 			}
@@ -172,11 +173,7 @@ func (c *Cluster) ensureServer(ctx context.Context, id, raftAddr string, voter b
 		}
 	}
 	c.log.Info("adding member", "id", id, "raft", raftAddr, "voter", voter, "reason", reason)
-	add := c.st.AddNonvoter
-	if voter {
-		add = c.st.AddVoter
-	}
-	if err := add(ctx, id, raftAddr); err != nil {
+	if err := c.st.AddServer(ctx, store.Server{ID: id, Address: raftAddr, Voter: voter}); err != nil {
 		return fmt.Errorf("add %s at %s: %w", id, raftAddr, err)
 	}
 	return nil
@@ -186,19 +183,19 @@ func (c *Cluster) ensureServer(ctx context.Context, id, raftAddr string, voter b
 // first hands leadership to another voter, then asks the new leader to
 // remove it (removeSelfViaNewLeader). The only voter cannot be removed.
 func (c *Cluster) Remove(ctx context.Context, id string) error {
-	if !c.st.IsLeader() {
+	if !c.st.RaftStatus().Leading() {
 		return fmt.Errorf("remove %s: %w", id, store.ErrNotLeader)
 	}
 	servers, err := c.st.Servers()
 	if err != nil {
 		return fmt.Errorf("remove %s: read raft configuration: %w", id, err)
 	}
-	var target *raft.Server
+	var target *store.Server
 	otherVoters := 0
 	for i, s := range servers {
-		if string(s.ID) == id {
+		if s.ID == id {
 			target = &servers[i]
-		} else if s.Suffrage == raft.Voter {
+		} else if s.Voter {
 			otherVoters++
 		}
 	}
@@ -236,7 +233,8 @@ func (c *Cluster) removeSelfViaNewLeader(ctx context.Context) error {
 	deadline := time.Now().Add(c.cfg.LeaderWait)
 	var newLeader, addr string
 	for {
-		lid, raftAddr := c.st.Leader()
+		rs := c.st.RaftStatus()
+		lid, raftAddr := rs.LeaderID, rs.LeaderAddr
 		if lid != "" && lid != id {
 			if a, ok := c.leaderHTTPAddr(lid, raftAddr); ok {
 				newLeader, addr = lid, a
@@ -256,9 +254,7 @@ func (c *Cluster) removeSelfViaNewLeader(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
-	if tok := c.adminToken(); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
+	c.setMemberAuth(req, true)
 	req.Header.Set(ForwardedHeader, id)
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -280,7 +276,7 @@ func (c *Cluster) removeSelfViaNewLeader(ctx context.Context) error {
 
 // TransferLeadership hands leadership to id, or to any voter if id is "".
 func (c *Cluster) TransferLeadership(ctx context.Context, id string) error {
-	if !c.st.IsLeader() {
+	if !c.st.RaftStatus().Leading() {
 		return fmt.Errorf("transfer leadership: %w", store.ErrNotLeader)
 	}
 	servers, err := c.st.Servers()
@@ -288,12 +284,12 @@ func (c *Cluster) TransferLeadership(ctx context.Context, id string) error {
 		return fmt.Errorf("transfer leadership: read raft configuration: %w", err)
 	}
 	otherVoters := 0
-	var target *raft.Server
+	var target *store.Server
 	for i, s := range servers {
-		if string(s.ID) == id {
+		if s.ID == id {
 			target = &servers[i]
 		}
-		if s.Suffrage == raft.Voter && string(s.ID) != c.cfg.ID {
+		if s.Voter && s.ID != c.cfg.ID {
 			otherVoters++
 		}
 	}
@@ -302,7 +298,7 @@ func (c *Cluster) TransferLeadership(ctx context.Context, id string) error {
 		return nil // already the leader
 	case id != "" && target == nil:
 		return fmt.Errorf("transfer leadership to %s: %w", id, store.ErrMemberNotFound)
-	case id != "" && target.Suffrage != raft.Voter:
+	case id != "" && !target.Voter:
 		return fmt.Errorf("transfer leadership to %s: it is not a voter", id)
 	case otherVoters == 0:
 		return errors.New("transfer leadership: there is no other voter")

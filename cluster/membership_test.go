@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -19,7 +20,7 @@ func TestJoinOnFollowerIsNotLeaderButRemembersAddresses(t *testing.T) {
 	st := newFakeStore("f")
 	st.setLeader(false, "L", "raft-L")
 	c := newFakeCluster(t, st, nil)
-	err := c.Join(context.Background(), store.Member{ID: "n", RaftAddr: "raft-n", HTTPAddr: "http-n", Zone: "z"})
+	err := c.Join(context.Background(), wire.Member{ID: "n", RaftAddr: "raft-n", HTTPAddr: "http-n", Zone: "z"})
 	if !errors.Is(err, store.ErrNotLeader) {
 		t.Fatalf("Join on a follower: %v, want ErrNotLeader", err)
 	}
@@ -38,21 +39,21 @@ func TestJoinOnLeader(t *testing.T) {
 	c := newFakeCluster(t, st, nil)
 	ctx := context.Background()
 	steps := []struct {
-		m    store.Member
+		m    wire.Member
 		want []string
 	}{
 		// Same id and address: no-op.
-		{store.Member{ID: "b", RaftAddr: "raft-b", Voter: true}, nil},
+		{wire.Member{ID: "b", RaftAddr: "raft-b", Voter: true}, nil},
 		// New member, voter.
-		{store.Member{ID: "c", RaftAddr: "raft-c", Voter: true}, []string{"add-voter c raft-c"}},
+		{wire.Member{ID: "c", RaftAddr: "raft-c", Voter: true}, []string{"add-voter c raft-c"}},
 		// New member, non-voter.
-		{store.Member{ID: "d", RaftAddr: "raft-d"}, []string{"add-nonvoter d raft-d"}},
+		{wire.Member{ID: "d", RaftAddr: "raft-d"}, []string{"add-nonvoter d raft-d"}},
 		// Existing non-voter asking to vote: promoted.
-		{store.Member{ID: "n", RaftAddr: "raft-n", Voter: true}, []string{"add-voter n raft-n"}},
+		{wire.Member{ID: "n", RaftAddr: "raft-n", Voter: true}, []string{"add-voter n raft-n"}},
 		// Same id, another address: removed and re-added.
-		{store.Member{ID: "b", RaftAddr: "raft-b2", Voter: true}, []string{"remove b", "add-voter b raft-b2"}},
+		{wire.Member{ID: "b", RaftAddr: "raft-b2", Voter: true}, []string{"remove b", "add-voter b raft-b2"}},
 		// Another id at an address in use: the stale id goes.
-		{store.Member{ID: "e", RaftAddr: "raft-c", Voter: true}, []string{"remove c", "add-voter e raft-c"}},
+		{wire.Member{ID: "e", RaftAddr: "raft-c", Voter: true}, []string{"remove c", "add-voter e raft-c"}},
 	}
 	var want []string
 	for _, s := range steps {
@@ -64,10 +65,10 @@ func TestJoinOnLeader(t *testing.T) {
 			t.Fatalf("after Join %+v: calls %v, want %v", s.m, calls, want)
 		}
 	}
-	if err := c.Join(ctx, store.Member{ID: "x", RaftAddr: "127.0.0.1:2"}); err == nil {
+	if err := c.Join(ctx, wire.Member{ID: "x", RaftAddr: "127.0.0.1:2"}); err == nil {
 		t.Fatal("joined a new id at the leader's own raft address")
 	}
-	if err := c.Join(ctx, store.Member{ID: "", RaftAddr: "raft-z"}); err == nil {
+	if err := c.Join(ctx, wire.Member{ID: "", RaftAddr: "raft-z"}); err == nil {
 		t.Fatal("joined without an id")
 	}
 }
@@ -93,7 +94,7 @@ func TestRemove(t *testing.T) {
 		t.Fatalf("no tombstone for b: %+v", c.tombstones)
 	}
 	// A later Join of b lifts the tombstone.
-	if err := c.Join(ctx, store.Member{ID: "b", RaftAddr: "raft-b", Voter: true}); err != nil {
+	if err := c.Join(ctx, wire.Member{ID: "b", RaftAddr: "raft-b", Voter: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := c.tombstones["b"]; ok {
@@ -192,7 +193,7 @@ func TestStatusMergesRaftAndGossip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []store.Member{
+	want := []wire.Member{
 		{ID: "a", RaftAddr: "raft-a", HTTPAddr: "http-a", GossipAddr: "g-a", Zone: "za", Voter: true, State: "leader", LastContactMs: 0},
 		{ID: "b", RaftAddr: "127.0.0.1:2", HTTPAddr: "127.0.0.1:8002", GossipAddr: "127.0.0.1:0", Zone: "zb", Voter: true, State: "follower", LastContactMs: 470},
 		{ID: "c", RaftAddr: "raft-c", HTTPAddr: "http-c", Zone: "zc", Voter: true, State: "follower", LastContactMs: 50},
@@ -266,7 +267,7 @@ func TestJoinFallsBackToGossipThroughAnHTTPMember(t *testing.T) {
 			w.WriteHeader(int(postCode.Load()))
 			_, _ = w.Write([]byte(`{"status":"no-leader","errors":[]}`))
 		case r.Method == http.MethodGet && r.URL.Path == "/v1/cluster":
-			_ = json.NewEncoder(w).Encode(store.ClusterStatus{Members: []store.Member{{ID: "x", GossipAddr: x.GossipAddr(), HTTPAddr: "127.0.0.1:1", RaftAddr: "127.0.0.1:2"}}})
+			_ = json.NewEncoder(w).Encode(wire.ClusterStatus{Members: []wire.Member{{ID: "x", GossipAddr: x.GossipAddr(), HTTPAddr: "127.0.0.1:1", RaftAddr: "127.0.0.1:2"}}})
 		default:
 			w.WriteHeader(http.StatusNotFound)
 		}

@@ -22,8 +22,9 @@ func ceilRate(capacity, rateNano int64) int64 {
 
 // loadLess reports whether a's load/capacity is below b's, compared
 // exactly by cross-multiplying in 128 bits. Loads and capacities are never
-// negative. A zero capacity only reaches here under SkipCapacityCheck; the
-// comparison is still a deterministic total preorder there.
+// negative. A zero capacity only reaches here under the seeded bug
+// skipCapacityCheck; the comparison is still a deterministic total preorder
+// there.
 func loadLess(a, b *Node) bool {
 	ah, al := bits.Mul64(uint64(a.CurrentLoad), uint64(b.Capacity))
 	bh, bl := bits.Mul64(uint64(b.CurrentLoad), uint64(a.Capacity))
@@ -70,12 +71,12 @@ func (s *splitmix64) below(n uint64) uint64 {
 // fall back to a heap slice.
 const maxSpreadStack = 32
 
-// chooseNode runs SPEC §3 for sv without mutating anything. It returns the
+// chooseNode runs docs/spec.md §3 for sv without mutating anything. It returns the
 // index of the chosen node in sv.nodes and, when capacity had to be
 // released, the availability of every node after the release (nil
 // otherwise). The caller commits both with commitChoice.
-func chooseNode(sv *svcState, seed uint64, skipCapacityCheck bool) (int, []int64, *Error) {
-	if idx := pickCandidate(sv, nil, seed, skipCapacityCheck); idx >= 0 {
+func chooseNode(sv *svcState, seed uint64) (int, []int64, *Error) {
+	if idx := pickCandidate(sv, nil, seed); idx >= 0 {
 		return idx, nil, nil
 	}
 	released := make([]int64, len(sv.nodes))
@@ -101,7 +102,7 @@ func chooseNode(sv *svcState, seed uint64, skipCapacityCheck bool) (int, []int64
 		}
 	}
 	if releasedAny {
-		if idx := pickCandidate(sv, released, seed, skipCapacityCheck); idx >= 0 {
+		if idx := pickCandidate(sv, released, seed); idx >= 0 {
 			return idx, released, nil
 		}
 	}
@@ -110,7 +111,7 @@ func chooseNode(sv *svcState, seed uint64, skipCapacityCheck bool) (int, []int64
 
 // pickCandidate returns the chosen candidate index or -1. available
 // overrides the nodes' Available when non-nil.
-func pickCandidate(sv *svcState, available []int64, seed uint64, skipCapacityCheck bool) int {
+func pickCandidate(sv *svcState, available []int64, seed uint64) int {
 	isCandidate := func(i int) bool {
 		nd := &sv.nodes[i]
 		avail := nd.Available
@@ -153,7 +154,7 @@ func pickCandidate(sv *svcState, available []int64, seed uint64, skipCapacityChe
 }
 
 // commitChoice applies a chooseNode outcome: the release (if any), then the
-// allocation counters of SPEC §3.
+// allocation counters of docs/spec.md §3.
 func commitChoice(sv *svcState, idx int, released []int64) {
 	for i, v := range released {
 		sv.nodes[i].Available = v

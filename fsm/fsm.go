@@ -13,11 +13,6 @@ import (
 // behaviour. Every member of a cluster must use the same Options: they
 // change what Apply computes.
 type Options struct {
-	// SkipCapacityCheck: allocation ignores capacity > current_load
-	// (seeded bug "alloc-skip-capacity"), and capacity release keeps
-	// releasing ceil(capacity × rate) to full nodes. Chaos harness only.
-	SkipCapacityCheck bool
-
 	// IdempotencyTTLMs: an idempotency key is forgotten once the applied
 	// ts is more than this past the write that stored it. 0 = 1 hour.
 	IdempotencyTTLMs int64
@@ -129,7 +124,7 @@ func (f *FSM) publishLocked() {
 // for reads that must agree with each other.
 func (f *FSM) View() *View { return f.view.Load() }
 
-// LastTS is the last applied ts (SPEC §2) as readers see it.
+// LastTS is the last applied ts (docs/spec.md §2) as readers see it.
 func (f *FSM) LastTS() int64 { return f.View().LastTS() }
 
 // Fork returns an independent copy of the current state with the same

@@ -14,7 +14,7 @@ type userKey struct {
 
 // tracker carries what the invariants need to know about history: which
 // nodes an operator or an allowed placement may have pushed past the
-// counting rules (SPEC §1, invariants 3 and 4), and each user's last
+// counting rules (docs/spec.md §1, invariants 3 and 4), and each user's last
 // generation / keys_changed_at (invariant 6).
 type tracker struct {
 	handLoad  map[int64]bool // current_load set by hand: invariant 3 does not apply
@@ -83,7 +83,7 @@ func keyOrder(v int64) int64 {
 	return v
 }
 
-// invariantViolations recomputes every invariant of SPEC §1 and every
+// invariantViolations recomputes every invariant of docs/spec.md §1 and every
 // internal index from scratch and returns what is broken.
 func invariantViolations(f *FSM, tr *tracker) []string {
 	f.mu.Lock()

@@ -182,7 +182,7 @@ func (s *state) serviceNode(cmd *Command) (*svcState, int, *Error) {
 	return sv, idx, nil
 }
 
-// nodeUpdateRejects lists fields a node update must not carry (SPEC §4:
+// nodeUpdateRejects lists fields a node update must not carry (docs/spec.md §4:
 // "any other field is a bad request").
 func nodeUpdateRejects(cmd *Command) *Error {
 	var field string
@@ -289,7 +289,7 @@ func (s *state) unassignNode(cmd *Command, now int64, remove bool) Result {
 type placement int
 
 const (
-	placeChoose   placement = iota // SPEC §3: load+1, available−1
+	placeChoose   placement = iota // docs/spec.md §3: load+1, available−1
 	placeExplicit                  // allocate with a named node: load+1, available−1, capacity and flags ignored
 	placeSameNode                  // update / key change: load+1 only
 )
@@ -300,7 +300,7 @@ const (
 func (s *state) addRecord(sv *svcState, u *user, email string, r rec, nodeIdx int, how placement, cmd *Command, now int64, opts *Options) (*user, *Error) {
 	var released []int64
 	if how == placeChoose {
-		idx, rel, e := chooseNode(sv, cmd.Seed, opts.SkipCapacityCheck)
+		idx, rel, e := chooseNode(sv, cmd.Seed)
 		if e != nil {
 			return nil, e
 		}
@@ -420,7 +420,7 @@ func (s *state) allocate(cmd *Command, now int64, opts *Options) Result {
 		}
 	} else {
 		// Re-allocation after unassign / remove / replace carries the
-		// stored fields, not the given ones (SPEC §4).
+		// stored fields, not the given ones (docs/spec.md §4).
 		cur := u.current()
 		r = rec{generation: cur.generation, keysChangedAt: cur.keysChangedAt, clientState: cur.clientState}
 	}
@@ -462,7 +462,7 @@ func (s *state) updateUser(cmd *Command, now int64, opts *Options) Result {
 	}
 	// A retired user is never re-allocated and its generation is already
 	// the maximum: an update cannot change it (decision documented in
-	// DESIGN.md; SPEC §4 leaves it open).
+	// DESIGN.md; docs/spec.md §4 leaves it open).
 	if u.retired() {
 		return Result{User: s.userView(sv, u)}
 	}
@@ -583,7 +583,7 @@ func (s *state) login(cmd *Command, now int64, opts *Options) Result {
 	r := rec{generation: gen, keysChangedAt: kca, clientState: sharedClientState(cur.clientState, clientState)}
 	idx, how := -1, placeChoose
 	if cur.live() {
-		// Key change of a live user: stays on its node (SPEC §4 update).
+		// Key change of a live user: stays on its node (docs/spec.md §4 update).
 		idx, how = s.placeOnCurrentNode(sv, cur)
 	}
 	nu, e := s.addRecord(sv, u, cmd.Email, r, idx, how, cmd, now, opts)
@@ -703,7 +703,7 @@ func (s *state) deleteRecord(cmd *Command) Result {
 	if idx := sv.nodeIndex(u.recs[i].nodeID); idx >= 0 {
 		nd := &sv.nodes[idx]
 		// Clamped: an operator may have set the counters by hand, and
-		// neither may go negative (SPEC §1 invariant 5).
+		// neither may go negative (docs/spec.md §1 invariant 5).
 		nd.CurrentLoad = max(nd.CurrentLoad-1, 0)
 		avail := nd.Available
 		if avail < math.MaxInt64 {

@@ -199,7 +199,7 @@ func cmpInt64(a, b int64) int {
 // of goroutines may read it without a lock while the FSM moves on.
 type View struct{ st *state }
 
-// LastTS is the last ts applied in this state (SPEC §2).
+// LastTS is the last ts applied in this state (docs/spec.md §2).
 func (v *View) LastTS() int64 { return v.st.lastTS }
 
 // The FSM's Reader methods read the latest View.

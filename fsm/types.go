@@ -5,14 +5,14 @@ import (
 	"math"
 )
 
-// MaxGeneration marks a retired user (SPEC §1).
+// MaxGeneration marks a retired user (docs/spec.md §1).
 const MaxGeneration int64 = math.MaxInt64
 
 // Null is the in-memory encoding of an absent nullable int64
 // (keys_changed_at, replaced_at). Valid values are never negative.
 const Null int64 = math.MinInt64
 
-// Status values of SPEC §4–5. They are the `status` of API error bodies.
+// Status values of docs/spec.md §4–5. They are the `status` of API error bodies.
 const (
 	StatusNotFound             = "not-found"
 	StatusConflict             = "conflict"
@@ -40,7 +40,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.Status, e.Msg)
 }
 
-// Service is one {app}-{version} (SPEC §1).
+// Service is one {app}-{version} (docs/spec.md §1).
 type Service struct {
 	ID            int64
 	Name          string
@@ -50,7 +50,7 @@ type Service struct {
 	Spread        int64
 }
 
-// Node is a storage server of a service (SPEC §1).
+// Node is a storage server of a service (docs/spec.md §1).
 type Node struct {
 	ID          int64
 	Service     string
@@ -62,7 +62,7 @@ type Node struct {
 	Backoff     bool
 }
 
-// Record is one stored assignment epoch of a user (SPEC §1), as returned by
+// Record is one stored assignment epoch of a user (docs/spec.md §1), as returned by
 // reads. NodeURL is "" and NodeDowned false when the node was removed.
 type Record struct {
 	UID           int64
@@ -78,7 +78,7 @@ type Record struct {
 	ReplacedAt    int64 // Null while current
 }
 
-// User is the current record of a user plus derived fields (SPEC §1).
+// User is the current record of a user plus derived fields (docs/spec.md §1).
 type User struct {
 	Record
 	APIEndpoint     string   // "" when the node was removed
@@ -128,13 +128,13 @@ func SomeBool(v bool) OptBool       { return OptBool{true, v} }
 
 // Command is one state-machine command. It is flat: each Op reads the fields
 // it documents and ignores the rest. TS and Seed are stamped by the proposer
-// (SPEC §2); the fsm never reads a clock or a random source.
+// (docs/spec.md §2); the fsm never reads a clock or a random source.
 type Command struct {
 	Op   Op
 	TS   int64  // proposer's wall clock, ms since epoch
 	Seed uint64 // for spread > 1
 
-	// Exactly-once writes (SPEC §6): when IdempotencyKey != "", the fsm
+	// Exactly-once writes (docs/spec.md §6): when IdempotencyKey != "", the fsm
 	// remembers (key → RequestHash, Result) for a bounded window; a repeat
 	// with the same hash returns the stored Result, with another hash a
 	// conflict error.
@@ -185,7 +185,7 @@ type Result struct {
 	Repeated bool
 }
 
-// OldRecordsQuery is the purge job's listing (SPEC §4 "old records").
+// OldRecordsQuery is the purge job's listing (docs/spec.md §4 "old records").
 type OldRecordsQuery struct {
 	Service string
 	Now     int64 // caller's clock; reads are not commands

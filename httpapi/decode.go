@@ -13,7 +13,7 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 )
 
-// MaxBodyBytes is the largest request body accepted (API.md: over 64 KiB is
+// MaxBodyBytes is the largest request body accepted (docs/api.md: over 64 KiB is
 // 400 bad-request).
 const MaxBodyBytes = 64 << 10
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -33,19 +34,12 @@ const (
 	LocationHeader      = "header"
 )
 
-// ErrorDetail is one entry of an error body's "errors" list.
-type ErrorDetail struct {
-	Location    string `json:"location"`
-	Name        string `json:"name"`
-	Description string `json:"description"`
-}
-
-// ErrorBody is the body of every non-2xx answer. It has the token server's
-// shape so that a front end can relay it unchanged.
-type ErrorBody struct {
-	Status string        `json:"status"`
-	Errors []ErrorDetail `json:"errors"`
-}
+// ErrorDetail and ErrorBody are the error body of every non-2xx answer,
+// declared in package wire.
+type (
+	ErrorDetail = wire.ErrorDetail
+	ErrorBody   = wire.ErrorBody
+)
 
 // httpStatusForFSM maps a state-machine status to an HTTP code. The same
 // status means different things on different routes: a rejected client
@@ -62,7 +56,7 @@ func httpStatusForFSM(status string, routeName string) (int, bool) {
 	case fsm.StatusNoNodeAvailable:
 		return http.StatusServiceUnavailable, true
 	case fsm.StatusInvalidClientState:
-		if routeName == routeLogin {
+		if routeName == routeLogin || routeName == routeToken {
 			return http.StatusUnauthorized, true
 		}
 		return http.StatusConflict, true

@@ -49,33 +49,33 @@ func TestFSMErrorMapping(t *testing.T) {
 		wantDetail ErrorDetail
 	}{
 		{"not-found service", allocate, fsm.Error{Status: fsm.StatusNotFound, Field: "service", Msg: "no such service"},
-			404, ErrorDetail{LocationPath, "service", "no such service"}},
+			404, ErrorDetail{Location: LocationPath, Name: "service", Description: "no such service"}},
 		{"not-found node given", allocate, fsm.Error{Status: fsm.StatusNotFound, Field: "node", Msg: "no such node"},
-			404, ErrorDetail{LocationBody, "node", "no such node"}},
+			404, ErrorDetail{Location: LocationBody, Name: "node", Description: "no such node"}},
 		{"not-found without field names the route's subject", login, fsm.Error{Status: fsm.StatusNotFound, Msg: "gone"},
-			404, ErrorDetail{LocationPath, "email", "gone"}},
+			404, ErrorDetail{Location: LocationPath, Name: "email", Description: "gone"}},
 		{"conflict on delete service", delService, fsm.Error{Status: fsm.StatusConflict, Field: "service", Msg: "has nodes"},
-			409, ErrorDetail{LocationPath, "service", "has nodes"}},
+			409, ErrorDetail{Location: LocationPath, Name: "service", Description: "has nodes"}},
 		{"unknown node id names the path", getNode, fsm.Error{Status: fsm.StatusNotFound, Field: "node", Msg: "no node 3"},
-			404, ErrorDetail{LocationPath, "id", "no node 3"}},
+			404, ErrorDetail{Location: LocationPath, Name: "id", Description: "no node 3"}},
 		{"duplicate node", addNode, fsm.Error{Status: fsm.StatusConflict, Field: "node", Msg: "exists"},
-			409, ErrorDetail{LocationBody, "node", "exists"}},
+			409, ErrorDetail{Location: LocationBody, Name: "node", Description: "exists"}},
 		{"bad-request from fsm", allocate, fsm.Error{Status: fsm.StatusBadRequest, Field: "email", Msg: "bad"},
-			400, ErrorDetail{LocationBody, "email", "bad"}},
+			400, ErrorDetail{Location: LocationBody, Name: "email", Description: "bad"}},
 		{"no-node-available", allocate, fsm.Error{Status: fsm.StatusNoNodeAvailable, Field: "service", Msg: "full"},
-			503, ErrorDetail{LocationPath, "service", "full"}},
+			503, ErrorDetail{Location: LocationPath, Name: "service", Description: "full"}},
 		{"invalid-client-state on login is 401", login, fsm.Error{Status: fsm.StatusInvalidClientState, Field: "client_state", Reason: "stale value", Msg: "x"},
-			401, ErrorDetail{LocationBody, "client_state", "Unacceptable client-state value stale value"}},
+			401, ErrorDetail{Location: LocationBody, Name: "client_state", Description: "Unacceptable client-state value stale value"}},
 		{"invalid-client-state on PATCH is 409", patch, fsm.Error{Status: fsm.StatusInvalidClientState, Field: "client_state", Reason: "stale value", Msg: "x"},
-			409, ErrorDetail{LocationBody, "client_state", "Unacceptable client-state value stale value"}},
+			409, ErrorDetail{Location: LocationBody, Name: "client_state", Description: "Unacceptable client-state value stale value"}},
 		{"invalid-generation", login, fsm.Error{Status: fsm.StatusInvalidGeneration, Field: "generation", Msg: "too old"},
-			401, ErrorDetail{LocationBody, "generation", "too old"}},
+			401, ErrorDetail{Location: LocationBody, Name: "generation", Description: "too old"}},
 		{"invalid-keysChangedAt", login, fsm.Error{Status: fsm.StatusInvalidKeysChangedAt, Field: "keys_changed_at", Msg: "too old"},
-			401, ErrorDetail{LocationBody, "keys_changed_at", "too old"}},
+			401, ErrorDetail{Location: LocationBody, Name: "keys_changed_at", Description: "too old"}},
 		{"new-users-disabled", login, fsm.Error{Status: fsm.StatusNewUsersDisabled, Field: "service", Msg: "closed"},
-			403, ErrorDetail{LocationPath, "service", "closed"}},
+			403, ErrorDetail{Location: LocationPath, Name: "service", Description: "closed"}},
 		{"unknown status is a logged 500", login, fsm.Error{Status: "weird", Msg: "?"},
-			500, ErrorDetail{LocationPath, "email", "?"}},
+			500, ErrorDetail{Location: LocationPath, Name: "email", Description: "?"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,7 +123,7 @@ func TestStoreErrorMapping(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.err.Error(), func(t *testing.T) {
-			e := newEnv(t, func(c *Config) { c.Forwarder = nil })
+			e := newEnv(t, func(c *Config) { c.Router = nil })
 			e.store.ApplyErr = tc.err
 			e.store.ReadErr = tc.err
 			check := func(r response, code int, status string) {
@@ -150,21 +150,55 @@ func TestStoreErrorMapping(t *testing.T) {
 	}
 }
 
-// TestForwarding: not-leader is relayed once to the leader with the body
-// as read; a request already forwarded, or a member without a Forwarder,
-// answers 503 not-leader.
-func TestForwarding(t *testing.T) {
+// TestRouting: the Router decides before anything is parsed or proposed.
+// Writes and membership changes need the leader, default reads the
+// leader's state; stale and linearizable reads and the cluster status are
+// served anywhere. A relayed request never reaches this member's store, not
+// even when it is malformed (the leader parses it). A not-leader answer
+// from the store after the Router chose this member is answered, not
+// forwarded: leadership moved in between.
+func TestRouting(t *testing.T) {
 	body := `{"email":"a@b.c","generation":3}`
-	t.Run("write forwarded with body", func(t *testing.T) {
+	t.Run("placement per route", func(t *testing.T) {
+		cases := []struct {
+			method, path string
+			want         store.Placement
+		}{
+			{http.MethodPost, "/v1/services/sync-1.5/users", store.OnLeader},
+			{http.MethodPut, "/v1/services/sync-1.5", store.OnLeader},
+			{http.MethodDelete, "/v1/cluster/members/m2", store.OnLeader},
+			{http.MethodPost, "/v1/cluster/leader", store.OnLeader},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c", store.OnLeaderIfKnown},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=default", store.OnLeaderIfKnown},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=linearizable", store.AnyMember},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=stale", store.AnyMember},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=bogus", store.AnyMember},
+			{http.MethodGet, "/v1/cluster", store.AnyMember},
+		}
+		for _, tc := range cases {
+			e := newEnv(t)
+			e.do(tc.method, tc.path, "")
+			calls := e.router.Calls()
+			if len(calls) != 1 || calls[0].Where != tc.want {
+				t.Errorf("%s %s: routed %+v, want one decision %v", tc.method, tc.path, calls, tc.want)
+			}
+		}
 		e := newEnv(t)
-		e.store.ApplyErr = fmt.Errorf("propose: %w", store.ErrNotLeader)
+		e.do(http.MethodGet, "/healthz", "")
+		if calls := e.router.Calls(); len(calls) != 0 {
+			t.Errorf("healthz was routed: %+v", calls)
+		}
+	})
+	t.Run("write relayed with body, nothing proposed here", func(t *testing.T) {
+		e := newEnv(t)
+		e.router.Follower = true
 		r := e.do(http.MethodPost, "/v1/services/sync-1.5/users", body, "Authorization", "Bearer t", HeaderIdempotencyKey, "k1")
 		if r.code != http.StatusOK || r.header.Get("X-Fake-Forwarded") != "1" {
 			t.Fatalf("not forwarded: %d %s", r.code, r.body)
 		}
-		calls := e.fwd.Calls()
+		calls := e.router.Relayed()
 		if len(calls) != 1 {
-			t.Fatalf("%d forwards", len(calls))
+			t.Fatalf("%d relays", len(calls))
 		}
 		c := calls[0]
 		if c.Method != http.MethodPost || c.Path != "/v1/services/sync-1.5/users" || string(c.Body) != body ||
@@ -174,42 +208,59 @@ func TestForwarding(t *testing.T) {
 		if r.header.Get(HeaderIndex) != "" {
 			t.Fatalf("the relay must carry the leader's headers only, got local %s=%q", HeaderIndex, r.header.Get(HeaderIndex))
 		}
-	})
-	t.Run("default read forwarded", func(t *testing.T) {
-		e := newEnv(t)
-		e.store.ReadErr = store.ErrNotLeader
-		r := e.do(http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c", "")
-		if r.header.Get("X-Fake-Forwarded") != "1" || len(e.fwd.Calls()) != 1 {
-			t.Fatalf("read not forwarded: %d %s", r.code, r.body)
+		if cmds := e.store.Commands(); len(cmds) != 0 {
+			t.Fatalf("a relayed write was also proposed here: %+v", cmds)
 		}
 	})
-	t.Run("already forwarded", func(t *testing.T) {
+	t.Run("malformed write relayed unparsed", func(t *testing.T) {
 		e := newEnv(t)
-		e.store.ApplyErr = store.ErrNotLeader
-		r := e.do(http.MethodPost, "/v1/services/sync-1.5/users", body, HeaderForwarded, "m2")
+		e.router.Follower = true
+		r := e.do(http.MethodPost, "/v1/services/sync-1.5/users", `{"email":`)
+		if r.header.Get("X-Fake-Forwarded") != "1" || len(e.store.Commands()) != 0 {
+			t.Fatalf("code %d %s; commands %d", r.code, r.body, len(e.store.Commands()))
+		}
+	})
+	t.Run("unauthorized is refused before routing", func(t *testing.T) {
+		e := newEnv(t, func(c *Config) { c.APIToken = "secret" })
+		e.router.Follower = true
+		r := e.do(http.MethodPost, "/v1/services/sync-1.5/users", body)
+		if r.code != http.StatusUnauthorized || len(e.router.Calls()) != 0 {
+			t.Fatalf("code %d, routed %d", r.code, len(e.router.Calls()))
+		}
+	})
+	t.Run("default read relayed, stale read served here", func(t *testing.T) {
+		e := newEnv(t)
+		e.router.Follower = true
+		e.do(http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c", "")
+		if len(e.router.Relayed()) != 1 || len(e.store.Reads()) != 0 {
+			t.Fatalf("default read: relayed %d, read here %d", len(e.router.Relayed()), len(e.store.Reads()))
+		}
+		e.do(http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=stale", "")
+		if len(e.router.Relayed()) != 1 || len(e.store.Reads()) != 1 {
+			t.Fatalf("stale read: relayed %d, read here %d", len(e.router.Relayed()), len(e.store.Reads()))
+		}
+	})
+	t.Run("leadership moved after routing", func(t *testing.T) {
+		e := newEnv(t)
+		e.store.ApplyErr = fmt.Errorf("propose: %w", store.ErrNotLeader)
+		r := e.do(http.MethodPost, "/v1/services/sync-1.5/users", body)
 		if r.code != http.StatusServiceUnavailable || r.errorBody(t).Status != StatusNotLeader || r.header.Get("Retry-After") != "1" {
 			t.Fatalf("code %d: %s", r.code, r.body)
 		}
-		if len(e.fwd.Calls()) != 0 {
-			t.Fatalf("a forwarded request was forwarded again")
+		if len(e.store.Commands()) != 1 || len(e.router.Relayed()) != 0 {
+			t.Fatalf("proposed %d times, relayed %d times; want 1 and 0", len(e.store.Commands()), len(e.router.Relayed()))
+		}
+		e.store.ReadErr = store.ErrNotLeader
+		if r := e.do(http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c", ""); r.code != http.StatusServiceUnavailable || r.errorBody(t).Status != StatusNotLeader {
+			t.Fatalf("read: code %d: %s", r.code, r.body)
 		}
 	})
-	t.Run("no forwarder", func(t *testing.T) {
-		e := newEnv(t, func(c *Config) { c.Forwarder = nil })
+	t.Run("no router", func(t *testing.T) {
+		e := newEnv(t, func(c *Config) { c.Router = nil })
 		e.store.ApplyErr = store.ErrNotLeader
 		r := e.do(http.MethodPost, "/v1/services/sync-1.5/users", body)
 		if r.code != http.StatusServiceUnavailable || r.errorBody(t).Status != StatusNotLeader {
 			t.Fatalf("code %d: %s", r.code, r.body)
-		}
-	})
-	t.Run("other errors are not forwarded", func(t *testing.T) {
-		e := newEnv(t)
-		e.store.ApplyErr = store.ErrUnknownOutcome
-		if r := e.do(http.MethodPost, "/v1/services/sync-1.5/users", body); r.code != http.StatusGatewayTimeout {
-			t.Fatalf("code %d", r.code)
-		}
-		if len(e.fwd.Calls()) != 0 {
-			t.Fatalf("unknown outcome was forwarded (a retry in disguise)")
 		}
 	})
 }

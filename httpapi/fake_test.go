@@ -24,18 +24,18 @@ type testEnv struct {
 	t       *testing.T
 	store   *fake.Store
 	cluster *fake.Cluster
-	fwd     *fake.Forwarder
+	router  *fake.Router
 	srv     *Server
 	logs    *bytes.Buffer
 }
 
 // newEnv builds a Server on fakes. edit may change the Config (tokens, nil
-// Cluster/Forwarder) before the Server is built.
+// Cluster/Router) before the Server is built.
 func newEnv(t *testing.T, edit ...func(*Config)) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, store: fake.NewStore(), cluster: &fake.Cluster{}, fwd: &fake.Forwarder{}, logs: &bytes.Buffer{}}
+	e := &testEnv{t: t, store: fake.NewStore(), cluster: &fake.Cluster{}, router: &fake.Router{}, logs: &bytes.Buffer{}}
 	cfg := Config{
-		Store: e.store, Cluster: e.cluster, Forwarder: e.fwd,
+		Store: e.store, Cluster: e.cluster, Router: e.router,
 		Logger: hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Debug}),
 		Now:    func() time.Time { return testNow },
 	}

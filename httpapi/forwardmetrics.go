@@ -5,17 +5,19 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wimms-dev/wimms/store"
 )
 
-// countingForwarder counts the requests this member relays to the leader,
-// by route template and the leader's status code: a steady stream means
+// countingRouter counts the requests this member relays to the leader, by
+// route template and the status code answered: a steady stream means
 // clients talk to followers (fine, but it costs a hop).
-type countingForwarder struct {
-	next      Forwarder
+type countingRouter struct {
+	next      Router
 	forwarded *prometheus.CounterVec
 }
 
-func newCountingForwarder(next Forwarder, reg *prometheus.Registry) (Forwarder, error) {
+func newCountingRouter(next Router, reg *prometheus.Registry) (Router, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wimms_http_forwarded_requests_total",
 		Help: "Requests this member relayed to the leader, by route template and the status code answered.",
@@ -24,15 +26,18 @@ func newCountingForwarder(next Forwarder, reg *prometheus.Registry) (Forwarder, 
 	if err != nil {
 		return nil, err
 	}
-	return &countingForwarder{next: next, forwarded: c}, nil
+	return &countingRouter{next: next, forwarded: c}, nil
 }
 
-func (f *countingForwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte) {
+func (f *countingRouter) Route(w http.ResponseWriter, r *http.Request, body []byte, where store.Placement) bool {
 	rec := &statusRecorder{ResponseWriter: w}
-	f.next.Forward(rec, r, body)
+	if !f.next.Route(rec, r, body, where) {
+		return false
+	}
 	code := rec.code
 	if !rec.wroteHeader {
 		code = http.StatusOK
 	}
 	f.forwarded.WithLabelValues(routeLabel(r), strconv.Itoa(code)).Inc()
+	return true
 }

@@ -5,7 +5,7 @@ import (
 	"sort"
 
 	"github.com/wimms-dev/wimms/fsm"
-	"github.com/wimms-dev/wimms/store"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // ---- services ----
@@ -39,10 +39,10 @@ func (s *Server) listServices(rq *request) {
 	if rq.invalid() {
 		return
 	}
-	var out []ServiceJSON
+	var out []wire.Service
 	if !rq.read(func(rd fsm.Reader) error {
 		list := rd.ListServices()
-		out = make([]ServiceJSON, 0, len(list))
+		out = make([]wire.Service, 0, len(list))
 		for _, svc := range list {
 			out = append(out, toServiceJSON(svc))
 		}
@@ -57,7 +57,7 @@ func (s *Server) getService(rq *request) {
 	if rq.invalid() {
 		return
 	}
-	var out ServiceJSON
+	var out wire.Service
 	if !rq.read(func(rd fsm.Reader) error {
 		svc, err := rd.GetService(rq.service)
 		out = toServiceJSON(svc)
@@ -115,13 +115,13 @@ func (s *Server) listNodes(rq *request) {
 	if rq.invalid() {
 		return
 	}
-	var out []NodeJSON
+	var out []wire.Node
 	if !rq.read(func(rd fsm.Reader) error {
 		nodes, err := rd.ListNodes(rq.service)
 		if err != nil {
 			return err
 		}
-		out = make([]NodeJSON, 0, len(nodes))
+		out = make([]wire.Node, 0, len(nodes))
 		for _, n := range nodes {
 			if filtered && n.URL != byURL {
 				continue
@@ -141,7 +141,7 @@ func (s *Server) getNode(rq *request) {
 	if rq.invalid() {
 		return
 	}
-	var out NodeJSON
+	var out wire.Node
 	if !rq.read(func(rd fsm.Reader) error {
 		n, err := rd.GetNode(rq.service, rq.nodeID)
 		out = toNodeJSON(n)
@@ -217,7 +217,7 @@ func (s *Server) getUser(rq *request) {
 	if rq.invalid() {
 		return
 	}
-	var out UserJSON
+	var out wire.User
 	if !rq.read(func(rd fsm.Reader) error {
 		u, err := rd.GetUser(rq.service, rq.email)
 		out = toUserJSON(u)
@@ -263,7 +263,7 @@ func (s *Server) login(rq *request) {
 		rq.internalError("login succeeded without a user")
 		return
 	}
-	rq.writeJSON(http.StatusOK, LoginJSON{UserJSON: toUserJSON(*res.User), FxaKid: res.FxaKid})
+	rq.writeJSON(http.StatusOK, wire.LoginResult{User: toUserJSON(*res.User), FxaKid: res.FxaKid})
 }
 
 func (s *Server) retire(rq *request) {
@@ -301,7 +301,7 @@ func (s *Server) records(rq *request) {
 	if rq.invalid() {
 		return
 	}
-	var out []RecordJSON
+	var out []wire.Record
 	if !rq.read(func(rd fsm.Reader) error {
 		rs, err := rd.Records(rq.service, rq.email)
 		out = toRecordsJSON(rs)
@@ -327,7 +327,7 @@ func (s *Server) oldRecords(rq *request) {
 		// Now − GraceMs matters to the reader, so shift both by 1 ms.
 		q.Now, q.GraceMs = now+1, 1
 	}
-	var out []RecordJSON
+	var out []wire.Record
 	if !rq.read(func(rd fsm.Reader) error {
 		rs, err := rd.OldRecords(q)
 		out = toRecordsJSON(rs)
@@ -363,7 +363,7 @@ func (s *Server) stats(rq *request) {
 	rq.writeJSON(http.StatusOK, map[string]int64{"users": st.Users, "records": st.Records, "nodes": st.Nodes})
 }
 
-// countUsers is SPEC's "count users", an addition to API.md.
+// countUsers is docs/spec.md §4 "count users", an addition to docs/api.md.
 func (s *Server) countUsers(rq *request) {
 	service, filtered := rq.query["service"]
 	if filtered {
@@ -415,7 +415,7 @@ func (s *Server) clusterStatus(rq *request) {
 	if rq.invalid() {
 		return
 	}
-	var st store.ClusterStatus
+	var st wire.ClusterStatus
 	if s.cluster == nil {
 		st = s.selfStatus()
 	} else {
@@ -427,34 +427,24 @@ func (s *Server) clusterStatus(rq *request) {
 		}
 	}
 	if st.Members == nil {
-		st.Members = []store.Member{}
+		st.Members = []wire.Member{}
 	}
 	rq.writeJSON(http.StatusOK, st)
 }
 
 // selfStatus describes a member running without cluster management (tests,
 // tools): only what Store.Meta knows, which has no term.
-func (s *Server) selfStatus() store.ClusterStatus {
+func (s *Server) selfStatus() wire.ClusterStatus {
 	m := s.store.Meta()
-	self := store.Member{ID: m.MemberID, Voter: true, State: "follower", LastContactMs: m.LastContactMs}
-	st := store.ClusterStatus{CommitIndex: m.Index, AppliedIndex: m.Index}
+	self := wire.Member{ID: m.MemberID, Voter: true, State: "follower", LastContactMs: m.LastContactMs}
+	st := wire.ClusterStatus{CommitIndex: m.Index, AppliedIndex: m.Index}
 	if m.KnownLeader && m.LastContactMs == 0 {
 		self.State = "leader"
 		leader := self
 		st.Leader = &leader
 	}
-	st.Members = []store.Member{self}
+	st.Members = []wire.Member{self}
 	return st
-}
-
-// joinAnswer echoes the member as it was added.
-type joinAnswer struct {
-	ID         string `json:"id"`
-	RaftAddr   string `json:"raft_addr"`
-	HTTPAddr   string `json:"http_addr"`
-	GossipAddr string `json:"gossip_addr,omitempty"`
-	Zone       string `json:"zone"`
-	Voter      bool   `json:"voter"`
 }
 
 func (s *Server) clusterJoin(rq *request) {
@@ -468,14 +458,15 @@ func (s *Server) clusterJoin(rq *request) {
 	if rq.invalid() || !rq.needCluster() {
 		return
 	}
-	m := store.Member{ID: id.V, RaftAddr: raftAddr.V, HTTPAddr: httpAddr.V, GossipAddr: gossipAddr.V,
+	m := wire.Member{ID: id.V, RaftAddr: raftAddr.V, HTTPAddr: httpAddr.V, GossipAddr: gossipAddr.V,
 		Zone: zone.V, Voter: !voter.Set || voter.V}
 	if err := s.cluster.Join(rq.r.Context(), m); err != nil {
 		rq.storeError(err)
 		return
 	}
-	rq.writeJSON(http.StatusOK, joinAnswer{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr,
-		GossipAddr: m.GossipAddr, Zone: m.Zone, Voter: m.Voter})
+	// The answer echoes the member as it was added.
+	rq.writeJSON(http.StatusOK, wire.JoinRequest{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr,
+		GossipAddr: m.GossipAddr, Zone: m.Zone, Voter: &m.Voter})
 }
 
 func (s *Server) clusterRemove(rq *request) {

@@ -88,7 +88,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
-// Flush and Unwrap keep a Forwarder built on httputil.ReverseProxy able to
+// Flush and Unwrap keep a Router that relays with httputil.ReverseProxy able to
 // stream through the recorder.
 func (s *statusRecorder) Flush() {
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {

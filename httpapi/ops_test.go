@@ -13,6 +13,7 @@ import (
 
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi/internal/fake"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -24,7 +25,7 @@ func TestListNodesLooksUpByURL(t *testing.T) {
 	st.State.Nodes = []fsm.Node{n1, n2}
 	h := New(Config{Store: st}).Handler()
 
-	var got struct{ Nodes []NodeJSON }
+	var got struct{ Nodes []wire.Node }
 	if code := getJSON(t, h, "/v1/services/sync-1.5/nodes?node=https%3A%2F%2Fn2.example.com", &got); code != http.StatusOK {
 		t.Fatalf("lookup: %d", code)
 	}
@@ -39,7 +40,7 @@ func TestListNodesLooksUpByURL(t *testing.T) {
 	}
 
 	reads := len(st.Reads())
-	var bad ErrorBody
+	var bad wire.ErrorBody
 	if code := getJSON(t, h, "/v1/services/sync-1.5/nodes?node=not-a-url", &bad); code != http.StatusBadRequest {
 		t.Fatalf("bad URL: %d, want 400", code)
 	}
@@ -68,7 +69,7 @@ func TestClusterProgress(t *testing.T) {
 	st := fake.NewStore()
 	st.MetaValue = store.Meta{MemberID: "m1", Index: 90, KnownLeader: true}
 	cl := probingCluster{
-		Cluster: &fake.Cluster{StatusValue: store.ClusterStatus{CommitIndex: 95, Members: []store.Member{
+		Cluster: &fake.Cluster{StatusValue: wire.ClusterStatus{CommitIndex: 95, Members: []wire.Member{
 			{ID: "m1", HTTPAddr: "h1", Zone: "a", State: "follower"},
 			{ID: "m2", HTTPAddr: "h2", Zone: "b", State: "leader"},
 			{ID: "m3", HTTPAddr: "h3", Zone: "c", State: "failed"},
@@ -103,9 +104,8 @@ func TestClusterProgress(t *testing.T) {
 
 func TestForwardedRequestsCounted(t *testing.T) {
 	st := fake.NewStore()
-	st.ApplyErr = store.ErrNotLeader
 	reg := prometheus.NewRegistry()
-	h := New(Config{Store: st, Forwarder: &fake.Forwarder{}, Registry: reg}).Handler()
+	h := New(Config{Store: st, Router: &fake.Router{Follower: true}, Registry: reg}).Handler()
 	req := httptest.NewRequest(http.MethodPost, "/v1/services/sync-1.5/users", strings.NewReader(`{"email":"a@b.c"}`))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -60,18 +61,8 @@ func TestAgainstRealFSM(t *testing.T) {
 	st := &fsmStore{f: fsm.New(fsm.Options{}), clock: 1_000_000}
 	srv := New(Config{Store: st, Logger: hclog.NewNullLogger(), Now: st.now})
 	e := &testEnv{t: t, srv: srv}
-	type user struct {
-		UID           int64    `json:"uid"`
-		NodeID        int64    `json:"node_id"`
-		Node          *string  `json:"node"`
-		APIEndpoint   *string  `json:"api_endpoint"`
-		Generation    int64    `json:"generation"`
-		KeysChangedAt *int64   `json:"keys_changed_at"`
-		ClientState   string   `json:"client_state"`
-		Old           []string `json:"old_client_states"`
-		ReplacedAt    *int64   `json:"replaced_at"`
-		FxaKid        string   `json:"fxa_kid"`
-	}
+	// Logins decode fxa_kid too; the other answers leave it empty.
+	type user = wire.LoginResult
 	step := func(name, method, path, body string, wantCode int, out any, headers ...string) response {
 		t.Helper()
 		r := e.do(method, path, body, headers...)
@@ -92,7 +83,7 @@ func TestAgainstRealFSM(t *testing.T) {
 	if !strings.Contains(string(r.body), `"release_rate":0.25`) {
 		t.Fatalf("release rate rendered as %s", r.body)
 	}
-	var node NodeJSON
+	var node wire.Node
 	step("add node", "POST", "/v1/services/sync-1.5/nodes", `{"node":"https://n1","capacity":100}`, 201, &node)
 	if node.Available != 25 {
 		t.Fatalf("new node available %d, want ceil(100 × 0.25) = 25", node.Available)
@@ -100,7 +91,7 @@ func TestAgainstRealFSM(t *testing.T) {
 	if r := step("duplicate node", "POST", "/v1/services/sync-1.5/nodes", `{"node":"https://n1","capacity":1}`, 409, nil); status(r) != fsm.StatusConflict {
 		t.Fatalf("duplicate node status %s", status(r))
 	}
-	if r := step("unknown node id", "GET", "/v1/services/sync-1.5/nodes/999", "", 404, nil); r.errorBody(t).Errors[0] != (ErrorDetail{LocationPath, "id", r.errorBody(t).Errors[0].Description}) {
+	if r := step("unknown node id", "GET", "/v1/services/sync-1.5/nodes/999", "", 404, nil); r.errorBody(t).Errors[0] != (ErrorDetail{Location: LocationPath, Name: "id", Description: r.errorBody(t).Errors[0].Description}) {
 		t.Fatalf("unknown node id error %s", r.body)
 	}
 
@@ -126,14 +117,14 @@ func TestAgainstRealFSM(t *testing.T) {
 	}
 	var lu user
 	step("login with new key", "POST", "/v1/services/sync-1.5/users/a%40b.c/login", `{"client_state":"bb","generation":6,"keys_changed_at":6}`, 200, &lu)
-	if lu.UID == u1.UID || lu.ClientState != "bb" || len(lu.Old) != 1 || lu.Old[0] != "aa" || !strings.HasPrefix(lu.FxaKid, "0000000000006-") {
+	if lu.UID == u1.UID || lu.ClientState != "bb" || len(lu.OldClientStates) != 1 || lu.OldClientStates[0] != "aa" || !strings.HasPrefix(lu.FxaKid, "0000000000006-") {
 		t.Fatalf("login answered %+v", lu)
 	}
 	r = step("patch back to a stale state", "PATCH", "/v1/services/sync-1.5/users/a%40b.c", `{"client_state":"aa"}`, 409, nil)
 	if status(r) != fsm.StatusInvalidClientState {
 		t.Fatalf("patch error %s", r.body)
 	}
-	var recs struct{ Records []RecordJSON }
+	var recs struct{ Records []wire.Record }
 	step("records", "GET", "/v1/services/sync-1.5/users/a%40b.c/records", "", 200, &recs)
 	if len(recs.Records) != 2 || recs.Records[0].ReplacedAt == nil || recs.Records[1].ReplacedAt != nil {
 		t.Fatalf("records %+v", recs.Records)
@@ -153,7 +144,7 @@ func TestAgainstRealFSM(t *testing.T) {
 		t.Fatalf("retired login error %s", r.body)
 	}
 
-	var old struct{ Records []RecordJSON }
+	var old struct{ Records []wire.Record }
 	step("old records now", "GET", "/v1/services/sync-1.5/records/old?grace_ms=0", "", 200, &old)
 	if len(old.Records) != 2 {
 		t.Fatalf("old records with grace 0: %+v", old.Records)

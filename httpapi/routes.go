@@ -55,7 +55,7 @@ const (
 	subjectClusterMember = "id"
 )
 
-// Defaults and bounds of GET .../records/old (SPEC "old records").
+// Defaults and bounds of GET .../records/old (docs/spec.md §4 "old records").
 const (
 	defaultOldGraceMs = 7 * 24 * 60 * 60 * 1000
 	defaultOldLimit   = 100
@@ -63,7 +63,7 @@ const (
 	maxInt64          = int64(^uint64(0) >> 1)
 )
 
-// routes is the whole API (API.md) plus this server's additions
+// routes is the whole API (docs/api.md) plus this server's additions
 // (GET /v1/users/count). Order matters only where templates overlap:
 // /records/old is listed before /records/{uid}.
 func (s *Server) routes() []route {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi/internal/fake"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -324,9 +325,9 @@ func TestMaxGenerationRoundTrip(t *testing.T) {
 func TestClusterRoutes(t *testing.T) {
 	t.Run("status", func(t *testing.T) {
 		e := newEnv(t)
-		leader := store.Member{ID: "m1", RaftAddr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001", Zone: "a", Voter: true, State: "leader"}
-		e.cluster.StatusValue = store.ClusterStatus{Leader: &leader, Term: 3, CommitIndex: 10, AppliedIndex: 9,
-			Members: []store.Member{leader}}
+		leader := wire.Member{ID: "m1", RaftAddr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001", Zone: "a", Voter: true, State: "leader"}
+		e.cluster.StatusValue = wire.ClusterStatus{Leader: &leader, Term: 3, CommitIndex: 10, AppliedIndex: 9,
+			Members: []wire.Member{leader}}
 		r := e.do(http.MethodGet, "/v1/cluster", "")
 		if r.code != http.StatusOK {
 			t.Fatalf("code %d: %s", r.code, r.body)
@@ -353,7 +354,7 @@ func TestClusterRoutes(t *testing.T) {
 			t.Fatalf("code %d: %s", r.code, r.body)
 		}
 		joined, _, _ := e.cluster.Calls()
-		want := store.Member{ID: "m2", RaftAddr: "127.0.0.1:7002", HTTPAddr: "127.0.0.1:8002", Zone: "b", Voter: true}
+		want := wire.Member{ID: "m2", RaftAddr: "127.0.0.1:7002", HTTPAddr: "127.0.0.1:8002", Zone: "b", Voter: true}
 		if len(joined) != 1 || joined[0] != want {
 			t.Fatalf("joined %+v, want %+v", joined, want)
 		}
@@ -411,14 +412,17 @@ func TestClusterRoutes(t *testing.T) {
 	})
 	t.Run("join on a follower is forwarded", func(t *testing.T) {
 		e := newEnv(t)
-		e.cluster.Err = store.ErrNotLeader
+		e.router.Follower = true
 		body := `{"id":"m2","raft_addr":"127.0.0.1:7002","http_addr":"127.0.0.1:8002"}`
 		r := e.do(http.MethodPost, "/v1/cluster/members", body)
 		if r.header.Get("X-Fake-Forwarded") != "1" {
 			t.Fatalf("not forwarded: %d %s", r.code, r.body)
 		}
-		if calls := e.fwd.Calls(); len(calls) != 1 || string(calls[0].Body) != body {
+		if calls := e.router.Relayed(); len(calls) != 1 || string(calls[0].Body) != body || calls[0].Where != store.OnLeader {
 			t.Fatalf("forwarded %+v", calls)
+		}
+		if joined, _, _ := e.cluster.Calls(); len(joined) != 0 {
+			t.Fatalf("a forwarded join also reached this member's cluster: %+v", joined)
 		}
 	})
 	for _, tc := range []struct{ method, path, body string }{

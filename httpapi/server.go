@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -30,7 +27,6 @@ const (
 	HeaderMember         = "X-Wimms-Member"
 	HeaderKnownLeader    = "X-Wimms-Known-Leader"
 	HeaderLastContact    = "X-Wimms-Last-Contact"
-	HeaderForwarded      = "X-Wimms-Forwarded"
 	HeaderIdempotencyKey = "Idempotency-Key"
 	// HeaderReplayed is "true" on an answer that the state machine returned
 	// from its idempotency table instead of acting again.
@@ -39,10 +35,10 @@ const (
 
 // Config configures a Server.
 type Config struct {
-	Store     Store     // required
-	Cluster   Cluster   // nil: GET /v1/cluster answers from Store.Meta, mutations 503 no-cluster
-	Forwarder Forwarder // nil: store.ErrNotLeader answers 503 not-leader
-	Logger    hclog.Logger
+	Store   Store   // required
+	Cluster Cluster // nil: GET /v1/cluster answers from Store.Meta, mutations 503 no-cluster
+	Router  Router  // nil: every request is served here (store.ErrNotLeader answers 503 not-leader)
+	Logger  hclog.Logger
 	// APIToken, when set, is required as "Authorization: Bearer <token>" on
 	// every /v1 request.
 	APIToken string
@@ -54,6 +50,9 @@ type Config struct {
 	// ExtraRoutes mounts routes the API does not define (member-to-member
 	// internals). They get metrics and panic recovery, not auth.
 	ExtraRoutes func(r *mux.Router)
+	// Tokens, when set, serves the token server's GET /1.0/{app}/{version}
+	// (tokenserver.go); nil answers 404 there.
+	Tokens TokenIssuer
 	// Version is what /__version__ answers; empty fields get defaults.
 	Version VersionInfo
 }
@@ -62,7 +61,7 @@ type Config struct {
 type Server struct {
 	store      Store
 	cluster    Cluster
-	forwarder  Forwarder
+	routing    Router
 	log        hclog.Logger
 	apiToken   string
 	adminToken string
@@ -72,6 +71,7 @@ type Server struct {
 	// metricsHandler serves /metrics from registry.
 	metricsHandler http.Handler
 	router         *mux.Router
+	tokens         TokenIssuer
 	version        VersionInfo
 }
 
@@ -84,12 +84,13 @@ func New(cfg Config) *Server {
 	s := &Server{
 		store:      cfg.Store,
 		cluster:    cfg.Cluster,
-		forwarder:  cfg.Forwarder,
+		routing:    cfg.Router,
 		log:        cfg.Logger,
 		apiToken:   cfg.APIToken,
 		adminToken: cfg.AdminToken,
 		registry:   cfg.Registry,
 		now:        cfg.Now,
+		tokens:     cfg.Tokens,
 		version:    cfg.Version.withDefaults(),
 	}
 	if s.log == nil {
@@ -106,8 +107,8 @@ func New(cfg Config) *Server {
 		panic(fmt.Sprintf("httpapi.New: %v", err))
 	}
 	s.metrics = m
-	if s.forwarder != nil {
-		if s.forwarder, err = newCountingForwarder(s.forwarder, s.registry); err != nil {
+	if s.routing != nil {
+		if s.routing, err = newCountingRouter(s.routing, s.registry); err != nil {
 			panic(fmt.Sprintf("httpapi.New: %v", err))
 		}
 	}
@@ -218,6 +219,9 @@ func (s *Server) serve(rt route) http.Handler {
 			return
 		}
 		if !rq.readBody() {
+			return
+		}
+		if s.routing != nil && s.routing.Route(w, r, rq.body, rt.placement(r)) {
 			return
 		}
 		rq.parsePath()
@@ -408,6 +412,34 @@ func (rq *request) parseIdempotencyKey() {
 	rq.idemKey = vals[0]
 }
 
+// placement is where r must be served, decided from the route and, for a
+// read, from ?consistency= alone (read before anything else is parsed). A
+// level that does not parse is served here, which answers 400.
+func (rt route) placement(r *http.Request) store.Placement {
+	switch rt.kind {
+	case kindWrite, kindControl:
+		return store.OnLeader
+	case kindRead:
+		if rt.name == routeClusterStatus {
+			return store.AnyMember // a member answers for itself
+		}
+		levels := r.URL.Query()["consistency"]
+		if len(levels) > 1 {
+			return store.AnyMember
+		}
+		var raw string
+		if len(levels) == 1 {
+			raw = levels[0]
+		}
+		level, err := store.ParseReadLevel(raw)
+		if err != nil {
+			return store.AnyMember
+		}
+		return level.Placement()
+	}
+	return store.AnyMember
+}
+
 // invalid answers 400 with every problem found so far and reports whether
 // it did. Handlers call it after reading their fields and before touching
 // the store.
@@ -483,13 +515,10 @@ func (rq *request) read(fn func(fsm.Reader) error) bool {
 }
 
 // storeError answers a store or cluster error. A not-leader error is
-// forwarded once: a request that was already forwarded is answered here,
-// so two members that disagree about the leader cannot bounce it forever.
+// answered, not forwarded: the Router already sent the request where it
+// had to run, so leadership moved since, and the client retries (503 with
+// Retry-After; nothing was proposed).
 func (rq *request) storeError(err error) {
-	if errors.Is(err, store.ErrNotLeader) && rq.s.forwarder != nil && rq.r.Header.Get(HeaderForwarded) == "" {
-		rq.s.forwarder.Forward(rq.w, rq.r, rq.body)
-		return
-	}
 	f := classifyStoreError(err, rq.rt.kind != kindRead)
 	if f.internal {
 		rq.s.log.Error("request failed", "route", rq.rt.name, "method", rq.r.Method, "error", err)
@@ -602,25 +631,5 @@ func (s *Server) authorized(r *http.Request, a access) bool {
 			return true
 		}
 	}
-	got, ok := bearerToken(r)
-	if !ok {
-		return false
-	}
-	match := 0
-	gotSum := sha256.Sum256([]byte(got))
-	for _, w := range want {
-		wantSum := sha256.Sum256([]byte(w))
-		match |= subtle.ConstantTimeCompare(gotSum[:], wantSum[:])
-	}
-	return match == 1
-}
-
-func bearerToken(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
+	return HasBearerToken(r, want...)
 }

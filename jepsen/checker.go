@@ -313,7 +313,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// checkFinalState checks SPEC §1's invariants on the state read after
+// checkFinalState checks docs/spec.md §1's invariants on the state read after
 // healing, and that every record a client was told about is stored.
 func checkFinalState(in CheckInput) []Anomaly {
 	var out []Anomaly

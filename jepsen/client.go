@@ -1,106 +1,49 @@
 package jepsen
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptrace"
-	"net/url"
 	"slices"
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
-// apiClient is a deliberately plain HTTP client: one connection per request
-// (no keep-alive), so that "could not connect" is distinguishable from "sent,
-// then lost", and no automatic retries of any kind.
-type apiClient struct {
-	hc      *http.Client
-	timeout time.Duration
+// apiClients hands out the harness's clients of the members: deliberately
+// plain, one connection per request (no keep-alive), so that "could not
+// connect" is distinguishable from "sent, then lost", no automatic retries
+// of any kind, and every call bounded by timeout.
+type apiClients struct {
+	transport http.RoundTripper
+	timeout   time.Duration
 }
 
-func newAPIClient(timeout time.Duration) *apiClient {
-	transport := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: timeout}).DialContext,
-		DisableKeepAlives:     true,
-		ResponseHeaderTimeout: timeout,
-	}
-	return &apiClient{hc: &http.Client{Transport: transport, Timeout: timeout}, timeout: timeout}
+func newAPIClients(timeout time.Duration) *apiClients {
+	t := client.NewTransport(client.TransportOptions{NoKeepAlive: true, DialTimeout: timeout, ResponseHeaderTimeout: timeout})
+	return &apiClients{transport: t, timeout: timeout}
 }
 
-// response is what one request produced.
-type response struct {
-	// sent: a connection was made, so the server may have read the request.
-	sent      bool
-	err       error // transport error or timeout; then code is 0
-	code      int
-	body      []byte
-	errStatus string // "status" of an error body
+// of is the client of the member at httpAddr.
+func (a *apiClients) of(httpAddr string) *client.Client {
+	return client.New("http://"+httpAddr, client.WithTransport(a.transport), client.WithTimeout(a.timeout))
 }
 
-func (r response) String() string {
-	if r.err != nil {
-		return r.err.Error()
+// describe is how a call's result shows in the history: the HTTP code and
+// the API's status, or the transport error.
+func describe(meta client.Meta, err error) string {
+	var ae *client.APIError
+	switch {
+	case errors.As(err, &ae) && ae.Status != "":
+		return fmt.Sprintf("%d %s", ae.HTTPStatus, ae.Status)
+	case errors.As(err, &ae):
+		return fmt.Sprint(ae.HTTPStatus)
+	case err != nil:
+		return err.Error()
 	}
-	if r.errStatus != "" {
-		return fmt.Sprintf("%d %s", r.code, r.errStatus)
-	}
-	return fmt.Sprint(r.code)
-}
-
-// do sends one request. body is JSON-encoded when not nil.
-func (c *apiClient) do(ctx context.Context, method, rawURL string, body any) response {
-	var res response
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn: func(httptrace.GotConnInfo) { res.sent = true },
-	})
-	var reader io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			res.err = fmt.Errorf("encode request: %w", err)
-			return res
-		}
-		reader = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, rawURL, reader)
-	if err != nil {
-		res.err = fmt.Errorf("build request: %w", err)
-		return res
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		res.err = err
-		return res
-	}
-	defer resp.Body.Close()
-	res.body, err = io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		// The status line arrived, so the server acted; the body is lost.
-		res.err = fmt.Errorf("read body of %d answer: %w", resp.StatusCode, err)
-		return res
-	}
-	res.code = resp.StatusCode
-	if res.code >= 300 {
-		var eb struct {
-			Status string `json:"status"`
-		}
-		if json.Unmarshal(res.body, &eb) == nil {
-			res.errStatus = eb.Status
-		}
-	}
-	return res
+	return fmt.Sprint(meta.HTTPStatus)
 }
 
 // Statuses that are a state machine's definite answer: the command was
@@ -111,107 +54,81 @@ var definiteStatuses = []string{
 }
 
 // Statuses that mean a write was never proposed: the server refused it
-// before it reached the log (SPEC §5, API.md).
+// before it reached the log (docs/spec.md §5, docs/api.md).
 var refusedStatuses = []string{
 	"no-leader", "not-leader", "stale-read", "not-ready", "no-cluster",
 	fsm.StatusBadRequest, fsm.StatusConflict, "unauthorized", "method-not-allowed",
 }
 
-// classify decides what a client knows after one request. Anything not known
+// classify decides what a client knows after one call. Anything not known
 // to be harmless is, for a write, "info": it may have happened.
-func classify(write bool, r response) Outcome {
+func classify(write bool, err error) Outcome {
+	var ae *client.APIError
+	var te *client.TransportError
 	switch {
-	case r.err != nil && !r.sent:
-		return OutcomeFail
-	case r.err != nil:
-		if write {
-			return OutcomeInfo
+	case err == nil:
+		return OutcomeOK
+	case errors.As(err, &ae):
+		switch {
+		case slices.Contains(definiteStatuses, ae.Status):
+			return OutcomeOK
+		case !write, slices.Contains(refusedStatuses, ae.Status):
+			return OutcomeFail
 		}
+		return OutcomeInfo // 504 unknown-outcome, 500, shutting-down...
+	case errors.As(err, &te) && !te.Sent:
 		return OutcomeFail
-	case r.code >= 200 && r.code < 300:
-		return OutcomeOK
-	case slices.Contains(definiteStatuses, r.errStatus):
-		return OutcomeOK
-	case !write:
-		return OutcomeFail
-	case slices.Contains(refusedStatuses, r.errStatus):
-		return OutcomeFail
+	case write:
+		return OutcomeInfo // sent, then lost or unreadable: it may have happened
 	}
-	return OutcomeInfo // 504 unknown-outcome, 500, shutting-down, timeouts...
+	return OutcomeFail
 }
 
-// apiUser is a user answer. Numbers decode straight into int64 (never
-// through float64: a retired generation is 2^63-1).
-type apiUser struct {
-	UID             int64    `json:"uid"`
-	NodeID          *int64   `json:"node_id"`
-	Generation      int64    `json:"generation"`
-	KeysChangedAt   *int64   `json:"keys_changed_at"`
-	ClientState     string   `json:"client_state"`
-	OldClientStates []string `json:"old_client_states"`
-	FxaKid          string   `json:"fxa_kid"`
+// userOutput is what a definite answer to a user operation says: the
+// user, or the state machine's refusal.
+func userOutput(user *wire.User, fxaKid string, meta client.Meta, err error) (UserOutput, error) {
+	var ae *client.APIError
+	if errors.As(err, &ae) {
+		return UserOutput{Status: ae.Status}, nil
+	}
+	if user == nil || user.UID == 0 {
+		return UserOutput{}, errors.New("decode user: answer has no uid")
+	}
+	return UserOutput{Created: meta.Created(), User: userView(*user), FxaKid: fxaKid}, nil
 }
 
-func (u apiUser) view() UserView {
-	v := UserView{UID: u.UID, Generation: u.Generation, KeysChangedAt: fsm.Null, ClientState: u.ClientState,
-		OldClientStates: u.OldClientStates}
-	if u.NodeID != nil {
-		v.NodeID = *u.NodeID
-	}
-	if u.KeysChangedAt != nil {
-		v.KeysChangedAt = *u.KeysChangedAt
-	}
+// userView: numbers arrive as int64 (never through float64: a retired
+// generation is 2^63-1); null keys_changed_at is fsm.Null.
+func userView(u wire.User) UserView {
+	v := UserView{UID: u.UID, NodeID: u.NodeID, Generation: u.Generation, KeysChangedAt: nullable(u.KeysChangedAt),
+		ClientState: u.ClientState, OldClientStates: u.OldClientStates}
 	if len(v.OldClientStates) == 0 {
 		v.OldClientStates = nil
 	}
 	return v
 }
 
-// userOutput decodes a definite answer to a user operation.
-func userOutput(r response) (UserOutput, error) {
-	if r.code >= 300 {
-		return UserOutput{Status: r.errStatus}, nil
-	}
-	var u apiUser
-	if err := json.Unmarshal(r.body, &u); err != nil {
-		return UserOutput{}, fmt.Errorf("decode user: %w", err)
-	}
-	if u.UID == 0 {
-		return UserOutput{}, errors.New("decode user: answer has no uid")
-	}
-	return UserOutput{Created: r.code == http.StatusCreated, User: u.view(), FxaKid: u.FxaKid}, nil
+func recordView(a wire.Record) RecordView {
+	return RecordView{UID: a.UID, NodeID: a.NodeID, Generation: a.Generation, KeysChangedAt: nullable(a.KeysChangedAt),
+		ClientState: a.ClientState, CreatedAt: a.CreatedAt, ReplacedAt: nullable(a.ReplacedAt)}
 }
 
-type apiRecord struct {
-	UID           int64  `json:"uid"`
-	NodeID        *int64 `json:"node_id"`
-	Generation    int64  `json:"generation"`
-	KeysChangedAt *int64 `json:"keys_changed_at"`
-	ClientState   string `json:"client_state"`
-	CreatedAt     int64  `json:"created_at"`
-	ReplacedAt    *int64 `json:"replaced_at"`
+func nodeView(n wire.Node) NodeView {
+	return NodeView{ID: n.ID, URL: n.Node, Capacity: n.Capacity, Available: n.Available,
+		CurrentLoad: n.CurrentLoad, Downed: n.Downed, Backoff: n.Backoff}
 }
 
-func (a apiRecord) view() RecordView {
-	r := RecordView{UID: a.UID, Generation: a.Generation, KeysChangedAt: fsm.Null, ClientState: a.ClientState,
-		CreatedAt: a.CreatedAt, ReplacedAt: fsm.Null}
-	if a.NodeID != nil {
-		r.NodeID = *a.NodeID
+func nullable(v *int64) int64 {
+	if v == nil {
+		return fsm.Null
 	}
-	if a.KeysChangedAt != nil {
-		r.KeysChangedAt = *a.KeysChangedAt
-	}
-	if a.ReplacedAt != nil {
-		r.ReplacedAt = *a.ReplacedAt
-	}
-	return r
+	return *v
 }
 
-// Paths of API.md.
-func serviceURL(httpAddr, service string) string {
-	return "http://" + httpAddr + "/v1/services/" + url.PathEscape(service)
-}
-
-func userURL(httpAddr, service, email string) string {
-	return serviceURL(httpAddr, service) + "/users/" + url.PathEscape(email)
+// optional turns a planned value into an optional request field.
+func optional[T any](set bool, v T) *T {
+	if !set {
+		return nil
+	}
+	return &v
 }

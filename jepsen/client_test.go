@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 func TestClassify(t *testing.T) {
@@ -17,27 +19,27 @@ func TestClassify(t *testing.T) {
 	cases := []struct {
 		name  string
 		write bool
-		res   response
+		err   error
 		want  Outcome
 	}{
-		{"write never connected", true, response{err: lost}, OutcomeFail},
-		{"write lost after connecting", true, response{sent: true, err: lost}, OutcomeInfo},
-		{"read lost after connecting", false, response{sent: true, err: lost}, OutcomeFail},
-		{"write 201", true, response{sent: true, code: 201}, OutcomeOK},
-		{"write 404 not-found is a result", true, response{sent: true, code: 404, errStatus: fsm.StatusNotFound}, OutcomeOK},
-		{"login 401 is a result", true, response{sent: true, code: 401, errStatus: fsm.StatusInvalidGeneration}, OutcomeOK},
-		{"allocate 503 no-node-available is a result", true, response{sent: true, code: 503, errStatus: fsm.StatusNoNodeAvailable}, OutcomeOK},
-		{"write 503 no-leader never reached the log", true, response{sent: true, code: 503, errStatus: "no-leader"}, OutcomeFail},
-		{"write 503 not-leader never reached the log", true, response{sent: true, code: 503, errStatus: "not-leader"}, OutcomeFail},
-		{"write 400 bad-request changes nothing", true, response{sent: true, code: 400, errStatus: fsm.StatusBadRequest}, OutcomeFail},
-		{"write 504 unknown-outcome", true, response{sent: true, code: 504, errStatus: "unknown-outcome"}, OutcomeInfo},
-		{"write 503 shutting-down may have been proposed", true, response{sent: true, code: 503, errStatus: "shutting-down"}, OutcomeInfo},
-		{"write 500 without a body", true, response{sent: true, code: 500}, OutcomeInfo},
-		{"read 503 stale-read", false, response{sent: true, code: 503, errStatus: "stale-read"}, OutcomeFail},
-		{"read 504", false, response{sent: true, code: 504, errStatus: "timeout"}, OutcomeFail},
+		{"write never connected", true, &client.TransportError{Err: lost}, OutcomeFail},
+		{"write lost after connecting", true, &client.TransportError{Sent: true, Err: lost}, OutcomeInfo},
+		{"read lost after connecting", false, &client.TransportError{Sent: true, Err: lost}, OutcomeFail},
+		{"write 201", true, nil, OutcomeOK},
+		{"write 404 not-found is a result", true, &client.APIError{HTTPStatus: 404, Status: fsm.StatusNotFound}, OutcomeOK},
+		{"login 401 is a result", true, &client.APIError{HTTPStatus: 401, Status: fsm.StatusInvalidGeneration}, OutcomeOK},
+		{"allocate 503 no-node-available is a result", true, &client.APIError{HTTPStatus: 503, Status: fsm.StatusNoNodeAvailable}, OutcomeOK},
+		{"write 503 no-leader never reached the log", true, &client.APIError{HTTPStatus: 503, Status: "no-leader"}, OutcomeFail},
+		{"write 503 not-leader never reached the log", true, &client.APIError{HTTPStatus: 503, Status: "not-leader"}, OutcomeFail},
+		{"write 400 bad-request changes nothing", true, &client.APIError{HTTPStatus: 400, Status: fsm.StatusBadRequest}, OutcomeFail},
+		{"write 504 unknown-outcome", true, &client.APIError{HTTPStatus: 504, Status: "unknown-outcome"}, OutcomeInfo},
+		{"write 503 shutting-down may have been proposed", true, &client.APIError{HTTPStatus: 503, Status: "shutting-down"}, OutcomeInfo},
+		{"write 500 without a body", true, &client.APIError{HTTPStatus: 500}, OutcomeInfo},
+		{"read 503 stale-read", false, &client.APIError{HTTPStatus: 503, Status: "stale-read"}, OutcomeFail},
+		{"read 504", false, &client.APIError{HTTPStatus: 504, Status: "timeout"}, OutcomeFail},
 	}
 	for _, c := range cases {
-		if got := classify(c.write, c.res); got != c.want {
+		if got := classify(c.write, c.err); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
 		}
 	}
@@ -46,30 +48,31 @@ func TestClassify(t *testing.T) {
 func TestAPIClientOutcomes(t *testing.T) {
 	release := make(chan struct{})
 	mux := http.NewServeMux()
-	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) { <-release })
-	mux.HandleFunc("/user", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/v1/services/slow/users", func(w http.ResponseWriter, r *http.Request) { <-release })
+	mux.HandleFunc("/v1/services/user/users", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusCreated)
 		w.Write([]byte(`{"uid": 42, "node_id": 3, "generation": 9223372036854775807, "keys_changed_at": null,
 			"client_state": "aa", "old_client_states": [], "fxa_kid": "x"}`))
 	})
-	mux.HandleFunc("/noleader", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/v1/services/noleader/users", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte(`{"status": "no-leader", "errors": []}`))
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	defer close(release)
-	c := newAPIClient(300 * time.Millisecond)
+	clients := newAPIClients(300 * time.Millisecond)
+	c := clients.of(srv.Listener.Addr().String())
 	ctx := context.Background()
 
-	if got := classify(true, c.do(ctx, http.MethodPost, srv.URL+"/slow", map[string]int{"a": 1})); got != OutcomeInfo {
-		t.Errorf("timed-out write: %s, want info", got)
+	if _, _, err := c.Allocate(ctx, "slow", wire.AllocateRequest{Email: "a@b.c"}); classify(true, err) != OutcomeInfo {
+		t.Errorf("timed-out write: %v classified %s, want info", err, classify(true, err))
 	}
-	res := c.do(ctx, http.MethodPost, srv.URL+"/user", nil)
-	if classify(true, res) != OutcomeOK {
-		t.Fatalf("201: %v", res)
+	user, meta, err := c.Allocate(ctx, "user", wire.AllocateRequest{Email: "a@b.c"})
+	if classify(true, err) != OutcomeOK {
+		t.Fatalf("201: %v", err)
 	}
-	out, err := userOutput(res)
+	out, err := userOutput(user, "", meta, err)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +81,9 @@ func TestAPIClientOutcomes(t *testing.T) {
 		out.User.KeysChangedAt != fsm.Null || out.User.OldClientStates != nil {
 		t.Errorf("decoded %+v, want %+v (generation must survive as int64)", out, want)
 	}
-	if res := c.do(ctx, http.MethodPost, srv.URL+"/noleader", nil); classify(true, res) != OutcomeFail || res.errStatus != "no-leader" {
-		t.Errorf("no-leader: %v classified %s", res, classify(true, res))
+	if _, meta, err := c.Allocate(ctx, "noleader", wire.AllocateRequest{Email: "a@b.c"}); classify(true, err) != OutcomeFail ||
+		!client.IsStatus(err, "no-leader") {
+		t.Errorf("no-leader: %s classified %s", describe(meta, err), classify(true, err))
 	}
 
 	// A port nobody listens on: the request was never sent.
@@ -89,7 +93,9 @@ func TestAPIClientOutcomes(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	if res := c.do(ctx, http.MethodPost, "http://"+addr+"/x", nil); res.sent || classify(true, res) != OutcomeFail {
-		t.Errorf("refused connection: sent=%v classified %s, want fail", res.sent, classify(true, res))
+	_, _, err = clients.of(addr).Allocate(ctx, "x", wire.AllocateRequest{Email: "a@b.c"})
+	var te *client.TransportError
+	if !errors.As(err, &te) || te.Sent || classify(true, err) != OutcomeFail {
+		t.Errorf("refused connection: %v classified %s, want fail, never sent", err, classify(true, err))
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"os"
 	"slices"
@@ -15,25 +13,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // memberGIDBase: member i runs as group memberGIDBase+i (root runs only).
 const memberGIDBase = 61000
-
-// clusterMember is a member as GET /v1/cluster shows it.
-type clusterMember struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
-	HTTPAddr string `json:"http_addr"`
-	Voter    bool   `json:"voter"`
-	State    string `json:"state"`
-}
-
-type clusterStatus struct {
-	Leader  *clusterMember  `json:"leader"`
-	Term    uint64          `json:"term"`
-	Members []clusterMember `json:"members"`
-}
 
 // startCluster has the target start every member (the first one, which
 // bootstraps, must be ready before the others join) and waits until all
@@ -58,8 +43,8 @@ func (r *runner) startCluster(ctx context.Context) error {
 }
 
 func (r *runner) ready(ctx context.Context, m memberInfo) bool {
-	res := r.admin.do(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/readyz", nil)
-	return res.err == nil && res.code == http.StatusOK
+	_, err := r.admin.of(m.HTTPAddr).Readyz(ctx)
+	return err == nil
 }
 
 func (r *runner) waitReady(ctx context.Context, m memberInfo, timeout time.Duration) error {
@@ -76,16 +61,12 @@ func (r *runner) waitReady(ctx context.Context, m memberInfo, timeout time.Durat
 	return nil
 }
 
-func (r *runner) status(ctx context.Context, m memberInfo) (clusterStatus, error) {
-	res := r.admin.do(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/v1/cluster", nil)
-	if res.err != nil || res.code != http.StatusOK {
-		return clusterStatus{}, fmt.Errorf("cluster status from %s: %s", m.ID, res)
+func (r *runner) status(ctx context.Context, m memberInfo) (wire.ClusterStatus, error) {
+	st, _, err := r.admin.of(m.HTTPAddr).Cluster(ctx)
+	if err != nil {
+		return wire.ClusterStatus{}, fmt.Errorf("cluster status from %s: %w", m.ID, err)
 	}
-	var st clusterStatus
-	if err := json.Unmarshal(res.body, &st); err != nil {
-		return clusterStatus{}, fmt.Errorf("decode cluster status from %s: %w", m.ID, err)
-	}
-	return st, nil
+	return *st, nil
 }
 
 // healthy: every member is ready, and they agree on a leader of a
@@ -108,7 +89,7 @@ func (r *runner) healthy(ctx context.Context) error {
 		}
 		leader = st.Leader.ID
 		for _, want := range r.members {
-			if !slices.ContainsFunc(st.Members, func(cm clusterMember) bool { return cm.ID == want.ID && cm.Voter }) {
+			if !slices.ContainsFunc(st.Members, func(cm wire.Member) bool { return cm.ID == want.ID && cm.Voter }) {
 				return fmt.Errorf("%s's configuration lacks voter %s", m.ID, want.ID)
 			}
 		}

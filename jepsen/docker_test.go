@@ -2,10 +2,8 @@ package jepsen
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // scriptDrops parses the DROP rules of a netnsScript: the source
@@ -271,15 +271,13 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 		t.Fatal(err)
 	}
 	members := c.Members()
-	api := newAPIClient(2 * time.Second)
-	status := func(i int) (clusterStatus, error) {
-		res := api.do(ctx, http.MethodGet, "http://"+members[i].HTTPAddr+"/v1/cluster", nil)
-		if res.err != nil || res.code != http.StatusOK {
-			return clusterStatus{}, fmt.Errorf("%s: %s", members[i].ID, res)
+	api := newAPIClients(2 * time.Second)
+	status := func(i int) (wire.ClusterStatus, error) {
+		st, _, err := api.of(members[i].HTTPAddr).Cluster(ctx)
+		if err != nil {
+			return wire.ClusterStatus{}, fmt.Errorf("%s: %w", members[i].ID, err)
 		}
-		var st clusterStatus
-		err := json.Unmarshal(res.body, &st)
-		return st, err
+		return *st, nil
 	}
 	// agree waits until the given members name one leader (not `not`).
 	agree := func(who []int, not string, within time.Duration) string {
@@ -396,8 +394,8 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 	if !c.Paused(follower) {
 		t.Fatal("paused member not reported paused")
 	}
-	if res := api.do(ctx, http.MethodGet, "http://"+members[follower].HTTPAddr+"/healthz", nil); res.err == nil {
-		t.Fatalf("%s answered /healthz while paused: %s", members[follower].ID, res)
+	if meta, err := api.of(members[follower].HTTPAddr).Healthz(ctx); err == nil {
+		t.Fatalf("%s answered /healthz while paused: %s", members[follower].ID, describe(meta, err))
 	}
 	if err := c.Resume(follower); err != nil {
 		t.Fatal(err)

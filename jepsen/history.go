@@ -28,7 +28,7 @@ const (
 )
 
 // NodeChange is a PATCH of a node: only flags and capacity increases, which
-// never move users (SPEC §4), so node changes are outside the per-user model.
+// never move users (docs/spec.md §4), so node changes are outside the per-user model.
 type NodeChange struct {
 	NodeID   int64        `json:"node_id"`
 	Downed   fsm.OptBool  `json:"downed"`

@@ -102,7 +102,7 @@ func (s userState) pushOld(next string) string {
 	return strings.Join(out, ",")
 }
 
-// decision is what SPEC §4 says an operation does to a user state. It is
+// decision is what docs/spec.md §4 says an operation does to a user state. It is
 // computed without looking at the output, so that a definite output can be
 // matched against it and an unknown one can be applied symbolically.
 type decision struct {
@@ -132,7 +132,7 @@ func maxKCA(stored int64, given fsm.OptInt64) int64 {
 	return stored
 }
 
-// decide applies SPEC §4 to one user for the operations the workload sends
+// decide applies docs/spec.md §4 to one user for the operations the workload sends
 // (no explicit node, no retire/replace/unassign, allow_new_users true).
 func decide(s userState, in UserInput) decision {
 	switch in.Kind {
@@ -231,7 +231,7 @@ func decideLogin(s userState, in UserInput) decision {
 	return decision{newRecord: true, login: true, next: next}
 }
 
-// ExpectedFxaKid is SPEC §4 login step 5 for a returned record, or "" when
+// ExpectedFxaKid is docs/spec.md §4 login step 5 for a returned record, or "" when
 // the client state is not hex (the workload only sends hex).
 func ExpectedFxaKid(generation, keysChangedAt int64, clientState string) string {
 	raw, err := hex.DecodeString(clientState)
@@ -336,7 +336,7 @@ func symbolicNext(s userState, d decision) userState {
 	return next
 }
 
-// UserModel is the porcupine model of SPEC §4, partitioned per email (the
+// UserModel is the porcupine model of docs/spec.md §4, partitioned per email (the
 // workload has one service). Stale reads and node changes are not part of it.
 func UserModel() porcupine.Model {
 	model := porcupine.NondeterministicModel{

@@ -178,7 +178,7 @@ func TestModelAcceptsConcurrencyAndUnknownOutcomes(t *testing.T) {
 	}
 }
 
-// The login checks of SPEC §4 in their order, one state, one input each.
+// The login checks of docs/spec.md §4 in their order, one state, one input each.
 func TestDecideLoginChecks(t *testing.T) {
 	stored := userState{Exists: true, UID: 5, NodeID: 1, Generation: 100, KeysChangedAt: 50, ClientState: "aa",
 		OldClientStates: "bb"}

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
+
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // nemesisLoop injects one fault at a time: a quiet gap, a fault held for a
@@ -180,10 +181,10 @@ func (r *runner) injectMembership(ctx context.Context, ev NemesisEvent) (Nemesis
 	deadline := time.Now().Add(8 * time.Second)
 	for !removed && time.Now().Before(deadline) && ctx.Err() == nil {
 		via := others[r.rng.IntN(len(others))]
-		res := r.admin.do(ctx, http.MethodDelete, "http://"+via.HTTPAddr+"/v1/cluster/members/"+m.ID, nil)
-		lastErr = fmt.Sprintf("DELETE via %s: %s", via.ID, res)
+		meta, err := r.admin.of(via.HTTPAddr).RemoveMember(ctx, m.ID)
+		lastErr = fmt.Sprintf("DELETE via %s: %s", via.ID, describe(meta, err))
 		if st, err := r.status(ctx, via); err == nil && st.Leader != nil &&
-			!slices.ContainsFunc(st.Members, func(cm clusterMember) bool { return cm.ID == m.ID }) {
+			!slices.ContainsFunc(st.Members, func(cm wire.Member) bool { return cm.ID == m.ID }) {
 			removed = true
 			break
 		}

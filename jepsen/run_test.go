@@ -62,10 +62,37 @@ func serverBinary(t *testing.T) string {
 	return binPath
 }
 
+var (
+	chaosBuildOnce sync.Once
+	chaosBinPath   string
+	chaosBuildErr  error
+)
+
+// chaosServerBinary builds ./cmd/wimms with -tags chaos once per test
+// process, the way a run does for --seed-bug.
+func chaosServerBinary(t *testing.T) string {
+	t.Helper()
+	chaosBuildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "wimms-jepsen-chaos-bin")
+		if err != nil {
+			chaosBuildErr = err
+			return
+		}
+		chaosBinPath = filepath.Join(dir, "wimms-chaos")
+		chaosBuildErr = BuildChaosBinary(context.Background(), ".", chaosBinPath)
+	})
+	if chaosBuildErr != nil {
+		t.Fatalf("build a chaos wimms: %v", chaosBuildErr)
+	}
+	return chaosBinPath
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
+	for _, bin := range []string{binPath, chaosBinPath} {
+		if bin != "" {
+			os.RemoveAll(filepath.Dir(bin))
+		}
 	}
 	os.Exit(code)
 }
@@ -79,7 +106,9 @@ func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
 
 func runForTest(t *testing.T, opts Options) Summary {
 	t.Helper()
-	opts.Bin = serverBinary(t)
+	if opts.Bin == "" {
+		opts.Bin = serverBinary(t)
+	}
 	opts.OutDir = filepath.Join(t.TempDir(), "out")
 	opts.Progress = testWriter{t}
 	sum, err := Run(context.Background(), opts)
@@ -148,7 +177,7 @@ func TestChaosHealthyRunIsValid(t *testing.T) {
 }
 
 // Each seeded bug must make the checker fail, with the anomaly that the bug
-// explains.
+// explains. The bugs exist only in a chaos build.
 func TestChaosCatchesSeededBugs(t *testing.T) {
 	skipUnlessChaos(t)
 	for _, bug := range SeedBugs() {
@@ -157,7 +186,7 @@ func TestChaosCatchesSeededBugs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sum := runForTest(t, Options{Members: 3, Duration: 25 * time.Second, Nemesis: kinds, SeedBug: bug.Name, Seed: 12,
+			sum := runForTest(t, Options{Bin: chaosServerBinary(t), Members: 3, Duration: 25 * time.Second, Nemesis: kinds, SeedBug: bug.Name, Seed: 12,
 				FaultHold: [2]time.Duration{2 * time.Second, 3 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
 			if sum.Verdict != VerdictInvalid {
 				t.Fatalf("seeded bug %s not caught: verdict %s", bug.Name, sum.Verdict)

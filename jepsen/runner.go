@@ -2,7 +2,6 @@ package jepsen
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // Options configure one run. Zero values take the defaults of withDefaults.
@@ -28,7 +31,10 @@ type Options struct {
 	OutDir   string        // where summary.json, history.html and logs go
 	Clients  int           // concurrent clients
 	Seed     uint64        // drives every random choice of the harness
-	SeedBug  string        // passed to every member as --seed-bug
+	// SeedBug is passed to every member as --seed-bug. It needs a chaos
+	// build: Run builds one (go build -tags chaos) when Bin is empty or
+	// not a chaos build.
+	SeedBug string
 
 	Emails         int           // distinct users the clients share
 	Rate           float64       // target operations per second over all clients
@@ -109,8 +115,10 @@ func (o Options) withDefaults() (Options, error) {
 	// A docker run given an existing image starts no binary of its own.
 	needBin := o.Docker == nil || o.Docker.Image == ""
 	switch {
-	case needBin && o.Bin == "":
+	case needBin && o.Bin == "" && o.SeedBug == "":
 		return o, errors.New("no server binary (--bin)")
+	case !needBin && o.SeedBug != "":
+		return o, errSeedBugWithImage
 	case o.OutDir == "":
 		return o, errors.New("no output directory (--out)")
 	case o.Members < 1 || o.FirstIP+o.Members > 255:
@@ -127,7 +135,7 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("nemesis %s needs at least 2 members", k)
 		}
 	}
-	if !needBin {
+	if !needBin || o.Bin == "" {
 		return o, nil
 	}
 	if info, err := os.Stat(o.Bin); err != nil {
@@ -231,7 +239,7 @@ type runner struct {
 	start   time.Time
 	target  target
 	members []memberInfo
-	admin   *apiClient
+	admin   *apiClients
 	wl      *workload
 	hist    *History
 	rng     *rand.Rand // the nemesis's; clients have their own
@@ -278,6 +286,21 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return Summary{}, fmt.Errorf("create output directory: %w", err)
 	}
+	if opts.SeedBug != "" {
+		tmp, err := os.MkdirTemp("", "wimms-jepsen-chaos")
+		if err != nil {
+			return Summary{}, err
+		}
+		defer os.RemoveAll(tmp)
+		progress := func(format string, args ...any) {
+			if opts.Progress != nil {
+				fmt.Fprintf(opts.Progress, "jepsen: "+format+"\n", args...)
+			}
+		}
+		if opts.Bin, err = chaosBinary(ctx, opts.Bin, opts.SeedBug, tmp, progress); err != nil {
+			return Summary{}, err
+		}
+	}
 	logger := opts.Logger
 	if logger == nil {
 		f, err := os.OpenFile(filepath.Join(opts.OutDir, "jepsen.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
@@ -291,7 +314,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		opts:  opts,
 		log:   logger,
 		start: time.Now(),
-		admin: newAPIClient(3 * time.Second),
+		admin: newAPIClients(3 * time.Second),
 		wl:    newWorkload(opts.Emails),
 		hist:  &History{},
 		rng:   rand.New(rand.NewPCG(opts.Seed, 0x6e656d65736973)),
@@ -490,7 +513,7 @@ func finalSummary(f FinalState) *FinalSummary {
 // completes (or times out) rather than being cut short.
 func (r *runner) clientLoop(ctx context.Context, id int) {
 	rng := rand.New(rand.NewPCG(r.opts.Seed, uint64(1000+id)))
-	c := newAPIClient(r.opts.RequestTimeout)
+	c := newAPIClients(r.opts.RequestTimeout)
 	// Each client waits Clients/Rate on average between operations.
 	pause := time.Duration(float64(r.opts.Clients) / r.opts.Rate * float64(time.Second))
 	for ctx.Err() == nil {
@@ -534,23 +557,25 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 		}
 	}
 	err := retry("create service", func() (bool, error) {
-		res := r.admin.do(ctx, http.MethodPut, serviceURL(addr, r.wl.service), map[string]any{"pattern": servicePattern})
-		return res.err == nil && (res.code == http.StatusOK || res.code == http.StatusCreated), errors.New(res.String())
+		_, meta, err := r.admin.of(addr).PutService(ctx, r.wl.service, wire.PutServiceRequest{Pattern: servicePattern})
+		return err == nil, errors.New(describe(meta, err))
 	})
 	if err != nil {
 		return err
 	}
 	for i := range r.opts.Nodes {
-		body := map[string]any{
-			"node":     fmt.Sprintf("https://node-%d.jepsen.test", i+1),
-			"capacity": r.opts.NodeCapacity,
+		node := wire.AddNodeRequest{
+			Node:     fmt.Sprintf("https://node-%d.jepsen.test", i+1),
+			Capacity: r.opts.NodeCapacity,
 			// Far more slots released than capacity: the throttle never
 			// stops an allocation, so capacity alone must.
-			"available": r.opts.Emails,
+			NodeState: wire.NodeState{Available: wire.Int64(int64(r.opts.Emails))},
 		}
 		err := retry("add node", func() (bool, error) {
-			res := r.admin.do(ctx, http.MethodPost, serviceURL(addr, r.wl.service)+"/nodes", body)
-			return res.err == nil && (res.code == http.StatusCreated || res.code == http.StatusConflict), errors.New(res.String())
+			_, meta, err := r.admin.of(addr).AddNode(ctx, r.wl.service, node)
+			var ae *client.APIError
+			added := err == nil || errors.As(err, &ae) && ae.HTTPStatus == http.StatusConflict
+			return added, errors.New(describe(meta, err))
 		})
 		if err != nil {
 			return err
@@ -578,7 +603,7 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 // out for the churn users. The allocations are ordinary operations of the
 // history, on the harness's own lane.
 func (r *runner) allocateSharedUsers(ctx context.Context) error {
-	c := newAPIClient(r.opts.RequestTimeout)
+	c := newAPIClients(r.opts.RequestTimeout)
 	deadline := time.Now().Add(30 * time.Second)
 	for i, email := range r.wl.emails {
 		in := keyed(i, r.wl.gens[i].Load())
@@ -603,39 +628,28 @@ func (r *runner) allocateSharedUsers(ctx context.Context) error {
 }
 
 func (r *runner) readNodes(ctx context.Context, addr string) ([]NodeView, error) {
-	res := r.admin.do(ctx, http.MethodGet, serviceURL(addr, r.wl.service)+"/nodes?consistency=linearizable", nil)
-	if res.err != nil || res.code != http.StatusOK {
-		return nil, fmt.Errorf("list nodes via %s: %s", addr, res)
+	nodes, _, err := r.admin.of(addr).ListNodes(ctx, r.wl.service, client.CallOptions{Consistency: "linearizable"})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes via %s: %w", addr, err)
 	}
-	var body struct {
-		Nodes []NodeView `json:"nodes"`
+	out := []NodeView{}
+	for _, n := range nodes {
+		out = append(out, nodeView(n))
 	}
-	if err := json.Unmarshal(res.body, &body); err != nil {
-		return nil, fmt.Errorf("decode nodes: %w", err)
-	}
-	if body.Nodes == nil {
-		body.Nodes = []NodeView{}
-	}
-	return body.Nodes, nil
+	return out, nil
 }
 
 func (r *runner) readRecords(ctx context.Context, addr, email string) ([]RecordView, error) {
-	res := r.admin.do(ctx, http.MethodGet, userURL(addr, r.wl.service, email)+"/records?consistency=linearizable", nil)
-	if res.err == nil && res.code == http.StatusNotFound && res.errStatus == "not-found" {
+	recs, _, err := r.admin.of(addr).Records(ctx, r.wl.service, email, client.CallOptions{Consistency: "linearizable"})
+	if client.IsStatus(err, fsm.StatusNotFound) {
 		return []RecordView{}, nil
 	}
-	if res.err != nil || res.code != http.StatusOK {
-		return nil, fmt.Errorf("records of %s via %s: %s", email, addr, res)
-	}
-	var body struct {
-		Records []apiRecord `json:"records"`
-	}
-	if err := json.Unmarshal(res.body, &body); err != nil {
-		return nil, fmt.Errorf("decode records: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("records of %s via %s: %w", email, addr, err)
 	}
 	out := []RecordView{}
-	for _, rec := range body.Records {
-		out = append(out, rec.view())
+	for _, rec := range recs {
+		out = append(out, recordView(rec))
 	}
 	return out, nil
 }
@@ -647,7 +661,7 @@ func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
 	final := FinalState{Records: map[string][]RecordView{}}
 	deadline := time.Now().Add(30 * time.Second)
 	finalClient := r.opts.Clients // its own lane in history.html
-	c := newAPIClient(r.opts.RequestTimeout)
+	c := newAPIClients(r.opts.RequestTimeout)
 	var errs []error
 	attempt := func(what string, fn func(m memberInfo) error) {
 		var err error

@@ -1,35 +1,35 @@
 package jepsen
 
-// SeedBug is a bug the server can be started with (--seed-bug) to prove
-// that the checker can fail. Nemesis is the fault list that exposes it.
+// SeedBug is a deliberate bug that a chaos build of the server can be
+// started with (--seed-bug), to prove that the checker can fail. What the
+// bug does is the chaos build's business (`wimms server --list-seed-bugs`);
+// the harness knows how to expose it and how it must be caught.
+// TestSeedBugsAgreeWithChaosBuild keeps both lists of names equal.
 type SeedBug struct {
-	Name        string
-	Description string
-	Nemesis     string
+	Name string
+	// Nemesis is the fault list that exposes it.
+	Nemesis string
 	// CaughtBy names the anomalies expected when it is caught.
 	CaughtBy []string
 }
 
-// SeedBugs lists the server's seeded bugs.
+// SeedBugs lists the seeded bugs the harness knows how to catch.
 func SeedBugs() []SeedBug {
 	return []SeedBug{
 		{
-			Name:        "stale-linearizable-read",
-			Description: "linearizable reads are served from the member's local state, without ReadIndex",
-			Nemesis:     string(FaultPartitionLeader),
-			CaughtBy:    []string{AnomalyNotLinearizable},
+			Name:     "stale-linearizable-read",
+			Nemesis:  string(FaultPartitionLeader),
+			CaughtBy: []string{AnomalyNotLinearizable},
 		},
 		{
-			Name:        "ack-before-commit",
-			Description: "the leader acknowledges a write from a dry run, without waiting for it to commit",
-			Nemesis:     string(FaultPartitionLeader),
-			CaughtBy:    []string{AnomalyNotLinearizable, AnomalyLostWrite, AnomalyUIDReused},
+			Name:     "ack-before-commit",
+			Nemesis:  string(FaultPartitionLeader),
+			CaughtBy: []string{AnomalyNotLinearizable, AnomalyLostWrite, AnomalyUIDReused},
 		},
 		{
-			Name:        "alloc-skip-capacity",
-			Description: "allocation ignores capacity > current_load when choosing a node",
-			Nemesis:     string(FaultPause),
-			CaughtBy:    []string{AnomalyOverCapacity},
+			Name:     "alloc-skip-capacity",
+			Nemesis:  string(FaultPause),
+			CaughtBy: []string{AnomalyOverCapacity},
 		},
 	}
 }

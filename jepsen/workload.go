@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // The workload's service: one, with a few small nodes, so that capacity runs
@@ -180,81 +181,65 @@ func (w *workload) maxCapacity(history []Op) map[int64]int64 {
 	return out
 }
 
-type userBody struct {
-	Email         string  `json:"email,omitempty"`
-	Generation    *int64  `json:"generation,omitempty"`
-	KeysChangedAt *int64  `json:"keys_changed_at,omitempty"`
-	ClientState   *string `json:"client_state,omitempty"`
-}
-
-func bodyOf(in UserInput, withEmail bool) userBody {
-	var b userBody
-	if withEmail {
-		b.Email = in.Email
+// userFields are the planned values of a user operation, as sent.
+func userFields(in UserInput) wire.UserFields {
+	return wire.UserFields{
+		Generation:    optional(in.Generation.Set, in.Generation.V),
+		KeysChangedAt: optional(in.KeysChangedAt.Set, in.KeysChangedAt.V),
+		ClientState:   optional(in.ClientState.Set, in.ClientState.V),
 	}
-	if in.Generation.Set {
-		b.Generation = &in.Generation.V
-	}
-	if in.KeysChangedAt.Set {
-		b.KeysChangedAt = &in.KeysChangedAt.V
-	}
-	if in.ClientState.Set {
-		b.ClientState = &in.ClientState.V
-	}
-	return b
-}
-
-type nodeBody struct {
-	Downed   *bool  `json:"downed,omitempty"`
-	Backoff  *bool  `json:"backoff,omitempty"`
-	Capacity *int64 `json:"capacity,omitempty"`
 }
 
 // execute sends one planned operation to a member and records what the
 // client learned. clock gives the run's monotonic time.
-func (w *workload) execute(ctx context.Context, c *apiClient, httpAddr, memberID string, client int, p plan,
+func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, memberID string, clientID int, p plan,
 	clock func() time.Duration) Op {
-	op := Op{Client: client, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node}
-	var method, target string
-	var body any
+	op := Op{Client: clientID, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node}
+	c, in := clients.of(httpAddr), p.input
+	var (
+		user   *wire.User
+		fxaKid string
+		meta   client.Meta
+		err    error
+	)
+	op.Call = clock()
 	switch p.kind {
 	case OpAllocate:
-		method, target, body = http.MethodPost, serviceURL(httpAddr, w.service)+"/users", bodyOf(p.input, true)
+		user, meta, err = c.Allocate(ctx, w.service, wire.AllocateRequest{Email: in.Email, UserFields: userFields(in)})
 	case OpLogin:
-		method, target, body = http.MethodPost, userURL(httpAddr, w.service, p.input.Email)+"/login", bodyOf(p.input, false)
+		var login *wire.LoginResult
+		f := userFields(in)
+		login, meta, err = c.Login(ctx, w.service, in.Email,
+			wire.LoginRequest{Generation: f.Generation, KeysChangedAt: f.KeysChangedAt, ClientState: in.ClientState.V})
+		if login != nil {
+			user, fxaKid = &login.User, login.FxaKid
+		}
 	case OpUpdate:
-		method, target, body = http.MethodPatch, userURL(httpAddr, w.service, p.input.Email), bodyOf(p.input, false)
+		user, meta, err = c.UpdateUser(ctx, w.service, in.Email, wire.UpdateUserRequest(userFields(in)))
 	case OpGet:
-		method, target = http.MethodGet, userURL(httpAddr, w.service, p.input.Email)+"?consistency=linearizable"
+		user, meta, err = c.GetUser(ctx, w.service, in.Email, client.CallOptions{Consistency: "linearizable"})
 	case OpGetStale:
-		method, target = http.MethodGet, userURL(httpAddr, w.service, p.input.Email)+"?consistency=stale"
+		user, meta, err = c.GetUser(ctx, w.service, in.Email, client.CallOptions{Consistency: "stale"})
 	case OpNodeChange:
 		op.Email, op.Input = "", UserInput{Kind: OpNodeChange}
-		b := nodeBody{}
-		if p.node.Downed.Set {
-			b.Downed = &p.node.Downed.V
-		}
-		if p.node.Backoff.Set {
-			b.Backoff = &p.node.Backoff.V
-		}
-		if p.node.Capacity.Set {
-			b.Capacity = &p.node.Capacity.V
-		}
-		method, target, body = http.MethodPatch, fmt.Sprintf("%s/nodes/%d", serviceURL(httpAddr, w.service), p.node.NodeID), b
+		n := p.node
+		_, meta, err = c.UpdateNode(ctx, w.service, n.NodeID, wire.UpdateNodeRequest{
+			Capacity: optional(n.Capacity.Set, n.Capacity.V),
+			NodeState: wire.NodeState{
+				Downed:  optional(n.Downed.Set, n.Downed.V),
+				Backoff: optional(n.Backoff.Set, n.Backoff.V)}})
 	}
-	op.Call = clock()
-	res := c.do(ctx, method, target, body)
 	op.Return = clock()
-	op.HTTPStatus = res.code
-	op.Outcome = classify(p.kind.isWrite(), res)
+	op.HTTPStatus = meta.HTTPStatus
+	op.Outcome = classify(p.kind.isWrite(), err)
 	if op.Outcome != OutcomeOK {
-		op.Error = res.String()
+		op.Error = describe(meta, err)
 		return op
 	}
 	if p.kind == OpNodeChange {
 		return op
 	}
-	out, err := userOutput(res)
+	out, err := userOutput(user, fxaKid, meta, err)
 	if err != nil {
 		// The server answered but we cannot tell what: as good as unseen.
 		op.Error = err.Error()

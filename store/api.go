@@ -23,7 +23,7 @@ var (
 	ErrShutdown = errors.New("store is shut down")
 )
 
-// ReadLevel is the consistency a read asks for (SPEC §6).
+// ReadLevel is the consistency a read asks for (docs/spec.md §6).
 type ReadLevel int
 
 const (
@@ -43,6 +43,40 @@ func ParseReadLevel(s string) (ReadLevel, error) {
 		return ReadLinearizable, nil
 	}
 	return 0, errors.New("consistency must be one of stale, default, linearizable")
+}
+
+// Placement is where an operation must run; the cluster's router sends a
+// request there before anything is parsed or proposed.
+type Placement int
+
+const (
+	// AnyMember: stale and linearizable reads (a follower asks the leader
+	// only for a read index), and everything that is not a command.
+	AnyMember Placement = iota
+	// OnLeader: writes and membership changes.
+	OnLeader
+	// OnLeaderIfKnown: default reads. They need the leader's state, but a
+	// member that knows no leader answers no-leader at once rather than
+	// waiting for one.
+	OnLeaderIfKnown
+)
+
+// Placement is where a read at level l must run.
+func (l ReadLevel) Placement() Placement {
+	if l == ReadDefault {
+		return OnLeaderIfKnown
+	}
+	return AnyMember
+}
+
+func (p Placement) String() string {
+	switch p {
+	case OnLeader:
+		return "leader"
+	case OnLeaderIfKnown:
+		return "leader-if-known"
+	}
+	return "any-member"
 }
 
 func (l ReadLevel) String() string {
@@ -69,25 +103,4 @@ type Meta struct {
 	MemberID      string
 	KnownLeader   bool
 	LastContactMs int64 // 0 on the leader
-}
-
-// Member is one member of the cluster as GET /v1/cluster shows it.
-type Member struct {
-	ID            string `json:"id"`
-	RaftAddr      string `json:"raft_addr"`
-	HTTPAddr      string `json:"http_addr"`
-	GossipAddr    string `json:"gossip_addr,omitempty"`
-	Zone          string `json:"zone"`
-	Voter         bool   `json:"voter"`
-	State         string `json:"state"` // leader, follower, candidate, left, unknown, ...
-	LastContactMs int64  `json:"last_contact_ms"`
-}
-
-// ClusterStatus is GET /v1/cluster.
-type ClusterStatus struct {
-	Leader       *Member  `json:"leader"`
-	Term         uint64   `json:"term"`
-	CommitIndex  uint64   `json:"commit_index"`
-	AppliedIndex uint64   `json:"applied_index"`
-	Members      []Member `json:"members"`
 }

@@ -28,7 +28,7 @@ func (s *Store) Apply(ctx context.Context, cmd fsm.Command) (fsm.Result, Meta, e
 	if cmd.Seed == 0 {
 		cmd.Seed = rand.Uint64()
 	}
-	if s.cfg.SeedBugs.AckBeforeCommit {
+	if ackBeforeCommit {
 		return s.applyBeforeCommit(cmd)
 	}
 	start := time.Now()
@@ -127,31 +127,6 @@ func (s *Store) classifyApplyError(op string, f raft.ApplyFuture, err error) err
 		return fmt.Errorf("apply %s at index %d: %w: %w", op, f.Index(), ErrShutdown, ErrUnknownOutcome)
 	}
 	return fmt.Errorf("apply %s at index %d: %w: %w", op, f.Index(), ErrUnknownOutcome, err)
-}
-
-// applyBeforeCommit is the seeded AckBeforeCommit bug: the answer comes from
-// a dry run on a copy of the state, the entry is submitted, and nobody waits
-// for it to commit. A leader that is partitioned away acknowledges writes
-// that are then lost.
-func (s *Store) applyBeforeCommit(cmd fsm.Command) (fsm.Result, Meta, error) {
-	op := opName(cmd.Op)
-	if !s.IsLeader() {
-		return fsm.Result{}, s.Meta(), s.notLeader("apply " + op)
-	}
-	fork, err := s.machine.fork()
-	if err != nil {
-		return fsm.Result{}, s.Meta(), fmt.Errorf("apply %s (ack-before-commit): %w", op, err)
-	}
-	res := fork.Apply(cmd)
-	f := s.raft.Apply(s.codec.encode(cmd), s.cfg.ApplyTimeout)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.waitFuture(context.Background(), f, s.cfg.ApplyTimeout); err != nil {
-			s.logger.Warn("seeded bug: acknowledged write did not commit", "op", op, "error", err)
-		}
-	}()
-	return res, s.Meta(), nil
 }
 
 // notLeader is the error for an operation only the leader can do, naming

@@ -113,11 +113,6 @@ func (m *fakeMachine) Restore(r io.Reader) error {
 	return nil
 }
 
-func (m *fakeMachine) fork() (machine, error) {
-	st := m.state()
-	return &fakeMachine{services: st.Services, nextID: st.NextID, applied: st.Applied}, nil
-}
-
 func (m *fakeMachine) reader() fsm.Reader { return fakeReader{m} }
 
 func (m *fakeMachine) has(name string) bool {

@@ -17,9 +17,6 @@ type machine interface {
 	// snapshot captures a point-in-time view cheaply (it runs on raft's FSM
 	// goroutine, blocking applies); the expensive write happens in WriteTo.
 	snapshot() io.WriterTo
-	// fork returns a private copy of the current state for the seeded
-	// ack-before-commit bug.
-	fork() (machine, error)
 	reader() fsm.Reader
 }
 
@@ -50,5 +47,3 @@ func (m fsmMachine) snapshot() io.WriterTo { return m.f.Snapshot() }
 // reader is one published, immutable view: every call a read handler makes
 // sees the same state, and no reader ever waits for Apply.
 func (m fsmMachine) reader() fsm.Reader { return m.f.View() }
-
-func (m fsmMachine) fork() (machine, error) { return fsmMachine{m.f.Fork()}, nil }

@@ -8,9 +8,28 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// Server is one member of the Raft configuration.
+type Server struct {
+	ID      string
+	Address string // Raft address
+	Voter   bool
+}
+
 // Servers is the current raft configuration (the latest one, possibly not
 // yet committed).
-func (s *Store) Servers() ([]raft.Server, error) {
+func (s *Store) Servers() ([]Server, error) {
+	servers, err := s.raftServers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Server, 0, len(servers))
+	for _, srv := range servers {
+		out = append(out, Server{ID: string(srv.ID), Address: string(srv.Address), Voter: srv.Suffrage == raft.Voter})
+	}
+	return out, nil
+}
+
+func (s *Store) raftServers() ([]raft.Server, error) {
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrRaftShutdown) {
@@ -20,6 +39,15 @@ func (s *Store) Servers() ([]raft.Server, error) {
 	}
 	cfg := f.Configuration()
 	return cfg.Clone().Servers, nil
+}
+
+// AddServer adds srv as a voter or a non-voter (promoting an existing
+// non-voter when srv.Voter). Leader only.
+func (s *Store) AddServer(ctx context.Context, srv Server) error {
+	if srv.Voter {
+		return s.AddVoter(ctx, srv.ID, srv.Address)
+	}
+	return s.AddNonvoter(ctx, srv.ID, srv.Address)
 }
 
 // AddVoter adds (or promotes) a voting member. Leader only.
@@ -131,7 +159,7 @@ func (s *Store) TransferLeadership(ctx context.Context, id string) error {
 }
 
 func (s *Store) findServer(id string) (raft.Server, bool, error) {
-	servers, err := s.Servers()
+	servers, err := s.raftServers()
 	if err != nil {
 		return raft.Server{}, false, err
 	}

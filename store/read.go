@@ -59,7 +59,7 @@ func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(fsm.Reader) 
 			return s.Meta(), err
 		}
 	case ReadLinearizable:
-		if !s.cfg.SeedBugs.StaleLinearizableRead {
+		if !staleLinearizableRead {
 			if err := s.linearizableBarrier(ctx); err != nil {
 				return s.Meta(), err
 			}

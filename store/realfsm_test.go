@@ -1,8 +1,6 @@
 package store
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -21,6 +19,9 @@ func openReal(t testing.TB, cfg Config) *Store {
 	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
+
+// stateMachine is the state machine of a store opened with Open.
+func stateMachine(s *Store) *fsm.FSM { return s.machine.(fsmMachine).f }
 
 func applyOK(t testing.TB, s *Store, cmd fsm.Command) fsm.Result {
 	t.Helper()
@@ -100,31 +101,8 @@ func TestRealFSMClusterReplicatesSnapshotsAndRestarts(t *testing.T) {
 		if err := s.WaitApplied(ctxTimeout(t, 10*time.Second), leader.AppliedIndex()); err != nil {
 			t.Fatal(err)
 		}
-		if !s.FSM().Equal(leader.FSM()) {
+		if !stateMachine(s).Equal(stateMachine(leader)) {
 			t.Fatalf("%s's state differs from the leader's at index %d", s.ID(), leader.AppliedIndex())
 		}
-	}
-}
-
-// The seeded bug answers from fsm.Fork(); the answer must match what the
-// committed entry later produces when nothing else interferes.
-func TestRealFSMAckBeforeCommitUsesFork(t *testing.T) {
-	cfg := testConfig(t, testLogger(t), "solo", true)
-	cfg.SeedBugs.AckBeforeCommit = true
-	s := openReal(t, cfg)
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
-	waitFor(t, 5*time.Second, "the term's first entry", func() bool { return s.adapter.appliedTerm.Load() == s.Term() })
-	res, _, err := s.Apply(context.Background(), fsm.Command{Op: fsm.OpPutService, Service: "sync-1.5", Pattern: fsm.SomeString("{node}")})
-	if err != nil || !res.Created || res.Service == nil {
-		t.Fatalf("ack-before-commit apply = %+v, %v", res, err)
-	}
-	waitFor(t, 5*time.Second, "the entry to apply", func() bool {
-		_, err := s.FSM().GetService("sync-1.5")
-		return err == nil
-	})
-	_, err = s.FSM().GetService("nope-1.0")
-	var fe *fsm.Error
-	if !errors.As(err, &fe) || fe.Status != fsm.StatusNotFound {
-		t.Fatalf("GetService(nope) err = %v", err)
 	}
 }

@@ -17,13 +17,6 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 )
 
-// SeedBugs are deliberate consistency bugs for the chaos harness. The zero
-// value has none; never enable them outside chaos tests.
-type SeedBugs struct {
-	StaleLinearizableRead bool // linearizable reads served from local state, no ReadIndex
-	AckBeforeCommit       bool // leader answers a write from fsm.Fork() dry-run and does not wait for commit
-}
-
 // Config configures one member's store. Zero durations and sizes take the
 // documented defaults.
 type Config struct {
@@ -44,7 +37,6 @@ type Config struct {
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
 
 	FSMOptions fsm.Options
-	SeedBugs   SeedBugs
 	Now        func() time.Time // the proposer's clock (default time.Now)
 }
 
@@ -130,7 +122,6 @@ type Store struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
-	fsm       *fsm.FSM
 	machine   machine
 	codec     codec
 	adapter   *fsmAdapter
@@ -142,13 +133,11 @@ type Store struct {
 
 	remoteReadIndex atomic.Pointer[remoteReadIndexFunc]
 
-	isLeader     atomic.Bool
-	leaderSignal chan struct{} // wakes the leader loop; buffered(1)
+	// establishing holds a token while EstablishLeadership commits a no-op.
+	establishing chan struct{}
 	// leaderCh is closed and replaced whenever raft reports a leader change.
 	leaderCh  atomic.Pointer[chan struct{}]
 	observer  *raft.Observer
-	subsMu    sync.Mutex
-	subs      []chan bool
 	metrics   *storeMetrics
 	closing   atomic.Bool
 	stopCh    chan struct{}
@@ -161,17 +150,7 @@ type Store struct {
 // holds, and bootstraps a one-member cluster when asked to and the directory
 // is empty.
 func Open(cfg Config) (*Store, error) {
-	cfg.applyDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	f := fsm.New(cfg.FSMOptions)
-	s, err := open(cfg, fsmMachine{f}, fsmCodec)
-	if err != nil {
-		return nil, err
-	}
-	s.fsm = f
-	return s, nil
+	return open(cfg, fsmMachine{fsm.New(cfg.FSMOptions)}, fsmCodec)
 }
 
 // open is Open with the state machine and codec supplied (tests use a fake).
@@ -194,80 +173,33 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		}
 	}()
 
-	// NoSync stays false: an acknowledged write must survive kill -9; group
-	// commit amortises the fsync across concurrent writes.
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
-	if err != nil {
-		return nil, fmt.Errorf("opening raft log %s: %w", filepath.Join(cfg.DataDir, "raft.db"), err)
-	}
-	cleanup = append(cleanup, func() { _ = bolt.Close() })
-
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, snapshotsRetained, logger.Named("snapshots"))
-	if err != nil {
-		return nil, fmt.Errorf("opening snapshot store in %s: %w", cfg.DataDir, err)
-	}
-	hadState, err := raft.HasExistingState(bolt, bolt, snaps)
-	if err != nil {
-		return nil, fmt.Errorf("checking for existing raft state in %s: %w", cfg.DataDir, err)
-	}
-	openTarget, err := lastMachineIndex(bolt)
+	storage, err := openRaftStorage(cfg.DataDir, logger)
 	if err != nil {
 		return nil, err
 	}
-	logs, err := raft.NewLogCache(logCacheSize, bolt)
-	if err != nil {
-		return nil, fmt.Errorf("creating raft log cache: %w", err)
-	}
+	cleanup = append(cleanup, func() { _ = storage.bolt.Close() })
+	hadState, openTarget := storage.hadState, storage.openTarget
 
-	stream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
+	transport, err := newRaftTransport(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  stream,
-		MaxPool: transportMaxPool,
-		Timeout: transportTimeout,
-		Logger:  logger.Named("transport"),
-	})
 	cleanup = append(cleanup, func() { _ = transport.Close() })
 
 	adapter := newFSMAdapter(m, c, logger.Named("fsm"))
-	notifyCh := make(chan bool, 1)
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(cfg.ID)
-	rc.Logger = logger.Named("raft")
-	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
-	rc.ElectionTimeout = cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
-	rc.CommitTimeout = cfg.CommitTimeout
-	rc.SnapshotThreshold = cfg.SnapshotThreshold
-	rc.SnapshotInterval = cfg.SnapshotInterval
-	rc.TrailingLogs = cfg.TrailingLogs
-	rc.MaxAppendEntries = maxAppendEntries
-	// BatchApplyCh stays off: the leader loop already gathers every apply
-	// whose sender is blocked on the unbuffered channel into one append, and
-	// a buffered channel would break raft's enqueue timeout and strand
-	// futures (and their waiters) in the buffer at shutdown.
-	rc.BatchApplyCh = false
-	rc.NotifyCh = notifyCh
-	if err := raft.ValidateConfig(rc); err != nil {
-		return nil, fmt.Errorf("invalid raft config: %w", err)
+	rc, err := raftConfig(cfg, logger)
+	if err != nil {
+		return nil, err
 	}
-
-	r, err := raft.NewRaft(rc, adapter, logs, bolt, snaps, transport)
+	r, err := raft.NewRaft(rc, adapter, storage.logs, storage.bolt, storage.snaps, transport)
 	if err != nil {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = r.Shutdown().Error() })
 
 	if cfg.Bootstrap && !hadState {
-		boot := raft.Configuration{Servers: []raft.Server{{
-			Suffrage: raft.Voter,
-			ID:       raft.ServerID(cfg.ID),
-			Address:  transport.LocalAddr(),
-		}}}
-		if err := r.BootstrapCluster(boot).Error(); err != nil {
-			return nil, fmt.Errorf("bootstrapping one-member cluster: %w", err)
+		if err := bootstrapOneMember(r, cfg.ID, transport.LocalAddr()); err != nil {
+			return nil, err
 		}
 		logger.Info("bootstrapped a new one-member cluster", "raft_addr", transport.LocalAddr())
 	}
@@ -277,13 +209,13 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		logger:       logger,
 		raft:         r,
 		transport:    transport,
-		bolt:         bolt,
+		bolt:         storage.bolt,
 		machine:      m,
 		codec:        c,
 		adapter:      adapter,
 		hadState:     hadState,
 		openTarget:   openTarget,
-		leaderSignal: make(chan struct{}, 1),
+		establishing: make(chan struct{}, 1),
 		stopCh:       make(chan struct{}),
 	}
 	lch := make(chan struct{})
@@ -300,14 +232,108 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 	})
 	r.RegisterObserver(s.observer)
 
-	s.wg.Add(3)
-	go s.watchLeadership(notifyCh)
+	s.wg.Add(1)
 	go s.watchObservations(obsCh)
-	go s.leaderLoop()
 
 	logger.Info("store open", "raft_addr", transport.LocalAddr(), "data_dir", cfg.DataDir,
 		"had_state", hadState, "open_target_index", openTarget, "applied_index", adapter.applied.Load())
 	return s, nil
+}
+
+// raftStorage is a member's durable raft state in its data dir: the log
+// and stable store (one bolt file), and the snapshots.
+type raftStorage struct {
+	bolt  *raftboltdb.BoltStore
+	logs  raft.LogStore // bolt behind a cache
+	snaps raft.SnapshotStore
+	// hadState: the dir held raft state already (a restart).
+	hadState bool
+	// openTarget is the last log index whose entry the machine will see.
+	openTarget uint64
+}
+
+// openRaftStorage opens (or creates) the raft state in dir.
+func openRaftStorage(dir string, logger hclog.Logger) (_ *raftStorage, err error) {
+	// NoSync stays false: an acknowledged write must survive kill -9; group
+	// commit amortises the fsync across concurrent writes.
+	path := filepath.Join(dir, "raft.db")
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: path})
+	if err != nil {
+		return nil, fmt.Errorf("opening raft log %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = bolt.Close()
+		}
+	}()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, logger.Named("snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("opening snapshot store in %s: %w", dir, err)
+	}
+	hadState, err := raft.HasExistingState(bolt, bolt, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("checking for existing raft state in %s: %w", dir, err)
+	}
+	openTarget, err := lastMachineIndex(bolt)
+	if err != nil {
+		return nil, err
+	}
+	logs, err := raft.NewLogCache(logCacheSize, bolt)
+	if err != nil {
+		return nil, fmt.Errorf("creating raft log cache: %w", err)
+	}
+	return &raftStorage{bolt: bolt, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
+}
+
+// newRaftTransport listens on cfg.RaftBind.
+func newRaftTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, error) {
+	stream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
+	if err != nil {
+		return nil, err
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+		Logger:  logger.Named("transport"),
+	}), nil
+}
+
+// raftConfig is hashicorp/raft's configuration for this member; raft
+func raftConfig(cfg Config, logger hclog.Logger) (*raft.Config, error) {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = logger.Named("raft")
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.MaxAppendEntries = maxAppendEntries
+	// BatchApplyCh stays off: the leader loop already gathers every apply
+	// whose sender is blocked on the unbuffered channel into one append, and
+	// a buffered channel would break raft's enqueue timeout and strand
+	// futures (and their waiters) in the buffer at shutdown.
+	rc.BatchApplyCh = false
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("invalid raft config: %w", err)
+	}
+	return rc, nil
+}
+
+// bootstrapOneMember makes a new cluster whose only voter is this member.
+func bootstrapOneMember(r *raft.Raft, id string, addr raft.ServerAddress) error {
+	boot := raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter,
+		ID:       raft.ServerID(id),
+		Address:  addr,
+	}}}
+	if err := r.BootstrapCluster(boot).Error(); err != nil {
+		return fmt.Errorf("bootstrapping one-member cluster: %w", err)
+	}
+	return nil
 }
 
 // lastMachineIndex is the index of the last log entry the state machine
@@ -373,7 +399,6 @@ func (s *Store) close(graceful bool) error {
 	if err := s.bolt.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing raft log: %w", err))
 	}
-	s.publishLeadership(false)
 	s.logger.Info("store closed", "applied_index", s.AppliedIndex())
 	return errors.Join(errs...)
 }
@@ -384,7 +409,7 @@ func (s *Store) hasOtherVoters() bool {
 		return false
 	}
 	for _, srv := range servers {
-		if srv.Suffrage == raft.Voter && string(srv.ID) != s.cfg.ID {
+		if srv.Voter && srv.ID != s.cfg.ID {
 			return true
 		}
 	}
@@ -399,10 +424,6 @@ func (s *Store) RaftAddr() string { return string(s.transport.LocalAddr()) }
 
 // HadState reports whether the data dir held Raft state at Open.
 func (s *Store) HadState() bool { return s.hadState }
-
-// FSM is the state machine (nil when the store was opened with a test
-// machine).
-func (s *Store) FSM() *fsm.FSM { return s.fsm }
 
 // IsLeader reports whether raft considers this member the leader now.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
@@ -439,6 +460,56 @@ func (s *Store) LastContact() time.Time {
 func (s *Store) Ready() bool {
 	id, _ := s.Leader()
 	return id != "" && s.AppliedIndex() >= s.openTarget
+}
+
+// RaftStatus is this member's view of Raft at one moment: what the layer
+// above (cluster) routes on and shows, without knowing Raft.
+type RaftStatus struct {
+	ID           string // this member
+	State        string // leader, follower, candidate or shutdown
+	LeaderID     string // "" when no leader is known
+	LeaderAddr   string // the leader's Raft address
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	LastContact  time.Time // when this member last heard from a leader: now on the leader, zero if never
+	HadState     bool      // the data dir held Raft state at Open
+}
+
+// Leading reports whether this member is the leader.
+func (st RaftStatus) Leading() bool { return st.State == "leader" }
+
+// LeaderKnown reports whether this member knows a leader.
+func (st RaftStatus) LeaderKnown() bool { return st.LeaderID != "" || st.LeaderAddr != "" }
+
+// Meta is what an answer built from this view reports in X-Wimms-* headers
+// (see Store.Meta).
+func (st RaftStatus) Meta() Meta {
+	m := Meta{Index: st.AppliedIndex, MemberID: st.ID, KnownLeader: st.LeaderID != ""}
+	switch {
+	case st.Leading():
+	case st.LastContact.IsZero():
+		m.LastContactMs = -1
+	default:
+		m.LastContactMs = time.Since(st.LastContact).Milliseconds()
+	}
+	return m
+}
+
+// RaftStatus describes this member's view of Raft now.
+func (s *Store) RaftStatus() RaftStatus {
+	id, addr := s.Leader()
+	return RaftStatus{
+		ID:           s.cfg.ID,
+		State:        s.State(),
+		LeaderID:     id,
+		LeaderAddr:   addr,
+		Term:         s.Term(),
+		CommitIndex:  s.CommitIndex(),
+		AppliedIndex: s.AppliedIndex(),
+		LastContact:  s.LastContact(),
+		HadState:     s.hadState,
+	}
 }
 
 // Meta describes this member's view now. LastContactMs is 0 on the leader

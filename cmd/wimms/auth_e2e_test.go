@@ -18,9 +18,9 @@ func TestClusterWithTokens(t *testing.T) {
 	ms := make([]*member, 3)
 	for i := range ms {
 		ms[i] = newMember(t, fmt.Sprintf("t%d", i+1), "zone")
-		ms[i].extra = []string{"--api-token", api, "--admin-token", admin}
+		ms[i].Flags = append(ms[i].Flags, "--api-token", api, "--admin-token", admin)
 		if i > 0 {
-			ms[i].join = []string{ms[0].http}
+			ms[i].SetJoin([]string{ms[0].HTTPAddr})
 		}
 	}
 	ms[0].start()
@@ -35,10 +35,10 @@ func TestClusterWithTokens(t *testing.T) {
 				return err
 			}
 			if a.code != 200 {
-				return fmt.Errorf("%s: %d %s", m.id, a.code, a.raw)
+				return fmt.Errorf("%s: %d %s", m.ID, a.code, a.raw)
 			}
 			if n := len(a.body["members"].([]any)); n != 3 {
-				return fmt.Errorf("%s sees %d members", m.id, n)
+				return fmt.Errorf("%s sees %d members", m.ID, n)
 			}
 		}
 		return nil
@@ -52,15 +52,15 @@ func TestClusterWithTokens(t *testing.T) {
 	// Mutating service/node endpoints need the admin token, also when a
 	// follower forwards them.
 	for _, m := range ms {
-		expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}, bearer(api)...), 401, "service write with the API token via "+m.id)
+		expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}, bearer(api)...), 401, "service write with the API token via "+m.ID)
 	}
 	expect(t, call(t, "PUT", ms[2].url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}, bearer(admin)...), 201, "service write with the admin token")
 	expect(t, call(t, "POST", ms[1].url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n.example.com", "capacity": 100}, bearer(admin)...), 201, "node via follower")
 	for i, m := range ms {
 		email := fmt.Sprintf("tok-%d@example.com", i)
-		a := expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": email}, bearer(api)...), 201, "allocate via "+m.id)
+		a := expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": email}, bearer(api)...), 201, "allocate via "+m.ID)
 		r := ms[(i+1)%3]
-		g := expect(t, call(t, "GET", userURL(r, "sync-1.5", email, "?consistency=linearizable"), nil, bearer(api)...), 200, "linearizable read via "+r.id)
+		g := expect(t, call(t, "GET", userURL(r, "sync-1.5", email, "?consistency=linearizable"), nil, bearer(api)...), 200, "linearizable read via "+r.ID)
 		if g.num("uid") != a.num("uid") {
 			t.Fatalf("read %s after write %s", g.raw, a.raw)
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
-	"github.com/wimms-dev/wimms/jepsen/bench"
+	"github.com/wimms-dev/wimms/internal/bench"
 )
 
 type benchFlags struct {
@@ -38,7 +38,7 @@ type benchFlags struct {
 }
 
 // newBenchCmd wires flags to bench.Run (and bench.Spawn) and prints the
-// summary; the load generator itself lives in jepsen/bench.
+// summary; the load generator itself lives in internal/bench.
 func newBenchCmd() *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,33 +10,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
-type clusterView struct {
-	Leader *struct {
-		ID string `json:"id"`
-	} `json:"leader"`
-	Term         uint64 `json:"term"`
-	AppliedIndex uint64 `json:"applied_index"`
-	Members      []struct {
-		ID       string `json:"id"`
-		Zone     string `json:"zone"`
-		Voter    bool   `json:"voter"`
-		State    string `json:"state"`
-		HTTPAddr string `json:"http_addr"`
-	} `json:"members"`
-}
-
-func viewOf(m *member) (clusterView, error) {
-	var v clusterView
-	a, err := tryCall("GET", m.url("/v1/cluster"), nil)
+// viewOf is GET /v1/cluster of m, through the typed client.
+func viewOf(m *member) (wire.ClusterStatus, error) {
+	st, _, err := m.api().Cluster(context.Background())
 	if err != nil {
-		return v, err
+		return wire.ClusterStatus{}, err
 	}
-	if a.code != 200 {
-		return v, fmt.Errorf("GET /v1/cluster: %d %s", a.code, a.raw)
-	}
-	return v, json.Unmarshal([]byte(a.raw), &v)
+	return *st, nil
 }
 
 // startCluster starts n members: the first bootstraps, the others join it
@@ -48,7 +32,7 @@ func startCluster(t *testing.T, n int) []*member {
 	for i := range ms {
 		ms[i] = newMember(t, fmt.Sprintf("m%d", i+1), zones[i%len(zones)])
 		if i > 0 {
-			ms[i].join = []string{ms[0].http}
+			ms[i].SetJoin([]string{ms[0].HTTPAddr})
 		}
 	}
 	ms[0].start()
@@ -76,7 +60,7 @@ func waitConverged(t *testing.T, ms []*member, voters int) string {
 				return err
 			}
 			if v.Leader == nil {
-				return fmt.Errorf("%s knows no leader", m.id)
+				return fmt.Errorf("%s knows no leader", m.ID)
 			}
 			nv := 0
 			for _, mm := range v.Members {
@@ -85,14 +69,14 @@ func waitConverged(t *testing.T, ms []*member, voters int) string {
 				}
 			}
 			if nv != voters {
-				return fmt.Errorf("%s sees %d voters, want %d", m.id, nv, voters)
+				return fmt.Errorf("%s sees %d voters, want %d", m.ID, nv, voters)
 			}
 			if leader != "" && leader != v.Leader.ID {
 				return fmt.Errorf("members disagree on the leader: %s vs %s", leader, v.Leader.ID)
 			}
 			leader = v.Leader.ID
 			if a, err := tryCall("GET", m.url("/readyz"), nil); err != nil || a.code != 200 {
-				return fmt.Errorf("%s not ready", m.id)
+				return fmt.Errorf("%s not ready", m.ID)
 			}
 		}
 		return nil
@@ -102,7 +86,7 @@ func waitConverged(t *testing.T, ms []*member, voters int) string {
 
 func byID(ms []*member, id string) *member {
 	for _, m := range ms {
-		if m.id == id {
+		if m.ID == id {
 			return m
 		}
 	}
@@ -122,7 +106,7 @@ func TestThreeMemberCluster(t *testing.T) {
 	leaderID := waitConverged(t, ms, 3)
 	var follower *member
 	for _, m := range ms {
-		if m.id != leaderID {
+		if m.ID != leaderID {
 			follower = m
 			break
 		}
@@ -143,8 +127,8 @@ func TestThreeMemberCluster(t *testing.T) {
 	// Writes through every member (followers forward to the leader).
 	expect(t, call(t, "PUT", follower.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service via follower")
 	for i, m := range ms {
-		expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": fmt.Sprintf("https://n%d.example.com", i), "capacity": 10000}), 201, "node via "+m.id)
-		a := expect(t, allocate(t, m, "via-"+m.id+"@example.com"), 201, "allocate via "+m.id)
+		expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": fmt.Sprintf("https://n%d.example.com", i), "capacity": 10000}), 201, "node via "+m.ID)
+		a := expect(t, allocate(t, m, "via-"+m.ID+"@example.com"), 201, "allocate via "+m.ID)
 		if a.header.Get("X-Wimms-Member") != leaderID {
 			t.Fatalf("a forwarded write is answered by the leader %s, got member %q", leaderID, a.header.Get("X-Wimms-Member"))
 		}
@@ -185,7 +169,7 @@ func TestThreeMemberCluster(t *testing.T) {
 			w, r := ms[i%3], ms[(i+1)%3]
 			email := fmt.Sprintf("linear-%d@example.com", i)
 			a := expect(t, allocate(t, w, email), 201, "allocate")
-			g := expect(t, call(t, "GET", userURL(r, "sync-1.5", email, "?consistency=linearizable"), nil), 200, "linearizable read via "+r.id)
+			g := expect(t, call(t, "GET", userURL(r, "sync-1.5", email, "?consistency=linearizable"), nil), 200, "linearizable read via "+r.ID)
 			if g.num("uid") != a.num("uid") {
 				t.Fatalf("read %s, wrote %s", g.raw, a.raw)
 			}
@@ -232,7 +216,7 @@ func TestThreeMemberCluster(t *testing.T) {
 	var lastUID int64
 	for i, m := range survivors {
 		var a answer
-		eventually(t, 20*time.Second, "write after failover via "+m.id, func() error {
+		eventually(t, 20*time.Second, "write after failover via "+m.ID, func() error {
 			a = allocate(t, m, fmt.Sprintf("after-failover-%d@example.com", i))
 			if a.code != 201 {
 				return fmt.Errorf("%d %s", a.code, a.raw)
@@ -260,7 +244,7 @@ func TestThreeMemberCluster(t *testing.T) {
 		v, _ := viewOf(ms[0])
 		var lone *member
 		for _, m := range ms {
-			if m.id != v.Leader.ID {
+			if m.ID != v.Leader.ID {
 				lone = m
 			}
 		}
@@ -288,7 +272,7 @@ func TestThreeMemberCluster(t *testing.T) {
 	for _, m := range ms {
 		if m.running() {
 			if code := m.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
-				t.Fatalf("%s: SIGTERM exit code %d", m.id, code)
+				t.Fatalf("%s: SIGTERM exit code %d", m.ID, code)
 			}
 		}
 	}
@@ -297,7 +281,7 @@ func TestThreeMemberCluster(t *testing.T) {
 	}
 	waitConverged(t, ms, 3)
 	for i, m := range ms {
-		g := expect(t, call(t, "GET", userURL(m, "sync-1.5", "race-0@example.com", "?consistency=linearizable"), nil), 200, "after full restart via "+m.id)
+		g := expect(t, call(t, "GET", userURL(m, "sync-1.5", "race-0@example.com", "?consistency=linearizable"), nil), 200, "after full restart via "+m.ID)
 		if g.num("uid") <= 0 {
 			t.Fatalf("member %d: %s", i, g.raw)
 		}
@@ -311,9 +295,9 @@ func TestFiveMembersAddRemoveTransfer(t *testing.T) {
 	ms := startCluster(t, 3)
 	// m4 joins through a follower's HTTP address, m5 through a gossip address.
 	m4 := newMember(t, "m4", "zone-a")
-	m4.join = []string{ms[1].http}
+	m4.SetJoin([]string{ms[1].HTTPAddr})
 	m5 := newMember(t, "m5", "zone-b")
-	m5.join = []string{ms[2].gossip}
+	m5.SetJoin([]string{ms[2].GossipAddr})
 	m4.start()
 	m5.start()
 	all := append(ms, m4, m5)
@@ -322,7 +306,7 @@ func TestFiveMembersAddRemoveTransfer(t *testing.T) {
 	expect(t, call(t, "PUT", m5.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service via m5")
 	expect(t, call(t, "POST", m4.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n.example.com", "capacity": 100}), 201, "node via m4")
 	for _, m := range all {
-		expect(t, allocate(t, m, "five-"+m.id+"@example.com"), 201, "allocate via "+m.id)
+		expect(t, allocate(t, m, "five-"+m.ID+"@example.com"), 201, "allocate via "+m.ID)
 	}
 
 	// Hand leadership to a chosen member.
@@ -350,7 +334,7 @@ func TestFiveMembersAddRemoveTransfer(t *testing.T) {
 	rest := []*member{ms[0], ms[1], ms[2], m4}
 	waitConverged(t, rest, 4)
 	for _, m := range rest {
-		expect(t, call(t, "GET", userURL(m, "sync-1.5", "five-m5@example.com", "?consistency=linearizable"), nil), 200, "read via "+m.id)
+		expect(t, call(t, "GET", userURL(m, "sync-1.5", "five-m5@example.com", "?consistency=linearizable"), nil), 200, "read via "+m.ID)
 	}
 }
 
@@ -376,7 +360,7 @@ func TestGracefulLeaderShutdownHandsOver(t *testing.T) {
 	if code := old.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Fatalf("SIGTERM on the leader: exit code %d, want 0", code)
 	}
-	logText, err := os.ReadFile(old.logPath)
+	logText, err := os.ReadFile(old.LogPath)
 	if err != nil {
 		t.Fatal(err)
 	}

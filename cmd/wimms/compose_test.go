@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wimms-dev/wimms/store"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 const (
@@ -337,7 +337,7 @@ func (p *composeProject) agreedLeader(members []string, notLeader string, allVot
 	return leader, nil
 }
 
-func composeCheckMembership(st store.ClusterStatus) error {
+func composeCheckMembership(st wire.ClusterStatus) error {
 	if len(st.Members) != len(composeMembers) {
 		return fmt.Errorf("%d members, want %d: %+v", len(st.Members), len(composeMembers), st.Members)
 	}

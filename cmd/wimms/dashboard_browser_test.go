@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // dashboardSnapshot is what the page shows, read from its DOM.
@@ -89,10 +91,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	ms := make([]*member, 3)
 	for i := range ms {
 		ms[i] = newMember(t, fmt.Sprintf("m%d", i+1), zones[i])
-		ms[i].extra = []string{"--api-token", token}
+		ms[i].Flags = append(ms[i].Flags, "--api-token", token)
 		if i > 0 {
 			// Joined by URL, as an operator copies it from a browser.
-			ms[i].join = []string{"http://" + ms[0].http + "/"}
+			ms[i].SetJoin([]string{"http://" + ms[0].HTTPAddr + "/"})
 		}
 	}
 	ms[0].start()
@@ -107,9 +109,9 @@ func TestDashboardInBrowser(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			var v clusterView
+			var v wire.ClusterStatus
 			if err := json.Unmarshal([]byte(a.raw), &v); err != nil || v.Leader == nil || len(v.Members) != 3 {
-				return fmt.Errorf("%s: %s", m.id, a.raw)
+				return fmt.Errorf("%s: %s", m.ID, a.raw)
 			}
 			if leaderID != "" && v.Leader.ID != leaderID {
 				return fmt.Errorf("members disagree on the leader")

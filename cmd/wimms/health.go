@@ -1,12 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wimms-dev/wimms/httpapi/client"
 )
 
 // newHealthCmd probes a member's /healthz or /readyz. Container images are
@@ -23,19 +24,13 @@ func newHealthCmd() *cobra.Command {
 			if err := applyEnv(cmd.Flags()); err != nil {
 				return err
 			}
-			path := "/healthz"
+			path, probe := "/healthz", (*client.Client).Healthz
 			if ready {
-				path = "/readyz"
+				path, probe = "/readyz", (*client.Client).Readyz
 			}
-			client := &http.Client{Timeout: timeout}
-			resp, err := client.Get("http://" + addr + path)
-			if err != nil {
+			c := client.New("http://"+addr, client.WithTimeout(timeout))
+			if _, err := probe(c, context.Background()); err != nil {
 				return exitError{code: 1, msg: fmt.Sprintf("%s%s: %v", addr, path, err)}
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			if resp.StatusCode != http.StatusOK {
-				return exitError{code: 1, msg: fmt.Sprintf("%s%s: %s %s", addr, path, resp.Status, body)}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s%s: ok\n", addr, path)
 			return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,7 +32,7 @@ func newJepsenCmd() *cobra.Command {
 		Long: `Start --members real wimms server processes on 127.0.0.10, .11, ...; run
 --clients concurrent clients against all of them while the nemesis injects
 faults; heal, read the final state and judge the history with porcupine and
-the invariants of SPEC §1. Writes summary.json, history.html, history.jsonl
+the invariants of docs/spec.md §1. Writes summary.json, history.html, history.jsonl
 and every member's log to --out.
 
 With --docker the cluster under test is the compose deployment instead:
@@ -50,7 +51,7 @@ docs/chaos.md.`,
 			out := cmd.OutOrStdout()
 			if listSeedBugs {
 				for _, b := range jepsen.SeedBugs() {
-					fmt.Fprintf(out, "%-24s %s (exposed by --nemesis %s)\n", b.Name, b.Description, b.Nemesis)
+					fmt.Fprintf(out, "%-24s exposed by --nemesis %s, caught as %s\n", b.Name, b.Nemesis, strings.Join(b.CaughtBy, ", "))
 				}
 				return nil
 			}
@@ -122,7 +123,7 @@ docs/chaos.md.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Bin, "bin", "", "wimms binary to start members from, or with --docker to build the image from; must then be static (default: this executable)")
+	fl.StringVar(&opts.Bin, "bin", "", "wimms binary to start members from, or with --docker to build the image from; must then be static (default: this executable; with --seed-bug a chaos build, built with go build -tags chaos when this is not one)")
 	fl.IntVar(&opts.Members, "members", 3, "cluster members (with --docker: the compose file's services)")
 	fl.DurationVar(&opts.Duration, "duration", 60*time.Second, "how long clients and the nemesis run")
 	fl.StringVar(&nemesis, "nemesis", "partition,kill,pause",
@@ -130,8 +131,8 @@ docs/chaos.md.`,
 	fl.StringVar(&opts.OutDir, "out", "", "output directory (default jepsen-out/<time>)")
 	fl.IntVar(&opts.Clients, "clients", 10, "concurrent clients")
 	fl.Uint64Var(&opts.Seed, "seed", 0, "seed of the harness's random choices (default: time)")
-	fl.StringVar(&opts.SeedBug, "seed-bug", "", "start the members with this seeded bug (see --list-seed-bugs)")
-	fl.BoolVar(&listSeedBugs, "list-seed-bugs", false, "list the seeded bugs and exit")
+	fl.StringVar(&opts.SeedBug, "seed-bug", "", "start the members with this seeded bug (see --list-seed-bugs; needs a chaos build, see --bin)")
+	fl.BoolVar(&listSeedBugs, "list-seed-bugs", false, "list the seeded bugs the harness can catch and exit")
 	fl.BoolVar(&cleanup, "cleanup", false, "remove iptables rules left by a killed run and exit (with --docker: its compose projects and images)")
 	fl.BoolVar(&docker, "docker", false, "test the docker-compose deployment instead of local processes (see docs/chaos.md)")
 	fl.StringVar(&dockerOpts.ComposeFile, "compose-file", "docker-compose.yml", "with --docker: the compose file; the Dockerfile next to it builds the image")

@@ -5,207 +5,112 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
+	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/internal/launch"
 )
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
+var wimmsBuild struct {
+	once sync.Once
+	bin  string
+	err  error
+}
 
 // wimmsBinary builds ./cmd/wimms once per test binary run.
 func wimmsBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	b := &wimmsBuild
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "wimms-e2e-bin")
-		if err != nil {
-			buildErr = err
-			return
+		if err == nil {
+			b.bin, err = launch.Build(dir)
 		}
-		builtBin = filepath.Join(dir, "wimms")
-		gobin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-		if _, err := os.Stat(gobin); err != nil {
-			gobin = "go"
-		}
-		cmd := exec.Command(gobin, "build", "-o", builtBin, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		b.err = err
 	})
-	if buildErr != nil {
-		t.Fatalf("building wimms: %v", buildErr)
+	if b.err != nil {
+		t.Fatalf("building wimms: %v", b.err)
 	}
-	return builtBin
+	return b.bin
 }
 
-// freePorts reserves n distinct loopback TCP ports that are also free for
-// UDP (gossip uses both on raft port + 1).
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var holds []io.Closer
-	defer func() {
-		for _, h := range holds {
-			h.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("reserving port: %v", err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			l.Close()
-			continue
-		}
-		holds = append(holds, l, u)
-		ports = append(ports, p)
-	}
-	return ports
-}
-
+// member is one `wimms server` of a test, started by the shared launcher.
 type member struct {
-	t       *testing.T
-	bin     string
-	id      string
-	dir     string
-	http    string
-	raft    string
-	gossip  string
-	zone    string
-	join    []string
-	extra   []string
-	logPath string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	*launch.Member
+	t *testing.T
 }
 
 func newMember(t *testing.T, id string, zone string) *member {
 	t.Helper()
-	p := freePorts(t, 3)
-	dir := t.TempDir()
-	return &member{
-		t: t, bin: wimmsBinary(t), id: id, zone: zone,
-		dir:     filepath.Join(dir, "data"),
-		http:    fmt.Sprintf("127.0.0.1:%d", p[0]),
-		raft:    fmt.Sprintf("127.0.0.1:%d", p[1]),
-		gossip:  fmt.Sprintf("127.0.0.1:%d", p[2]),
-		logPath: filepath.Join(dir, id+".log"),
+	p, err := launch.FreePorts(3)
+	if err != nil {
+		t.Fatal(err)
 	}
+	dir := t.TempDir()
+	return &member{t: t, Member: &launch.Member{
+		ID:         id,
+		Bin:        wimmsBinary(t),
+		HTTPAddr:   fmt.Sprintf("127.0.0.1:%d", p[0]),
+		RaftAddr:   fmt.Sprintf("127.0.0.1:%d", p[1]),
+		GossipAddr: fmt.Sprintf("127.0.0.1:%d", p[2]),
+		DataDir:    filepath.Join(dir, "data"),
+		Zone:       zone,
+		LogPath:    filepath.Join(dir, id+".log"),
+		Flags:      []string{"--log-level", "debug"},
+	}}
 }
 
-func (m *member) url(path string) string { return "http://" + m.http + path }
+func (m *member) url(path string) string { return "http://" + m.HTTPAddr + path }
+
+// api is a client of this member.
+func (m *member) api(opts ...client.Option) *client.Client {
+	return client.New("http://"+m.HTTPAddr, append([]client.Option{client.WithTimeout(20 * time.Second)}, opts...)...)
+}
 
 func (m *member) start() {
 	m.t.Helper()
-	args := []string{"server", "--id", m.id, "--data-dir", m.dir, "--http-addr", m.http,
-		"--raft-addr", m.raft, "--gossip-addr", m.gossip, "--zone", m.zone, "--log-level", "debug"}
-	if len(m.join) > 0 {
-		args = append(args, "--join", strings.Join(m.join, ","))
+	if err := m.Start(); err != nil {
+		m.t.Fatal(err)
 	}
-	args = append(args, m.extra...)
-	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		m.t.Fatalf("log file: %v", err)
-	}
-	cmd := exec.Command(m.bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		m.t.Fatalf("starting %s: %v", m.id, err)
-	}
-	done := make(chan struct{})
-	m.mu.Lock()
-	m.cmd, m.done, m.err = cmd, done, nil
-	m.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		logf.Close()
-		m.mu.Lock()
-		m.err = err
-		m.mu.Unlock()
-		close(done)
-	}()
 	m.t.Cleanup(func() {
 		m.kill9()
 		if m.t.Failed() {
-			b, _ := os.ReadFile(m.logPath)
-			if len(b) > 6000 {
-				b = b[len(b)-6000:]
-			}
-			m.t.Logf("--- tail of %s log ---\n%s", m.id, b)
+			m.t.Logf("--- tail of %s log ---\n%s", m.ID, m.LogTail(6000))
 		}
 	})
 }
 
-func (m *member) running() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.done == nil {
-		return false
-	}
-	select {
-	case <-m.done:
-		return false
-	default:
-		return true
-	}
-}
+func (m *member) running() bool { return m.Running() }
 
 // kill9 is `kill -9`: no shutdown code runs.
 func (m *member) kill9() {
-	m.mu.Lock()
-	cmd, done := m.cmd, m.done
-	m.mu.Unlock()
-	if cmd == nil || !m.running() {
-		return
+	if err := m.Kill(); err != nil {
+		m.t.Errorf("kill %s: %v", m.ID, err)
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-done
 }
 
 // stop sends sig and returns the exit code (or -1 on timeout, after which
 // the process is killed).
 func (m *member) stop(sig syscall.Signal, timeout time.Duration) int {
-	m.mu.Lock()
-	cmd, done := m.cmd, m.done
-	m.mu.Unlock()
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(timeout):
+	done := m.Exited()
+	if err := m.Signal(sig); err != nil {
+		m.t.Logf("stop %s: %v", m.ID, err)
+	}
+	if m.WaitExit(done, timeout) != nil {
 		m.kill9()
 		return -1
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.err == nil {
-		return 0
-	}
-	if ee, ok := m.err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	return -1
+	return m.ExitCode()
 }
 
 func (m *member) waitReady(timeout time.Duration) {
@@ -213,18 +118,14 @@ func (m *member) waitReady(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if !m.running() {
-			m.t.Fatalf("%s exited before becoming ready", m.id)
+			m.t.Fatalf("%s exited before becoming ready", m.ID)
 		}
-		resp, err := http.Get(m.url("/readyz"))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if _, err := m.api(client.WithTimeout(2 * time.Second)).Readyz(context.Background()); err == nil {
+			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	m.t.Fatalf("%s not ready after %v", m.id, timeout)
+	m.t.Fatalf("%s not ready after %v", m.ID, timeout)
 }
 
 // answer is one HTTP response with its JSON body decoded.
@@ -254,8 +155,6 @@ func (a answer) num(k string) int64 {
 	return v
 }
 
-var httpClient = &http.Client{Timeout: 20 * time.Second}
-
 func call(t *testing.T, method, url string, body any, headers ...string) answer {
 	t.Helper()
 	a, err := tryCall(method, url, body, headers...)
@@ -265,37 +164,34 @@ func call(t *testing.T, method, url string, body any, headers ...string) answer 
 	return a
 }
 
-func tryCall(method, url string, body any, headers ...string) (answer, error) {
-	var rd io.Reader
+// tryCall sends one request through the client's Raw call, so that a test
+// sees the exact status and body, including error answers. headers are
+// name, value pairs.
+func tryCall(method, rawURL string, body any, headers ...string) (answer, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return answer{}, err
+	}
+	var payload []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		payload = []byte(b)
 	default:
-		j, err := json.Marshal(b)
-		if err != nil {
+		if payload, err = json.Marshal(b); err != nil {
 			return answer{}, err
 		}
-		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return answer{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
+	opts := client.CallOptions{Header: http.Header{}}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		opts.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := httpClient.Do(req)
+	c := client.New(u.Scheme+"://"+u.Host, client.WithTimeout(20*time.Second))
+	meta, raw, err := c.Raw(context.Background(), method, u.RequestURI(), payload, opts)
 	if err != nil {
 		return answer{}, err
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return answer{}, err
-	}
-	a := answer{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	a := answer{code: meta.HTTPStatus, header: meta.Header, raw: string(raw)}
 	if len(bytes.TrimSpace(raw)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()

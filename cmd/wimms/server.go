@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -22,38 +23,19 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wimms-dev/wimms/cluster"
-	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi"
-	"github.com/wimms-dev/wimms/jepsen"
 	"github.com/wimms-dev/wimms/store"
 )
 
-// seedBugOptions maps a seeded bug (jepsen.SeedBugs lists them with their
-// descriptions) to the options that enable it. Seeded bugs exist only so
-// the chaos harness can prove that its checker fails; they are never on by
-// default and the flag is hidden from --help.
-func seedBugOptions(name string) (fsm.Options, store.SeedBugs, bool) {
-	switch name {
-	case "":
-		return fsm.Options{}, store.SeedBugs{}, true
-	case "stale-linearizable-read":
-		return fsm.Options{}, store.SeedBugs{StaleLinearizableRead: true}, true
-	case "ack-before-commit":
-		return fsm.Options{}, store.SeedBugs{AckBeforeCommit: true}, true
-	case "alloc-skip-capacity":
-		return fsm.Options{SkipCapacityCheck: true}, store.SeedBugs{}, true
-	}
-	return fsm.Options{}, store.SeedBugs{}, false
-}
+// seedBugFlags exists only in a chaos build (seedbugs_chaos.go): it adds
+// --seed-bug and --list-seed-bugs to `wimms server` and returns the step
+// that acts on them once flags and environment are read. A default build
+// has neither the flags nor the bugs behind them.
+var seedBugFlags func(*pflag.FlagSet) seedBugStep
 
-func seedBugDescription(name string) string {
-	for _, b := range jepsen.SeedBugs() {
-		if b.Name == name {
-			return b.Description
-		}
-	}
-	return ""
-}
+// seedBugStep switches the chosen seeded bug on before the member starts,
+// or answers --list-seed-bugs (done) instead of starting it.
+type seedBugStep func(stdout, stderr io.Writer) (done bool, err error)
 
 type serverFlags struct {
 	id, dataDir                         string
@@ -65,15 +47,18 @@ type serverFlags struct {
 	apiToken, adminToken                string
 	logLevel                            string
 	logJSON                             bool
-	seedBug                             string
 	reapAfter, applyTimeout, leaderWait time.Duration
 	snapshotThreshold                   uint64
 	shutdownTimeout                     time.Duration
 	pprof                               bool
+	tokens                              tokenFlags // tokenserver.go
 }
 
 func newServerCmd() *cobra.Command {
-	var f serverFlags
+	var (
+		f       serverFlags
+		seedBug seedBugStep
+	)
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "run a cluster member (bootstraps a one-member cluster on an empty data dir without --join)",
@@ -91,6 +76,11 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := applyEnv(cmd.Flags()); err != nil {
 				return err
+			}
+			if seedBug != nil {
+				if done, err := seedBug(cmd.OutOrStdout(), cmd.ErrOrStderr()); done || err != nil {
+					return err
+				}
 			}
 			return runServer(cmd.Context(), f)
 		},
@@ -116,8 +106,10 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (unauthenticated: keep off in production)")
-	fl.StringVar(&f.seedBug, "seed-bug", "", "chaos testing only: start with a known bug")
-	_ = fl.MarkHidden("seed-bug")
+	f.tokens.register(fl)
+	if seedBugFlags != nil {
+		seedBug = seedBugFlags(fl)
+	}
 	return cmd
 }
 
@@ -197,13 +189,6 @@ func validateServerFlags(f *serverFlags) error {
 	if f.dataDir == "" {
 		return errors.New("--data-dir must not be empty")
 	}
-	if _, _, ok := seedBugOptions(f.seedBug); !ok {
-		var known []string
-		for _, b := range jepsen.SeedBugs() {
-			known = append(known, b.Name)
-		}
-		return fmt.Errorf("--seed-bug %q: unknown (known: %s)", f.seedBug, strings.Join(known, ", "))
-	}
 	if f.gossipAddr == "" {
 		g, err := defaultGossipAddr(f.raftAddr)
 		if err != nil {
@@ -232,8 +217,9 @@ func runServer(parent context.Context, f serverFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.seedBug != "" {
-		logger.Warn("SEEDED BUG ENABLED: this member is deliberately incorrect (chaos testing only)", "bug", f.seedBug, "effect", seedBugDescription(f.seedBug))
+	tokens, err := f.tokens.issuer(logger.Named("tokenserver"))
+	if err != nil {
+		return fmt.Errorf("token server: %w", err)
 	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
@@ -242,7 +228,6 @@ func runServer(parent context.Context, f serverFlags) error {
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	fsmOpts, storeBugs, _ := seedBugOptions(f.seedBug)
 	st, err := store.Open(store.Config{
 		ID:                f.id,
 		DataDir:           f.dataDir,
@@ -252,8 +237,6 @@ func runServer(parent context.Context, f serverFlags) error {
 		Logger:            logger.Named("store"),
 		ApplyTimeout:      f.applyTimeout,
 		SnapshotThreshold: f.snapshotThreshold,
-		FSMOptions:        fsmOpts,
-		SeedBugs:          storeBugs,
 	})
 	if err != nil {
 		return fmt.Errorf("opening store: %w", err)
@@ -286,9 +269,10 @@ func runServer(parent context.Context, f serverFlags) error {
 		reg.MustRegister(c)
 	}
 	api := httpapi.New(httpapi.Config{
+		Tokens:     tokens,
 		Store:      st,
 		Cluster:    cl,
-		Forwarder:  cl,
+		Router:     cl,
 		Logger:     logger.Named("http"),
 		APIToken:   f.apiToken,
 		AdminToken: f.adminToken,

@@ -1,16 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/wimms-dev/wimms/store"
+	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // newStatusCmd prints the cluster as one member sees it: leader, term,
@@ -58,34 +59,16 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-func fetchClusterStatus(addr, token string) (store.ClusterStatus, error) {
-	var st store.ClusterStatus
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/cluster", nil)
+func fetchClusterStatus(addr, token string) (wire.ClusterStatus, error) {
+	c := client.New("http://"+addr, client.WithToken(token), client.WithTimeout(5*time.Second))
+	st, _, err := c.Cluster(context.Background())
 	if err != nil {
-		return st, fmt.Errorf("building request: %w", err)
+		return wire.ClusterStatus{}, fmt.Errorf("cluster status of %s: %w", addr, err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		return st, fmt.Errorf("GET %s/v1/cluster: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return st, fmt.Errorf("reading /v1/cluster: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("GET %s/v1/cluster: %s: %s", addr, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return st, fmt.Errorf("decoding /v1/cluster: %w", err)
-	}
-	return st, nil
+	return *st, nil
 }
 
-func allVotersAlive(st store.ClusterStatus) bool {
+func allVotersAlive(st wire.ClusterStatus) bool {
 	for _, m := range st.Members {
 		if m.Voter && m.State != "leader" && m.State != "follower" {
 			return false
@@ -94,7 +77,7 @@ func allVotersAlive(st store.ClusterStatus) bool {
 	return true
 }
 
-func printClusterStatus(out io.Writer, st store.ClusterStatus) {
+func printClusterStatus(out io.Writer, st wire.ClusterStatus) {
 	leader := "none"
 	if st.Leader != nil {
 		leader = st.Leader.ID

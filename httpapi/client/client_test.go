@@ -17,6 +17,7 @@ import (
 	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/internal/fake"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -45,10 +46,10 @@ func sampleUser() fsm.User {
 	}
 }
 
-func wantUser() client.User {
-	return client.User{UID: 42, Service: "sync-1.5", Email: "a@b.c", NodeID: 3, Node: client.String("https://n1"),
-		APIEndpoint: client.String("https://n1/42"), Generation: math.MaxInt64, KeysChangedAt: nil, ClientState: "aa",
-		OldClientStates: []string{"bb"}, CreatedAt: 10, ReplacedAt: client.Int64(20), FirstSeenAt: 5}
+func wantUser() wire.User {
+	return wire.User{UID: 42, Service: "sync-1.5", Email: "a@b.c", NodeID: 3, Node: wire.String("https://n1"),
+		APIEndpoint: wire.String("https://n1/42"), Generation: math.MaxInt64, KeysChangedAt: nil, ClientState: "aa",
+		OldClientStates: []string{"bb"}, CreatedAt: 10, ReplacedAt: wire.Int64(20), FirstSeenAt: 5}
 }
 
 // TestWrites: each write method sends the command its endpoint means and
@@ -57,7 +58,7 @@ func TestWrites(t *testing.T) {
 	ctx := context.Background()
 	svc := fsm.Service{ID: 1, Name: "sync-1.5", Pattern: "p", ReleaseRate: "0.25", AllowNewUsers: true, Spread: 2}
 	node := fsm.Node{ID: 3, Service: "sync-1.5", URL: "https://n1", Capacity: 10, Available: 1, CurrentLoad: 2, Downed: true}
-	wantNode := &client.Node{ID: 3, Service: "sync-1.5", Node: "https://n1", Capacity: 10, Available: 1, CurrentLoad: 2, Downed: true}
+	wantNode := &wire.Node{ID: 3, Service: "sync-1.5", Node: "https://n1", Capacity: 10, Available: 1, CurrentLoad: 2, Downed: true}
 	u := sampleUser()
 	wu := wantUser()
 	cases := []struct {
@@ -70,11 +71,11 @@ func TestWrites(t *testing.T) {
 	}{
 		{"PutService", fsm.Result{Created: true, Service: &svc},
 			func(c *client.Client) (any, client.Meta, error) {
-				return c.PutService(ctx, "sync-1.5", client.PutServiceRequest{Pattern: "p", ReleaseRate: "0.25", AllowNewUsers: client.Bool(true), Spread: client.Int64(2)})
+				return c.PutService(ctx, "sync-1.5", wire.PutServiceRequest{Pattern: "p", ReleaseRate: "0.25", AllowNewUsers: wire.Bool(true), Spread: wire.Int64(2)})
 			},
 			fsm.Command{Op: fsm.OpPutService, Service: "sync-1.5", Pattern: fsm.SomeString("p"), ReleaseRate: fsm.SomeString("0.25"),
 				AllowNewUsers: fsm.SomeBool(true), Spread: fsm.SomeInt64(2)},
-			&client.Service{ID: 1, Service: "sync-1.5", Pattern: "p", ReleaseRate: "0.25", AllowNewUsers: true, Spread: 2}, 201},
+			&wire.Service{ID: 1, Service: "sync-1.5", Pattern: "p", ReleaseRate: "0.25", AllowNewUsers: true, Spread: 2}, 201},
 		{"DeleteService", fsm.Result{},
 			func(c *client.Client) (any, client.Meta, error) {
 				m, err := c.DeleteService(ctx, "sync-1.5")
@@ -83,13 +84,13 @@ func TestWrites(t *testing.T) {
 			fsm.Command{Op: fsm.OpDeleteService, Service: "sync-1.5"}, nil, 204},
 		{"AddNode", fsm.Result{Created: true, Node: &node},
 			func(c *client.Client) (any, client.Meta, error) {
-				return c.AddNode(ctx, "sync-1.5", client.AddNodeRequest{Node: "https://n1", Capacity: 10, Downed: client.Bool(true)})
+				return c.AddNode(ctx, "sync-1.5", wire.AddNodeRequest{Node: "https://n1", Capacity: 10, NodeState: wire.NodeState{Downed: wire.Bool(true)}})
 			},
 			fsm.Command{Op: fsm.OpAddNode, Service: "sync-1.5", NodeURL: "https://n1", Capacity: fsm.SomeInt64(10), Downed: fsm.SomeBool(true)},
 			wantNode, 201},
 		{"UpdateNode", fsm.Result{Node: &node},
 			func(c *client.Client) (any, client.Meta, error) {
-				return c.UpdateNode(ctx, "sync-1.5", 3, client.UpdateNodeRequest{Available: client.Int64(0)})
+				return c.UpdateNode(ctx, "sync-1.5", 3, wire.UpdateNodeRequest{NodeState: wire.NodeState{Available: wire.Int64(0)}})
 			},
 			fsm.Command{Op: fsm.OpUpdateNode, Service: "sync-1.5", NodeID: 3, Available: fsm.SomeInt64(0)}, wantNode, 200},
 		{"UnassignNode", fsm.Result{Count: 4},
@@ -100,22 +101,22 @@ func TestWrites(t *testing.T) {
 			fsm.Command{Op: fsm.OpRemoveNode, Service: "sync-1.5", NodeID: 3}, int64(5), 200},
 		{"Allocate", fsm.Result{Created: true, User: &u},
 			func(c *client.Client) (any, client.Meta, error) {
-				return c.Allocate(ctx, "sync-1.5", client.AllocateRequest{Email: "a@b.c", Generation: client.Int64(math.MaxInt64),
-					ClientState: client.String(""), Node: client.String("https://n1")})
+				return c.Allocate(ctx, "sync-1.5", wire.AllocateRequest{Email: "a@b.c", UserFields: wire.UserFields{
+					Generation: wire.Int64(math.MaxInt64), ClientState: wire.String(""), Node: wire.String("https://n1")}})
 			},
 			fsm.Command{Op: fsm.OpAllocate, Service: "sync-1.5", Email: "a@b.c", Generation: fsm.SomeInt64(math.MaxInt64),
 				ClientState: fsm.SomeString(""), Node: fsm.SomeString("https://n1")}, &wu, 201},
 		{"UpdateUser", fsm.Result{User: &u},
 			func(c *client.Client) (any, client.Meta, error) {
-				return c.UpdateUser(ctx, "sync-1.5", "a@b.c", client.UpdateUserRequest{KeysChangedAt: client.Int64(7)})
+				return c.UpdateUser(ctx, "sync-1.5", "a@b.c", wire.UpdateUserRequest{KeysChangedAt: wire.Int64(7)})
 			},
 			fsm.Command{Op: fsm.OpUpdateUser, Service: "sync-1.5", Email: "a@b.c", KeysChangedAt: fsm.SomeInt64(7)}, &wu, 200},
 		{"Login", fsm.Result{User: &u, FxaKid: "kid"},
 			func(c *client.Client) (any, client.Meta, error) {
-				return c.Login(ctx, "sync-1.5", "a@b.c", client.LoginRequest{Generation: client.Int64(3), ClientState: ""})
+				return c.Login(ctx, "sync-1.5", "a@b.c", wire.LoginRequest{Generation: wire.Int64(3), ClientState: ""})
 			},
 			fsm.Command{Op: fsm.OpLogin, Service: "sync-1.5", Email: "a@b.c", Generation: fsm.SomeInt64(3), ClientState: fsm.SomeString("")},
-			&client.LoginResult{User: wu, FxaKid: "kid"}, 200},
+			&wire.LoginResult{User: wu, FxaKid: "kid"}, 200},
 		{"Retire", fsm.Result{User: &u},
 			func(c *client.Client) (any, client.Meta, error) { return c.Retire(ctx, "sync-1.5", "a@b.c") },
 			fsm.Command{Op: fsm.OpRetire, Service: "sync-1.5", Email: "a@b.c"}, &wu, 200},
@@ -124,7 +125,7 @@ func TestWrites(t *testing.T) {
 			fsm.Command{Op: fsm.OpReplace, Service: "sync-1.5", Email: "a@b.c"}, int64(1), 200},
 		{"Replace at", fsm.Result{Count: 2},
 			func(c *client.Client) (any, client.Meta, error) {
-				return c.Replace(ctx, "sync-1.5", "a@b.c", client.Int64(99))
+				return c.Replace(ctx, "sync-1.5", "a@b.c", wire.Int64(99))
 			},
 			fsm.Command{Op: fsm.OpReplace, Service: "sync-1.5", Email: "a@b.c", At: fsm.SomeInt64(99)}, int64(2), 200},
 		{"DeleteRecord", fsm.Result{},
@@ -135,7 +136,7 @@ func TestWrites(t *testing.T) {
 			fsm.Command{Op: fsm.OpDeleteRecord, Service: "sync-1.5", UID: 42}, nil, 204},
 		{"Event", fsm.Result{Count: 3},
 			func(c *client.Client) (any, client.Meta, error) {
-				return c.Event(ctx, client.EventRequest{Event: "delete", Email: "a@b.c"})
+				return c.Event(ctx, wire.EventRequest{Event: "delete", Email: "a@b.c"})
 			},
 			fsm.Command{Op: fsm.OpAccountEvent, Event: "delete", Email: "a@b.c"}, int64(3), 200},
 	}
@@ -171,11 +172,11 @@ func TestReads(t *testing.T) {
 	r.Old = []fsm.Record{sampleUser().Record}
 	r.Stat["sync-1.5"] = fsm.Stats{Users: 1, Records: 2, Nodes: 3}
 	r.Count = 9
-	wantSvc := client.Service{ID: 1, Service: "sync-1.5", Pattern: "p", ReleaseRate: "1", Spread: 1}
-	wantNode := client.Node{ID: 3, Service: "sync-1.5", Node: "https://n1", Capacity: 10}
+	wantSvc := wire.Service{ID: 1, Service: "sync-1.5", Pattern: "p", ReleaseRate: "1", Spread: 1}
+	wantNode := wire.Node{ID: 3, Service: "sync-1.5", Node: "https://n1", Capacity: 10}
 	wu := wantUser()
-	wantRec := client.Record{UID: 42, Email: "a@b.c", NodeID: 3, Node: client.String("https://n1"), Generation: math.MaxInt64,
-		ClientState: "aa", CreatedAt: 10, ReplacedAt: client.Int64(20)}
+	wantRec := wire.Record{UID: 42, Email: "a@b.c", NodeID: 3, Node: wire.String("https://n1"), Generation: math.MaxInt64,
+		ClientState: "aa", CreatedAt: 10, ReplacedAt: wire.Int64(20)}
 	stale := client.CallOptions{Consistency: "stale", MaxStaleness: 1500 * time.Millisecond}
 
 	check := func(name string, got, want any, err error) {
@@ -188,11 +189,11 @@ func TestReads(t *testing.T) {
 		}
 	}
 	svcs, _, err := e.c.ListServices(ctx)
-	check("ListServices", svcs, []client.Service{wantSvc}, err)
+	check("ListServices", svcs, []wire.Service{wantSvc}, err)
 	svc, _, err := e.c.GetService(ctx, "sync-1.5")
 	check("GetService", svc, &wantSvc, err)
 	nodes, _, err := e.c.ListNodes(ctx, "sync-1.5")
-	check("ListNodes", nodes, []client.Node{wantNode}, err)
+	check("ListNodes", nodes, []wire.Node{wantNode}, err)
 	node, _, err := e.c.GetNode(ctx, "sync-1.5", 3)
 	check("GetNode", node, &wantNode, err)
 	user, meta, err := e.c.GetUser(ctx, "sync-1.5", "a@b.c", stale)
@@ -201,16 +202,16 @@ func TestReads(t *testing.T) {
 		t.Fatalf("read meta %+v", meta)
 	}
 	recs, _, err := e.c.Records(ctx, "sync-1.5", "a@b.c")
-	check("Records", recs, []client.Record{wantRec}, err)
-	old, _, err := e.c.OldRecords(ctx, "sync-1.5", client.OldRecordsQuery{GraceMs: client.Int64(0), Limit: 5, Offset: 2})
-	check("OldRecords", old, []client.Record{wantRec}, err)
+	check("Records", recs, []wire.Record{wantRec}, err)
+	old, _, err := e.c.OldRecords(ctx, "sync-1.5", client.OldRecordsQuery{GraceMs: wire.Int64(0), Limit: 5, Offset: 2})
+	check("OldRecords", old, []wire.Record{wantRec}, err)
 	if q := r.LastOldQuery; q.Now-q.GraceMs != 5000 || q.Limit != 5 || q.Offset != 2 {
 		t.Fatalf("old records query %+v", q)
 	}
 	st, _, err := e.c.Stats(ctx, "sync-1.5")
-	check("Stats", st, &client.Stats{Users: 1, Records: 2, Nodes: 3}, err)
-	cnt, _, err := e.c.CountUsers(ctx, "sync-1.5", client.Int64(77))
-	check("CountUsers", cnt, &client.Count{Count: 9, AsOf: 77}, err)
+	check("Stats", st, &wire.Stats{Users: 1, Records: 2, Nodes: 3}, err)
+	cnt, _, err := e.c.CountUsers(ctx, "sync-1.5", wire.Int64(77))
+	check("CountUsers", cnt, &wire.Count{Count: 9, AsOf: 77}, err)
 	if r.LastCountService != "sync-1.5" || r.LastCountAsOf != 77 {
 		t.Fatalf("count args %q %d", r.LastCountService, r.LastCountAsOf)
 	}
@@ -226,17 +227,17 @@ func TestReads(t *testing.T) {
 func TestCluster(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	leader := store.Member{ID: "m1", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", Voter: true, State: "leader"}
-	e.cluster.StatusValue = store.ClusterStatus{Leader: &leader, Term: 2, CommitIndex: 5, AppliedIndex: 5, Members: []store.Member{leader}}
+	leader := wire.Member{ID: "m1", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", Voter: true, State: "leader"}
+	e.cluster.StatusValue = wire.ClusterStatus{Leader: &leader, Term: 2, CommitIndex: 5, AppliedIndex: 5, Members: []wire.Member{leader}}
 	st, _, err := e.c.Cluster(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wl := client.Member{ID: "m1", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", Voter: true, State: "leader"}
-	if want := (&client.ClusterStatus{Leader: &wl, Term: 2, CommitIndex: 5, AppliedIndex: 5, Members: []client.Member{wl}}); !reflect.DeepEqual(st, want) {
+	wl := wire.Member{ID: "m1", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", Voter: true, State: "leader"}
+	if want := (&wire.ClusterStatus{Leader: &wl, Term: 2, CommitIndex: 5, AppliedIndex: 5, Members: []wire.Member{wl}}); !reflect.DeepEqual(st, want) {
 		t.Fatalf("status %+v", st)
 	}
-	if _, err := e.c.Join(ctx, client.JoinRequest{ID: "m2", RaftAddr: "127.0.0.1:3", HTTPAddr: "127.0.0.1:4", Voter: client.Bool(false)}); err != nil {
+	if _, err := e.c.Join(ctx, wire.JoinRequest{ID: "m2", RaftAddr: "127.0.0.1:3", HTTPAddr: "127.0.0.1:4", Voter: wire.Bool(false)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.c.RemoveMember(ctx, "m/../2"); !client.IsStatus(err, "bad-request") {
@@ -252,7 +253,7 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined, removed, transfers := e.cluster.Calls()
-	if len(joined) != 1 || joined[0] != (store.Member{ID: "m2", RaftAddr: "127.0.0.1:3", HTTPAddr: "127.0.0.1:4"}) {
+	if len(joined) != 1 || joined[0] != (wire.Member{ID: "m2", RaftAddr: "127.0.0.1:3", HTTPAddr: "127.0.0.1:4"}) {
 		t.Fatalf("joined %+v", joined)
 	}
 	if !reflect.DeepEqual(removed, []string{"m3"}) || !reflect.DeepEqual(transfers, []string{"", "m2"}) {
@@ -282,7 +283,7 @@ func TestAPIError(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.store.Result = fsm.Result{Err: &fsm.Error{Status: fsm.StatusInvalidClientState, Field: "client_state", Reason: "stale value"}}
-	u, meta, err := e.c.Login(ctx, "sync-1.5", "a@b.c", client.LoginRequest{ClientState: "aa"})
+	u, meta, err := e.c.Login(ctx, "sync-1.5", "a@b.c", wire.LoginRequest{ClientState: "aa"})
 	var ae *client.APIError
 	if !errors.As(err, &ae) {
 		t.Fatalf("error %T %v, want *APIError", err, err)
@@ -325,11 +326,11 @@ func TestIdempotencyKeyIsSent(t *testing.T) {
 	u := sampleUser()
 	e.store.Result = fsm.Result{Created: true, User: &u}
 	opt := client.CallOptions{IdempotencyKey: "op-1"}
-	_, m1, err := e.c.Allocate(ctx, "sync-1.5", client.AllocateRequest{Email: "a@b.c"}, opt)
+	_, m1, err := e.c.Allocate(ctx, "sync-1.5", wire.AllocateRequest{Email: "a@b.c"}, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, m2, err := e.c.Allocate(ctx, "sync-1.5", client.AllocateRequest{Email: "a@b.c"}, opt)
+	_, m2, err := e.c.Allocate(ctx, "sync-1.5", wire.AllocateRequest{Email: "a@b.c"}, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

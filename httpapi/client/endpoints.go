@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 func servicePath(service string) string { return "/v1/services/" + segment(service) }
@@ -16,21 +18,21 @@ func userPath(service, email string) string { return servicePath(service) + "/us
 // ---- services ----
 
 // PutService creates (Meta.Created) or updates a service.
-func (c *Client) PutService(ctx context.Context, service string, req PutServiceRequest, opts ...CallOptions) (*Service, Meta, error) {
-	var out Service
+func (c *Client) PutService(ctx context.Context, service string, req wire.PutServiceRequest, opts ...CallOptions) (*wire.Service, Meta, error) {
+	var out wire.Service
 	m, err := c.do(ctx, http.MethodPut, servicePath(service), nil, req, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
 
-func (c *Client) GetService(ctx context.Context, service string, opts ...CallOptions) (*Service, Meta, error) {
-	var out Service
+func (c *Client) GetService(ctx context.Context, service string, opts ...CallOptions) (*wire.Service, Meta, error) {
+	var out wire.Service
 	m, err := c.do(ctx, http.MethodGet, servicePath(service), nil, nil, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
 
-func (c *Client) ListServices(ctx context.Context, opts ...CallOptions) ([]Service, Meta, error) {
+func (c *Client) ListServices(ctx context.Context, opts ...CallOptions) ([]wire.Service, Meta, error) {
 	var out struct {
-		Services []Service `json:"services"`
+		Services []wire.Service `json:"services"`
 	}
 	m, err := c.do(ctx, http.MethodGet, "/v1/services", nil, nil, &out, opts)
 	return out.Services, m, err
@@ -43,29 +45,29 @@ func (c *Client) DeleteService(ctx context.Context, service string, opts ...Call
 
 // ---- nodes ----
 
-func (c *Client) AddNode(ctx context.Context, service string, req AddNodeRequest, opts ...CallOptions) (*Node, Meta, error) {
-	var out Node
+func (c *Client) AddNode(ctx context.Context, service string, req wire.AddNodeRequest, opts ...CallOptions) (*wire.Node, Meta, error) {
+	var out wire.Node
 	m, err := c.do(ctx, http.MethodPost, servicePath(service)+"/nodes", nil, req, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
 
 // ListNodes lists a service's nodes ordered by id.
-func (c *Client) ListNodes(ctx context.Context, service string, opts ...CallOptions) ([]Node, Meta, error) {
+func (c *Client) ListNodes(ctx context.Context, service string, opts ...CallOptions) ([]wire.Node, Meta, error) {
 	var out struct {
-		Nodes []Node `json:"nodes"`
+		Nodes []wire.Node `json:"nodes"`
 	}
 	m, err := c.do(ctx, http.MethodGet, servicePath(service)+"/nodes", nil, nil, &out, opts)
 	return out.Nodes, m, err
 }
 
-func (c *Client) GetNode(ctx context.Context, service string, id int64, opts ...CallOptions) (*Node, Meta, error) {
-	var out Node
+func (c *Client) GetNode(ctx context.Context, service string, id int64, opts ...CallOptions) (*wire.Node, Meta, error) {
+	var out wire.Node
 	m, err := c.do(ctx, http.MethodGet, nodePath(service, id), nil, nil, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
 
-func (c *Client) UpdateNode(ctx context.Context, service string, id int64, req UpdateNodeRequest, opts ...CallOptions) (*Node, Meta, error) {
-	var out Node
+func (c *Client) UpdateNode(ctx context.Context, service string, id int64, req wire.UpdateNodeRequest, opts ...CallOptions) (*wire.Node, Meta, error) {
+	var out wire.Node
 	m, err := c.do(ctx, http.MethodPatch, nodePath(service, id), nil, req, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
@@ -92,33 +94,33 @@ func (c *Client) RemoveNode(ctx context.Context, service string, id int64, opts 
 
 // Allocate gets or creates a user's assignment (Meta.Created: a record was
 // created).
-func (c *Client) Allocate(ctx context.Context, service string, req AllocateRequest, opts ...CallOptions) (*User, Meta, error) {
-	var out User
+func (c *Client) Allocate(ctx context.Context, service string, req wire.AllocateRequest, opts ...CallOptions) (*wire.User, Meta, error) {
+	var out wire.User
 	m, err := c.do(ctx, http.MethodPost, servicePath(service)+"/users", nil, req, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
 
-func (c *Client) GetUser(ctx context.Context, service, email string, opts ...CallOptions) (*User, Meta, error) {
-	var out User
+func (c *Client) GetUser(ctx context.Context, service, email string, opts ...CallOptions) (*wire.User, Meta, error) {
+	var out wire.User
 	m, err := c.do(ctx, http.MethodGet, userPath(service, email), nil, nil, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
 
-func (c *Client) UpdateUser(ctx context.Context, service, email string, req UpdateUserRequest, opts ...CallOptions) (*User, Meta, error) {
-	var out User
+func (c *Client) UpdateUser(ctx context.Context, service, email string, req wire.UpdateUserRequest, opts ...CallOptions) (*wire.User, Meta, error) {
+	var out wire.User
 	m, err := c.do(ctx, http.MethodPatch, userPath(service, email), nil, req, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
 
 // Login runs the token server's whole sign-in decision.
-func (c *Client) Login(ctx context.Context, service, email string, req LoginRequest, opts ...CallOptions) (*LoginResult, Meta, error) {
-	var out LoginResult
+func (c *Client) Login(ctx context.Context, service, email string, req wire.LoginRequest, opts ...CallOptions) (*wire.LoginResult, Meta, error) {
+	var out wire.LoginResult
 	m, err := c.do(ctx, http.MethodPost, userPath(service, email)+"/login", nil, req, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
 
-func (c *Client) Retire(ctx context.Context, service, email string, opts ...CallOptions) (*User, Meta, error) {
-	var out User
+func (c *Client) Retire(ctx context.Context, service, email string, opts ...CallOptions) (*wire.User, Meta, error) {
+	var out wire.User
 	m, err := c.do(ctx, http.MethodPost, userPath(service, email)+"/retire", nil, nil, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
@@ -137,9 +139,9 @@ func (c *Client) Replace(ctx context.Context, service, email string, at *int64, 
 }
 
 // Records lists a user's stored records, oldest first.
-func (c *Client) Records(ctx context.Context, service, email string, opts ...CallOptions) ([]Record, Meta, error) {
+func (c *Client) Records(ctx context.Context, service, email string, opts ...CallOptions) ([]wire.Record, Meta, error) {
 	var out struct {
-		Records []Record `json:"records"`
+		Records []wire.Record `json:"records"`
 	}
 	m, err := c.do(ctx, http.MethodGet, userPath(service, email)+"/records", nil, nil, &out, opts)
 	return out.Records, m, err
@@ -147,7 +149,7 @@ func (c *Client) Records(ctx context.Context, service, email string, opts ...Cal
 
 // OldRecords lists records replaced before now − grace (the purge job's
 // listing).
-func (c *Client) OldRecords(ctx context.Context, service string, q OldRecordsQuery, opts ...CallOptions) ([]Record, Meta, error) {
+func (c *Client) OldRecords(ctx context.Context, service string, q OldRecordsQuery, opts ...CallOptions) ([]wire.Record, Meta, error) {
 	query := url.Values{}
 	if q.GraceMs != nil {
 		query.Set("grace_ms", strconv.FormatInt(*q.GraceMs, 10))
@@ -159,7 +161,7 @@ func (c *Client) OldRecords(ctx context.Context, service string, q OldRecordsQue
 		query.Set("offset", strconv.Itoa(q.Offset))
 	}
 	var out struct {
-		Records []Record `json:"records"`
+		Records []wire.Record `json:"records"`
 	}
 	m, err := c.do(ctx, http.MethodGet, servicePath(service)+"/records/old", query, nil, &out, opts)
 	return out.Records, m, err
@@ -170,15 +172,15 @@ func (c *Client) DeleteRecord(ctx context.Context, service string, uid int64, op
 	return c.do(ctx, http.MethodDelete, servicePath(service)+"/records/"+strconv.FormatInt(uid, 10), nil, nil, nil, opts)
 }
 
-func (c *Client) Stats(ctx context.Context, service string, opts ...CallOptions) (*Stats, Meta, error) {
-	var out Stats
+func (c *Client) Stats(ctx context.Context, service string, opts ...CallOptions) (*wire.Stats, Meta, error) {
+	var out wire.Stats
 	m, err := c.do(ctx, http.MethodGet, servicePath(service)+"/stats", nil, nil, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
 
 // CountUsers counts live records created at or before asOf (nil: now), in
 // one service or ("") all.
-func (c *Client) CountUsers(ctx context.Context, service string, asOf *int64, opts ...CallOptions) (*Count, Meta, error) {
+func (c *Client) CountUsers(ctx context.Context, service string, asOf *int64, opts ...CallOptions) (*wire.Count, Meta, error) {
 	query := url.Values{}
 	if service != "" {
 		query.Set("service", service)
@@ -186,14 +188,14 @@ func (c *Client) CountUsers(ctx context.Context, service string, asOf *int64, op
 	if asOf != nil {
 		query.Set("as_of", strconv.FormatInt(*asOf, 10))
 	}
-	var out Count
+	var out wire.Count
 	m, err := c.do(ctx, http.MethodGet, "/v1/users/count", query, nil, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
 
 // Event applies an account event in every service; it returns how many
 // users it touched.
-func (c *Client) Event(ctx context.Context, req EventRequest, opts ...CallOptions) (int64, Meta, error) {
+func (c *Client) Event(ctx context.Context, req wire.EventRequest, opts ...CallOptions) (int64, Meta, error) {
 	var out struct {
 		Applied int64 `json:"applied"`
 	}
@@ -203,13 +205,13 @@ func (c *Client) Event(ctx context.Context, req EventRequest, opts ...CallOption
 
 // ---- cluster ----
 
-func (c *Client) Cluster(ctx context.Context, opts ...CallOptions) (*ClusterStatus, Meta, error) {
-	var out ClusterStatus
+func (c *Client) Cluster(ctx context.Context, opts ...CallOptions) (*wire.ClusterStatus, Meta, error) {
+	var out wire.ClusterStatus
 	m, err := c.do(ctx, http.MethodGet, "/v1/cluster", nil, nil, &out, opts)
 	return nilOnErr(&out, err), m, err
 }
 
-func (c *Client) Join(ctx context.Context, req JoinRequest, opts ...CallOptions) (Meta, error) {
+func (c *Client) Join(ctx context.Context, req wire.JoinRequest, opts ...CallOptions) (Meta, error) {
 	return c.do(ctx, http.MethodPost, "/v1/cluster/members", nil, req, nil, opts)
 }
 

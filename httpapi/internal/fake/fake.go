@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -235,21 +236,21 @@ func (r *Reader) Stats(service string) (fsm.Stats, error) {
 // Cluster is a fake httpapi.Cluster.
 type Cluster struct {
 	mu          sync.Mutex
-	StatusValue store.ClusterStatus
+	StatusValue wire.ClusterStatus
 	Err         error // returned by every method when set
 
-	joined    []store.Member
+	joined    []wire.Member
 	removed   []string
 	transfers []string
 }
 
-func (c *Cluster) Status(ctx context.Context) (store.ClusterStatus, error) {
+func (c *Cluster) Status(ctx context.Context) (wire.ClusterStatus, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.StatusValue, c.Err
 }
 
-func (c *Cluster) Join(ctx context.Context, m store.Member) error {
+func (c *Cluster) Join(ctx context.Context, m wire.Member) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.Err != nil {
@@ -280,41 +281,64 @@ func (c *Cluster) TransferLeadership(ctx context.Context, id string) error {
 }
 
 // Calls returns what succeeded: joined members, removed ids, transfer targets.
-func (c *Cluster) Calls() (joined []store.Member, removed, transfers []string) {
+func (c *Cluster) Calls() (joined []wire.Member, removed, transfers []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]store.Member(nil), c.joined...), append([]string(nil), c.removed...), append([]string(nil), c.transfers...)
+	return append([]wire.Member(nil), c.joined...), append([]string(nil), c.removed...), append([]string(nil), c.transfers...)
 }
 
-// Forwarded is one request a Forwarder relayed.
-type Forwarded struct {
+// Routed is one request a Router decided on.
+type Routed struct {
 	Method, Path string
+	Where        store.Placement
+	Relayed      bool
 	Header       http.Header
 	Body         []byte
 }
 
-// Forwarder is a fake httpapi.Forwarder: it records the request and answers
-// 200 {"forwarded":true} with header X-Fake-Forwarded: 1, which no real
-// handler produces.
-type Forwarder struct {
-	mu    sync.Mutex
-	calls []Forwarded
+// Router is a fake httpapi.Router. By default this member serves
+// everything. With Follower set, it relays what needs the leader
+// (store.OnLeader, store.OnLeaderIfKnown): it answers 200
+// {"forwarded":true} with header X-Fake-Forwarded: 1, which no real
+// handler produces. It records every decision.
+type Router struct {
+	mu       sync.Mutex
+	Follower bool
+	calls    []Routed
 }
 
-func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, body []byte) {
+func (f *Router) Route(w http.ResponseWriter, r *http.Request, body []byte, where store.Placement) bool {
 	f.mu.Lock()
-	f.calls = append(f.calls, Forwarded{Method: r.Method, Path: r.URL.EscapedPath(), Header: r.Header.Clone(),
-		Body: append([]byte(nil), body...)})
+	relay := f.Follower && where != store.AnyMember
+	f.calls = append(f.calls, Routed{Method: r.Method, Path: r.URL.EscapedPath(), Where: where, Relayed: relay,
+		Header: r.Header.Clone(), Body: append([]byte(nil), body...)})
 	f.mu.Unlock()
+	if !relay {
+		return false
+	}
 	w.Header().Set("X-Fake-Forwarded", "1")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte(`{"forwarded":true}`))
+	return true
 }
 
-// Calls returns every relayed request.
-func (f *Forwarder) Calls() []Forwarded {
+// Relayed returns every request the Router relayed.
+func (f *Router) Relayed() []Routed {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]Forwarded(nil), f.calls...)
+	var out []Routed
+	for _, c := range f.calls {
+		if c.Relayed {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Calls returns every decision.
+func (f *Router) Calls() []Routed {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Routed(nil), f.calls...)
 }

@@ -13,9 +13,9 @@ import (
 	"testing"
 )
 
-// fakeAPI implements just enough of API.md (service PUT, node POST, user
+// fakeAPI implements just enough of docs/api.md (service PUT, node POST, user
 // POST/GET/login) to check that the bench's requests are well-formed and
-// that its login state tracking obeys SPEC §4's login checks. Any request
+// that its login state tracking obeys docs/spec.md §4's login checks. Any request
 // it cannot accept is recorded as a problem and answered 400, so a test
 // that expects zero errors also proves zero malformed requests.
 type fakeAPI struct {
@@ -317,7 +317,7 @@ func (f *fakeAPI) getUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, f.userJSON(u, svc))
 }
 
-// login follows SPEC §4's login, including checks a–g, so a bench that
+// login follows docs/spec.md §4's login, including checks a–g, so a bench that
 // sends a stale or inconsistent state gets the 401 a server would give.
 func (f *fakeAPI) login(w http.ResponseWriter, r *http.Request) {
 	var b userFields

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/wimms-dev/wimms/httpapi/client"
 )
 
 // opKind is what one measured operation was.
@@ -49,8 +51,8 @@ type worker struct {
 	id      int
 	addr    string
 	paths   paths
-	query   string     // lookup: consistency=<level>
-	rq      *requester // this client's connection to addr, set per phase
+	query   string            // lookup: consistency=<level>
+	rq      *client.Requester // this client's connection to addr, set per phase
 	cfg     *Config
 	rng     *rand.Rand
 	runID   string
@@ -119,13 +121,13 @@ func appendUserFields(b []byte, gen, kca int64, cs string) []byte {
 }
 
 func (w *worker) loginBody(gen, kca int64, cs string) []byte {
-	b := append(w.rq.buffer(), '{')
+	b := append(w.rq.Buffer(), '{')
 	b = appendUserFields(b, gen, kca, cs)
 	return append(b, '}')
 }
 
 func (w *worker) allocBody(email string, gen, kca int64, cs string) []byte {
-	b := append(w.rq.buffer(), `{"email":`...)
+	b := append(w.rq.Buffer(), `{"email":`...)
 	b = strconv.AppendQuote(b, email)
 	if gen > 0 || cs != "" {
 		b = append(b, ',')
@@ -138,14 +140,14 @@ func (w *worker) allocBody(email string, gen, kca int64, cs string) []byte {
 // only taken into the client's pool after a 2xx: after an error or an
 // unknown outcome its server-side state is uncertain, and signing in with a
 // guessed state would turn every later login into a spurious 401.
-func (w *worker) step() (opKind, response, error) {
+func (w *worker) step() (opKind, client.Answer, error) {
 	switch w.cfg.Workload {
 	case WorkloadAlloc:
-		r, err := w.rq.do(http.MethodPost, w.paths.users, "", w.allocBody(w.freshEmail(), 0, 0, ""), false)
+		r, err := w.rq.Do(http.MethodPost, w.paths.users, "", w.allocBody(w.freshEmail(), 0, 0, ""), false)
 		return kindAlloc, r, err
 	case WorkloadLookup:
 		u := w.lookup[w.rng.IntN(len(w.lookup))]
-		r, err := w.rq.do(http.MethodGet, u.path, w.query, nil, false)
+		r, err := w.rq.Do(http.MethodGet, u.path, w.query, nil, false)
 		return kindLookup, r, err
 	}
 	return w.mixStep()
@@ -163,7 +165,7 @@ func (w *worker) pickMixKind() opKind {
 	return kindKeyChange
 }
 
-func (w *worker) mixStep() (opKind, response, error) {
+func (w *worker) mixStep() (opKind, client.Answer, error) {
 	kind := w.pickMixKind()
 	if kind != kindNew && len(w.owned) == 0 {
 		// Every owned user was dropped after failures: keep the load going.
@@ -174,7 +176,7 @@ func (w *worker) mixStep() (opKind, response, error) {
 		now := time.Now().UnixMilli()
 		u := newBenchUser(w.paths, w.freshEmail())
 		u.generation, u.keysChangedAt, u.clientState = now, now, w.newClientState()
-		r, err := w.rq.do(http.MethodPost, u.loginPath, "", w.loginBody(u.generation, u.keysChangedAt, u.clientState), false)
+		r, err := w.rq.Do(http.MethodPost, u.loginPath, "", w.loginBody(u.generation, u.keysChangedAt, u.clientState), false)
 		if err == nil && r.Code == http.StatusOK {
 			w.owned = append(w.owned, u)
 		}
@@ -182,7 +184,7 @@ func (w *worker) mixStep() (opKind, response, error) {
 	case kindLogin:
 		i := w.rng.IntN(len(w.owned))
 		u := w.owned[i]
-		r, err := w.rq.do(http.MethodPost, u.loginPath, "", w.loginBody(u.generation, u.keysChangedAt, u.clientState), false)
+		r, err := w.rq.Do(http.MethodPost, u.loginPath, "", w.loginBody(u.generation, u.keysChangedAt, u.clientState), false)
 		// Re-sending the state the server already has changes nothing, so
 		// only a refusal (4xx: our view is wrong) makes the user unusable; a
 		// 503 or a lost answer leaves it exactly as it was.
@@ -192,13 +194,13 @@ func (w *worker) mixStep() (opKind, response, error) {
 		return kind, r, err
 	}
 	// Key change: a new client state needs a higher generation and a higher
-	// keys_changed_at (SPEC §4 login checks d, e), and generation must not
+	// keys_changed_at (docs/spec.md §4 login checks d, e), and generation must not
 	// be below keys_changed_at (check a). FxA uses ms timestamps for both.
 	i := w.rng.IntN(len(w.owned))
 	u := w.owned[i]
 	next := max(time.Now().UnixMilli(), u.generation+1, u.keysChangedAt+1)
 	cs := w.newClientState()
-	r, err := w.rq.do(http.MethodPost, u.loginPath, "", w.loginBody(next, next, cs), false)
+	r, err := w.rq.Do(http.MethodPost, u.loginPath, "", w.loginBody(next, next, cs), false)
 	if err == nil && r.Code == http.StatusOK {
 		u.generation, u.keysChangedAt, u.clientState = next, next, cs
 	} else {
@@ -216,7 +218,7 @@ func (w *worker) drop(i int) {
 }
 
 // record counts one measured operation.
-func (w *worker) record(kind opKind, r response, err error, latency time.Duration) {
+func (w *worker) record(kind opKind, r client.Answer, err error, latency time.Duration) {
 	s := &w.stats
 	s.kindOps[kind]++
 	if r.Member != "" {
@@ -233,9 +235,9 @@ func (w *worker) record(kind opKind, r response, err error, latency time.Duratio
 // shouldBackOff: a transport error or a 503 means the member cannot serve
 // right now; hammering it in a tight loop would only burn the CPU it needs
 // to recover (and the answer's Retry-After asks for a pause).
-func shouldBackOff(r response, err error) bool {
+func shouldBackOff(r client.Answer, err error) bool {
 	return err != nil || r.Code == http.StatusServiceUnavailable || r.Code == http.StatusTooManyRequests
 }
 
-// maxGeneration marks a retired user (SPEC §1); such a user cannot sign in.
+// maxGeneration marks a retired user (docs/spec.md §1); such a user cannot sign in.
 const maxGeneration = math.MaxInt64

@@ -122,7 +122,7 @@ func TestRunLookupUsesReadLevel(t *testing.T) {
 	}
 }
 
-// The fake applies SPEC's login checks, so zero errors means the bench's
+// The fake applies docs/spec.md §4's login checks, so zero errors means the bench's
 // view of every user (generation, keys_changed_at, client state) stayed
 // exact through logins, new users and key changes.
 func TestRunMixKeepsUserStateExact(t *testing.T) {

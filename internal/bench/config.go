@@ -34,7 +34,7 @@ func ParseWorkload(s string) (Workload, error) {
 	return "", fmt.Errorf("workload %q: want alloc, lookup or mix", s)
 }
 
-// Read levels of API.md (?consistency=).
+// Read levels of docs/api.md (?consistency=).
 const (
 	ReadStale        = "stale"
 	ReadDefault      = "default"

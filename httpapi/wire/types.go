@@ -1,15 +1,23 @@
-package client
+// Package wire holds the JSON objects of the wimms HTTP API (docs/api.md):
+// the answers httpapi renders, the bodies clients send, the member shape
+// cluster reports. It is a leaf: it imports nothing of the server, so the
+// client, the server and the tools agree on one declaration of each object.
+package wire
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+	"math/big"
+)
 
 // Service is the API's service object.
 type Service struct {
-	ID            int64       `json:"id"`
-	Service       string      `json:"service"`
-	Pattern       string      `json:"pattern"`
-	ReleaseRate   json.Number `json:"release_rate"` // exact decimal text, e.g. "0.1"
-	AllowNewUsers bool        `json:"allow_new_users"`
-	Spread        int64       `json:"spread"`
+	ID            int64   `json:"id"`
+	Service       string  `json:"service"`
+	Pattern       string  `json:"pattern"`
+	ReleaseRate   Decimal `json:"release_rate"` // exact decimal text, e.g. "0.1"
+	AllowNewUsers bool    `json:"allow_new_users"`
+	Spread        int64   `json:"spread"`
 }
 
 // Node is the API's node object.
@@ -100,49 +108,54 @@ type ClusterStatus struct {
 
 // PutServiceRequest is PUT /v1/services/{service}.
 type PutServiceRequest struct {
-	Pattern       string      `json:"pattern"`
-	ReleaseRate   json.Number `json:"release_rate,omitempty"` // e.g. "0.1"; "" = default
-	AllowNewUsers *bool       `json:"allow_new_users,omitempty"`
-	Spread        *int64      `json:"spread,omitempty"`
+	Pattern       string  `json:"pattern"`
+	ReleaseRate   Decimal `json:"release_rate,omitempty"` // e.g. "0.1"; "" = default
+	AllowNewUsers *bool   `json:"allow_new_users,omitempty"`
+	Spread        *int64  `json:"spread,omitempty"`
 }
 
-// AddNodeRequest is POST /v1/services/{service}/nodes.
-type AddNodeRequest struct {
-	Node        string `json:"node"`
-	Capacity    int64  `json:"capacity"`
+// NodeState is a node's settable state besides capacity: what POST
+// .../nodes may set and PATCH .../nodes/{id} may change (nil: the default,
+// or unchanged).
+type NodeState struct {
 	Available   *int64 `json:"available,omitempty"`
 	CurrentLoad *int64 `json:"current_load,omitempty"`
 	Downed      *bool  `json:"downed,omitempty"`
 	Backoff     *bool  `json:"backoff,omitempty"`
+}
+
+// AddNodeRequest is POST /v1/services/{service}/nodes.
+type AddNodeRequest struct {
+	Node     string `json:"node"`
+	Capacity int64  `json:"capacity"`
+	NodeState
 }
 
 // UpdateNodeRequest is PATCH /v1/services/{service}/nodes/{id}; set at
 // least one field.
 type UpdateNodeRequest struct {
-	Capacity    *int64 `json:"capacity,omitempty"`
-	Available   *int64 `json:"available,omitempty"`
-	CurrentLoad *int64 `json:"current_load,omitempty"`
-	Downed      *bool  `json:"downed,omitempty"`
-	Backoff     *bool  `json:"backoff,omitempty"`
+	Capacity *int64 `json:"capacity,omitempty"`
+	NodeState
+}
+
+// UserFields are the optional fields of a user that allocation may give
+// and PATCH .../users/{email} may change (nil: not sent).
+type UserFields struct {
+	Generation    *int64  `json:"generation,omitempty"`
+	KeysChangedAt *int64  `json:"keys_changed_at,omitempty"`
+	ClientState   *string `json:"client_state,omitempty"`
+	Node          *string `json:"node,omitempty"`
 }
 
 // AllocateRequest is POST /v1/services/{service}/users.
 type AllocateRequest struct {
-	Email         string  `json:"email"`
-	Generation    *int64  `json:"generation,omitempty"`
-	ClientState   *string `json:"client_state,omitempty"`
-	KeysChangedAt *int64  `json:"keys_changed_at,omitempty"`
-	Node          *string `json:"node,omitempty"`
+	Email string `json:"email"`
+	UserFields
 }
 
 // UpdateUserRequest is PATCH /v1/services/{service}/users/{email}; set at
 // least one field.
-type UpdateUserRequest struct {
-	Generation    *int64  `json:"generation,omitempty"`
-	KeysChangedAt *int64  `json:"keys_changed_at,omitempty"`
-	ClientState   *string `json:"client_state,omitempty"`
-	Node          *string `json:"node,omitempty"`
-}
+type UpdateUserRequest UserFields
 
 // LoginRequest is POST .../users/{email}/login. ClientState is always sent
 // ("" means none).
@@ -152,14 +165,6 @@ type LoginRequest struct {
 	ClientState   string `json:"client_state"`
 }
 
-// OldRecordsQuery is GET .../records/old; zero values take the server's
-// defaults (grace 7 days, limit 100, offset 0).
-type OldRecordsQuery struct {
-	GraceMs *int64
-	Limit   int
-	Offset  int
-}
-
 // EventRequest is POST /v1/events.
 type EventRequest struct {
 	Event      string `json:"event"` // delete, reset, passwordChange
@@ -167,14 +172,69 @@ type EventRequest struct {
 	Generation *int64 `json:"generation,omitempty"`
 }
 
-// JoinRequest is POST /v1/cluster/members.
+// JoinRequest is POST /v1/cluster/members, and (with Voter set) its answer:
+// the member as it was added.
 type JoinRequest struct {
 	ID         string `json:"id"`
 	RaftAddr   string `json:"raft_addr"`
 	HTTPAddr   string `json:"http_addr"`
 	GossipAddr string `json:"gossip_addr,omitempty"`
-	Zone       string `json:"zone,omitempty"`
+	Zone       string `json:"zone"`
 	Voter      *bool  `json:"voter,omitempty"` // nil = voter
+}
+
+// Applied is the answer of writes that count what they changed
+// (unassign, remove node, replace, events).
+type Applied struct {
+	Applied int64 `json:"applied"`
+}
+
+// ErrorDetail is one entry of an error body's "errors" list.
+type ErrorDetail struct {
+	Location    string `json:"location"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// ErrorBody is the body of every non-2xx answer. It has the token server's
+// shape so that a front end can relay it unchanged.
+type ErrorBody struct {
+	Status string        `json:"status"`
+	Errors []ErrorDetail `json:"errors"`
+}
+
+// Decimal is an exact decimal carried as a JSON number with the digits as
+// stored (release_rate "0.1" is written 0.1, never 0.1000000000000000055),
+// and read back as the same text.
+type Decimal string
+
+// MarshalJSON refuses anything that is not a plain decimal, so a corrupt
+// value becomes a logged 500 rather than a silently different number.
+func (d Decimal) MarshalJSON() ([]byte, error) {
+	s := string(d)
+	if s == "" {
+		return nil, fmt.Errorf("decimal text is empty")
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9') && c != '.' && !(c == '-' && i == 0) {
+			return nil, fmt.Errorf("decimal text %q is not a plain decimal", s)
+		}
+	}
+	if _, ok := new(big.Rat).SetString(s); !ok {
+		return nil, fmt.Errorf("decimal text %q is not a number", s)
+	}
+	return []byte(s), nil
+}
+
+// UnmarshalJSON keeps a JSON number's text as it was written.
+func (d *Decimal) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("decimal: %w", err)
+	}
+	*d = Decimal(n)
+	return nil
 }
 
 // Int64, Bool and String return pointers for optional request fields.

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wimms-dev/wimms/httpapi/client"
 )
 
 // nodeCapacity is large enough that no run fills a node: with the default
@@ -38,13 +40,13 @@ func (h *highWater) observe(i uint64) {
 	}
 }
 
-func retryable(r response, err error) bool {
+func retryable(r client.Answer, err error) bool {
 	return err != nil || r.Code == http.StatusServiceUnavailable
 }
 
 // doSetup sends one setup request, retrying while the cluster cannot serve.
-func doSetup(ctx context.Context, rq *requester, method, url string, body []byte, keepBody bool) (response, error) {
-	var r response
+func doSetup(ctx context.Context, rq *client.Requester, method, url string, body []byte, keepBody bool) (client.Answer, error) {
+	var r client.Answer
 	var err error
 	// body may live in rq's buffer, which the next attempt reuses: keep a
 	// copy and give every attempt its own.
@@ -55,9 +57,9 @@ func doSetup(ctx context.Context, rq *requester, method, url string, body []byte
 	for attempt := 0; attempt < setupAttempts; attempt++ {
 		var send []byte
 		if own != nil {
-			send = append(rq.buffer(), own...)
+			send = append(rq.Buffer(), own...)
 		}
-		r, err = rq.do(method, url, "", send, keepBody)
+		r, err = rq.Do(method, url, "", send, keepBody)
 		if !retryable(r, err) {
 			return r, nil
 		}
@@ -75,7 +77,7 @@ func doSetup(ctx context.Context, rq *requester, method, url string, body []byte
 
 // setupServiceAndNodes creates the service and cfg.Nodes nodes, or accepts
 // them when a previous run already did.
-func setupServiceAndNodes(ctx context.Context, api *apiClient, cfg *Config, mark *highWater) error {
+func setupServiceAndNodes(ctx context.Context, api *api, cfg *Config, mark *highWater) error {
 	rq := api.newRequester(ctx, cfg.Addrs[0])
 	p := newPaths(cfg.Service)
 	body, _ := json.Marshal(map[string]string{"pattern": servicePattern})
@@ -102,7 +104,7 @@ func setupServiceAndNodes(ctx context.Context, api *apiClient, cfg *Config, mark
 	return nil
 }
 
-// apiUser is the part of API.md's user object the bench reads.
+// apiUser is the part of docs/api.md's user object the bench reads.
 type apiUser struct {
 	Email         string `json:"email"`
 	Generation    int64  `json:"generation"`
@@ -120,7 +122,7 @@ func setupUserEmail(i int) string {
 // prepareUsers get-or-creates cfg.Users users with all workers in parallel
 // and hands user i to worker i % len(workers): in the mix workload only its
 // owner signs a user in, so each client's view of its users stays exact.
-func prepareUsers(ctx context.Context, api *apiClient, workers []*worker, cfg *Config, mark *highWater, progress func(int64)) ([]*benchUser, error) {
+func prepareUsers(ctx context.Context, api *api, workers []*worker, cfg *Config, mark *highWater, progress func(int64)) ([]*benchUser, error) {
 	all := make([]*benchUser, cfg.Users)
 	var done atomic.Int64
 	var wg sync.WaitGroup
@@ -193,7 +195,7 @@ const catchUpTimeout = 30 * time.Second
 // applied the last users yet and measures 404s, not reads. A member that
 // does not catch up in time is logged and the run goes on: the bench
 // measures what the cluster does, it does not refuse to.
-func waitApplied(ctx context.Context, api *apiClient, cfg *Config, index uint64) {
+func waitApplied(ctx context.Context, api *api, cfg *Config, index uint64) {
 	if index == 0 {
 		return // the server does not report indexes: nothing to wait for
 	}
@@ -203,7 +205,7 @@ func waitApplied(ctx context.Context, api *apiClient, cfg *Config, index uint64)
 		deadline := time.Now().Add(catchUpTimeout)
 		var seen uint64
 		for seen < index {
-			r, err := rq.do(http.MethodGet, path, "consistency=stale", nil, false)
+			r, err := rq.Do(http.MethodGet, path, "consistency=stale", nil, false)
 			if err == nil && r.Code == http.StatusOK {
 				seen = r.Index
 			}

@@ -95,7 +95,7 @@ func TestConfigValidation(t *testing.T) {
 }
 
 func TestWorkerRequestBodies(t *testing.T) {
-	w := &worker{rq: (&apiClient{transport: newTransport(1)}).newRequester(context.Background(), "127.0.0.1:1")}
+	w := &worker{rq: newAPI(1, "", 0).newRequester(context.Background(), "127.0.0.1:1")}
 	if got := string(w.allocBody("a@b", 0, 0, "")); got != `{"email":"a@b"}` {
 		t.Errorf("alloc body %s", got)
 	}
@@ -108,28 +108,3 @@ func TestWorkerRequestBodies(t *testing.T) {
 }
 
 func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
-
-// A body the Transport has not closed yet may still be being written, so
-// the next request must not overwrite its bytes.
-func TestRequesterDoesNotReuseUnclosedBody(t *testing.T) {
-	rq := (&apiClient{transport: newTransport(1)}).newRequester(context.Background(), "127.0.0.1:1")
-	first := append(rq.buffer(), "first"...)
-	rq.buf = first[:0]
-	rq.body.Reset(first)
-	rq.body.closed.Store(false) // as do() leaves it while the Transport holds it
-	second := append(rq.buffer(), "xxxxx"...)
-	if string(first) != "first" {
-		t.Fatalf("in-flight body overwritten: %q", first)
-	}
-	if string(second) != "xxxxx" {
-		t.Fatalf("second body %q", second)
-	}
-	// Once the Transport closed the (new) body, its buffer is reused.
-	rq.buf = second[:0]
-	rq.body.Reset(second)
-	_ = rq.body.Close()
-	third := append(rq.buffer(), 'y')
-	if &third[0] != &second[0] {
-		t.Fatal("a closed body's buffer is not reused")
-	}
-}

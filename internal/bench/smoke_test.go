@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/launch"
 )
 
 var wimmsBuild struct {
@@ -37,16 +37,10 @@ func buildWimms(t *testing.T) string {
 			return
 		}
 		b.dir = dir
-		_, here, _, _ := runtime.Caller(0)
-		root := filepath.Join(filepath.Dir(here), "..", "..")
-		bin := filepath.Join(dir, "wimms")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/wimms")
-		cmd.Dir = root
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			first, _, _ := strings.Cut(strings.TrimSpace(out.String()), "\n")
-			b.skip = fmt.Sprintf("wimms does not build yet (%v): %s", err, first)
+		bin, err := launch.Build(dir)
+		if err != nil {
+			first, _, _ := strings.Cut(strings.TrimSpace(err.Error()), "\n")
+			b.skip = fmt.Sprintf("wimms does not build yet: %s", first)
 			return
 		}
 		b.bin = bin

@@ -1,0 +1,304 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/fxa"
+	"github.com/wimms-dev/wimms/internal/tokenlib"
+	"github.com/wimms-dev/wimms/internal/tokenserver"
+	"github.com/wimms-dev/wimms/store"
+)
+
+var (
+	tsKeysOnce           sync.Once
+	tsTrusted, tsForeign fxa.SigningKey
+)
+
+func tokenKeys(t *testing.T) (trusted, foreign fxa.SigningKey) {
+	t.Helper()
+	tsKeysOnce.Do(func() {
+		var err error
+		if tsTrusted, err = fxa.GenerateKey("trusted"); err != nil {
+			panic(err)
+		}
+		if tsForeign, err = fxa.GenerateKey("trusted"); err != nil { // same kid, other key
+			panic(err)
+		}
+	})
+	return tsTrusted, tsForeign
+}
+
+const tsMaster = "0123456789abcdef0123456789abcdef"
+
+type tokenEnv struct {
+	*testEnv
+	st      *fsmStore
+	trusted fxa.SigningKey
+	foreign fxa.SigningKey
+	clock   time.Time
+}
+
+func newTokenEnv(t *testing.T) *tokenEnv {
+	t.Helper()
+	trusted, foreign := tokenKeys(t)
+	keys, err := fxa.ParseJWKS(fxa.JWKS(trusted))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &fsmStore{f: fsm.New(fsm.Options{}), clock: 1_000_000}
+	clock := time.Unix(1_800_000_000, 0)
+	iss, err := tokenserver.New(tokenserver.Config{
+		Verifier:          &fxa.Verifier{Keys: fxa.StaticKeys(keys), Now: func() time.Time { return clock }},
+		MasterSecrets:     []string{"old-secret", tsMaster},
+		Mode:              tokenlib.SecretModeMaster,
+		MetricsHashSecret: []byte("hash-secret"),
+		Now:               func() time.Time { return clock },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Config{Store: st, Logger: hclog.NewNullLogger(), Now: func() time.Time { return clock }, Tokens: iss})
+	e := &tokenEnv{testEnv: &testEnv{t: t, srv: srv}, st: st, trusted: trusted, foreign: foreign, clock: clock}
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/v1/services/sync-1.5", `{"pattern":"{node}/1.5/{uid}"}`},
+		{"POST", "/v1/services/sync-1.5/nodes", `{"node":"https://n1.example","capacity":100,"available":100}`},
+	} {
+		if r := e.do(c.method, c.path, c.body); r.code/100 != 2 {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, r.code, r.body)
+		}
+	}
+	return e
+}
+
+func (e *tokenEnv) claims(sub string, generation int64) fxa.Claims {
+	return fxa.Claims{Sub: sub, Scope: fxa.SyncScope, Exp: e.clock.Unix() + 300, Generation: generation}
+}
+
+func (e *tokenEnv) jwt(k fxa.SigningKey, c fxa.Claims) string {
+	e.t.Helper()
+	s, err := k.Mint(c)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+func (e *tokenEnv) signin(jwt, keyID string, extra ...string) response {
+	e.t.Helper()
+	h := append([]string{}, extra...)
+	if jwt != "" {
+		h = append(h, "Authorization", "Bearer "+jwt)
+	}
+	if keyID != "" {
+		h = append(h, HeaderKeyID, keyID)
+	}
+	return e.do("GET", "/1.0/sync/1.5", "", h...)
+}
+
+func (e *tokenEnv) records(email string) string {
+	e.t.Helper()
+	r := e.do("GET", "/v1/services/sync-1.5/users/"+strings.ReplaceAll(email, "@", "%40")+"/records", "")
+	return fmt.Sprintf("%d %s", r.code, r.body)
+}
+
+func TestTokenEndpointDisabledIs404(t *testing.T) {
+	e := newEnv(t)
+	if r := e.do("GET", "/1.0/sync/1.5", ""); r.code != http.StatusNotFound {
+		t.Fatalf("disabled token endpoint answered %d", r.code)
+	}
+}
+
+func TestTokenEndpointIssuesTokens(t *testing.T) {
+	e := newTokenEnv(t)
+	r := e.signin(e.jwt(e.trusted, e.claims("fxa1", 1000)), "1000-qqo")
+	if r.code != http.StatusOK {
+		t.Fatalf("sign-in: %d %s", r.code, r.body)
+	}
+	var tok TokenJSON
+	dec := json.NewDecoder(strings.NewReader(string(r.body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&tok); err != nil {
+		t.Fatalf("answer %s: %v", r.body, err)
+	}
+	if r.header.Get("X-Content-Type-Options") != "nosniff" || r.header.Get("X-Timestamp") != "1800000000" {
+		t.Fatalf("headers %v", r.header)
+	}
+	wantEndpoint := fmt.Sprintf("https://n1.example/1.5/%d", tok.UID)
+	if tok.APIEndpoint != wantEndpoint || tok.Duration != 3600 || tok.HashAlg != "sha256" || tok.NodeType != "spanner" ||
+		tok.HashedFxaUID != tokenlib.MetricsHash("fxa1", []byte("hash-secret")) {
+		t.Fatalf("answer %+v", tok)
+	}
+	p, used, err := tokenlib.ParseToken(tok.ID, tsMaster)
+	if err != nil || used != tsMaster {
+		t.Fatalf("token not signed by the newest master secret: %v", err)
+	}
+	if p.UID != tok.UID || p.Node != "https://n1.example" || p.FxaUID != "fxa1" || p.FxaKid != "0000000001000-qqo" ||
+		p.Expires != float64(e.clock.Unix()+3600) {
+		t.Fatalf("payload %+v", p)
+	}
+	if key, _ := tokenlib.DerivedSecret(tok.ID, p.Salt, tsMaster); key != tok.Key {
+		t.Fatal("key is not the token's derived secret")
+	}
+	var u struct {
+		Email         string `json:"email"`
+		Generation    int64  `json:"generation"`
+		KeysChangedAt int64  `json:"keys_changed_at"`
+		ClientState   string `json:"client_state"`
+	}
+	if r := e.do("GET", "/v1/services/sync-1.5/users/fxa1%40api.accounts.firefox.com", ""); r.code != 200 || json.Unmarshal(r.body, &u) != nil ||
+		u.Generation != 1000 || u.KeysChangedAt != 1000 || u.ClientState != "aaaa" {
+		t.Fatalf("stored user %d %s", r.code, r.body)
+	}
+
+	// Same user again: same uid; a shorter requested duration is honoured,
+	// a longer one is not.
+	for q, want := range map[string]int64{"?duration=100": 100, "?duration=99999": 3600, "?duration=x": 3600} {
+		r := e.do("GET", "/1.0/sync/1.5"+q, "", "Authorization", "Bearer "+e.jwt(e.trusted, e.claims("fxa1", 1000)), HeaderKeyID, "1000-qqo")
+		var again TokenJSON
+		if r.code != 200 || json.Unmarshal(r.body, &again) != nil || again.UID != tok.UID || again.Duration != want {
+			t.Fatalf("%s: %d %s", q, r.code, r.body)
+		}
+	}
+
+	// A key change with a newer keys_changed_at moves the user to a new uid.
+	r = e.signin(e.jwt(e.trusted, e.claims("fxa1", 2000)), "2000-u7s")
+	var moved TokenJSON
+	if r.code != 200 || json.Unmarshal(r.body, &moved) != nil || moved.UID == tok.UID {
+		t.Fatalf("key change: %d %s", r.code, r.body)
+	}
+}
+
+func TestTokenEndpointRejections(t *testing.T) {
+	e := newTokenEnv(t)
+	if r := e.signin(e.jwt(e.trusted, e.claims("fxa1", 1000)), "1000-qqo"); r.code != 200 {
+		t.Fatalf("first sign-in: %d %s", r.code, r.body)
+	}
+	const email = "fxa1@api.accounts.firefox.com"
+	before := e.records(email)
+	good := func() string { return e.jwt(e.trusted, e.claims("fxa1", 1000)) }
+	expired := e.claims("fxa1", 1000)
+	expired.Exp = e.clock.Unix() - 1
+	wrongScope := e.claims("fxa1", 1000)
+	wrongScope.Scope = "profile https://identity.mozilla.com/apps/notes"
+
+	cases := []struct {
+		name   string
+		resp   func() response
+		code   int
+		status string
+		// applies: the request reaches the state machine (which refuses it
+		// and changes nothing); otherwise nothing may be applied at all.
+		applies bool
+	}{
+		{"no token", func() response { return e.signin("", "1000-qqo") }, 401, StatusInvalidCredentials, false},
+		{"not bearer", func() response {
+			return e.do("GET", "/1.0/sync/1.5", "", "Authorization", "Basic Zm9vOmJhcg==", HeaderKeyID, "1000-qqo")
+		}, 401, StatusInvalidCredentials, false},
+		{"foreign key", func() response { return e.signin(e.jwt(e.foreign, e.claims("fxa1", 1000)), "1000-qqo") }, 401, StatusInvalidCredentials, false},
+		{"wrong scope", func() response { return e.signin(e.jwt(e.trusted, wrongScope), "1000-qqo") }, 401, StatusInvalidCredentials, false},
+		{"expired", func() response { return e.signin(e.jwt(e.trusted, expired), "1000-qqo") }, 401, StatusInvalidCredentials, false},
+		{"opaque token", func() response { return e.signin("not-a-jwt", "1000-qqo") }, 401, StatusInvalidCredentials, false},
+		{"missing X-KeyID", func() response { return e.signin(good(), "") }, 401, StatusInvalidCredentials, false},
+		{"X-KeyID without dash", func() response { return e.signin(good(), "1000qqo") }, 401, StatusInvalidCredentials, false},
+		{"X-KeyID non-numeric", func() response { return e.signin(good(), "abc-qqo") }, 401, StatusInvalidCredentials, false},
+		{"X-KeyID padded base64", func() response { return e.signin(good(), "1000-qqo=") }, 401, StatusInvalidCredentials, false},
+		{"X-KeyID bad base64", func() response { return e.signin(good(), "1000-q!o") }, 401, StatusInvalidCredentials, false},
+		{"X-KeyID too long", func() response { return e.signin(good(), "1000-"+strings.Repeat("qqqq", 6)) }, 401, StatusInvalidCredentials, false},
+		{"X-Client-State mismatch", func() response { return e.signin(good(), "1000-qqo", HeaderClientState, "bbbb") }, 401, fsm.StatusInvalidClientState, false},
+		{"lower generation", func() response { return e.signin(e.jwt(e.trusted, e.claims("fxa1", 999)), "1000-qqo") }, 401, fsm.StatusInvalidGeneration, true},
+		{"lower keys_changed_at", func() response { return e.signin(good(), "999-qqo") }, 401, fsm.StatusInvalidKeysChangedAt, true},
+		{"new client state without keys_changed_at change", func() response {
+			return e.signin(e.jwt(e.trusted, e.claims("fxa1", 1500)), "1000-u7s")
+		}, 401, fsm.StatusInvalidClientState, true},
+		{"unknown application", func() response {
+			return e.do("GET", "/1.0/notes/1.0", "", "Authorization", "Bearer "+good(), HeaderKeyID, "1000-qqo")
+		}, 404, fsm.StatusNotFound, true},
+		{"unsupported application name", func() response {
+			return e.do("GET", "/1.0/a-b/1.0", "", "Authorization", "Bearer "+good(), HeaderKeyID, "1000-qqo")
+		}, 404, fsm.StatusNotFound, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			idx := e.st.Meta().Index
+			r := c.resp()
+			if r.code != c.code {
+				t.Fatalf("answered %d, want %d: %s", r.code, c.code, r.body)
+			}
+			if got := r.errorBody(t).Status; got != c.status {
+				t.Fatalf("status %q, want %q (%s)", got, c.status, r.body)
+			}
+			if applied := e.st.Meta().Index != idx; applied != c.applies {
+				t.Fatalf("applied a command: %v, want %v", applied, c.applies)
+			}
+			if after := e.records(email); after != before {
+				t.Fatalf("records changed:\n%s\n%s", before, after)
+			}
+		})
+	}
+}
+
+func TestTokenEndpointNewUsersDisabled(t *testing.T) {
+	e := newTokenEnv(t)
+	if r := e.do("PUT", "/v1/services/sync-1.5", `{"pattern":"{node}/1.5/{uid}","allow_new_users":false}`); r.code != 200 {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+	r := e.signin(e.jwt(e.trusted, e.claims("newbie", 1)), "1-qqo")
+	if r.code != http.StatusForbidden || r.errorBody(t).Status != fsm.StatusNewUsersDisabled {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+}
+
+// An Idempotency-Key must not let a second user replay the first user's
+// answer: the header plays no part on this route.
+func TestTokenEndpointIgnoresIdempotencyKey(t *testing.T) {
+	e := newTokenEnv(t)
+	var a, b TokenJSON
+	ra := e.signin(e.jwt(e.trusted, e.claims("alice", 1)), "1-qqo", HeaderIdempotencyKey, "k1")
+	rb := e.signin(e.jwt(e.trusted, e.claims("bob", 1)), "1-qqo", HeaderIdempotencyKey, "k1")
+	if json.Unmarshal(ra.body, &a) != nil || json.Unmarshal(rb.body, &b) != nil || a.UID == b.UID || rb.header.Get(HeaderReplayed) != "" {
+		t.Fatalf("alice %s, bob %s", ra.body, rb.body)
+	}
+}
+
+type failingIssuer struct{ TokenIssuer }
+
+func (failingIssuer) Authenticate(context.Context, string) (fxa.Identity, error) {
+	return fxa.Identity{}, errors.New("dial tcp: connection refused")
+}
+
+func TestTokenEndpointFxAUnavailable(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Tokens = failingIssuer{} })
+	r := e.do("GET", "/1.0/sync/1.5", "", "Authorization", "Bearer opaque", HeaderKeyID, "1-qqo")
+	if r.code != http.StatusServiceUnavailable || r.errorBody(t).Status != StatusFxAUnavailable || len(e.store.Commands()) != 0 {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+}
+
+// On a follower the login is not applied here: the Router relays the
+// request to the leader before anything is proposed, headers intact.
+func TestTokenEndpointForwardsToLeader(t *testing.T) {
+	te := newTokenEnv(t)
+	e := newEnv(t, func(c *Config) { c.Tokens = te.srv.tokens })
+	e.router.Follower = true
+	jwt := te.jwt(te.trusted, te.claims("fxa1", 1))
+	r := e.do("GET", "/1.0/sync/1.5", "", "Authorization", "Bearer "+jwt, HeaderKeyID, "1-qqo")
+	relayed := e.router.Relayed()
+	if r.header.Get("X-Fake-Forwarded") != "1" || len(relayed) != 1 || len(e.store.Commands()) != 0 {
+		t.Fatalf("not relayed: %d %s", r.code, r.body)
+	}
+	if c := relayed[0]; c.Method != "GET" || c.Path != "/1.0/sync/1.5" || c.Where != store.OnLeader ||
+		c.Header.Get("Authorization") != "Bearer "+jwt || c.Header.Get(HeaderKeyID) != "1-qqo" {
+		t.Fatalf("relayed %+v", c)
+	}
+}
