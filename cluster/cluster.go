@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -69,6 +70,18 @@ type Config struct {
 	// whose peers all restarted too has nobody else to learn their gossip
 	// addresses from: the Raft configuration holds only Raft addresses.
 	PeersFile string
+
+	// DialTLS, when set, makes every member-to-member HTTP call (forward,
+	// join, read index, cluster lookups) HTTPS: it dials addr and completes
+	// a mutual TLS handshake (cmd wires tlsconf.Holder.DialContext).
+	DialTLS func(ctx context.Context, d *net.Dialer, network, addr string) (*tls.Conn, error)
+	// GossipKey, when set (16, 24 or 32 bytes), makes memberlist encrypt and
+	// verify every gossip packet: a process without it is never seen.
+	GossipKey []byte
+	// AuthenticatedJoinOnly: gossip alone never admits a member; only an
+	// authenticated HTTP join (member certificate or admin token) adds one.
+	// cmd sets it whenever TLS or a gossip key is configured.
+	AuthenticatedJoinOnly bool
 }
 
 // raftStore is everything this package needs of the store, and the only
@@ -158,7 +171,7 @@ func newCluster(cfg Config, st raftStore) (*Cluster, error) {
 		memberEvents: make(chan struct{}, 1),
 	}
 	c.peers = newRegistry(func() time.Time { return c.now() })
-	c.client, c.httpTr = newMemberClient(hostIP(cfg.HTTPAddr))
+	c.client, c.httpTr = newMemberClient(hostIP(cfg.HTTPAddr), cfg.DialTLS)
 	meta, err := encodeMeta(nodeMeta{
 		ID:          cfg.ID,
 		HTTP:        cfg.HTTPAddr,

@@ -250,7 +250,7 @@ func (c *Cluster) removeSelfViaNewLeader(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodDelete, "http://"+addr+"/v1/cluster/members/"+url.PathEscape(id), nil)
+	req, err := http.NewRequestWithContext(rctx, http.MethodDelete, c.baseURL(addr)+"/v1/cluster/members/"+url.PathEscape(id), nil)
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}

@@ -14,7 +14,7 @@ import (
 // every answer of the API carries the member's applied index in
 // X-Wimms-Index, and /healthz needs no token and touches no state.
 func (c *Cluster) ProbeMember(ctx context.Context, httpAddr string) (uint64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL(httpAddr)+"/healthz", nil)
 	if err != nil {
 		return 0, fmt.Errorf("probe %s: %w", httpAddr, err)
 	}

@@ -37,7 +37,9 @@ type Config struct {
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
 
 	FSMOptions fsm.Options
-	Now        func() time.Time // the proposer's clock (default time.Now)
+	// TLS, when set, makes the Raft port mutual TLS (see TransportTLS).
+	TLS *TransportTLS
+	Now func() time.Time // the proposer's clock (default time.Now)
 }
 
 const (
@@ -287,9 +289,16 @@ func openRaftStorage(dir string, logger hclog.Logger) (_ *raftStorage, err error
 
 // newRaftTransport listens on cfg.RaftBind.
 func newRaftTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, error) {
-	stream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
+	plainStream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
 	if err != nil {
 		return nil, err
+	}
+	var stream raft.StreamLayer = plainStream
+	if cfg.TLS != nil {
+		if stream, err = newTLSStreamLayer(plainStream, *cfg.TLS, logger.Named("transport")); err != nil {
+			_ = plainStream.Close()
+			return nil, err
+		}
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,

@@ -35,6 +35,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newHealthCmd(), newStatusCmd(), newJepsenCmd(), newBenchCmd(), newTokenServerCmd(), newPurgeCmd())
+	root.AddCommand(newServerCmd(), newHealthCmd(), newStatusCmd(), newJepsenCmd(), newBenchCmd(), newTokenServerCmd(), newPurgeCmd(), newTLSCmd())
 	return root
 }

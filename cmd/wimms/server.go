@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/wimms-dev/wimms/cluster"
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/internal/tlsconf"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -52,6 +54,7 @@ type serverFlags struct {
 	shutdownTimeout                     time.Duration
 	pprof                               bool
 	tokens                              tokenFlags // tokenserver.go
+	sec                                 securityFlags
 }
 
 func newServerCmd() *cobra.Command {
@@ -107,6 +110,7 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (unauthenticated: keep off in production)")
 	f.tokens.register(fl)
+	addSecurityFlags(fl, &f.sec)
 	if seedBugFlags != nil {
 		seedBug = seedBugFlags(fl)
 	}
@@ -213,10 +217,15 @@ func runServer(parent context.Context, f serverFlags) error {
 	if err := validateServerFlags(&f); err != nil {
 		return err
 	}
+	sec, err := resolveSecurity(&f)
+	if err != nil {
+		return err
+	}
 	logger, err := newLogger(f)
 	if err != nil {
 		return err
 	}
+	sec.logPosture(logger, f.adminToken != "")
 	tokens, err := f.tokens.issuer(logger.Named("tokenserver"))
 	if err != nil {
 		return fmt.Errorf("token server: %w", err)
@@ -237,6 +246,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		Logger:            logger.Named("store"),
 		ApplyTimeout:      f.applyTimeout,
 		SnapshotThreshold: f.snapshotThreshold,
+		TLS:               sec.raftTLS(),
 	})
 	if err != nil {
 		return fmt.Errorf("opening store: %w", err)
@@ -257,6 +267,10 @@ func runServer(parent context.Context, f serverFlags) error {
 		ReapAfter:       f.reapAfter,
 		LeaderWait:      f.leaderWait,
 		PeersFile:       filepath.Join(f.dataDir, "gossip-peers.json"),
+
+		DialTLS:               sec.memberDialer(),
+		GossipKey:             sec.gossipKey,
+		AuthenticatedJoinOnly: sec.secured(),
 	})
 	if err != nil {
 		_ = st.Close()
@@ -294,7 +308,15 @@ func runServer(parent context.Context, f serverFlags) error {
 		_ = st.Close()
 		return fmt.Errorf("listening on --http-addr %s: %w", f.httpAddr, err)
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	handler := api.Handler()
+	if sec.holder != nil {
+		handler = tlsconf.RequireMemberToJoin(handler, "/v1/cluster/members", f.adminToken != "")
+		ln = tls.NewListener(ln, sec.holder.ServerConfig(false))
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		// Failed TLS handshakes (plain HTTP, wrong CA) are logged here.
+		ErrorLog: logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	sec.reloadOnSIGHUP(ctx, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("serving", "http", f.httpAddr, "raft", f.raftAdvertise, "gossip", f.gossipAdvertise,
