@@ -13,8 +13,13 @@
 #                    already owned by the runtime user.
 FROM scratch
 
+# /__version__ answers from the binary: `make build` stamps version, commit
+# and build into it with -ldflags, and this image copies that binary.
+# VERSION and COMMIT here only label the image the same way.
 ARG VERSION=dev
+ARG COMMIT=unknown
 LABEL org.opencontainers.image.title="wimms" \
+      org.opencontainers.image.revision="${COMMIT}" \
       org.opencontainers.image.description="Raft-replicated node-assignment service (tokenserver WIMMS backend)" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="https://github.com/wimms-dev/wimms"

@@ -4,7 +4,11 @@ GO        ?= go
 BIN       ?= bin/wimms
 CHAOS_BIN ?= bin/wimms-chaos
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION)
+# /__version__ (Dockerflow): commit and build are stamped into the binary;
+# CI may set BUILD to the URL of its build.
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X 'main.build=$(BUILD)'
 BENCHTIME ?= 1s
 
 .PHONY: build chaos-build run test test-short fuzz bench bench-cluster lint jepsen jepsen-long image certs cluster-up cluster-down cluster-status clean
@@ -61,7 +65,7 @@ jepsen: build
 image: build
 	mkdir -p bin/docker-data
 	@if [ -n "$$(ls -A bin/docker-data)" ]; then echo "image: bin/docker-data must stay empty (it becomes /data in the image)"; exit 1; fi
-	docker build --build-arg VERSION=$(VERSION) -t wimms:$(VERSION) -t wimms:latest .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t wimms:$(VERSION) -t wimms:latest .
 
 # The compose cluster is secured by default (docs/security.md): mutual TLS
 # between members, HTTPS API, encrypted gossip, with the CA, member

@@ -210,11 +210,15 @@ func (cfg *Config) normalize() error {
 	if hostIP(cfg.GossipAdvertise) == nil {
 		return fmt.Errorf("cluster: Config.GossipAdvertise %q must be a specific IP and a port (memberlist advertises IPs only)", cfg.GossipAdvertise)
 	}
+	join := make([]string, 0, len(cfg.Join))
 	for _, addr := range cfg.Join {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+		hostPort, err := NormalizeJoinAddr(addr)
+		if err != nil {
 			return fmt.Errorf("cluster: join address %q: %w", addr, err)
 		}
+		join = append(join, hostPort)
 	}
+	cfg.Join = join
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}

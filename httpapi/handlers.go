@@ -104,6 +104,14 @@ func (s *Server) addNode(rq *request) {
 }
 
 func (s *Server) listNodes(rq *request) {
+	// ?node=URL looks a node up by its URL, as the token server's admin
+	// scripts address nodes: the list then holds that node or nothing.
+	byURL, filtered := rq.query["node"]
+	if filtered {
+		if desc := checkNodeURL(byURL); desc != "" {
+			rq.queryError("node", desc)
+		}
+	}
 	if rq.invalid() {
 		return
 	}
@@ -115,6 +123,9 @@ func (s *Server) listNodes(rq *request) {
 		}
 		out = make([]wire.Node, 0, len(nodes))
 		for _, n := range nodes {
+			if filtered && n.URL != byURL {
+				continue
+			}
 			out = append(out, toNodeJSON(n))
 		}
 		return nil

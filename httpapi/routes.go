@@ -74,7 +74,8 @@ func (s *Server) routes() []route {
 		{name: routeDeleteService, method: http.MethodDelete, path: pathService, access: accessAdmin, kind: kindWrite, handle: s.deleteService, subject: subjectService},
 
 		{name: routeAddNode, method: http.MethodPost, path: pathNodes, access: accessAdmin, kind: kindWrite, handle: s.addNode, subject: subjectService},
-		{name: routeListNodes, method: http.MethodGet, path: pathNodes, access: accessAPI, kind: kindRead, handle: s.listNodes, subject: subjectService},
+		{name: routeListNodes, method: http.MethodGet, path: pathNodes, access: accessAPI, kind: kindRead, handle: s.listNodes, subject: subjectService,
+			query: []string{"node"}},
 		{name: routeGetNode, method: http.MethodGet, path: pathNode, access: accessAPI, kind: kindRead, handle: s.getNode, subject: subjectNode},
 		{name: routeUpdateNode, method: http.MethodPatch, path: pathNode, access: accessAdmin, kind: kindWrite, handle: s.updateNode, subject: subjectNode},
 		{name: routeUnassignNode, method: http.MethodPost, path: pathNode + "/unassign", access: accessAdmin, kind: kindWrite, handle: s.unassignNode, subject: subjectNode},

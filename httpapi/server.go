@@ -53,6 +53,8 @@ type Config struct {
 	// Tokens, when set, serves the token server's GET /1.0/{app}/{version}
 	// (tokenserver.go); nil answers 404 there.
 	Tokens TokenIssuer
+	// Version is what /__version__ answers; empty fields get defaults.
+	Version VersionInfo
 }
 
 // Server translates HTTP requests into state-machine commands and reads.
@@ -70,6 +72,7 @@ type Server struct {
 	metricsHandler http.Handler
 	router         *mux.Router
 	tokens         TokenIssuer
+	version        VersionInfo
 }
 
 // New builds a Server. It panics when cfg.Store is nil or the metrics
@@ -88,6 +91,7 @@ func New(cfg Config) *Server {
 		registry:   cfg.Registry,
 		now:        cfg.Now,
 		tokens:     cfg.Tokens,
+		version:    cfg.Version.withDefaults(),
 	}
 	if s.log == nil {
 		s.log = hclog.Default().Named("httpapi")
@@ -103,6 +107,11 @@ func New(cfg Config) *Server {
 		panic(fmt.Sprintf("httpapi.New: %v", err))
 	}
 	s.metrics = m
+	if s.routing != nil {
+		if s.routing, err = newCountingRouter(s.routing, s.registry); err != nil {
+			panic(fmt.Sprintf("httpapi.New: %v", err))
+		}
+	}
 	s.metricsHandler = promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog:      promErrorLog{s.log},
 		ErrorHandling: promhttp.ContinueOnError,
@@ -114,9 +123,10 @@ func New(cfg Config) *Server {
 	r.UseEncodedPath()
 	r.SkipClean(true)
 	r.Use(s.observe)
-	for _, rt := range append(s.routes(), s.tokenRoutes()...) {
+	for _, rt := range s.allRoutes() {
 		r.Handle(rt.path, s.serve(rt)).Methods(rt.method).Name(rt.name)
 	}
+	s.mountStatic(r)
 	if cfg.ExtraRoutes != nil {
 		cfg.ExtraRoutes(r)
 	}

@@ -42,12 +42,14 @@ type fsmAdapter struct {
 
 	batches atomic.Uint64 // ApplyBatch calls
 	entries atomic.Uint64 // log entries passed to ApplyBatch
+
+	outcomes *outcomeMetrics // logins and allocations as applied (opsmetrics.go)
 }
 
 var _ raft.BatchingFSM = (*fsmAdapter)(nil)
 
 func newFSMAdapter(m machine, c codec, logger hclog.Logger) *fsmAdapter {
-	a := &fsmAdapter{m: m, codec: c, logger: logger}
+	a := &fsmAdapter{m: m, codec: c, logger: logger, outcomes: newOutcomeMetrics()}
 	ch := make(chan struct{})
 	a.appliedCh.Store(&ch)
 	return a
@@ -84,7 +86,9 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []interface{} {
 		cmds = append(cmds, cmd)
 		cmdAt = append(cmdAt, i)
 	}
-	for k, res := range a.applyCommands(cmds) {
+	results := a.applyCommands(cmds)
+	a.outcomes.observe(cmds, results)
+	for k, res := range results {
 		l := logs[cmdAt[k]]
 		out[cmdAt[k]] = &applyResponse{result: res, index: l.Index, term: l.Term}
 	}

@@ -53,7 +53,9 @@ func newStoreMetrics(s *Store) *storeMetrics {
 }
 
 // Collectors are the store's Prometheus metrics; the caller registers them.
-func (s *Store) Collectors() []prometheus.Collector { return s.metrics.collectors }
+func (s *Store) Collectors() []prometheus.Collector {
+	return append(append([]prometheus.Collector{}, s.metrics.collectors...), s.opsCollectors()...)
+}
 
 func (m *storeMetrics) observeApply(start time.Time, err error) {
 	m.applyLatency.WithLabelValues(applyOutcome(err)).Observe(time.Since(start).Seconds())

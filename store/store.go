@@ -285,8 +285,11 @@ func openRaftStorage(dir string, logger hclog.Logger) (_ *raftStorage, err error
 	if err != nil {
 		return nil, boltOpenError(dir, err)
 	}
+	// Closed on any way out but success, a panic on damaged data included
+	// (open recovers it and may be called again: bolt's file lock must go).
+	opened := false
 	defer func() {
-		if err != nil {
+		if !opened {
 			_ = bolt.Close()
 		}
 	}()
@@ -310,6 +313,7 @@ func openRaftStorage(dir string, logger hclog.Logger) (_ *raftStorage, err error
 	if err != nil {
 		return nil, fmt.Errorf("creating raft log cache: %w", err)
 	}
+	opened = true
 	return &raftStorage{bolt: bolt, durable: durable, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
 }
 

@@ -98,7 +98,7 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.StringVar(&f.raftAdvertise, "raft-advertise", "", "Raft address other members use (default --raft-addr; host names are resolved)")
 	fl.StringVar(&f.gossipAddr, "gossip-addr", "", "memberlist gossip listen address, TCP and UDP (default: Raft port + 1 on the Raft host)")
 	fl.StringVar(&f.gossipAdvertise, "gossip-advertise", "", "gossip address other members use (default --gossip-addr)")
-	fl.StringSliceVar(&f.join, "join", nil, "comma-separated HTTP or gossip addresses of existing members")
+	fl.StringSliceVar(&f.join, "join", nil, "comma-separated addresses of existing members: HTTP (host:port or http(s)://host:port) or gossip (host:port)")
 	fl.StringVar(&f.zone, "zone", "", "availability zone label of this member")
 	fl.StringVar(&f.apiToken, "api-token", "", "bearer token every /v1 request must carry")
 	fl.StringVar(&f.adminToken, "admin-token", "", "bearer token for mutating service, node, event and cluster endpoints")
@@ -283,7 +283,7 @@ func runServer(parent context.Context, f serverFlags) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, c := range st.Collectors() {
+	for _, c := range append(st.Collectors(), cl.Collectors()...) {
 		reg.MustRegister(c)
 	}
 	// pprof sits behind the admin token; the routes are mounted while api
@@ -301,6 +301,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		APIToken:   f.apiToken,
 		AdminToken: f.adminToken,
 		Registry:   reg,
+		Version:    buildVersion(),
 		ExtraRoutes: func(r *mux.Router) {
 			cl.InternalRoutes(r)
 			if f.pprof {

@@ -1,0 +1,37 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/wimms-dev/wimms/httpapi"
+)
+
+// ProbeMember asks the member at httpAddr how far it has applied the log:
+// every answer of the API carries the member's applied index in
+// X-Wimms-Index, and /healthz needs no token and touches no state.
+func (c *Cluster) ProbeMember(ctx context.Context, httpAddr string) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL(httpAddr)+"/healthz", nil)
+	if err != nil {
+		return 0, fmt.Errorf("probe %s: %w", httpAddr, err)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("probe %s: %w", httpAddr, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("probe %s: /healthz answered %s", httpAddr, resp.Status)
+	}
+	idx, err := strconv.ParseUint(resp.Header.Get(httpapi.HeaderIndex), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("probe %s: bad %s header: %w", httpAddr, httpapi.HeaderIndex, err)
+	}
+	return idx, nil
+}
+
+var _ httpapi.MemberProber = (*Cluster)(nil)

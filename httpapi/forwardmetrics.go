@@ -1,0 +1,43 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wimms-dev/wimms/store"
+)
+
+// countingRouter counts the requests this member relays to the leader, by
+// route template and the status code answered: a steady stream means
+// clients talk to followers (fine, but it costs a hop).
+type countingRouter struct {
+	next      Router
+	forwarded *prometheus.CounterVec
+}
+
+func newCountingRouter(next Router, reg *prometheus.Registry) (Router, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wimms_http_forwarded_requests_total",
+		Help: "Requests this member relayed to the leader, by route template and the status code answered.",
+	}, []string{"route", "code"})
+	c, err := registerOrReuse(reg, c)
+	if err != nil {
+		return nil, err
+	}
+	return &countingRouter{next: next, forwarded: c}, nil
+}
+
+func (f *countingRouter) Route(w http.ResponseWriter, r *http.Request, body []byte, where store.Placement) bool {
+	rec := &statusRecorder{ResponseWriter: w}
+	if !f.next.Route(rec, r, body, where) {
+		return false
+	}
+	code := rec.code
+	if !rec.wroteHeader {
+		code = http.StatusOK
+	}
+	f.forwarded.WithLabelValues(routeLabel(r), strconv.Itoa(code)).Inc()
+	return true
+}

@@ -1,0 +1,11 @@
+package httpapi
+
+// allRoutes is every route this server registers: the API contract
+// (routes), the token server's route, and the operator endpoints kept in
+// their own files.
+func (s *Server) allRoutes() []route {
+	all := append(s.routes(), s.tokenRoutes()...)
+	all = append(all, s.dockerflowRoutes()...)
+	all = append(all, s.opsRoutes()...)
+	return all
+}

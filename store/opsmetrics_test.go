@@ -1,0 +1,79 @@
+package store
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wimms-dev/wimms/fsm"
+)
+
+func TestOutcomeMetricsCountDecisionsNotReplays(t *testing.T) {
+	m := newOutcomeMetrics()
+	const ts = 1_700_000_000_000
+	newUser := fsm.User{Record: fsm.Record{CreatedAt: ts, Generation: 1}, FirstSeenAt: ts}
+	oldUser := fsm.User{Record: fsm.Record{CreatedAt: ts, Generation: 1}, FirstSeenAt: ts - 1000}
+	retired := fsm.User{Record: fsm.Record{CreatedAt: 5, Generation: fsm.MaxGeneration}, FirstSeenAt: 5}
+	login := fsm.Command{Op: fsm.OpLogin, Service: "s", TS: ts}
+	alloc := fsm.Command{Op: fsm.OpAllocate, Service: "s", TS: ts}
+	m.observe(
+		[]fsm.Command{login, login, login, login, login, alloc, alloc, alloc, alloc, {Op: fsm.OpRetire, Service: "s"}},
+		[]fsm.Result{
+			{User: &newUser},
+			{User: &oldUser},
+			{User: &retired},
+			{Err: &fsm.Error{Status: fsm.StatusInvalidClientState}},
+			{User: &oldUser, Repeated: true}, // an idempotent replay decided nothing
+			{Created: true, User: &newUser},
+			{User: &oldUser},
+			{Err: &fsm.Error{Status: fsm.StatusNoNodeAvailable}},
+			{Created: true, User: &newUser, Repeated: true},
+			{User: &retired},
+		})
+	for outcome, want := range map[string]float64{"new-user": 1, "ok": 1, "retired": 1, "invalid-client-state": 1} {
+		if got := testutil.ToFloat64(m.logins.WithLabelValues("s", outcome)); got != want {
+			t.Errorf("logins %s = %v, want %v", outcome, got, want)
+		}
+	}
+	for result, want := range map[string]float64{"created": 1, "existing": 1, "no-node-available": 1} {
+		if got := testutil.ToFloat64(m.allocations.WithLabelValues("s", result)); got != want {
+			t.Errorf("allocations %s = %v, want %v", result, got, want)
+		}
+	}
+	if n := testutil.CollectAndCount(m.logins) + testutil.CollectAndCount(m.allocations); n != 7 {
+		t.Errorf("%d series, want 7 (no series for replays or other ops)", n)
+	}
+}
+
+func TestStateCollectorReadsTheView(t *testing.T) {
+	f := fsm.New(fsm.Options{})
+	for _, cmd := range []fsm.Command{
+		{Op: fsm.OpPutService, Service: "s-1.0", Pattern: fsm.SomeString("{node}/{uid}")},
+		{Op: fsm.OpAddNode, Service: "s-1.0", NodeURL: "https://a", Capacity: fsm.SomeInt64(10)},
+		{Op: fsm.OpAddNode, Service: "s-1.0", NodeURL: "https://b", Capacity: fsm.SomeInt64(4), Backoff: fsm.SomeBool(true)},
+		{Op: fsm.OpAllocate, Service: "s-1.0", Email: "x@y.z", TS: 1},
+	} {
+		if res := f.Apply(cmd); res.Err != nil {
+			t.Fatalf("%+v: %v", cmd, res.Err)
+		}
+	}
+	c := newStateCollector(func() fsm.Reader { return f.View() })
+	want := `
+# HELP wimms_node_current_load Records assigned to the node (current_load of SPEC §1).
+# TYPE wimms_node_current_load gauge
+wimms_node_current_load{node="https://a",service="s-1.0"} 1
+wimms_node_current_load{node="https://b",service="s-1.0"} 0
+# HELP wimms_node_backoff 1 while the node is marked backoff: it gets no new users.
+# TYPE wimms_node_backoff gauge
+wimms_node_backoff{node="https://a",service="s-1.0"} 0
+wimms_node_backoff{node="https://b",service="s-1.0"} 1
+# HELP wimms_service_users Live users (current records) of the service.
+# TYPE wimms_service_users gauge
+wimms_service_users{service="s-1.0"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+		"wimms_node_current_load", "wimms_node_backoff", "wimms_service_users"); err != nil {
+		t.Fatal(err)
+	}
+}
