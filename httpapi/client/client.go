@@ -176,6 +176,22 @@ func IsStatus(err error, status string) bool {
 	return errors.As(err, &ae) && ae.Status == status
 }
 
+// IsUnknownQueryParameter reports whether err is the 400 a server gives
+// for a query parameter its route does not take, so that a caller can fall
+// back when it talks to a member older than the parameter.
+func IsUnknownQueryParameter(err error, name string) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.HTTPStatus != http.StatusBadRequest {
+		return false
+	}
+	for _, d := range ae.Errors {
+		if d.Location == "querystring" && d.Name == name && d.Description == "unknown query parameter" {
+			return true
+		}
+	}
+	return false
+}
+
 // do sends one request and decodes a 2xx answer into out (nil: ignore the
 // body). The Meta is filled whenever an answer arrived, errors included.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any, opts []CallOptions) (Meta, error) {
