@@ -325,6 +325,26 @@ func fmtNodeOf(url *string, id int64) string {
 	return *url
 }
 
+// argsExactly and argsAtLeast refuse a wrong argument count as a usage
+// error that names what is expected.
+func argsExactly(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s: want %d argument(s), got %d: %s (see --help)", cmd.CommandPath(), n, len(args), cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+func argsAtLeast(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usageErrorf("%s: want at least %d argument(s), got %d: %s (see --help)", cmd.CommandPath(), n, len(args), cmd.UseLine())
+		}
+		return nil
+	}
+}
+
 // exampleOf indents an Example block the way cobra prints it.
 func exampleOf(lines ...string) string {
 	return "  " + strings.Join(lines, "\n  ")

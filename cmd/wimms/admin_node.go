@@ -132,7 +132,7 @@ func newNodeGetCmd() *cobra.Command {
 		Use:     "get NODE",
 		Short:   "show one node, by id or URL",
 		Example: exampleOf("wimms node get 3", "wimms node get https://sync-3.example.com"),
-		Args:    cobra.ExactArgs(1),
+		Args:    argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		id, n, err := a.nodeArg(ctx, c, args[0], a.readOpts())
@@ -202,7 +202,7 @@ func newNodeAddCmd() *cobra.Command {
 			"wimms node add https://sync-3.example.com --capacity 1000",
 			"wimms node add https://sync-4.example.com --capacity 1000 --available 100 --backoff",
 		),
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		if err := checkNodeURLArg(args[0]); err != nil {
@@ -240,7 +240,7 @@ func newNodeSetCmd() *cobra.Command {
 			"wimms node set https://sync-3.example.com --capacity 2000 --available 200",
 			"wimms node set 3 --backoff=false",
 		),
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		if _, err := parseNodeRef(args[0]); err != nil {
@@ -285,7 +285,7 @@ func newNodeDownUpCmd(down bool) *cobra.Command {
 		Use:     "up NODE",
 		Short:   "mark a node up again: it takes new users (admin)",
 		Example: exampleOf("wimms node up https://sync-3.example.com", "wimms node up 3"),
-		Args:    cobra.ExactArgs(1),
+		Args:    argsExactly(1),
 	}
 	if down {
 		cmd.Use = "down NODE"
@@ -315,7 +315,7 @@ func newNodeUnassignCmd() *cobra.Command {
 		Long: `Mark every live record on NODE replaced (unassign_node.py): each of its
 users gets a new node at the next login. The node stays.`,
 		Example: exampleOf("wimms node unassign https://sync-3.example.com"),
-		Args:    cobra.ExactArgs(1),
+		Args:    argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		id, _, err := a.nodeArg(ctx, c, args[0], client.CallOptions{})
@@ -342,7 +342,7 @@ func newNodeRemoveCmd() *cobra.Command {
 		Long: `Delete NODE from the service, then mark its records replaced
 (remove_node.py). Its users get a new node at their next login.`,
 		Example: exampleOf("wimms node remove https://sync-3.example.com", "wimms node remove 3 --json"),
-		Args:    cobra.ExactArgs(1),
+		Args:    argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		id, _, err := a.nodeArg(ctx, c, args[0], client.CallOptions{})

@@ -59,7 +59,7 @@ func newServiceGetCmd() *cobra.Command {
 		Use:     "get SERVICE",
 		Short:   "show one service",
 		Example: exampleOf("wimms service get sync-1.5"),
-		Args:    cobra.ExactArgs(1),
+		Args:    argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		if err := checkServiceArg(args[0]); err != nil {
@@ -91,7 +91,7 @@ create. The pattern may use {node}, {uid} and {service}.`,
 			"wimms service put sync-1.5 --pattern '{node}/1.5/{uid}'",
 			"wimms service put sync-1.5 --pattern '{node}/1.5/{uid}' --release-rate 0.25 --allow-new-users=false",
 		),
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		if err := checkServiceArg(args[0]); err != nil {
@@ -141,7 +141,7 @@ func newServiceDeleteCmd() *cobra.Command {
 		Use:     "delete SERVICE",
 		Short:   "delete a service that has no nodes and no records (admin)",
 		Example: exampleOf("wimms service delete sync-1.1"),
-		Args:    cobra.ExactArgs(1),
+		Args:    argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		if err := checkServiceArg(args[0]); err != nil {

@@ -70,7 +70,7 @@ func newUserGetCmd() *cobra.Command {
 		Use:     "get EMAIL",
 		Short:   "show a user's current assignment",
 		Example: exampleOf("wimms user get alice@example.com", "wimms user get alice@example.com --consistency linearizable --json"),
-		Args:    cobra.ExactArgs(1),
+		Args:    argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		email, err := emailArg(args)
@@ -100,7 +100,7 @@ func newUserAllocateCmd() *cobra.Command {
 			"wimms user allocate alice@example.com",
 			"wimms user allocate bob@example.com --node https://sync-3.example.com --generation 1700000000000",
 		),
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		email, err := emailArg(args)
@@ -157,7 +157,7 @@ func newUserRetireCmd() *cobra.Command {
 		Long: `Mark each of the user's live records replaced with the largest
 generation, as an account deletion does in one service.`,
 		Example: exampleOf("wimms user retire alice@example.com"),
-		Args:    cobra.ExactArgs(1),
+		Args:    argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		email, err := emailArg(args)
@@ -184,7 +184,7 @@ func newUserReplaceCmd() *cobra.Command {
 			"wimms user replace alice@example.com",
 			"wimms user replace alice@example.com --at 2025-01-31T12:00:00Z",
 		),
-		Args: cobra.ExactArgs(1),
+		Args: argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		email, err := emailArg(args)
@@ -218,7 +218,7 @@ func newUserRecordsCmd() *cobra.Command {
 		Use:     "records EMAIL",
 		Short:   "list every stored record of a user, oldest first",
 		Example: exampleOf("wimms user records alice@example.com"),
-		Args:    cobra.ExactArgs(1),
+		Args:    argsExactly(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		email, err := emailArg(args)
@@ -355,7 +355,7 @@ func newRecordsDeleteCmd() *cobra.Command {
 first failure stops the command (the records before it are deleted).
 "wimms purge" does this after asking each record's node to delete its data.`,
 		Example: exampleOf("wimms records delete 42", "wimms records delete 42 43 44 --json"),
-		Args:    cobra.MinimumNArgs(1),
+		Args:    argsAtLeast(1),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		uids := make([]int64, len(args))
@@ -398,7 +398,7 @@ them; reset and passwordChange record the new --generation.`,
 			"wimms event delete alice@example.com",
 			"wimms event passwordChange alice@example.com --generation 1700000000000",
 		),
-		Args: cobra.ExactArgs(2),
+		Args: argsExactly(2),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		event := args[0]
