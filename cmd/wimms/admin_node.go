@@ -163,8 +163,8 @@ func (f *nodeStateFlags) register(cmd *cobra.Command, withCapacity bool) {
 	}
 	fl.Int64Var(&f.available, "available", 0, "slots open for new users now (the release rate refills it)")
 	fl.Int64Var(&f.load, "current-load", 0, "users assigned to the node")
-	fl.BoolVar(&f.downed, "downed", false, "the node is down: no new assignments, its users are reassigned at login")
-	fl.BoolVar(&f.backoff, "backoff", false, "the node asks for no new users")
+	fl.BoolVar(&f.downed, "downed", false, "the node is out of service: no new users, no capacity release")
+	fl.BoolVar(&f.backoff, "backoff", false, "the node gets no new users; capacity release still applies")
 }
 
 // state is the NodeState of the flags given on the command line.
@@ -283,13 +283,15 @@ func newNodeDownUpCmd(down bool) *cobra.Command {
 	var a adminCmd
 	cmd := &cobra.Command{
 		Use:     "up NODE",
-		Short:   "mark a node up again: it takes new users (admin)",
+		Short:   "mark a node up again (clear downed): it takes new users (admin)",
 		Example: exampleOf("wimms node up https://sync-3.example.com", "wimms node up 3"),
 		Args:    argsExactly(1),
 	}
 	if down {
 		cmd.Use = "down NODE"
-		cmd.Short = "mark a node down: no new users, its users move at their next login (admin)"
+		cmd.Short = "mark a node down: it gets no new users and no capacity release; its users stay (admin)"
+		cmd.Long = `Mark NODE out of service: it gets no allocations and no capacity release.
+Nobody moves on their own; "wimms node unassign" moves the node's users.`
 		cmd.Example = exampleOf("wimms node down https://sync-3.example.com", "wimms node down 3")
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
