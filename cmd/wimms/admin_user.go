@@ -29,7 +29,11 @@ func userTable(w io.Writer, u wire.User, created *bool) {
 	row("uid", strconv.FormatInt(u.UID, 10))
 	row("service", u.Service)
 	row("email", u.Email)
-	row("node", fmt.Sprintf("%s (id %d)", fmtNodeOf(u.Node, u.NodeID), u.NodeID))
+	if u.Node != nil {
+		row("node", fmt.Sprintf("%s (id %d)", *u.Node, u.NodeID))
+	} else {
+		row("node", fmtNodeOf(nil, u.NodeID))
+	}
 	row("api endpoint", fmtOptString(u.APIEndpoint))
 	row("generation", fmtGeneration(u.Generation))
 	row("keys changed at", fmtOptInt(u.KeysChangedAt))
