@@ -122,7 +122,7 @@ func (a *adminCmd) emit(out io.Writer, v any, table func(w io.Writer)) error {
 // callFailed turns a client error into the one line the user sees and the
 // exit code: the API's error body (status and each problem), or why no
 // answer came, saying whether a write may have been applied.
-func callFailed(what string, err error) error {
+func callFailed(what string, err error) exitError {
 	var ae *client.APIError
 	var te *client.TransportError
 	switch {

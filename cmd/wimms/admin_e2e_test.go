@@ -455,6 +455,17 @@ func TestAdminCLISession(t *testing.T) {
 		t.Log("the member answered the ?node= lookups")
 	}
 
+	// A delete that fails part way says which records it deleted before.
+	u2UID := strconv.FormatInt(u2.UID, 10)
+	cli.fails(exitAPIError, "delete record 999999 of sync-1.5: 404 not-found", "records", "delete", "999999", u2UID)
+	u3UID := strconv.FormatInt(u3.UID, 10)
+	cli.fails(exitAPIError, "(deleted before it: ["+u3UID+"])", "records", "delete", u3UID, "999999")
+	cli.fails(exitAPIError, "404 not-found", "records", "delete", u3UID)
+	cli.okJSON(&deleted, "records", "delete", u2UID) // the first failure stopped before it
+	if len(deleted.Deleted) != 1 || deleted.Deleted[0] != u2.UID {
+		t.Fatalf("records delete --json: %+v", deleted)
+	}
+
 	// A second, empty service is deleted.
 	cli.ok("service", "put", "sync-1.1", "--pattern", "{node}/1.1/{uid}", "--allow-new-users=false", "--spread", "2")
 	var gone struct{ Deleted string }

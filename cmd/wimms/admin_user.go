@@ -373,10 +373,11 @@ first failure stops the command (the records before it are deleted).
 		deleted := []int64{}
 		for _, uid := range uids {
 			if _, err := c.api.DeleteRecord(ctx, a.service, uid); err != nil {
+				failed := callFailed(fmt.Sprintf("delete record %d of %s", uid, a.service), err)
 				if len(deleted) > 0 {
-					fmt.Fprintf(out, "deleted before the failure: %v\n", deleted)
+					failed.msg += fmt.Sprintf(" (deleted before it: %v)", deleted)
 				}
-				return callFailed(fmt.Sprintf("delete record %d of %s", uid, a.service), err)
+				return failed
 			}
 			deleted = append(deleted, uid)
 		}
