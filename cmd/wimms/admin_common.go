@@ -42,12 +42,14 @@ type adminCmd struct {
 	service      string
 	consistency  string
 	maxStaleness time.Duration
+	idemKey      string
 }
 
 // adminOpts choose which shared flags a command takes.
 type adminOpts struct {
 	service bool // --service
 	read    bool // --consistency, --max-staleness
+	write   bool // --idempotency-key
 }
 
 func (a *adminCmd) register(cmd *cobra.Command, o adminOpts) {
@@ -60,6 +62,9 @@ func (a *adminCmd) register(cmd *cobra.Command, o adminOpts) {
 	if o.read {
 		fl.StringVar(&a.consistency, "consistency", "", "read level: stale, default or linearizable (empty: the member's default)")
 		fl.DurationVar(&a.maxStaleness, "max-staleness", 0, "with --consistency stale: refuse an answer staler than this")
+	}
+	if o.write {
+		fl.StringVar(&a.idemKey, "idempotency-key", "", "makes the write safe to repeat: a repeat with the same key gets the first answer instead of acting twice")
 	}
 }
 
@@ -77,6 +82,9 @@ func (a *adminCmd) run(body func(ctx context.Context, c memberClients, out io.Wr
 			}
 		}
 		if err := a.checkReadLevel(); err != nil {
+			return err
+		}
+		if err := checkIdempotencyKey(a.idemKey); err != nil {
 			return err
 		}
 		c, err := a.conn.connect()
@@ -105,6 +113,26 @@ func (a *adminCmd) checkReadLevel() error {
 // readOpts are the call options of a read.
 func (a *adminCmd) readOpts() client.CallOptions {
 	return client.CallOptions{Consistency: a.consistency, MaxStaleness: a.maxStaleness}
+}
+
+// writeOpts are the call options of a write.
+func (a *adminCmd) writeOpts() client.CallOptions {
+	return client.CallOptions{IdempotencyKey: a.idemKey}
+}
+
+func checkIdempotencyKey(k string) error {
+	if k == "" {
+		return nil
+	}
+	if len(k) > 128 {
+		return usageErrorf("--idempotency-key: must be 1 to 128 characters")
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return usageErrorf("--idempotency-key: must contain only printable ASCII characters")
+		}
+	}
+	return nil
 }
 
 // emit prints v as indented JSON with --json, else calls table.
@@ -145,13 +173,13 @@ func callFailed(what string, err error) exitError {
 			}
 		}
 		if ae.Status == "unknown-outcome" {
-			b.WriteString(" (the change may or may not have been applied: check before repeating it)")
+			b.WriteString(" (the change may or may not have been applied: check, or repeat it with the same --idempotency-key)")
 		}
 		return exitError{code: exitAPIError, msg: b.String()}
 	case errors.As(err, &te):
 		msg := fmt.Sprintf("%s: no answer from the member: %v", what, te.Err)
 		if te.Sent && te.Method != "GET" {
-			msg += " (the request was sent: the change may or may not have been applied)"
+			msg += " (the request was sent: the change may or may not have been applied; check, or repeat it with the same --idempotency-key)"
 		}
 		return exitError{code: exitUnreachable, msg: msg}
 	default:

@@ -281,9 +281,19 @@ func TestAdminCLISession(t *testing.T) {
 
 	// Replace and retire.
 	var replaced struct{ Replaced int64 }
-	cli.okJSON(&replaced, "user", "replace", "u1@example.com")
+	cli.okJSON(&replaced, "user", "replace", "u1@example.com", "--idempotency-key", "replace-u1")
 	if replaced.Replaced != 1 {
 		t.Fatalf("user replace: %+v, want 1", replaced)
+	}
+	// Repeated with its key, the write answers as the first time; a new
+	// replace finds nothing left to replace.
+	cli.okJSON(&replaced, "user", "replace", "u1@example.com", "--idempotency-key", "replace-u1")
+	if replaced.Replaced != 1 {
+		t.Fatalf("user replace repeated with its key: %+v, want the first answer (1)", replaced)
+	}
+	cli.okJSON(&replaced, "user", "replace", "u1@example.com")
+	if replaced.Replaced != 0 {
+		t.Fatalf("user replace of a replaced user: %+v, want 0", replaced)
 	}
 	var recs struct{ Records []wire.Record }
 	cli.okJSON(&recs, "user", "records", "u1@example.com")
@@ -383,6 +393,7 @@ func TestAdminCLISession(t *testing.T) {
 	cli.fails(exitUsage, `uid "abc": must be a positive integer`, "records", "delete", "1", "abc")
 	cli.fails(exitUsage, "--limit 0", "records", "old", "--limit", "0")
 	cli.fails(exitUsage, "--at", "user", "replace", "u1@example.com", "--at", "yesterday")
+	cli.fails(exitUsage, "--idempotency-key: must be 1 to 128 characters", "node", "down", n1ID, "--idempotency-key", strings.Repeat("k", 129))
 	cli.fails(exitUsage, "--all and --service exclude each other", "users", "count", "--all", "--service", svc)
 	cli.fails(exitUsage, "wimms node get: want 1 argument(s), got 0", "node", "get")
 	cli.fails(exitUsage, "--api-token and --api-token-file are both set", "node", "list", "--api-token", "x", "--api-token-file", adminFile)

@@ -218,13 +218,13 @@ func newNodeAddCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		n, _, err := c.admin.AddNode(ctx, a.service, wire.AddNodeRequest{Node: args[0], Capacity: f.capacity, NodeState: st})
+		n, _, err := c.admin.AddNode(ctx, a.service, wire.AddNodeRequest{Node: args[0], Capacity: f.capacity, NodeState: st}, a.writeOpts())
 		if err != nil {
 			return callFailed(fmt.Sprintf("add node %s to %s", args[0], a.service), err)
 		}
 		return a.emit(out, n, func(w io.Writer) { nodeTable(w, *n) })
 	})
-	a.register(cmd, adminOpts{service: true})
+	a.register(cmd, adminOpts{service: true, write: true})
 	f.register(cmd, true)
 	return cmd
 }
@@ -262,7 +262,7 @@ func newNodeSetCmd() *cobra.Command {
 		}
 		return a.updateNode(ctx, c, out, args[0], req)
 	})
-	a.register(cmd, adminOpts{service: true})
+	a.register(cmd, adminOpts{service: true, write: true})
 	f.register(cmd, true)
 	return cmd
 }
@@ -272,7 +272,7 @@ func (a *adminCmd) updateNode(ctx context.Context, c memberClients, out io.Write
 	if err != nil {
 		return err
 	}
-	n, _, err := c.admin.UpdateNode(ctx, a.service, id, req)
+	n, _, err := c.admin.UpdateNode(ctx, a.service, id, req, a.writeOpts())
 	if err != nil {
 		return callFailed(fmt.Sprintf("update node %s of %s", arg, a.service), err)
 	}
@@ -300,7 +300,7 @@ Nobody moves on their own; "wimms node unassign" moves the node's users.`
 		}
 		return a.updateNode(ctx, c, out, args[0], wire.UpdateNodeRequest{NodeState: wire.NodeState{Downed: wire.Bool(down)}})
 	})
-	a.register(cmd, adminOpts{service: true})
+	a.register(cmd, adminOpts{service: true, write: true})
 	return cmd
 }
 
@@ -324,7 +324,7 @@ users gets a new node at the next login. The node stays.`,
 		if err != nil {
 			return err
 		}
-		n, _, err := c.admin.UnassignNode(ctx, a.service, id)
+		n, _, err := c.admin.UnassignNode(ctx, a.service, id, a.writeOpts())
 		if err != nil {
 			return callFailed(fmt.Sprintf("unassign node %s of %s", args[0], a.service), err)
 		}
@@ -332,7 +332,7 @@ users gets a new node at the next login. The node stays.`,
 			fmt.Fprintf(w, "unassigned %d records from %s\n", n, nodeLabel(args[0], id))
 		})
 	})
-	a.register(cmd, adminOpts{service: true})
+	a.register(cmd, adminOpts{service: true, write: true})
 	return cmd
 }
 
@@ -351,7 +351,7 @@ func newNodeRemoveCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		n, _, err := c.admin.RemoveNode(ctx, a.service, id)
+		n, _, err := c.admin.RemoveNode(ctx, a.service, id, a.writeOpts())
 		if err != nil {
 			return callFailed(fmt.Sprintf("remove node %s of %s", args[0], a.service), err)
 		}
@@ -359,6 +359,6 @@ func newNodeRemoveCmd() *cobra.Command {
 			fmt.Fprintf(w, "removed %s; unassigned %d records\n", nodeLabel(args[0], id), n)
 		})
 	})
-	a.register(cmd, adminOpts{service: true})
+	a.register(cmd, adminOpts{service: true, write: true})
 	return cmd
 }

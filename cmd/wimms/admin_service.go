@@ -120,13 +120,13 @@ create. The pattern may use {node}, {uid} and {service}.`,
 			}
 			req.Spread = wire.Int64(spread)
 		}
-		s, _, err := c.admin.PutService(ctx, args[0], req)
+		s, _, err := c.admin.PutService(ctx, args[0], req, a.writeOpts())
 		if err != nil {
 			return callFailed("put service "+args[0], err)
 		}
 		return a.emit(out, s, func(w io.Writer) { serviceTable(w, *s) })
 	})
-	a.register(cmd, adminOpts{})
+	a.register(cmd, adminOpts{write: true})
 	fl := cmd.Flags()
 	fl.StringVar(&pattern, "pattern", "", "api_endpoint pattern, e.g. {node}/1.5/{uid} (required)")
 	fl.StringVar(&rate, "release-rate", "", "release rate, a decimal in (0, 1] (default on create: 0.1)")
@@ -147,13 +147,13 @@ func newServiceDeleteCmd() *cobra.Command {
 		if err := checkServiceArg(args[0]); err != nil {
 			return err
 		}
-		if _, err := c.admin.DeleteService(ctx, args[0]); err != nil {
+		if _, err := c.admin.DeleteService(ctx, args[0], a.writeOpts()); err != nil {
 			return callFailed("delete service "+args[0], err)
 		}
 		return a.emit(out, map[string]string{"deleted": args[0]}, func(w io.Writer) {
 			fmt.Fprintf(w, "deleted service %s\n", args[0])
 		})
 	})
-	a.register(cmd, adminOpts{})
+	a.register(cmd, adminOpts{write: true})
 	return cmd
 }

@@ -137,14 +137,14 @@ func newUserAllocateCmd() *cobra.Command {
 			}
 			req.Node = wire.String(node)
 		}
-		u, m, err := c.api.Allocate(ctx, a.service, req)
+		u, m, err := c.api.Allocate(ctx, a.service, req, a.writeOpts())
 		if err != nil {
 			return callFailed(fmt.Sprintf("allocate %s in %s", email, a.service), err)
 		}
 		created := m.Created()
 		return a.emit(out, u, func(w io.Writer) { userTable(w, *u, &created) })
 	})
-	a.register(cmd, adminOpts{service: true})
+	a.register(cmd, adminOpts{service: true, write: true})
 	fl := cmd.Flags()
 	fl.Int64Var(&generation, "generation", 0, "the account's generation (FxA)")
 	fl.Int64Var(&kca, "keys-changed-at", 0, "when the account's keys last changed (FxA, ms)")
@@ -168,13 +168,13 @@ generation, as an account deletion does in one service.`,
 		if err != nil {
 			return err
 		}
-		u, _, err := c.api.Retire(ctx, a.service, email)
+		u, _, err := c.api.Retire(ctx, a.service, email, a.writeOpts())
 		if err != nil {
 			return callFailed(fmt.Sprintf("retire %s in %s", email, a.service), err)
 		}
 		return a.emit(out, u, func(w io.Writer) { userTable(w, *u, nil) })
 	})
-	a.register(cmd, adminOpts{service: true})
+	a.register(cmd, adminOpts{service: true, write: true})
 	return cmd
 }
 
@@ -203,7 +203,7 @@ func newUserReplaceCmd() *cobra.Command {
 			}
 			atMs = &ms
 		}
-		n, _, err := c.api.Replace(ctx, a.service, email, atMs)
+		n, _, err := c.api.Replace(ctx, a.service, email, atMs, a.writeOpts())
 		if err != nil {
 			return callFailed(fmt.Sprintf("replace %s in %s", email, a.service), err)
 		}
@@ -211,7 +211,7 @@ func newUserReplaceCmd() *cobra.Command {
 			fmt.Fprintf(w, "replaced %d records of %s\n", n, email)
 		})
 	})
-	a.register(cmd, adminOpts{service: true})
+	a.register(cmd, adminOpts{service: true, write: true})
 	cmd.Flags().StringVar(&at, "at", "", "replace records created at or before this time: Unix ms or RFC 3339 (default: now)")
 	return cmd
 }
@@ -422,7 +422,7 @@ them; reset and passwordChange record the new --generation.`,
 			}
 			req.Generation = wire.Int64(generation)
 		}
-		n, _, err := c.admin.Event(ctx, req)
+		n, _, err := c.admin.Event(ctx, req, a.writeOpts())
 		if err != nil {
 			return callFailed(fmt.Sprintf("%s event for %s", event, args[1]), err)
 		}
@@ -430,7 +430,7 @@ them; reset and passwordChange record the new --generation.`,
 			fmt.Fprintf(w, "%s event for %s: applied to %d users\n", event, args[1], n)
 		})
 	})
-	a.register(cmd, adminOpts{})
+	a.register(cmd, adminOpts{write: true})
 	cmd.Flags().Int64Var(&generation, "generation", 0, "the account's new generation (reset, passwordChange)")
 	return cmd
 }
