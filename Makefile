@@ -7,7 +7,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 BENCHTIME ?= 1s
 
-.PHONY: build chaos-build run test test-short bench bench-cluster lint jepsen jepsen-long image cluster-up cluster-down cluster-status clean
+.PHONY: build chaos-build run test test-short fuzz bench bench-cluster lint jepsen jepsen-long image certs cluster-up cluster-down cluster-status clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/wimms
@@ -26,6 +26,15 @@ test:
 
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# Each fuzz target in turn for FUZZTIME (seeds in */testdata/fuzz).
+FUZZTIME ?= 1m
+FUZZ_TARGETS := fsm:FuzzDecodeCommand fsm:FuzzRestore store:FuzzSnapshotRestore store:FuzzVerifyEntry \
+	httpapi:FuzzParseObject httpapi:FuzzRequestBody cluster:FuzzReadPeersFile cluster:FuzzDecodeMeta
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$pkg $$name"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel 2 || exit 1; done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./fsm/ ./store/
@@ -54,21 +63,60 @@ image: build
 	@if [ -n "$$(ls -A bin/docker-data)" ]; then echo "image: bin/docker-data must stay empty (it becomes /data in the image)"; exit 1; fi
 	docker build --build-arg VERSION=$(VERSION) -t wimms:$(VERSION) -t wimms:latest .
 
+# The compose cluster is secured by default (docs/security.md): mutual TLS
+# between members, HTTPS API, encrypted gossip, with the CA, member
+# certificates and gossip key `make certs` issues into WIMMS_SECRETS_DIR
+# (git-ignored, mounted read-only). WIMMS_INSECURE=1 runs it open, for
+# development only.
+WIMMS_SECRETS_DIR ?= deploy/secrets
+export WIMMS_SECRETS_DIR
+ifeq ($(WIMMS_INSECURE),1)
+COMPOSE  := docker-compose -f docker-compose.yml
+TOOL_TLS :=
+CERTS    :=
+else
+COMPOSE  := docker-compose -f docker-compose.yml -f deploy/compose-tls.yml
+TOOL_TLS := --tls-ca $(WIMMS_SECRETS_DIR)/ca.pem
+CERTS    := certs
+endif
+
+# Issues what is missing only: an existing CA is kept (a new one would lock
+# the running members out). The CA key stays in WIMMS_CA_DIR, never mounted
+# into a container. Each member certificate names its fixed compose IP, its
+# service name and loopback (the container's own health probe). The server
+# runs as uid 65532 and must read its key: as root the secrets directory is
+# handed to that uid (mode 0700); otherwise the keys must be world-readable
+# to be readable in the container, which the recipe says.
+WIMMS_CA_DIR ?= deploy/ca
+certs: build
+	@set -e; d=$(WIMMS_SECRETS_DIR); ca=$(WIMMS_CA_DIR); p=$${WIMMS_SUBNET_PREFIX:-10.213.47}; \
+	mkdir -p $$d; \
+	[ -f $$ca/ca.pem ] || $(BIN) tls ca --out $$ca; \
+	cp $$ca/ca.pem $$d/ca.pem; \
+	for i in 1 2 3; do \
+	  [ -f $$d/wimms$$i.pem ] || $(BIN) tls cert --ca $$ca --name wimms$$i --out $$d \
+	    --hosts $$p.1$$i,wimms$$i,localhost,127.0.0.1$${WIMMS_PUBLISH_IP:+,$$WIMMS_PUBLISH_IP}; \
+	done; \
+	[ -f $$d/gossip.key ] || { umask 077; $(BIN) tls gossip-key > $$d/gossip.key; }; \
+	if [ "$$(id -u)" = 0 ]; then chown -R 65532:65532 $$d; chmod 0700 $$d; \
+	else chmod 0755 $$d; chmod 0644 $$d/*.pem $$d/gossip.key; \
+	  echo "certs: not root: keys in $$d made world-readable so the container (uid 65532) can read them; keep this host single-user or run as root"; fi
+
 # Ports, zones, tokens and the subnet come from the environment (see the
 # header of docker-compose.yml); the recipes read the same variables.
-cluster-up: image
-	docker-compose up -d
-	$(BIN) status --http-addr $${WIMMS_PUBLISH_IP:-127.0.0.1}:$${WIMMS1_HTTP_PORT:-18080} --wait 60s
+cluster-up: image $(CERTS)
+	$(COMPOSE) up -d
+	$(BIN) status $(TOOL_TLS) --http-addr $${WIMMS_PUBLISH_IP:-127.0.0.1}:$${WIMMS1_HTTP_PORT:-18080} --wait 60s
 
 # Keeps the volumes: the next cluster-up resumes with the same data.
 cluster-down:
-	docker-compose down
+	$(COMPOSE) down
 
 # Asks the first member that answers, so it also works while member 1 is down.
 cluster-status: build
 	@for port in $${WIMMS1_HTTP_PORT:-18080} $${WIMMS2_HTTP_PORT:-18081} $${WIMMS3_HTTP_PORT:-18082}; do \
 	  addr=$${WIMMS_PUBLISH_IP:-127.0.0.1}:$$port; \
-	  if $(BIN) health --http-addr $$addr >/dev/null 2>&1; then exec $(BIN) status --http-addr $$addr; fi; \
+	  if $(BIN) health $(TOOL_TLS) --http-addr $$addr >/dev/null 2>&1; then exec $(BIN) status $(TOOL_TLS) --http-addr $$addr; fi; \
 	done; echo "cluster-status: no member answers on the published ports"; exit 1
 
 clean:

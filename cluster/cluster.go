@@ -3,12 +3,14 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -69,6 +71,18 @@ type Config struct {
 	// whose peers all restarted too has nobody else to learn their gossip
 	// addresses from: the Raft configuration holds only Raft addresses.
 	PeersFile string
+
+	// DialTLS, when set, makes every member-to-member HTTP call (forward,
+	// join, read index, cluster lookups) HTTPS: it dials addr and completes
+	// a mutual TLS handshake (cmd wires tlsconf.Holder.DialContext).
+	DialTLS func(ctx context.Context, d *net.Dialer, network, addr string) (*tls.Conn, error)
+	// GossipKey, when set (16, 24 or 32 bytes), makes memberlist encrypt and
+	// verify every gossip packet: a process without it is never seen.
+	GossipKey []byte
+	// AuthenticatedJoinOnly: gossip alone never admits a member; only an
+	// authenticated HTTP join (member certificate or admin token) adds one.
+	// cmd sets it whenever TLS or a gossip key is configured.
+	AuthenticatedJoinOnly bool
 }
 
 // raftStore is everything this package needs of the store, and the only
@@ -106,7 +120,9 @@ type Cluster struct {
 	now    func() time.Time
 	peers  *registry
 	client *http.Client // member-to-member and forwarded requests
-	httpTr *http.Transport
+	// leavingAnnounced: AnnounceLeaving has gossiped the leaving flag.
+	leavingAnnounced atomic.Bool
+	httpTr           *http.Transport
 	// memberEvents wakes the leader loop when gossip sees a member join,
 	// change or go; buffered(1): one pending wake-up stands for any number
 	// of events, since a reconcile reads the whole picture afresh.
@@ -158,7 +174,7 @@ func newCluster(cfg Config, st raftStore) (*Cluster, error) {
 		memberEvents: make(chan struct{}, 1),
 	}
 	c.peers = newRegistry(func() time.Time { return c.now() })
-	c.client, c.httpTr = newMemberClient(hostIP(cfg.HTTPAddr))
+	c.client, c.httpTr = newMemberClient(hostIP(cfg.HTTPAddr), cfg.DialTLS)
 	meta, err := encodeMeta(nodeMeta{
 		ID:          cfg.ID,
 		HTTP:        cfg.HTTPAddr,
@@ -296,12 +312,14 @@ func (c *Cluster) Close() error {
 		if ml != nil {
 			// Tell peers this is a graceful leave (shown as "left", not
 			// "failed"), then leave.
-			if err := c.refreshMeta(func(m *nodeMeta) { m.Leaving = true }); err == nil {
-				if err := ml.UpdateNode(time.Second); err != nil {
-					c.log.Debug("gossip leaving flag", "error", err)
+			if !c.leavingAnnounced.Load() {
+				if err := c.refreshMeta(func(m *nodeMeta) { m.Leaving = true }); err == nil {
+					if err := ml.UpdateNode(time.Second); err != nil {
+						c.log.Debug("gossip leaving flag", "error", err)
+					}
 				}
 			}
-			if err := ml.Leave(2 * time.Second); err != nil {
+			if err := ml.Leave(c.leaveTimeout()); err != nil {
 				c.log.Warn("leaving gossip", "error", err)
 			}
 			if err := ml.Shutdown(); err != nil {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,9 +32,10 @@ func (e *dialError) Unwrap() error { return e.err }
 
 // newMemberClient is the one HTTP client for all member-to-member requests
 // (relayed requests, joins, read indexes, status) and its pooled transport.
-// Transport security for member traffic plugs in here.
-func newMemberClient(localIP net.IP) (*http.Client, *http.Transport) {
-	tr := newHTTPTransport(localIP)
+// With dialTLS set (mutual TLS between members), every connection is a
+// verified TLS connection.
+func newMemberClient(localIP net.IP, dialTLS func(context.Context, *net.Dialer, string, string) (*tls.Conn, error)) (*http.Client, *http.Transport) {
+	tr := newHTTPTransport(localIP, dialTLS)
 	return &http.Client{
 		Transport: tr,
 		// The leader's redirects, if any, are relayed to the client as they are.
@@ -43,12 +45,12 @@ func newMemberClient(localIP net.IP) (*http.Client, *http.Transport) {
 
 // newHTTPTransport: keep-alive connections dialed from this member's own
 // IP (see boundTransport for why).
-func newHTTPTransport(localIP net.IP) *http.Transport {
+func newHTTPTransport(localIP net.IP, dialTLS func(context.Context, *net.Dialer, string, string) (*tls.Conn, error)) *http.Transport {
 	dialer := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 	if localIP != nil {
 		dialer.LocalAddr = &net.TCPAddr{IP: localIP}
 	}
-	return &http.Transport{
+	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := dialer.DialContext(ctx, network, addr)
 			if err != nil {
@@ -63,6 +65,25 @@ func newHTTPTransport(localIP net.IP) *http.Transport {
 		// Relay the leader's body byte for byte, compressed or not.
 		DisableCompression: true,
 	}
+	if dialTLS != nil {
+		// A failed handshake sent no request byte either: still a dialError.
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dialTLS(ctx, dialer, network, addr)
+			if err != nil {
+				return nil, &dialError{addr: addr, err: err}
+			}
+			return conn, nil
+		}
+	}
+	return tr
+}
+
+// baseURL is how member-to-member calls address the member at addr.
+func (c *Cluster) baseURL(addr string) string {
+	if c.cfg.DialTLS != nil {
+		return "https://" + addr
+	}
+	return "http://" + addr
 }
 
 // hopHeaders are connection-level headers a relay must not pass on
@@ -137,7 +158,7 @@ func (c *Cluster) relay(w http.ResponseWriter, r *http.Request, body []byte) {
 func (c *Cluster) relayOnce(w http.ResponseWriter, r *http.Request, body []byte, addr string) error {
 	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.ForwardTimeout)
 	defer cancel()
-	u, err := url.Parse("http://" + addr + r.URL.RequestURI())
+	u, err := url.Parse(c.baseURL(addr) + r.URL.RequestURI())
 	if err != nil {
 		return fmt.Errorf("leader url: %w", err)
 	}
@@ -276,7 +297,7 @@ func (c *Cluster) remoteReadIndex(ctx context.Context) (uint64, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/internal/v1/readindex", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL(addr)+"/internal/v1/readindex", nil)
 	if err != nil {
 		return 0, fmt.Errorf("remote read index: %w", err)
 	}

@@ -303,12 +303,22 @@ func (c *Cluster) createMemberlist() (*memberlist.Memberlist, error) {
 	// A member restarted on another address may take its name back soon.
 	mc.DeadNodeReclaimTime = 5 * time.Second
 
+	if len(c.cfg.GossipKey) > 0 {
+		kr, err := memberlist.NewKeyring(nil, c.cfg.GossipKey)
+		if err != nil {
+			_ = nt.Shutdown()
+			return nil, fmt.Errorf("cluster: gossip key: %w", err)
+		}
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
+
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		_ = nt.Shutdown()
 		return nil, fmt.Errorf("cluster: start gossip on %s: %w", c.cfg.GossipBind, err)
 	}
-	c.log.Info("gossip started", "bind", c.cfg.GossipBind, "advertise", c.cfg.GossipAdvertise, "zone", c.cfg.Zone)
+	c.log.Info("gossip started", "bind", c.cfg.GossipBind, "advertise", c.cfg.GossipAdvertise, "zone", c.cfg.Zone, "encrypted", len(c.cfg.GossipKey) > 0)
 	return ml, nil
 }
 

@@ -86,6 +86,11 @@ func (c *Cluster) joinOnce(ctx context.Context, targets []string) error {
 		if ctx.Err() != nil {
 			break
 		}
+		if c.cfg.AuthenticatedJoinOnly {
+			// The leader never admits a member from gossip alone, so a
+			// gossip-only join would leave us outside forever: retry HTTP.
+			continue
+		}
 		var se *httpStatusError
 		if errors.As(err, &se) {
 			if se.code == http.StatusUnauthorized || se.code == http.StatusForbidden {
@@ -124,7 +129,7 @@ func (c *Cluster) postJoin(ctx context.Context, addr string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+joinPath, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL(addr)+joinPath, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("join via %s: %w", addr, err)
 	}
@@ -148,7 +153,7 @@ func (c *Cluster) fetchStatus(ctx context.Context, addr string) (wire.ClusterSta
 	var st wire.ClusterStatus
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/cluster?consistency=stale", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL(addr)+"/v1/cluster?consistency=stale", nil)
 	if err != nil {
 		return st, fmt.Errorf("cluster status of %s: %w", addr, err)
 	}

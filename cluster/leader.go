@@ -140,7 +140,13 @@ func (c *Cluster) addGossipMembers(ctx context.Context, servers []store.Server) 
 		if id == c.cfg.ID || p.state != gossipAlive || p.meta.Raft == "" {
 			continue
 		}
-		if addr, ok := inConfig[id]; ok && addr == p.meta.Raft {
+		addr, known := inConfig[id]
+		if known && addr == p.meta.Raft {
+			continue
+		}
+		if !known && c.cfg.AuthenticatedJoinOnly {
+			// Gossip is no proof of membership: only an authenticated
+			// HTTP join admits a new member (docs/security.md).
 			continue
 		}
 		if p.meta.Removed {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // TestReapDecisionTable pins the guard on hand-checked cases.
@@ -303,6 +305,31 @@ func TestLeaderLoopEstablishesReconcilesRevokes(t *testing.T) {
 	st.setLeader(true, "a", "raft-a")
 	want = append(want, "establish", "add-voter b "+raftB)
 	waitFor(t, 2*time.Second, "a new term to establish, then reconcile", func() bool { return len(st.callLog()) >= len(want) })
+	if calls := st.callLog(); !slices.Equal(calls, want) {
+		t.Fatalf("calls %v, want %v", calls, want)
+	}
+}
+
+// With credentials configured, gossip is no proof of membership: a member
+// in the configuration may move, a stranger is never added.
+func TestReconcileAdmitsOnlyAuthenticatedJoins(t *testing.T) {
+	raftB, raftX := acceptingAddr(t), acceptingAddr(t)
+	c, st, _, lc := newReconcileFixture(t, "b")
+	c.cfg.AuthenticatedJoinOnly = true
+	c.peers.alive(nodeMeta{ID: "x", Raft: raftX})
+	c.peers.alive(nodeMeta{ID: "b", Raft: raftB})
+
+	c.reconcile(context.Background(), lc)
+	want := []string{"remove b", "add-voter b " + raftB}
+	if calls := st.callLog(); !slices.Equal(calls, want) {
+		t.Fatalf("calls %v, want %v (x came from gossip only)", calls, want)
+	}
+
+	// The same stranger joining over the authenticated HTTP path is added.
+	if err := c.Join(context.Background(), wire.Member{ID: "x", RaftAddr: raftX, Voter: true}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "add-voter x "+raftX)
 	if calls := st.callLog(); !slices.Equal(calls, want) {
 		t.Fatalf("calls %v, want %v", calls, want)
 	}

@@ -204,7 +204,7 @@ func (c *Cluster) Remove(ctx context.Context, id string) error {
 	}
 	if id == c.cfg.ID {
 		if otherVoters == 0 {
-			return fmt.Errorf("remove %s: it is the only voter; the cluster would have none", id)
+			return fmt.Errorf("remove %s: it is the only voter; the cluster would have none: %w", id, store.ErrRefused)
 		}
 		return c.removeSelfViaNewLeader(ctx)
 	}
@@ -250,7 +250,7 @@ func (c *Cluster) removeSelfViaNewLeader(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodDelete, "http://"+addr+"/v1/cluster/members/"+url.PathEscape(id), nil)
+	req, err := http.NewRequestWithContext(rctx, http.MethodDelete, c.baseURL(addr)+"/v1/cluster/members/"+url.PathEscape(id), nil)
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
@@ -299,9 +299,9 @@ func (c *Cluster) TransferLeadership(ctx context.Context, id string) error {
 	case id != "" && target == nil:
 		return fmt.Errorf("transfer leadership to %s: %w", id, store.ErrMemberNotFound)
 	case id != "" && !target.Voter:
-		return fmt.Errorf("transfer leadership to %s: it is not a voter", id)
+		return fmt.Errorf("transfer leadership to %s: it is not a voter: %w", id, store.ErrRefused)
 	case otherVoters == 0:
-		return errors.New("transfer leadership: there is no other voter")
+		return fmt.Errorf("transfer leadership: there is no other voter: %w", store.ErrRefused)
 	}
 	if err := c.st.TransferLeadership(ctx, id); err != nil {
 		return fmt.Errorf("transfer leadership to %q: %w", id, retryable(err))

@@ -32,6 +32,7 @@ func BenchmarkLoginWrite(b *testing.B) {
 	for b.Loop() {
 		req := httptest.NewRequest(http.MethodPost, "/v1/services/sync-1.5/users/a%40b.c/login", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer t")
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(HeaderIdempotencyKey, "k")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)

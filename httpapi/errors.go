@@ -100,6 +100,13 @@ func classifyStoreError(err error, write bool) storeFailure {
 	case errors.Is(err, store.ErrShutdown):
 		return storeFailure{code: http.StatusServiceUnavailable, status: StatusShuttingDown,
 			detail: leader("this member is shutting down; use another member")}
+	case errors.Is(err, store.ErrRefused):
+		return storeFailure{code: http.StatusConflict, status: fsm.StatusConflict,
+			detail: ErrorDetail{Location: LocationPath, Name: "id", Description: err.Error()}}
+	case errors.Is(err, store.ErrReplaying):
+		return storeFailure{code: http.StatusServiceUnavailable, status: StatusNotReady,
+			detail: ErrorDetail{Location: LocationQuerystring, Name: "consistency",
+				Description: "this member is still replaying the log it had at start; retry shortly or ask another member"}}
 	case errors.Is(err, store.ErrMemberNotFound):
 		return storeFailure{code: http.StatusNotFound, status: fsm.StatusNotFound,
 			detail: ErrorDetail{Location: LocationPath, Name: "id", Description: "no such cluster member"}}

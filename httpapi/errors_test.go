@@ -118,6 +118,7 @@ func TestStoreErrorMapping(t *testing.T) {
 		{store.ErrStaleRead, 503, StatusStaleRead, 0, ""},
 		{store.ErrUnknownOutcome, 504, StatusUnknownOutcome, 0, ""},
 		{store.ErrShutdown, 503, StatusShuttingDown, 0, ""},
+		{fmt.Errorf("stale read: %w", store.ErrReplaying), 503, StatusNotReady, 0, ""},
 		{fmt.Errorf("apply: %w", store.ErrNoLeader), 503, StatusNoLeader, 0, ""},
 		{errors.New("disk on fire"), 500, StatusInternalError, 0, ""},
 	}

@@ -121,8 +121,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			if !rec.wroteHeader {
 				code = http.StatusOK
 			}
-			s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
-			s.metrics.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+			method := methodLabel(r.Method)
+			s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+			s.metrics.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -208,7 +208,7 @@ func (s *Server) serve(rt route) http.Handler {
 			rt.handle(rq)
 			return
 		}
-		if !rq.readBody() {
+		if !rq.jsonContentType() || !rq.readBody() {
 			return
 		}
 		if s.routing != nil && s.routing.Route(w, r, rq.body, rt.placement(r)) {
@@ -236,6 +236,12 @@ func (rq *request) readBody() bool {
 		if errors.As(err, &tooBig) {
 			rq.writeError(http.StatusBadRequest, fsm.StatusBadRequest, ErrorDetail{Location: LocationBody, Name: "body",
 				Description: fmt.Sprintf("body exceeds %d bytes", MaxBodyBytes)})
+			return false
+		}
+		if bodyTimedOut(err) {
+			rq.w.Header().Set("Connection", "close")
+			rq.writeError(http.StatusRequestTimeout, StatusTimeout, ErrorDetail{Location: LocationBody, Name: "body",
+				Description: "the body did not arrive in time"})
 			return false
 		}
 		rq.writeError(http.StatusBadRequest, fsm.StatusBadRequest, ErrorDetail{Location: LocationBody, Name: "body",

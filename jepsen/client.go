@@ -1,6 +1,7 @@
 package jepsen
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,20 +16,26 @@ import (
 // apiClients hands out the harness's clients of the members: deliberately
 // plain, one connection per request (no keep-alive), so that "could not
 // connect" is distinguishable from "sent, then lost", no automatic retries
-// of any kind, and every call bounded by timeout.
+// of any kind, and every call bounded by timeout. With tlsCfg (a --tls run)
+// they talk HTTPS verified with it.
 type apiClients struct {
 	transport http.RoundTripper
 	timeout   time.Duration
+	scheme    string
 }
 
-func newAPIClients(timeout time.Duration) *apiClients {
-	t := client.NewTransport(client.TransportOptions{NoKeepAlive: true, DialTimeout: timeout, ResponseHeaderTimeout: timeout})
-	return &apiClients{transport: t, timeout: timeout}
+func newAPIClients(timeout time.Duration, tlsCfg *tls.Config) *apiClients {
+	t := client.NewTransport(client.TransportOptions{NoKeepAlive: true, DialTimeout: timeout, ResponseHeaderTimeout: timeout, TLS: tlsCfg})
+	scheme := "http://"
+	if tlsCfg != nil {
+		scheme = "https://"
+	}
+	return &apiClients{transport: t, timeout: timeout, scheme: scheme}
 }
 
 // of is the client of the member at httpAddr.
 func (a *apiClients) of(httpAddr string) *client.Client {
-	return client.New("http://"+httpAddr, client.WithTransport(a.transport), client.WithTimeout(a.timeout))
+	return client.New(a.scheme+httpAddr, client.WithTransport(a.transport), client.WithTimeout(a.timeout))
 }
 
 // describe is how a call's result shows in the history: the HTTP code and

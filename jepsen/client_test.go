@@ -61,7 +61,7 @@ func TestAPIClientOutcomes(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	defer close(release)
-	clients := newAPIClients(300 * time.Millisecond)
+	clients := newAPIClients(300*time.Millisecond, nil)
 	c := clients.of(srv.Listener.Addr().String())
 	ctx := context.Background()
 

@@ -271,7 +271,7 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 		t.Fatal(err)
 	}
 	members := c.Members()
-	api := newAPIClients(2 * time.Second)
+	api := newAPIClients(2*time.Second, nil)
 	status := func(i int) (wire.ClusterStatus, error) {
 		st, _, err := api.of(members[i].HTTPAddr).Cluster(ctx)
 		if err != nil {

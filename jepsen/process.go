@@ -26,6 +26,14 @@ type member struct {
 
 // serverFlags are the flags every member of a run gets besides its
 // addresses.
+// memberTLSArgs are the TLS flags of member id in a --tls run, else none.
+func memberTLSArgs(o Options, id string) []string {
+	if !o.TLS {
+		return nil
+	}
+	return tlsArgs(pkiDir(o.OutDir), id)
+}
+
 func serverFlags(o Options) []string {
 	flags := []string{"--log-level", "info"}
 	if o.LeaderWait > 0 {
@@ -59,7 +67,7 @@ func newLocalCluster(o Options, log hclog.Logger) *localCluster {
 			DataDir:    filepath.Join(o.OutDir, "data", fmt.Sprintf("n%d", i+1)),
 			Zone:       fmt.Sprintf("z%d", i+1),
 			LogPath:    filepath.Join(o.OutDir, fmt.Sprintf("member-%d.log", i+1)),
-			Flags:      serverFlags(o),
+			Flags:      append(serverFlags(o), memberTLSArgs(o, fmt.Sprintf("n%d", i+1))...),
 			Logger:     log,
 		}}
 		if os.Geteuid() == 0 {

@@ -2,6 +2,7 @@ package jepsen
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,9 @@ type Options struct {
 	// build: Run builds one (go build -tags chaos) when Bin is empty or
 	// not a chaos build.
 	SeedBug string
+	// TLS runs the members with mutual TLS and a gossip key (local runs
+	// only); the harness then talks HTTPS.
+	TLS bool
 
 	Emails         int           // distinct users the clients share
 	Rate           float64       // target operations per second over all clients
@@ -240,9 +244,11 @@ type runner struct {
 	target  target
 	members []memberInfo
 	admin   *apiClients
-	wl      *workload
-	hist    *History
-	rng     *rand.Rand // the nemesis's; clients have their own
+	// clientTLS: the harness's HTTPS configuration in a --tls run, else nil.
+	clientTLS *tls.Config
+	wl        *workload
+	hist      *History
+	rng       *rand.Rand // the nemesis's; clients have their own
 
 	mu     sync.Mutex
 	events []NemesisEvent
@@ -301,6 +307,13 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 			return Summary{}, err
 		}
 	}
+	var clientTLS *tls.Config
+	if opts.TLS {
+		var err error
+		if clientTLS, err = setupTLS(opts); err != nil {
+			return Summary{}, err
+		}
+	}
 	logger := opts.Logger
 	if logger == nil {
 		f, err := os.OpenFile(filepath.Join(opts.OutDir, "jepsen.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
@@ -311,13 +324,14 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		logger = hclog.New(&hclog.LoggerOptions{Name: "jepsen", Output: f, Level: hclog.Debug})
 	}
 	r := &runner{
-		opts:  opts,
-		log:   logger,
-		start: time.Now(),
-		admin: newAPIClients(3 * time.Second),
-		wl:    newWorkload(opts.Emails),
-		hist:  &History{},
-		rng:   rand.New(rand.NewPCG(opts.Seed, 0x6e656d65736973)),
+		opts:      opts,
+		log:       logger,
+		start:     time.Now(),
+		admin:     newAPIClients(3*time.Second, clientTLS),
+		clientTLS: clientTLS,
+		wl:        newWorkload(opts.Emails),
+		hist:      &History{},
+		rng:       rand.New(rand.NewPCG(opts.Seed, 0x6e656d65736973)),
 	}
 	defer r.teardown()
 	sum, err := r.run(ctx)
@@ -513,7 +527,7 @@ func finalSummary(f FinalState) *FinalSummary {
 // completes (or times out) rather than being cut short.
 func (r *runner) clientLoop(ctx context.Context, id int) {
 	rng := rand.New(rand.NewPCG(r.opts.Seed, uint64(1000+id)))
-	c := newAPIClients(r.opts.RequestTimeout)
+	c := newAPIClients(r.opts.RequestTimeout, r.clientTLS)
 	// Each client waits Clients/Rate on average between operations.
 	pause := time.Duration(float64(r.opts.Clients) / r.opts.Rate * float64(time.Second))
 	for ctx.Err() == nil {
@@ -603,7 +617,7 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 // out for the churn users. The allocations are ordinary operations of the
 // history, on the harness's own lane.
 func (r *runner) allocateSharedUsers(ctx context.Context) error {
-	c := newAPIClients(r.opts.RequestTimeout)
+	c := newAPIClients(r.opts.RequestTimeout, r.clientTLS)
 	deadline := time.Now().Add(30 * time.Second)
 	for i, email := range r.wl.emails {
 		in := keyed(i, r.wl.gens[i].Load())
@@ -661,7 +675,7 @@ func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
 	final := FinalState{Records: map[string][]RecordView{}}
 	deadline := time.Now().Add(30 * time.Second)
 	finalClient := r.opts.Clients // its own lane in history.html
-	c := newAPIClients(r.opts.RequestTimeout)
+	c := newAPIClients(r.opts.RequestTimeout, r.clientTLS)
 	var errs []error
 	attempt := func(what string, fn func(m memberInfo) error) {
 		var err error

@@ -21,6 +21,13 @@ var (
 	ErrMemberNotFound = errors.New("member not found")
 	// ErrShutdown: the store is closing.
 	ErrShutdown = errors.New("store is shut down")
+	// ErrRefused: a membership request that is the caller's mistake
+	// (removing the only voter, handing leadership over with no other
+	// voter); nothing changed.
+	ErrRefused = errors.New("refused")
+	// ErrReplaying: a stale read on a member that has not yet applied the
+	// log it had on disk at start; its state would be older than its own.
+	ErrReplaying = errors.New("replaying")
 )
 
 // ReadLevel is the consistency a read asks for (docs/spec.md §6).

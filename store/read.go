@@ -42,6 +42,9 @@ func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(fsm.Reader) 
 	}
 	switch opts.Level {
 	case ReadStale:
+		if err := s.checkReplayed(); err != nil {
+			return s.Meta(), err
+		}
 		if err := s.checkStaleness(opts.MaxStaleness); err != nil {
 			return s.Meta(), err
 		}

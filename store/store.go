@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,8 +37,16 @@ type Config struct {
 	// Raft timing; 0 = defaults tuned for a LAN (1000ms/1000ms/500ms/50ms).
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
 
+	// OnCorruption is called when damaged data is found while the member
+	// runs (a log entry failing its checksum on read-back). It should stop
+	// the process: raft cannot continue past an unreadable entry. Nil: the
+	// error is logged and raft's own failure follows.
+	OnCorruption func(error)
+
 	FSMOptions fsm.Options
-	Now        func() time.Time // the proposer's clock (default time.Now)
+	// TLS, when set, makes the Raft port mutual TLS (see TransportTLS).
+	TLS *TransportTLS
+	Now func() time.Time // the proposer's clock (default time.Now)
 }
 
 const (
@@ -132,6 +141,7 @@ type Store struct {
 	openTarget uint64
 
 	remoteReadIndex atomic.Pointer[remoteReadIndexFunc]
+	peerLeaving     atomic.Pointer[func(id string) bool]
 
 	// establishing holds a token while EstablishLeadership commits a no-op.
 	establishing chan struct{}
@@ -170,6 +180,17 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 			for i := len(cleanup) - 1; i >= 0; i-- {
 				cleanup[i]()
 			}
+		}
+	}()
+	// Damaged data can make bbolt or raft panic while reading it (a bad page,
+	// an undecodable entry inside NewRaft), or fault reading bolt's mmap
+	// past a damaged page header (made a panic here by SetPanicOnFault):
+	// report that as corruption, not as a stack trace. Runs before the
+	// cleanup above.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, panicAsCorruption(cfg.DataDir, r)
 		}
 	}()
 
@@ -218,6 +239,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		establishing: make(chan struct{}, 1),
 		stopCh:       make(chan struct{}),
 	}
+	s.watchCorruption(storage.durable)
 	lch := make(chan struct{})
 	s.leaderCh.Store(&lch)
 	s.metrics = newStoreMetrics(s)
@@ -243,9 +265,12 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 // raftStorage is a member's durable raft state in its data dir: the log
 // and stable store (one bolt file), and the snapshots.
 type raftStorage struct {
-	bolt  *raftboltdb.BoltStore
-	logs  raft.LogStore // bolt behind a cache
-	snaps raft.SnapshotStore
+	bolt *raftboltdb.BoltStore
+	// durable is bolt's log behind checksums (logcheck.go); logs is durable
+	// behind raft's cache.
+	durable *checksumLogStore
+	logs    raft.LogStore
+	snaps   raft.SnapshotStore
 	// hadState: the dir held raft state already (a restart).
 	hadState bool
 	// openTarget is the last log index whose entry the machine will see.
@@ -256,40 +281,50 @@ type raftStorage struct {
 func openRaftStorage(dir string, logger hclog.Logger) (_ *raftStorage, err error) {
 	// NoSync stays false: an acknowledged write must survive kill -9; group
 	// commit amortises the fsync across concurrent writes.
-	path := filepath.Join(dir, "raft.db")
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: path})
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
 	if err != nil {
-		return nil, fmt.Errorf("opening raft log %s: %w", path, err)
+		return nil, boltOpenError(dir, err)
 	}
 	defer func() {
 		if err != nil {
 			_ = bolt.Close()
 		}
 	}()
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, logger.Named("snapshots"))
-	if err != nil {
-		return nil, fmt.Errorf("opening snapshot store in %s: %w", dir, err)
+	durable := newChecksumLogStore(bolt, dir)
+	if _, err := verifyLog(durable, true, 1); err != nil {
+		return nil, err
 	}
-	hadState, err := raft.HasExistingState(bolt, bolt, snaps)
-	if err != nil {
-		return nil, fmt.Errorf("checking for existing raft state in %s: %w", dir, err)
-	}
-	openTarget, err := lastMachineIndex(bolt)
+	snaps, err := openSnapshotStore(dir, logger.Named("snapshots"))
 	if err != nil {
 		return nil, err
 	}
-	logs, err := raft.NewLogCache(logCacheSize, bolt)
+	hadState, err := raft.HasExistingState(durable, bolt, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("checking for existing raft state in %s: %w", dir, err)
+	}
+	openTarget, err := lastMachineIndex(durable)
+	if err != nil {
+		return nil, err
+	}
+	logs, err := raft.NewLogCache(logCacheSize, durable)
 	if err != nil {
 		return nil, fmt.Errorf("creating raft log cache: %w", err)
 	}
-	return &raftStorage{bolt: bolt, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
+	return &raftStorage{bolt: bolt, durable: durable, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
 }
 
 // newRaftTransport listens on cfg.RaftBind.
 func newRaftTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, error) {
-	stream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
+	plainStream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
 	if err != nil {
 		return nil, err
+	}
+	var stream raft.StreamLayer = plainStream
+	if cfg.TLS != nil {
+		if stream, err = newTLSStreamLayer(plainStream, *cfg.TLS, logger.Named("transport")); err != nil {
+			_ = plainStream.Close()
+			return nil, err
+		}
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
@@ -372,7 +407,7 @@ func (s *Store) Close() error {
 // simulate a crash without it).
 func (s *Store) close(graceful bool) error {
 	s.closing.Store(true)
-	if graceful && s.raft.State() == raft.Leader && s.hasOtherVoters() {
+	if graceful && s.raft.State() == raft.Leader && s.hasStayingVoters() {
 		s.logger.Info("handing leadership over before shutdown")
 		done := make(chan error, 1)
 		f := s.raft.LeadershipTransfer()
@@ -401,19 +436,6 @@ func (s *Store) close(graceful bool) error {
 	}
 	s.logger.Info("store closed", "applied_index", s.AppliedIndex())
 	return errors.Join(errs...)
-}
-
-func (s *Store) hasOtherVoters() bool {
-	servers, err := s.Servers()
-	if err != nil {
-		return false
-	}
-	for _, srv := range servers {
-		if srv.Voter && srv.ID != s.cfg.ID {
-			return true
-		}
-	}
-	return false
 }
 
 // ID is this member's raft id.

@@ -35,6 +35,7 @@ type benchFlags struct {
 	spawn     int
 	bin       string
 	logLevel  string
+	tls       toolTLSFlags
 }
 
 // newBenchCmd wires flags to bench.Run (and bench.Spawn) and prints the
@@ -86,6 +87,7 @@ cluster start failed) or no operation succeeded, 2 for bad flags.`,
 	fl.IntVar(&f.spawn, "spawn", 0, "start this many loopback members from --bin, bench them, stop them")
 	fl.StringVar(&f.bin, "bin", "", "wimms binary for --spawn (default: this executable)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "bench log level on stderr: trace, debug, info, warn or error")
+	addToolTLSFlags(fl, &f.tls)
 	return cmd
 }
 
@@ -153,6 +155,12 @@ func benchConfig(cmd *cobra.Command, f benchFlags) (bench.Config, error) {
 	}
 	if f.ops > 0 {
 		cfg.Duration = 0
+	}
+	if f.spawn > 0 && f.tls.ca != "" {
+		return cfg, errors.New("--tls-ca applies to --addrs: --spawn starts plain members")
+	}
+	if cfg.TLS, err = f.tls.config(); err != nil {
+		return cfg, err
 	}
 	// Validate now, before a cluster is spawned for a run that cannot start.
 	if err := cfg.Validate(); err != nil {

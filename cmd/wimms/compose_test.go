@@ -314,7 +314,7 @@ func (p *composeProject) waitConverged(members []string, notLeader string, timeo
 func (p *composeProject) agreedLeader(members []string, notLeader string, allVoters bool) (string, error) {
 	leader := ""
 	for _, m := range members {
-		st, err := fetchClusterStatus(p.addrs[m], "")
+		st, err := fetchClusterStatus(toolTLSFlags{}, p.addrs[m], "")
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", m, err)
 		}
@@ -354,7 +354,7 @@ func composeCheckMembership(st wire.ClusterStatus) error {
 // unprivileged uid (the member could only start by writing its data dir).
 func (p *composeProject) checkZonesAndUser() {
 	p.t.Helper()
-	st, err := fetchClusterStatus(p.addrs[composeMembers[0]], "")
+	st, err := fetchClusterStatus(toolTLSFlags{}, p.addrs[composeMembers[0]], "")
 	if err != nil {
 		p.t.Fatalf("cluster status: %v", err)
 	}

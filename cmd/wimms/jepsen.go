@@ -140,6 +140,7 @@ docs/chaos.md.`,
 	fl.StringVar(&dockerOpts.Project, "project", "", "with --docker: compose project name (default: wimmsjepsen<random>)")
 	fl.Float64Var(&opts.Rate, "rate", 150, "target operations per second over all clients")
 	fl.IntVar(&opts.Emails, "emails", 16, "distinct users the clients share")
+	fl.BoolVar(&opts.TLS, "tls", false, "run the members with mutual TLS and a gossip key (issued into --out/pki); the harness talks HTTPS")
 	fl.DurationVar(&opts.RequestTimeout, "request-timeout", 5*time.Second, "per request; a write that times out has an unknown outcome")
 	return cmd
 }

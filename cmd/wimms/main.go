@@ -35,7 +35,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newHealthCmd(), newStatusCmd(), newJepsenCmd(), newBenchCmd(), newTokenServerCmd(), newPurgeCmd())
+	root.AddCommand(newServerCmd(), newHealthCmd(), newStatusCmd(), newJepsenCmd(), newBenchCmd(), newTokenServerCmd(), newPurgeCmd(), newTLSCmd(), newCheckCmd())
 	root.AddCommand(newServiceCmd())
 	root.AddCommand(newNodeCmd())
 	root.AddCommand(newUserCmd())

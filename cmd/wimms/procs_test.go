@@ -168,6 +168,12 @@ func call(t *testing.T, method, url string, body any, headers ...string) answer 
 // sees the exact status and body, including error answers. headers are
 // name, value pairs.
 func tryCall(method, rawURL string, body any, headers ...string) (answer, error) {
+	return tryCallWith(nil, method, rawURL, body, headers...)
+}
+
+// tryCallWith is tryCall over hc (nil: the client's own transport), e.g.
+// one that verifies a test CA.
+func tryCallWith(hc *http.Client, method, rawURL string, body any, headers ...string) (answer, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return answer{}, err
@@ -186,7 +192,11 @@ func tryCall(method, rawURL string, body any, headers ...string) (answer, error)
 	for i := 0; i+1 < len(headers); i += 2 {
 		opts.Header.Set(headers[i], headers[i+1])
 	}
-	c := client.New(u.Scheme+"://"+u.Host, client.WithTimeout(20*time.Second))
+	copts := []client.Option{client.WithTimeout(20 * time.Second)}
+	if hc != nil {
+		copts = append(copts, client.WithHTTPClient(hc))
+	}
+	c := client.New(u.Scheme+"://"+u.Host, copts...)
 	meta, raw, err := c.Raw(context.Background(), method, u.RequestURI(), payload, opts)
 	if err != nil {
 		return answer{}, err
@@ -223,4 +233,14 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("%s: not true after %v: %v", what, timeout, err)
+}
+
+// freePorts reserves n loopback ports (free for TCP and UDP).
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	p, err := launch.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/wimms-dev/wimms/cluster"
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/internal/tlsconf"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -52,6 +54,8 @@ type serverFlags struct {
 	shutdownTimeout                     time.Duration
 	pprof                               bool
 	tokens                              tokenFlags // tokenserver.go
+	sec                                 securityFlags
+	httpLimits                          httpapi.Limits
 }
 
 func newServerCmd() *cobra.Command {
@@ -105,8 +109,10 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.DurationVar(&f.leaderWait, "leader-wait", 5*time.Second, "how long a forwarded request waits for a leader before 503 no-leader")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
-	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (unauthenticated: keep off in production)")
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (behind --admin-token when tokens are set)")
 	f.tokens.register(fl)
+	addSecurityFlags(fl, &f.sec)
+	addLimitFlags(fl, &f.httpLimits)
 	if seedBugFlags != nil {
 		seedBug = seedBugFlags(fl)
 	}
@@ -213,10 +219,15 @@ func runServer(parent context.Context, f serverFlags) error {
 	if err := validateServerFlags(&f); err != nil {
 		return err
 	}
+	sec, err := resolveSecurity(&f)
+	if err != nil {
+		return err
+	}
 	logger, err := newLogger(f)
 	if err != nil {
 		return err
 	}
+	sec.logPosture(logger, f.adminToken != "")
 	tokens, err := f.tokens.issuer(logger.Named("tokenserver"))
 	if err != nil {
 		return fmt.Errorf("token server: %w", err)
@@ -237,9 +248,11 @@ func runServer(parent context.Context, f serverFlags) error {
 		Logger:            logger.Named("store"),
 		ApplyTimeout:      f.applyTimeout,
 		SnapshotThreshold: f.snapshotThreshold,
+		TLS:               sec.raftTLS(),
+		OnCorruption:      exitOnCorruption,
 	})
 	if err != nil {
-		return fmt.Errorf("opening store: %w", err)
+		return openStoreError(err)
 	}
 
 	cl, err := cluster.New(cluster.Config{
@@ -257,18 +270,29 @@ func runServer(parent context.Context, f serverFlags) error {
 		ReapAfter:       f.reapAfter,
 		LeaderWait:      f.leaderWait,
 		PeersFile:       filepath.Join(f.dataDir, "gossip-peers.json"),
+
+		DialTLS:               sec.memberDialer(),
+		GossipKey:             sec.gossipKey,
+		AuthenticatedJoinOnly: sec.secured(),
 	})
 	if err != nil {
 		_ = st.Close()
 		return fmt.Errorf("creating cluster membership: %w", err)
 	}
+	st.SetPeerLeaving(cl.PeerLeaving)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, c := range st.Collectors() {
 		reg.MustRegister(c)
 	}
-	api := httpapi.New(httpapi.Config{
+	// pprof sits behind the admin token; the routes are mounted while api
+	// is being built, so the check looks api up per request.
+	var api *httpapi.Server
+	adminOnly := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.RequireAdmin(h).ServeHTTP(w, r) })
+	}
+	api = httpapi.New(httpapi.Config{
 		Tokens:     tokens,
 		Store:      st,
 		Cluster:    cl,
@@ -281,9 +305,9 @@ func runServer(parent context.Context, f serverFlags) error {
 			cl.InternalRoutes(r)
 			if f.pprof {
 				// Specific handlers first: Index only serves named runtime profiles.
-				r.HandleFunc("/debug/pprof/profile", pprof.Profile)
-				r.HandleFunc("/debug/pprof/trace", pprof.Trace)
-				r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+				r.Handle("/debug/pprof/profile", adminOnly(http.HandlerFunc(pprof.Profile)))
+				r.Handle("/debug/pprof/trace", adminOnly(http.HandlerFunc(pprof.Trace)))
+				r.PathPrefix("/debug/pprof/").Handler(adminOnly(http.HandlerFunc(pprof.Index)))
 			}
 		},
 	})
@@ -293,7 +317,18 @@ func runServer(parent context.Context, f serverFlags) error {
 		_ = st.Close()
 		return fmt.Errorf("listening on --http-addr %s: %w", f.httpAddr, err)
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	// The connection cap and deadlines apply to raw TCP; TLS wraps outside
+	// them (Go's own parse-error answers then stay plain text, encrypted).
+	ln = httpapi.Listen(ln, f.httpLimits)
+	handler := api.Handler()
+	if sec.holder != nil {
+		handler = tlsconf.RequireMemberToJoin(handler, "/v1/cluster/members", f.adminToken != "")
+		ln = tls.NewListener(ln, sec.holder.ServerConfig(false))
+	}
+	srv := httpapi.NewHTTPServer(handler, f.httpLimits)
+	// Failed TLS handshakes (plain HTTP, wrong CA) are logged here.
+	srv.ErrorLog = logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	sec.reloadOnSIGHUP(ctx, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("serving", "http", f.httpAddr, "raft", f.raftAdvertise, "gossip", f.gossipAdvertise,
@@ -328,6 +363,7 @@ func shutdown(logger hclog.Logger, timeout time.Duration, srv *http.Server, cl *
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		cl.AnnounceLeaving()
 		if err := st.Close(); err != nil {
 			logger.Warn("closing store", "error", err)
 		}

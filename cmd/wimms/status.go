@@ -21,6 +21,7 @@ func newStatusCmd() *cobra.Command {
 	var addr, token string
 	var wait time.Duration
 	var asJSON bool
+	var tf toolTLSFlags
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "show the cluster (leader, term, members, zones) as seen by one member",
@@ -31,7 +32,7 @@ func newStatusCmd() *cobra.Command {
 			}
 			deadline := time.Now().Add(wait)
 			for {
-				st, err := fetchClusterStatus(addr, token)
+				st, err := fetchClusterStatus(tf, addr, token)
 				healthy := err == nil && st.Leader != nil && allVotersAlive(st)
 				if healthy || time.Now().After(deadline) {
 					if err != nil {
@@ -56,11 +57,15 @@ func newStatusCmd() *cobra.Command {
 	cmd.Flags().StringVar(&token, "api-token", "", "bearer token, if the cluster requires one")
 	cmd.Flags().DurationVar(&wait, "wait", 0, "poll until a leader is known and all voters are alive, at most this long")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
+	addToolTLSFlags(cmd.Flags(), &tf)
 	return cmd
 }
 
-func fetchClusterStatus(addr, token string) (wire.ClusterStatus, error) {
-	c := client.New("http://"+addr, client.WithToken(token), client.WithTimeout(5*time.Second))
+func fetchClusterStatus(tf toolTLSFlags, addr, token string) (wire.ClusterStatus, error) {
+	c, err := tf.client(addr, client.WithToken(token), client.WithTimeout(5*time.Second))
+	if err != nil {
+		return wire.ClusterStatus{}, err
+	}
 	st, _, err := c.Cluster(context.Background())
 	if err != nil {
 		return wire.ClusterStatus{}, fmt.Errorf("cluster status of %s: %w", addr, err)

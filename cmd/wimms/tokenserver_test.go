@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/internal/fxa"
-	"github.com/wimms-dev/wimms/internal/launch"
 )
 
 // The helpers make a key, a JWKS that trusts it, and tokens it signs.
@@ -84,10 +83,7 @@ func TestServerRefusesTokenServerWithoutSecrets(t *testing.T) {
 	if err := os.WriteFile(masterFile, []byte("do-not-print-me\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p, err := launch.FreePorts(3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := freePorts(t, 3)
 	for _, c := range []struct {
 		extra []string
 		want  string

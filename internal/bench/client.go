@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -21,18 +22,24 @@ import (
 type api struct {
 	transport *http.Transport
 	token     string
+	scheme    string // "https://" with a TLS configuration, else "http://"
 }
 
-func newAPI(clients int, token string, timeout time.Duration) *api {
-	t := client.NewTransport(client.TransportOptions{IdlePerHost: clients, ResponseHeaderTimeout: timeout})
-	return &api{transport: t, token: token}
+// newAPI: tlsCfg, when set, makes every request HTTPS verified with it.
+func newAPI(clients int, token string, timeout time.Duration, tlsCfg *tls.Config) *api {
+	t := client.NewTransport(client.TransportOptions{IdlePerHost: clients, ResponseHeaderTimeout: timeout, TLS: tlsCfg})
+	scheme := "http://"
+	if tlsCfg != nil {
+		scheme = "https://"
+	}
+	return &api{transport: t, token: token, scheme: scheme}
 }
 
 func (a *api) close() { a.transport.CloseIdleConnections() }
 
 // newRequester is one client's low-overhead sender to the member at addr.
 func (a *api) newRequester(ctx context.Context, addr string) *client.Requester {
-	return client.New("http://"+addr, client.WithTransport(a.transport), client.WithToken(a.token)).Requester(ctx)
+	return client.New(a.scheme+addr, client.WithTransport(a.transport), client.WithToken(a.token)).Requester(ctx)
 }
 
 // errorKey is how an outcome is counted in the summary's error table:

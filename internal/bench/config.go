@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -107,6 +108,8 @@ type Config struct {
 	// Addrs are the members' HTTP host:port; client i talks to Addrs[i%len].
 	Addrs    []string
 	APIToken string
+	// TLS, when set, makes the run HTTPS and verifies members with it.
+	TLS *tls.Config
 
 	Workload  Workload
 	ReadLevel string // lookup only: stale, default (the default) or linearizable

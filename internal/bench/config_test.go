@@ -95,7 +95,7 @@ func TestConfigValidation(t *testing.T) {
 }
 
 func TestWorkerRequestBodies(t *testing.T) {
-	w := &worker{rq: newAPI(1, "", 0).newRequester(context.Background(), "127.0.0.1:1")}
+	w := &worker{rq: newAPI(1, "", 0, nil).newRequester(context.Background(), "127.0.0.1:1")}
 	if got := string(w.allocBody("a@b", 0, 0, "")); got != `{"email":"a@b"}` {
 		t.Errorf("alloc body %s", got)
 	}

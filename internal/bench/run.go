@@ -36,7 +36,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, fmt.Errorf("bench configuration: %w", err)
 	}
 	log := cfg.Logger
-	api := newAPI(cfg.Clients, cfg.APIToken, cfg.RequestTimeout)
+	api := newAPI(cfg.Clients, cfg.APIToken, cfg.RequestTimeout, cfg.TLS)
 	defer api.close()
 
 	runID := fmt.Sprintf("%012x", rand.Uint64()&(1<<48-1))

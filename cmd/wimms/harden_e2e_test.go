@@ -1,0 +1,501 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runCheck runs `wimms check --data-dir dir` and returns its exit code and
+// output.
+func runCheck(t *testing.T, dir string) (int, string) {
+	t.Helper()
+	out, err := exec.Command(wimmsBinary(t), "check", "--data-dir", dir).CombinedOutput()
+	if err == nil {
+		return 0, string(out)
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), string(out)
+	}
+	t.Fatalf("wimms check: %v", err)
+	return -1, ""
+}
+
+// damageFile applies edit at every occurrence of marker in path: bolt
+// leaves stale copies of rewritten pages in the file, and the live one is
+// among them.
+func damageFile(t *testing.T, path string, marker []byte, edit func(b []byte, at int)) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for off := 0; ; {
+		i := bytes.Index(b[off:], marker)
+		if i < 0 {
+			break
+		}
+		edit(b, off+i)
+		n++
+		off += i + len(marker)
+	}
+	if n == 0 {
+		t.Fatalf("%q not found in %s", marker, path)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(target, 0o700)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, fi.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startDamaged starts m on its (damaged) data dir and returns its exit code
+// and everything it printed.
+func startDamaged(t *testing.T, m *member) (int, string) {
+	t.Helper()
+	m.start()
+	done := m.Exited()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		m.kill9()
+		b, _ := os.ReadFile(m.LogPath)
+		t.Fatalf("%s started on a damaged log instead of refusing:\n%s", m.ID, b)
+	}
+	code := m.ExitCode()
+	b, _ := os.ReadFile(m.LogPath)
+	return code, string(b)
+}
+
+func assertRefusedCorrupt(t *testing.T, what string, code int, out, dir string) {
+	t.Helper()
+	if code == 0 {
+		t.Fatalf("%s: exit 0", what)
+	}
+	if strings.Contains(out, "panic:") || strings.Contains(out, "goroutine ") {
+		t.Fatalf("%s: a panic trace instead of a named cause:\n%s", what, out)
+	}
+	if !strings.Contains(out, "data corruption in data directory "+dir) || !strings.Contains(out, "raft index") ||
+		!strings.Contains(out, "Replacing a damaged member") {
+		t.Fatalf("%s: output does not name the corruption, directory, index and remedy:\n%s", what, out)
+	}
+}
+
+func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs the real binary")
+	}
+	m := newMember(t, "disk", "a")
+	m.start()
+	m.waitReady(20 * time.Second)
+	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
+	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 1000}), 201, "node")
+	for i := range 20 {
+		expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("user%02d@example.com", i)}), 201, "allocate")
+	}
+	if code := m.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+	if code, out := runCheck(t, m.DataDir); code != 0 || !strings.Contains(out, "no damage found") {
+		t.Fatalf("check of an intact member: exit %d\n%s", code, out)
+	}
+	pristine := filepath.Join(t.TempDir(), "pristine")
+	copyDir(t, m.DataDir, pristine)
+
+	// One flipped byte inside a stored command: user07 becomes user17's twin.
+	damageFile(t, filepath.Join(m.DataDir, "raft.db"), []byte("user07@example.com"), func(b []byte, at int) { b[at+4] ^= 0x01 })
+	code, out := startDamaged(t, m)
+	assertRefusedCorrupt(t, "flipped byte", code, out, m.DataDir)
+	if !strings.Contains(out, "fails its checksum") {
+		t.Fatalf("flipped byte: cause not named:\n%s", out)
+	}
+	code, checkOut := runCheck(t, m.DataDir)
+	if code != 1 || !strings.Contains(checkOut, "DAMAGE:") || !strings.Contains(checkOut, "fails its checksum") {
+		t.Fatalf("check of a flipped byte: exit %d\n%s", code, checkOut)
+	}
+
+	// A damaged entry header (the msgpack map header of the entry that
+	// holds user03): raft itself would panic on it.
+	if err := os.RemoveAll(m.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	copyDir(t, pristine, m.DataDir)
+	db := filepath.Join(m.DataDir, "raft.db")
+	raw, _ := os.ReadFile(db)
+	damageFile(t, db, []byte("user03@example.com"), func(b []byte, at int) {
+		// raft-boltdb stores an entry as a msgpack map with sorted keys:
+		// the map header, then "AppendedAt", ..., "Data".
+		hdr := bytes.LastIndex(raw[:at], []byte("\xaaAppendedAt"))
+		if hdr < 1 {
+			t.Fatalf("no entry header before offset %d", at)
+		}
+		b[hdr-1] = 0xc1 // a byte msgpack never uses
+	})
+	code, out = startDamaged(t, m)
+	assertRefusedCorrupt(t, "damaged header", code, out, m.DataDir)
+	if !strings.Contains(out, "unreadable") {
+		t.Fatalf("damaged header: cause not named:\n%s", out)
+	}
+	code, checkOut = runCheck(t, m.DataDir)
+	if code != 1 || !strings.Contains(checkOut, "DAMAGE:") {
+		t.Fatalf("check of a damaged header: exit %d\n%s", code, checkOut)
+	}
+	t.Logf("refusal line: %s", lastLine(out))
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func metricsLines(t *testing.T, m *member) int {
+	t.Helper()
+	a := expect(t, call(t, "GET", m.url("/metrics"), nil), 200, "metrics")
+	return strings.Count(a.raw, "\n")
+}
+
+func rawHTTP(t *testing.T, addr, req string) (int, string, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+}
+
+// TestHostileClients: made-up methods, slow bodies, form posts, bad
+// escapes and refusals against a real member.
+func TestHostileClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs the real binary")
+	}
+	const admin = "admin-secret"
+	auth := []string{"Authorization", "Bearer " + admin}
+	m := newMember(t, "solo", "a")
+	m.Flags = append(m.Flags, "--body-timeout", "2s", "--admin-token", admin, "--pprof")
+	m.start()
+	m.waitReady(20 * time.Second)
+	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}, auth...), 201, "service")
+	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 1000}, auth...), 201, "node")
+
+	t.Run("made-up methods", func(t *testing.T) {
+		// Warm up: the first made-up method on each path and the first
+		// GET /metrics create their series once.
+		for _, p := range []string{"/v1/services", "/nowhere"} {
+			call(t, "WARMUP", m.url(p), nil)
+		}
+		metricsLines(t, m)
+		before := metricsLines(t, m)
+		for i := range 100 {
+			a := call(t, fmt.Sprintf("MADEUP%03d", i), m.url([]string{"/v1/services", "/nowhere"}[i%2]), nil)
+			if a.code != 405 && a.code != 404 {
+				t.Fatalf("made-up method: %d %s", a.code, a.raw)
+			}
+			if a.str("status") == "" {
+				t.Fatalf("made-up method answer outside the error shape: %s", a.raw)
+			}
+		}
+		after := metricsLines(t, m)
+		t.Logf("/metrics: %d lines before 100 made-up methods, %d after", before, after)
+		if after-before > 5 {
+			t.Fatalf("/metrics grew by %d lines for 100 made-up methods", after-before)
+		}
+	})
+
+	t.Run("form-encoded POST", func(t *testing.T) {
+		before := call(t, "GET", m.url("/v1/services/sync-1.5/stats"), nil)
+		req, _ := http.NewRequest("POST", m.url("/v1/services/sync-1.5/users"), strings.NewReader("email=victim%40example.com"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 415 || !strings.Contains(string(b), `"status":"unsupported-media-type"`) {
+			t.Fatalf("form POST: %d %s", resp.StatusCode, b)
+		}
+		after := call(t, "GET", m.url("/v1/services/sync-1.5/stats"), nil)
+		if before.raw != after.raw {
+			t.Fatalf("a refused form POST changed state: %s → %s", before.raw, after.raw)
+		}
+		expect(t, call(t, "GET", userURL(m, "sync-1.5", "victim@example.com", ""), nil), 404, "form POST allocated nobody")
+	})
+
+	t.Run("bad percent-escape", func(t *testing.T) {
+		code, ct, body := rawHTTP(t, m.HTTPAddr, "GET /v1/services/sync%zz HTTP/1.1\r\nHost: x\r\n\r\n")
+		if code != 400 || ct != "application/json" || !strings.Contains(body, `"status":"bad-request"`) {
+			t.Fatalf("bad escape: %d %q %s", code, ct, body)
+		}
+	})
+
+	t.Run("refusals are 409", func(t *testing.T) {
+		a := expect(t, call(t, "DELETE", m.url("/v1/cluster/members/solo"), nil, auth...), 409, "remove the only voter")
+		if a.str("status") != "conflict" {
+			t.Fatalf("shape: %s", a.raw)
+		}
+		expect(t, call(t, "POST", m.url("/v1/cluster/leader"), map[string]any{}, auth...), 409, "hand over with no other voter")
+		b, _ := os.ReadFile(m.LogPath)
+		if strings.Contains(string(b), "[ERROR]") {
+			t.Fatalf("a refusal was logged at ERROR:\n%s", b)
+		}
+	})
+
+	t.Run("pprof needs the admin token", func(t *testing.T) {
+		expect(t, call(t, "GET", m.url("/debug/pprof/"), nil), 401, "pprof without a token")
+		a := call(t, "GET", m.url("/debug/pprof/goroutine?debug=1"), nil, auth...)
+		if a.code != 200 {
+			t.Fatalf("pprof with the admin token: %d", a.code)
+		}
+	})
+
+	t.Run("slow body cut off, others served", func(t *testing.T) {
+		c, err := net.Dial("tcp", m.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "POST /v1/services/sync-1.5/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{")
+		answered := make(chan int, 1)
+		go func() {
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				answered <- -1
+				return
+			}
+			answered <- resp.StatusCode
+		}()
+		// Other clients are served while the slow one trickles.
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a, err := tryCall("POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("fast%d@example.com", i)})
+				if err == nil && a.code != 201 {
+					err = fmt.Errorf("allocate: %d %s", a.code, a.raw)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}()
+		}
+		sent := 1
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		var code int
+	trickle:
+		for {
+			select {
+			case code = <-answered:
+				break trickle
+			case <-tick.C:
+				if sent < 3999 {
+					if _, err := io.WriteString(c, " "); err == nil {
+						sent++
+					}
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("the slow client was never cut off")
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("a normal client was not served: %v", err)
+		}
+		if code != http.StatusRequestTimeout {
+			t.Fatalf("slow body: answer %d, want 408", code)
+		}
+		if sent >= 3999 {
+			t.Fatal("the body was complete before the cut-off")
+		}
+		t.Logf("slow client cut off with 408 after %d of 4000 body bytes (--body-timeout 2s, one byte per 100ms)", sent)
+	})
+}
+
+// TestRestartedMemberNeverServesAnEmptyState: stale reads on a member that
+// is replaying its own log answer 503 until it has, never 404.
+func TestRestartedMemberNeverServesAnEmptyState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs the real binary")
+	}
+	m := newMember(t, "replay", "a")
+	m.start()
+	m.waitReady(20 * time.Second)
+	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
+	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 100000}), 201, "node")
+	const probe = "probe@example.com"
+	want := expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": probe}), 201, "probe user").num("uid")
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				_, _ = tryCall("POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("u%d-%d@example.com", w, i)})
+			}
+		}()
+	}
+	wg.Wait()
+	if code := m.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+
+	m.start()
+	counts := map[int]int{}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		a, err := tryCall("GET", userURL(m, "sync-1.5", probe, "?consistency=stale"), nil)
+		if err != nil {
+			continue // not listening yet
+		}
+		counts[a.code]++
+		switch a.code {
+		case 200:
+			if a.num("uid") != want {
+				t.Fatalf("stale read after restart: uid %d, want %d", a.num("uid"), want)
+			}
+		case 503:
+			if a.header.Get("Retry-After") == "" || a.str("status") == "" {
+				t.Fatalf("503 without Retry-After or the error shape: %v %s", a.header, a.raw)
+			}
+		default:
+			t.Fatalf("stale read during replay: %d %s (a restarting member must never describe an empty state)", a.code, a.raw)
+		}
+		if a.code == 200 {
+			break
+		}
+	}
+	if counts[200] == 0 {
+		t.Fatalf("the restarted member never answered the stale read: %v", counts)
+	}
+	t.Logf("stale reads during restart: %v", counts)
+}
+
+// TestWholeClusterSIGTERM: SIGTERM to every member at once; all exit 0.
+func TestWholeClusterSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs the real binary")
+	}
+	ms := startCluster(t, 3)
+	leader := waitConverged(t, ms, 3)
+	expect(t, call(t, "PUT", byID(ms, leader).url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
+	start := time.Now()
+	codes := make([]int, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = m.stop(syscall.SIGTERM, 90*time.Second)
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 0 {
+			t.Fatalf("%s exited %d after SIGTERM", ms[i].ID, c)
+		}
+	}
+	t.Logf("whole-cluster SIGTERM (leader %s): every member exited 0 after %v", leader, time.Since(start).Round(10*time.Millisecond))
+}
+
+// TestDamageFoundWhileRunningStopsTheMember: an entry damaged on disk
+// while the member runs is caught when the leader reads it back to
+// replicate it to a new member: the leader stops with the named cause and
+// exit 3 instead of sending (or applying) a different command.
+func TestDamageFoundWhileRunningStopsTheMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs the real binary")
+	}
+	m1 := newMember(t, "m1", "a")
+	m1.start()
+	m1.waitReady(20 * time.Second)
+	expect(t, call(t, "PUT", m1.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
+	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 100000}), 201, "node")
+	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": "victim@example.com"}), 201, "victim")
+	// Push the victim's entry out of the in-memory log cache (1024 entries),
+	// so that replicating it means reading it from disk.
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 140 {
+				email := fmt.Sprintf("filler-%d-%d@example.com", w, i)
+				if a, err := tryCall("POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": email}); err != nil || a.code != 201 {
+					t.Errorf("filler allocation: %v %+v", err, a)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	damageFile(t, filepath.Join(m1.DataDir, "raft.db"), []byte("victim@example.com"), func(b []byte, at int) { b[at+1] ^= 0x01 })
+
+	m2 := newMember(t, "m2", "b")
+	m2.SetJoin([]string{m1.HTTPAddr})
+	m2.start()
+	done := m1.Exited()
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		t.Fatal("the leader went on replicating a damaged entry")
+	}
+	if code := m1.ExitCode(); code != 3 {
+		t.Fatalf("leader exit: %v (code %d), want exit status 3", m1.ExitErr(), code)
+	}
+	b, _ := os.ReadFile(m1.LogPath)
+	assertRefusedCorrupt(t, "damage found while running", 3, string(b), m1.DataDir)
+	if strings.Count(string(b), "data corruption in data directory") != 1 {
+		t.Fatalf("want the cause exactly once:\n%s", b)
+	}
+	t.Logf("leader stopped: %s", lastLine(string(b)))
+}

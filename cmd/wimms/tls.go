@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/internal/tlsconf"
+	"github.com/wimms-dev/wimms/store"
+)
+
+func newTLSCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tls",
+		Short: "issue the CA, member certificates and gossip key that secure a cluster",
+		Long: `Issue what a secured cluster needs, no openssl required:
+
+  wimms tls ca   --out DIR                                        # DIR/ca.pem, DIR/ca-key.pem
+  wimms tls cert --ca DIR --name NAME --hosts H[,H...] --out DIR  # DIR/NAME.pem, DIR/NAME-key.pem
+  wimms tls gossip-key                                            # prints a new base64 key
+
+Each member certificate is both a server and a client certificate; --hosts
+lists every IP and DNS name peers and clients dial the member at. Keys are
+written with mode 0600. See docs/security.md.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newTLSCACmd(), newTLSCertCmd(), newTLSGossipKeyCmd())
+	return cmd
+}
+
+func newTLSCACmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "ca",
+		Short: "create a new cluster CA (refuses to overwrite one)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			issued, err := tlsconf.CreateCA(out, time.Now())
+			if err != nil {
+				return fmt.Errorf("tls ca: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s and %s (keep the key secret; it signs member certificates)\n", issued.CertFile, issued.KeyFile)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", ".", "directory to write ca.pem and ca-key.pem into")
+	return cmd
+}
+
+func newTLSCertCmd() *cobra.Command {
+	var caDir, name, out string
+	var hosts []string
+	cmd := &cobra.Command{
+		Use:   "cert",
+		Short: "issue a member certificate (server and client) signed by the CA",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				out = caDir
+			}
+			issued, err := tlsconf.CreateCert(caDir, tlsconf.CertRequest{Name: name, Hosts: hosts}, out, time.Now())
+			if err != nil {
+				return fmt.Errorf("tls cert: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s and %s\n", issued.CertFile, issued.KeyFile)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&caDir, "ca", ".", "directory holding ca.pem and ca-key.pem")
+	fl.StringVar(&name, "name", "", "certificate name: files NAME.pem and NAME-key.pem (e.g. the member id)")
+	fl.StringSliceVar(&hosts, "hosts", nil, "comma-separated IP addresses and DNS names of the member")
+	fl.StringVar(&out, "out", "", "output directory (default: the --ca directory)")
+	_ = cmd.MarkFlagRequired("name")
+	_ = cmd.MarkFlagRequired("hosts")
+	return cmd
+}
+
+func newTLSGossipKeyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "gossip-key",
+		Short: "print a new base64 gossip encryption key (AES-256) for --gossip-key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := tlsconf.NewGossipKey()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), k)
+			return nil
+		},
+	}
+}
+
+// securityFlags are the server's credentials flags.
+type securityFlags struct {
+	tls                          tlsconf.Files
+	gossipKey, gossipKeyFile     string
+	apiTokenFile, adminTokenFile string
+}
+
+func addSecurityFlags(fl *pflag.FlagSet, f *securityFlags) {
+	fl.StringVar(&f.tls.CA, "tls-ca", "", "CA certificate (PEM): with --tls-cert and --tls-key, Raft is mutual TLS, member-to-member calls and the API are HTTPS")
+	fl.StringVar(&f.tls.Cert, "tls-cert", "", "this member's certificate (PEM), signed by --tls-ca; re-read on SIGHUP")
+	fl.StringVar(&f.tls.Key, "tls-key", "", "the private key of --tls-cert (PEM); re-read on SIGHUP")
+	fl.StringVar(&f.gossipKey, "gossip-key", "", "base64 gossip encryption key (`wimms tls gossip-key`); prefer --gossip-key-file")
+	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file holding the base64 gossip encryption key")
+	fl.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the API token (keeps it out of ps)")
+	fl.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (keeps it out of ps)")
+}
+
+// security is what the credentials flags resolved to.
+type security struct {
+	holder    *tlsconf.Holder // nil: no TLS
+	gossipKey []byte          // nil: gossip in clear
+}
+
+func (s security) secured() bool { return s.holder != nil || len(s.gossipKey) > 0 }
+
+// resolveSecurity reads every credential file and refuses half or broken
+// configurations before anything listens.
+func resolveSecurity(f *serverFlags) (security, error) {
+	var sec security
+	var err error
+	if f.apiToken, err = tokenFromFile("api-token", f.apiToken, f.sec.apiTokenFile); err != nil {
+		return sec, err
+	}
+	if f.adminToken, err = tokenFromFile("admin-token", f.adminToken, f.sec.adminTokenFile); err != nil {
+		return sec, err
+	}
+	if f.sec.tls.Enabled() {
+		if sec.holder, err = tlsconf.Load(f.sec.tls); err != nil {
+			return sec, err
+		}
+	}
+	key := f.sec.gossipKey
+	switch {
+	case key != "" && f.sec.gossipKeyFile != "":
+		return sec, errors.New("--gossip-key and --gossip-key-file are both set: use one")
+	case f.sec.gossipKeyFile != "":
+		b, err := os.ReadFile(f.sec.gossipKeyFile)
+		if err != nil {
+			return sec, fmt.Errorf("--gossip-key-file: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+		if key == "" {
+			return sec, fmt.Errorf("--gossip-key-file %s is empty", f.sec.gossipKeyFile)
+		}
+	}
+	if key != "" {
+		if sec.gossipKey, err = tlsconf.DecodeGossipKey(key); err != nil {
+			return sec, fmt.Errorf("--gossip-key: %w", err)
+		}
+	}
+	return sec, nil
+}
+
+func tokenFromFile(flag, value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	if value != "" {
+		return "", fmt.Errorf("--%s and --%s-file are both set: use one", flag, flag)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--%s-file: %w", flag, err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("--%s-file %s is empty", flag, file)
+	}
+	return tok, nil
+}
+
+// raftTLS is the store's view of the member certificate.
+func (s security) raftTLS() *store.TransportTLS {
+	if s.holder == nil {
+		return nil
+	}
+	return &store.TransportTLS{Server: s.holder.ServerConfig(true), Client: s.holder.ClientConfig}
+}
+
+// memberDialer is what cluster uses for member-to-member HTTPS.
+func (s security) memberDialer() func(ctx context.Context, d *net.Dialer, network, addr string) (*tls.Conn, error) {
+	if s.holder == nil {
+		return nil
+	}
+	return s.holder.DialContext
+}
+
+// logPosture says once, at start, how the member is protected.
+func (s security) logPosture(logger hclog.Logger, adminTokenSet bool) {
+	if s.holder != nil {
+		subject, serial, notAfter := s.holder.Summary()
+		logger.Info("mutual TLS on: raft and member-to-member calls require a CA-signed certificate; the API is HTTPS",
+			"certificate", subject, "serial", serial, "not_after", notAfter.UTC().Format(time.RFC3339))
+	}
+	if len(s.gossipKey) > 0 {
+		logger.Info("gossip encrypted and verified with the gossip key")
+	}
+	if !s.secured() {
+		logger.Warn("!!! CLUSTER IS OPEN: no --tls-* and no --gossip-key: anyone who reaches the Raft or gossip port can join, " +
+			"rewrite the data and read it in clear. Development only; see docs/security.md !!!")
+	} else if s.holder == nil {
+		logger.Warn("no TLS: Raft and HTTP travel in clear and the Raft port accepts any peer; only gossip is protected (see docs/security.md)")
+		if !adminTokenSet {
+			logger.Warn("no TLS and no admin token: anyone who reaches the HTTP port can join the cluster through POST /v1/cluster/members")
+		}
+	}
+}
+
+// reloadOnSIGHUP re-reads the certificate files on every SIGHUP until ctx
+// is done: new handshakes use the new certificate, open ones keep theirs.
+func (s security) reloadOnSIGHUP(ctx context.Context, logger hclog.Logger) {
+	if s.holder == nil {
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := s.holder.Reload(); err != nil {
+					logger.Error("SIGHUP: certificate reload failed; keeping the previous certificate", "error", err)
+					continue
+				}
+				subject, serial, notAfter := s.holder.Summary()
+				logger.Info("SIGHUP: certificates reloaded", "certificate", subject, "serial", serial, "not_after", notAfter.UTC().Format(time.RFC3339))
+			}
+		}
+	}()
+}
+
+// toolTLSFlags are the client side of a secured cluster for the tools.
+type toolTLSFlags struct {
+	ca, cert, key string
+}
+
+func addToolTLSFlags(fl *pflag.FlagSet, f *toolTLSFlags) {
+	fl.StringVar(&f.ca, "tls-ca", "", "CA certificate (PEM) of a TLS-secured cluster: talk HTTPS and verify members with it")
+	fl.StringVar(&f.cert, "tls-cert", "", "client certificate (PEM) to present (optional; API calls need none)")
+	fl.StringVar(&f.key, "tls-key", "", "key of --tls-cert (PEM)")
+}
+
+// scheme is the URL scheme the tool uses.
+func (f toolTLSFlags) scheme() string {
+	if f.ca != "" {
+		return "https://"
+	}
+	return "http://"
+}
+
+// config is nil without --tls-ca (plain HTTP).
+func (f toolTLSFlags) config() (*tls.Config, error) {
+	if f.ca == "" {
+		if f.cert != "" || f.key != "" {
+			return nil, errors.New("--tls-cert/--tls-key need --tls-ca")
+		}
+		return nil, nil
+	}
+	pem, err := os.ReadFile(f.ca)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca %s: no PEM certificate", f.ca)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	if f.cert != "" || f.key != "" {
+		pair, err := tls.LoadX509KeyPair(f.cert, f.key)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+// client is a typed API client of the member at addr: HTTPS verified with
+// --tls-ca when it is set, plain HTTP otherwise.
+func (f toolTLSFlags) client(addr string, opts ...client.Option) (*client.Client, error) {
+	cfg, err := f.config()
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		opts = append(opts, client.WithTLSConfig(cfg))
+	}
+	return client.New(f.scheme()+addr, opts...), nil
+}

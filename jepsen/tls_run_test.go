@@ -1,0 +1,35 @@
+package jepsen
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The same faults against members that run with mutual TLS and a gossip
+// key: still valid, and the members really were secured.
+func TestChaosWithTLSIsValid(t *testing.T) {
+	skipUnlessChaos(t)
+	kinds, _ := ParseNemesis("partition,kill,pause")
+	opts := Options{Members: 3, Duration: 30 * time.Second, Nemesis: kinds, Seed: 13, TLS: true,
+		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}}
+	sum := runForTest(t, opts)
+	if sum.Verdict != VerdictValid {
+		t.Fatalf("TLS cluster judged %s: %+v", sum.Verdict, sum.Anomalies)
+	}
+	if sum.NemesisEvents < 3 || sum.OpsOK < 500 {
+		t.Errorf("too little exercised: %d faults, %d ok ops", sum.NemesisEvents, sum.OpsOK)
+	}
+	for i := 1; i <= opts.Members; i++ {
+		b, err := os.ReadFile(filepath.Join(sum.OutDir, fmt.Sprintf("member-%d.log", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "mutual TLS on") || !strings.Contains(string(b), "encrypted=true") {
+			t.Errorf("member %d did not run with TLS and an encrypted gossip", i)
+		}
+	}
+}

@@ -1,0 +1,142 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/wimms-dev/wimms/fsm"
+)
+
+// CheckReport is what Check found in a stopped member's data directory.
+type CheckReport struct {
+	DataDir   string
+	HasLog    bool
+	Log       LogReport
+	Snapshots []SnapshotReport
+}
+
+// SnapshotReport is one snapshot's verdict: raft's CRC over the file, then
+// a full decode of the state it holds.
+type SnapshotReport struct {
+	ID          string
+	Index, Term uint64
+	Err         error
+}
+
+// Problems lists every piece of damage found.
+func (r CheckReport) Problems() []error {
+	out := append([]error(nil), r.Log.Problems...)
+	for _, s := range r.Snapshots {
+		if s.Err != nil {
+			out = append(out, s.Err)
+		}
+	}
+	return out
+}
+
+// checkMaxProblems bounds how many damaged entries one check lists.
+const checkMaxProblems = 20
+
+// Check verifies a stopped member's Raft log (every entry against its
+// checksum, every entry decodable) and snapshots (CRC and state decode)
+// without changing anything. The error is for a check that could not run
+// (no such directory, the member still running); damage is in the report.
+func Check(dataDir string) (CheckReport, error) {
+	rep := CheckReport{DataDir: dataDir}
+	if st, err := os.Stat(dataDir); err != nil {
+		return rep, fmt.Errorf("data directory %s: %w", dataDir, err)
+	} else if !st.IsDir() {
+		return rep, fmt.Errorf("data directory %s: not a directory", dataDir)
+	}
+	if err := checkLog(&rep); err != nil {
+		return rep, err
+	}
+	checkSnapshots(&rep)
+	return rep, nil
+}
+
+func checkLog(rep *CheckReport) (err error) {
+	path := filepath.Join(rep.DataDir, "raft.db")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	rep.HasLog = true
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true)) // a damaged page may point past the mmap
+	defer func() {
+		if r := recover(); r != nil {
+			rep.Log.Problems = append(rep.Log.Problems, panicAsCorruption(rep.DataDir, r))
+		}
+	}()
+	bolt, err := raftboltdb.New(raftboltdb.Options{
+		Path:        path,
+		BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: time.Second},
+	})
+	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return fmt.Errorf("%s is locked: is the member still running? stop it first", path)
+		}
+		if oerr := boltOpenError(rep.DataDir, err); errors.Is(oerr, ErrCorrupt) {
+			rep.Log.Problems = append(rep.Log.Problems, oerr)
+			return nil
+		}
+		return fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer bolt.Close()
+	lr, err := verifyLog(newChecksumLogStore(bolt, rep.DataDir), false, checkMaxProblems)
+	rep.Log = lr
+	if err != nil {
+		rep.Log.Problems = append(rep.Log.Problems, err)
+	}
+	return nil
+}
+
+func checkSnapshots(rep *CheckReport) {
+	if _, err := os.Stat(filepath.Join(rep.DataDir, "snapshots")); err != nil {
+		return
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(rep.DataDir, snapshotsRetained, hclog.NewNullLogger())
+	if err != nil {
+		rep.Snapshots = append(rep.Snapshots, SnapshotReport{Err: fmt.Errorf("opening snapshots: %w", err)})
+		return
+	}
+	metas, err := snaps.List()
+	if err != nil {
+		rep.Snapshots = append(rep.Snapshots, SnapshotReport{Err: fmt.Errorf("listing snapshots: %w", err)})
+		return
+	}
+	for _, m := range metas {
+		rep.Snapshots = append(rep.Snapshots, checkSnapshot(rep.DataDir, snaps, m))
+	}
+}
+
+func checkSnapshot(dataDir string, snaps *raft.FileSnapshotStore, m *raft.SnapshotMeta) (sr SnapshotReport) {
+	sr = SnapshotReport{ID: m.ID, Index: m.Index, Term: m.Term}
+	damaged := func(err error) error {
+		return &CorruptionError{DataDir: dataDir, Index: m.Index, What: "snapshot " + m.ID + " is damaged", Err: err}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			sr.Err = damaged(fmt.Errorf("%v", r))
+		}
+	}()
+	_, rc, err := snaps.Open(m.ID) // verifies raft's CRC64 over the file
+	if err != nil {
+		sr.Err = damaged(err)
+		return sr
+	}
+	a := newFSMAdapter(fsmMachine{fsm.New(fsm.Options{})}, fsmCodec, hclog.NewNullLogger())
+	if err := a.Restore(rc); err != nil {
+		sr.Err = damaged(err)
+	}
+	return sr
+}
