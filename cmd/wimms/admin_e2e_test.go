@@ -489,3 +489,33 @@ func TestAdminCLISession(t *testing.T) {
 		t.Fatalf("services after the delete: %+v", svcList.Services)
 	}
 }
+
+// TestAdminCLIOverTLS: against a member serving HTTPS with a cluster CA
+// (made by `wimms tls`), the admin commands work with --tls-ca, a bare
+// HOST:PORT then meaning https; without the CA the member's certificate
+// is refused before anything is sent.
+func TestAdminCLIOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs the real binary")
+	}
+	e := newSecureEnv(t)
+	m := e.member("tls-cli", "z1")
+	m.start()
+	e.waitReady(m)
+	cli := adminCLI{t: t, bin: e.bin, env: launch.Env(), base: []string{"--addr", m.HTTPAddr, "--tls-ca", e.caFile}}
+
+	cli.ok("service", "put", "sync-1.5", "--pattern", "{node}/1.5/{uid}")
+	cli.ok("node", "add", "https://n1.example.com", "--capacity", "10")
+	var n wire.Node
+	cli.okJSON(&n, "node", "down", "https://n1.example.com")
+	if !n.Downed || n.Node != "https://n1.example.com" {
+		t.Fatalf("node down over HTTPS: %+v", n)
+	}
+	if r := cli.ok("node", "list", "--consistency", "linearizable"); r.row(t, strconv.FormatInt(n.ID, 10))[5] != "true" {
+		t.Fatalf("node list over HTTPS:\n%s", r.stdout)
+	}
+
+	bare := adminCLI{t: t, bin: e.bin, env: launch.Env()}
+	bare.fails(exitUnreachable, "certificate", "node", "list", "--addr", "https://"+m.HTTPAddr)
+	bare.fails(exitUsage, "plain http but --tls-ca is set", "node", "list", "--addr", "http://"+m.HTTPAddr, "--tls-ca", e.caFile)
+}

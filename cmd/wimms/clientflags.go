@@ -2,10 +2,8 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -22,7 +20,7 @@ type clientFlags struct {
 	addr                         string
 	apiToken, adminToken         string
 	apiTokenFile, adminTokenFile string
-	tlsCA, tlsCert, tlsKey       string
+	tls                          toolTLSFlags // tls.go: --tls-ca, --tls-cert, --tls-key
 	timeout                      time.Duration
 }
 
@@ -38,9 +36,7 @@ func (f *clientFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.adminToken, "admin-token", "", "bearer token for admin calls (services, nodes, events), if the cluster has one")
 	fl.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the API token (keeps it out of ps)")
 	fl.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (keeps it out of ps)")
-	fl.StringVar(&f.tlsCA, "tls-ca", "", "CA certificate (PEM) of a TLS-secured cluster: talk HTTPS and verify members with it")
-	fl.StringVar(&f.tlsCert, "tls-cert", "", "client certificate (PEM) to present (optional; API calls need none)")
-	fl.StringVar(&f.tlsKey, "tls-key", "", "key of --tls-cert (PEM)")
+	addToolTLSFlags(fl, &f.tls)
 	fl.DurationVar(&f.timeout, "timeout", 10*time.Second, "bound on each call to the member")
 }
 
@@ -65,7 +61,7 @@ func (f *clientFlags) baseURL() (string, error) {
 	}
 	if !strings.Contains(a, "://") {
 		scheme := "http://"
-		if f.tlsCA != "" {
+		if f.tls.ca != "" {
 			scheme = "https://"
 		}
 		a = scheme + a
@@ -80,7 +76,7 @@ func (f *clientFlags) baseURL() (string, error) {
 	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 		return "", usageErrorf("--addr %q: want HOST:PORT or a URL without a path", f.addr)
 	}
-	if u.Scheme == "http" && f.tlsCA != "" {
+	if u.Scheme == "http" && f.tls.ca != "" {
 		return "", usageErrorf("--addr %q is plain http but --tls-ca is set: use https:// or a bare HOST:PORT", f.addr)
 	}
 	return u.Scheme + "://" + u.Host, nil
@@ -89,49 +85,19 @@ func (f *clientFlags) baseURL() (string, error) {
 // tlsConfig is nil without --tls-ca (plain HTTP, or https:// verified
 // against the system roots).
 func (f *clientFlags) tlsConfig() (*tls.Config, error) {
-	if f.tlsCA == "" {
-		if f.tlsCert != "" || f.tlsKey != "" {
-			return nil, usageErrorf("--tls-cert/--tls-key need --tls-ca")
-		}
-		return nil, nil
-	}
-	pem, err := os.ReadFile(f.tlsCA)
+	cfg, err := f.tls.config()
 	if err != nil {
-		return nil, usageErrorf("--tls-ca: %v", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, usageErrorf("--tls-ca %s: no PEM certificate", f.tlsCA)
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
-	if f.tlsCert != "" || f.tlsKey != "" {
-		if f.tlsCert == "" || f.tlsKey == "" {
-			return nil, usageErrorf("--tls-cert and --tls-key go together")
-		}
-		pair, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
-		if err != nil {
-			return nil, usageErrorf("--tls-cert/--tls-key: %v", err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
+		return nil, usageErrorf("%v", err)
 	}
 	return cfg, nil
 }
 
-// secretFromFlags is a token given either inline or in a file, not both.
+// secretFromFlags is a token given either inline or in a file, not both
+// (tokenFromFile, as the server reads its own).
 func secretFromFlags(flag, value, file string) (string, error) {
-	if file == "" {
-		return value, nil
-	}
-	if value != "" {
-		return "", usageErrorf("--%s and --%s-file are both set: use one", flag, flag)
-	}
-	b, err := os.ReadFile(file)
+	tok, err := tokenFromFile(flag, value, file)
 	if err != nil {
-		return "", usageErrorf("--%s-file: %v", flag, err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", usageErrorf("--%s-file %s is empty", flag, file)
+		return "", usageErrorf("%v", err)
 	}
 	return tok, nil
 }

@@ -29,7 +29,7 @@ func TestClientFlagsBaseURL(t *testing.T) {
 		{addr: " ", err: "--addr is empty"},
 	}
 	for _, c := range cases {
-		f := clientFlags{addr: c.addr, tlsCA: c.ca}
+		f := clientFlags{addr: c.addr, tls: toolTLSFlags{ca: c.ca}}
 		got, err := f.baseURL()
 		if c.err != "" {
 			var exit exitError
