@@ -373,6 +373,14 @@ func argsAtLeast(n int) cobra.PositionalArgs {
 	}
 }
 
+// plural is "1 record", "2 records".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // exampleOf indents an Example block the way cobra prints it.
 func exampleOf(lines ...string) string {
 	return "  " + strings.Join(lines, "\n  ")

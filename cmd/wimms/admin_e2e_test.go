@@ -453,7 +453,7 @@ func TestAdminCLISession(t *testing.T) {
 	if len(nodes.Nodes) != 1 || nodes.Nodes[0].ID != n2.ID {
 		t.Fatalf("nodes after remove: %+v", nodes.Nodes)
 	}
-	if r := cli.ok("node", "remove", n2ID); r.stdout != fmt.Sprintf("removed node %s; unassigned %d records\n", n2ID, onN2) {
+	if r := cli.ok("node", "remove", n2ID); r.stdout != fmt.Sprintf("removed node %s; unassigned %s\n", n2ID, plural(onN2, "record")) {
 		t.Fatalf("node remove by id: %q", r.stdout)
 	}
 

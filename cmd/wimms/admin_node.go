@@ -329,7 +329,7 @@ users gets a new node at the next login. The node stays.`,
 			return callFailed(fmt.Sprintf("unassign node %s of %s", args[0], a.service), err)
 		}
 		return a.emit(out, unassignResult{n}, func(w io.Writer) {
-			fmt.Fprintf(w, "unassigned %d records from %s\n", n, nodeLabel(args[0], id))
+			fmt.Fprintf(w, "unassigned %s from %s\n", plural(n, "record"), nodeLabel(args[0], id))
 		})
 	})
 	a.register(cmd, adminOpts{service: true, write: true})
@@ -356,7 +356,7 @@ func newNodeRemoveCmd() *cobra.Command {
 			return callFailed(fmt.Sprintf("remove node %s of %s", args[0], a.service), err)
 		}
 		return a.emit(out, unassignResult{n}, func(w io.Writer) {
-			fmt.Fprintf(w, "removed %s; unassigned %d records\n", nodeLabel(args[0], id), n)
+			fmt.Fprintf(w, "removed %s; unassigned %s\n", nodeLabel(args[0], id), plural(n, "record"))
 		})
 	})
 	a.register(cmd, adminOpts{service: true, write: true})

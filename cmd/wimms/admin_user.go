@@ -208,7 +208,7 @@ func newUserReplaceCmd() *cobra.Command {
 			return callFailed(fmt.Sprintf("replace %s in %s", email, a.service), err)
 		}
 		return a.emit(out, map[string]int64{"replaced": n}, func(w io.Writer) {
-			fmt.Fprintf(w, "replaced %d records of %s\n", n, email)
+			fmt.Fprintf(w, "replaced %s of %s\n", plural(n, "record"), email)
 		})
 	})
 	a.register(cmd, adminOpts{service: true, write: true})
@@ -290,7 +290,7 @@ func newUsersCountCmd() *cobra.Command {
 			if all {
 				scope = "all services"
 			}
-			fmt.Fprintf(w, "%d users in %s as of %s\n", n.Count, scope, fmtMillis(n.AsOf))
+			fmt.Fprintf(w, "%s in %s as of %s\n", plural(n.Count, "user"), scope, fmtMillis(n.AsOf))
 		})
 	})
 	a.register(cmd, adminOpts{service: true, read: true})
@@ -427,7 +427,7 @@ them; reset and passwordChange record the new --generation.`,
 			return callFailed(fmt.Sprintf("%s event for %s", event, args[1]), err)
 		}
 		return a.emit(out, map[string]int64{"applied": n}, func(w io.Writer) {
-			fmt.Fprintf(w, "%s event for %s: applied to %d users\n", event, args[1], n)
+			fmt.Fprintf(w, "%s event for %s: applied to %s\n", event, args[1], plural(n, "user"))
 		})
 	})
 	a.register(cmd, adminOpts{write: true})
