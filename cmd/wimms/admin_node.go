@@ -39,13 +39,6 @@ type nodeRef struct {
 	url string
 }
 
-func (r nodeRef) String() string {
-	if r.url != "" {
-		return r.url
-	}
-	return "node " + strconv.FormatInt(r.id, 10)
-}
-
 func parseNodeRef(s string) (nodeRef, error) {
 	if id, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if id <= 0 {
