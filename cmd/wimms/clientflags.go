@@ -40,14 +40,26 @@ func (f *clientFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.timeout, "timeout", 10*time.Second, "bound on each call to the member")
 }
 
+// tokenFlagPairs name the two ways of giving each token.
+var tokenFlagPairs = map[string]string{
+	"api-token": "api-token-file", "api-token-file": "api-token",
+	"admin-token": "admin-token-file", "admin-token-file": "admin-token",
+}
+
 // applyEnv sets each connection flag not given on the command line from
-// its WIMMS_<FLAG> variable.
+// its WIMMS_<FLAG> variable. A token given on the command line, inline or
+// as a file, wins over both of its variables.
 func (f *clientFlags) applyEnv(fl *pflag.FlagSet) error {
 	sub := pflag.NewFlagSet("client", pflag.ContinueOnError)
 	for _, name := range clientFlagNames {
-		if x := fl.Lookup(name); x != nil {
-			sub.AddFlag(x)
+		x := fl.Lookup(name)
+		if x == nil {
+			continue
 		}
+		if other := tokenFlagPairs[name]; other != "" && fl.Changed(other) {
+			continue
+		}
+		sub.AddFlag(x)
 	}
 	return applyEnv(sub)
 }

@@ -130,4 +130,11 @@ func TestClientFlagsFromEnvironment(t *testing.T) {
 	if _, err := runRoot("service", "list", "--api-token", "flag-token"); err != nil || gotAuth != "Bearer flag-token" {
 		t.Fatalf("a flag does not win over its variable: %q, %v", gotAuth, err)
 	}
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("file-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runRoot("service", "list", "--api-token-file", file); err != nil || gotAuth != "Bearer file-token" {
+		t.Fatalf("a token file on the command line does not win over WIMMS_API_TOKEN: %q, %v", gotAuth, err)
+	}
 }
