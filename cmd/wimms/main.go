@@ -36,5 +36,11 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCmd(), newHealthCmd(), newStatusCmd(), newJepsenCmd(), newBenchCmd(), newTokenServerCmd(), newPurgeCmd(), newTLSCmd(), newCheckCmd())
+	root.AddCommand(newServiceCmd())
+	root.AddCommand(newNodeCmd())
+	root.AddCommand(newUserCmd())
+	root.AddCommand(newUsersCmd())
+	root.AddCommand(newRecordsCmd())
+	root.AddCommand(newEventCmd())
 	return root
 }

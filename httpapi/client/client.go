@@ -1,5 +1,6 @@
 // Package client is the typed Go client of the wimms HTTP API
-// (docs/api.md). `wimms status`, `wimms health`, the load generator
+// (docs/api.md). `wimms status`, `wimms health`, the admin CLI
+// (`wimms service|node|user|...`, docs/cli.md), the load generator
 // (internal/bench), the chaos harness (jepsen) and the end-to-end tests of
 // cmd/wimms all use it; the objects it sends and decodes are package wire's.
 //
@@ -174,6 +175,22 @@ func (e *APIError) Error() string {
 func IsStatus(err error, status string) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == status
+}
+
+// IsUnknownQueryParameter reports whether err is the 400 a server gives
+// for a query parameter its route does not take, so that a caller can fall
+// back when it talks to a member older than the parameter.
+func IsUnknownQueryParameter(err error, name string) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.HTTPStatus != http.StatusBadRequest {
+		return false
+	}
+	for _, d := range ae.Errors {
+		if d.Location == "querystring" && d.Name == name && d.Description == "unknown query parameter" {
+			return true
+		}
+	}
+	return false
 }
 
 // do sends one request and decodes a 2xx answer into out (nil: ignore the

@@ -60,6 +60,18 @@ func (c *Client) ListNodes(ctx context.Context, service string, opts ...CallOpti
 	return out.Nodes, m, err
 }
 
+// ListNodesByURL looks a node up by its URL (GET .../nodes?node=URL), as
+// the token server's admin scripts address nodes: the answer holds that
+// node or nothing. A server older than the lookup refuses the parameter
+// with a 400 naming "node" in the querystring (see IsUnknownQueryParameter).
+func (c *Client) ListNodesByURL(ctx context.Context, service, nodeURL string, opts ...CallOptions) ([]wire.Node, Meta, error) {
+	var out struct {
+		Nodes []wire.Node `json:"nodes"`
+	}
+	m, err := c.do(ctx, http.MethodGet, servicePath(service)+"/nodes", url.Values{"node": {nodeURL}}, nil, &out, opts)
+	return out.Nodes, m, err
+}
+
 func (c *Client) GetNode(ctx context.Context, service string, id int64, opts ...CallOptions) (*wire.Node, Meta, error) {
 	var out wire.Node
 	m, err := c.do(ctx, http.MethodGet, nodePath(service, id), nil, nil, &out, opts)

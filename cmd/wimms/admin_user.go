@@ -1,0 +1,436 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/httpapi/wire"
+)
+
+func newUserCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "user",
+		Short: "show, allocate, retire and replace one user's assignment; list their records",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newUserGetCmd(), newUserAllocateCmd(), newUserRetireCmd(), newUserReplaceCmd(), newUserRecordsCmd())
+	return cmd
+}
+
+func userTable(w io.Writer, u wire.User, created *bool) {
+	row := func(k, v string) { fmt.Fprintf(w, "%s\t%s\n", k, v) }
+	row("uid", strconv.FormatInt(u.UID, 10))
+	row("service", u.Service)
+	row("email", u.Email)
+	if u.Node != nil {
+		row("node", fmt.Sprintf("%s (id %d)", *u.Node, u.NodeID))
+	} else {
+		row("node", fmtNodeOf(nil, u.NodeID))
+	}
+	row("api endpoint", fmtOptString(u.APIEndpoint))
+	row("generation", fmtGeneration(u.Generation))
+	row("keys changed at", fmtOptInt(u.KeysChangedAt))
+	row("client state", fmtText(u.ClientState))
+	row("old client states", fmtText(strings.Join(u.OldClientStates, ", ")))
+	row("created at", fmtMillis(u.CreatedAt))
+	row("replaced at", fmtOptMillis(u.ReplacedAt))
+	row("first seen at", fmtMillis(u.FirstSeenAt))
+	if created != nil {
+		row("new record", strconv.FormatBool(*created))
+	}
+}
+
+func recordTable(w io.Writer, withEmail bool, recs []wire.Record) {
+	head := "UID\tNODE\tDOWNED\tGENERATION\tKEYS CHANGED AT\tCLIENT STATE\tCREATED\tREPLACED"
+	if withEmail {
+		head = "UID\tEMAIL\tNODE\tDOWNED\tGENERATION\tKEYS CHANGED AT\tCLIENT STATE\tCREATED\tREPLACED"
+	}
+	fmt.Fprintln(w, head)
+	for _, r := range recs {
+		email := ""
+		if withEmail {
+			email = r.Email + "\t"
+		}
+		fmt.Fprintf(w, "%d\t%s%s\t%v\t%s\t%s\t%s\t%s\t%s\n", r.UID, email, fmtNodeOf(r.Node, r.NodeID), r.Downed,
+			fmtGeneration(r.Generation), fmtOptInt(r.KeysChangedAt), fmtText(r.ClientState), fmtMillis(r.CreatedAt), fmtOptMillis(r.ReplacedAt))
+	}
+}
+
+// emailArg checks the EMAIL argument.
+func emailArg(args []string) (string, error) {
+	return args[0], checkEmailArg(args[0])
+}
+
+func newUserGetCmd() *cobra.Command {
+	var a adminCmd
+	cmd := &cobra.Command{
+		Use:     "get EMAIL",
+		Short:   "show a user's current assignment",
+		Example: exampleOf("wimms user get alice@example.com", "wimms user get alice@example.com --consistency linearizable --json"),
+		Args:    argsExactly(1),
+	}
+	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+		email, err := emailArg(args)
+		if err != nil {
+			return err
+		}
+		u, _, err := c.api.GetUser(ctx, a.service, email, a.readOpts())
+		if err != nil {
+			return callFailed(fmt.Sprintf("get user %s in %s", email, a.service), err)
+		}
+		return a.emit(out, u, func(w io.Writer) { userTable(w, *u, nil) })
+	})
+	a.register(cmd, adminOpts{service: true, read: true})
+	return cmd
+}
+
+func newUserAllocateCmd() *cobra.Command {
+	var a adminCmd
+	var generation, kca int64
+	var clientState, node string
+	cmd := &cobra.Command{
+		Use:   "allocate EMAIL",
+		Short: "get a user's assignment, assigning a node when they have none",
+		Long: `Return the user's current record, or create one on the best node (or on
+--node). "new record" says whether one was created.`,
+		Example: exampleOf(
+			"wimms user allocate alice@example.com",
+			"wimms user allocate bob@example.com --node https://sync-3.example.com --generation 1700000000000",
+		),
+		Args: argsExactly(1),
+	}
+	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+		email, err := emailArg(args)
+		if err != nil {
+			return err
+		}
+		req := wire.AllocateRequest{Email: email}
+		fl := cmd.Flags()
+		if fl.Changed("generation") {
+			if err := checkNonNegative("generation", generation); err != nil {
+				return err
+			}
+			req.Generation = wire.Int64(generation)
+		}
+		if fl.Changed("keys-changed-at") {
+			if err := checkNonNegative("keys-changed-at", kca); err != nil {
+				return err
+			}
+			req.KeysChangedAt = wire.Int64(kca)
+		}
+		if fl.Changed("client-state") {
+			if err := checkClientStateArg(clientState); err != nil {
+				return err
+			}
+			req.ClientState = wire.String(clientState)
+		}
+		if fl.Changed("node") {
+			if err := checkNodeURLArg(node); err != nil {
+				return err
+			}
+			req.Node = wire.String(node)
+		}
+		u, m, err := c.api.Allocate(ctx, a.service, req, a.writeOpts())
+		if err != nil {
+			return callFailed(fmt.Sprintf("allocate %s in %s", email, a.service), err)
+		}
+		created := m.Created()
+		return a.emit(out, u, func(w io.Writer) { userTable(w, *u, &created) })
+	})
+	a.register(cmd, adminOpts{service: true, write: true})
+	fl := cmd.Flags()
+	fl.Int64Var(&generation, "generation", 0, "the account's generation (FxA)")
+	fl.Int64Var(&kca, "keys-changed-at", 0, "when the account's keys last changed (FxA, ms)")
+	fl.StringVar(&clientState, "client-state", "", "the client state (hex of the key hash)")
+	fl.StringVar(&node, "node", "", "assign this node (URL) instead of the best one")
+	return cmd
+}
+
+func newUserRetireCmd() *cobra.Command {
+	var a adminCmd
+	cmd := &cobra.Command{
+		Use:   "retire EMAIL",
+		Short: "retire a user: their records are replaced and they cannot log in again",
+		Long: `Mark each of the user's live records replaced with the largest
+generation, as an account deletion does in one service.`,
+		Example: exampleOf("wimms user retire alice@example.com"),
+		Args:    argsExactly(1),
+	}
+	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+		email, err := emailArg(args)
+		if err != nil {
+			return err
+		}
+		u, _, err := c.api.Retire(ctx, a.service, email, a.writeOpts())
+		if err != nil {
+			return callFailed(fmt.Sprintf("retire %s in %s", email, a.service), err)
+		}
+		return a.emit(out, u, func(w io.Writer) { userTable(w, *u, nil) })
+	})
+	a.register(cmd, adminOpts{service: true, write: true})
+	return cmd
+}
+
+func newUserReplaceCmd() *cobra.Command {
+	var a adminCmd
+	var at string
+	cmd := &cobra.Command{
+		Use:   "replace EMAIL",
+		Short: "mark a user's records created up to a time replaced (they move at the next login)",
+		Example: exampleOf(
+			"wimms user replace alice@example.com",
+			"wimms user replace alice@example.com --at 2025-01-31T12:00:00Z",
+		),
+		Args: argsExactly(1),
+	}
+	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+		email, err := emailArg(args)
+		if err != nil {
+			return err
+		}
+		var atMs *int64
+		if cmd.Flags().Changed("at") {
+			ms, err := parseMillis("at", at)
+			if err != nil {
+				return err
+			}
+			atMs = &ms
+		}
+		n, _, err := c.api.Replace(ctx, a.service, email, atMs, a.writeOpts())
+		if err != nil {
+			return callFailed(fmt.Sprintf("replace %s in %s", email, a.service), err)
+		}
+		return a.emit(out, map[string]int64{"replaced": n}, func(w io.Writer) {
+			fmt.Fprintf(w, "replaced %s of %s\n", plural(n, "record"), email)
+		})
+	})
+	a.register(cmd, adminOpts{service: true, write: true})
+	cmd.Flags().StringVar(&at, "at", "", "replace records created at or before this time: Unix ms or RFC 3339 (default: now)")
+	return cmd
+}
+
+func newUserRecordsCmd() *cobra.Command {
+	var a adminCmd
+	cmd := &cobra.Command{
+		Use:     "records EMAIL",
+		Short:   "list every stored record of a user, oldest first",
+		Example: exampleOf("wimms user records alice@example.com"),
+		Args:    argsExactly(1),
+	}
+	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+		email, err := emailArg(args)
+		if err != nil {
+			return err
+		}
+		recs, _, err := c.api.Records(ctx, a.service, email, a.readOpts())
+		if err != nil {
+			return callFailed(fmt.Sprintf("records of %s in %s", email, a.service), err)
+		}
+		if recs == nil {
+			recs = []wire.Record{}
+		}
+		return a.emit(out, map[string]any{"records": recs}, func(w io.Writer) { recordTable(w, false, recs) })
+	})
+	a.register(cmd, adminOpts{service: true, read: true})
+	return cmd
+}
+
+func newUsersCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "users",
+		Short: "questions about all users (count)",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newUsersCountCmd())
+	return cmd
+}
+
+func newUsersCountCmd() *cobra.Command {
+	var a adminCmd
+	var all bool
+	var asOf string
+	cmd := &cobra.Command{
+		Use:   "count",
+		Short: "count live users of a service (or --all services) at a time",
+		Example: exampleOf(
+			"wimms users count",
+			"wimms users count --all --as-of 2025-01-01T00:00:00Z --json",
+		),
+		Args: cobra.NoArgs,
+	}
+	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, _ []string) error {
+		if all && cmd.Flags().Changed("service") {
+			return usageErrorf("--all and --service exclude each other")
+		}
+		service := a.service
+		if all {
+			service = ""
+		}
+		var asOfMs *int64
+		if cmd.Flags().Changed("as-of") {
+			ms, err := parseMillis("as-of", asOf)
+			if err != nil {
+				return err
+			}
+			asOfMs = &ms
+		}
+		n, _, err := c.api.CountUsers(ctx, service, asOfMs, a.readOpts())
+		if err != nil {
+			return callFailed("count users", err)
+		}
+		return a.emit(out, n, func(w io.Writer) {
+			scope := service
+			if all {
+				scope = "all services"
+			}
+			fmt.Fprintf(w, "%s in %s as of %s\n", plural(n.Count, "user"), scope, fmtMillis(n.AsOf))
+		})
+	})
+	a.register(cmd, adminOpts{service: true, read: true})
+	cmd.Flags().BoolVar(&all, "all", false, "count in every service")
+	cmd.Flags().StringVar(&asOf, "as-of", "", "count records created at or before this time: Unix ms or RFC 3339 (default: now)")
+	return cmd
+}
+
+func newRecordsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "records",
+		Short: "list replaced records past their grace period, and delete records (what purge does)",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newRecordsOldCmd(), newRecordsDeleteCmd())
+	return cmd
+}
+
+func newRecordsOldCmd() *cobra.Command {
+	var a adminCmd
+	var grace time.Duration
+	var limit, offset int
+	cmd := &cobra.Command{
+		Use:   "old",
+		Short: "list records replaced longer ago than --grace, newest first",
+		Example: exampleOf(
+			"wimms records old --grace 168h",
+			"wimms records old --grace 0 --limit 500 --json",
+		),
+		Args: cobra.NoArgs,
+	}
+	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, _ []string) error {
+		if grace < 0 {
+			return usageErrorf("--grace must not be negative")
+		}
+		if limit < 1 || limit > 1000 {
+			return usageErrorf("--limit %d: must be from 1 to 1000", limit)
+		}
+		if offset < 0 {
+			return usageErrorf("--offset must not be negative")
+		}
+		graceMs := grace.Milliseconds()
+		recs, _, err := c.api.OldRecords(ctx, a.service, client.OldRecordsQuery{GraceMs: &graceMs, Limit: limit, Offset: offset}, a.readOpts())
+		if err != nil {
+			return callFailed("old records of "+a.service, err)
+		}
+		if recs == nil {
+			recs = []wire.Record{}
+		}
+		return a.emit(out, map[string]any{"records": recs}, func(w io.Writer) { recordTable(w, true, recs) })
+	})
+	a.register(cmd, adminOpts{service: true, read: true})
+	fl := cmd.Flags()
+	fl.DurationVar(&grace, "grace", 7*24*time.Hour, "only records replaced at least this long ago")
+	fl.IntVar(&limit, "limit", 100, "at most this many records (1 to 1000)")
+	fl.IntVar(&offset, "offset", 0, "skip this many records (paging)")
+	return cmd
+}
+
+func newRecordsDeleteCmd() *cobra.Command {
+	var a adminCmd
+	cmd := &cobra.Command{
+		Use:   "delete UID...",
+		Short: "delete records by uid (after their node deleted the user's data)",
+		Long: `Delete each record given. All uids are checked before any is sent; the
+first failure stops the command (the records before it are deleted).
+"wimms purge" does this after asking each record's node to delete its data.`,
+		Example: exampleOf("wimms records delete 42", "wimms records delete 42 43 44 --json"),
+		Args:    argsAtLeast(1),
+	}
+	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+		uids := make([]int64, len(args))
+		for i, s := range args {
+			uid, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || uid <= 0 {
+				return usageErrorf("uid %q: must be a positive integer", s)
+			}
+			uids[i] = uid
+		}
+		deleted := []int64{}
+		for _, uid := range uids {
+			if _, err := c.api.DeleteRecord(ctx, a.service, uid); err != nil {
+				failed := callFailed(fmt.Sprintf("delete record %d of %s", uid, a.service), err)
+				if len(deleted) > 0 {
+					failed.msg += fmt.Sprintf(" (deleted before it: %v)", deleted)
+				}
+				return failed
+			}
+			deleted = append(deleted, uid)
+		}
+		return a.emit(out, map[string][]int64{"deleted": deleted}, func(w io.Writer) {
+			for _, uid := range deleted {
+				fmt.Fprintf(w, "deleted record %d\n", uid)
+			}
+		})
+	})
+	a.register(cmd, adminOpts{service: true})
+	return cmd
+}
+
+func newEventCmd() *cobra.Command {
+	var a adminCmd
+	var generation int64
+	cmd := &cobra.Command{
+		Use:   "event EVENT EMAIL",
+		Short: "apply an account event (delete, reset, passwordChange) in every service (admin)",
+		Long: `Apply an FxA account event to the user in every service: delete retires
+them; reset and passwordChange record the new --generation.`,
+		Example: exampleOf(
+			"wimms event delete alice@example.com",
+			"wimms event passwordChange alice@example.com --generation 1700000000000",
+		),
+		Args: argsExactly(2),
+	}
+	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+		event := args[0]
+		switch event {
+		case "delete", "reset", "passwordChange":
+		default:
+			return usageErrorf("event %q: want delete, reset or passwordChange", event)
+		}
+		if err := checkEmailArg(args[1]); err != nil {
+			return err
+		}
+		req := wire.EventRequest{Event: event, Email: args[1]}
+		if cmd.Flags().Changed("generation") {
+			if err := checkNonNegative("generation", generation); err != nil {
+				return err
+			}
+			req.Generation = wire.Int64(generation)
+		}
+		n, _, err := c.admin.Event(ctx, req, a.writeOpts())
+		if err != nil {
+			return callFailed(fmt.Sprintf("%s event for %s", event, args[1]), err)
+		}
+		return a.emit(out, map[string]int64{"applied": n}, func(w io.Writer) {
+			fmt.Fprintf(w, "%s event for %s: applied to %s\n", event, args[1], plural(n, "user"))
+		})
+	})
+	a.register(cmd, adminOpts{write: true})
+	cmd.Flags().Int64Var(&generation, "generation", 0, "the account's new generation (reset, passwordChange)")
+	return cmd
+}

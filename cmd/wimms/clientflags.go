@@ -1,0 +1,167 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/wimms-dev/wimms/httpapi/client"
+)
+
+// clientFlags are how a command that talks to a member as an API client
+// reaches it: where (--addr), with which tokens (flags or files) and over
+// which TLS. Every admin command registers them through here, so the
+// flags mean the same everywhere; status and health can too.
+type clientFlags struct {
+	addr                         string
+	apiToken, adminToken         string
+	apiTokenFile, adminTokenFile string
+	tls                          toolTLSFlags // tls.go: --tls-ca, --tls-cert, --tls-key
+	timeout                      time.Duration
+}
+
+// clientFlagNames are the flags register adds; only these are read from
+// WIMMS_<FLAG> variables, so that a member's environment (WIMMS_API_TOKEN,
+// WIMMS_TLS_CA, ...) also serves the CLI run next to it.
+var clientFlagNames = []string{"addr", "api-token", "admin-token", "api-token-file", "admin-token-file",
+	"tls-ca", "tls-cert", "tls-key", "timeout"}
+
+func (f *clientFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "any member's HTTP address: HOST:PORT, http://HOST:PORT or https://HOST:PORT")
+	fl.StringVar(&f.apiToken, "api-token", "", "bearer token for the API, if the cluster requires one")
+	fl.StringVar(&f.adminToken, "admin-token", "", "bearer token for admin calls (services, nodes, events), if the cluster has one")
+	fl.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the API token (keeps it out of ps)")
+	fl.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (keeps it out of ps)")
+	addToolTLSFlags(fl, &f.tls)
+	fl.DurationVar(&f.timeout, "timeout", 10*time.Second, "bound on each call to the member")
+}
+
+// tokenFlagPairs name the two ways of giving each token.
+var tokenFlagPairs = map[string]string{
+	"api-token": "api-token-file", "api-token-file": "api-token",
+	"admin-token": "admin-token-file", "admin-token-file": "admin-token",
+}
+
+// applyEnv sets each connection flag not given on the command line from
+// its WIMMS_<FLAG> variable. A token given on the command line, inline or
+// as a file, wins over both of its variables.
+func (f *clientFlags) applyEnv(fl *pflag.FlagSet) error {
+	sub := pflag.NewFlagSet("client", pflag.ContinueOnError)
+	for _, name := range clientFlagNames {
+		x := fl.Lookup(name)
+		if x == nil {
+			continue
+		}
+		if other := tokenFlagPairs[name]; other != "" && fl.Changed(other) {
+			continue
+		}
+		sub.AddFlag(x)
+	}
+	return applyEnv(sub)
+}
+
+// baseURL is --addr as a URL: a bare HOST:PORT is https:// with --tls-ca,
+// else http://.
+func (f *clientFlags) baseURL() (string, error) {
+	a := strings.TrimRight(strings.TrimSpace(f.addr), "/")
+	if a == "" {
+		return "", usageErrorf("--addr is empty")
+	}
+	if !strings.Contains(a, "://") {
+		scheme := "http://"
+		if f.tls.ca != "" {
+			scheme = "https://"
+		}
+		a = scheme + a
+	}
+	u, err := url.Parse(a)
+	if err != nil {
+		return "", usageErrorf("--addr %q: %v", f.addr, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", usageErrorf("--addr %q: the scheme must be http or https", f.addr)
+	}
+	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return "", usageErrorf("--addr %q: want HOST:PORT or a URL without a path", f.addr)
+	}
+	if u.Scheme == "http" && f.tls.ca != "" {
+		return "", usageErrorf("--addr %q is plain http but --tls-ca is set: use https:// or a bare HOST:PORT", f.addr)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// tlsConfig is nil without --tls-ca (plain HTTP, or https:// verified
+// against the system roots).
+func (f *clientFlags) tlsConfig() (*tls.Config, error) {
+	cfg, err := f.tls.config()
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	return cfg, nil
+}
+
+// secretFromFlags is a token given either inline or in a file, not both
+// (tokenFromFile, as the server reads its own).
+func secretFromFlags(flag, value, file string) (string, error) {
+	tok, err := tokenFromFile(flag, value, file)
+	if err != nil {
+		return "", usageErrorf("%v", err)
+	}
+	return tok, nil
+}
+
+// memberClients are the clients of one member: api carries the API token,
+// admin the admin token. A member accepts the admin token on API routes,
+// and the API token on admin routes when it has no admin token, so each
+// falls back to the other when only one token is given.
+type memberClients struct {
+	api, admin *client.Client
+}
+
+// connect resolves the flags into clients; every problem is a usage
+// error, found before anything is sent.
+func (f *clientFlags) connect() (memberClients, error) {
+	base, err := f.baseURL()
+	if err != nil {
+		return memberClients{}, err
+	}
+	cfg, err := f.tlsConfig()
+	if err != nil {
+		return memberClients{}, err
+	}
+	apiTok, err := secretFromFlags("api-token", f.apiToken, f.apiTokenFile)
+	if err != nil {
+		return memberClients{}, err
+	}
+	adminTok, err := secretFromFlags("admin-token", f.adminToken, f.adminTokenFile)
+	if err != nil {
+		return memberClients{}, err
+	}
+	if f.timeout < 0 {
+		return memberClients{}, usageErrorf("--timeout must not be negative")
+	}
+	rt := client.NewTransport(client.TransportOptions{TLS: cfg})
+	build := func(token string) *client.Client {
+		opts := []client.Option{client.WithTransport(rt), client.WithTimeout(f.timeout)}
+		if token != "" {
+			opts = append(opts, client.WithToken(token))
+		}
+		return client.New(base, opts...)
+	}
+	first := func(a, b string) string {
+		if a != "" {
+			return a
+		}
+		return b
+	}
+	return memberClients{api: build(first(apiTok, adminTok)), admin: build(first(adminTok, apiTok))}, nil
+}
+
+// usageErrorf is bad input found before anything was sent (exit 2).
+func usageErrorf(format string, args ...any) error {
+	return exitError{code: exitUsage, msg: fmt.Sprintf(format, args...)}
+}
