@@ -149,12 +149,13 @@ type apiUser struct {
 	KeysChangedAt   *int64   `json:"keys_changed_at"`
 	ClientState     string   `json:"client_state"`
 	OldClientStates []string `json:"old_client_states"`
+	ReplacedAt      *int64   `json:"replaced_at"`
 	FxaKid          string   `json:"fxa_kid"`
 }
 
 func (u apiUser) view() UserView {
 	v := UserView{UID: u.UID, Generation: u.Generation, KeysChangedAt: fsm.Null, ClientState: u.ClientState,
-		OldClientStates: u.OldClientStates}
+		OldClientStates: u.OldClientStates, Replaced: u.ReplacedAt != nil}
 	if u.NodeID != nil {
 		v.NodeID = *u.NodeID
 	}

@@ -565,10 +565,11 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 			return false, fmt.Errorf("%d nodes listed, want %d", len(nodes), r.opts.Nodes)
 		}
 		r.wl.capacity = r.opts.NodeCapacity
-		r.wl.nodeIDs = nil
+		var ids []int64
 		for _, n := range nodes {
-			r.wl.nodeIDs = append(r.wl.nodeIDs, n.ID)
+			ids = append(ids, n.ID)
 		}
+		r.wl.nodes.reset(ids)
 		return true, nil
 	})
 }

@@ -36,9 +36,11 @@ const (
 type workload struct {
 	service  string
 	emails   []string
-	nodeIDs  []int64
+	nodes    nodePool
 	capacity int64 // every node's capacity at setup
 	gens     []atomic.Int64
+
+	superseded superseded // uids records reads showed superseded: the ones deleted
 
 	churnMu sync.Mutex
 	churn   []string
@@ -64,6 +66,7 @@ type plan struct {
 	email int
 	input UserInput
 	node  *NodeChange
+	add   *NodeAdd
 }
 
 // nextGeneration: mostly the clock advanced by a little (the account moved
@@ -111,16 +114,23 @@ func (w *workload) allEmails() []string {
 func (w *workload) next(rng *rand.Rand) plan {
 	email := rng.IntN(len(w.emails))
 	p := plan{email: email}
-	switch x := rng.IntN(100); {
-	case x < 3:
+	// Per mille: the lifecycle writes take 22 %, the rest is the core of
+	// allocations, sign-ins, updates and reads on the shared users.
+	switch x := rng.IntN(1000); {
+	case x < 30:
 		p.kind = OpAllocate
 		p.input = keyed(email, epochSpan)
 		p.input.Kind, p.input.Email = p.kind, w.newChurnEmail()
 		return p
-	case x < 15:
+	case x < 250:
+		if lp, ok := w.lifecyclePlan(rng, x-30); ok {
+			return lp
+		}
+		p.kind = OpGet
+	case x < 350:
 		p.kind = OpAllocate
 		p.input = keyed(email, w.gens[email].Load())
-	case x < 40:
+	case x < 560:
 		p.kind = OpLogin
 		g := w.nextGeneration(rng, email)
 		p.input = keyed(email, g)
@@ -128,7 +138,7 @@ func (w *workload) next(rng *rand.Rand) plan {
 			// Below its own keys_changed_at: login checks a and f.
 			p.input.Generation = fsm.SomeInt64(p.input.KeysChangedAt.V - 1)
 		}
-	case x < 55:
+	case x < 690:
 		p.kind = OpUpdate
 		full := keyed(email, w.nextGeneration(rng, email))
 		switch rng.IntN(3) {
@@ -139,29 +149,28 @@ func (w *workload) next(rng *rand.Rand) plan {
 		default:
 			p.input = full
 		}
-	case x < 80:
+	case x < 870:
 		p.kind = OpGet
-	case x < 95:
-		p.kind = OpGetStale
 	default:
-		p.kind = OpNodeChange
-		p.node = w.nodeChange(rng)
+		p.kind = OpGetStale
 	}
 	p.input.Kind, p.input.Email = p.kind, w.emails[email]
 	return p
 }
 
-// nodeChange flips downed/backoff or raises capacity by one: changes that
-// never move a user and never put a node below its current use.
-func (w *workload) nodeChange(rng *rand.Rand) *NodeChange {
-	c := &NodeChange{NodeID: w.nodeIDs[rng.IntN(len(w.nodeIDs))]}
-	switch rng.IntN(3) {
+// nodeChange flips downed/backoff, moves capacity a little (down as well
+// as up) or sets available: node updates never move a user.
+func (w *workload) nodeChange(rng *rand.Rand, id int64) *NodeChange {
+	c := &NodeChange{NodeID: id}
+	switch rng.IntN(4) {
 	case 0:
 		c.Downed = fsm.SomeBool(rng.IntN(4) == 0)
 	case 1:
 		c.Backoff = fsm.SomeBool(rng.IntN(4) == 0)
+	case 2:
+		c.Capacity = fsm.SomeInt64(max(0, w.capacity-1+rng.Int64N(6)))
 	default:
-		c.Capacity = fsm.SomeInt64(w.capacity + 1)
+		c.Available = fsm.SomeInt64(rng.Int64N(int64(len(w.emails)) + 1))
 	}
 	return c
 }
@@ -169,12 +178,17 @@ func (w *workload) nodeChange(rng *rand.Rand) *NodeChange {
 // maxCapacity is the most each node may have been asked to hold.
 func (w *workload) maxCapacity(history []Op) map[int64]int64 {
 	out := map[int64]int64{}
-	for _, id := range w.nodeIDs {
+	w.nodes.mu.Lock()
+	for _, id := range w.nodes.initial {
 		out[id] = w.capacity
 	}
+	w.nodes.mu.Unlock()
 	for _, op := range history {
 		if op.NodeChange != nil && op.NodeChange.Capacity.Set && op.Outcome != OutcomeFail {
 			out[op.NodeChange.NodeID] = max(out[op.NodeChange.NodeID], op.NodeChange.Capacity.V)
+		}
+		if op.NodeAdd != nil && op.NodeAdd.ID != 0 {
+			out[op.NodeAdd.ID] = max(out[op.NodeAdd.ID], op.NodeAdd.Capacity)
 		}
 	}
 	return out
@@ -205,16 +219,18 @@ func bodyOf(in UserInput, withEmail bool) userBody {
 }
 
 type nodeBody struct {
-	Downed   *bool  `json:"downed,omitempty"`
-	Backoff  *bool  `json:"backoff,omitempty"`
-	Capacity *int64 `json:"capacity,omitempty"`
+	Downed    *bool  `json:"downed,omitempty"`
+	Backoff   *bool  `json:"backoff,omitempty"`
+	Capacity  *int64 `json:"capacity,omitempty"`
+	Available *int64 `json:"available,omitempty"`
 }
 
 // execute sends one planned operation to a member and records what the
 // client learned. clock gives the run's monotonic time.
 func (w *workload) execute(ctx context.Context, c *apiClient, httpAddr, memberID string, client int, p plan,
 	clock func() time.Duration) Op {
-	op := Op{Client: client, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node}
+	op := Op{Client: client, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node,
+		NodeAdd: p.add}
 	var method, target string
 	var body any
 	switch p.kind {
@@ -240,7 +256,15 @@ func (w *workload) execute(ctx context.Context, c *apiClient, httpAddr, memberID
 		if p.node.Capacity.Set {
 			b.Capacity = &p.node.Capacity.V
 		}
+		if p.node.Available.Set {
+			b.Available = &p.node.Available.V
+		}
 		method, target, body = http.MethodPatch, fmt.Sprintf("%s/nodes/%d", serviceURL(httpAddr, w.service), p.node.NodeID), b
+	default:
+		method, target, body = w.requestFor(p, httpAddr)
+		if p.kind.nodeWide() || p.kind == OpAddNode {
+			op.Email = ""
+		}
 	}
 	op.Call = clock()
 	res := c.do(ctx, method, target, body)
@@ -251,10 +275,17 @@ func (w *workload) execute(ctx context.Context, c *apiClient, httpAddr, memberID
 		op.Error = res.String()
 		return op
 	}
-	if p.kind == OpNodeChange {
+	var out UserOutput
+	var err error
+	switch p.kind {
+	case OpNodeChange:
 		return op
+	case OpAllocate, OpLogin, OpUpdate, OpGet, OpGetStale:
+		out, err = userOutput(res)
+	default:
+		err = w.lifecycleOutput(&op, res)
+		out = op.Output
 	}
-	out, err := userOutput(res)
 	if err != nil {
 		// The server answered but we cannot tell what: as good as unseen.
 		op.Error = err.Error()
