@@ -426,6 +426,8 @@ func (c *localCluster) Mechanism(kind FaultKind) string {
 		return "kill -9"
 	case kind == FaultPause || kind == FaultPauseLeader:
 		return "SIGSTOP"
+	case kind == FaultRestartAll:
+		return "kill -9 of every member, all restarted on heal"
 	}
 	return string(kind)
 }

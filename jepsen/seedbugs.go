@@ -31,6 +31,12 @@ func SeedBugs() []SeedBug {
 			Nemesis:     string(FaultPause),
 			CaughtBy:    []string{AnomalyOverCapacity},
 		},
+		{
+			Name:        "delete-keeps-load",
+			Description: "deleting a record leaves its node's current_load as it was (chaos build only)",
+			Nemesis:     string(FaultRestartAll),
+			CaughtBy:    []string{AnomalyLoadMismatch},
+		},
 	}
 }
 

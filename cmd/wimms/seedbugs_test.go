@@ -23,7 +23,7 @@ func TestEverySeededBugIsWired(t *testing.T) {
 			continue
 		}
 		on := 0
-		for _, v := range []bool{fo.SkipCapacityCheck, sb.StaleLinearizableRead, sb.AckBeforeCommit} {
+		for _, v := range []bool{fo.SkipCapacityCheck, sb.StaleLinearizableRead, sb.AckBeforeCommit, seedBugHooks[b] != nil} {
 			if v {
 				on++
 			}

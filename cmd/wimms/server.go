@@ -43,6 +43,9 @@ func seedBugOptions(name string) (fsm.Options, store.SeedBugs, bool) {
 	case "alloc-skip-capacity":
 		return fsm.Options{SkipCapacityCheck: true}, store.SeedBugs{}, true
 	}
+	if seedBugHooks[name] != nil {
+		return fsm.Options{}, store.SeedBugs{}, true
+	}
 	return fsm.Options{}, store.SeedBugs{}, false
 }
 
@@ -243,6 +246,11 @@ func runServer(parent context.Context, f serverFlags) error {
 	defer stop()
 
 	fsmOpts, storeBugs, _ := seedBugOptions(f.seedBug)
+	if hook := seedBugHooks[f.seedBug]; hook != nil {
+		if err := hook(); err != nil {
+			return err
+		}
+	}
 	st, err := store.Open(store.Config{
 		ID:                f.id,
 		DataDir:           f.dataDir,
