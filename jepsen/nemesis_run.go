@@ -155,6 +155,22 @@ func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func
 
 	case FaultRestartAll:
 		return r.injectRestartAll(ev)
+
+	case FaultDiskFull:
+		target, why := r.pickTarget(ctx, kind)
+		if target < 0 {
+			ev.Error = why
+			return ev, nil
+		}
+		ev.Targets = ids(target)
+		detail, err := r.target.FillDisk(target)
+		ev.Detail = detail + " (" + why + ")"
+		if err != nil {
+			ev.Error = err.Error()
+		}
+		ev.Injected = err == nil
+		// Freed even when filling failed half-way.
+		return ev, func() error { return r.target.FreeDisk(target) }
 	}
 	ev.Error = "unknown fault kind"
 	return ev, nil

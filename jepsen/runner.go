@@ -126,6 +126,9 @@ func (o Options) withDefaults() (Options, error) {
 		if k.isPartition() && o.Members < 2 {
 			return o, fmt.Errorf("nemesis %s needs at least 2 members", k)
 		}
+		if k == FaultDiskFull && o.Docker != nil {
+			return o, errors.New("nemesis disk-full is not available with --docker (it mounts the members' data directories)")
+		}
 	}
 	if !needBin {
 		return o, nil
@@ -200,6 +203,10 @@ type target interface {
 	// Partition cuts every pair, both ways; HealNetwork removes every cut.
 	Partition(cut []pair) error
 	HealNetwork() error
+	// FillDisk fills member i's filesystem until writes fail with ENOSPC
+	// (saying how); FreeDisk makes room again.
+	FillDisk(i int) (string, error)
+	FreeDisk(i int) error
 	// Replace restarts a member that was removed from the cluster with its
 	// data wiped, joining the others: an operator replacing a member.
 	Replace(i int) error
@@ -267,6 +274,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 				return Summary{}, err
 			}
 		}
+		if slices.Contains(opts.Nemesis, FaultDiskFull) {
+			if err := CheckDiskFull(); err != nil {
+				return Summary{}, err
+			}
+		}
 		// Loopback runs share addresses, ports and the host's chains; a
 		// docker run shares nothing with anyone (its own project).
 		release, err := acquireRunLock()
@@ -304,6 +316,10 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	// Before the summary lists the output files: a docker target writes the
 	// members' logs as it tears down.
 	r.teardown()
+	if err == nil && sum.Valid {
+		// A target may copy the members' data out as it tears down.
+		os.RemoveAll(filepath.Join(opts.OutDir, "data"))
+	}
 	if info, ok := r.dockerInfo(); ok {
 		sum.Docker = &info
 	}
