@@ -267,7 +267,7 @@ type localCluster struct {
 	opts    Options
 	log     hclog.Logger
 	members []*member
-	fw      *Firewall // nil unless the nemesis partitions
+	fw      *Firewall    // nil unless the nemesis partitions
 	disks   []*diskMount // per member; nil unless the nemesis fills disks (diskfull.go)
 }
 
