@@ -459,6 +459,9 @@ func (c *localCluster) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.disks != nil {
+		os.Remove(filepath.Join(c.opts.OutDir, "disk")) // empty once every member's is unmounted
+	}
 	if c.fw != nil {
 		err := c.fw.Close()
 		c.fw = nil
