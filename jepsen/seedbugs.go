@@ -34,7 +34,7 @@ func SeedBugs() []SeedBug {
 		{
 			Name:        "delete-keeps-load",
 			Description: "deleting a record leaves its node's current_load as it was (chaos build only)",
-			Nemesis:     string(FaultRestartAll),
+			Nemesis:     string(FaultKill),
 			CaughtBy:    []string{AnomalyLoadMismatch},
 		},
 	}
