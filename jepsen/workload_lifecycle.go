@@ -184,7 +184,7 @@ func (w *workload) lifecyclePlan(rng *rand.Rand, x int) (plan, bool) {
 		}
 		p.kind, p.input = OpDeleteRecord, UserInput{Kind: OpDeleteRecord, Email: e, UID: uid}
 		return p, true
-	case x < 190:
+	case x < 195:
 		id, ok := w.nodes.pick(rng)
 		if !ok {
 			return p, false
@@ -192,14 +192,14 @@ func (w *workload) lifecyclePlan(rng *rand.Rand, x int) (plan, bool) {
 		p.kind, p.node = OpNodeChange, w.nodeChange(rng, id)
 		p.input = UserInput{Kind: p.kind}
 		return p, true
-	case x < 200:
+	case x < 205:
 		id, ok := w.nodes.pick(rng)
 		if !ok {
 			return p, false
 		}
 		p.kind, p.input = OpUnassign, UserInput{Kind: OpUnassign, NodeID: id}
 		return p, true
-	case x < 205:
+	case x < 211:
 		id, ok := w.nodes.take(rng, 2)
 		if !ok {
 			return p, false
