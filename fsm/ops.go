@@ -700,7 +700,7 @@ func (s *state) deleteRecord(cmd *Command) Result {
 	if u == nil {
 		return fail(notFound("uid", "no record %d in service %q", cmd.UID, sv.Name))
 	}
-	if idx := sv.nodeIndex(u.recs[i].nodeID); idx >= 0 {
+	if idx := sv.nodeIndex(u.recs[i].nodeID); idx >= 0 && !deleteKeepsLoad {
 		nd := &sv.nodes[idx]
 		// Clamped: an operator may have set the counters by hand, and
 		// neither may go negative (docs/spec.md §1 invariant 5).

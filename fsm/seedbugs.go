@@ -2,7 +2,11 @@
 
 package fsm
 
-// skipCapacityCheck is the seeded bug "alloc-skip-capacity", which only a
-// chaos build can switch on (seedbugs_chaos.go). Here it is a constant, so
-// the allocation path compiles to the correct code alone.
-const skipCapacityCheck = false
+// The seeded bugs "alloc-skip-capacity" and "delete-keeps-load", which
+// only a chaos build can switch on (seedbugs_chaos.go). Here they are
+// constants, so allocation and record deletion compile to the correct code
+// alone.
+const (
+	skipCapacityCheck = false
+	deleteKeepsLoad   = false
+)

@@ -18,11 +18,12 @@ const (
 	AnomalyNotLinearizable   = "not-linearizable"       // porcupine found no linearization for a user
 	AnomalyStaleReadNotState = "stale-read-never-state" // a stale read returned a state that never existed
 	AnomalyMultipleLive      = "multiple-live-records"  // invariant 1
-	AnomalyCurrentReplaced   = "current-record-replaced"
-	AnomalyUIDOrder          = "uid-order"     // invariant 2: uids of a user's records not increasing
-	AnomalyUIDReused         = "uid-reused"    // invariant 2: one uid for two records or two users
-	AnomalyLoadMismatch      = "load-mismatch" // invariant 3
-	AnomalyOverCapacity      = "over-capacity" // invariant 4
+	AnomalyRetiredLive       = "retired-reappeared"     // a user answered as retired has a live or non-retired newest record
+	AnomalyReplacedAt        = "replaced-at-order"      // replaced_at before created_at, cleared, or moved back
+	AnomalyUIDOrder          = "uid-order"              // invariant 2: uids of a user's records not increasing
+	AnomalyUIDReused         = "uid-reused"             // invariant 2: one uid for two records or two users
+	AnomalyLoadMismatch      = "load-mismatch"          // invariant 3
+	AnomalyOverCapacity      = "over-capacity"          // invariant 4
 	AnomalyNegativeAvailable = "available-below-zero"
 	AnomalyDecrease          = "generation-decreased" // invariant 6 across a user's records
 	AnomalyLostWrite         = "lost-write"           // an acknowledged record is not stored
@@ -136,9 +137,7 @@ func linearOps(history []Op) []porcupine.Operation {
 	}
 	var ops []porcupine.Operation
 	for _, op := range history {
-		switch op.Kind {
-		case OpAllocate, OpLogin, OpUpdate, OpGet:
-		default:
+		if !op.Kind.inUserModel() {
 			continue
 		}
 		ret := op.Return
@@ -262,12 +261,7 @@ func checkStaleReads(history []Op, okEmails map[string]bool, timeout time.Durati
 		if !okEmails[email] {
 			continue // already invalid; the search would only repeat the failure
 		}
-		var base []porcupine.Operation
-		for _, op := range strict {
-			if op.Input.(UserInput).Email == email {
-				base = append(base, op)
-			}
-		}
+		base := opsOfEmail(strict, email)
 		asEarlyReads := func(reads []Op) []porcupine.Operation {
 			ops := append([]porcupine.Operation(nil), base...)
 			for _, r := range reads {
@@ -327,8 +321,10 @@ func checkFinalState(in CheckInput) []Anomaly {
 	}
 	complete := true // every user's records were read: counts per node are exact
 	recordsOnNode := map[int64]int64{}
-	usersOnNode := map[int64]int64{} // users whose first record (the §3 choice) is on the node
+	usersOnNode := map[int64]map[string]bool{} // users with a stored record on the node
 	uidOwner := map[int64]string{}
+	removed := removedNodes(in.History)
+	retired := retiredUsers(in.History)
 	for _, email := range in.Emails {
 		recs, ok := in.Final.Records[email]
 		if !ok {
@@ -339,6 +335,10 @@ func checkFinalState(in CheckInput) []Anomaly {
 		live := 0
 		for i, r := range recs {
 			recordsOnNode[r.NodeID]++
+			if usersOnNode[r.NodeID] == nil {
+				usersOnNode[r.NodeID] = map[string]bool{}
+			}
+			usersOnNode[r.NodeID][email] = true
 			if owner, dup := uidOwner[r.UID]; dup {
 				add(Anomaly{Kind: AnomalyUIDReused, Email: email,
 					Detail: fmt.Sprintf("uid %d is stored for %s and %s", r.UID, owner, email)})
@@ -350,11 +350,14 @@ func checkFinalState(in CheckInput) []Anomaly {
 					add(Anomaly{Kind: AnomalyMultipleLive, Email: email,
 						Detail: fmt.Sprintf("record uid %d is live but is not the newest", r.UID)})
 				}
+			} else if r.ReplacedAt < r.CreatedAt {
+				add(Anomaly{Kind: AnomalyReplacedAt, Email: email,
+					Detail: fmt.Sprintf("record uid %d was replaced at %d, before it was created at %d", r.UID, r.ReplacedAt, r.CreatedAt)})
 			}
 			if in.Final.Nodes != nil {
-				if _, known := nodes[r.NodeID]; !known {
+				if _, known := nodes[r.NodeID]; !known && !removed[r.NodeID] {
 					add(Anomaly{Kind: AnomalyUnknownNode, Email: email, NodeID: r.NodeID,
-						Detail: fmt.Sprintf("record uid %d is on node %d, which does not exist", r.UID, r.NodeID)})
+						Detail: fmt.Sprintf("record uid %d is on node %d, which does not exist and was never removed", r.UID, r.NodeID)})
 				}
 			}
 			if i == 0 {
@@ -375,15 +378,19 @@ func checkFinalState(in CheckInput) []Anomaly {
 		if live > 1 {
 			add(Anomaly{Kind: AnomalyMultipleLive, Email: email, Detail: fmt.Sprintf("%d live records", live)})
 		}
-		if len(recs) > 0 {
-			usersOnNode[recs[0].NodeID]++
-			// The workload never retires, replaces or unassigns.
-			if last := recs[len(recs)-1]; last.ReplacedAt != fsm.Null {
-				add(Anomaly{Kind: AnomalyCurrentReplaced, Email: email,
-					Detail: fmt.Sprintf("newest record uid %d is replaced, but nothing in the workload replaces records", last.UID)})
+		// Retired is for good: only a purge of every record could undo it,
+		// and the workload never deletes a user's newest record.
+		if ids, ok := retired[email]; ok {
+			if len(recs) == 0 {
+				add(Anomaly{Kind: AnomalyRetiredLive, Email: email, OpIDs: ids, Detail: "answered as retired, but has no record left"})
+			} else if last := recs[len(recs)-1]; last.Generation != fsm.MaxGeneration || last.ReplacedAt == fsm.Null {
+				add(Anomaly{Kind: AnomalyRetiredLive, Email: email, OpIDs: ids,
+					Detail: fmt.Sprintf("answered as retired, but its newest record uid %d has generation %d, replaced_at %d",
+						last.UID, last.Generation, last.ReplacedAt)})
 			}
 		}
 	}
+	out = append(out, checkRecordObservations(in)...)
 	for _, n := range in.Final.Nodes {
 		if n.Available < 0 {
 			add(Anomaly{Kind: AnomalyNegativeAvailable, NodeID: n.ID, Detail: fmt.Sprintf("available = %d", n.Available)})
@@ -400,11 +407,13 @@ func checkFinalState(in CheckInput) []Anomaly {
 			capacity = n.Capacity
 		}
 		// Each §3 choice needs capacity > current_load, and current_load
-		// counts every stored record; key changes add records without a
-		// choice. So users placed on a node never exceed its capacity.
-		if usersOnNode[n.ID] > capacity {
+		// counts every stored record, so a choice never brings a node's
+		// distinct users (with a stored record there) above its capacity;
+		// key changes and updates of a replaced user add records without
+		// a choice, but never a new user; deletes only remove records.
+		if users := int64(len(usersOnNode[n.ID])); users > capacity {
 			add(Anomaly{Kind: AnomalyOverCapacity, NodeID: n.ID,
-				Detail: fmt.Sprintf("%d users were allocated to it, capacity was never above %d", usersOnNode[n.ID], capacity)})
+				Detail: fmt.Sprintf("%d users have records on it, capacity was never above %d", users, capacity)})
 		}
 	}
 	out = append(out, checkAcknowledged(in)...)
@@ -430,8 +439,9 @@ func checkAcknowledged(in CheckInput) []Anomaly {
 	owners := map[int64][]owner{} // every (user, node) a uid was answered for
 	ownerOps := map[int64][]int{}
 	lost := map[string][]int{}
+	deleted := deletedRecords(in.History)
 	for _, op := range in.History {
-		if op.Outcome != OutcomeOK || op.Output.Status != "" || op.Email == "" {
+		if op.Outcome != OutcomeOK || op.Output.Status != "" || op.Email == "" || op.Output.User.UID == 0 {
 			continue
 		}
 		u := op.Output.User
@@ -445,7 +455,7 @@ func checkAcknowledged(in CheckInput) []Anomaly {
 			continue
 		}
 		i := slices.IndexFunc(recs, func(r RecordView) bool { return r.UID == u.UID })
-		if i < 0 || recs[i].NodeID != u.NodeID {
+		if (i < 0 && !deleted[u.UID]) || (i >= 0 && recs[i].NodeID != u.NodeID) {
 			lost[op.Email] = append(lost[op.Email], op.ID)
 		}
 		// The final user read starts after the records were read, so it
@@ -476,6 +486,114 @@ func checkAcknowledged(in CheckInput) []Anomaly {
 		sort.Ints(ids)
 		out = append(out, Anomaly{Kind: AnomalyLostWrite, Email: email, OpIDs: ids,
 			Detail: fmt.Sprintf("%d acknowledged answers name a record (uid, node) that is not stored", len(ids))})
+	}
+	return out
+}
+
+// removedNodes: nodes a remove may have deleted (answered or not).
+func removedNodes(history []Op) map[int64]bool {
+	out := map[int64]bool{}
+	for _, op := range history {
+		if op.Kind == OpRemoveNode && op.Outcome != OutcomeFail {
+			out[op.Input.NodeID] = true
+		}
+	}
+	return out
+}
+
+// deletedRecords: uids a delete may have purged (answered or not).
+func deletedRecords(history []Op) map[int64]bool {
+	out := map[int64]bool{}
+	for _, op := range history {
+		if op.Kind == OpDeleteRecord && op.Outcome != OutcomeFail {
+			out[op.Input.UID] = true
+		}
+	}
+	return out
+}
+
+// retiredUsers: users some definite answer showed retired, with those ops.
+func retiredUsers(history []Op) map[string][]int {
+	out := map[string][]int{}
+	for _, op := range history {
+		if op.Outcome == OutcomeOK && op.Email != "" && op.Output.Status == "" &&
+			op.Output.User.UID != 0 && op.Output.User.Generation == fsm.MaxGeneration {
+			out[op.Email] = append(out[op.Email], op.ID)
+		}
+	}
+	return out
+}
+
+// checkRecordObservations: a record's replaced_at, once set, is never
+// cleared and never moves back, and its generation never goes down, across
+// records reads that did not overlap in time and the final state (read
+// after everything).
+func checkRecordObservations(in CheckInput) []Anomaly {
+	type seen struct {
+		op              Op
+		replacedAt, gen int64
+		call, ret       time.Duration
+		final           bool
+	}
+	byUID := map[int64][]seen{}
+	emailOf := map[int64]string{}
+	for _, op := range in.History {
+		if op.Kind != OpRecords || op.Outcome != OutcomeOK {
+			continue
+		}
+		for _, r := range op.Records {
+			byUID[r.UID] = append(byUID[r.UID], seen{op: op, replacedAt: r.ReplacedAt, gen: r.Generation, call: op.Call, ret: op.Return})
+			emailOf[r.UID] = op.Email
+		}
+	}
+	var out []Anomaly
+	finalOf := map[int64]RecordView{}
+	for _, recs := range in.Final.Records {
+		for _, r := range recs {
+			finalOf[r.UID] = r
+		}
+	}
+	uids := make([]int64, 0, len(byUID))
+	for uid := range byUID {
+		uids = append(uids, uid)
+	}
+	slices.Sort(uids)
+	for _, uid := range uids {
+		obs := byUID[uid]
+		if r, ok := finalOf[uid]; ok {
+			obs = append(obs, seen{replacedAt: r.ReplacedAt, gen: r.Generation, call: 1 << 62, ret: 1 << 62, final: true})
+		}
+		reported := false
+		for _, a := range obs {
+			for _, b := range obs {
+				if reported || a.ret >= b.call {
+					continue // only a read that ended before the other began orders them
+				}
+				what := ""
+				switch {
+				case a.replacedAt != fsm.Null && b.replacedAt == fsm.Null:
+					what = fmt.Sprintf("replaced_at %d was later read as null", a.replacedAt)
+				case a.replacedAt != fsm.Null && b.replacedAt < a.replacedAt:
+					what = fmt.Sprintf("replaced_at %d was later read as %d", a.replacedAt, b.replacedAt)
+				case b.gen < a.gen:
+					what = fmt.Sprintf("generation %d was later read as %d", a.gen, b.gen)
+				}
+				if what == "" {
+					continue
+				}
+				kind := AnomalyReplacedAt
+				if b.gen < a.gen {
+					kind = AnomalyDecrease
+				}
+				ids := []int{a.op.ID}
+				if !b.final {
+					ids = append(ids, b.op.ID)
+				}
+				out = append(out, Anomaly{Kind: kind, Email: emailOf[uid], OpIDs: ids,
+					Detail: fmt.Sprintf("record uid %d: %s", uid, what)})
+				reported = true
+			}
+		}
 	}
 	return out
 }

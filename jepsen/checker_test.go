@@ -64,7 +64,14 @@ func TestCheckFinalStateInvariants(t *testing.T) {
 		want   string
 	}{
 		{"two live records", func(in *CheckInput) { in.Final.Records[testEmail][0].ReplacedAt = fsm.Null }, AnomalyMultipleLive},
-		{"current record replaced", func(in *CheckInput) { in.Final.Records[otherEmail][0].ReplacedAt = 99 }, AnomalyCurrentReplaced},
+		{"replaced before it was created", func(in *CheckInput) { in.Final.Records[testEmail][0].ReplacedAt = 5 }, AnomalyReplacedAt},
+		{"retired user live again", func(in *CheckInput) {
+			retired := user(8, 2, fsm.MaxGeneration, 1000, "0b00")
+			retired.Replaced = true
+			in.History = append(in.History, Op{ID: len(in.History), Kind: OpRetire, Email: otherEmail,
+				Input: UserInput{Kind: OpRetire, Email: otherEmail}, Output: found(retired), Outcome: OutcomeOK,
+				Call: 8 * time.Millisecond, Return: 9 * time.Millisecond})
+		}, AnomalyRetiredLive},
 		{"uid stored twice", func(in *CheckInput) {
 			in.Final.Records[otherEmail][0].UID = 7
 		}, AnomalyUIDReused},

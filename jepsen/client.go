@@ -108,7 +108,7 @@ func userOutput(user *wire.User, fxaKid string, meta client.Meta, err error) (Us
 // generation is 2^63-1); null keys_changed_at is fsm.Null.
 func userView(u wire.User) UserView {
 	v := UserView{UID: u.UID, NodeID: u.NodeID, Generation: u.Generation, KeysChangedAt: nullable(u.KeysChangedAt),
-		ClientState: u.ClientState, OldClientStates: u.OldClientStates}
+		ClientState: u.ClientState, OldClientStates: u.OldClientStates, Replaced: u.ReplacedAt != nil}
 	if len(v.OldClientStates) == 0 {
 		v.OldClientStates = nil
 	}

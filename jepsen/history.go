@@ -27,26 +27,33 @@ const (
 	OutcomeInfo Outcome = "info"
 )
 
-// NodeChange is a PATCH of a node: only flags and capacity increases, which
-// never move users (docs/spec.md §4), so node changes are outside the per-user model.
+// NodeChange is a PATCH of a node: flags, capacity, available, which never
+// move users (docs/spec.md §4), so node changes are outside the per-user
+// model; the final state bounds their effect (capacity, loads).
 type NodeChange struct {
-	NodeID   int64        `json:"node_id"`
-	Downed   fsm.OptBool  `json:"downed"`
-	Backoff  fsm.OptBool  `json:"backoff"`
-	Capacity fsm.OptInt64 `json:"capacity"`
+	NodeID    int64        `json:"node_id"`
+	Downed    fsm.OptBool  `json:"downed"`
+	Backoff   fsm.OptBool  `json:"backoff"`
+	Capacity  fsm.OptInt64 `json:"capacity"`
+	Available fsm.OptInt64 `json:"available"`
 }
 
 // Op is one client operation as recorded in the history. Call and Return
 // are measured on the harness's monotonic clock from the start of the run;
 // an info op's Return is when the client gave up waiting.
 type Op struct {
-	ID         int           `json:"id"`
-	Client     int           `json:"client"`
-	Member     string        `json:"member"`
-	Kind       OpKind        `json:"kind"`
-	Email      string        `json:"email,omitempty"`
-	Input      UserInput     `json:"input"`
-	NodeChange *NodeChange   `json:"node_change,omitempty"`
+	ID         int         `json:"id"`
+	Client     int         `json:"client"`
+	Member     string      `json:"member"`
+	Kind       OpKind      `json:"kind"`
+	Email      string      `json:"email,omitempty"`
+	Input      UserInput   `json:"input"`
+	NodeChange *NodeChange `json:"node_change,omitempty"`
+	// NodeAdd is the node an OpAddNode asked for; its id is in Output.Count
+	// when answered.
+	NodeAdd *NodeAdd `json:"node_add,omitempty"`
+	// Records is what an OpRecords read returned (oldest first).
+	Records    []RecordView  `json:"records,omitempty"`
 	Outcome    Outcome       `json:"outcome"`
 	Output     UserOutput    `json:"output"`
 	HTTPStatus int           `json:"http_status,omitempty"`
@@ -61,6 +68,9 @@ func (o Op) String() string {
 	in := describeInput(o.Input)
 	if o.NodeChange != nil {
 		in = fmt.Sprintf("node-change %+v", *o.NodeChange)
+	}
+	if o.NodeAdd != nil {
+		in = fmt.Sprintf("add-node %+v", *o.NodeAdd)
 	}
 	out := describeOutput(o.Output)
 	if o.Outcome != OutcomeOK {
@@ -137,6 +147,15 @@ func (in UserInput) MarshalJSON() ([]byte, error) {
 	if in.ClientState.Set {
 		m["client_state"] = in.ClientState.V
 	}
+	if in.Event != "" {
+		m["event"] = in.Event
+	}
+	if in.UID != 0 {
+		m["uid"] = in.UID
+	}
+	if in.NodeID != 0 {
+		m["node_id"] = in.NodeID
+	}
 	return json.Marshal(m)
 }
 
@@ -149,8 +168,10 @@ func (out UserOutput) MarshalJSON() ([]byte, error) {
 		m["unknown"] = true
 	case out.Status != "":
 		m["status"] = out.Status
+	case out.User.UID == 0 && out.Count != 0:
+		m["count"] = out.Count
 	case out.User.UID == 0:
-		return []byte("null"), nil // no answer (a failed or info op)
+		return []byte("null"), nil // no answer (a failed or info op), or a count of 0
 	default:
 		var kca any
 		if out.User.KeysChangedAt != fsm.Null {
@@ -158,7 +179,8 @@ func (out UserOutput) MarshalJSON() ([]byte, error) {
 		}
 		m["created"] = out.Created
 		m["user"] = map[string]any{"uid": out.User.UID, "node_id": out.User.NodeID, "generation": out.User.Generation,
-			"keys_changed_at": kca, "client_state": out.User.ClientState, "old_client_states": out.User.OldClientStates}
+			"keys_changed_at": kca, "client_state": out.User.ClientState, "old_client_states": out.User.OldClientStates,
+			"replaced": out.User.Replaced}
 		if out.FxaKid != "" {
 			m["fxa_kid"] = out.FxaKid
 		}

@@ -23,13 +23,40 @@ const (
 	OpGet        OpKind = "get"         // GET /users/{email}?consistency=linearizable
 	OpGetStale   OpKind = "get-stale"   // GET /users/{email}?consistency=stale
 	OpNodeChange OpKind = "node-change" // PATCH /nodes/{id}; not part of the per-user model
+
+	OpRetire       OpKind = "retire"        // POST /users/{email}/retire
+	OpReplace      OpKind = "replace"       // POST /users/{email}/replace (at = now)
+	OpEvent        OpKind = "account-event" // POST /v1/events (delete, reset, passwordChange)
+	OpDeleteRecord OpKind = "delete-record" // DELETE /records/{uid}: only uids a records read showed superseded
+	OpRecords      OpKind = "records"       // GET /users/{email}/records?consistency=linearizable; outside the model
+	OpAddNode      OpKind = "add-node"      // POST /nodes; outside the model (a new candidate is "any node")
+	// Node-wide writes: every user's partition gets a copy (see partitionByEmail).
+	OpUnassign   OpKind = "unassign-node" // POST /nodes/{id}/unassign
+	OpRemoveNode OpKind = "remove-node"   // DELETE /nodes/{id}
 )
 
 // isWrite reports whether an operation of this kind may change state, and
 // so whether an unknown outcome must be kept in the history.
 func (k OpKind) isWrite() bool {
-	return k == OpAllocate || k == OpLogin || k == OpUpdate || k == OpNodeChange
+	switch k {
+	case OpGet, OpGetStale, OpRecords:
+		return false
+	}
+	return true
 }
+
+// inUserModel: the kinds porcupine checks (node-wide ones in every user's
+// partition).
+func (k OpKind) inUserModel() bool {
+	switch k {
+	case OpAllocate, OpLogin, OpUpdate, OpGet, OpRetire, OpReplace, OpEvent, OpDeleteRecord, OpUnassign, OpRemoveNode:
+		return true
+	}
+	return false
+}
+
+// nodeWide: one operation that changes every user with a record on a node.
+func (k OpKind) nodeWide() bool { return k == OpUnassign || k == OpRemoveNode }
 
 // UserInput is what a client asked of one user (the porcupine input). Unset
 // optional fields were not sent.
@@ -39,6 +66,12 @@ type UserInput struct {
 	Generation    fsm.OptInt64
 	KeysChangedAt fsm.OptInt64
 	ClientState   fsm.OptString
+	// Event is the account event of OpEvent (Generation is its generation).
+	Event string
+	// UID is the record OpDeleteRecord deletes.
+	UID int64
+	// NodeID is the node of OpUnassign / OpRemoveNode.
+	NodeID int64
 }
 
 // UserView is the part of an answered user record the model checks.
@@ -50,6 +83,9 @@ type UserView struct {
 	KeysChangedAt   int64
 	ClientState     string
 	OldClientStates []string
+	// Replaced: the answered current record has a replaced_at (retired,
+	// replaced or unassigned).
+	Replaced bool
 }
 
 // UserOutput is what the client observed (the porcupine output). Unknown is
@@ -61,45 +97,92 @@ type UserOutput struct {
 	Created bool   // allocate answered 201
 	User    UserView
 	FxaKid  string // login only
+	// Count is the n of {"replaced": n} (replace) or {"applied": n}
+	// (account event).
+	Count int64
 }
 
 // userState is the model's state of one (service, email). It is a value type
-// compared with ==, so the old client states are joined into one string (a
-// client state never contains a comma). A uid or node id of 0 is symbolic:
-// a write with an unknown outcome created a record we have not seen yet; the
-// first observation pins it, subject to UIDFloor (fresh uids only grow).
+// compared with ==, so the older records are joined into one string. A uid
+// or node id of 0 is symbolic: a write with an unknown outcome created a
+// record we have not seen yet; the first observation pins it, subject to
+// UIDFloor (fresh uids only grow).
 type userState struct {
-	Exists          bool
-	UID             int64
-	UIDFloor        int64
-	NodeID          int64
-	Generation      int64
-	KeysChangedAt   int64 // fsm.Null when absent
-	ClientState     string
-	OldClientStates string // comma-joined, newest first
+	Exists        bool
+	UID           int64
+	UIDFloor      int64
+	NodeID        int64
+	Generation    int64 // fsm.MaxGeneration: retired
+	KeysChangedAt int64 // fsm.Null when absent
+	ClientState   string
+	// Replaced: the current record has a replaced_at (retire, replace,
+	// unassign or remove of its node). Such a user gets a fresh record on
+	// its next allocate or login, unless retired.
+	Replaced bool
+	// NodeGone: the current record's node was removed, so a key change
+	// chooses a node afresh instead of staying.
+	NodeGone bool
+	// Older are the user's superseded records, oldest first, as
+	// "uid:client_state" joined by ";" (uid 0: created by an unknown write,
+	// never seen). old_client_states is derived from them.
+	Older string
 }
 
-func (s userState) oldStates() []string {
-	if s.OldClientStates == "" {
+type olderRecord struct {
+	uid int64
+	cs  string
+}
+
+func (s userState) older() []olderRecord {
+	if s.Older == "" {
 		return nil
 	}
-	return strings.Split(s.OldClientStates, ",")
+	var out []olderRecord
+	for _, part := range strings.Split(s.Older, ";") {
+		uid, cs, _ := strings.Cut(part, ":")
+		var r olderRecord
+		fmt.Sscan(uid, &r.uid)
+		r.cs = cs
+		out = append(out, r)
+	}
+	return out
+}
+
+func joinOlder(recs []olderRecord) string {
+	parts := make([]string, len(recs))
+	for i, r := range recs {
+		parts[i] = fmt.Sprintf("%d:%s", r.uid, r.cs)
+	}
+	return strings.Join(parts, ";")
+}
+
+func (s userState) retired() bool { return s.Exists && s.Generation == fsm.MaxGeneration }
+
+// oldStates is old_client_states: the distinct client states of the older
+// records that differ from the current one, newest first.
+func (s userState) oldStates() []string {
+	var out []string
+	recs := s.older()
+	for i := len(recs) - 1; i >= 0; i-- {
+		if cs := recs[i].cs; cs != s.ClientState && !slices.Contains(out, cs) {
+			out = append(out, cs)
+		}
+	}
+	return out
 }
 
 func (s userState) hasOldState(cs string) bool {
 	return slices.Contains(s.oldStates(), cs)
 }
 
-// pushOld returns the old client states after the current one is replaced
-// by next: the current one first, distinct, never equal to next.
-func (s userState) pushOld(next string) string {
-	out := []string{}
-	for _, cs := range append([]string{s.ClientState}, s.oldStates()...) {
-		if cs != next && !slices.Contains(out, cs) {
-			out = append(out, cs)
-		}
+// superseded returns the older records once the current one is superseded
+// by a new record.
+func (s userState) superseded() string {
+	cur := fmt.Sprintf("%d:%s", s.UID, s.ClientState)
+	if s.Older == "" {
+		return cur
 	}
-	return strings.Join(out, ",")
+	return s.Older + ";" + cur
 }
 
 // decision is what docs/spec.md §4 says an operation does to a user state. It is
@@ -107,11 +190,14 @@ func (s userState) pushOld(next string) string {
 // matched against it and an unknown one can be applied symbolically.
 type decision struct {
 	status    string // the op fails with this status and changes nothing
-	mayNoNode bool   // creating a user may also fail with no-node-available
+	mayNoNode bool   // a node is chosen (§3): the op may also fail with no-node-available
 	create    bool   // no record yet: a fresh uid on any node
-	newRecord bool   // client-state change: a fresh uid above the current one, same node
+	newRecord bool   // a new record: a fresh uid above the current one
+	anyNode   bool   // with newRecord: on a node chosen afresh, not the current one
 	created   bool   // allocate must answer 201
 	login     bool   // the answer carries fxa_kid
+	count     int64  // replace / account event: the n answered
+	counted   bool   // the answer is a count, not a user
 	next      userState
 }
 
@@ -132,8 +218,18 @@ func maxKCA(stored int64, given fsm.OptInt64) int64 {
 	return stored
 }
 
-// decide applies docs/spec.md §4 to one user for the operations the workload sends
-// (no explicit node, no retire/replace/unassign, allow_new_users true).
+// renew is the state after a new record supersedes the current one.
+func renew(s userState) userState {
+	next := s
+	next.Older = s.superseded()
+	next.Replaced, next.NodeGone = false, false
+	return next
+}
+
+// decide applies docs/spec.md §4 to one user for the operations the workload
+// sends (no explicit node, no replace with an earlier "at", allow_new_users
+// true). Delete-record and the node-wide operations are in stepUser: their
+// effect depends on which record they hit.
 func decide(s userState, in UserInput) decision {
 	switch in.Kind {
 	case OpGet, OpGetStale:
@@ -143,8 +239,13 @@ func decide(s userState, in UserInput) decision {
 		return decision{next: s}
 
 	case OpAllocate:
-		if s.Exists {
+		if s.Exists && (!s.Replaced || s.retired()) {
 			return decision{next: s}
+		}
+		if s.Exists {
+			// Re-allocation after replace / unassign / remove: the stored
+			// fields, a fresh uid, a node chosen afresh.
+			return decision{newRecord: true, anyNode: true, created: true, mayNoNode: true, next: renew(s)}
 		}
 		kca := fsm.Null
 		if in.KeysChangedAt.Set {
@@ -158,23 +259,71 @@ func decide(s userState, in UserInput) decision {
 		if !s.Exists {
 			return decision{status: fsm.StatusNotFound}
 		}
+		if s.retired() {
+			return decision{next: s} // nothing can change a retired user
+		}
 		next := s
 		next.Generation = max(s.Generation, in.Generation.V)
 		next.KeysChangedAt = maxKCA(s.KeysChangedAt, in.KeysChangedAt)
 		if !in.ClientState.Set || in.ClientState.V == s.ClientState {
-			return decision{next: next}
+			return decision{next: next} // in place, replaced or not
 		}
 		if s.hasOldState(in.ClientState.V) {
 			return decision{status: fsm.StatusInvalidClientState}
 		}
+		next = renew(next)
 		next.ClientState = in.ClientState.V
-		next.OldClientStates = s.pushOld(in.ClientState.V)
-		return decision{newRecord: true, next: next}
+		// Same node while it exists (even for a replaced user); else §3.
+		return decision{newRecord: true, anyNode: s.NodeGone, mayNoNode: s.NodeGone, next: next}
 
 	case OpLogin:
 		return decideLogin(s, in)
+
+	case OpRetire:
+		if !s.Exists {
+			return decision{status: fsm.StatusNotFound}
+		}
+		return decision{next: retire(s)}
+
+	case OpReplace:
+		if !s.Exists || s.Replaced {
+			return decision{counted: true, next: s}
+		}
+		next := s
+		next.Replaced = true
+		return decision{counted: true, count: 1, next: next}
+
+	case OpEvent:
+		switch {
+		case !s.Exists:
+			return decision{counted: true, next: s}
+		case in.Event == fsm.EventDelete:
+			if s.Replaced {
+				return decision{counted: true, next: s}
+			}
+			return decision{counted: true, count: 1, next: retire(s)}
+		}
+		// reset / passwordChange: the current record, in place, replaced
+		// or not, gets generation max(stored, given − 1).
+		next := s
+		next.Generation = max(s.Generation, in.Generation.V-1)
+		if next.Generation == s.Generation {
+			return decision{counted: true, next: s}
+		}
+		return decision{counted: true, count: 1, next: next}
 	}
 	panic(fmt.Sprintf("jepsen: model has no rule for %q", in.Kind))
+}
+
+// retire: a live current record gets replaced_at and MAX_GENERATION; a
+// replaced one is left as it is (there is no live record to retire).
+func retire(s userState) userState {
+	if s.Replaced {
+		return s
+	}
+	next := s
+	next.Generation, next.Replaced = fsm.MaxGeneration, true
+	return next
 }
 
 func decideLogin(s userState, in UserInput) decision {
@@ -188,7 +337,7 @@ func decideLogin(s userState, in UserInput) decision {
 		}
 		return decision{create: true, mayNoNode: true, login: true, next: next}
 	}
-	if s.Generation == fsm.MaxGeneration {
+	if s.retired() {
 		if hasGen && gen < fsm.MaxGeneration {
 			return decision{status: fsm.StatusInvalidGeneration}
 		}
@@ -223,12 +372,14 @@ func decideLogin(s userState, in UserInput) decision {
 	if hasKCA {
 		next.KeysChangedAt = kca
 	}
-	if !changes {
+	if !changes && !s.Replaced {
 		return decision{login: true, next: next}
 	}
+	next = renew(next)
 	next.ClientState = cs
-	next.OldClientStates = s.pushOld(cs)
-	return decision{newRecord: true, login: true, next: next}
+	// A key change of a live user stays on its node; a replaced user is
+	// allocated afresh (§3), which may find no node.
+	return decision{newRecord: true, anyNode: s.Replaced, mayNoNode: s.Replaced, login: true, next: next}
 }
 
 // ExpectedFxaKid is docs/spec.md §4 login step 5 for a returned record, or "" when
@@ -249,7 +400,8 @@ func ExpectedFxaKid(generation, keysChangedAt int64, clientState string) string 
 // a symbolic uid / node id. It returns the (possibly pinned) state.
 func matchUser(want userState, got UserView) (userState, bool) {
 	if got.Generation != want.Generation || got.KeysChangedAt != want.KeysChangedAt ||
-		got.ClientState != want.ClientState || strings.Join(got.OldClientStates, ",") != want.OldClientStates {
+		got.ClientState != want.ClientState || got.Replaced != want.Replaced ||
+		!slices.Equal(got.OldClientStates, want.oldStates()) {
 		return want, false
 	}
 	if want.UID == 0 {
@@ -275,6 +427,12 @@ func matchUser(want userState, got UserView) (userState, bool) {
 // may be in after in was answered with out, from state s. An empty result
 // means the answer is impossible.
 func stepUser(s userState, in UserInput, out UserOutput) []userState {
+	switch in.Kind {
+	case OpDeleteRecord:
+		return stepDeleteRecord(s, in.UID, out)
+	case OpUnassign, OpRemoveNode:
+		return stepNodeWide(s, in, out)
+	}
 	d := decide(s, in)
 	if out.Unknown {
 		// The write may not have happened (or failed, which changes
@@ -296,25 +454,93 @@ func stepUser(s userState, in UserInput, out UserOutput) []userState {
 	if out.Status != "" {
 		return nil
 	}
+	if d.counted {
+		if out.Count != d.count {
+			return nil
+		}
+		return []userState{d.next}
+	}
 	if in.Kind == OpAllocate && out.Created != d.created {
 		return nil
 	}
 	if d.login && out.FxaKid != ExpectedFxaKid(out.User.Generation, out.User.KeysChangedAt, out.User.ClientState) {
 		return nil
 	}
-	want := d.next
-	switch {
-	case d.create:
-		want.UID, want.UIDFloor, want.NodeID = 0, 0, 0
-	case d.newRecord:
-		// A fresh uid above the current one, on the current node.
-		want.UID, want.UIDFloor = 0, uidFloor(s)
-	}
-	next, ok := matchUser(want, out.User)
+	next, ok := matchUser(symbolicNext(s, d), out.User)
 	if !ok {
 		return nil
 	}
 	return []userState{next}
+}
+
+// stepDeleteRecord: the workload deletes only uids a linearizable records
+// read showed superseded (not the newest), and a record once superseded
+// never becomes current again (the current record is the highest uid, and
+// only superseded ones are deleted), so a delete removes one older record
+// or finds none. An older record whose uid the model never saw (created by
+// an unknown write) may be the one.
+func stepDeleteRecord(s userState, uid int64, out UserOutput) []userState {
+	recs := s.older()
+	var deleted []userState
+	remove := func(i int) userState {
+		next := s
+		next.Older = joinOlder(slices.Delete(slices.Clone(recs), i, i+1))
+		return next
+	}
+	known := slices.IndexFunc(recs, func(r olderRecord) bool { return r.uid == uid })
+	if known >= 0 {
+		deleted = append(deleted, remove(known))
+	} else if uid != s.UID {
+		for i, r := range recs {
+			if r.uid == 0 {
+				deleted = append(deleted, remove(i))
+			}
+		}
+	}
+	switch {
+	case out.Unknown:
+		return append([]userState{s}, deleted...)
+	case out.Status == fsm.StatusNotFound:
+		if known >= 0 {
+			return nil
+		}
+		return []userState{s}
+	case out.Status == "":
+		return deleted
+	}
+	return nil
+}
+
+// stepNodeWide applies an unassign or remove of node N to one user: its
+// current record is replaced when it is on N. A symbolic node may or may
+// not be N. The count answered is not checked here.
+func stepNodeWide(s userState, in UserInput, out UserOutput) []userState {
+	if out.Status != "" && !out.Unknown {
+		return []userState{s} // not-found: the node was already gone
+	}
+	hit := func() userState {
+		next := s
+		next.NodeID, next.Replaced = in.NodeID, true
+		if in.Kind == OpRemoveNode {
+			next.NodeGone = true
+		}
+		return next
+	}
+	var applied []userState
+	switch {
+	case !s.Exists:
+		return []userState{s}
+	case s.NodeID == in.NodeID:
+		applied = []userState{hit()}
+	case s.NodeID == 0:
+		applied = []userState{s, hit()}
+	default:
+		return []userState{s}
+	}
+	if out.Unknown {
+		return append([]userState{s}, applied...)
+	}
+	return applied
 }
 
 func uidFloor(s userState) int64 {
@@ -324,7 +550,8 @@ func uidFloor(s userState) int64 {
 	return s.UIDFloor
 }
 
-// symbolicNext applies a successful decision whose answer was not seen.
+// symbolicNext applies a successful decision: a new record's uid (and, when
+// it was placed by §3, its node) are unknown until the answer shows them.
 func symbolicNext(s userState, d decision) userState {
 	next := d.next
 	switch {
@@ -332,6 +559,9 @@ func symbolicNext(s userState, d decision) userState {
 		next.UID, next.UIDFloor, next.NodeID = 0, 0, 0
 	case d.newRecord:
 		next.UID, next.UIDFloor = 0, uidFloor(s)
+		if d.anyNode {
+			next.NodeID = 0
+		}
 	}
 	return next
 }
@@ -361,20 +591,51 @@ func UserModel() porcupine.Model {
 	return model.ToModel()
 }
 
+// partitionByEmail splits the checked history per user. A node-wide write
+// (unassign, remove node) changes every user with a record on the node, so
+// each user's partition gets its own copy of it. Each copy may take effect
+// at its own point of the operation's interval, which is weaker than one
+// point for all users: it can only accept more, never reject a correct
+// history. What one point would add (the count answered, the loads) is
+// checked on the final state.
 func partitionByEmail(history []porcupine.Operation) [][]porcupine.Operation {
 	byEmail := map[string][]porcupine.Operation{}
 	var emails []string
-	for _, op := range history {
-		email := op.Input.(UserInput).Email
-		if _, ok := byEmail[email]; !ok {
-			emails = append(emails, email)
+	var nodeWide []int
+	for i, op := range history {
+		in := op.Input.(UserInput)
+		if in.Kind.nodeWide() {
+			nodeWide = append(nodeWide, i)
+			continue
 		}
-		byEmail[email] = append(byEmail[email], op)
+		if _, ok := byEmail[in.Email]; !ok {
+			emails = append(emails, in.Email)
+		}
+		byEmail[in.Email] = append(byEmail[in.Email], op)
 	}
 	slices.Sort(emails)
 	out := make([][]porcupine.Operation, 0, len(emails))
 	for _, email := range emails {
-		out = append(out, byEmail[email])
+		part := byEmail[email]
+		for _, i := range nodeWide {
+			op := history[i]
+			in := op.Input.(UserInput)
+			in.Email = email
+			op.Input = in
+			part = append(part, op)
+		}
+		out = append(out, part)
+	}
+	return out
+}
+
+// opsOfEmail: the operations of one user's partition.
+func opsOfEmail(ops []porcupine.Operation, email string) []porcupine.Operation {
+	var out []porcupine.Operation
+	for _, op := range ops {
+		if in := op.Input.(UserInput); in.Email == email || in.Kind.nodeWide() {
+			out = append(out, op)
+		}
 	}
 	return out
 }
@@ -391,6 +652,15 @@ func describeInput(in UserInput) string {
 	if in.ClientState.Set {
 		s += " cs=" + in.ClientState.V
 	}
+	if in.Event != "" {
+		s += " event=" + in.Event
+	}
+	if in.UID != 0 {
+		s += fmt.Sprintf(" uid=%d", in.UID)
+	}
+	if in.NodeID != 0 {
+		s += fmt.Sprintf(" node=%d", in.NodeID)
+	}
 	return s
 }
 
@@ -399,8 +669,19 @@ func describeView(u UserView) string {
 	if u.KeysChangedAt != fsm.Null {
 		kca = fmt.Sprint(u.KeysChangedAt)
 	}
-	return fmt.Sprintf("uid=%d node=%d gen=%d kca=%s cs=%s old=[%s]", u.UID, u.NodeID, u.Generation, kca,
-		u.ClientState, strings.Join(u.OldClientStates, ","))
+	replaced := ""
+	if u.Replaced {
+		replaced = " replaced"
+	}
+	return fmt.Sprintf("uid=%d node=%d gen=%s kca=%s cs=%s old=[%s]%s", u.UID, u.NodeID, describeGen(u.Generation), kca,
+		u.ClientState, strings.Join(u.OldClientStates, ","), replaced)
+}
+
+func describeGen(g int64) string {
+	if g == fsm.MaxGeneration {
+		return "MAX"
+	}
+	return fmt.Sprint(g)
 }
 
 func describeOutput(out UserOutput) string {
@@ -411,6 +692,8 @@ func describeOutput(out UserOutput) string {
 		return out.Status
 	case out.Created:
 		return "created " + describeView(out.User)
+	case out.User.UID == 0:
+		return fmt.Sprintf("n=%d", out.Count)
 	}
 	return describeView(out.User)
 }
@@ -435,6 +718,13 @@ func describeState(s userState) string {
 	if s.KeysChangedAt != fsm.Null {
 		kca = fmt.Sprint(s.KeysChangedAt)
 	}
-	return fmt.Sprintf("uid=%s node=%s gen=%d kca=%s cs=%s old=[%s]", uid, node, s.Generation, kca,
-		s.ClientState, s.OldClientStates)
+	flags := ""
+	if s.Replaced {
+		flags += " replaced"
+	}
+	if s.NodeGone {
+		flags += " node-removed"
+	}
+	return fmt.Sprintf("uid=%s node=%s gen=%s kca=%s cs=%s old=[%s] records=[%s]%s", uid, node, describeGen(s.Generation), kca,
+		s.ClientState, strings.Join(s.oldStates(), ","), s.Older, flags)
 }

@@ -1,6 +1,7 @@
 package jepsen
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -181,7 +182,7 @@ func TestModelAcceptsConcurrencyAndUnknownOutcomes(t *testing.T) {
 // The login checks of docs/spec.md §4 in their order, one state, one input each.
 func TestDecideLoginChecks(t *testing.T) {
 	stored := userState{Exists: true, UID: 5, NodeID: 1, Generation: 100, KeysChangedAt: 50, ClientState: "aa",
-		OldClientStates: "bb"}
+		Older: "4:bb"}
 	cases := []struct {
 		name       string
 		gen, kca   int64 // 0 = absent
@@ -224,8 +225,8 @@ func TestDecideLoginChecks(t *testing.T) {
 				t.Fatalf("new=%v gen=%d kca=%d, want new=%v gen=%d kca=%d", d.newRecord, d.next.Generation,
 					d.next.KeysChangedAt, c.wantNew, c.wantGen, c.wantKCA)
 			}
-			if c.wantNew && d.next.OldClientStates != "aa,bb" {
-				t.Fatalf("old client states %q, want aa,bb", d.next.OldClientStates)
+			if got := strings.Join(d.next.oldStates(), ","); c.wantNew && got != "aa,bb" {
+				t.Fatalf("old client states %q, want aa,bb", got)
 			}
 		})
 	}

@@ -32,6 +32,12 @@ const (
 	// FaultMembership: remove a member from the cluster; when healing, stop
 	// it, wipe its data and add it back with --join, as an operator would.
 	FaultMembership FaultKind = "membership"
+	// FaultRestartAll: kill -9 every member at once (a power cut, or a
+	// host rebooting the whole cluster), restart them all on heal.
+	FaultRestartAll FaultKind = "restart-all"
+	// FaultDiskFull: fill a random member's filesystem (each member's data
+	// directory is a size-limited tmpfs in such a run); empty it on heal.
+	FaultDiskFull FaultKind = "disk-full"
 )
 
 // FaultKinds lists every fault with a one-line description (for --help and docs).
@@ -48,6 +54,8 @@ var FaultKinds = []struct {
 	{FaultPause, "SIGSTOP a random member, SIGCONT on heal"},
 	{FaultPauseLeader, "SIGSTOP the leader, SIGCONT on heal"},
 	{FaultMembership, "remove a member; on heal wipe it and add it back with --join"},
+	{FaultRestartAll, "kill -9 every member at once, restart them all on heal"},
+	{FaultDiskFull, "fill a member's data filesystem (a size-limited tmpfs, needs root); empty it on heal"},
 }
 
 // nemesisAliases are the short names of --nemesis.
@@ -76,7 +84,7 @@ func ParseNemesis(list string) ([]FaultKind, error) {
 				return string(k.Kind) == name
 			})
 			if i < 0 {
-				return nil, fmt.Errorf("unknown nemesis %q (want partition, kill, pause, membership or one of the kinds in docs/chaos.md)", name)
+				return nil, fmt.Errorf("unknown nemesis %q (want partition, kill, pause, membership, restart-all, disk-full or one of the kinds in docs/chaos.md)", name)
 			}
 			kinds = []FaultKind{FaultKinds[i].Kind}
 		}

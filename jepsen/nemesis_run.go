@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
@@ -152,6 +153,25 @@ func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func
 
 	case FaultMembership:
 		return r.injectMembership(ctx, ev)
+
+	case FaultRestartAll:
+		return r.injectRestartAll(ev)
+
+	case FaultDiskFull:
+		target, why := r.pickTarget(ctx, kind)
+		if target < 0 {
+			ev.Error = why
+			return ev, nil
+		}
+		ev.Targets = ids(target)
+		detail, err := r.target.FillDisk(target)
+		ev.Detail = detail + " (" + why + ")"
+		if err != nil {
+			ev.Error = err.Error()
+		}
+		ev.Injected = err == nil
+		// Freed even when filling failed half-way.
+		return ev, func() error { return r.target.FreeDisk(target) }
 	}
 	ev.Error = "unknown fault kind"
 	return ev, nil
@@ -200,4 +220,46 @@ func (r *runner) injectMembership(ctx context.Context, ev NemesisEvent) (Nemesis
 		ev.Error = err.Error()
 	}
 	return ev, func() error { return r.target.Replace(target) }
+}
+
+// injectRestartAll kills every running member at once; the heal starts
+// them all again with their data. Nothing acknowledged may be lost: every
+// acknowledged write was on a majority's disk.
+func (r *runner) injectRestartAll(ev NemesisEvent) (NemesisEvent, func() error) {
+	// Signalled concurrently, so that no member sees the others leave.
+	errs := make([]error, len(r.members))
+	var wg sync.WaitGroup
+	for i, m := range r.members {
+		if !r.target.Running(i) {
+			errs[i] = fmt.Errorf("%s was not running", m.ID)
+			continue
+		}
+		wg.Go(func() {
+			if err := r.target.Kill(i); err != nil {
+				errs[i] = fmt.Errorf("kill %s: %w", m.ID, err)
+			}
+		})
+	}
+	wg.Wait()
+	var killed []int
+	for i, m := range r.members {
+		if errs[i] == nil {
+			killed = append(killed, i)
+			ev.Targets = append(ev.Targets, m.ID)
+		}
+	}
+	ev.Detail = r.target.Mechanism(FaultRestartAll)
+	if err := errors.Join(errs...); err != nil {
+		ev.Error = err.Error()
+	}
+	ev.Injected = len(killed) == len(r.members)
+	return ev, func() error {
+		var errs []error
+		for _, i := range killed {
+			if err := r.target.Restart(i); err != nil {
+				errs = append(errs, fmt.Errorf("restart %s: %w", r.members[i].ID, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -51,7 +52,8 @@ type localCluster struct {
 	opts    Options
 	log     hclog.Logger
 	members []*member
-	fw      *Firewall // nil unless the nemesis partitions
+	fw      *Firewall    // nil unless the nemesis partitions
+	disks   []*diskMount // per member; nil unless the nemesis fills disks (diskfull.go)
 }
 
 func newLocalCluster(o Options, log hclog.Logger) *localCluster {
@@ -75,6 +77,11 @@ func newLocalCluster(o Options, log hclog.Logger) *localCluster {
 		}
 		if i > 0 {
 			m.SetJoin([]string{fmt.Sprintf("127.0.0.%d:%d", o.FirstIP, o.HTTPPort)})
+		}
+		if slices.Contains(o.Nemesis, FaultDiskFull) {
+			d := &diskMount{dir: filepath.Join(o.OutDir, "disk", m.ID)}
+			m.DataDir = d.dataDir()
+			c.disks = append(c.disks, d)
 		}
 		c.members = append(c.members, m)
 	}
@@ -110,6 +117,11 @@ func (c *localCluster) Start(_ context.Context, waitReady func(i int) error) err
 			if err := c.fw.MarkProcesses(m.GID, MemberMark(m.Index)); err != nil {
 				return fmt.Errorf("set up iptables: %w", err)
 			}
+		}
+	}
+	for _, d := range c.disks {
+		if err := d.mount(); err != nil {
+			return err
 		}
 	}
 	for i, m := range c.members {
@@ -204,6 +216,10 @@ func (c *localCluster) Mechanism(kind FaultKind) string {
 		return "kill -9"
 	case kind == FaultPause || kind == FaultPauseLeader:
 		return "SIGSTOP"
+	case kind == FaultRestartAll:
+		return "kill -9 of every member, all restarted on heal"
+	case kind == FaultDiskFull:
+		return "a filler file on the member's size-limited tmpfs"
 	}
 	return string(kind)
 }
@@ -213,13 +229,39 @@ func (c *localCluster) Audit(note func(format string, args ...any)) { c.auditSou
 // Close stops every member and removes the harness's chains.
 func (c *localCluster) Close() error {
 	c.stopAll(5 * time.Second)
-	if c.fw == nil {
+	var errs []error
+	for i, d := range c.disks {
+		// The data is copied out before the filesystem goes; the runner
+		// removes it again when the run was valid.
+		if err := d.unmount(filepath.Join(c.opts.OutDir, "data", c.members[i].ID)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.disks != nil {
+		os.Remove(filepath.Join(c.opts.OutDir, "disk")) // empty once every member's is unmounted
+	}
+	if c.fw != nil {
+		err := c.fw.Close()
+		c.fw = nil
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove iptables rules: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// FillDisk fills member i's filesystem; FreeDisk empties it again.
+func (c *localCluster) FillDisk(i int) (string, error) {
+	if c.disks == nil {
+		return "", errors.New("no member filesystems: the run was started without disk-full")
+	}
+	n, err := c.disks[i].fill()
+	return fmt.Sprintf("filled its %s tmpfs with %d MB", diskSize, n>>20), err
+}
+
+func (c *localCluster) FreeDisk(i int) error {
+	if c.disks == nil {
 		return nil
 	}
-	err := c.fw.Close()
-	c.fw = nil
-	if err != nil {
-		return fmt.Errorf("remove iptables rules: %w", err)
-	}
-	return nil
+	return c.disks[i].free()
 }

@@ -1,6 +1,7 @@
 package jepsen
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"os"
@@ -110,6 +111,14 @@ func runForTest(t *testing.T, opts Options) Summary {
 		opts.Bin = serverBinary(t)
 	}
 	opts.OutDir = filepath.Join(t.TempDir(), "out")
+	// WIMMS_JEPSEN_FIRST_IP / WIMMS_JEPSEN_BASE_PORT move the members, so
+	// that a run can go beside another one on a shared machine.
+	if v, err := strconv.Atoi(os.Getenv("WIMMS_JEPSEN_FIRST_IP")); err == nil {
+		opts.FirstIP = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("WIMMS_JEPSEN_BASE_PORT")); err == nil {
+		opts.HTTPPort = v
+	}
 	opts.Progress = testWriter{t}
 	sum, err := Run(context.Background(), opts)
 	if err != nil {
@@ -134,8 +143,9 @@ func assertCleanedUp(t *testing.T, opts Options) {
 	if strings.Contains(rules, ChainAddr) {
 		t.Errorf("iptables rules left after the run:\n%s", rules)
 	}
+	firstIP, port := cmp.Or(opts.FirstIP, 10), cmp.Or(opts.HTTPPort, 24080)
 	for i := range opts.Members {
-		addr := net.JoinHostPort("127.0.0."+strconv.Itoa(10+i), "24080")
+		addr := net.JoinHostPort("127.0.0."+strconv.Itoa(firstIP+i), strconv.Itoa(port))
 		if c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond); err == nil {
 			c.Close()
 			t.Errorf("a member still listens on %s after the run", addr)
@@ -196,5 +206,26 @@ func TestChaosCatchesSeededBugs(t *testing.T) {
 				t.Fatalf("seeded bug %s caught, but not by %v: %+v", bug.Name, bug.CaughtBy, sum.Anomalies)
 			}
 		})
+	}
+}
+
+// Every write of docs/spec.md §4 under kills, pauses and whole-cluster
+// restarts: judged valid, with each lifecycle operation really answered.
+func TestChaosLifecycleRunIsValid(t *testing.T) {
+	skipUnlessChaos(t)
+	kinds, _ := ParseNemesis("kill,pause,restart-all")
+	sum := runForTest(t, Options{Members: 3, Duration: 45 * time.Second, Nemesis: kinds, Seed: 13,
+		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
+	if sum.Verdict != VerdictValid {
+		t.Fatalf("healthy cluster judged %s: %+v", sum.Verdict, sum.Anomalies)
+	}
+	if sum.NemesisKinds[FaultRestartAll] == 0 {
+		t.Errorf("no restart-all in 45 s: %v", sum.NemesisKinds)
+	}
+	for _, k := range []OpKind{OpRetire, OpReplace, OpEvent, OpRecords, OpDeleteRecord, OpNodeChange, OpUnassign,
+		OpRemoveNode, OpAddNode} {
+		if sum.OpsByKind[k][OutcomeOK] == 0 {
+			t.Errorf("no %s answered: %v", k, sum.OpsByKind[k])
+		}
 	}
 }

@@ -90,8 +90,8 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.Emails, 16)
 	def(&o.FirstIP, 10)
 	def(&o.HTTPPort, 24080)
-	def(&o.RaftPort, 24081)
-	def(&o.GossipPort, 24082)
+	def(&o.RaftPort, o.HTTPPort+1)
+	def(&o.GossipPort, o.HTTPPort+2)
 	def(&o.Nodes, 3)
 	defDur(&o.Duration, 60*time.Second)
 	defDur(&o.RequestTimeout, 5*time.Second)
@@ -137,6 +137,9 @@ func (o Options) withDefaults() (Options, error) {
 	for _, k := range o.Nemesis {
 		if k.isPartition() && o.Members < 2 {
 			return o, fmt.Errorf("nemesis %s needs at least 2 members", k)
+		}
+		if k == FaultDiskFull && o.Docker != nil {
+			return o, errors.New("nemesis disk-full is not available with --docker (it mounts the members' data directories)")
 		}
 	}
 	if !needBin || o.Bin == "" {
@@ -212,6 +215,10 @@ type target interface {
 	// Partition cuts every pair, both ways; HealNetwork removes every cut.
 	Partition(cut []pair) error
 	HealNetwork() error
+	// FillDisk fills member i's filesystem until writes fail with ENOSPC
+	// (saying how); FreeDisk makes room again.
+	FillDisk(i int) (string, error)
+	FreeDisk(i int) error
 	// Replace restarts a member that was removed from the cluster with its
 	// data wiped, joining the others: an operator replacing a member.
 	Replace(i int) error
@@ -281,6 +288,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 				return Summary{}, err
 			}
 		}
+		if slices.Contains(opts.Nemesis, FaultDiskFull) {
+			if err := CheckDiskFull(); err != nil {
+				return Summary{}, err
+			}
+		}
 		// Loopback runs share addresses, ports and the host's chains; a
 		// docker run shares nothing with anyone (its own project).
 		release, err := acquireRunLock()
@@ -341,6 +353,10 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	// Before the summary lists the output files: a docker target writes the
 	// members' logs as it tears down.
 	r.teardown()
+	if err == nil && sum.Valid {
+		// A target may copy the members' data out as it tears down.
+		os.RemoveAll(filepath.Join(opts.OutDir, "data"))
+	}
 	if info, ok := r.dockerInfo(); ok {
 		sum.Docker = &info
 	}
@@ -604,10 +620,11 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 			return false, fmt.Errorf("%d nodes listed, want %d", len(nodes), r.opts.Nodes)
 		}
 		r.wl.capacity = r.opts.NodeCapacity
-		r.wl.nodeIDs = nil
+		var ids []int64
 		for _, n := range nodes {
-			r.wl.nodeIDs = append(r.wl.nodeIDs, n.ID)
+			ids = append(ids, n.ID)
 		}
+		r.wl.nodes.reset(ids)
 		return true, nil
 	})
 }

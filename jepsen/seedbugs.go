@@ -31,6 +31,11 @@ func SeedBugs() []SeedBug {
 			Nemesis:  string(FaultPause),
 			CaughtBy: []string{AnomalyOverCapacity},
 		},
+		{
+			Name:     "delete-keeps-load",
+			Nemesis:  string(FaultKill),
+			CaughtBy: []string{AnomalyLoadMismatch},
+		},
 	}
 }
 

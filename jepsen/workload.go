@@ -37,9 +37,11 @@ const (
 type workload struct {
 	service  string
 	emails   []string
-	nodeIDs  []int64
+	nodes    nodePool
 	capacity int64 // every node's capacity at setup
 	gens     []atomic.Int64
+
+	superseded superseded // uids records reads showed superseded: the ones deleted
 
 	churnMu sync.Mutex
 	churn   []string
@@ -65,6 +67,7 @@ type plan struct {
 	email int
 	input UserInput
 	node  *NodeChange
+	add   *NodeAdd
 }
 
 // nextGeneration: mostly the clock advanced by a little (the account moved
@@ -112,16 +115,23 @@ func (w *workload) allEmails() []string {
 func (w *workload) next(rng *rand.Rand) plan {
 	email := rng.IntN(len(w.emails))
 	p := plan{email: email}
-	switch x := rng.IntN(100); {
-	case x < 3:
+	// Per mille: the lifecycle writes take 22 %, the rest is the core of
+	// allocations, sign-ins, updates and reads on the shared users.
+	switch x := rng.IntN(1000); {
+	case x < 30:
 		p.kind = OpAllocate
 		p.input = keyed(email, epochSpan)
 		p.input.Kind, p.input.Email = p.kind, w.newChurnEmail()
 		return p
-	case x < 15:
+	case x < 250:
+		if lp, ok := w.lifecyclePlan(rng, x-30); ok {
+			return lp
+		}
+		p.kind = OpGet
+	case x < 350:
 		p.kind = OpAllocate
 		p.input = keyed(email, w.gens[email].Load())
-	case x < 40:
+	case x < 560:
 		p.kind = OpLogin
 		g := w.nextGeneration(rng, email)
 		p.input = keyed(email, g)
@@ -129,7 +139,7 @@ func (w *workload) next(rng *rand.Rand) plan {
 			// Below its own keys_changed_at: login checks a and f.
 			p.input.Generation = fsm.SomeInt64(p.input.KeysChangedAt.V - 1)
 		}
-	case x < 55:
+	case x < 690:
 		p.kind = OpUpdate
 		full := keyed(email, w.nextGeneration(rng, email))
 		switch rng.IntN(3) {
@@ -140,29 +150,28 @@ func (w *workload) next(rng *rand.Rand) plan {
 		default:
 			p.input = full
 		}
-	case x < 80:
+	case x < 870:
 		p.kind = OpGet
-	case x < 95:
-		p.kind = OpGetStale
 	default:
-		p.kind = OpNodeChange
-		p.node = w.nodeChange(rng)
+		p.kind = OpGetStale
 	}
 	p.input.Kind, p.input.Email = p.kind, w.emails[email]
 	return p
 }
 
-// nodeChange flips downed/backoff or raises capacity by one: changes that
-// never move a user and never put a node below its current use.
-func (w *workload) nodeChange(rng *rand.Rand) *NodeChange {
-	c := &NodeChange{NodeID: w.nodeIDs[rng.IntN(len(w.nodeIDs))]}
-	switch rng.IntN(3) {
+// nodeChange flips downed/backoff, moves capacity a little (down as well
+// as up) or sets available: node updates never move a user.
+func (w *workload) nodeChange(rng *rand.Rand, id int64) *NodeChange {
+	c := &NodeChange{NodeID: id}
+	switch rng.IntN(4) {
 	case 0:
 		c.Downed = fsm.SomeBool(rng.IntN(4) == 0)
 	case 1:
 		c.Backoff = fsm.SomeBool(rng.IntN(4) == 0)
+	case 2:
+		c.Capacity = fsm.SomeInt64(max(0, w.capacity-1+rng.Int64N(6)))
 	default:
-		c.Capacity = fsm.SomeInt64(w.capacity + 1)
+		c.Available = fsm.SomeInt64(rng.Int64N(int64(len(w.emails)) + 1))
 	}
 	return c
 }
@@ -170,12 +179,17 @@ func (w *workload) nodeChange(rng *rand.Rand) *NodeChange {
 // maxCapacity is the most each node may have been asked to hold.
 func (w *workload) maxCapacity(history []Op) map[int64]int64 {
 	out := map[int64]int64{}
-	for _, id := range w.nodeIDs {
+	w.nodes.mu.Lock()
+	for _, id := range w.nodes.initial {
 		out[id] = w.capacity
 	}
+	w.nodes.mu.Unlock()
 	for _, op := range history {
 		if op.NodeChange != nil && op.NodeChange.Capacity.Set && op.Outcome != OutcomeFail {
 			out[op.NodeChange.NodeID] = max(out[op.NodeChange.NodeID], op.NodeChange.Capacity.V)
+		}
+		if op.NodeAdd != nil && op.NodeAdd.ID != 0 {
+			out[op.NodeAdd.ID] = max(out[op.NodeAdd.ID], op.NodeAdd.Capacity)
 		}
 	}
 	return out
@@ -194,11 +208,13 @@ func userFields(in UserInput) wire.UserFields {
 // client learned. clock gives the run's monotonic time.
 func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, memberID string, clientID int, p plan,
 	clock func() time.Duration) Op {
-	op := Op{Client: clientID, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node}
+	op := Op{Client: clientID, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node,
+		NodeAdd: p.add}
 	c, in := clients.of(httpAddr), p.input
 	var (
 		user   *wire.User
 		fxaKid string
+		life   lifecycleAnswer
 		meta   client.Meta
 		err    error
 	)
@@ -226,8 +242,14 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 		_, meta, err = c.UpdateNode(ctx, w.service, n.NodeID, wire.UpdateNodeRequest{
 			Capacity: optional(n.Capacity.Set, n.Capacity.V),
 			NodeState: wire.NodeState{
-				Downed:  optional(n.Downed.Set, n.Downed.V),
-				Backoff: optional(n.Backoff.Set, n.Backoff.V)}})
+				Available: optional(n.Available.Set, n.Available.V),
+				Downed:    optional(n.Downed.Set, n.Downed.V),
+				Backoff:   optional(n.Backoff.Set, n.Backoff.V)}})
+	default:
+		life, meta, err = w.callLifecycle(ctx, c, p)
+		if p.kind.nodeWide() || p.kind == OpAddNode {
+			op.Email = ""
+		}
 	}
 	op.Return = clock()
 	op.HTTPStatus = meta.HTTPStatus
@@ -236,10 +258,16 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 		op.Error = describe(meta, err)
 		return op
 	}
-	if p.kind == OpNodeChange {
+	var out UserOutput
+	switch p.kind {
+	case OpNodeChange:
 		return op
+	case OpAllocate, OpLogin, OpUpdate, OpGet, OpGetStale:
+		out, err = userOutput(user, fxaKid, meta, err)
+	default:
+		err = w.lifecycleOutput(&op, life, meta, err)
+		out = op.Output
 	}
-	out, err := userOutput(user, fxaKid, meta, err)
 	if err != nil {
 		// The server answered but we cannot tell what: as good as unseen.
 		op.Error = err.Error()

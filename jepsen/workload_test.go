@@ -18,14 +18,16 @@ import (
 // node changes never lower capacity.
 func TestWorkloadStaysInsideTheModel(t *testing.T) {
 	w := newWorkload(16)
-	w.nodeIDs, w.capacity = []int64{1, 2, 3}, 3
+	w.nodes.reset([]int64{1, 2, 3})
+	w.capacity = 3
 	rng := rand.New(rand.NewPCG(7, 7))
 	kinds := map[OpKind]int{}
 	for range 20000 {
 		p := w.next(rng)
 		kinds[p.kind]++
 		in := p.input
-		if in.Kind != p.kind || (p.kind != OpNodeChange && !slices.Contains(w.allEmails(), in.Email)) {
+		nodeOp := p.kind == OpNodeChange || p.kind == OpAddNode || p.kind.nodeWide()
+		if in.Kind != p.kind || (!nodeOp && !slices.Contains(w.allEmails(), in.Email)) {
 			t.Fatalf("plan %+v: kind or email wrong", p)
 		}
 		switch p.kind {
@@ -37,9 +39,9 @@ func TestWorkloadStaysInsideTheModel(t *testing.T) {
 			if !in.Generation.Set {
 				t.Fatalf("update without generation: %+v", in)
 			}
-		case OpNodeChange:
-			if p.node.Capacity.Set && p.node.Capacity.V < w.capacity {
-				t.Fatalf("node change lowers capacity: %+v", p.node)
+		case OpEvent:
+			if in.Event != fsm.EventDelete && !in.Generation.Set {
+				t.Fatalf("%s event without generation: %+v", in.Event, in)
 			}
 		}
 		if in.ClientState.Set {
@@ -48,7 +50,8 @@ func TestWorkloadStaysInsideTheModel(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []OpKind{OpAllocate, OpLogin, OpUpdate, OpGet, OpGetStale, OpNodeChange} {
+	for _, k := range []OpKind{OpAllocate, OpLogin, OpUpdate, OpGet, OpGetStale, OpNodeChange, OpRetire, OpReplace,
+		OpEvent, OpRecords, OpUnassign, OpRemoveNode, OpAddNode} {
 		if kinds[k] == 0 {
 			t.Fatalf("workload never generates %s: %v", k, kinds)
 		}
@@ -69,7 +72,22 @@ func commandFor(p plan, ts int64) fsm.Command {
 		cmd.Op = fsm.OpUpdateUser
 	case OpNodeChange:
 		cmd = fsm.Command{Op: fsm.OpUpdateNode, TS: ts, Service: workloadService, NodeID: p.node.NodeID,
-			Downed: p.node.Downed, Backoff: p.node.Backoff, Capacity: p.node.Capacity}
+			Downed: p.node.Downed, Backoff: p.node.Backoff, Capacity: p.node.Capacity, Available: p.node.Available}
+	case OpRetire:
+		cmd.Op = fsm.OpRetire
+	case OpReplace:
+		cmd.Op = fsm.OpReplace
+	case OpEvent:
+		cmd = fsm.Command{Op: fsm.OpAccountEvent, TS: ts, Email: p.input.Email, Event: p.input.Event, Generation: p.input.Generation}
+	case OpDeleteRecord:
+		cmd = fsm.Command{Op: fsm.OpDeleteRecord, TS: ts, Service: workloadService, UID: p.input.UID}
+	case OpUnassign:
+		cmd = fsm.Command{Op: fsm.OpUnassignNode, TS: ts, Service: workloadService, NodeID: p.input.NodeID}
+	case OpRemoveNode:
+		cmd = fsm.Command{Op: fsm.OpRemoveNode, TS: ts, Service: workloadService, NodeID: p.input.NodeID}
+	case OpAddNode:
+		cmd = fsm.Command{Op: fsm.OpAddNode, TS: ts, Service: workloadService, NodeURL: p.add.URL,
+			Capacity: fsm.SomeInt64(p.add.Capacity), Available: fsm.SomeInt64(p.add.Available)}
 	}
 	return cmd
 }
@@ -83,7 +101,8 @@ func outputOf(u fsm.User, created bool, fxaKid string, err *fsm.Error) UserOutpu
 		old = nil
 	}
 	return UserOutput{Created: created, FxaKid: fxaKid, User: UserView{UID: u.UID, NodeID: u.NodeID,
-		Generation: u.Generation, KeysChangedAt: u.KeysChangedAt, ClientState: u.ClientState, OldClientStates: old}}
+		Generation: u.Generation, KeysChangedAt: u.KeysChangedAt, ClientState: u.ClientState, OldClientStates: old,
+		Replaced: u.ReplacedAt != fsm.Null}}
 }
 
 // Runs the workload sequentially through the real state machine: the model
@@ -103,20 +122,55 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 		}
 		w := newWorkload(6)
 		w.capacity = 3
+		var ids []int64
 		for i := range 3 {
 			res := apply(fsm.Command{Op: fsm.OpAddNode, Service: workloadService, NodeURL: "https://n" + string(rune('1'+i)),
 				Capacity: fsm.SomeInt64(w.capacity), Available: fsm.SomeInt64(6)})
 			if res.Err != nil {
 				t.Fatalf("add node: %v", res.Err)
 			}
-			w.nodeIDs = append(w.nodeIDs, res.Node.ID)
+			ids = append(ids, res.Node.ID)
 		}
+		w.nodes.reset(ids)
 		rng := rand.New(rand.NewPCG(seed, 99))
 		h := &historyBuilder{}
-		for i := range 1500 {
+		seen := map[string]int{}
+		for i := range 4000 {
 			p := w.next(rng)
 			var out UserOutput
 			switch p.kind {
+			case OpRecords:
+				recs, err := sm.Records(workloadService, p.input.Email)
+				var fe *fsm.Error
+				if err != nil && !errors.As(err, &fe) {
+					t.Fatalf("records: %v", err)
+				}
+				var views []RecordView
+				for _, r := range recs {
+					views = append(views, RecordView{UID: r.UID, NodeID: r.NodeID, Generation: r.Generation,
+						KeysChangedAt: r.KeysChangedAt, ClientState: r.ClientState, CreatedAt: r.CreatedAt, ReplacedAt: r.ReplacedAt})
+				}
+				w.superseded.remember(p.input.Email, views)
+				continue
+			case OpAddNode:
+				res := apply(commandFor(p, 0))
+				if res.Err != nil {
+					t.Fatalf("add node %+v: %v", p.add, res.Err)
+				}
+				w.nodes.add(res.Node.ID)
+				continue
+			case OpUnassign, OpRemoveNode, OpReplace, OpEvent, OpDeleteRecord:
+				res := apply(commandFor(p, 0))
+				out = UserOutput{Count: res.Count}
+				if res.Err != nil {
+					out = UserOutput{Status: res.Err.Status}
+				}
+				if p.kind == OpDeleteRecord && res.Err == nil {
+					out = UserOutput{}
+				}
+				seen[string(p.kind)+" "+out.Status]++
+				h.ok(p.input, out, 2*i, 2*i+1)
+				continue
 			case OpGet, OpGetStale:
 				u, err := sm.GetUser(workloadService, p.input.Email)
 				var fe *fsm.Error
@@ -125,7 +179,7 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 				}
 				out = outputOf(u, false, "", fe)
 			case OpNodeChange:
-				if res := apply(commandFor(p, 0)); res.Err != nil {
+				if res := apply(commandFor(p, 0)); res.Err != nil && res.Err.Status != fsm.StatusNotFound {
 					t.Fatalf("node change %+v: %v", p.node, res.Err)
 				}
 				continue
@@ -159,9 +213,12 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 		}
 		// The cross-check is only worth something if it went through the
 		// interesting branches of the model.
-		seen := map[string]int{}
 		for _, op := range h.ops {
 			switch {
+			case op.Output.User.Generation == fsm.MaxGeneration:
+				seen["retired"]++
+			case op.Output.User.Replaced:
+				seen["replaced"]++
 			case op.Output.Created:
 				seen["created"]++
 			case op.Output.Status != "":
@@ -171,7 +228,9 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 			}
 		}
 		for _, want := range []string{"created", "key changed", fsm.StatusNotFound, fsm.StatusInvalidClientState,
-			fsm.StatusInvalidGeneration, fsm.StatusInvalidKeysChangedAt, fsm.StatusNoNodeAvailable} {
+			fsm.StatusInvalidGeneration, fsm.StatusInvalidKeysChangedAt, fsm.StatusNoNodeAvailable,
+			"retired", "replaced", "delete-record ", "unassign-node ", "remove-node ",
+			"replace ", "account-event "} {
 			if seen[want] == 0 {
 				t.Fatalf("seed %d: never saw %q (saw %v)", seed, want, seen)
 			}

@@ -141,6 +141,8 @@ docs/chaos.md.`,
 	fl.Float64Var(&opts.Rate, "rate", 150, "target operations per second over all clients")
 	fl.IntVar(&opts.Emails, "emails", 16, "distinct users the clients share")
 	fl.BoolVar(&opts.TLS, "tls", false, "run the members with mutual TLS and a gossip key (issued into --out/pki); the harness talks HTTPS")
+	fl.IntVar(&opts.FirstIP, "first-ip", 10, "member i listens on 127.0.0.(first-ip+i): move it to run beside another run")
+	fl.IntVar(&opts.HTTPPort, "base-port", 24080, "members' HTTP port; Raft is base-port+1, gossip base-port+2")
 	fl.DurationVar(&opts.RequestTimeout, "request-timeout", 5*time.Second, "per request; a write that times out has an unknown outcome")
 	return cmd
 }

@@ -40,6 +40,11 @@ var seedBugs = []seedBug{
 		description: "allocation ignores capacity > current_load when choosing a node",
 		fsm:         fsm.SeedBugs{SkipCapacityCheck: true},
 	},
+	{
+		name:        "delete-keeps-load",
+		description: "deleting a record leaves its node's current_load and available as they were",
+		fsm:         fsm.SeedBugs{DeleteKeepsLoad: true},
+	},
 }
 
 func init() { seedBugFlags = addSeedBugFlags }

@@ -21,7 +21,7 @@ func TestSeedBugEachSwitchesOneThing(t *testing.T) {
 		}
 		seen[b.name] = true
 		on := 0
-		for _, v := range []bool{b.fsm.SkipCapacityCheck, b.store.StaleLinearizableRead, b.store.AckBeforeCommit} {
+		for _, v := range []bool{b.fsm.SkipCapacityCheck, b.fsm.DeleteKeepsLoad, b.store.StaleLinearizableRead, b.store.AckBeforeCommit} {
 			if v {
 				on++
 			}
