@@ -113,7 +113,7 @@ func New(cfg Config) *Server {
 	r.UseEncodedPath()
 	r.SkipClean(true)
 	r.Use(s.observe)
-	for _, rt := range s.routes() {
+	for _, rt := range append(s.routes(), s.lifecycleRoutes()...) {
 		r.Handle(rt.path, s.serve(rt)).Methods(rt.method).Name(rt.name)
 	}
 	if cfg.ExtraRoutes != nil {
