@@ -36,5 +36,6 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCmd(), newHealthCmd(), newStatusCmd(), newJepsenCmd(), newBenchCmd())
+	root.AddCommand(newImportCmd(), newExportCmd(), newBackupCmd(), newRestoreCmd())
 	return root
 }
