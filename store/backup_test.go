@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"sync"
 	"os"
 	"path/filepath"
 	"testing"
@@ -209,5 +210,110 @@ func TestBackupRestoreIntoNewMember(t *testing.T) {
 	res := mustApply(dst, fsm.Command{Op: fsm.OpAllocate, Service: "sync-1.5", Email: "after@x"})
 	if res.User.UID != 41 {
 		t.Fatalf("uid after restore %d", res.User.UID)
+	}
+}
+
+// A backup taken while 16 clients write holds every write acknowledged
+// before the backup was asked for, and restores into a new member.
+func TestBackupUnderLoadHoldsAcknowledgedWrites(t *testing.T) {
+	ctx := context.Background()
+	logger := testLogger(t)
+	src, err := Open(testConfig(t, logger, "a", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	waitFor(t, 10*time.Second, "leader", src.IsLeader)
+	for _, cmd := range []fsm.Command{
+		{Op: fsm.OpPutService, Service: "sync-1.5", Pattern: fsm.SomeString("{node}/1.5/{uid}")},
+		{Op: fsm.OpAddNode, Service: "sync-1.5", NodeURL: "https://n1", Capacity: fsm.SomeInt64(1 << 40), Available: fsm.SomeInt64(1 << 40)},
+	} {
+		if res, _, err := src.Apply(ctx, cmd); err != nil || res.Err != nil {
+			t.Fatalf("setup: %v %v", err, res.Err)
+		}
+	}
+	var mu sync.Mutex
+	acked := map[string]int64{} // email → uid
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var ackedBefore map[string]int64
+	started := make(chan struct{}, 16)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				email := fmt.Sprintf("w%d-%d@x", w, i)
+				res, _, err := src.Apply(ctx, fsm.Command{Op: fsm.OpAllocate, Service: "sync-1.5", Email: email})
+				if err != nil || res.Err != nil {
+					t.Errorf("write %s: %v %v", email, err, res.Err)
+					return
+				}
+				mu.Lock()
+				acked[email] = res.User.UID
+				mu.Unlock()
+				if i == 20 {
+					started <- struct{}{}
+				}
+			}
+		}(w)
+	}
+	for i := 0; i < 16; i++ {
+		<-started // every writer is in full swing
+	}
+	mu.Lock()
+	ackedBefore = make(map[string]int64, len(acked))
+	for k, v := range acked {
+		ackedBefore[k] = v
+	}
+	mu.Unlock()
+	b, err := src.Backup(ctx)
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	if len(ackedBefore) < 16*20 {
+		t.Fatalf("only %d writes acknowledged before the backup", len(ackedBefore))
+	}
+
+	addr := freeAddr(t)
+	cfg := testConfig(t, logger, "restored", true)
+	cfg.RaftBind = addr
+	if _, err := PrepareRestore(bytes.NewReader(buf.Bytes()), cfg.DataDir, "restored", addr, logger); err != nil {
+		t.Fatalf("prepare restore: %v", err)
+	}
+	dst, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dst.Close() })
+	waitFor(t, 10*time.Second, "restored member leads", dst.IsLeader)
+	if _, err := dst.Read(ctx, ReadOptions{Level: ReadLinearizable}, func(r fsm.Reader) error {
+		for email, uid := range ackedBefore {
+			u, err := r.GetUser("sync-1.5", email)
+			if err != nil || u.UID != uid {
+				t.Errorf("acknowledged write %s (uid %d) missing from the restored member: %+v %v", email, uid, u, err)
+			}
+		}
+		st, err := r.Stats("sync-1.5")
+		if err != nil {
+			return err
+		}
+		if st.Users < int64(len(ackedBefore)) {
+			t.Errorf("restored %d users, %d acknowledged before the backup", st.Users, len(ackedBefore))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
