@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/httpapi/client"
 )
 
@@ -538,17 +539,53 @@ func TestImportPythonSchema(t *testing.T) {
 	db := newDatabase(t, "tokenserver_py", false)
 	d.insert(t, db, 0)
 	c := startMember(t, t.TempDir(), "m1", freePort(t))
-	sum, err := Import(context.Background(), db, ClientSink{C: c.client}, Options{})
+	// A row the token server writes while the import runs is not seen by
+	// it (one consistent snapshot), and the next run picks it up.
+	late := row{uid: d.src[len(d.src)-1].uid + 1, svc: 1, email: "late@x", generation: 1, clientState: "cc",
+		created: d.src[len(d.src)-1].created + 1, node: 1}
+	sink := &writeDuringImport{Sink: ClientSink{C: c.client}, write: func() {
+		if _, err := db.Exec("INSERT INTO users (uid, service, email, generation, client_state, created_at, replaced_at, nodeid) VALUES (?, 1, ?, 1, 'cc', ?, NULL, 1)",
+			late.uid, late.email, late.created); err != nil {
+			t.Errorf("concurrent insert: %v", err)
+		}
+	}}
+	sum, err := Import(context.Background(), db, sink, Options{BatchSize: 500})
 	if err != nil {
 		t.Fatalf("import: %v", err)
 	}
 	if sum.Schema != "without keys_changed_at" {
 		t.Fatalf("schema %q", sum.Schema)
 	}
+	if sum.RowsRead != int64(len(d.src)+len(d.services)+len(d.nodes)) {
+		t.Fatalf("the import saw a row written after its snapshot began: %d rows read", sum.RowsRead)
+	}
+	d.checkState(t, c)
+	again, err := Import(context.Background(), db, ClientSink{C: c.client}, Options{})
+	if err != nil || again.Imported != 1 || again.Updated != 0 {
+		t.Fatalf("catch-up of the late row: %+v %v", again, err)
+	}
+	d.expected[late.uid] = late
 	d.checkState(t, c)
 	out := newDatabase(t, "tokenserver_py_export", false)
 	if _, err := Export(context.Background(), out, c.backupState(t).View()); err != nil {
 		t.Fatalf("export: %v", err)
 	}
 	d.compareTables(t, out)
+}
+
+// writeDuringImport runs write once, after the first batch was sent: the
+// import's snapshot is open by then.
+type writeDuringImport struct {
+	Sink
+	write func()
+	done  bool
+}
+
+func (w *writeDuringImport) Import(ctx context.Context, b *httpapi.ImportBatchJSON) (*client.ImportResult, error) {
+	res, err := w.Sink.Import(ctx, b)
+	if !w.done {
+		w.done = true
+		w.write()
+	}
+	return res, err
 }
