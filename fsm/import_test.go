@@ -312,3 +312,25 @@ func TestGoldenImportV2(t *testing.T) {
 		t.Fatalf("stats after the fixture: %+v %v", st, err)
 	}
 }
+
+func FuzzDecodeImportCommand(f *testing.F) {
+	f.Add(EncodeCommand(goldenImport()))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cmd, err := DecodeCommand(b)
+		if err != nil {
+			return
+		}
+		again, err := DecodeCommand(EncodeCommand(cmd))
+		if err != nil || !reflect.DeepEqual(again, cmd) {
+			t.Fatalf("decoded command does not round-trip: %+v vs %+v (%v)", cmd, again, err)
+		}
+		// Whatever decodes applies without panicking and, if it fails,
+		// changes nothing.
+		f := New(Options{})
+		f.Apply(importCmd(sampleBatch()))
+		before := f.Fork()
+		if res := f.Apply(cmd); res.Err != nil && !domainEqual(before, f) {
+			t.Fatalf("failing command changed the state")
+		}
+	})
+}
