@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"reflect"
-	"sync"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sync"
 	"testing"
 	"time"
 

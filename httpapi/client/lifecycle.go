@@ -60,4 +60,3 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (uint64, Meta, error) 
 	}
 	return index, meta, nil
 }
-

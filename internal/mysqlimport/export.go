@@ -12,10 +12,10 @@ import (
 
 // ExportSummary is what Export wrote.
 type ExportSummary struct {
-	Schema   string  `json:"schema"`
-	Services int64   `json:"services"`
-	Nodes    int64   `json:"nodes"`
-	Users    int64   `json:"user_rows"`
+	Schema   string `json:"schema"`
+	Services int64  `json:"services"`
+	Nodes    int64  `json:"nodes"`
+	Users    int64  `json:"user_rows"`
 	// DroppedKeysChangedAt counts records whose keys_changed_at could not
 	// be written because the target has no such column.
 	DroppedKeysChangedAt int64   `json:"dropped_keys_changed_at"`

@@ -26,12 +26,12 @@ const DefaultPattern = "{node}/1.5/{uid}"
 
 // Anomaly kinds.
 const (
-	AnomalyTwoLiveRecords  = "two-live-records"  // an older live record is marked replaced at the newer's created_at
-	AnomalyUnknownNode     = "unknown-node"      // the record's node does not exist: a live one is marked replaced at its own created_at
-	AnomalyCreatedAtOrder  = "created-at-order"  // created_at below a lower uid's: raised to it
-	AnomalyGenerationOrder = "generation-order"  // generation/keys_changed_at below an older record's: raised to it
-	AnomalyInvalidRow      = "invalid-row"       // a value wimms cannot hold: the row is skipped
-	AnomalyNullPattern     = "null-pattern"      // a service without a pattern gets DefaultPattern
+	AnomalyTwoLiveRecords  = "two-live-records" // an older live record is marked replaced at the newer's created_at
+	AnomalyUnknownNode     = "unknown-node"     // the record's node does not exist: a live one is marked replaced at its own created_at
+	AnomalyCreatedAtOrder  = "created-at-order" // created_at below a lower uid's: raised to it
+	AnomalyGenerationOrder = "generation-order" // generation/keys_changed_at below an older record's: raised to it
+	AnomalyInvalidRow      = "invalid-row"      // a value wimms cannot hold: the row is skipped
+	AnomalyNullPattern     = "null-pattern"     // a service without a pattern gets DefaultPattern
 	AnomalyOtherService    = "node-of-other-service"
 )
 

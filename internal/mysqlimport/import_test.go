@@ -36,10 +36,10 @@ type tokenDB struct {
 		name, pattern string
 	}
 	nodes []struct {
-		id, svc                            int64
-		url                                string
-		available, load, capacity          int64
-		downed, backoff                    bool
+		id, svc                   int64
+		url                       string
+		available, load, capacity int64
+		downed, backoff           bool
 	}
 	src      []row // as inserted, uid order
 	expected map[int64]row

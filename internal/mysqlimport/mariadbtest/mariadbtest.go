@@ -191,4 +191,3 @@ CREATE TABLE users (
 	}
 	return db, "root@unix(" + maria.socket + ")/" + name
 }
-
