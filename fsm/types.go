@@ -179,13 +179,15 @@ type Command struct {
 // verbatim for idempotent repeats, so it must be fully encodable.
 type Result struct {
 	Err     *Error
-	Created bool          // service/user/node created (201) vs returned/updated (200)
-	Service *Service      // OpPutService
-	Node    *Node         // OpAddNode, OpUpdateNode
-	User    *User         // OpAllocate, OpUpdateUser, OpLogin, OpRetire
-	FxaKid  string        // OpLogin
-	Count   int64         // unassigned / replaced / applied
-	Import  *ImportCounts // OpImport; encoded in result format 2
+	Created bool     // service/user/node created (201) vs returned/updated (200)
+	Service *Service // OpPutService
+	Node    *Node    // OpAddNode, OpUpdateNode
+	User    *User    // OpAllocate, OpUpdateUser, OpLogin, OpRetire
+	FxaKid  string   // OpLogin
+	Count   int64    // unassigned / replaced / applied
+
+	// Import is OpImport's answer; encoded in result format 2.
+	Import *ImportCounts
 	// Repeated is true when this Result was returned from the idempotency
 	// table instead of being computed now.
 	Repeated bool
