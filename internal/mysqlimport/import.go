@@ -292,7 +292,6 @@ func (r *run) passByUID(ctx context.Context) error {
 	}
 	defer rows.Close()
 	runningMax := int64(-1)
-	var maxUID int64
 	for rows.Next() {
 		var uid, svc, created, node int64
 		var email string
@@ -311,12 +310,10 @@ func (r *run) passByUID(ctx context.Context) error {
 				Detail: fmt.Sprintf("created_at %d is below %d of a lower uid: raised to it", created, runningMax)})
 		}
 		runningMax = max(runningMax, created)
-		maxUID = uid
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("mysql: reading users by uid: %w", err)
 	}
-	_ = maxUID
 	return nil
 }
 
