@@ -26,6 +26,7 @@ var maria struct {
 	skip   string
 	err    error
 	cmd    *exec.Cmd
+	done   chan struct{} // closed when cmd has exited (its only Wait)
 	dir    string
 }
 
@@ -34,13 +35,13 @@ var maria struct {
 func Stop() {
 	if maria.cmd != nil && maria.cmd.Process != nil {
 		_ = maria.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = maria.cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-maria.done:
 		case <-time.After(30 * time.Second):
 			_ = maria.cmd.Process.Kill()
+			<-maria.done
 		}
+		maria.cmd = nil
 	}
 	if maria.dir != "" {
 		_ = os.RemoveAll(maria.dir)
@@ -91,8 +92,9 @@ func startMariaDB() {
 		return
 	}
 	maria.cmd = cmd
+	maria.done = make(chan struct{})
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { exited <- cmd.Wait(); close(maria.done) }()
 	// Ready when a connection over the socket answers.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
