@@ -95,8 +95,9 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []interface{} {
 	// stateMu makes (state, applied index) one atomic pair for backups.
 	a.stateMu.Lock()
 	defer a.stateMu.Unlock()
+	unknown := a.outcomes.unknownLoginUsers(a.m.reader(), cmds)
 	results := a.applyCommands(cmds)
-	a.outcomes.observe(cmds, results)
+	a.outcomes.observe(cmds, results, unknown)
 	for k, res := range results {
 		l := logs[cmdAt[k]]
 		out[cmdAt[k]] = &applyResponse{result: res, index: l.Index, term: l.Term}
