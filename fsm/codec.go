@@ -17,7 +17,12 @@ import (
 const (
 	commandFormatV1 = 1
 	resultFormatV1  = 1
-	opMax           = OpAccountEvent
+	// Format 2 is format 1 plus one more field bit (cbImport / rbImport).
+	// Writers use it only for a command or result that carries an import,
+	// so every other command still encodes byte for byte as format 1.
+	commandFormatV2 = 2
+	resultFormatV2  = 2
+	opMax           = OpImport
 )
 
 // Command field bits, format 1. Never renumber.
@@ -46,8 +51,11 @@ const (
 	cbAt
 	cbUID
 	cbEvent
-	cbCount // number of defined bits
+	cbCount // number of defined bits in format 1
 )
+
+// cbImport is the one field bit format 2 adds.
+const cbImport = cbCount
 
 // Result field bits, format 1. Never renumber.
 const (
@@ -61,6 +69,9 @@ const (
 	rbRepeated
 	rbBits
 )
+
+// rbImport is the one result bit format 2 adds.
+const rbImport = rbBits
 
 type encoder struct{ b []byte }
 
@@ -192,8 +203,13 @@ func EncodeCommand(cmd Command) []byte {
 	bit(cbUID, cmd.UID != 0)
 	bit(cbEvent, cmd.Event != "")
 
+	format := byte(commandFormatV1)
+	if cmd.Import != nil {
+		format = commandFormatV2
+		bit(cbImport, true)
+	}
 	e := encoder{b: make([]byte, 0, 48+len(cmd.Service)+len(cmd.Email)+len(cmd.ClientState.V)+len(cmd.IdempotencyKey))}
-	e.b = append(e.b, commandFormatV1, byte(cmd.Op))
+	e.b = append(e.b, format, byte(cmd.Op))
 	e.uvarint(p)
 	has := func(b int) bool { return p&(1<<b) != 0 }
 	if has(cbTS) {
@@ -268,6 +284,9 @@ func EncodeCommand(cmd Command) []byte {
 	if has(cbEvent) {
 		e.str(cmd.Event)
 	}
+	if has(cbImport) {
+		encodeImportBatch(&e, cmd.Import)
+	}
 	return e.b
 }
 
@@ -277,8 +296,8 @@ func DecodeCommand(b []byte) (Command, error) {
 	switch format := d.byte1(); {
 	case d.err != nil:
 		return Command{}, fmt.Errorf("decode command: %w", d.err)
-	case format == commandFormatV1:
-		cmd := decodeCommandV1(&d)
+	case format == commandFormatV1 || format == commandFormatV2:
+		cmd := decodeCommandFields(&d, format)
 		if d.err != nil {
 			return Command{}, fmt.Errorf("decode command: %w", d.err)
 		}
@@ -288,15 +307,21 @@ func DecodeCommand(b []byte) (Command, error) {
 	}
 }
 
-func decodeCommandV1(d *decoder) Command {
+// decodeCommandFields decodes format 1, or format 2 (format 1 plus the
+// import bit).
+func decodeCommandFields(d *decoder, format byte) Command {
 	var cmd Command
 	cmd.Op = Op(d.byte1())
 	if d.err == nil && (cmd.Op < OpNoop || cmd.Op > opMax) {
 		d.fail("unknown op %d", cmd.Op)
 	}
 	p := d.uvarint()
-	if p>>cbCount != 0 {
-		d.fail("unknown field bits %#x", p>>cbCount<<cbCount)
+	bits := cbCount
+	if format == commandFormatV2 {
+		bits = cbImport + 1
+	}
+	if p>>bits != 0 {
+		d.fail("unknown field bits %#x", p>>bits<<bits)
 	}
 	has := func(b int) bool { return d.err == nil && p&(1<<b) != 0 }
 	optInt := func(b int) OptInt64 {
@@ -361,6 +386,11 @@ func decodeCommandV1(d *decoder) Command {
 	if has(cbEvent) {
 		cmd.Event = d.str()
 	}
+	if has(cbImport) {
+		cmd.Import = decodeImportBatch(d)
+	} else if format == commandFormatV2 && d.err == nil {
+		d.fail("format 2 command without an import batch")
+	}
 	d.end()
 	return cmd
 }
@@ -382,8 +412,13 @@ func EncodeResult(r Result) []byte {
 	bit(rbFxaKid, r.FxaKid != "")
 	bit(rbCount, r.Count != 0)
 	bit(rbRepeated, r.Repeated)
+	format := byte(resultFormatV1)
+	if r.Import != nil {
+		format = resultFormatV2
+		bit(rbImport, true)
+	}
 	e := encoder{b: make([]byte, 0, 128)}
-	e.b = append(e.b, resultFormatV1)
+	e.b = append(e.b, format)
 	e.uvarint(p)
 	if r.Err != nil {
 		e.str(r.Err.Status)
@@ -411,6 +446,9 @@ func EncodeResult(r Result) []byte {
 	}
 	if r.Count != 0 {
 		e.varint(r.Count)
+	}
+	if r.Import != nil {
+		encodeImportCounts(&e, r.Import)
 	}
 	return e.b
 }
@@ -468,12 +506,16 @@ func decodeRecord(d *decoder) Record {
 func DecodeResult(b []byte) (Result, error) {
 	d := decoder{b: b}
 	format := d.byte1()
-	if d.err == nil && format != resultFormatV1 {
+	if d.err == nil && format != resultFormatV1 && format != resultFormatV2 {
 		d.fail("unknown result format %d", format)
 	}
 	p := d.uvarint()
-	if p>>rbBits != 0 {
-		d.fail("unknown result bits %#x", p>>rbBits<<rbBits)
+	bits := rbBits
+	if format == resultFormatV2 {
+		bits = rbImport + 1
+	}
+	if p>>bits != 0 {
+		d.fail("unknown result bits %#x", p>>bits<<bits)
 	}
 	if d.err != nil {
 		return Result{}, fmt.Errorf("decode result: %w", d.err)
@@ -510,6 +552,11 @@ func DecodeResult(b []byte) (Result, error) {
 	}
 	if has(rbCount) {
 		r.Count = d.varint()
+	}
+	if has(rbImport) {
+		r.Import = decodeImportCounts(&d)
+	} else if format == resultFormatV2 && d.err == nil {
+		d.fail("format 2 result without import counts")
 	}
 	d.end()
 	if d.err != nil {

@@ -65,6 +65,8 @@ func (tr *tracker) observe(before *state, cmd Command, res Result) {
 		if u := sv.findUser(&user{}, cmd.Email); u != nil && u.current().nodeID == res.User.NodeID {
 			tr.mayExceed[res.User.NodeID] = true
 		}
+	case OpImport:
+		tr.observeImport(cmd.Import)
 	case OpDeleteRecord:
 		// Purging a user's newest record legitimately exposes an older one
 		// with lower values.

@@ -44,6 +44,8 @@ func (s *state) dispatch(cmd *Command, now int64, opts *Options) Result {
 		return s.deleteRecord(cmd)
 	case OpAccountEvent:
 		return s.accountEvent(cmd, now)
+	case OpImport:
+		return s.importBatch(cmd)
 	}
 	return Result{Err: badRequest("op", "unknown op %d", cmd.Op)}
 }

@@ -105,6 +105,7 @@ const (
 	OpReplace       Op = 12 //
 	OpDeleteRecord  Op = 13 //
 	OpAccountEvent  Op = 14 //
+	OpImport        Op = 15 // upsert a batch of imported services, nodes and records (import.go)
 )
 
 // OptInt64 / OptString / OptBool are optional command fields ("absent" is
@@ -168,6 +169,10 @@ type Command struct {
 	At    OptInt64 // OpReplace
 	UID   int64    // OpDeleteRecord
 	Event string   // OpAccountEvent: "delete", "reset", "passwordChange"
+
+	// OpImport: the batch to upsert. A command carrying it is encoded in
+	// command format 2 (format 1 has no field for it).
+	Import *ImportBatch
 }
 
 // Result is the deterministic answer of one applied command. It is stored
@@ -180,6 +185,9 @@ type Result struct {
 	User    *User    // OpAllocate, OpUpdateUser, OpLogin, OpRetire
 	FxaKid  string   // OpLogin
 	Count   int64    // unassigned / replaced / applied
+
+	// Import is OpImport's answer; encoded in result format 2.
+	Import *ImportCounts
 	// Repeated is true when this Result was returned from the idempotency
 	// table instead of being computed now.
 	Repeated bool

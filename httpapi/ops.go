@@ -7,5 +7,6 @@ func (s *Server) allRoutes() []route {
 	all := append(s.routes(), s.tokenRoutes()...)
 	all = append(all, s.dockerflowRoutes()...)
 	all = append(all, s.opsRoutes()...)
+	all = append(all, s.lifecycleRoutes()...)
 	return all
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
@@ -39,6 +40,11 @@ type fsmAdapter struct {
 	// appliedCh is closed and replaced whenever applied advances, so that
 	// waiters block on a channel instead of polling.
 	appliedCh atomic.Pointer[chan struct{}]
+
+	// stateMu is held while the machine's state and applied move together
+	// (ApplyBatch, Restore), so that consistentSnapshot (backup.go) sees a
+	// state and the exact index it reflects. Uncontended on the apply path.
+	stateMu sync.Mutex
 
 	batches atomic.Uint64 // ApplyBatch calls
 	entries atomic.Uint64 // log entries passed to ApplyBatch
@@ -86,8 +92,12 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []interface{} {
 		cmds = append(cmds, cmd)
 		cmdAt = append(cmdAt, i)
 	}
+	// stateMu makes (state, applied index) one atomic pair for backups.
+	a.stateMu.Lock()
+	defer a.stateMu.Unlock()
+	unknown := a.outcomes.unknownLoginUsers(a.m.reader(), cmds)
 	results := a.applyCommands(cmds)
-	a.outcomes.observe(cmds, results)
+	a.outcomes.observe(cmds, results, unknown)
 	for k, res := range results {
 		l := logs[cmdAt[k]]
 		out[cmdAt[k]] = &applyResponse{result: res, index: l.Index, term: l.Term}
@@ -181,6 +191,8 @@ func (a *fsmAdapter) Restore(rc io.ReadCloser) error {
 	}
 	index := binary.BigEndian.Uint64(hdr[len(snapshotMagic)+1:])
 	term := binary.BigEndian.Uint64(hdr[len(snapshotMagic)+9:])
+	a.stateMu.Lock()
+	defer a.stateMu.Unlock()
 	if err := a.m.Restore(br); err != nil {
 		return fmt.Errorf("restoring snapshot at index %d: %w", index, err)
 	}

@@ -144,7 +144,7 @@ var opNames = map[fsm.Op]string{
 	fsm.OpAddNode: "add-node", fsm.OpUpdateNode: "update-node", fsm.OpUnassignNode: "unassign-node",
 	fsm.OpRemoveNode: "remove-node", fsm.OpAllocate: "allocate", fsm.OpUpdateUser: "update-user",
 	fsm.OpLogin: "login", fsm.OpRetire: "retire", fsm.OpReplace: "replace",
-	fsm.OpDeleteRecord: "delete-record", fsm.OpAccountEvent: "account-event",
+	fsm.OpDeleteRecord: "delete-record", fsm.OpAccountEvent: "account-event", fsm.OpImport: "import",
 }
 
 func opName(op fsm.Op) string {

@@ -115,9 +115,40 @@ func newOutcomeMetrics() *outcomeMetrics {
 	}
 }
 
+// unknownLoginUsers marks the logins of a batch whose user the state
+// before the batch does not hold: the first of them for a user creates it
+// (the login Result does not say so, and its timestamps cannot tell a
+// creation from a repeat in the same millisecond). One lookup per login,
+// before the batch is applied.
+func (m *outcomeMetrics) unknownLoginUsers(before fsm.Reader, cmds []fsm.Command) []bool {
+	var unknown []bool
+	var seen map[[2]string]bool
+	for i, cmd := range cmds {
+		if cmd.Op != fsm.OpLogin {
+			continue
+		}
+		key := [2]string{cmd.Service, cmd.Email}
+		if seen[key] {
+			continue
+		}
+		if seen == nil {
+			seen = map[[2]string]bool{}
+		}
+		seen[key] = true
+		if _, err := before.GetUser(cmd.Service, cmd.Email); err != nil {
+			if unknown == nil {
+				unknown = make([]bool, len(cmds))
+			}
+			unknown[i] = true
+		}
+	}
+	return unknown
+}
+
 // observe counts one applied batch. Replays of an idempotent request
-// decided nothing new and are not counted again.
-func (m *outcomeMetrics) observe(cmds []fsm.Command, results []fsm.Result) {
+// decided nothing new and are not counted again. unknown marks the logins
+// whose user did not exist before the batch (unknownLoginUsers).
+func (m *outcomeMetrics) observe(cmds []fsm.Command, results []fsm.Result, unknown []bool) {
 	for i, cmd := range cmds {
 		if i >= len(results) || results[i].Repeated {
 			continue
@@ -125,23 +156,20 @@ func (m *outcomeMetrics) observe(cmds []fsm.Command, results []fsm.Result) {
 		res := results[i]
 		switch cmd.Op {
 		case fsm.OpLogin:
-			m.logins.WithLabelValues(cmd.Service, loginOutcome(cmd, res)).Inc()
+			created := i < len(unknown) && unknown[i] && res.Err == nil
+			m.logins.WithLabelValues(cmd.Service, loginOutcome(res, created)).Inc()
 		case fsm.OpAllocate:
 			m.allocations.WithLabelValues(cmd.Service, allocationResult(res)).Inc()
 		}
 	}
 }
 
-// loginOutcome: the state machine's login Result does not say whether it
-// created the user; a user whose first record is the one this command made
-// (first seen = created = the command's timestamp) is new. A login that
-// makes a new record in the same millisecond as the user's first one would
-// count as new-user: rare, and harmless for a rate.
-func loginOutcome(cmd fsm.Command, res fsm.Result) string {
+// loginOutcome names what a login did; created: it made the user.
+func loginOutcome(res fsm.Result, created bool) string {
 	switch {
 	case res.Err != nil:
 		return res.Err.Status
-	case res.User != nil && res.User.FirstSeenAt == res.User.CreatedAt && res.User.CreatedAt == cmd.TS:
+	case created:
 		return OutcomeNewUser
 	case res.User != nil && res.User.Generation == fsm.MaxGeneration:
 		return OutcomeRetired

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,20 +19,22 @@ func TestOutcomeMetricsCountDecisionsNotReplays(t *testing.T) {
 	login := fsm.Command{Op: fsm.OpLogin, Service: "s", TS: ts}
 	alloc := fsm.Command{Op: fsm.OpAllocate, Service: "s", TS: ts}
 	m.observe(
-		[]fsm.Command{login, login, login, login, login, alloc, alloc, alloc, alloc, {Op: fsm.OpRetire, Service: "s"}},
+		[]fsm.Command{login, login, login, login, login, login, alloc, alloc, alloc, alloc, {Op: fsm.OpRetire, Service: "s"}},
 		[]fsm.Result{
 			{User: &newUser},
-			{User: &oldUser},
+			{User: &newUser}, // same user, same millisecond, existed already: not new
 			{User: &retired},
 			{Err: &fsm.Error{Status: fsm.StatusInvalidClientState}},
 			{User: &oldUser, Repeated: true}, // an idempotent replay decided nothing
+			{Err: &fsm.Error{Status: fsm.StatusNewUsersDisabled}},
 			{Created: true, User: &newUser},
 			{User: &oldUser},
 			{Err: &fsm.Error{Status: fsm.StatusNoNodeAvailable}},
 			{Created: true, User: &newUser, Repeated: true},
 			{User: &retired},
-		})
-	for outcome, want := range map[string]float64{"new-user": 1, "ok": 1, "retired": 1, "invalid-client-state": 1} {
+		},
+		[]bool{true, false, false, false, false, true})
+	for outcome, want := range map[string]float64{"new-user": 1, "ok": 1, "retired": 1, "invalid-client-state": 1, "new-users-disabled": 1} {
 		if got := testutil.ToFloat64(m.logins.WithLabelValues("s", outcome)); got != want {
 			t.Errorf("logins %s = %v, want %v", outcome, got, want)
 		}
@@ -41,8 +44,32 @@ func TestOutcomeMetricsCountDecisionsNotReplays(t *testing.T) {
 			t.Errorf("allocations %s = %v, want %v", result, got, want)
 		}
 	}
-	if n := testutil.CollectAndCount(m.logins) + testutil.CollectAndCount(m.allocations); n != 7 {
-		t.Errorf("%d series, want 7 (no series for replays or other ops)", n)
+	if n := testutil.CollectAndCount(m.logins) + testutil.CollectAndCount(m.allocations); n != 8 {
+		t.Errorf("%d series, want 8 (no series for replays or other ops)", n)
+	}
+}
+
+// The first login of a user the state does not hold yet, and only that one
+// in a batch, is the login that creates it.
+func TestUnknownLoginUsers(t *testing.T) {
+	f := fsm.New(fsm.Options{})
+	for _, cmd := range []fsm.Command{
+		{Op: fsm.OpPutService, Service: "s-1.0", Pattern: fsm.SomeString("{node}/{uid}")},
+		{Op: fsm.OpAddNode, Service: "s-1.0", NodeURL: "https://a", Capacity: fsm.SomeInt64(10)},
+		{Op: fsm.OpAllocate, Service: "s-1.0", Email: "old@x", TS: 1},
+	} {
+		if res := f.Apply(cmd); res.Err != nil {
+			t.Fatalf("%+v: %v", cmd, res.Err)
+		}
+	}
+	login := func(email string) fsm.Command { return fsm.Command{Op: fsm.OpLogin, Service: "s-1.0", Email: email} }
+	got := newOutcomeMetrics().unknownLoginUsers(f.View(), []fsm.Command{
+		login("old@x"), login("new@x"), {Op: fsm.OpAllocate, Service: "s-1.0", Email: "other@x"}, login("new@x")})
+	if want := []bool{false, true, false, false}; !slices.Equal(got, want) {
+		t.Fatalf("unknownLoginUsers = %v, want %v", got, want)
+	}
+	if got := newOutcomeMetrics().unknownLoginUsers(f.View(), []fsm.Command{login("old@x")}); got != nil {
+		t.Fatalf("a batch without new users: %v, want nil", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"fmt"
 	"net/url"
@@ -37,7 +38,7 @@ func (f *clientFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the API token (keeps it out of ps)")
 	fl.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (keeps it out of ps)")
 	addToolTLSFlags(fl, &f.tls)
-	fl.DurationVar(&f.timeout, "timeout", 10*time.Second, "bound on each call to the member")
+	fl.DurationVar(&f.timeout, "timeout", cmp.Or(f.timeout, 10*time.Second), "bound on each call to the member")
 }
 
 // tokenFlagPairs name the two ways of giving each token.

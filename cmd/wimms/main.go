@@ -42,5 +42,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newUsersCmd())
 	root.AddCommand(newRecordsCmd())
 	root.AddCommand(newEventCmd())
+	root.AddCommand(newImportCmd(), newExportCmd(), newBackupCmd(), newRestoreCmd())
 	return root
 }

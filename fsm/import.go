@@ -1,0 +1,539 @@
+package fsm
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Import: OpImport upserts services, nodes and user records that come from
+// another system (a token-server MySQL database) keeping their ids, uids
+// and times, which no other command can do. It is the one way to bring a
+// user's uid, and with it the storage URL {node}/1.5/{uid}, across.
+//
+// Rules (docs/operations.md "Migrating from a token-server database"):
+//   - services are matched by name, nodes by (service, URL), records by uid;
+//     a match with a different id (or a uid of another user) is a conflict;
+//   - an imported record replaces the stored record with its uid field by
+//     field; nothing is deleted;
+//   - every node's current_load of the touched services is recomputed from
+//     the stored records (invariant 3); capacity, available, downed and
+//     backoff are taken as given;
+//   - the next service id, node id and uid go above every imported one, and
+//     the applied time goes up to the newest imported created_at, so that
+//     uids and created_at still grow together (invariant 2);
+//   - the batch is checked as a whole: a user with a live record that is
+//     not its current one, a generation or keys_changed_at that goes down
+//     from a user's older record to a newer one, or a created_at that
+//     decreases as uids grow, is a bad request naming the uid, and nothing
+//     changes. The importer applies
+//     the repair rules before sending (internal/mysqlimport).
+//
+// Re-importing an unchanged batch changes nothing (the counts say
+// unchanged).
+
+// MaxImportBatch bounds one OpImport (records + nodes + services), so that a
+// log entry stays a few hundred KB.
+const MaxImportBatch = 10_000
+
+// ImportBatch is the payload of OpImport. Order within each list is kept.
+type ImportBatch struct {
+	Services []ImportService
+	Nodes    []ImportNode
+	Records  []ImportRecord
+}
+
+// ImportService creates a service with this id or updates its pattern.
+// release_rate, allow_new_users and spread of a created service take their
+// defaults (0.1, true, 1); an existing service keeps its own.
+type ImportService struct {
+	ID      int64
+	Name    string
+	Pattern string
+}
+
+// ImportNode creates or updates a node. current_load is not taken: it is
+// recomputed from the records.
+type ImportNode struct {
+	ID        int64
+	Service   string
+	URL       string
+	Capacity  int64
+	Available int64
+	Downed    bool
+	Backoff   bool
+}
+
+// ImportRecord is one user record. NodeID may name a node that does not
+// exist (a removed node): the record then reads as having no node, as
+// docs/spec.md §1 allows. KeysChangedAt and ReplacedAt are Null when absent.
+type ImportRecord struct {
+	UID           int64
+	Service       string
+	Email         string
+	NodeID        int64
+	Generation    int64
+	KeysChangedAt int64
+	ClientState   string
+	CreatedAt     int64
+	ReplacedAt    int64
+}
+
+// ImportCount counts one kind of imported object by outcome.
+type ImportCount struct {
+	Created, Updated, Unchanged int64
+}
+
+// ImportCounts is OpImport's answer.
+type ImportCounts struct {
+	Services, Nodes, Records ImportCount
+}
+
+func (c *ImportCount) add(created, changed bool) {
+	switch {
+	case created:
+		c.Created++
+	case changed:
+		c.Updated++
+	default:
+		c.Unchanged++
+	}
+}
+
+// importBatch applies cmd.Import to a copy-on-write clone of the state and
+// swaps it in only when the whole batch is valid, so a failing batch
+// changes nothing.
+func (s *state) importBatch(cmd *Command) Result {
+	b := cmd.Import
+	if b == nil {
+		return fail(badRequest("import", "import batch is missing"))
+	}
+	if n := len(b.Services) + len(b.Nodes) + len(b.Records); n > MaxImportBatch {
+		return fail(badRequest("import", "batch of %d items exceeds %d", n, MaxImportBatch))
+	}
+	if e := checkImportDuplicates(b); e != nil {
+		return fail(e)
+	}
+	c := s.clone()
+	var counts ImportCounts
+	touched := map[int64]bool{} // service ids whose loads are recomputed
+	var touchedOrder []int64
+	touch := func(id int64) {
+		if !touched[id] {
+			touched[id] = true
+			touchedOrder = append(touchedOrder, id)
+		}
+	}
+	for i := range b.Services {
+		if e := c.importService(&b.Services[i], &counts.Services); e != nil {
+			return fail(e)
+		}
+	}
+	for i := range b.Nodes {
+		sid, e := c.importNode(&b.Nodes[i], &counts.Nodes)
+		if e != nil {
+			return fail(e)
+		}
+		touch(sid)
+	}
+	seen := make(map[int64]bool, len(b.Records))
+	maxCreated := int64(-1)
+	for i := range b.Records {
+		r := &b.Records[i]
+		if seen[r.UID] {
+			return fail(badRequest("uid", "uid %d appears twice in the batch", r.UID))
+		}
+		seen[r.UID] = true
+		sid, e := c.importRecord(r, &counts.Records)
+		if e != nil {
+			return fail(e)
+		}
+		touch(sid)
+		maxCreated = max(maxCreated, r.CreatedAt)
+	}
+	// Whole-batch checks, on the final state of every touched user and uid.
+	for i := range b.Records {
+		r := &b.Records[i]
+		sv := c.svcByName[r.Service]
+		u, _ := sv.findByUID(r.UID)
+		for j := range u.recs {
+			cur := &u.recs[j]
+			if cur.live() && j+1 < len(u.recs) {
+				return fail(badRequest("replaced_at", "uid %d of %q is live but not the user's newest record", cur.uid, u.email))
+			}
+			if j > 0 {
+				prev := &u.recs[j-1]
+				if cur.generation < prev.generation || nullAsLow(cur.keysChangedAt) < nullAsLow(prev.keysChangedAt) {
+					return fail(badRequest("generation", "uid %d of %q has a lower generation or keys_changed_at than the older uid %d (invariant 6)", cur.uid, u.email, prev.uid))
+				}
+			}
+		}
+		if e := c.checkCreatedOrder(r.UID, r.CreatedAt); e != nil {
+			return fail(e)
+		}
+	}
+	for _, id := range touchedOrder {
+		sv := c.svcByID[id]
+		for k := range sv.nodes {
+			nd := &sv.nodes[k]
+			nd.CurrentLoad = 0
+			if t := sv.tree(nd.ID); t != nil {
+				nd.CurrentLoad = int64(t.Len())
+			}
+		}
+	}
+	c.lastTS = max(c.lastTS, maxCreated)
+	*s = *c
+	return Result{Import: &counts}
+}
+
+// checkImportDuplicates rejects a batch that names one service or node
+// twice: which of the two should win would be a guess.
+func checkImportDuplicates(b *ImportBatch) *Error {
+	names, ids := map[string]bool{}, map[int64]bool{}
+	for _, sv := range b.Services {
+		if names[sv.Name] || ids[sv.ID] {
+			return badRequest("service", "service %q (id %d) appears twice in the batch", sv.Name, sv.ID)
+		}
+		names[sv.Name], ids[sv.ID] = true, true
+	}
+	urls, nodeIDs := map[[2]string]bool{}, map[int64]bool{}
+	for _, n := range b.Nodes {
+		key := [2]string{n.Service, n.URL}
+		if urls[key] || nodeIDs[n.ID] {
+			return badRequest("node", "node %q (id %d) appears twice in the batch", n.URL, n.ID)
+		}
+		urls[key], nodeIDs[n.ID] = true, true
+	}
+	return nil
+}
+
+func (s *state) importService(in *ImportService, count *ImportCount) *Error {
+	if e := firstError(checkServiceName(in.Name), checkPattern(in.Pattern)); e != nil {
+		return e
+	}
+	if in.ID < 1 {
+		return badRequest("id", "service %q: id must be >= 1", in.Name)
+	}
+	if sv := s.svcByName[in.Name]; sv != nil {
+		if sv.ID != in.ID {
+			return conflict("service", "service %q exists with id %d, not %d", in.Name, sv.ID, in.ID)
+		}
+		changed := sv.Pattern != in.Pattern
+		sv.Pattern = strings.Clone(in.Pattern)
+		count.add(false, changed)
+		return nil
+	}
+	if other := s.svcByID[in.ID]; other != nil {
+		return conflict("service", "service id %d belongs to %q, not %q", in.ID, other.Name, in.Name)
+	}
+	defaultRate, _ := parseRate("0.1")
+	sv := newSvcState(Service{ID: in.ID, Name: strings.Clone(in.Name), Pattern: strings.Clone(in.Pattern),
+		ReleaseRate: "0.1", AllowNewUsers: true, Spread: 1}, defaultRate)
+	s.svcByName[sv.Name] = sv
+	s.svcByID[sv.ID] = sv
+	s.nextServiceID = max(s.nextServiceID, in.ID+1)
+	count.add(true, false)
+	return nil
+}
+
+// nodeOwner returns the service holding node id (as a node or as the tree
+// of a removed node's records), or nil.
+func (s *state) nodeOwner(id int64, wantNode bool) *svcState {
+	for _, sv := range s.servicesByID() {
+		if sv.nodeIndex(id) >= 0 {
+			return sv
+		}
+		if !wantNode && sv.tree(id) != nil {
+			return sv
+		}
+	}
+	return nil
+}
+
+func (s *state) importNode(in *ImportNode, count *ImportCount) (int64, *Error) {
+	sv, e := s.service(in.Service)
+	if e != nil {
+		return 0, e
+	}
+	if e := firstError(checkNodeURL("node", in.URL), checkNonNegative("capacity", SomeInt64(in.Capacity)),
+		checkNonNegative("available", SomeInt64(in.Available))); e != nil {
+		return 0, e
+	}
+	if in.ID < 1 {
+		return 0, badRequest("id", "node %q: id must be >= 1", in.URL)
+	}
+	if idx := sv.nodeIndexByURL(in.URL); idx >= 0 {
+		nd := &sv.nodes[idx]
+		if nd.ID != in.ID {
+			return 0, conflict("node", "node %q of %q exists with id %d, not %d", in.URL, sv.Name, nd.ID, in.ID)
+		}
+		changed := nd.Capacity != in.Capacity || nd.Available != in.Available || nd.Downed != in.Downed || nd.Backoff != in.Backoff
+		nd.Capacity, nd.Available, nd.Downed, nd.Backoff = in.Capacity, in.Available, in.Downed, in.Backoff
+		count.add(false, changed)
+		return sv.ID, nil
+	}
+	if owner := s.nodeOwner(in.ID, false); owner != nil && (owner != sv || sv.nodeIndex(in.ID) >= 0) {
+		return 0, conflict("node", "node id %d is already used in service %q", in.ID, owner.Name)
+	}
+	nd := Node{ID: in.ID, Service: sv.Name, URL: strings.Clone(in.URL), Capacity: in.Capacity,
+		Available: in.Available, Downed: in.Downed, Backoff: in.Backoff}
+	i, _ := slices.BinarySearchFunc(sv.nodes, in.ID, func(n Node, id int64) int { return cmpInt64(n.ID, id) })
+	sv.nodes = slices.Insert(sv.nodes, i, nd)
+	s.nextNodeID = max(s.nextNodeID, in.ID+1)
+	count.add(true, false)
+	return sv.ID, nil
+}
+
+func (s *state) importRecord(in *ImportRecord, count *ImportCount) (int64, *Error) {
+	sv, e := s.service(in.Service)
+	if e != nil {
+		return 0, e
+	}
+	if e := firstError(checkEmail(in.Email), checkClientState(SomeString(in.ClientState))); e != nil {
+		e.Msg = "uid " + strconv.FormatInt(in.UID, 10) + ": " + e.Msg
+		return 0, e
+	}
+	switch {
+	case in.UID < 1:
+		return 0, badRequest("uid", "uid %d must be >= 1", in.UID)
+	case in.NodeID < 1:
+		return 0, badRequest("node_id", "uid %d: node id %d must be >= 1", in.UID, in.NodeID)
+	case in.Generation < 0:
+		return 0, badRequest("generation", "uid %d: negative generation", in.UID)
+	case in.KeysChangedAt != Null && in.KeysChangedAt < 0:
+		return 0, badRequest("keys_changed_at", "uid %d: negative keys_changed_at", in.UID)
+	case in.CreatedAt < 0:
+		return 0, badRequest("created_at", "uid %d: negative created_at", in.UID)
+	case in.ReplacedAt != Null && in.ReplacedAt < 0:
+		return 0, badRequest("replaced_at", "uid %d: negative replaced_at", in.UID)
+	}
+	if owner := s.nodeOwner(in.NodeID, true); owner != nil && owner != sv {
+		return 0, conflict("node_id", "uid %d: node %d belongs to service %q", in.UID, in.NodeID, owner.Name)
+	}
+	for _, other := range s.servicesByID() {
+		if other == sv {
+			continue
+		}
+		if u, _ := other.findByUID(in.UID); u != nil {
+			return 0, conflict("uid", "uid %d belongs to %q in service %q", in.UID, u.email, other.Name)
+		}
+	}
+	r := rec{uid: in.UID, nodeID: in.NodeID, generation: in.Generation, keysChangedAt: in.KeysChangedAt,
+		createdAt: in.CreatedAt, replacedAt: in.ReplacedAt, clientState: in.ClientState}
+	if old, i := sv.findByUID(in.UID); old != nil {
+		if old.email != in.Email {
+			return 0, conflict("uid", "uid %d belongs to %q, not %q", in.UID, old.email, in.Email)
+		}
+		cur := old.recs[i]
+		if cur == r {
+			count.add(false, false)
+			return sv.ID, nil
+		}
+		r.clientState = sharedClientState(cur.clientState, in.ClientState)
+		recs := old.copyRecs(0)
+		recs[i] = r
+		nu := old.withRecs(recs)
+		if cur.nodeID != r.nodeID {
+			// publish matches records by uid on their (unchanging) node:
+			// a moved record is taken out and put back.
+			s.publish(old, nil)
+			s.publish(nil, nu)
+		} else {
+			s.publish(old, nu)
+		}
+		count.add(false, true)
+	} else {
+		r.clientState = strings.Clone(in.ClientState)
+		old := sv.findUser(&s.probe, in.Email)
+		if old == nil {
+			s.publish(nil, newUser(sv.ID, strings.Clone(in.Email), r))
+		} else {
+			recs := old.copyRecs(1)
+			i, _ := old.recByUID(in.UID)
+			recs = slices.Insert(recs, i, r)
+			s.publish(old, old.withRecs(recs))
+		}
+		count.add(true, false)
+	}
+	s.nextUID = max(s.nextUID, in.UID+1)
+	s.nextNodeID = max(s.nextNodeID, in.NodeID+1)
+	return sv.ID, nil
+}
+
+// checkCreatedOrder checks created_at against the records with the next
+// lower and next higher uid in any service (invariant 2: uids grow in
+// creation order; CountUsers and Restore rely on it). Checking every
+// imported uid against its neighbours in the final state covers every
+// adjacent pair that involves an imported record.
+func (s *state) checkCreatedOrder(uid, createdAt int64) *Error {
+	var lower, higher *rec
+	for _, sv := range s.servicesByID() {
+		for _, t := range sv.trees {
+			t.recs.DescendLessOrEqual(recEntry{uid: uid - 1}, func(e recEntry) bool {
+				if i, ok := e.u.recByUID(e.uid); ok && (lower == nil || e.uid > lower.uid) {
+					lower = &e.u.recs[i]
+				}
+				return false
+			})
+			t.recs.AscendGreaterOrEqual(recEntry{uid: uid + 1}, func(e recEntry) bool {
+				if i, ok := e.u.recByUID(e.uid); ok && (higher == nil || e.uid < higher.uid) {
+					higher = &e.u.recs[i]
+				}
+				return false
+			})
+		}
+	}
+	if lower != nil && lower.createdAt > createdAt {
+		return badRequest("created_at", "uid %d: created_at %d is before created_at %d of the lower uid %d", uid, createdAt, lower.createdAt, lower.uid)
+	}
+	if higher != nil && higher.createdAt < createdAt {
+		return badRequest("created_at", "uid %d: created_at %d is after created_at %d of the higher uid %d", uid, createdAt, higher.createdAt, higher.uid)
+	}
+	return nil
+}
+
+// nullAsLow orders a nullable value with null below every value.
+func nullAsLow(v int64) int64 {
+	if v == Null {
+		return -1
+	}
+	return v
+}
+
+// ---- codec (command and result format 2) ----
+
+const (
+	importRecKeysChangedAt = 1 << 0
+	importRecReplaced      = 1 << 1
+	importNodeDowned       = 1 << 0
+	importNodeBackoff      = 1 << 1
+)
+
+func encodeImportBatch(e *encoder, b *ImportBatch) {
+	e.uvarint(uint64(len(b.Services)))
+	for i := range b.Services {
+		sv := &b.Services[i]
+		e.varint(sv.ID)
+		e.str(sv.Name)
+		e.str(sv.Pattern)
+	}
+	e.uvarint(uint64(len(b.Nodes)))
+	for i := range b.Nodes {
+		n := &b.Nodes[i]
+		e.varint(n.ID)
+		e.str(n.Service)
+		e.str(n.URL)
+		e.varint(n.Capacity)
+		e.varint(n.Available)
+		var flags byte
+		if n.Downed {
+			flags |= importNodeDowned
+		}
+		if n.Backoff {
+			flags |= importNodeBackoff
+		}
+		e.b = append(e.b, flags)
+	}
+	e.uvarint(uint64(len(b.Records)))
+	for i := range b.Records {
+		r := &b.Records[i]
+		var flags byte
+		if r.KeysChangedAt != Null {
+			flags |= importRecKeysChangedAt
+		}
+		if r.ReplacedAt != Null {
+			flags |= importRecReplaced
+		}
+		e.b = append(e.b, flags)
+		e.varint(r.UID)
+		e.str(r.Service)
+		e.str(r.Email)
+		e.varint(r.NodeID)
+		e.varint(r.Generation)
+		if flags&importRecKeysChangedAt != 0 {
+			e.varint(r.KeysChangedAt)
+		}
+		e.str(r.ClientState)
+		e.varint(r.CreatedAt)
+		if flags&importRecReplaced != 0 {
+			e.varint(r.ReplacedAt)
+		}
+	}
+}
+
+// count reads a list length, bounded by the bytes left (every item takes
+// at least one byte) so that garbage cannot make it allocate.
+func (d *decoder) count(what string) int {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.b)) {
+		d.fail("%d %s with %d bytes left", n, what, len(d.b))
+	}
+	if d.err != nil {
+		return 0
+	}
+	return int(n)
+}
+
+func decodeImportBatch(d *decoder) *ImportBatch {
+	b := &ImportBatch{}
+	if n := d.count("services"); n > 0 {
+		b.Services = make([]ImportService, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			b.Services[i] = ImportService{ID: d.varint(), Name: d.str(), Pattern: d.str()}
+		}
+	}
+	if n := d.count("nodes"); n > 0 {
+		b.Nodes = make([]ImportNode, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			nd := ImportNode{ID: d.varint(), Service: d.str(), URL: d.str(), Capacity: d.varint(), Available: d.varint()}
+			flags := d.byte1()
+			if flags&^(importNodeDowned|importNodeBackoff) != 0 {
+				d.fail("bad import node flags %#x", flags)
+			}
+			nd.Downed, nd.Backoff = flags&importNodeDowned != 0, flags&importNodeBackoff != 0
+			b.Nodes[i] = nd
+		}
+	}
+	if n := d.count("records"); n > 0 {
+		b.Records = make([]ImportRecord, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			flags := d.byte1()
+			if flags&^(importRecKeysChangedAt|importRecReplaced) != 0 {
+				d.fail("bad import record flags %#x", flags)
+			}
+			r := ImportRecord{KeysChangedAt: Null, ReplacedAt: Null}
+			r.UID = d.varint()
+			r.Service = d.str()
+			r.Email = d.str()
+			r.NodeID = d.varint()
+			r.Generation = d.varint()
+			if flags&importRecKeysChangedAt != 0 {
+				r.KeysChangedAt = d.varint()
+			}
+			r.ClientState = d.str()
+			r.CreatedAt = d.varint()
+			if flags&importRecReplaced != 0 {
+				r.ReplacedAt = d.varint()
+			}
+			b.Records[i] = r
+		}
+	}
+	return b
+}
+
+func encodeImportCounts(e *encoder, c *ImportCounts) {
+	for _, k := range []*ImportCount{&c.Services, &c.Nodes, &c.Records} {
+		e.varint(k.Created)
+		e.varint(k.Updated)
+		e.varint(k.Unchanged)
+	}
+}
+
+func decodeImportCounts(d *decoder) *ImportCounts {
+	c := &ImportCounts{}
+	for _, k := range []*ImportCount{&c.Services, &c.Nodes, &c.Records} {
+		k.Created, k.Updated, k.Unchanged = d.varint(), d.varint(), d.varint()
+	}
+	return c
+}
