@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -181,37 +178,6 @@ func (f *fakeStore) TransferLeadership(ctx context.Context, id string) error {
 	return nil
 }
 
-// testLogger writes to t.Log until the test ends (memberlist goroutines
-// may log during shutdown, when t.Log would panic).
-func testLogger(t testing.TB) hclog.Logger {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	level := hclog.Warn
-	if l := os.Getenv("WIMMS_TEST_LOG"); l != "" {
-		level = hclog.LevelFromString(l)
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: level, Output: w})
-}
-
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // newFakeCluster is a Cluster on a fake store, not started (no gossip).
 func newFakeCluster(t testing.TB, st *fakeStore, edit func(*Config)) *Cluster {
 	t.Helper()
@@ -221,7 +187,7 @@ func newFakeCluster(t testing.TB, st *fakeStore, edit func(*Config)) *Cluster {
 		HTTPAddr:   "127.0.0.1:1",
 		RaftAddr:   "127.0.0.1:2",
 		GossipBind: "127.0.0.1:0",
-		Logger:     testLogger(t),
+		Logger:     testutil.Logger(t),
 		LeaderWait: 500 * time.Millisecond,
 		ReapAfter:  time.Minute,
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -46,7 +47,7 @@ func startMember(t, owner *testing.T, id, ip string, join []string, prev *member
 	if prev != nil {
 		m.dataDir, m.raftAddr, m.httpAddr, m.gossipAddr = prev.dataDir, prev.raftAddr, prev.httpAddr, prev.gossipAddr
 	}
-	logger := testLogger(t).With("test_member", id)
+	logger := testutil.Logger(t).With("test_member", id)
 	st, err := store.Open(store.Config{
 		ID:                 id,
 		DataDir:            m.dataDir,

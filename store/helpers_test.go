@@ -3,43 +3,14 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
-
-// testLogWriter sends log lines to t.Log until the test ends (raft
-// goroutines may still log while shutting down; t.Log would then panic).
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) hclog.Logger {
-	w := &testLogWriter{t: t}
-	// Registered before any store's Close, so it runs after all of them.
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: w})
-}
 
 // testConfig has timings short enough for fast tests yet loose enough not to
 // flap on a loaded two-core machine.
@@ -104,7 +75,7 @@ type testCluster struct {
 // the others as voters, and every member has caught up on return.
 func newTestCluster(t testing.TB, n int, mutate func(*Config)) *testCluster {
 	t.Helper()
-	logger := testLogger(t)
+	logger := testutil.Logger(t)
 	c := &testCluster{}
 	for i := range n {
 		cfg := testConfig(t, logger, fmt.Sprintf("m%d", i), i == 0)

@@ -12,13 +12,15 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // writeAndStop bootstraps a one-member store, applies n services and stops
 // it; it returns the config (for reopening) and the Raft index of each.
 func writeAndStop(t *testing.T, n int) (Config, map[string]uint64) {
 	t.Helper()
-	cfg := testConfig(t, testLogger(t), "solo", true)
+	cfg := testConfig(t, testutil.Logger(t), "solo", true)
 	s, _ := openFake(t, cfg)
 	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	at := map[string]uint64{}
@@ -148,7 +150,7 @@ func TestEntriesWithoutChecksumStillLoad(t *testing.T) {
 }
 
 func TestSnapshotFilesArePrivate(t *testing.T) {
-	cfg := testConfig(t, testLogger(t), "solo", true)
+	cfg := testConfig(t, testutil.Logger(t), "solo", true)
 	s, err := Open(cfg) // the real state machine: Check decodes its snapshots
 	if err != nil {
 		t.Fatal(err)

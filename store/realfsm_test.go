@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // These tests run the store with the real state machine and codec.
@@ -36,7 +37,7 @@ func applyOK(t testing.TB, s *Store, cmd fsm.Command) fsm.Result {
 }
 
 func TestRealFSMClusterReplicatesSnapshotsAndRestarts(t *testing.T) {
-	logger := testLogger(t)
+	logger := testutil.Logger(t)
 	const clock = int64(1_700_000_000_000)
 	tune := func(cfg *Config) {
 		cfg.Now = func() time.Time { return time.UnixMilli(clock) }

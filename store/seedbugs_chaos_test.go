@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // seedBugs switches seeded bugs on for one test.
@@ -74,7 +75,7 @@ func TestSeedBugAckBeforeCommit(t *testing.T) {
 // when nothing else interferes.
 func TestSeedBugAckBeforeCommitUsesFork(t *testing.T) {
 	seedBugs(t, SeedBugs{AckBeforeCommit: true})
-	s := openReal(t, testConfig(t, testLogger(t), "solo", true))
+	s := openReal(t, testConfig(t, testutil.Logger(t), "solo", true))
 	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	// What the cluster's leader loop does first, so that its no-op does not
 	// mix with what this test measures.

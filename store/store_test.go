@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 func TestSingleMemberBootstrapsAndApplies(t *testing.T) {
-	cfg := testConfig(t, testLogger(t), "solo", true)
+	cfg := testConfig(t, testutil.Logger(t), "solo", true)
 	s, m := openFake(t, cfg)
 	if s.HadState() {
 		t.Fatal("HadState() = true for an empty data dir")
@@ -77,7 +78,7 @@ func TestSingleMemberBootstrapsAndApplies(t *testing.T) {
 }
 
 func TestRestartKeepsStateAndNeverBootstrapsAgain(t *testing.T) {
-	logger := testLogger(t)
+	logger := testutil.Logger(t)
 	cfg := testConfig(t, logger, "solo", true)
 	s, _ := openFake(t, cfg)
 	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
@@ -347,7 +348,7 @@ func TestMembershipChanges(t *testing.T) {
 		t.Fatalf("AddVoter on a follower: err = %v, want ErrNotLeader", err)
 	}
 
-	cfg := testConfig(t, testLogger(t), "learner", false)
+	cfg := testConfig(t, testutil.Logger(t), "learner", false)
 	learner, lm := openFake(t, cfg)
 	if learner.Ready() {
 		t.Fatal("a member that was never added reports Ready")
@@ -383,7 +384,7 @@ func TestMembershipChanges(t *testing.T) {
 // added later can only catch up through InstallSnapshot (exercising Persist
 // and Restore across the network); it then restarts from its own snapshot.
 func TestSnapshotInstallAndRestart(t *testing.T) {
-	logger := testLogger(t)
+	logger := testutil.Logger(t)
 	small := func(cfg *Config) {
 		cfg.SnapshotThreshold = 16
 		cfg.TrailingLogs = 4
@@ -471,7 +472,7 @@ func countSnapshots(t *testing.T, dataDir string) int {
 // machine in fewer batches than entries (group commit: one fsync'd append
 // and one ApplyBatch for many writes).
 func TestGroupCommit(t *testing.T) {
-	s, m := openFake(t, testConfig(t, testLogger(t), "solo", true))
+	s, m := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
 	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	// What the cluster's leader loop does first, so that its no-op does not
 	// mix with what this test measures.
@@ -546,7 +547,7 @@ func isolatedLeader(t *testing.T) *Store {
 }
 
 func TestApplyContextAndClosedStore(t *testing.T) {
-	s, _ := openFake(t, testConfig(t, testLogger(t), "solo", true))
+	s, _ := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
 	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -583,7 +584,7 @@ func TestApplyContextAndClosedStore(t *testing.T) {
 }
 
 func TestCollectors(t *testing.T) {
-	s, _ := openFake(t, testConfig(t, testLogger(t), "solo", true))
+	s, _ := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
 	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService("m-1.0")); err != nil {
 		t.Fatal(err)
@@ -601,7 +602,7 @@ func TestCollectors(t *testing.T) {
 // default read establishes the term itself (commits the term's no-op);
 // establishing again in the same term appends nothing.
 func TestEstablishLeadershipOncePerTerm(t *testing.T) {
-	s, _ := openFake(t, testConfig(t, testLogger(t), "solo", true))
+	s, _ := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
 	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	noop := func(fsm.Reader) error { return nil }
 	if _, err := s.Read(ctxTimeout(t, 5*time.Second), ReadOptions{Level: ReadDefault}, noop); err != nil {
