@@ -202,17 +202,6 @@ func newFakeCluster(t testing.TB, st *fakeStore, edit func(*Config)) *Cluster {
 	return c
 }
 
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // freeAddr reserves a loopback port on ip and releases it for the caller.
 func freeAddr(t testing.TB, ip string) string {
 	t.Helper()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -277,7 +278,7 @@ func TestJoinFallsBackToGossipThroughAnHTTPMember(t *testing.T) {
 	if _, err := startFake(t, "y", "127.0.0.2", []string{srv.Listener.Addr().String()}, 5*time.Second); err != nil {
 		t.Fatalf("join through an HTTP member without a leader: %v", err)
 	}
-	waitFor(t, 5*time.Second, "x to see y in gossip", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "x to see y in gossip", func() bool {
 		p, ok := x.peers.get("y")
 		return ok && p.state == gossipAlive && p.meta.Zone == "z-y"
 	})
@@ -300,7 +301,7 @@ func TestJoinThroughGossipAddress(t *testing.T) {
 	if _, err := startFake(t, "y", "127.0.0.2", []string{x.GossipAddr()}, 5*time.Second); err != nil {
 		t.Fatalf("join through a gossip address: %v", err)
 	}
-	waitFor(t, 5*time.Second, "x to see y", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "x to see y", func() bool {
 		p, ok := x.peers.get("y")
 		return ok && p.state == gossipAlive
 	})

@@ -45,17 +45,6 @@ func crash(s *Store) {
 	s.closeOnce.Do(func() { s.closeErr = s.close(false) })
 }
 
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -88,7 +77,7 @@ func newTestCluster(t testing.TB, n int, mutate func(*Config)) *testCluster {
 		c.stores = append(c.stores, s)
 		c.machines = append(c.machines, m)
 		if i == 0 {
-			waitFor(t, 10*time.Second, "the bootstrapped member to lead", s.IsLeader)
+			testutil.WaitFor(t, 10*time.Second, "the bootstrapped member to lead", s.IsLeader)
 			continue
 		}
 		if err := c.stores[0].AddVoter(ctxTimeout(t, 10*time.Second), s.ID(), s.RaftAddr()); err != nil {
@@ -103,7 +92,7 @@ func newTestCluster(t testing.TB, n int, mutate func(*Config)) *testCluster {
 // applied the leader's commit index.
 func (c *testCluster) waitConverged(t testing.TB) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "members to converge", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "members to converge", func() bool {
 		l := c.leader()
 		if l == nil {
 			return false

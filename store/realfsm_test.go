@@ -52,7 +52,7 @@ func TestRealFSMClusterReplicatesSnapshotsAndRestarts(t *testing.T) {
 		s := openReal(t, cfg)
 		stores = append(stores, s)
 		if i == 0 {
-			waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+			testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 			continue
 		}
 		if err := stores[0].AddVoter(ctxTimeout(t, 5*time.Second), s.ID(), s.RaftAddr()); err != nil {
@@ -86,7 +86,7 @@ func TestRealFSMClusterReplicatesSnapshotsAndRestarts(t *testing.T) {
 	}
 
 	// Restart a follower from its data dir (its own snapshot plus log).
-	waitFor(t, 15*time.Second, "the follower's snapshot", func() bool { return countSnapshots(t, follower.cfg.DataDir) > 0 })
+	testutil.WaitFor(t, 15*time.Second, "the follower's snapshot", func() bool { return countSnapshots(t, follower.cfg.DataDir) > 0 })
 	fcfg := follower.cfg
 	fcfg.RaftBind = follower.RaftAddr()
 	crash(follower)

@@ -71,7 +71,7 @@ func TestSingleMemberBootstrapsAndApplies(t *testing.T) {
 	if err != errFakeNotFound {
 		t.Fatalf("read of a missing service: err = %v, want the reader's error", err)
 	}
-	waitFor(t, 5*time.Second, "Ready", s.Ready)
+	testutil.WaitFor(t, 5*time.Second, "Ready", s.Ready)
 	if s.State() != "leader" || s.Term() == 0 || s.CommitIndex() < meta.Index {
 		t.Fatalf("state %q term %d commit %d", s.State(), s.Term(), s.CommitIndex())
 	}
@@ -81,7 +81,7 @@ func TestRestartKeepsStateAndNeverBootstrapsAgain(t *testing.T) {
 	logger := testutil.Logger(t)
 	cfg := testConfig(t, logger, "solo", true)
 	s, _ := openFake(t, cfg)
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	const n = 20
 	for i := range n {
 		if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService(fmt.Sprintf("svc%d-1.0", i))); err != nil {
@@ -107,7 +107,7 @@ func TestRestartKeepsStateAndNeverBootstrapsAgain(t *testing.T) {
 	if s2.Ready() {
 		t.Fatal("Ready() before the restarted member applied its log")
 	}
-	waitFor(t, 10*time.Second, "Ready after restart", s2.Ready)
+	testutil.WaitFor(t, 10*time.Second, "Ready after restart", s2.Ready)
 	if s2.AppliedIndex() < lastIndex || s2.Term() <= lastTerm {
 		t.Fatalf("after restart applied %d term %d; before applied %d term %d", s2.AppliedIndex(), s2.Term(), lastIndex, lastTerm)
 	}
@@ -261,7 +261,7 @@ func TestStaleReadRefusedOnIsolatedFollower(t *testing.T) {
 	}
 	crash(other)
 	crash(leader)
-	waitFor(t, 10*time.Second, "the isolated follower to refuse bounded stale reads", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the isolated follower to refuse bounded stale reads", func() bool {
 		_, err := isolated.Read(ctxTimeout(t, time.Second), bound, noop)
 		if err != nil && !errors.Is(err, ErrStaleRead) {
 			t.Fatalf("bounded stale read: err = %v, want ErrStaleRead", err)
@@ -275,7 +275,7 @@ func TestStaleReadRefusedOnIsolatedFollower(t *testing.T) {
 	if _, err := isolated.Read(ctxTimeout(t, time.Second), ReadOptions{Level: ReadDefault}, noop); !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("default read with no leader: err = %v", err)
 	}
-	waitFor(t, 10*time.Second, "the isolated follower to forget the leader", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the isolated follower to forget the leader", func() bool {
 		id, _ := isolated.Leader()
 		return id == ""
 	})
@@ -306,7 +306,7 @@ func TestLeadershipTransfer(t *testing.T) {
 	if err := old.TransferLeadership(ctxTimeout(t, 10*time.Second), target.ID()); err != nil {
 		t.Fatalf("TransferLeadership: %v", err)
 	}
-	waitFor(t, 10*time.Second, "the target to lead", target.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "the target to lead", target.IsLeader)
 	awaitLeadershipValue(t, oldSub, false)
 	awaitLeadershipValue(t, targetSub, true)
 	if _, _, err := old.Apply(ctxTimeout(t, 5*time.Second), putService("x-1.0")); !errors.Is(err, ErrNotLeader) {
@@ -393,14 +393,14 @@ func TestSnapshotInstallAndRestart(t *testing.T) {
 	cfg := testConfig(t, logger, "m0", true)
 	small(&cfg)
 	leader, _ := openFake(t, cfg)
-	waitFor(t, 10*time.Second, "leadership", leader.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leadership", leader.IsLeader)
 	const n = 60
 	for i := range n {
 		if _, _, err := leader.Apply(ctxTimeout(t, 5*time.Second), putService(fmt.Sprintf("s%d-1.0", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 15*time.Second, "a snapshot and log compaction", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "a snapshot and log compaction", func() bool {
 		first, err := leader.bolt.FirstIndex()
 		return err == nil && first > 1 && countSnapshots(t, cfg.DataDir) > 0
 	})
@@ -429,7 +429,7 @@ func TestSnapshotInstallAndRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 15*time.Second, "the joiner's own snapshot", func() bool { return countSnapshots(t, jcfg.DataDir) > 0 })
+	testutil.WaitFor(t, 15*time.Second, "the joiner's own snapshot", func() bool { return countSnapshots(t, jcfg.DataDir) > 0 })
 	crash(joiner)
 	jcfg.RaftBind = joiner.RaftAddr()
 	rejoined, rm := openFake(t, jcfg)
@@ -473,7 +473,7 @@ func countSnapshots(t *testing.T, dataDir string) int {
 // and one ApplyBatch for many writes).
 func TestGroupCommit(t *testing.T) {
 	s, m := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	// What the cluster's leader loop does first, so that its no-op does not
 	// mix with what this test measures.
 	if err := s.EstablishLeadership(ctxTimeout(t, 5*time.Second)); err != nil {
@@ -548,7 +548,7 @@ func isolatedLeader(t *testing.T) *Store {
 
 func TestApplyContextAndClosedStore(t *testing.T) {
 	s, _ := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, _, err := s.Apply(ctx, putService("c-1.0")); !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnknownOutcome) {
@@ -585,7 +585,7 @@ func TestApplyContextAndClosedStore(t *testing.T) {
 
 func TestCollectors(t *testing.T) {
 	s, _ := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService("m-1.0")); err != nil {
 		t.Fatal(err)
 	}
@@ -603,7 +603,7 @@ func TestCollectors(t *testing.T) {
 // establishing again in the same term appends nothing.
 func TestEstablishLeadershipOncePerTerm(t *testing.T) {
 	s, _ := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	noop := func(fsm.Reader) error { return nil }
 	if _, err := s.Read(ctxTimeout(t, 5*time.Second), ReadOptions{Level: ReadDefault}, noop); err != nil {
 		t.Fatalf("default read on a fresh leader: %v", err)
