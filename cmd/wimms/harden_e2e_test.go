@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // runCheck runs `wimms check --data-dir dir` and returns its exit code and
@@ -117,9 +119,7 @@ func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the real binary")
 	}
-	m := newMember(t, "disk", "a")
-	m.start()
-	m.waitReady(20 * time.Second)
+	m := startSolo(t, "disk", "a")
 	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
 	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 1000}), 201, "node")
 	for i := range 20 {
@@ -186,26 +186,6 @@ func metricsLines(t *testing.T, m *member) int {
 	return strings.Count(a.raw, "\n")
 }
 
-func rawHTTP(t *testing.T, addr, req string) (int, string, string) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
-}
-
 // TestHostileClients: made-up methods, slow bodies, form posts, bad
 // escapes and refusals against a real member.
 func TestHostileClients(t *testing.T) {
@@ -266,9 +246,9 @@ func TestHostileClients(t *testing.T) {
 	})
 
 	t.Run("bad percent-escape", func(t *testing.T) {
-		code, ct, body := rawHTTP(t, m.HTTPAddr, "GET /v1/services/sync%zz HTTP/1.1\r\nHost: x\r\n\r\n")
-		if code != 400 || ct != "application/json" || !strings.Contains(body, `"status":"bad-request"`) {
-			t.Fatalf("bad escape: %d %q %s", code, ct, body)
+		resp, body := testutil.RawRequest(t, m.HTTPAddr, "GET /v1/services/sync%zz HTTP/1.1\r\nHost: x\r\n\r\n")
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 400 || ct != "application/json" || !strings.Contains(string(body), `"status":"bad-request"`) {
+			t.Fatalf("bad escape: %d %q %s", resp.StatusCode, ct, body)
 		}
 	})
 
@@ -364,9 +344,7 @@ func TestRestartedMemberNeverServesAnEmptyState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the real binary")
 	}
-	m := newMember(t, "replay", "a")
-	m.start()
-	m.waitReady(20 * time.Second)
+	m := startSolo(t, "replay", "a")
 	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
 	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 100000}), 201, "node")
 	const probe = "probe@example.com"
@@ -452,9 +430,7 @@ func TestDamageFoundWhileRunningStopsTheMember(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the real binary")
 	}
-	m1 := newMember(t, "m1", "a")
-	m1.start()
-	m1.waitReady(20 * time.Second)
+	m1 := startSolo(t, "m1", "a")
 	expect(t, call(t, "PUT", m1.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
 	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 100000}), 201, "node")
 	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": "victim@example.com"}), 201, "victim")
