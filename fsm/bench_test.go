@@ -122,11 +122,7 @@ func BenchmarkApplyLogin(b *testing.B) {
 	const users = 100_000
 	f := newBenchFSM(b)
 	populate(b, f, users)
-	emails := make([]string, users)
-	states := make([]string, users)
-	for i := range emails {
-		emails[i], states[i] = benchEmail(i), benchClientState(i)
-	}
+	emails, states := benchUsers(users)
 	b.Run("unchanged", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
@@ -290,11 +286,7 @@ func BenchmarkGetUserParallelWithWriter(b *testing.B) {
 	const users = 100_000
 	f := newBenchFSM(b)
 	populate(b, f, users)
-	emails := make([]string, users)
-	states := make([]string, users)
-	for i := range emails {
-		emails[i], states[i] = benchEmail(i), benchClientState(i)
-	}
+	emails, states := benchUsers(users)
 	// Generations must keep rising across sub-benchmarks and -count runs.
 	gen := int64(t0)
 	login := func(i int) Command {
@@ -361,4 +353,13 @@ func BenchmarkGetUserParallelWithWriter(b *testing.B) {
 			b.ReportMetric(float64(<-wrote)/b.Elapsed().Seconds(), "writes/s")
 		})
 	}
+}
+
+// benchUsers are the emails and client states populate gives n users.
+func benchUsers(n int) (emails, states []string) {
+	emails, states = make([]string, n), make([]string, n)
+	for i := range emails {
+		emails[i], states[i] = benchEmail(i), benchClientState(i)
+	}
+	return emails, states
 }
