@@ -74,6 +74,15 @@ func (f *fakeStore) callLog() []string {
 	return append([]string(nil), f.calls...)
 }
 
+// newLeaderStore is the store of member id, which leads at raftAddr and
+// whose configuration is itself, a voter, and others.
+func newLeaderStore(id, raftAddr string, others ...store.Server) *fakeStore {
+	st := newFakeStore(id)
+	st.setLeader(true, id, raftAddr)
+	st.setServers(append([]store.Server{voter(id, raftAddr)}, others...)...)
+	return st
+}
+
 func voter(id, addr string) store.Server {
 	return store.Server{ID: id, Address: addr, Voter: true}
 }

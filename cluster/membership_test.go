@@ -34,9 +34,7 @@ func TestJoinOnFollowerIsNotLeaderButRemembersAddresses(t *testing.T) {
 }
 
 func TestJoinOnLeader(t *testing.T) {
-	st := newFakeStore("L")
-	st.setLeader(true, "L", "127.0.0.1:2")
-	st.setServers(voter("L", "127.0.0.1:2"), voter("b", "raft-b"), nonvoter("n", "raft-n"))
+	st := newLeaderStore("L", "127.0.0.1:2", voter("b", "raft-b"), nonvoter("n", "raft-n"))
 	c := newFakeCluster(t, st, nil)
 	ctx := context.Background()
 	steps := []struct {
@@ -75,9 +73,7 @@ func TestJoinOnLeader(t *testing.T) {
 }
 
 func TestRemove(t *testing.T) {
-	st := newFakeStore("L")
-	st.setLeader(true, "L", "raft-L")
-	st.setServers(voter("L", "raft-L"), voter("b", "raft-b"), voter("c", "raft-c"))
+	st := newLeaderStore("L", "raft-L", voter("b", "raft-b"), voter("c", "raft-c"))
 	c := newFakeCluster(t, st, nil)
 	c.peers.alive(nodeMeta{ID: "b", Raft: "raft-b", Incarnation: "i1"})
 	ctx := context.Background()
@@ -130,9 +126,7 @@ func TestRemoveLeaderHandsOverThenAsksNewLeader(t *testing.T) {
 	}))
 	defer newLeader.Close()
 
-	st := newFakeStore("L")
-	st.setLeader(true, "L", "raft-L")
-	st.setServers(voter("L", "raft-L"), voter("b", "raft-b"), voter("c", "raft-c"))
+	st := newLeaderStore("L", "raft-L", voter("b", "raft-b"), voter("c", "raft-c"))
 	st.transferTo = "b"
 	c := newFakeCluster(t, st, func(cfg *Config) { cfg.AdminToken = "adm" })
 	c.peers.learn(nodeMeta{ID: "b", HTTP: newLeader.Listener.Addr().String(), Raft: "raft-b"})
@@ -148,9 +142,7 @@ func TestRemoveLeaderHandsOverThenAsksNewLeader(t *testing.T) {
 }
 
 func TestTransferLeadership(t *testing.T) {
-	st := newFakeStore("L")
-	st.setLeader(true, "L", "raft-L")
-	st.setServers(voter("L", "raft-L"), voter("b", "raft-b"), nonvoter("n", "raft-n"))
+	st := newLeaderStore("L", "raft-L", voter("b", "raft-b"), nonvoter("n", "raft-n"))
 	c := newFakeCluster(t, st, nil)
 	ctx := context.Background()
 	if err := c.TransferLeadership(ctx, "zz"); !errors.Is(err, store.ErrMemberNotFound) {
