@@ -51,6 +51,17 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
+// putServices creates services prefix{from}-1.0 up to but not including
+// prefix{to}-1.0 through s, one command each.
+func putServices(t testing.TB, s *Store, prefix string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService(fmt.Sprintf("%s%d-1.0", prefix, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func putService(name string) fsm.Command {
 	return fsm.Command{Op: fsm.OpPutService, Service: name, Pattern: fsm.SomeString("{node}/1.5/{uid}")}
 }

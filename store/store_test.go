@@ -83,11 +83,7 @@ func TestRestartKeepsStateAndNeverBootstrapsAgain(t *testing.T) {
 	s, _ := openFake(t, cfg)
 	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	const n = 20
-	for i := range n {
-		if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService(fmt.Sprintf("svc%d-1.0", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putServices(t, s, "svc", 0, n)
 	lastIndex, lastTerm := s.AppliedIndex(), s.Term()
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -395,11 +391,7 @@ func TestSnapshotInstallAndRestart(t *testing.T) {
 	leader, _ := openFake(t, cfg)
 	testutil.WaitFor(t, 10*time.Second, "leadership", leader.IsLeader)
 	const n = 60
-	for i := range n {
-		if _, _, err := leader.Apply(ctxTimeout(t, 5*time.Second), putService(fmt.Sprintf("s%d-1.0", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putServices(t, leader, "s", 0, n)
 	testutil.WaitFor(t, 15*time.Second, "a snapshot and log compaction", func() bool {
 		first, err := leader.bolt.FirstIndex()
 		return err == nil && first > 1 && countSnapshots(t, cfg.DataDir) > 0
@@ -424,11 +416,7 @@ func TestSnapshotInstallAndRestart(t *testing.T) {
 	}
 
 	// More writes so the joiner takes its own snapshot, then restart it.
-	for i := n; i < n+40; i++ {
-		if _, _, err := leader.Apply(ctxTimeout(t, 5*time.Second), putService(fmt.Sprintf("s%d-1.0", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putServices(t, leader, "s", n, n+40)
 	testutil.WaitFor(t, 15*time.Second, "the joiner's own snapshot", func() bool { return countSnapshots(t, jcfg.DataDir) > 0 })
 	crash(joiner)
 	jcfg.RaftBind = joiner.RaftAddr()
