@@ -120,8 +120,7 @@ func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
 		t.Skip("end-to-end: runs the real binary")
 	}
 	m := startSolo(t, "disk", "a")
-	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
-	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 1000}), 201, "node")
+	seedService(t, m, 1000)
 	for i := range 20 {
 		expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("user%02d@example.com", i)}), 201, "allocate")
 	}
@@ -198,8 +197,7 @@ func TestHostileClients(t *testing.T) {
 	m.Flags = append(m.Flags, "--body-timeout", "2s", "--admin-token", admin, "--pprof")
 	m.start()
 	m.waitReady(20 * time.Second)
-	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}, auth...), 201, "service")
-	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 1000}, auth...), 201, "node")
+	seedService(t, m, 1000, auth...)
 
 	t.Run("made-up methods", func(t *testing.T) {
 		// Warm up: the first made-up method on each path and the first
@@ -345,8 +343,7 @@ func TestRestartedMemberNeverServesAnEmptyState(t *testing.T) {
 		t.Skip("end-to-end: runs the real binary")
 	}
 	m := startSolo(t, "replay", "a")
-	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
-	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 100000}), 201, "node")
+	seedService(t, m, 100000)
 	const probe = "probe@example.com"
 	want := expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": probe}), 201, "probe user").num("uid")
 	var wg sync.WaitGroup
@@ -431,8 +428,7 @@ func TestDamageFoundWhileRunningStopsTheMember(t *testing.T) {
 		t.Skip("end-to-end: runs the real binary")
 	}
 	m1 := startSolo(t, "m1", "a")
-	expect(t, call(t, "PUT", m1.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
-	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 100000}), 201, "node")
+	seedService(t, m1, 100000)
 	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": "victim@example.com"}), 201, "victim")
 	// Push the victim's entry out of the in-memory log cache (1024 entries),
 	// so that replicating it means reading it from disk.

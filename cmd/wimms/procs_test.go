@@ -384,3 +384,11 @@ func waitConverged(t *testing.T, ms []*member, voters int) string {
 		return nil
 	})
 }
+
+// seedService creates service sync-1.5 ({node}/{uid}) with one node,
+// https://n1.example.com, of the given capacity.
+func seedService(t *testing.T, m *member, capacity int, headers ...string) {
+	t.Helper()
+	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}, headers...), 201, "service")
+	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": capacity}, headers...), 201, "node")
+}

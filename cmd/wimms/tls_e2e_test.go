@@ -243,14 +243,7 @@ func TestSecureCluster(t *testing.T) {
 	})
 
 	t.Run("a raft client with a certificate from another CA is refused", func(t *testing.T) {
-		dir := t.TempDir()
-		if _, err := tlsconf.CreateCA(dir, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		issued, err := tlsconf.CreateCert(dir, tlsconf.CertRequest{Name: "intruder", Hosts: []string{"127.0.0.1"}}, dir, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, issued := newCAWithCert(t, "intruder")
 		pair, err := tls.LoadX509KeyPair(issued.CertFile, issued.KeyFile)
 		if err != nil {
 			t.Fatal(err)
@@ -457,14 +450,7 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 	e := newSecureEnv(t)
 	cert, key := e.issue("good")
 	otherCert, otherKey := e.issue("other")
-	strangerDir := t.TempDir()
-	if _, err := tlsconf.CreateCA(strangerDir, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	stranger, err := tlsconf.CreateCert(strangerDir, tlsconf.CertRequest{Name: "s", Hosts: []string{"127.0.0.1"}}, strangerDir, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, stranger := newCAWithCert(t, "s")
 	expired, err := tlsconf.CreateCert(e.dir, tlsconf.CertRequest{Name: "expired", Hosts: []string{"127.0.0.1"}}, e.dir, time.Now().Add(-3*tlsconf.MemberValidity))
 	if err != nil {
 		t.Fatal(err)
