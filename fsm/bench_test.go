@@ -51,6 +51,15 @@ func benchAllocate(i int) Command {
 
 // populate allocates users in batches, as the store applies raft batches
 // (and so that setup does not pay a publish per user).
+// benchAllocations are the allocations of users 0 to n-1.
+func benchAllocations(n int) []Command {
+	cmds := make([]Command, n)
+	for i := range cmds {
+		cmds[i] = benchAllocate(i)
+	}
+	return cmds
+}
+
 func populate(b *testing.B, f *FSM, users int) {
 	const batchSize = 256
 	batch := make([]Command, 0, batchSize)
@@ -69,10 +78,7 @@ func populate(b *testing.B, f *FSM, users int) {
 
 func BenchmarkApplyAllocate(b *testing.B) {
 	f := newBenchFSM(b)
-	cmds := make([]Command, b.N)
-	for i := range cmds {
-		cmds[i] = benchAllocate(i)
-	}
+	cmds := benchAllocations(b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range cmds {
@@ -88,10 +94,7 @@ func BenchmarkApplyAllocate(b *testing.B) {
 func BenchmarkApplyBatchAllocate(b *testing.B) {
 	const batchSize = 64
 	f := newBenchFSM(b)
-	cmds := make([]Command, b.N)
-	for i := range cmds {
-		cmds[i] = benchAllocate(i)
-	}
+	cmds := benchAllocations(b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < len(cmds); i += batchSize {

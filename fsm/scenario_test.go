@@ -175,9 +175,7 @@ func TestAllocateExplicitNode(t *testing.T) {
 }
 
 func TestAllocateGetOrCreate(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.node(svcA, "https://n1", 10)
+	h := oneNodeHarness(t)
 	first := h.ok(Command{Op: OpAllocate, Service: svcA, Email: "a@x", Generation: SomeInt64(4)})
 	if !first.Created || first.User.KeysChangedAt != Null || first.User.ReplacedAt != Null || first.User.FirstSeenAt != t0 || first.User.CreatedAt != t0 {
 		t.Fatalf("created: %+v", first)
@@ -269,9 +267,7 @@ func TestUnassignOverwritesReplacedAtOfAllRecordsOnNode(t *testing.T) {
 }
 
 func TestRetiredUserIsNeverReallocated(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.node(svcA, "https://n1", 10)
+	h := oneNodeHarness(t)
 	h.ok(Command{Op: OpAllocate, Service: svcA, Email: "a@x", Generation: SomeInt64(5)})
 	h.tick(5)
 	ret := h.ok(Command{Op: OpRetire, Service: svcA, Email: "a@x"}).User
@@ -368,6 +364,16 @@ func TestUpdateUser(t *testing.T) {
 
 // loginUser sets up a user with generation 10, keys_changed_at 10, client
 // state "aa", and an older record with client state "99".
+// oneNodeHarness is a machine with service svcA and one node,
+// https://n1, of capacity 10.
+func oneNodeHarness(t tb) *harness {
+	t.Helper()
+	h := newHarness(t, Options{})
+	h.service(svcA)
+	h.node(svcA, "https://n1", 10)
+	return h
+}
+
 func loginUser(t *testing.T) *harness {
 	h := newHarness(t, Options{})
 	h.service(svcA)
@@ -455,9 +461,7 @@ func TestLoginApply(t *testing.T) {
 		}
 	})
 	t.Run("null stored keys counts as below", func(t *testing.T) {
-		h := newHarness(t, Options{})
-		h.service(svcA)
-		h.node(svcA, "https://n1", 10)
+		h := oneNodeHarness(t)
 		h.ok(Command{Op: OpAllocate, Service: svcA, Email: "a@x"})
 		u := h.ok(login(svcA, "a@x", 0, 5, "")).User
 		if u.Generation != 5 || u.KeysChangedAt != 5 {
@@ -465,9 +469,7 @@ func TestLoginApply(t *testing.T) {
 		}
 	})
 	t.Run("new user gets given fields, keys 0 absent", func(t *testing.T) {
-		h := newHarness(t, Options{})
-		h.service(svcA)
-		h.node(svcA, "https://n1", 10)
+		h := oneNodeHarness(t)
 		res := h.ok(login(svcA, "a@x", 7, 0, "0f"))
 		if res.User.Generation != 7 || res.User.KeysChangedAt != Null || res.User.ClientState != "0f" || res.FxaKid != "0000000000007-Dw" {
 			t.Fatalf("%+v", res)
@@ -534,9 +536,7 @@ func TestFxaKid(t *testing.T) {
 }
 
 func TestNewUsersDisabled(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.node(svcA, "https://n1", 10)
+	h := oneNodeHarness(t)
 	h.ok(login(svcA, "old@x", 1, 1, "aa"))
 	h.ok(Command{Op: OpPutService, Service: svcA, AllowNewUsers: SomeBool(false)})
 	h.fails(login(svcA, "new@x", 1, 1, "aa"), StatusNewUsersDisabled, "")
@@ -546,9 +546,7 @@ func TestNewUsersDisabled(t *testing.T) {
 }
 
 func TestReplaceAt(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.node(svcA, "https://n1", 10)
+	h := oneNodeHarness(t)
 	h.ok(allocate(svcA, "a@x"))
 	h.tick(100)
 	if n := h.ok(Command{Op: OpReplace, Service: svcA, Email: "a@x", At: SomeInt64(t0 - 1)}).Count; n != 0 {
@@ -577,9 +575,7 @@ func TestReplaceAt(t *testing.T) {
 }
 
 func TestRecordsOldestFirst(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.node(svcA, "https://n1", 10)
+	h := oneNodeHarness(t)
 	uids := []int64{h.ok(Command{Op: OpAllocate, Service: svcA, Email: "a@x", ClientState: SomeString("aa")}).User.UID}
 	for _, cs := range []string{"bb", "cc"} {
 		h.tick(10)
