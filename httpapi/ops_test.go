@@ -107,6 +107,7 @@ func TestForwardedRequestsCounted(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h := New(Config{Store: st, Router: &fake.Router{Follower: true}, Registry: reg}).Handler()
 	req := httptest.NewRequest(http.MethodPost, "/v1/services/sync-1.5/users", strings.NewReader(`{"email":"a@b.c"}`))
+	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Header().Get("X-Fake-Forwarded") != "1" {
