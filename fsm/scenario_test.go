@@ -374,6 +374,18 @@ func oneNodeHarness(t tb) *harness {
 	return h
 }
 
+// twoServiceHarness is a machine with services svcA and svcB, each with
+// one node of capacity 10: https://n in svcA, https://m in svcB.
+func twoServiceHarness(t tb) *harness {
+	t.Helper()
+	h := newHarness(t, Options{})
+	h.service(svcA)
+	h.service(svcB)
+	h.node(svcA, "https://n", 10)
+	h.node(svcB, "https://m", 10)
+	return h
+}
+
 func loginUser(t *testing.T) *harness {
 	h := newHarness(t, Options{})
 	h.service(svcA)
@@ -733,11 +745,7 @@ func TestDeleteCurrentRecordExposesOlderOne(t *testing.T) {
 }
 
 func TestCountUsersAndStats(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.service(svcB)
-	h.node(svcA, "https://n", 10)
-	h.node(svcB, "https://m", 10)
+	h := twoServiceHarness(t)
 	h.ok(allocate(svcA, "a@x")) // t0
 	h.tick(10)
 	h.ok(allocate(svcA, "b@x")) // t0+10
@@ -775,11 +783,7 @@ func TestCountUsersAndStats(t *testing.T) {
 }
 
 func TestAccountEvents(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.service(svcB)
-	h.node(svcA, "https://n", 10)
-	h.node(svcB, "https://m", 10)
+	h := twoServiceHarness(t)
 	h.ok(Command{Op: OpAllocate, Service: svcA, Email: "a@x", Generation: SomeInt64(5), ClientState: SomeString("aa")})
 	h.ok(Command{Op: OpAllocate, Service: svcB, Email: "a@x", Generation: SomeInt64(20)})
 	h.ok(Command{Op: OpAllocate, Service: svcA, Email: "other@x", Generation: SomeInt64(1)})
