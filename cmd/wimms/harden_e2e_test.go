@@ -346,17 +346,7 @@ func TestRestartedMemberNeverServesAnEmptyState(t *testing.T) {
 	seedService(t, m, 100000)
 	const probe = "probe@example.com"
 	want := expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": probe}), 201, "probe user").num("uid")
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 100 {
-				_, _ = tryCall("POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("u%d-%d@example.com", w, i)})
-			}
-		}()
-	}
-	wg.Wait()
+	allocateFillers(t, m, "u", 8*100)
 	if code := m.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Fatalf("SIGTERM: exit %d", code)
 	}
@@ -432,24 +422,7 @@ func TestDamageFoundWhileRunningStopsTheMember(t *testing.T) {
 	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": "victim@example.com"}), 201, "victim")
 	// Push the victim's entry out of the in-memory log cache (1024 entries),
 	// so that replicating it means reading it from disk.
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 140 {
-				email := fmt.Sprintf("filler-%d-%d@example.com", w, i)
-				if a, err := tryCall("POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": email}); err != nil || a.code != 201 {
-					t.Errorf("filler allocation: %v %+v", err, a)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
+	allocateFillers(t, m1, "filler", 8*140)
 	damageFile(t, filepath.Join(m1.DataDir, "raft.db"), []byte("victim@example.com"), func(b []byte, at int) { b[at+1] ^= 0x01 })
 
 	m2 := newMember(t, "m2", "b")
@@ -470,4 +443,31 @@ func TestDamageFoundWhileRunningStopsTheMember(t *testing.T) {
 		t.Fatalf("want the cause exactly once:\n%s", b)
 	}
 	t.Logf("leader stopped: %s", lastLine(string(b)))
+}
+
+// allocateFillers allocates n users of sync-1.5 through m, from 8 clients
+// at once, to grow the log; it fails t if any allocation fails.
+func allocateFillers(t *testing.T, m *member, prefix string, n int) {
+	t.Helper()
+	const clients = 8
+	var wg sync.WaitGroup
+	failed := make(chan error, clients)
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += clients {
+				email := fmt.Sprintf("%s-%d@example.com", prefix, i)
+				if a, err := tryCall("POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": email}); err != nil || a.code != 201 {
+					failed <- fmt.Errorf("allocate %s: %v %d %s", email, err, a.code, a.raw)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(failed)
+	if err := <-failed; err != nil {
+		t.Fatalf("filler allocation: %v", err)
+	}
 }
