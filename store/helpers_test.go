@@ -40,6 +40,15 @@ func openFake(t testing.TB, cfg Config) (*Store, *fakeMachine) {
 	return s, m
 }
 
+// openSoloLeader opens a single bootstrapping member "solo" on a fake
+// machine and waits until it leads.
+func openSoloLeader(t testing.TB) (*Store, *fakeMachine) {
+	t.Helper()
+	s, m := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	return s, m
+}
+
 // crash stops a member without the graceful leadership handover.
 func crash(s *Store) {
 	s.closeOnce.Do(func() { s.closeErr = s.close(false) })

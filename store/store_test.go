@@ -460,8 +460,7 @@ func countSnapshots(t *testing.T, dataDir string) int {
 // machine in fewer batches than entries (group commit: one fsync'd append
 // and one ApplyBatch for many writes).
 func TestGroupCommit(t *testing.T) {
-	s, m := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
-	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	s, m := openSoloLeader(t)
 	// What the cluster's leader loop does first, so that its no-op does not
 	// mix with what this test measures.
 	if err := s.EstablishLeadership(ctxTimeout(t, 5*time.Second)); err != nil {
@@ -535,8 +534,7 @@ func isolatedLeader(t *testing.T) *Store {
 }
 
 func TestApplyContextAndClosedStore(t *testing.T) {
-	s, _ := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
-	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	s, _ := openSoloLeader(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, _, err := s.Apply(ctx, putService("c-1.0")); !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnknownOutcome) {
@@ -572,8 +570,7 @@ func TestApplyContextAndClosedStore(t *testing.T) {
 }
 
 func TestCollectors(t *testing.T) {
-	s, _ := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
-	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	s, _ := openSoloLeader(t)
 	if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService("m-1.0")); err != nil {
 		t.Fatal(err)
 	}
@@ -590,8 +587,7 @@ func TestCollectors(t *testing.T) {
 // default read establishes the term itself (commits the term's no-op);
 // establishing again in the same term appends nothing.
 func TestEstablishLeadershipOncePerTerm(t *testing.T) {
-	s, _ := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
-	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	s, _ := openSoloLeader(t)
 	noop := func(fsm.Reader) error { return nil }
 	if _, err := s.Read(ctxTimeout(t, 5*time.Second), ReadOptions{Level: ReadDefault}, noop); err != nil {
 		t.Fatalf("default read on a fresh leader: %v", err)
