@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -75,6 +72,15 @@ func (f *fakeStore) callLog() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.calls...)
+}
+
+// newLeaderStore is the store of member id, which leads at raftAddr and
+// whose configuration is itself, a voter, and others.
+func newLeaderStore(id, raftAddr string, others ...store.Server) *fakeStore {
+	st := newFakeStore(id)
+	st.setLeader(true, id, raftAddr)
+	st.setServers(append([]store.Server{voter(id, raftAddr)}, others...)...)
+	return st
 }
 
 func voter(id, addr string) store.Server {
@@ -181,37 +187,6 @@ func (f *fakeStore) TransferLeadership(ctx context.Context, id string) error {
 	return nil
 }
 
-// testLogger writes to t.Log until the test ends (memberlist goroutines
-// may log during shutdown, when t.Log would panic).
-func testLogger(t testing.TB) hclog.Logger {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	level := hclog.Warn
-	if l := os.Getenv("WIMMS_TEST_LOG"); l != "" {
-		level = hclog.LevelFromString(l)
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: level, Output: w})
-}
-
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // newFakeCluster is a Cluster on a fake store, not started (no gossip).
 func newFakeCluster(t testing.TB, st *fakeStore, edit func(*Config)) *Cluster {
 	t.Helper()
@@ -221,7 +196,7 @@ func newFakeCluster(t testing.TB, st *fakeStore, edit func(*Config)) *Cluster {
 		HTTPAddr:   "127.0.0.1:1",
 		RaftAddr:   "127.0.0.1:2",
 		GossipBind: "127.0.0.1:0",
-		Logger:     testLogger(t),
+		Logger:     testutil.Logger(t),
 		LeaderWait: 500 * time.Millisecond,
 		ReapAfter:  time.Minute,
 	}
@@ -234,17 +209,6 @@ func newFakeCluster(t testing.TB, st *fakeStore, edit func(*Config)) *Cluster {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // freeAddr reserves a loopback port on ip and releases it for the caller.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -46,7 +47,7 @@ func startMember(t, owner *testing.T, id, ip string, join []string, prev *member
 	if prev != nil {
 		m.dataDir, m.raftAddr, m.httpAddr, m.gossipAddr = prev.dataDir, prev.raftAddr, prev.httpAddr, prev.gossipAddr
 	}
-	logger := testLogger(t).With("test_member", id)
+	logger := testutil.Logger(t).With("test_member", id)
 	st, err := store.Open(store.Config{
 		ID:                 id,
 		DataDir:            m.dataDir,
@@ -208,7 +209,7 @@ func (m *member) status() wire.ClusterStatus {
 func leader(t *testing.T, ms ...*member) *member {
 	t.Helper()
 	var found *member
-	waitFor(t, 15*time.Second, "a leader", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "a leader", func() bool {
 		for _, m := range ms {
 			if !m.stopped && m.st.IsLeader() {
 				found = m
@@ -246,7 +247,7 @@ func TestClusterInProcess(t *testing.T) {
 	}
 	top := t
 	a := startMember(t, top, "a", "127.0.0.1", nil, nil)
-	waitFor(t, 10*time.Second, "a to lead", a.st.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "a to lead", a.st.IsLeader)
 
 	// b joins over HTTP: the leader adds it before Start returns.
 	b := startMember(t, top, "b", "127.0.0.2", []string{a.httpAddr}, nil)
@@ -255,7 +256,7 @@ func TestClusterInProcess(t *testing.T) {
 	}
 	// c joins through a's gossip address only: the leader loop adds it.
 	c := startMember(t, top, "c", "127.0.0.3", []string{a.gossipAddr}, nil)
-	waitFor(t, 10*time.Second, "the leader loop to add c", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the leader loop to add c", func() bool {
 		return slices.Equal(leaderConfig(t, a, b, c), []string{"a", "b", "c"})
 	})
 	// d joins over HTTP through a follower, which forwards to the leader.
@@ -268,7 +269,7 @@ func TestClusterInProcess(t *testing.T) {
 
 	t.Run("status", func(t *testing.T) {
 		for _, m := range all {
-			waitFor(t, 10*time.Second, m.id+" to see every member alive with its addresses", func() bool {
+			testutil.WaitFor(t, 10*time.Second, m.id+" to see every member alive with its addresses", func() bool {
 				st := m.status()
 				if st.Leader == nil || len(st.Members) != 4 {
 					return false
@@ -334,7 +335,7 @@ func TestClusterInProcess(t *testing.T) {
 			t.Fatalf("DELETE d via %s: %d %s", via.id, ans.code, ans.body)
 		}
 		rest := []*member{a, b, c}
-		waitFor(t, 5*time.Second, "d out of the configuration", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "d out of the configuration", func() bool {
 			return slices.Equal(leaderConfig(t, rest...), []string{"a", "b", "c"})
 		})
 		if ans := via.do(http.MethodDelete, "/v1/cluster/members/nobody", ""); ans.code != http.StatusNotFound {
@@ -342,7 +343,7 @@ func TestClusterInProcess(t *testing.T) {
 		}
 		// d is still alive in gossip; no leader loop may re-add it.
 		for _, m := range rest {
-			waitFor(t, 5*time.Second, "d's removed flag to reach "+m.id, func() bool {
+			testutil.WaitFor(t, 5*time.Second, "d's removed flag to reach "+m.id, func() bool {
 				p, ok := m.cl.peers.get("d")
 				return ok && p.meta.Removed && p.state == gossipAlive
 			})
@@ -355,13 +356,13 @@ func TestClusterInProcess(t *testing.T) {
 		// Graceful stop shows as "left"; restarted with its data, d asks
 		// to be added again.
 		d.stop()
-		waitFor(t, 5*time.Second, "d to be seen leaving gracefully", func() bool {
+		testutil.WaitFor(t, 5*time.Second, "d to be seen leaving gracefully", func() bool {
 			p, ok := a.cl.peers.get("d")
 			return ok && p.state == gossipLeft
 		})
 		d = startMember(t, top, "d", "127.0.0.4", []string{b.httpAddr}, d)
 		all[3] = d
-		waitFor(t, 10*time.Second, "restarted d to be re-added", func() bool {
+		testutil.WaitFor(t, 10*time.Second, "restarted d to be re-added", func() bool {
 			return slices.Equal(leaderConfig(t, all...), []string{"a", "b", "c", "d"})
 		})
 	})
@@ -370,19 +371,19 @@ func TestClusterInProcess(t *testing.T) {
 		// Four voters, d fails: 4 → 3 is allowed once d has been failed
 		// for ReapAfter.
 		for _, m := range others(all, d) {
-			waitFor(t, 10*time.Second, m.id+" to see the restarted d alive", func() bool {
+			testutil.WaitFor(t, 10*time.Second, m.id+" to see the restarted d alive", func() bool {
 				p, ok := m.cl.peers.get("d")
 				return ok && p.state == gossipAlive && !p.meta.Removed
 			})
 		}
 		d.crash()
-		waitFor(t, 15*time.Second, "d to be reaped", func() bool {
+		testutil.WaitFor(t, 15*time.Second, "d to be reaped", func() bool {
 			return slices.Equal(leaderConfig(t, a, b, c), []string{"a", "b", "c"})
 		})
 		// Three voters: c fails and is never reaped.
 		c.crash()
 		for _, m := range []*member{a, b} {
-			waitFor(t, 10*time.Second, m.id+" to see c failed", func() bool {
+			testutil.WaitFor(t, 10*time.Second, m.id+" to see c failed", func() bool {
 				p, ok := m.cl.peers.get("c")
 				return ok && p.state == gossipFailed
 			})
@@ -400,7 +401,7 @@ func TestClusterInProcess(t *testing.T) {
 		// A fourth voter joins: now c may go (4 → 3).
 		e := startMember(t, top, "e", "127.0.0.5", []string{b.httpAddr}, nil)
 		all = []*member{a, b, e}
-		waitFor(t, 15*time.Second, "c reaped once e made four voters", func() bool {
+		testutil.WaitFor(t, 15*time.Second, "c reaped once e made four voters", func() bool {
 			return slices.Equal(leaderConfig(t, all...), []string{"a", "b", "e"})
 		})
 	})
@@ -414,7 +415,7 @@ func TestClusterInProcess(t *testing.T) {
 		}
 		want := []string{rest[0].id, rest[1].id}
 		for _, m := range rest {
-			waitFor(t, 10*time.Second, l.id+" removed by the new leader, as "+m.id+" sees it", func() bool {
+			testutil.WaitFor(t, 10*time.Second, l.id+" removed by the new leader, as "+m.id+" sees it", func() bool {
 				return slices.Equal(m.configIDs(), want)
 			})
 		}

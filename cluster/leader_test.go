@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // TestReapDecisionTable pins the guard on hand-checked cases.
@@ -279,7 +280,7 @@ func TestLeaderLoopEstablishesReconcilesRevokes(t *testing.T) {
 	c.goLoop(c.runLeaderLoop)
 
 	st.setLeader(true, "a", "raft-a")
-	waitFor(t, 2*time.Second, "the term to be established", func() bool { return slices.Equal(st.callLog(), []string{"establish"}) })
+	testutil.WaitFor(t, 2*time.Second, "the term to be established", func() bool { return slices.Equal(st.callLog(), []string{"establish"}) })
 
 	st.mu.Lock()
 	st.holdAdds, st.addsCanceled = true, make(chan string, 1)
@@ -287,7 +288,7 @@ func TestLeaderLoopEstablishesReconcilesRevokes(t *testing.T) {
 	c.peers.alive(nodeMeta{ID: "b", Raft: raftB})
 	c.memberEvent() // what gossip's join callback does
 	want := []string{"establish", "add-voter b " + raftB}
-	waitFor(t, 2*time.Second, "the gossip event to reconcile", func() bool { return slices.Equal(st.callLog(), want) })
+	testutil.WaitFor(t, 2*time.Second, "the gossip event to reconcile", func() bool { return slices.Equal(st.callLog(), want) })
 
 	st.setLeader(false, "", "")
 	select {
@@ -304,7 +305,7 @@ func TestLeaderLoopEstablishesReconcilesRevokes(t *testing.T) {
 	st.mu.Unlock()
 	st.setLeader(true, "a", "raft-a")
 	want = append(want, "establish", "add-voter b "+raftB)
-	waitFor(t, 2*time.Second, "a new term to establish, then reconcile", func() bool { return len(st.callLog()) >= len(want) })
+	testutil.WaitFor(t, 2*time.Second, "a new term to establish, then reconcile", func() bool { return len(st.callLog()) >= len(want) })
 	if calls := st.callLog(); !slices.Equal(calls, want) {
 		t.Fatalf("calls %v, want %v", calls, want)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -33,9 +34,7 @@ func TestJoinOnFollowerIsNotLeaderButRemembersAddresses(t *testing.T) {
 }
 
 func TestJoinOnLeader(t *testing.T) {
-	st := newFakeStore("L")
-	st.setLeader(true, "L", "127.0.0.1:2")
-	st.setServers(voter("L", "127.0.0.1:2"), voter("b", "raft-b"), nonvoter("n", "raft-n"))
+	st := newLeaderStore("L", "127.0.0.1:2", voter("b", "raft-b"), nonvoter("n", "raft-n"))
 	c := newFakeCluster(t, st, nil)
 	ctx := context.Background()
 	steps := []struct {
@@ -74,9 +73,7 @@ func TestJoinOnLeader(t *testing.T) {
 }
 
 func TestRemove(t *testing.T) {
-	st := newFakeStore("L")
-	st.setLeader(true, "L", "raft-L")
-	st.setServers(voter("L", "raft-L"), voter("b", "raft-b"), voter("c", "raft-c"))
+	st := newLeaderStore("L", "raft-L", voter("b", "raft-b"), voter("c", "raft-c"))
 	c := newFakeCluster(t, st, nil)
 	c.peers.alive(nodeMeta{ID: "b", Raft: "raft-b", Incarnation: "i1"})
 	ctx := context.Background()
@@ -129,9 +126,7 @@ func TestRemoveLeaderHandsOverThenAsksNewLeader(t *testing.T) {
 	}))
 	defer newLeader.Close()
 
-	st := newFakeStore("L")
-	st.setLeader(true, "L", "raft-L")
-	st.setServers(voter("L", "raft-L"), voter("b", "raft-b"), voter("c", "raft-c"))
+	st := newLeaderStore("L", "raft-L", voter("b", "raft-b"), voter("c", "raft-c"))
 	st.transferTo = "b"
 	c := newFakeCluster(t, st, func(cfg *Config) { cfg.AdminToken = "adm" })
 	c.peers.learn(nodeMeta{ID: "b", HTTP: newLeader.Listener.Addr().String(), Raft: "raft-b"})
@@ -147,9 +142,7 @@ func TestRemoveLeaderHandsOverThenAsksNewLeader(t *testing.T) {
 }
 
 func TestTransferLeadership(t *testing.T) {
-	st := newFakeStore("L")
-	st.setLeader(true, "L", "raft-L")
-	st.setServers(voter("L", "raft-L"), voter("b", "raft-b"), nonvoter("n", "raft-n"))
+	st := newLeaderStore("L", "raft-L", voter("b", "raft-b"), nonvoter("n", "raft-n"))
 	c := newFakeCluster(t, st, nil)
 	ctx := context.Background()
 	if err := c.TransferLeadership(ctx, "zz"); !errors.Is(err, store.ErrMemberNotFound) {
@@ -277,7 +270,7 @@ func TestJoinFallsBackToGossipThroughAnHTTPMember(t *testing.T) {
 	if _, err := startFake(t, "y", "127.0.0.2", []string{srv.Listener.Addr().String()}, 5*time.Second); err != nil {
 		t.Fatalf("join through an HTTP member without a leader: %v", err)
 	}
-	waitFor(t, 5*time.Second, "x to see y in gossip", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "x to see y in gossip", func() bool {
 		p, ok := x.peers.get("y")
 		return ok && p.state == gossipAlive && p.meta.Zone == "z-y"
 	})
@@ -300,7 +293,7 @@ func TestJoinThroughGossipAddress(t *testing.T) {
 	if _, err := startFake(t, "y", "127.0.0.2", []string{x.GossipAddr()}, 5*time.Second); err != nil {
 		t.Fatalf("join through a gossip address: %v", err)
 	}
-	waitFor(t, 5*time.Second, "x to see y", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "x to see y", func() bool {
 		p, ok := x.peers.get("y")
 		return ok && p.state == gossipAlive
 	})

@@ -51,6 +51,15 @@ func benchAllocate(i int) Command {
 
 // populate allocates users in batches, as the store applies raft batches
 // (and so that setup does not pay a publish per user).
+// benchAllocations are the allocations of users 0 to n-1.
+func benchAllocations(n int) []Command {
+	cmds := make([]Command, n)
+	for i := range cmds {
+		cmds[i] = benchAllocate(i)
+	}
+	return cmds
+}
+
 func populate(b *testing.B, f *FSM, users int) {
 	const batchSize = 256
 	batch := make([]Command, 0, batchSize)
@@ -69,10 +78,7 @@ func populate(b *testing.B, f *FSM, users int) {
 
 func BenchmarkApplyAllocate(b *testing.B) {
 	f := newBenchFSM(b)
-	cmds := make([]Command, b.N)
-	for i := range cmds {
-		cmds[i] = benchAllocate(i)
-	}
+	cmds := benchAllocations(b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range cmds {
@@ -88,10 +94,7 @@ func BenchmarkApplyAllocate(b *testing.B) {
 func BenchmarkApplyBatchAllocate(b *testing.B) {
 	const batchSize = 64
 	f := newBenchFSM(b)
-	cmds := make([]Command, b.N)
-	for i := range cmds {
-		cmds[i] = benchAllocate(i)
-	}
+	cmds := benchAllocations(b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < len(cmds); i += batchSize {
@@ -122,11 +125,7 @@ func BenchmarkApplyLogin(b *testing.B) {
 	const users = 100_000
 	f := newBenchFSM(b)
 	populate(b, f, users)
-	emails := make([]string, users)
-	states := make([]string, users)
-	for i := range emails {
-		emails[i], states[i] = benchEmail(i), benchClientState(i)
-	}
+	emails, states := benchUsers(users)
 	b.Run("unchanged", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
@@ -290,11 +289,7 @@ func BenchmarkGetUserParallelWithWriter(b *testing.B) {
 	const users = 100_000
 	f := newBenchFSM(b)
 	populate(b, f, users)
-	emails := make([]string, users)
-	states := make([]string, users)
-	for i := range emails {
-		emails[i], states[i] = benchEmail(i), benchClientState(i)
-	}
+	emails, states := benchUsers(users)
 	// Generations must keep rising across sub-benchmarks and -count runs.
 	gen := int64(t0)
 	login := func(i int) Command {
@@ -361,4 +356,13 @@ func BenchmarkGetUserParallelWithWriter(b *testing.B) {
 			b.ReportMetric(float64(<-wrote)/b.Elapsed().Seconds(), "writes/s")
 		})
 	}
+}
+
+// benchUsers are the emails and client states populate gives n users.
+func benchUsers(n int) (emails, states []string) {
+	emails, states = make([]string, n), make([]string, n)
+	for i := range emails {
+		emails[i], states[i] = benchEmail(i), benchClientState(i)
+	}
+	return emails, states
 }

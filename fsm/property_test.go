@@ -153,6 +153,28 @@ func (g *cmdGen) drawFresh(t *rapid.T) Command {
 }
 
 // setupCommands make the interesting ops reachable quickly.
+// setUp sends the setup commands through apply and returns the generator
+// of the commands that follow them.
+func setUp(t *rapid.T, apply func(Command) Result) *cmdGen {
+	g := &cmdGen{ts: t0}
+	for _, cmd := range setupCommands(t) {
+		cmd.TS = g.ts
+		apply(cmd)
+	}
+	return g
+}
+
+// randomMachine is a machine after the setup commands and up to max drawn
+// commands, with the generator that drew them.
+func randomMachine(t *rapid.T, max int) (*FSM, *cmdGen) {
+	f := New(Options{})
+	g := setUp(t, f.Apply)
+	for i, n := 0, rapid.IntRange(0, max).Draw(t, "before"); i < n; i++ {
+		f.Apply(g.draw(t))
+	}
+	return f, g
+}
+
 func setupCommands(t *rapid.T) []Command {
 	var out []Command
 	for _, svc := range propServices {
@@ -169,11 +191,7 @@ func setupCommands(t *rapid.T) []Command {
 func TestPropertyInvariantsHold(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		h := newHarness(t, Options{IdempotencyTTLMs: 2000, IdempotencyMaxEntries: 2})
-		g := &cmdGen{ts: t0}
-		for _, cmd := range setupCommands(t) {
-			cmd.TS = g.ts
-			h.apply(cmd)
-		}
+		g := setUp(t, func(cmd Command) Result { return h.apply(cmd) })
 		steps := rapid.IntRange(1, 80).Draw(t, "steps")
 		for i := 0; i < steps; i++ {
 			h.apply(g.draw(t))
@@ -183,15 +201,7 @@ func TestPropertyInvariantsHold(t *testing.T) {
 
 func TestPropertySnapshotRestore(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		f := New(Options{})
-		g := &cmdGen{ts: t0}
-		for _, cmd := range setupCommands(t) {
-			cmd.TS = g.ts
-			f.Apply(cmd)
-		}
-		for i, n := 0, rapid.IntRange(0, 60).Draw(t, "before"); i < n; i++ {
-			f.Apply(g.draw(t))
-		}
+		f, g := randomMachine(t, 60)
 		var buf bytes.Buffer
 		if _, err := f.Snapshot().WriteTo(&buf); err != nil {
 			t.Fatalf("snapshot: %v", err)
@@ -235,15 +245,7 @@ func permissiveTracker(f *FSM) *tracker {
 
 func TestPropertyForkIsIndependent(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		f := New(Options{})
-		g := &cmdGen{ts: t0}
-		for _, cmd := range setupCommands(t) {
-			cmd.TS = g.ts
-			f.Apply(cmd)
-		}
-		for i, n := 0, rapid.IntRange(0, 30).Draw(t, "before"); i < n; i++ {
-			f.Apply(g.draw(t))
-		}
+		f, g := randomMachine(t, 30)
 		var want bytes.Buffer
 		if _, err := f.Snapshot().WriteTo(&want); err != nil {
 			t.Fatal(err)
@@ -341,11 +343,7 @@ func TestPropertyResultCodecRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		// Results of random commands on a random state.
 		f := New(Options{})
-		g := &cmdGen{ts: t0}
-		for _, cmd := range setupCommands(t) {
-			cmd.TS = g.ts
-			f.Apply(cmd)
-		}
+		g := setUp(t, f.Apply)
 		for i, n := 0, rapid.IntRange(1, 30).Draw(t, "n"); i < n; i++ {
 			res := f.Apply(g.draw(t))
 			res.Repeated = rapid.Bool().Draw(t, "repeated")
@@ -409,11 +407,7 @@ func TestPropertyDeterminism(t *testing.T) {
 func TestPropertyArbitraryCommands(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		h := newHarness(t, Options{})
-		g := &cmdGen{ts: t0}
-		for _, cmd := range setupCommands(t) {
-			cmd.TS = g.ts
-			h.apply(cmd)
-		}
+		g := setUp(t, func(cmd Command) Result { return h.apply(cmd) })
 		for i, n := 0, rapid.IntRange(1, 40).Draw(t, "n"); i < n; i++ {
 			if rapid.Bool().Draw(t, "arbitrary?") {
 				cmd := genCommandAnyFields(t)

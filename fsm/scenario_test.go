@@ -175,9 +175,7 @@ func TestAllocateExplicitNode(t *testing.T) {
 }
 
 func TestAllocateGetOrCreate(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.node(svcA, "https://n1", 10)
+	h := oneNodeHarness(t)
 	first := h.ok(Command{Op: OpAllocate, Service: svcA, Email: "a@x", Generation: SomeInt64(4)})
 	if !first.Created || first.User.KeysChangedAt != Null || first.User.ReplacedAt != Null || first.User.FirstSeenAt != t0 || first.User.CreatedAt != t0 {
 		t.Fatalf("created: %+v", first)
@@ -269,9 +267,7 @@ func TestUnassignOverwritesReplacedAtOfAllRecordsOnNode(t *testing.T) {
 }
 
 func TestRetiredUserIsNeverReallocated(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.node(svcA, "https://n1", 10)
+	h := oneNodeHarness(t)
 	h.ok(Command{Op: OpAllocate, Service: svcA, Email: "a@x", Generation: SomeInt64(5)})
 	h.tick(5)
 	ret := h.ok(Command{Op: OpRetire, Service: svcA, Email: "a@x"}).User
@@ -368,6 +364,28 @@ func TestUpdateUser(t *testing.T) {
 
 // loginUser sets up a user with generation 10, keys_changed_at 10, client
 // state "aa", and an older record with client state "99".
+// oneNodeHarness is a machine with service svcA and one node,
+// https://n1, of capacity 10.
+func oneNodeHarness(t tb) *harness {
+	t.Helper()
+	h := newHarness(t, Options{})
+	h.service(svcA)
+	h.node(svcA, "https://n1", 10)
+	return h
+}
+
+// twoServiceHarness is a machine with services svcA and svcB, each with
+// one node of capacity 10: https://n in svcA, https://m in svcB.
+func twoServiceHarness(t tb) *harness {
+	t.Helper()
+	h := newHarness(t, Options{})
+	h.service(svcA)
+	h.service(svcB)
+	h.node(svcA, "https://n", 10)
+	h.node(svcB, "https://m", 10)
+	return h
+}
+
 func loginUser(t *testing.T) *harness {
 	h := newHarness(t, Options{})
 	h.service(svcA)
@@ -455,9 +473,7 @@ func TestLoginApply(t *testing.T) {
 		}
 	})
 	t.Run("null stored keys counts as below", func(t *testing.T) {
-		h := newHarness(t, Options{})
-		h.service(svcA)
-		h.node(svcA, "https://n1", 10)
+		h := oneNodeHarness(t)
 		h.ok(Command{Op: OpAllocate, Service: svcA, Email: "a@x"})
 		u := h.ok(login(svcA, "a@x", 0, 5, "")).User
 		if u.Generation != 5 || u.KeysChangedAt != 5 {
@@ -465,9 +481,7 @@ func TestLoginApply(t *testing.T) {
 		}
 	})
 	t.Run("new user gets given fields, keys 0 absent", func(t *testing.T) {
-		h := newHarness(t, Options{})
-		h.service(svcA)
-		h.node(svcA, "https://n1", 10)
+		h := oneNodeHarness(t)
 		res := h.ok(login(svcA, "a@x", 7, 0, "0f"))
 		if res.User.Generation != 7 || res.User.KeysChangedAt != Null || res.User.ClientState != "0f" || res.FxaKid != "0000000000007-Dw" {
 			t.Fatalf("%+v", res)
@@ -534,9 +548,7 @@ func TestFxaKid(t *testing.T) {
 }
 
 func TestNewUsersDisabled(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.node(svcA, "https://n1", 10)
+	h := oneNodeHarness(t)
 	h.ok(login(svcA, "old@x", 1, 1, "aa"))
 	h.ok(Command{Op: OpPutService, Service: svcA, AllowNewUsers: SomeBool(false)})
 	h.fails(login(svcA, "new@x", 1, 1, "aa"), StatusNewUsersDisabled, "")
@@ -546,9 +558,7 @@ func TestNewUsersDisabled(t *testing.T) {
 }
 
 func TestReplaceAt(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.node(svcA, "https://n1", 10)
+	h := oneNodeHarness(t)
 	h.ok(allocate(svcA, "a@x"))
 	h.tick(100)
 	if n := h.ok(Command{Op: OpReplace, Service: svcA, Email: "a@x", At: SomeInt64(t0 - 1)}).Count; n != 0 {
@@ -577,9 +587,7 @@ func TestReplaceAt(t *testing.T) {
 }
 
 func TestRecordsOldestFirst(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.node(svcA, "https://n1", 10)
+	h := oneNodeHarness(t)
 	uids := []int64{h.ok(Command{Op: OpAllocate, Service: svcA, Email: "a@x", ClientState: SomeString("aa")}).User.UID}
 	for _, cs := range []string{"bb", "cc"} {
 		h.tick(10)
@@ -737,11 +745,7 @@ func TestDeleteCurrentRecordExposesOlderOne(t *testing.T) {
 }
 
 func TestCountUsersAndStats(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.service(svcB)
-	h.node(svcA, "https://n", 10)
-	h.node(svcB, "https://m", 10)
+	h := twoServiceHarness(t)
 	h.ok(allocate(svcA, "a@x")) // t0
 	h.tick(10)
 	h.ok(allocate(svcA, "b@x")) // t0+10
@@ -779,11 +783,7 @@ func TestCountUsersAndStats(t *testing.T) {
 }
 
 func TestAccountEvents(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.service(svcA)
-	h.service(svcB)
-	h.node(svcA, "https://n", 10)
-	h.node(svcB, "https://m", 10)
+	h := twoServiceHarness(t)
 	h.ok(Command{Op: OpAllocate, Service: svcA, Email: "a@x", Generation: SomeInt64(5), ClientState: SomeString("aa")})
 	h.ok(Command{Op: OpAllocate, Service: svcB, Email: "a@x", Generation: SomeInt64(20)})
 	h.ok(Command{Op: OpAllocate, Service: svcA, Email: "other@x", Generation: SomeInt64(1)})
@@ -1084,18 +1084,8 @@ func TestConcurrentReadsSnapshotsAndApply(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := 0; i < 5; i++ {
-			var buf bytes.Buffer
-			if _, err := f.Snapshot().WriteTo(&buf); err != nil {
+			if err := restoredSnapshotHolds(f); err != nil {
 				errs <- err
-				return
-			}
-			g := New(Options{})
-			if err := g.Restore(&buf); err != nil {
-				errs <- err
-				return
-			}
-			if v := invariantViolations(g, permissiveTracker(g)); len(v) > 0 {
-				errs <- fmt.Errorf("snapshot taken during applies: %v", v)
 				return
 			}
 		}
@@ -1117,4 +1107,21 @@ func TestConcurrentReadsSnapshotsAndApply(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// restoredSnapshotHolds takes a snapshot of f (safe while others apply),
+// restores it into a new machine and checks the invariants there.
+func restoredSnapshotHolds(f *FSM) error {
+	var buf bytes.Buffer
+	if _, err := f.Snapshot().WriteTo(&buf); err != nil {
+		return err
+	}
+	g := New(Options{})
+	if err := g.Restore(&buf); err != nil {
+		return err
+	}
+	if v := invariantViolations(g, permissiveTracker(g)); len(v) > 0 {
+		return fmt.Errorf("snapshot taken during applies: %v", v)
+	}
+	return nil
 }

@@ -274,18 +274,8 @@ func TestConcurrentReadersSeeConsistentViews(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for n := 0; n < 3 || !writerDone.Load(); n++ {
-			var buf bytes.Buffer
-			if _, err := f.Snapshot().WriteTo(&buf); err != nil {
+			if err := restoredSnapshotHolds(f); err != nil {
 				errs <- err
-				return
-			}
-			g := New(Options{})
-			if err := g.Restore(&buf); err != nil {
-				errs <- err
-				return
-			}
-			if v := invariantViolations(g, permissiveTracker(g)); len(v) > 0 {
-				errs <- fmt.Errorf("snapshot taken during applies: %v", v)
 				return
 			}
 			fork := f.Fork()

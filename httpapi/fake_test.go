@@ -53,6 +53,15 @@ type response struct {
 }
 
 // do sends one request; headers are name, value pairs.
+// wantCode fails t unless r has the status code.
+func wantCode(t *testing.T, r response, code int) response {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("code %d, want %d: %s", r.code, code, r.body)
+	}
+	return r
+}
+
 func (e *testEnv) do(method, path, body string, headers ...string) response {
 	e.t.Helper()
 	var rd io.Reader

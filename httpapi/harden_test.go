@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -101,30 +102,11 @@ func startReal(t *testing.T, e *testEnv, limits Limits) string {
 	return ln.Addr().String()
 }
 
-func rawRequest(t *testing.T, addr, raw string) (*http.Response, []byte) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
-}
-
 func TestUnparsableRequestsGetTheErrorShape(t *testing.T) {
 	e := newEnv(t)
 	addr := startReal(t, e, Limits{})
 	for _, path := range []string{"/v1/services/a%zz", "/v1/%", "/v1/services/sync-1.5/users/a%4"} {
-		resp, body := rawRequest(t, addr, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, body := testutil.RawRequest(t, addr, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
 		r := response{code: resp.StatusCode, header: resp.Header, body: body}
 		if r.code != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" {
 			t.Fatalf("%s: %d %q %s", path, r.code, resp.Header.Get("Content-Type"), body)
@@ -134,7 +116,7 @@ func TestUnparsableRequestsGetTheErrorShape(t *testing.T) {
 		}
 	}
 	// Ordinary answers pass through untouched.
-	resp, body := rawRequest(t, addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, body := testutil.RawRequest(t, addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "ok") {
 		t.Fatalf("healthz: %d %s", resp.StatusCode, body)
 	}

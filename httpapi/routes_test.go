@@ -209,10 +209,7 @@ func TestOldRecordsQuery(t *testing.T) {
 		t.Run(tc.query, func(t *testing.T) {
 			e := newEnv(t)
 			e.seed()
-			r := e.do(http.MethodGet, "/v1/services/sync-1.5/records/old"+tc.query, "")
-			if r.code != http.StatusOK {
-				t.Fatalf("code %d: %s", r.code, r.body)
-			}
+			wantCode(t, e.do(http.MethodGet, "/v1/services/sync-1.5/records/old"+tc.query, ""), http.StatusOK)
 			q := e.store.State.LastOldQuery
 			if q.Service != "sync-1.5" || q.Now-q.GraceMs != tc.wantCutoff || q.GraceMs <= 0 || q.Limit != tc.wantLimit || q.Offset != tc.wantOffset {
 				t.Fatalf("query %+v (cutoff %d), want cutoff %d limit %d offset %d", q, q.Now-q.GraceMs, tc.wantCutoff, tc.wantLimit, tc.wantOffset)
@@ -328,10 +325,7 @@ func TestClusterRoutes(t *testing.T) {
 		leader := wire.Member{ID: "m1", RaftAddr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001", Zone: "a", Voter: true, State: "leader"}
 		e.cluster.StatusValue = wire.ClusterStatus{Leader: &leader, Term: 3, CommitIndex: 10, AppliedIndex: 9,
 			Members: []wire.Member{leader}}
-		r := e.do(http.MethodGet, "/v1/cluster", "")
-		if r.code != http.StatusOK {
-			t.Fatalf("code %d: %s", r.code, r.body)
-		}
+		r := wantCode(t, e.do(http.MethodGet, "/v1/cluster", ""), http.StatusOK)
 		m := `{"id":"m1","raft_addr":"127.0.0.1:7001","http_addr":"127.0.0.1:8001","zone":"a","voter":true,"state":"leader","last_contact_ms":0}`
 		assertJSONEqual(t, r.body, `{"leader":`+m+`,"term":3,"commit_index":10,"applied_index":9,"members":[`+m+`]}`)
 		if r.header.Get(HeaderKnownLeader) != "true" {
@@ -340,19 +334,13 @@ func TestClusterRoutes(t *testing.T) {
 	})
 	t.Run("status without cluster", func(t *testing.T) {
 		e := newEnv(t, func(c *Config) { c.Cluster = nil })
-		r := e.do(http.MethodGet, "/v1/cluster", "")
-		if r.code != http.StatusOK {
-			t.Fatalf("code %d: %s", r.code, r.body)
-		}
+		r := wantCode(t, e.do(http.MethodGet, "/v1/cluster", ""), http.StatusOK)
 		m := `{"id":"m1","raft_addr":"","http_addr":"","zone":"","voter":true,"state":"leader","last_contact_ms":0}`
 		assertJSONEqual(t, r.body, `{"leader":`+m+`,"term":0,"commit_index":7,"applied_index":7,"members":[`+m+`]}`)
 	})
 	t.Run("join", func(t *testing.T) {
 		e := newEnv(t)
-		r := e.do(http.MethodPost, "/v1/cluster/members", `{"id":"m2","raft_addr":"127.0.0.1:7002","http_addr":"127.0.0.1:8002","zone":"b"}`)
-		if r.code != http.StatusOK {
-			t.Fatalf("code %d: %s", r.code, r.body)
-		}
+		r := wantCode(t, e.do(http.MethodPost, "/v1/cluster/members", `{"id":"m2","raft_addr":"127.0.0.1:7002","http_addr":"127.0.0.1:8002","zone":"b"}`), http.StatusOK)
 		joined, _, _ := e.cluster.Calls()
 		want := wire.Member{ID: "m2", RaftAddr: "127.0.0.1:7002", HTTPAddr: "127.0.0.1:8002", Zone: "b", Voter: true}
 		if len(joined) != 1 || joined[0] != want {
@@ -362,20 +350,14 @@ func TestClusterRoutes(t *testing.T) {
 	})
 	t.Run("join non-voter", func(t *testing.T) {
 		e := newEnv(t)
-		r := e.do(http.MethodPost, "/v1/cluster/members", `{"id":"m2","raft_addr":"127.0.0.1:7002","http_addr":"127.0.0.1:8002","voter":false}`)
-		if r.code != http.StatusOK {
-			t.Fatalf("code %d: %s", r.code, r.body)
-		}
+		wantCode(t, e.do(http.MethodPost, "/v1/cluster/members", `{"id":"m2","raft_addr":"127.0.0.1:7002","http_addr":"127.0.0.1:8002","voter":false}`), http.StatusOK)
 		if joined, _, _ := e.cluster.Calls(); len(joined) != 1 || joined[0].Voter {
 			t.Fatalf("joined %+v, want one non-voter", joined)
 		}
 	})
 	t.Run("remove", func(t *testing.T) {
 		e := newEnv(t)
-		r := e.do(http.MethodDelete, "/v1/cluster/members/m%2D2", "")
-		if r.code != http.StatusOK {
-			t.Fatalf("code %d: %s", r.code, r.body)
-		}
+		r := wantCode(t, e.do(http.MethodDelete, "/v1/cluster/members/m%2D2", ""), http.StatusOK)
 		if _, removed, _ := e.cluster.Calls(); !reflect.DeepEqual(removed, []string{"m-2"}) {
 			t.Fatalf("removed %v", removed)
 		}
@@ -391,10 +373,7 @@ func TestClusterRoutes(t *testing.T) {
 	})
 	t.Run("transfer to any", func(t *testing.T) {
 		e := newEnv(t)
-		r := e.do(http.MethodPost, "/v1/cluster/leader", "")
-		if r.code != http.StatusOK {
-			t.Fatalf("code %d: %s", r.code, r.body)
-		}
+		r := wantCode(t, e.do(http.MethodPost, "/v1/cluster/leader", ""), http.StatusOK)
 		if _, _, tr := e.cluster.Calls(); !reflect.DeepEqual(tr, []string{""}) {
 			t.Fatalf("transfers %q", tr)
 		}
@@ -402,10 +381,7 @@ func TestClusterRoutes(t *testing.T) {
 	})
 	t.Run("transfer to one", func(t *testing.T) {
 		e := newEnv(t)
-		r := e.do(http.MethodPost, "/v1/cluster/leader", `{"id":"m3"}`)
-		if r.code != http.StatusOK {
-			t.Fatalf("code %d: %s", r.code, r.body)
-		}
+		wantCode(t, e.do(http.MethodPost, "/v1/cluster/leader", `{"id":"m3"}`), http.StatusOK)
 		if _, _, tr := e.cluster.Calls(); !reflect.DeepEqual(tr, []string{"m3"}) {
 			t.Fatalf("transfers %q", tr)
 		}
@@ -508,10 +484,7 @@ func TestPanicBecomes500(t *testing.T) {
 func TestMissingResultObjectIs500(t *testing.T) {
 	e := newEnv(t)
 	e.store.Result = fsm.Result{}
-	r := e.do(http.MethodPost, "/v1/services/sync-1.5/users/a%40b.c/login", `{"client_state":""}`)
-	if r.code != http.StatusInternalServerError {
-		t.Fatalf("code %d: %s", r.code, r.body)
-	}
+	wantCode(t, e.do(http.MethodPost, "/v1/services/sync-1.5/users/a%40b.c/login", `{"client_state":""}`), http.StatusInternalServerError)
 }
 
 func TestBadReleaseRateFromStoreIs500(t *testing.T) {

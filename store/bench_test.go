@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // BenchmarkApplyParallel measures allocations (the hot write) through a
@@ -16,7 +17,7 @@ import (
 //
 //	go test ./store/ -run '^$' -bench ApplyParallel -benchtime 2000x
 func BenchmarkApplyParallel(b *testing.B) {
-	cfg := testConfig(b, testLogger(b), "bench", true)
+	cfg := testConfig(b, testutil.Logger(b), "bench", true)
 	s, err := Open(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -45,7 +46,7 @@ func BenchmarkApplyParallel(b *testing.B) {
 // BenchmarkApplyParallelFakeMachine isolates the replication layer (raft,
 // bolt fsync, adapter) from the domain logic.
 func BenchmarkApplyParallelFakeMachine(b *testing.B) {
-	s, _ := openFake(b, testConfig(b, testLogger(b), "bench", true))
+	s, _ := openFake(b, testConfig(b, testutil.Logger(b), "bench", true))
 	if err := s.WaitForLeader(ctxTimeout(b, 10*time.Second)); err != nil {
 		b.Fatal(err)
 	}

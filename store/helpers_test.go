@@ -3,43 +3,14 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
-
-// testLogWriter sends log lines to t.Log until the test ends (raft
-// goroutines may still log while shutting down; t.Log would then panic).
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) hclog.Logger {
-	w := &testLogWriter{t: t}
-	// Registered before any store's Close, so it runs after all of them.
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: w})
-}
 
 // testConfig has timings short enough for fast tests yet loose enough not to
 // flap on a loaded two-core machine.
@@ -69,26 +40,35 @@ func openFake(t testing.TB, cfg Config) (*Store, *fakeMachine) {
 	return s, m
 }
 
+// openSoloLeader opens a single bootstrapping member "solo" on a fake
+// machine and waits until it leads.
+func openSoloLeader(t testing.TB) (*Store, *fakeMachine) {
+	t.Helper()
+	s, m := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	return s, m
+}
+
 // crash stops a member without the graceful leadership handover.
 func crash(s *Store) {
 	s.closeOnce.Do(func() { s.closeErr = s.close(false) })
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// putServices creates services prefix{from}-1.0 up to but not including
+// prefix{to}-1.0 through s, one command each.
+func putServices(t testing.TB, s *Store, prefix string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService(fmt.Sprintf("%s%d-1.0", prefix, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func putService(name string) fsm.Command {
@@ -104,7 +84,7 @@ type testCluster struct {
 // the others as voters, and every member has caught up on return.
 func newTestCluster(t testing.TB, n int, mutate func(*Config)) *testCluster {
 	t.Helper()
-	logger := testLogger(t)
+	logger := testutil.Logger(t)
 	c := &testCluster{}
 	for i := range n {
 		cfg := testConfig(t, logger, fmt.Sprintf("m%d", i), i == 0)
@@ -117,7 +97,7 @@ func newTestCluster(t testing.TB, n int, mutate func(*Config)) *testCluster {
 		c.stores = append(c.stores, s)
 		c.machines = append(c.machines, m)
 		if i == 0 {
-			waitFor(t, 10*time.Second, "the bootstrapped member to lead", s.IsLeader)
+			testutil.WaitFor(t, 10*time.Second, "the bootstrapped member to lead", s.IsLeader)
 			continue
 		}
 		if err := c.stores[0].AddVoter(ctxTimeout(t, 10*time.Second), s.ID(), s.RaftAddr()); err != nil {
@@ -132,7 +112,7 @@ func newTestCluster(t testing.TB, n int, mutate func(*Config)) *testCluster {
 // applied the leader's commit index.
 func (c *testCluster) waitConverged(t testing.TB) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "members to converge", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "members to converge", func() bool {
 		l := c.leader()
 		if l == nil {
 			return false

@@ -12,15 +12,17 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // writeAndStop bootstraps a one-member store, applies n services and stops
 // it; it returns the config (for reopening) and the Raft index of each.
 func writeAndStop(t *testing.T, n int) (Config, map[string]uint64) {
 	t.Helper()
-	cfg := testConfig(t, testLogger(t), "solo", true)
+	cfg := testConfig(t, testutil.Logger(t), "solo", true)
 	s, _ := openFake(t, cfg)
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	at := map[string]uint64{}
 	for i := range n {
 		name := fmt.Sprintf("svc%d-1.0", i)
@@ -139,7 +141,7 @@ func TestEntriesWithoutChecksumStillLoad(t *testing.T) {
 		t.Fatalf("Check of old data = %+v, %v", rep, err)
 	}
 	s, m := openFake(t, cfg)
-	waitFor(t, 10*time.Second, "ready", s.Ready)
+	testutil.WaitFor(t, 10*time.Second, "ready", s.Ready)
 	for name := range at {
 		if !m.has(name) {
 			t.Fatalf("%s lost", name)
@@ -148,13 +150,13 @@ func TestEntriesWithoutChecksumStillLoad(t *testing.T) {
 }
 
 func TestSnapshotFilesArePrivate(t *testing.T) {
-	cfg := testConfig(t, testLogger(t), "solo", true)
+	cfg := testConfig(t, testutil.Logger(t), "solo", true)
 	s, err := Open(cfg) // the real state machine: Check decodes its snapshots
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService("a-1.0")); err != nil {
 		t.Fatal(err)
 	}

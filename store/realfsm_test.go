@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // These tests run the store with the real state machine and codec.
@@ -36,7 +37,7 @@ func applyOK(t testing.TB, s *Store, cmd fsm.Command) fsm.Result {
 }
 
 func TestRealFSMClusterReplicatesSnapshotsAndRestarts(t *testing.T) {
-	logger := testLogger(t)
+	logger := testutil.Logger(t)
 	const clock = int64(1_700_000_000_000)
 	tune := func(cfg *Config) {
 		cfg.Now = func() time.Time { return time.UnixMilli(clock) }
@@ -51,7 +52,7 @@ func TestRealFSMClusterReplicatesSnapshotsAndRestarts(t *testing.T) {
 		s := openReal(t, cfg)
 		stores = append(stores, s)
 		if i == 0 {
-			waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+			testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 			continue
 		}
 		if err := stores[0].AddVoter(ctxTimeout(t, 5*time.Second), s.ID(), s.RaftAddr()); err != nil {
@@ -85,7 +86,7 @@ func TestRealFSMClusterReplicatesSnapshotsAndRestarts(t *testing.T) {
 	}
 
 	// Restart a follower from its data dir (its own snapshot plus log).
-	waitFor(t, 15*time.Second, "the follower's snapshot", func() bool { return countSnapshots(t, follower.cfg.DataDir) > 0 })
+	testutil.WaitFor(t, 15*time.Second, "the follower's snapshot", func() bool { return countSnapshots(t, follower.cfg.DataDir) > 0 })
 	fcfg := follower.cfg
 	fcfg.RaftBind = follower.RaftAddr()
 	crash(follower)

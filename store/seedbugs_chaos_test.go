@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // seedBugs switches seeded bugs on for one test.
@@ -74,8 +75,8 @@ func TestSeedBugAckBeforeCommit(t *testing.T) {
 // when nothing else interferes.
 func TestSeedBugAckBeforeCommitUsesFork(t *testing.T) {
 	seedBugs(t, SeedBugs{AckBeforeCommit: true})
-	s := openReal(t, testConfig(t, testLogger(t), "solo", true))
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	s := openReal(t, testConfig(t, testutil.Logger(t), "solo", true))
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	// What the cluster's leader loop does first, so that its no-op does not
 	// mix with what this test measures.
 	if err := s.EstablishLeadership(ctxTimeout(t, 5*time.Second)); err != nil {
@@ -85,7 +86,7 @@ func TestSeedBugAckBeforeCommitUsesFork(t *testing.T) {
 	if err != nil || !res.Created || res.Service == nil {
 		t.Fatalf("ack-before-commit apply = %+v, %v", res, err)
 	}
-	waitFor(t, 5*time.Second, "the entry to apply", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the entry to apply", func() bool {
 		_, err := stateMachine(s).GetService("sync-1.5")
 		return err == nil
 	})

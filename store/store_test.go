@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 func TestSingleMemberBootstrapsAndApplies(t *testing.T) {
-	cfg := testConfig(t, testLogger(t), "solo", true)
+	cfg := testConfig(t, testutil.Logger(t), "solo", true)
 	s, m := openFake(t, cfg)
 	if s.HadState() {
 		t.Fatal("HadState() = true for an empty data dir")
@@ -70,23 +71,19 @@ func TestSingleMemberBootstrapsAndApplies(t *testing.T) {
 	if err != errFakeNotFound {
 		t.Fatalf("read of a missing service: err = %v, want the reader's error", err)
 	}
-	waitFor(t, 5*time.Second, "Ready", s.Ready)
+	testutil.WaitFor(t, 5*time.Second, "Ready", s.Ready)
 	if s.State() != "leader" || s.Term() == 0 || s.CommitIndex() < meta.Index {
 		t.Fatalf("state %q term %d commit %d", s.State(), s.Term(), s.CommitIndex())
 	}
 }
 
 func TestRestartKeepsStateAndNeverBootstrapsAgain(t *testing.T) {
-	logger := testLogger(t)
+	logger := testutil.Logger(t)
 	cfg := testConfig(t, logger, "solo", true)
 	s, _ := openFake(t, cfg)
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	const n = 20
-	for i := range n {
-		if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService(fmt.Sprintf("svc%d-1.0", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putServices(t, s, "svc", 0, n)
 	lastIndex, lastTerm := s.AppliedIndex(), s.Term()
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -106,7 +103,7 @@ func TestRestartKeepsStateAndNeverBootstrapsAgain(t *testing.T) {
 	if s2.Ready() {
 		t.Fatal("Ready() before the restarted member applied its log")
 	}
-	waitFor(t, 10*time.Second, "Ready after restart", s2.Ready)
+	testutil.WaitFor(t, 10*time.Second, "Ready after restart", s2.Ready)
 	if s2.AppliedIndex() < lastIndex || s2.Term() <= lastTerm {
 		t.Fatalf("after restart applied %d term %d; before applied %d term %d", s2.AppliedIndex(), s2.Term(), lastIndex, lastTerm)
 	}
@@ -260,7 +257,7 @@ func TestStaleReadRefusedOnIsolatedFollower(t *testing.T) {
 	}
 	crash(other)
 	crash(leader)
-	waitFor(t, 10*time.Second, "the isolated follower to refuse bounded stale reads", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the isolated follower to refuse bounded stale reads", func() bool {
 		_, err := isolated.Read(ctxTimeout(t, time.Second), bound, noop)
 		if err != nil && !errors.Is(err, ErrStaleRead) {
 			t.Fatalf("bounded stale read: err = %v, want ErrStaleRead", err)
@@ -274,7 +271,7 @@ func TestStaleReadRefusedOnIsolatedFollower(t *testing.T) {
 	if _, err := isolated.Read(ctxTimeout(t, time.Second), ReadOptions{Level: ReadDefault}, noop); !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("default read with no leader: err = %v", err)
 	}
-	waitFor(t, 10*time.Second, "the isolated follower to forget the leader", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the isolated follower to forget the leader", func() bool {
 		id, _ := isolated.Leader()
 		return id == ""
 	})
@@ -305,7 +302,7 @@ func TestLeadershipTransfer(t *testing.T) {
 	if err := old.TransferLeadership(ctxTimeout(t, 10*time.Second), target.ID()); err != nil {
 		t.Fatalf("TransferLeadership: %v", err)
 	}
-	waitFor(t, 10*time.Second, "the target to lead", target.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "the target to lead", target.IsLeader)
 	awaitLeadershipValue(t, oldSub, false)
 	awaitLeadershipValue(t, targetSub, true)
 	if _, _, err := old.Apply(ctxTimeout(t, 5*time.Second), putService("x-1.0")); !errors.Is(err, ErrNotLeader) {
@@ -347,7 +344,7 @@ func TestMembershipChanges(t *testing.T) {
 		t.Fatalf("AddVoter on a follower: err = %v, want ErrNotLeader", err)
 	}
 
-	cfg := testConfig(t, testLogger(t), "learner", false)
+	cfg := testConfig(t, testutil.Logger(t), "learner", false)
 	learner, lm := openFake(t, cfg)
 	if learner.Ready() {
 		t.Fatal("a member that was never added reports Ready")
@@ -383,7 +380,7 @@ func TestMembershipChanges(t *testing.T) {
 // added later can only catch up through InstallSnapshot (exercising Persist
 // and Restore across the network); it then restarts from its own snapshot.
 func TestSnapshotInstallAndRestart(t *testing.T) {
-	logger := testLogger(t)
+	logger := testutil.Logger(t)
 	small := func(cfg *Config) {
 		cfg.SnapshotThreshold = 16
 		cfg.TrailingLogs = 4
@@ -392,14 +389,10 @@ func TestSnapshotInstallAndRestart(t *testing.T) {
 	cfg := testConfig(t, logger, "m0", true)
 	small(&cfg)
 	leader, _ := openFake(t, cfg)
-	waitFor(t, 10*time.Second, "leadership", leader.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leadership", leader.IsLeader)
 	const n = 60
-	for i := range n {
-		if _, _, err := leader.Apply(ctxTimeout(t, 5*time.Second), putService(fmt.Sprintf("s%d-1.0", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, 15*time.Second, "a snapshot and log compaction", func() bool {
+	putServices(t, leader, "s", 0, n)
+	testutil.WaitFor(t, 15*time.Second, "a snapshot and log compaction", func() bool {
 		first, err := leader.bolt.FirstIndex()
 		return err == nil && first > 1 && countSnapshots(t, cfg.DataDir) > 0
 	})
@@ -423,12 +416,8 @@ func TestSnapshotInstallAndRestart(t *testing.T) {
 	}
 
 	// More writes so the joiner takes its own snapshot, then restart it.
-	for i := n; i < n+40; i++ {
-		if _, _, err := leader.Apply(ctxTimeout(t, 5*time.Second), putService(fmt.Sprintf("s%d-1.0", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, 15*time.Second, "the joiner's own snapshot", func() bool { return countSnapshots(t, jcfg.DataDir) > 0 })
+	putServices(t, leader, "s", n, n+40)
+	testutil.WaitFor(t, 15*time.Second, "the joiner's own snapshot", func() bool { return countSnapshots(t, jcfg.DataDir) > 0 })
 	crash(joiner)
 	jcfg.RaftBind = joiner.RaftAddr()
 	rejoined, rm := openFake(t, jcfg)
@@ -471,8 +460,7 @@ func countSnapshots(t *testing.T, dataDir string) int {
 // machine in fewer batches than entries (group commit: one fsync'd append
 // and one ApplyBatch for many writes).
 func TestGroupCommit(t *testing.T) {
-	s, m := openFake(t, testConfig(t, testLogger(t), "solo", true))
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	s, m := openSoloLeader(t)
 	// What the cluster's leader loop does first, so that its no-op does not
 	// mix with what this test measures.
 	if err := s.EstablishLeadership(ctxTimeout(t, 5*time.Second)); err != nil {
@@ -546,8 +534,7 @@ func isolatedLeader(t *testing.T) *Store {
 }
 
 func TestApplyContextAndClosedStore(t *testing.T) {
-	s, _ := openFake(t, testConfig(t, testLogger(t), "solo", true))
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	s, _ := openSoloLeader(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, _, err := s.Apply(ctx, putService("c-1.0")); !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnknownOutcome) {
@@ -583,8 +570,7 @@ func TestApplyContextAndClosedStore(t *testing.T) {
 }
 
 func TestCollectors(t *testing.T) {
-	s, _ := openFake(t, testConfig(t, testLogger(t), "solo", true))
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	s, _ := openSoloLeader(t)
 	if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService("m-1.0")); err != nil {
 		t.Fatal(err)
 	}
@@ -601,8 +587,7 @@ func TestCollectors(t *testing.T) {
 // default read establishes the term itself (commits the term's no-op);
 // establishing again in the same term appends nothing.
 func TestEstablishLeadershipOncePerTerm(t *testing.T) {
-	s, _ := openFake(t, testConfig(t, testLogger(t), "solo", true))
-	waitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	s, _ := openSoloLeader(t)
 	noop := func(fsm.Reader) error { return nil }
 	if _, err := s.Read(ctxTimeout(t, 5*time.Second), ReadOptions{Level: ReadDefault}, noop); err != nil {
 		t.Fatalf("default read on a fresh leader: %v", err)

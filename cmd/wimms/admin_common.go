@@ -194,11 +194,8 @@ func checkServiceArg(s string) error {
 	if len(s) < 1 || len(s) > 30 || !strings.Contains(s, "-") {
 		return usageErrorf("service %q: must be 1 to 30 characters of the form {app}-{version}, e.g. sync-1.5", s)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return usageErrorf("service %q: may contain only A-Z, a-z, 0-9, '.', '_' and '-'", s)
-		}
+	if !isNameChars(s) {
+		return usageErrorf("service %q: may contain only A-Z, a-z, 0-9, '.', '_' and '-'", s)
 	}
 	return nil
 }
@@ -252,11 +249,8 @@ func checkClientStateArg(s string) error {
 	if len(s) > 32 {
 		return usageErrorf("--client-state %q: must be at most 32 characters", s)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return usageErrorf("--client-state %q: may contain only A-Z, a-z, 0-9, '.', '_' and '-'", s)
-		}
+	if !isNameChars(s) {
+		return usageErrorf("--client-state %q: may contain only A-Z, a-z, 0-9, '.', '_' and '-'", s)
 	}
 	return nil
 }
@@ -384,4 +378,32 @@ func plural(n int64, noun string) string {
 // exampleOf indents an Example block the way cobra prints it.
 func exampleOf(lines ...string) string {
 	return "  " + strings.Join(lines, "\n  ")
+}
+
+// isNameChars: s has only A-Z, a-z, 0-9, '.', '_' and '-' (the characters
+// of a service name and of a client state).
+func isNameChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// groupCmd is a command that only holds subcommands.
+func groupCmd(use, short, long string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Long: long, Args: cobra.NoArgs}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+// orEmpty is s, or an empty slice when s is nil, so JSON shows [] and not
+// null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

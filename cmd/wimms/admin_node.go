@@ -13,17 +13,12 @@ import (
 )
 
 func newNodeCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "node",
-		Short: "list, show, add, change, down/up, unassign and remove a service's storage nodes",
-		Long: `A node is a storage server users of a service are assigned to. Commands
+	return groupCmd("node", "list, show, add, change, down/up, unassign and remove a service's storage nodes",
+		`A node is a storage server users of a service are assigned to. Commands
 that take NODE accept its id (as "wimms node list" shows it) or its URL,
 as the token server's add_node.py, remove_node.py and unassign_node.py do.`,
-		Args: cobra.NoArgs,
-	}
-	cmd.AddCommand(newNodeListCmd(), newNodeGetCmd(), newNodeAddCmd(), newNodeSetCmd(),
+		newNodeListCmd(), newNodeGetCmd(), newNodeAddCmd(), newNodeSetCmd(),
 		newNodeDownUpCmd(true), newNodeDownUpCmd(false), newNodeUnassignCmd(), newNodeRemoveCmd())
-	return cmd
 }
 
 func nodeTable(w io.Writer, nodes ...wire.Node) {
@@ -110,9 +105,7 @@ func newNodeListCmd() *cobra.Command {
 		if err != nil {
 			return callFailed("list nodes of "+a.service, err)
 		}
-		if nodes == nil {
-			nodes = []wire.Node{}
-		}
+		nodes = orEmpty(nodes)
 		return a.emit(out, map[string]any{"nodes": nodes}, func(w io.Writer) { nodeTable(w, nodes...) })
 	})
 	a.register(cmd, adminOpts{service: true, read: true})
@@ -303,54 +296,48 @@ type unassignResult struct {
 }
 
 func newNodeUnassignCmd() *cobra.Command {
-	var a adminCmd
-	cmd := &cobra.Command{
+	return nodeUnassigningCmd(&cobra.Command{
 		Use:   "unassign NODE",
 		Short: "move every user off a node: their records are marked replaced (admin)",
 		Long: `Mark every live record on NODE replaced (unassign_node.py): each of its
 users gets a new node at the next login. The node stays.`,
 		Example: exampleOf("wimms node unassign https://sync-3.example.com"),
-		Args:    argsExactly(1),
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		id, _, err := a.nodeArg(ctx, c, args[0], client.CallOptions{})
-		if err != nil {
-			return err
-		}
-		n, _, err := c.admin.UnassignNode(ctx, a.service, id, a.writeOpts())
-		if err != nil {
-			return callFailed(fmt.Sprintf("unassign node %s of %s", args[0], a.service), err)
-		}
-		return a.emit(out, unassignResult{n}, func(w io.Writer) {
-			fmt.Fprintf(w, "unassigned %s from %s\n", plural(n, "record"), nodeLabel(args[0], id))
-		})
+	}, "unassign", (*client.Client).UnassignNode, func(node string, n int64) string {
+		return fmt.Sprintf("unassigned %s from %s", plural(n, "record"), node)
 	})
-	a.register(cmd, adminOpts{service: true, write: true})
-	return cmd
 }
 
 func newNodeRemoveCmd() *cobra.Command {
-	var a adminCmd
-	cmd := &cobra.Command{
+	return nodeUnassigningCmd(&cobra.Command{
 		Use:   "remove NODE",
 		Short: "delete a node and unassign its records (admin)",
 		Long: `Delete NODE from the service, then mark its records replaced
 (remove_node.py). Its users get a new node at their next login.`,
 		Example: exampleOf("wimms node remove https://sync-3.example.com", "wimms node remove 3 --json"),
-		Args:    argsExactly(1),
-	}
+	}, "remove", (*client.Client).RemoveNode, func(node string, n int64) string {
+		return fmt.Sprintf("removed %s; unassigned %s", node, plural(n, "record"))
+	})
+}
+
+// nodeUnassigner is UnassignNode or RemoveNode: each unassigns a node's
+// records and answers how many.
+type nodeUnassigner func(c *client.Client, ctx context.Context, service string, id int64, opts ...client.CallOptions) (int64, client.Meta, error)
+
+// nodeUnassigningCmd completes cmd into a command that calls act on NODE
+// (verb names it in errors) and reports its count with report.
+func nodeUnassigningCmd(cmd *cobra.Command, verb string, act nodeUnassigner, report func(node string, unassigned int64) string) *cobra.Command {
+	var a adminCmd
+	cmd.Args = argsExactly(1)
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		id, _, err := a.nodeArg(ctx, c, args[0], client.CallOptions{})
 		if err != nil {
 			return err
 		}
-		n, _, err := c.admin.RemoveNode(ctx, a.service, id, a.writeOpts())
+		n, _, err := act(c.admin, ctx, a.service, id, a.writeOpts())
 		if err != nil {
-			return callFailed(fmt.Sprintf("remove node %s of %s", args[0], a.service), err)
+			return callFailed(fmt.Sprintf("%s node %s of %s", verb, args[0], a.service), err)
 		}
-		return a.emit(out, unassignResult{n}, func(w io.Writer) {
-			fmt.Fprintf(w, "removed %s; unassigned %s\n", nodeLabel(args[0], id), plural(n, "record"))
-		})
+		return a.emit(out, unassignResult{n}, func(w io.Writer) { fmt.Fprintln(w, report(nodeLabel(args[0], id), n)) })
 	})
 	a.register(cmd, adminOpts{service: true, write: true})
 	return cmd

@@ -12,16 +12,11 @@ import (
 )
 
 func newServiceCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "service",
-		Short: "list, show, create or update, and delete services",
-		Long: `A service is what users are assigned nodes for, named {app}-{version}
+	return groupCmd("service", "list, show, create or update, and delete services",
+		`A service is what users are assigned nodes for, named {app}-{version}
 (sync-1.5 for Firefox Sync). Its pattern builds a user's api_endpoint from
 the node and uid.`,
-		Args: cobra.NoArgs,
-	}
-	cmd.AddCommand(newServiceListCmd(), newServiceGetCmd(), newServicePutCmd(), newServiceDeleteCmd())
-	return cmd
+		newServiceListCmd(), newServiceGetCmd(), newServicePutCmd(), newServiceDeleteCmd())
 }
 
 func serviceTable(w io.Writer, svcs ...wire.Service) {
@@ -44,9 +39,7 @@ func newServiceListCmd() *cobra.Command {
 		if err != nil {
 			return callFailed("list services", err)
 		}
-		if svcs == nil {
-			svcs = []wire.Service{}
-		}
+		svcs = orEmpty(svcs)
 		return a.emit(out, map[string]any{"services": svcs}, func(w io.Writer) { serviceTable(w, svcs...) })
 	})
 	a.register(cmd, adminOpts{read: true})

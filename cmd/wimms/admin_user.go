@@ -15,13 +15,7 @@ import (
 )
 
 func newUserCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "user",
-		Short: "show, allocate, retire and replace one user's assignment; list their records",
-		Args:  cobra.NoArgs,
-	}
-	cmd.AddCommand(newUserGetCmd(), newUserAllocateCmd(), newUserRetireCmd(), newUserReplaceCmd(), newUserRecordsCmd())
-	return cmd
+	return groupCmd("user", "show, allocate, retire and replace one user's assignment; list their records", "", newUserGetCmd(), newUserAllocateCmd(), newUserRetireCmd(), newUserReplaceCmd(), newUserRecordsCmd())
 }
 
 func userTable(w io.Writer, u wire.User, created *bool) {
@@ -233,9 +227,7 @@ func newUserRecordsCmd() *cobra.Command {
 		if err != nil {
 			return callFailed(fmt.Sprintf("records of %s in %s", email, a.service), err)
 		}
-		if recs == nil {
-			recs = []wire.Record{}
-		}
+		recs = orEmpty(recs)
 		return a.emit(out, map[string]any{"records": recs}, func(w io.Writer) { recordTable(w, false, recs) })
 	})
 	a.register(cmd, adminOpts{service: true, read: true})
@@ -243,13 +235,7 @@ func newUserRecordsCmd() *cobra.Command {
 }
 
 func newUsersCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "users",
-		Short: "questions about all users (count)",
-		Args:  cobra.NoArgs,
-	}
-	cmd.AddCommand(newUsersCountCmd())
-	return cmd
+	return groupCmd("users", "questions about all users (count)", "", newUsersCountCmd())
 }
 
 func newUsersCountCmd() *cobra.Command {
@@ -300,13 +286,7 @@ func newUsersCountCmd() *cobra.Command {
 }
 
 func newRecordsCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "records",
-		Short: "list replaced records past their grace period, and delete records (what purge does)",
-		Args:  cobra.NoArgs,
-	}
-	cmd.AddCommand(newRecordsOldCmd(), newRecordsDeleteCmd())
-	return cmd
+	return groupCmd("records", "list replaced records past their grace period, and delete records (what purge does)", "", newRecordsOldCmd(), newRecordsDeleteCmd())
 }
 
 func newRecordsOldCmd() *cobra.Command {
@@ -337,9 +317,7 @@ func newRecordsOldCmd() *cobra.Command {
 		if err != nil {
 			return callFailed("old records of "+a.service, err)
 		}
-		if recs == nil {
-			recs = []wire.Record{}
-		}
+		recs = orEmpty(recs)
 		return a.emit(out, map[string]any{"records": recs}, func(w io.Writer) { recordTable(w, true, recs) })
 	})
 	a.register(cmd, adminOpts{service: true, read: true})

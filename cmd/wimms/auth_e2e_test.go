@@ -15,18 +15,7 @@ func TestClusterWithTokens(t *testing.T) {
 		t.Skip("end-to-end: runs three real members")
 	}
 	const api, admin = "client-secret", "operator-secret"
-	ms := make([]*member, 3)
-	for i := range ms {
-		ms[i] = newMember(t, fmt.Sprintf("t%d", i+1), "zone")
-		ms[i].Flags = append(ms[i].Flags, "--api-token", api, "--admin-token", admin)
-		if i > 0 {
-			ms[i].SetJoin([]string{ms[0].HTTPAddr})
-		}
-	}
-	ms[0].start()
-	ms[0].waitReady(20 * time.Second)
-	ms[1].start()
-	ms[2].start()
+	ms := launchMembers(t, 3, membersSpec{idPrefix: "t", zones: []string{"zone"}, flags: []string{"--api-token", api, "--admin-token", admin}})
 	bearer := func(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
 	eventually(t, 45*time.Second, "three voters with tokens", func() error {
 		for _, m := range ms {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,79 +9,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/wimms-dev/wimms/httpapi/wire"
 )
-
-// viewOf is GET /v1/cluster of m, through the typed client.
-func viewOf(m *member) (wire.ClusterStatus, error) {
-	st, _, err := m.api().Cluster(context.Background())
-	if err != nil {
-		return wire.ClusterStatus{}, err
-	}
-	return *st, nil
-}
-
-// startCluster starts n members: the first bootstraps, the others join it
-// over HTTP; it returns when every member sees n voters and one leader.
-func startCluster(t *testing.T, n int) []*member {
-	t.Helper()
-	zones := []string{"zone-a", "zone-b", "zone-c"}
-	ms := make([]*member, n)
-	for i := range ms {
-		ms[i] = newMember(t, fmt.Sprintf("m%d", i+1), zones[i%len(zones)])
-		if i > 0 {
-			ms[i].SetJoin([]string{ms[0].HTTPAddr})
-		}
-	}
-	ms[0].start()
-	ms[0].waitReady(20 * time.Second)
-	for _, m := range ms[1:] {
-		m.start()
-	}
-	waitConverged(t, ms, n)
-	return ms
-}
-
-// waitConverged waits until every running member sees `voters` voters and
-// the same leader, and is ready.
-func waitConverged(t *testing.T, ms []*member, voters int) string {
-	t.Helper()
-	var leader string
-	eventually(t, 45*time.Second, "cluster converged", func() error {
-		leader = ""
-		for _, m := range ms {
-			if !m.running() {
-				continue
-			}
-			v, err := viewOf(m)
-			if err != nil {
-				return err
-			}
-			if v.Leader == nil {
-				return fmt.Errorf("%s knows no leader", m.ID)
-			}
-			nv := 0
-			for _, mm := range v.Members {
-				if mm.Voter {
-					nv++
-				}
-			}
-			if nv != voters {
-				return fmt.Errorf("%s sees %d voters, want %d", m.ID, nv, voters)
-			}
-			if leader != "" && leader != v.Leader.ID {
-				return fmt.Errorf("members disagree on the leader: %s vs %s", leader, v.Leader.ID)
-			}
-			leader = v.Leader.ID
-			if a, err := tryCall("GET", m.url("/readyz"), nil); err != nil || a.code != 200 {
-				return fmt.Errorf("%s not ready", m.ID)
-			}
-		}
-		return nil
-	})
-	return leader
-}
 
 func byID(ms []*member, id string) *member {
 	for _, m := range ms {

@@ -68,11 +68,7 @@ func TestComposeCluster(t *testing.T) {
 		map[string]any{"node": "https://node-b.example", "capacity": 1000}, http.StatusCreated)
 
 	users := map[string]int64{} // email -> uid, everything ever allocated
-	for _, m := range composeMembers {
-		email := "before-" + m + "@example.com"
-		users[email] = p.allocate(m, email)
-	}
-	p.checkUsers(composeMembers, users)
+	p.allocateThroughEach(composeMembers, "before", users)
 
 	// A crashed leader (SIGKILL: no leadership hand-over) is replaced by an
 	// election among the two survivors, which keep serving.
@@ -81,11 +77,7 @@ func TestComposeCluster(t *testing.T) {
 	survivors := composeWithout(composeMembers, leader)
 	newLeader := p.waitConverged(survivors, leader, composeFailover, false)
 	t.Logf("timing: leader %s killed, %s elected in %v", leader, newLeader, time.Since(phase).Round(time.Millisecond))
-	for _, m := range survivors {
-		email := "after-kill-" + m + "@example.com"
-		users[email] = p.allocate(m, email)
-	}
-	p.checkUsers(survivors, users)
+	p.allocateThroughEach(survivors, "after-kill", users)
 
 	// The killed member comes back with its volume and catches up on what
 	// was written without it.
@@ -481,6 +473,17 @@ func (p *composeProject) getUser(member, email, consistency string) (uid int64, 
 // checkUsers reads every user through every member (the leader's state, so
 // followers forward) and requires the uid it was allocated with. A 503
 // while the cluster settles is retried; a missing or different user is not.
+// allocateThroughEach allocates PREFIX-M@example.com through each member
+// M, adds them to users, and checks that every member serves every user.
+func (p *composeProject) allocateThroughEach(members []string, prefix string, users map[string]int64) {
+	p.t.Helper()
+	for _, m := range members {
+		email := prefix + "-" + m + "@example.com"
+		users[email] = p.allocate(m, email)
+	}
+	p.checkUsers(members, users)
+}
+
 func (p *composeProject) checkUsers(members []string, users map[string]int64) {
 	p.t.Helper()
 	for _, m := range members {

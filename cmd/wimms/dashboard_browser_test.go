@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
@@ -88,35 +89,17 @@ func TestDashboardInBrowser(t *testing.T) {
 	auth := []string{"Authorization", "Bearer " + token}
 
 	zones := []string{"zone-a", "zone-b", "zone-c"}
-	ms := make([]*member, 3)
-	for i := range ms {
-		ms[i] = newMember(t, fmt.Sprintf("m%d", i+1), zones[i])
-		ms[i].Flags = append(ms[i].Flags, "--api-token", token)
-		if i > 0 {
-			// Joined by URL, as an operator copies it from a browser.
-			ms[i].SetJoin([]string{"http://" + ms[0].HTTPAddr + "/"})
-		}
-	}
-	ms[0].start()
-	ms[0].waitReady(30 * time.Second)
-	ms[1].start()
-	ms[2].start()
-	var leaderID string
-	eventually(t, 60*time.Second, "three members agree on a leader", func() error {
-		leaderID = ""
-		for _, m := range ms {
-			a, err := tryCall("GET", m.url("/v1/cluster"), nil, auth...)
-			if err != nil {
-				return err
-			}
-			var v wire.ClusterStatus
-			if err := json.Unmarshal([]byte(a.raw), &v); err != nil || v.Leader == nil || len(v.Members) != 3 {
-				return fmt.Errorf("%s: %s", m.ID, a.raw)
-			}
-			if leaderID != "" && v.Leader.ID != leaderID {
-				return fmt.Errorf("members disagree on the leader")
-			}
-			leaderID = v.Leader.ID
+	ms := launchMembers(t, 3, membersSpec{
+		zones: zones,
+		flags: []string{"--api-token", token},
+		// Joined by URL, as an operator copies it from a browser.
+		joinVia:    func(first *member) string { return "http://" + first.HTTPAddr + "/" },
+		firstReady: 30 * time.Second,
+	})
+	view := func(m *member) (wire.ClusterStatus, error) { return viewOf(m, client.WithToken(token)) }
+	leaderID := waitLeader(t, 60*time.Second, "three members agree on a leader", ms, view, func(m *member, v wire.ClusterStatus) error {
+		if len(v.Members) != 3 {
+			return fmt.Errorf("%s sees %d members", m.ID, len(v.Members))
 		}
 		return nil
 	})

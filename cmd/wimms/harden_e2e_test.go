@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // runCheck runs `wimms check --data-dir dir` and returns its exit code and
@@ -117,11 +119,8 @@ func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the real binary")
 	}
-	m := newMember(t, "disk", "a")
-	m.start()
-	m.waitReady(20 * time.Second)
-	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
-	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 1000}), 201, "node")
+	m := startSolo(t, "disk", "a")
+	seedService(t, m, 1000)
 	for i := range 20 {
 		expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("user%02d@example.com", i)}), 201, "allocate")
 	}
@@ -186,26 +185,6 @@ func metricsLines(t *testing.T, m *member) int {
 	return strings.Count(a.raw, "\n")
 }
 
-func rawHTTP(t *testing.T, addr, req string) (int, string, string) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
-}
-
 // TestHostileClients: made-up methods, slow bodies, form posts, bad
 // escapes and refusals against a real member.
 func TestHostileClients(t *testing.T) {
@@ -218,8 +197,7 @@ func TestHostileClients(t *testing.T) {
 	m.Flags = append(m.Flags, "--body-timeout", "2s", "--admin-token", admin, "--pprof")
 	m.start()
 	m.waitReady(20 * time.Second)
-	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}, auth...), 201, "service")
-	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 1000}, auth...), 201, "node")
+	seedService(t, m, 1000, auth...)
 
 	t.Run("made-up methods", func(t *testing.T) {
 		// Warm up: the first made-up method on each path and the first
@@ -266,9 +244,9 @@ func TestHostileClients(t *testing.T) {
 	})
 
 	t.Run("bad percent-escape", func(t *testing.T) {
-		code, ct, body := rawHTTP(t, m.HTTPAddr, "GET /v1/services/sync%zz HTTP/1.1\r\nHost: x\r\n\r\n")
-		if code != 400 || ct != "application/json" || !strings.Contains(body, `"status":"bad-request"`) {
-			t.Fatalf("bad escape: %d %q %s", code, ct, body)
+		resp, body := testutil.RawRequest(t, m.HTTPAddr, "GET /v1/services/sync%zz HTTP/1.1\r\nHost: x\r\n\r\n")
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 400 || ct != "application/json" || !strings.Contains(string(body), `"status":"bad-request"`) {
+			t.Fatalf("bad escape: %d %q %s", resp.StatusCode, ct, body)
 		}
 	})
 
@@ -364,24 +342,11 @@ func TestRestartedMemberNeverServesAnEmptyState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the real binary")
 	}
-	m := newMember(t, "replay", "a")
-	m.start()
-	m.waitReady(20 * time.Second)
-	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
-	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 100000}), 201, "node")
+	m := startSolo(t, "replay", "a")
+	seedService(t, m, 100000)
 	const probe = "probe@example.com"
 	want := expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": probe}), 201, "probe user").num("uid")
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 100 {
-				_, _ = tryCall("POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("u%d-%d@example.com", w, i)})
-			}
-		}()
-	}
-	wg.Wait()
+	allocateFillers(t, m, "u", 8*100)
 	if code := m.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Fatalf("SIGTERM: exit %d", code)
 	}
@@ -452,32 +417,12 @@ func TestDamageFoundWhileRunningStopsTheMember(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the real binary")
 	}
-	m1 := newMember(t, "m1", "a")
-	m1.start()
-	m1.waitReady(20 * time.Second)
-	expect(t, call(t, "PUT", m1.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
-	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 100000}), 201, "node")
+	m1 := startSolo(t, "m1", "a")
+	seedService(t, m1, 100000)
 	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": "victim@example.com"}), 201, "victim")
 	// Push the victim's entry out of the in-memory log cache (1024 entries),
 	// so that replicating it means reading it from disk.
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 140 {
-				email := fmt.Sprintf("filler-%d-%d@example.com", w, i)
-				if a, err := tryCall("POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": email}); err != nil || a.code != 201 {
-					t.Errorf("filler allocation: %v %+v", err, a)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if t.Failed() {
-		return
-	}
+	allocateFillers(t, m1, "filler", 8*140)
 	damageFile(t, filepath.Join(m1.DataDir, "raft.db"), []byte("victim@example.com"), func(b []byte, at int) { b[at+1] ^= 0x01 })
 
 	m2 := newMember(t, "m2", "b")
@@ -498,4 +443,31 @@ func TestDamageFoundWhileRunningStopsTheMember(t *testing.T) {
 		t.Fatalf("want the cause exactly once:\n%s", b)
 	}
 	t.Logf("leader stopped: %s", lastLine(string(b)))
+}
+
+// allocateFillers allocates n users of sync-1.5 through m, from 8 clients
+// at once, to grow the log; it fails t if any allocation fails.
+func allocateFillers(t *testing.T, m *member, prefix string, n int) {
+	t.Helper()
+	const clients = 8
+	var wg sync.WaitGroup
+	failed := make(chan error, clients)
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += clients {
+				email := fmt.Sprintf("%s-%d@example.com", prefix, i)
+				if a, err := tryCall("POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": email}); err != nil || a.code != 201 {
+					failed <- fmt.Errorf("allocate %s: %v %d %s", email, err, a.code, a.raw)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(failed)
+	if err := <-failed; err != nil {
+		t.Fatalf("filler allocation: %v", err)
+	}
 }

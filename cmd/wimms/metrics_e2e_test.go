@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -70,9 +69,7 @@ func TestMetricsAnswerQuestions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs a real member")
 	}
-	m := newMember(t, "m1", "zone-a")
-	m.start()
-	m.waitReady(30 * time.Second)
+	m := startSolo(t, "m1", "zone-a")
 
 	const svc = "sync-1.5"
 	expect(t, call(t, "PUT", m.url("/v1/services/"+svc), map[string]any{"pattern": "{node}/1.5/{uid}"}), 201, "service")

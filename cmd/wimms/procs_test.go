@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/launch"
 )
 
@@ -243,4 +244,151 @@ func freePorts(t *testing.T, n int) []int {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// viewOf is GET /v1/cluster of m, through the typed client.
+func viewOf(m *member, opts ...client.Option) (wire.ClusterStatus, error) {
+	st, _, err := m.api(opts...).Cluster(context.Background())
+	if err != nil {
+		return wire.ClusterStatus{}, err
+	}
+	return *st, nil
+}
+
+// membersSpec says how launchMembers makes its members; the zero value
+// gives members m1, m2, … in zone-a, zone-b, zone-c that join the first
+// by its HTTP address.
+type membersSpec struct {
+	idPrefix   string                     // ids are idPrefix1, idPrefix2, …
+	zones      []string                   // assigned in turn
+	flags      []string                   // added to every member's flags
+	joinVia    func(first *member) string // the address the others join
+	firstReady time.Duration              // how long the first may take to become ready
+}
+
+// launchMembers starts n members: the first bootstraps and becomes ready,
+// then the others start and join it. It does not wait for them to join.
+func launchMembers(t *testing.T, n int, spec membersSpec) []*member {
+	t.Helper()
+	if spec.idPrefix == "" {
+		spec.idPrefix = "m"
+	}
+	if len(spec.zones) == 0 {
+		spec.zones = []string{"zone-a", "zone-b", "zone-c"}
+	}
+	if spec.joinVia == nil {
+		spec.joinVia = func(first *member) string { return first.HTTPAddr }
+	}
+	if spec.firstReady == 0 {
+		spec.firstReady = 20 * time.Second
+	}
+	ms := make([]*member, n)
+	for i := range ms {
+		ms[i] = newMember(t, fmt.Sprintf("%s%d", spec.idPrefix, i+1), spec.zones[i%len(spec.zones)])
+		ms[i].Flags = append(ms[i].Flags, spec.flags...)
+		if i > 0 {
+			ms[i].SetJoin([]string{spec.joinVia(ms[0])})
+		}
+	}
+	ms[0].start()
+	ms[0].waitReady(spec.firstReady)
+	for _, m := range ms[1:] {
+		m.start()
+	}
+	return ms
+}
+
+// startCluster starts n members: the first bootstraps, the others join it
+// over HTTP; it returns when every member sees n voters and one leader.
+func startCluster(t *testing.T, n int) []*member {
+	t.Helper()
+	ms := launchMembers(t, n, membersSpec{})
+	waitConverged(t, ms, n)
+	return ms
+}
+
+// startSolo starts one member and waits until it is ready.
+func startSolo(t *testing.T, id, zone string) *member {
+	t.Helper()
+	m := newMember(t, id, zone)
+	m.start()
+	m.waitReady(30 * time.Second)
+	return m
+}
+
+// viewCheck judges one member's view of the cluster, which names a leader.
+type viewCheck func(m *member, v wire.ClusterStatus) error
+
+// votersAre accepts a view with exactly n voters.
+func votersAre(n int) viewCheck {
+	return func(m *member, v wire.ClusterStatus) error {
+		voters := 0
+		for _, mm := range v.Members {
+			if mm.Voter {
+				voters++
+			}
+		}
+		if voters != n {
+			return fmt.Errorf("%s sees %d voters, want %d", m.ID, voters, n)
+		}
+		return nil
+	}
+}
+
+// waitLeader waits until every running member of ms names the same leader
+// in its view (as view fetches it) and check accepts every view; it
+// returns the leader's id.
+func waitLeader(t *testing.T, timeout time.Duration, what string, ms []*member,
+	view func(*member) (wire.ClusterStatus, error), check viewCheck) string {
+	t.Helper()
+	var leader string
+	eventually(t, timeout, what, func() error {
+		leader = ""
+		for _, m := range ms {
+			if !m.running() {
+				continue
+			}
+			v, err := view(m)
+			if err != nil {
+				return err
+			}
+			if v.Leader == nil {
+				return fmt.Errorf("%s knows no leader", m.ID)
+			}
+			if err := check(m, v); err != nil {
+				return err
+			}
+			if leader != "" && leader != v.Leader.ID {
+				return fmt.Errorf("members disagree on the leader: %s vs %s", leader, v.Leader.ID)
+			}
+			leader = v.Leader.ID
+		}
+		return nil
+	})
+	return leader
+}
+
+// waitConverged waits until every running member sees `voters` voters and
+// the same leader, and is ready.
+func waitConverged(t *testing.T, ms []*member, voters int) string {
+	t.Helper()
+	hasVoters := votersAre(voters)
+	view := func(m *member) (wire.ClusterStatus, error) { return viewOf(m) }
+	return waitLeader(t, 45*time.Second, "cluster converged", ms, view, func(m *member, v wire.ClusterStatus) error {
+		if err := hasVoters(m, v); err != nil {
+			return err
+		}
+		if a, err := tryCall("GET", m.url("/readyz"), nil); err != nil || a.code != 200 {
+			return fmt.Errorf("%s not ready", m.ID)
+		}
+		return nil
+	})
+}
+
+// seedService creates service sync-1.5 ({node}/{uid}) with one node,
+// https://n1.example.com, of the given capacity.
+func seedService(t *testing.T, m *member, capacity int, headers ...string) {
+	t.Helper()
+	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}, headers...), 201, "service")
+	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": capacity}, headers...), 201, "node")
 }

@@ -24,9 +24,7 @@ func TestSingleMemberWalkthrough(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the real binary")
 	}
-	m := newMember(t, "solo", "a")
-	m.start()
-	m.waitReady(20 * time.Second)
+	m := startSolo(t, "solo", "a")
 
 	a := expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/1.5/{uid}"}), 201, "create service")
 	if a.str("service") != "sync-1.5" || a.header.Get("X-Wimms-Index") == "" || a.header.Get("X-Wimms-Member") != "solo" {
@@ -171,8 +169,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	m.Flags = append(m.Flags, "--snapshot-threshold", "64") // restart goes through a snapshot and a log tail
 	m.start()
 	m.waitReady(20 * time.Second)
-	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
-	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 100000}), 201, "node")
+	seedService(t, m, 100000)
 
 	var mu sync.Mutex
 	acked := map[string]int64{}

@@ -23,10 +23,8 @@ import (
 )
 
 func newTLSCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "tls",
-		Short: "issue the CA, member certificates and gossip key that secure a cluster",
-		Long: `Issue what a secured cluster needs, no openssl required:
+	return groupCmd("tls", "issue the CA, member certificates and gossip key that secure a cluster",
+		`Issue what a secured cluster needs, no openssl required:
 
   wimms tls ca   --out DIR                                        # DIR/ca.pem, DIR/ca-key.pem
   wimms tls cert --ca DIR --name NAME --hosts H[,H...] --out DIR  # DIR/NAME.pem, DIR/NAME-key.pem
@@ -35,10 +33,7 @@ func newTLSCmd() *cobra.Command {
 Each member certificate is both a server and a client certificate; --hosts
 lists every IP and DNS name peers and clients dial the member at. Keys are
 written with mode 0600. See docs/security.md.`,
-		Args: cobra.NoArgs,
-	}
-	cmd.AddCommand(newTLSCACmd(), newTLSCertCmd(), newTLSGossipKeyCmd())
-	return cmd
+		newTLSCACmd(), newTLSCertCmd(), newTLSGossipKeyCmd())
 }
 
 func newTLSCACmd() *cobra.Command {

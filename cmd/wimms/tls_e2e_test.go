@@ -126,37 +126,7 @@ func (e *secureEnv) waitReady(m *member) {
 // waitConverged: every running member sees `voters` voters and one leader.
 func (e *secureEnv) waitConverged(ms []*member, voters int) string {
 	e.t.Helper()
-	var leader string
-	eventually(e.t, 60*time.Second, "secured cluster converged", func() error {
-		leader = ""
-		for _, m := range ms {
-			if !m.running() {
-				continue
-			}
-			v, err := e.view(m)
-			if err != nil {
-				return err
-			}
-			if v.Leader == nil {
-				return fmt.Errorf("%s knows no leader", m.ID)
-			}
-			nv := 0
-			for _, mm := range v.Members {
-				if mm.Voter {
-					nv++
-				}
-			}
-			if nv != voters {
-				return fmt.Errorf("%s sees %d voters, want %d", m.ID, nv, voters)
-			}
-			if leader != "" && leader != v.Leader.ID {
-				return fmt.Errorf("members disagree on the leader: %s vs %s", leader, v.Leader.ID)
-			}
-			leader = v.Leader.ID
-		}
-		return nil
-	})
-	return leader
+	return waitLeader(e.t, 60*time.Second, "secured cluster converged", ms, e.view, votersAre(voters))
 }
 
 func (e *secureEnv) startCluster(n int) []*member {
@@ -273,14 +243,7 @@ func TestSecureCluster(t *testing.T) {
 	})
 
 	t.Run("a raft client with a certificate from another CA is refused", func(t *testing.T) {
-		dir := t.TempDir()
-		if _, err := tlsconf.CreateCA(dir, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		issued, err := tlsconf.CreateCert(dir, tlsconf.CertRequest{Name: "intruder", Hosts: []string{"127.0.0.1"}}, dir, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, issued := newCAWithCert(t, "intruder")
 		pair, err := tls.LoadX509KeyPair(issued.CertFile, issued.KeyFile)
 		if err != nil {
 			t.Fatal(err)
@@ -403,24 +366,9 @@ func TestSecureCluster(t *testing.T) {
 
 	t.Run("leader loss and restart", func(t *testing.T) {
 		leader.kill9()
-		var newLeader string
-		eventually(t, 60*time.Second, "the survivors elect a new leader", func() error {
-			newLeader = ""
-			for _, m := range ms {
-				if !m.running() {
-					continue
-				}
-				v, err := e.view(m)
-				if err != nil {
-					return err
-				}
-				if v.Leader == nil || v.Leader.ID == leaderID {
-					return fmt.Errorf("%s sees leader %+v", m.ID, v.Leader)
-				}
-				if newLeader != "" && newLeader != v.Leader.ID {
-					return fmt.Errorf("survivors disagree: %s vs %s", newLeader, v.Leader.ID)
-				}
-				newLeader = v.Leader.ID
+		newLeader := waitLeader(t, 60*time.Second, "the survivors elect a new leader", ms, e.view, func(m *member, v wire.ClusterStatus) error {
+			if v.Leader.ID == leaderID {
+				return fmt.Errorf("%s still sees leader %s", m.ID, leaderID)
 			}
 			return nil
 		})
@@ -502,14 +450,7 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 	e := newSecureEnv(t)
 	cert, key := e.issue("good")
 	otherCert, otherKey := e.issue("other")
-	strangerDir := t.TempDir()
-	if _, err := tlsconf.CreateCA(strangerDir, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	stranger, err := tlsconf.CreateCert(strangerDir, tlsconf.CertRequest{Name: "s", Hosts: []string{"127.0.0.1"}}, strangerDir, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, stranger := newCAWithCert(t, "s")
 	expired, err := tlsconf.CreateCert(e.dir, tlsconf.CertRequest{Name: "expired", Hosts: []string{"127.0.0.1"}}, e.dir, time.Now().Add(-3*tlsconf.MemberValidity))
 	if err != nil {
 		t.Fatal(err)

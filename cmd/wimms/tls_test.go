@@ -34,15 +34,8 @@ func TestToolTLSFlags(t *testing.T) {
 	if _, err := (toolTLSFlags{cert: "x.pem", key: "x-key.pem"}).config(); err == nil {
 		t.Fatal("a client certificate without --tls-ca was accepted")
 	}
-	dir := t.TempDir()
-	if _, err := tlsconf.CreateCA(dir, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	issued, err := tlsconf.CreateCert(dir, tlsconf.CertRequest{Name: "op", Hosts: []string{"127.0.0.1"}}, dir, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := toolTLSFlags{ca: filepath.Join(dir, tlsconf.CACertFile), cert: issued.CertFile, key: issued.KeyFile}
+	caFile, issued := newCAWithCert(t, "op")
+	f := toolTLSFlags{ca: caFile, cert: issued.CertFile, key: issued.KeyFile}
 	cfg, err := f.config()
 	if err != nil || cfg.RootCAs == nil || len(cfg.Certificates) != 1 || f.scheme() != "https://" {
 		t.Fatalf("config: %+v, %v", cfg, err)
@@ -50,4 +43,20 @@ func TestToolTLSFlags(t *testing.T) {
 	if _, err := (toolTLSFlags{ca: issued.KeyFile}).config(); err == nil {
 		t.Fatal("a key file was accepted as a CA")
 	}
+}
+
+// newCAWithCert creates a CA of its own in a temporary directory and
+// issues it a certificate named name for 127.0.0.1; it returns the CA's
+// certificate file and the issued pair.
+func newCAWithCert(t *testing.T, name string) (caFile string, issued tlsconf.Issued) {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := tlsconf.CreateCA(dir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	issued, err := tlsconf.CreateCert(dir, tlsconf.CertRequest{Name: name, Hosts: []string{"127.0.0.1"}}, dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, tlsconf.CACertFile), issued
 }

@@ -219,18 +219,8 @@ func TestTokenServerCluster(t *testing.T) {
 	defer goodSrv.Close()
 	defer downSrv.Close()
 
-	ms := make([]*member, 3)
-	for i := range ms {
-		ms[i] = newMember(t, fmt.Sprintf("ts%d", i+1), "zone")
-		ms[i].Flags = append(ms[i].Flags, "--fxa-jwks-file", jwksFile, "--master-secret-file", masterFile, "--metrics-hash-secret-file", hashFile)
-		if i > 0 {
-			ms[i].SetJoin([]string{ms[0].HTTPAddr})
-		}
-	}
-	ms[0].start()
-	ms[0].waitReady(20 * time.Second)
-	ms[1].start()
-	ms[2].start()
+	ms := launchMembers(t, 3, membersSpec{idPrefix: "ts", zones: []string{"zone"},
+		flags: []string{"--fxa-jwks-file", jwksFile, "--master-secret-file", masterFile, "--metrics-hash-secret-file", hashFile}})
 	leader := waitConverged(t, ms, 3)
 	var follower *member
 	for _, m := range ms {

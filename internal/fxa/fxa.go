@@ -49,19 +49,25 @@ type Key struct {
 	Pub *rsa.PublicKey
 }
 
+// jwksDoc is a JWKS document as ParseJWKS reads and JWKS writes it.
+type jwksDoc struct {
+	Keys []jwk `json:"keys"`
+}
+
+// jwk is one key of a JWKS document.
+type jwk struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+}
+
 // ParseJWKS reads a JWKS document ({"keys":[…]}). Keys that are not RSA
 // signing keys are skipped; a document without any is an error.
 func ParseJWKS(data []byte) ([]Key, error) {
-	var doc struct {
-		Keys []struct {
-			Kty string `json:"kty"`
-			Kid string `json:"kid"`
-			Alg string `json:"alg"`
-			Use string `json:"use"`
-			N   string `json:"n"`
-			E   string `json:"e"`
-		} `json:"keys"`
-	}
+	var doc jwksDoc
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)
 	}

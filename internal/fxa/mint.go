@@ -35,17 +35,7 @@ func GenerateKey(kid string) (SigningKey, error) {
 
 // JWKS is the public JWKS document of keys.
 func JWKS(keys ...SigningKey) []byte {
-	type jwk struct {
-		Kty string `json:"kty"`
-		Kid string `json:"kid"`
-		Alg string `json:"alg"`
-		Use string `json:"use"`
-		N   string `json:"n"`
-		E   string `json:"e"`
-	}
-	doc := struct {
-		Keys []jwk `json:"keys"`
-	}{Keys: []jwk{}}
+	doc := jwksDoc{Keys: []jwk{}}
 	for _, k := range keys {
 		doc.Keys = append(doc.Keys, jwk{Kty: "RSA", Kid: k.ID, Alg: "RS256", Use: "sig",
 			N: base64.RawURLEncoding.EncodeToString(k.Priv.N.Bytes()),

@@ -54,11 +54,7 @@ func CreateCA(dir string, now time.Time) (Issued, error) {
 	if err := refuseExisting(out.CertFile, out.KeyFile); err != nil {
 		return Issued{}, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return Issued{}, fmt.Errorf("generating CA key: %w", err)
-	}
-	serial, err := newSerial()
+	key, serial, err := newKeyAndSerial("CA key")
 	if err != nil {
 		return Issued{}, err
 	}
@@ -119,11 +115,7 @@ func CreateCert(caDir string, req CertRequest, outDir string, now time.Time) (Is
 		return Issued{}, err
 	}
 	out := Issued{CertFile: filepath.Join(outDir, req.Name+".pem"), KeyFile: filepath.Join(outDir, req.Name+"-key.pem")}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return Issued{}, fmt.Errorf("generating key: %w", err)
-	}
-	serial, err := newSerial()
+	key, serial, err := newKeyAndSerial("key")
 	if err != nil {
 		return Issued{}, err
 	}
@@ -248,12 +240,18 @@ func refuseExisting(paths ...string) error {
 	return nil
 }
 
-func newSerial() (*big.Int, error) {
+// newKeyAndSerial makes what every certificate needs: a P-256 key (what
+// names it in errors) and a random positive 127-bit serial number.
+func newKeyAndSerial(what string) (*ecdsa.PrivateKey, *big.Int, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating %s: %w", what, err)
+	}
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return nil, fmt.Errorf("generating serial number: %w", err)
+		return nil, nil, fmt.Errorf("generating serial number: %w", err)
 	}
-	return n.Add(n, big.NewInt(1)), nil
+	return key, n.Add(n, big.NewInt(1)), nil
 }
 
 func validDNSName(h string) bool {

@@ -30,14 +30,10 @@ func (f Files) Check() error {
 		return nil
 	}
 	var missing []string
-	if f.CA == "" {
-		missing = append(missing, "--tls-ca")
-	}
-	if f.Cert == "" {
-		missing = append(missing, "--tls-cert")
-	}
-	if f.Key == "" {
-		missing = append(missing, "--tls-key")
+	for _, file := range []struct{ path, flag string }{{f.CA, "--tls-ca"}, {f.Cert, "--tls-cert"}, {f.Key, "--tls-key"}} {
+		if file.path == "" {
+			missing = append(missing, file.flag)
+		}
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("TLS is half configured: %s missing (set all of --tls-ca, --tls-cert and --tls-key, or none)", strings.Join(missing, " and "))

@@ -23,6 +23,17 @@ type pki struct {
 	dir string
 }
 
+// load issues a member certificate named name, valid from now, and loads
+// it.
+func (p pki) load(name string) *Holder {
+	p.t.Helper()
+	h, err := Load(p.issue(name, time.Now()))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return h
+}
+
 func newPKI(t *testing.T) pki {
 	t.Helper()
 	dir := t.TempDir()
@@ -223,18 +234,9 @@ func handshake(t *testing.T, server, client *tls.Config) (serverErr, clientErr e
 
 func TestMutualTLS(t *testing.T) {
 	p := newPKI(t)
-	a, err := Load(p.issue("a", time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Load(p.issue("b", time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stranger, err := Load(newPKI(t).issue("s", time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := p.load("a")
+	b := p.load("b")
+	stranger := newPKI(t).load("s")
 
 	if serr, cerr := handshake(t, a.ServerConfig(true), b.ClientConfig("127.0.0.1:1")); serr != nil || cerr != nil {
 		t.Fatalf("two members of one CA: server %v, client %v", serr, cerr)
@@ -301,14 +303,8 @@ func TestReload(t *testing.T) {
 
 func TestRequireMemberToJoin(t *testing.T) {
 	p := newPKI(t)
-	h, err := Load(p.issue("m", time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	member, err := Load(p.issue("joiner", time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := p.load("m")
+	member := p.load("joiner")
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	srv := httptest.NewUnstartedServer(RequireMemberToJoin(next, "/v1/cluster/members", false))
 	srv.TLS = h.ServerConfig(false)

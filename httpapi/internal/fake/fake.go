@@ -251,32 +251,25 @@ func (c *Cluster) Status(ctx context.Context) (wire.ClusterStatus, error) {
 }
 
 func (c *Cluster) Join(ctx context.Context, m wire.Member) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.Err != nil {
-		return c.Err
-	}
-	c.joined = append(c.joined, m)
-	return nil
+	return record(c, &c.joined, m)
 }
 
 func (c *Cluster) Remove(ctx context.Context, id string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.Err != nil {
-		return c.Err
-	}
-	c.removed = append(c.removed, id)
-	return nil
+	return record(c, &c.removed, id)
 }
 
 func (c *Cluster) TransferLeadership(ctx context.Context, id string) error {
+	return record(c, &c.transfers, id)
+}
+
+// record appends v to the calls in log, unless c fails every call.
+func record[T any](c *Cluster, log *[]T, v T) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.Err != nil {
 		return c.Err
 	}
-	c.transfers = append(c.transfers, id)
+	*log = append(*log, v)
 	return nil
 }
 
