@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 func sampleBackup(t *testing.T, users int) (*fsm.FSM, []byte) {
@@ -146,14 +147,14 @@ func domainSnapshot(t *testing.T, r fsm.Reader) []fsm.User {
 // store bootstraps nothing, elects itself and holds exactly that state.
 func TestBackupRestoreIntoNewMember(t *testing.T) {
 	ctx := context.Background()
-	logger := testLogger(t)
+	logger := testutil.Logger(t)
 	cfg := testConfig(t, logger, "a", true)
 	src, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = src.Close() })
-	waitFor(t, 10*time.Second, "leader", src.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leader", src.IsLeader)
 	mustApply := func(s *Store, cmd fsm.Command) fsm.Result {
 		t.Helper()
 		res, _, err := s.Apply(ctx, cmd)
@@ -198,7 +199,7 @@ func TestBackupRestoreIntoNewMember(t *testing.T) {
 		t.Fatalf("open restored: %v", err)
 	}
 	t.Cleanup(func() { _ = dst.Close() })
-	waitFor(t, 10*time.Second, "restored member leads", dst.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "restored member leads", dst.IsLeader)
 	var got []fsm.User
 	if _, err := dst.Read(ctx, ReadOptions{Level: ReadLinearizable}, func(r fsm.Reader) error { got = domainSnapshot(t, r); return nil }); err != nil {
 		t.Fatal(err)
@@ -217,13 +218,13 @@ func TestBackupRestoreIntoNewMember(t *testing.T) {
 // before the backup was asked for, and restores into a new member.
 func TestBackupUnderLoadHoldsAcknowledgedWrites(t *testing.T) {
 	ctx := context.Background()
-	logger := testLogger(t)
+	logger := testutil.Logger(t)
 	src, err := Open(testConfig(t, logger, "a", true))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = src.Close() })
-	waitFor(t, 10*time.Second, "leader", src.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "leader", src.IsLeader)
 	for _, cmd := range []fsm.Command{
 		{Op: fsm.OpPutService, Service: "sync-1.5", Pattern: fsm.SomeString("{node}/1.5/{uid}")},
 		{Op: fsm.OpAddNode, Service: "sync-1.5", NodeURL: "https://n1", Capacity: fsm.SomeInt64(1 << 40), Available: fsm.SomeInt64(1 << 40)},
@@ -297,7 +298,7 @@ func TestBackupUnderLoadHoldsAcknowledgedWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = dst.Close() })
-	waitFor(t, 10*time.Second, "restored member leads", dst.IsLeader)
+	testutil.WaitFor(t, 10*time.Second, "restored member leads", dst.IsLeader)
 	if _, err := dst.Read(ctx, ReadOptions{Level: ReadLinearizable}, func(r fsm.Reader) error {
 		for email, uid := range ackedBefore {
 			u, err := r.GetUser("sync-1.5", email)
