@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -338,10 +339,18 @@ func (m *Member) LogTail(n int) string {
 	return string(b)
 }
 
-// FreePorts finds n distinct loopback ports that are free for TCP and UDP
-// (gossip uses both). They are released before the members bind them, so
-// another process may still take one in between; a member that cannot
-// bind then exits, and its caller sees it as a crash.
+// Test members take their ports from [freePortLow, freePortHigh): below
+// Linux's ephemeral range (32768 and up by default), from which the kernel
+// draws the local port of every outgoing connection. A port picked from
+// that range stays free only until some connection happens to take it, so
+// a member restarted on its port could find it in use.
+const (
+	freePortLow  = 20000
+	freePortHigh = 32768
+)
+
+// FreePorts picks n distinct loopback ports that are free for TCP and UDP
+// (gossip uses both), at random below the ephemeral range.
 func FreePorts(n int) ([]int, error) {
 	var ports []int
 	var holds []io.Closer
@@ -351,14 +360,14 @@ func FreePorts(n int) ([]int, error) {
 		}
 	}()
 	for attempt := 0; len(ports) < n; attempt++ {
-		if attempt > 10*n+50 {
-			return nil, fmt.Errorf("no %d free loopback ports for TCP and UDP", n)
+		if attempt > 100*n+100 {
+			return nil, fmt.Errorf("no %d free loopback ports for TCP and UDP in [%d, %d)", n, freePortLow, freePortHigh)
 		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
-			return nil, fmt.Errorf("reserve a loopback port: %w", err)
+			continue // taken (possibly by one already picked: it is held)
 		}
-		p := l.Addr().(*net.TCPAddr).Port
 		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
 			l.Close()
