@@ -114,9 +114,7 @@ func New(cfg Config) *Server {
 	r.UseEncodedPath()
 	r.SkipClean(true)
 	r.Use(s.observe)
-	for _, rt := range append(s.routes(), s.tokenRoutes()...) {
-		r.Handle(rt.path, s.serve(rt)).Methods(rt.method).Name(rt.name)
-	}
+	s.mount(r, append(s.routes(), s.tokenRoutes()...))
 	if cfg.ExtraRoutes != nil {
 		cfg.ExtraRoutes(r)
 	}
