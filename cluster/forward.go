@@ -31,16 +31,9 @@ func (e *dialError) Unwrap() error { return e.err }
 
 // newMemberClient is the one HTTP client for all member-to-member requests
 // (relayed requests, joins, read indexes, status) and its pooled transport.
-// It speaks HTTP/2 only (protocols.go): one multiplexed connection per
-// member. Transport security for member traffic plugs in here.
+// Transport security for member traffic plugs in here.
 func newMemberClient(localIP net.IP) (*http.Client, *http.Transport) {
 	tr := newHTTPTransport(localIP)
-	tr.Protocols = memberProtocols()
-	tr.HTTP2 = memberHTTP2Config()
-	// For HTTP/2 this bounds connections being dialed at once, not in use:
-	// a burst of requests to a member waits for one connection and shares
-	// it, instead of each dialing its own.
-	tr.MaxConnsPerHost = 1
 	return &http.Client{
 		Transport: tr,
 		// The leader's redirects, if any, are relayed to the client as they are.

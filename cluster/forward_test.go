@@ -42,7 +42,7 @@ type seenRequest struct {
 
 func TestForwardRelaysRequestAndAnswerUnchanged(t *testing.T) {
 	var got seenRequest
-	leader := newMemberServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		got = seenRequest{method: r.Method, requestURI: r.RequestURI, header: r.Header.Clone(), body: body}
 		w.Header().Set("X-Wimms-Member", "L")
@@ -102,7 +102,7 @@ func TestForwardRelaysRequestAndAnswerUnchanged(t *testing.T) {
 
 func TestForwardWaitsForALeader(t *testing.T) {
 	var hits atomic.Int32
-	leader := newMemberServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -157,16 +157,19 @@ func TestForwardNoLeaderAnswers503AfterWaiting(t *testing.T) {
 // outcome is unknown. A request to /ok is answered normally.
 func hangUpLeader(t *testing.T) (*httptest.Server, *atomic.Int32) {
 	var hangups atomic.Int32
-	srv := newMemberServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadAll(r.Body)
 		if r.URL.Path == "/ok" {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
 		hangups.Add(1)
-		// No answer: HTTP/2 resets the stream (HTTP/1.1 would close the
-		// connection).
-		panic(http.ErrAbortHandler)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		conn.Close()
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &hangups
@@ -217,7 +220,7 @@ func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
 func TestForwardRetriesOnlyFailedDials(t *testing.T) {
 	dead := freeAddr(t, "127.0.0.1") // nothing listens: connection refused
 	var hits atomic.Int32
-	live := newMemberServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		w.WriteHeader(http.StatusOK)
 	}))
@@ -254,7 +257,7 @@ func TestForwardRetriesOnlyFailedDials(t *testing.T) {
 func TestRouteDecidesBeforeServing(t *testing.T) {
 	var hits atomic.Int32
 	var forwardedBy atomic.Value
-	leader := newMemberServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		forwardedBy.Store(r.Header.Get(ForwardedHeader))
 		w.WriteHeader(http.StatusOK)
@@ -312,7 +315,7 @@ func TestRouteDecidesBeforeServing(t *testing.T) {
 // follower relayed names the new member, whose addresses the follower then
 // knows before gossip tells it.
 func TestRelayedJoinTeachesTheFollower(t *testing.T) {
-	leader := newMemberServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"id":"n","raft_addr":"127.0.0.9:7000","http_addr":"127.0.0.9:8000","zone":"z"}`))
 	}))
@@ -399,7 +402,7 @@ func TestReadIndexEndpointAndRemoteReadIndex(t *testing.T) {
 	lc := newFakeCluster(t, leaderStore, func(cfg *Config) { cfg.APIToken = "api"; cfg.AdminToken = "admin" })
 	router := mux.NewRouter()
 	lc.InternalRoutes(router)
-	srv := newMemberServer(router)
+	srv := httptest.NewServer(router)
 	defer srv.Close()
 
 	get := func(token string) (int, []byte) {
@@ -452,7 +455,7 @@ func TestReadIndexEndpointAndRemoteReadIndex(t *testing.T) {
 // BenchmarkForward measures the relay overhead of one forwarded write over
 // pooled connections.
 func BenchmarkForward(b *testing.B) {
-	leader := newMemberServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"uid":1,"email":"a@b"}`))

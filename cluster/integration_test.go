@@ -91,7 +91,7 @@ func startMember(t, owner *testing.T, id, ip string, join []string, prev *member
 	}
 	m.cl = cl
 	api := httpapi.New(httpapi.Config{Store: st, Cluster: cl, Router: cl, Logger: logger, ExtraRoutes: cl.InternalRoutes})
-	m.srv = &http.Server{Handler: api.Handler(), Protocols: ServerProtocols()}
+	m.srv = &http.Server{Handler: api.Handler()}
 	go func() { _ = m.srv.Serve(ln) }()
 	owner.Cleanup(m.stop)
 

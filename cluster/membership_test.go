@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -118,7 +119,7 @@ func TestRemove(t *testing.T) {
 // itself; it transfers leadership and the new leader removes it.
 func TestRemoveLeaderHandsOverThenAsksNewLeader(t *testing.T) {
 	var deleted []string
-	newLeader := newMemberServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	newLeader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/v1/cluster/members/") && r.Header.Get("Authorization") == "Bearer adm" {
 			deleted = append(deleted, strings.TrimPrefix(r.URL.Path, "/v1/cluster/members/"))
 			w.WriteHeader(http.StatusOK)
@@ -260,7 +261,7 @@ func TestJoinFallsBackToGossipThroughAnHTTPMember(t *testing.T) {
 	}
 	var postCode atomic.Int32
 	postCode.Store(http.StatusServiceUnavailable)
-	srv := newMemberServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Method == http.MethodPost && r.URL.Path == "/v1/cluster/members":
 			w.WriteHeader(int(postCode.Load()))

@@ -294,7 +294,6 @@ func runServer(parent context.Context, f serverFlags) error {
 		return fmt.Errorf("listening on --http-addr %s: %w", f.httpAddr, err)
 	}
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	srv.Protocols = cluster.ServerProtocols() // h2c: other members forward over one HTTP/2 connection
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("serving", "http", f.httpAddr, "raft", f.raftAdvertise, "gossip", f.gossipAdvertise,
