@@ -132,6 +132,9 @@ type Store struct {
 	openTarget uint64
 
 	remoteReadIndex atomic.Pointer[remoteReadIndexFunc]
+	// readIndexes shares one read-index round among concurrent
+	// linearizable reads (readindex_batch.go).
+	readIndexes indexBatcher
 
 	// establishing holds a token while EstablishLeadership commits a no-op.
 	establishing chan struct{}
