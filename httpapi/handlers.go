@@ -247,6 +247,9 @@ func (s *Server) login(rq *request) {
 		Generation: generation, KeysChangedAt: kca, ClientState: clientState}
 	res, served := rq.loginFromRead(cmd)
 	if !served {
+		if rq.relayLogin() {
+			return
+		}
 		var ok bool
 		if res, ok = rq.apply(cmd); !ok {
 			return

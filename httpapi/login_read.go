@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"net/http"
 
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/store"
@@ -11,8 +12,8 @@ import (
 var errLoginChanges = errors.New("login changes the state")
 
 // loginFromRead answers a login that changes nothing from a linearizable
-// read instead of a Raft write: most token-server sign-ins are a known
-// user with unchanged keys. The decision and the answer come from one
+// read instead of a Raft write, on the member the login arrived at: most
+// token-server sign-ins are a known user with unchanged keys. The decision and the answer come from one
 // read view, taken after the leader's read index is applied here, so the
 // login takes effect at one point between its request and its answer like
 // a write would. served is false when the login must be proposed (it
@@ -38,4 +39,22 @@ func (rq *request) loginFromRead(cmd fsm.Command) (res fsm.Result, served bool) 
 	}
 	rq.meta = &meta
 	return res, true
+}
+
+// loginPlacement: a login without an Idempotency-Key is served where it
+// arrives (its linearizable read works on any member, and most logins
+// change nothing); only one that changes something goes to the leader
+// (relayLogin). A keyed login is a plain write.
+func loginPlacement(r *http.Request) store.Placement {
+	if r.Header.Get(HeaderIdempotencyKey) == "" {
+		return store.AnyMember
+	}
+	return store.OnLeader
+}
+
+// relayLogin sends a login that must be proposed to the leader, as the
+// Router would have before parsing had the login been a plain write. It
+// reports whether the Router answered (false: this member proposes it).
+func (rq *request) relayLogin() bool {
+	return rq.s.routing != nil && rq.s.routing.Route(rq.w, rq.r, rq.body, store.OnLeader)
 }

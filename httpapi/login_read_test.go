@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/internal/fake"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -103,4 +104,50 @@ func TestLoginThatChangesNothingIsServedFromALinearizableRead(t *testing.T) {
 	proposed("read fails", true, func() {
 		mustCode("read fails", e.do("POST", login, `{"generation":6,"client_state":"aa"}`), 200)
 	})
+}
+
+// TestLoginOnAFollower: a login without an Idempotency-Key is served on
+// the member it reaches when it changes nothing; one that changes
+// something, and every keyed login, goes to the leader (and is not
+// proposed here).
+func TestLoginOnAFollower(t *testing.T) {
+	st := &viewStore{fsmStore: &fsmStore{f: fsm.New(fsm.Options{}), clock: 1_000_000}}
+	router := &fake.Router{}
+	srv := New(Config{Store: st, Router: router, Logger: hclog.NewNullLogger(), Now: st.now})
+	e := &testEnv{t: t, srv: srv}
+	const login = "/v1/services/sync-1.5/users/a%40b.c/login"
+	for _, req := range [][2]string{
+		{"/v1/services/sync-1.5", `{"pattern":"{node}/1.5/{uid}"}`},
+		{"/v1/services/sync-1.5/nodes", `{"node":"https://n1","capacity":10}`},
+		{login, `{"generation":5,"client_state":"aa"}`},
+	} {
+		method := "POST"
+		if req[0] == "/v1/services/sync-1.5" {
+			method = "PUT"
+		}
+		if r := e.do(method, req[0], req[1]); r.code/100 != 2 {
+			t.Fatalf("setup %s: %d %s", req[0], r.code, r.body)
+		}
+	}
+	router.Follower = true // from now on this member follows
+	applies := st.applies.Load()
+
+	r := e.do("POST", login, `{"generation":5,"client_state":"aa"}`)
+	if r.code != 200 || r.header.Get("X-Fake-Forwarded") != "" || len(router.Relayed()) != 0 {
+		t.Fatalf("unchanged login: %d %s (relayed %d), want served here", r.code, r.body, len(router.Relayed()))
+	}
+	r = e.do("POST", login, `{"generation":6,"client_state":"aa"}`)
+	if r.header.Get("X-Fake-Forwarded") != "1" || len(router.Relayed()) != 1 {
+		t.Fatalf("changing login: %d %s, want relayed to the leader", r.code, r.body)
+	}
+	if got := router.Relayed()[0]; got.Where != store.OnLeader || string(got.Body) != `{"generation":6,"client_state":"aa"}` {
+		t.Fatalf("relayed %+v, want the login's own body, on the leader", got)
+	}
+	r = e.do("POST", login, `{"generation":5,"client_state":"aa"}`, HeaderIdempotencyKey, "k-1")
+	if r.header.Get("X-Fake-Forwarded") != "1" || len(router.Relayed()) != 2 {
+		t.Fatalf("keyed login: %d %s, want relayed before parsing", r.code, r.body)
+	}
+	if st.applies.Load() != applies {
+		t.Fatalf("a follower proposed %d logins", st.applies.Load()-applies)
+	}
 }

@@ -406,6 +406,9 @@ func (rq *request) parseIdempotencyKey() {
 func (rt route) placement(r *http.Request) store.Placement {
 	switch rt.kind {
 	case kindWrite, kindControl:
+		if rt.name == routeLogin {
+			return loginPlacement(r)
+		}
 		return store.OnLeader
 	case kindRead:
 		if rt.name == routeClusterStatus {
