@@ -507,59 +507,112 @@ func invalidClientState(reason string) *Error {
 }
 
 func (s *state) login(cmd *Command, now int64, opts *Options) Result {
-	sv, e := s.service(cmd.Service)
-	if e != nil {
-		return fail(e)
+	d := s.decideLogin(cmd, &s.probe)
+	switch {
+	case d.err != nil:
+		return fail(d.err)
+	case d.unchanged:
+		return s.loginResult(d.sv, d.u)
 	}
-	if e := userCommandChecks(cmd); e != nil {
-		return fail(e)
-	}
-	if cmd.Node.Set {
-		return fail(badRequest("node", "login does not take a node"))
-	}
-	// 0 counts as absent; absent is 0 below and every comparison that
-	// could fail on it is guarded.
-	given, keys := cmd.Generation.V, cmd.KeysChangedAt.V
-	clientState := cmd.ClientState.V
-	u := sv.findUser(&s.probe, cmd.Email)
+	sv, u := d.sv, d.u
 	if u == nil {
-		if !sv.AllowNewUsers {
-			return fail(&Error{Status: StatusNewUsersDisabled, Msg: "service " + sv.Name + " does not accept new users"})
-		}
-		r := rec{generation: given, keysChangedAt: Null, clientState: strings.Clone(clientState)}
-		if keys != 0 {
-			r.keysChangedAt = keys
-		}
-		nu, e := s.addRecord(sv, nil, cmd.Email, r, -1, placeChoose, cmd, now, opts)
+		nu, e := s.addRecord(sv, nil, cmd.Email, d.newRec, -1, placeChoose, cmd, now, opts)
 		if e != nil {
 			return fail(e)
 		}
 		return s.loginResult(sv, nu)
 	}
+	cur := u.current()
+	if d.inPlace {
+		recs := u.copyRecs(0)
+		recs[len(recs)-1].generation = d.newRec.generation
+		recs[len(recs)-1].keysChangedAt = d.newRec.keysChangedAt
+		nu := u.withRecs(recs)
+		s.publish(u, nu)
+		return s.loginResult(sv, nu)
+	}
+	idx, how := -1, placeChoose
+	if cur.live() {
+		// Key change of a live user: stays on its node (docs/spec.md §4 update).
+		idx, how = s.placeOnCurrentNode(sv, cur)
+	}
+	nu, e := s.addRecord(sv, u, cmd.Email, d.newRec, idx, how, cmd, now, opts)
+	if e != nil {
+		return fail(e)
+	}
+	return s.loginResult(sv, nu)
+}
+
+// loginDecision is what a login would do to the state it was decided on,
+// found without changing it: fail (err), answer with the stored user
+// unchanged, or change the user (newRec: a new record, or with inPlace
+// the current record's generation and keys_changed_at).
+type loginDecision struct {
+	sv        *svcState
+	u         *user // nil: a new user
+	err       *Error
+	unchanged bool
+	inPlace   bool
+	newRec    rec
+}
+
+// decideLogin runs every check of a login and works out its effect. probe
+// is scratch space for the user lookup (the writer's own, or a fresh one
+// on a shared read view).
+func (s *state) decideLogin(cmd *Command, probe *user) loginDecision {
+	sv, e := s.service(cmd.Service)
+	if e != nil {
+		return loginDecision{err: e}
+	}
+	if e := userCommandChecks(cmd); e != nil {
+		return loginDecision{err: e}
+	}
+	if cmd.Node.Set {
+		return loginDecision{err: badRequest("node", "login does not take a node")}
+	}
+	// 0 counts as absent; absent is 0 below and every comparison that
+	// could fail on it is guarded.
+	given, keys := cmd.Generation.V, cmd.KeysChangedAt.V
+	clientState := cmd.ClientState.V
+	u := sv.findUser(probe, cmd.Email)
+	if u == nil {
+		if !sv.AllowNewUsers {
+			return loginDecision{err: &Error{Status: StatusNewUsersDisabled, Msg: "service " + sv.Name + " does not accept new users"}}
+		}
+		r := rec{generation: given, keysChangedAt: Null, clientState: strings.Clone(clientState)}
+		if keys != 0 {
+			r.keysChangedAt = keys
+		}
+		return loginDecision{sv: sv, newRec: r}
+	}
 	if u.retired() {
 		if given != 0 && given < MaxGeneration {
-			return fail(&Error{Status: StatusInvalidGeneration, Field: "generation", Msg: "the user is retired"})
+			return loginDecision{err: &Error{Status: StatusInvalidGeneration, Field: "generation", Msg: "the user is retired"}}
 		}
-		return s.loginResult(sv, u)
+		return loginDecision{sv: sv, u: u, unchanged: true}
 	}
 	cur := u.current()
 	storedKeys := max(cur.keysChangedAt, 0) // Null compares as 0
 	changed := clientState != cur.clientState
+	var fails *Error
 	switch {
 	case keys != 0 && keys > storedKeys && given != 0 && given < keys:
-		return fail(&Error{Status: StatusInvalidKeysChangedAt, Field: "keys_changed_at", Msg: "keys_changed_at is above generation"})
+		fails = &Error{Status: StatusInvalidKeysChangedAt, Field: "keys_changed_at", Msg: "keys_changed_at is above generation"}
 	case cur.clientState != "" && clientState == "":
-		return fail(invalidClientState("empty string"))
+		fails = invalidClientState("empty string")
 	case changed && u.isOldClientState(clientState):
-		return fail(invalidClientState("stale value"))
+		fails = invalidClientState("stale value")
 	case changed && given != 0 && given <= cur.generation:
-		return fail(invalidClientState("new value with no generation change"))
+		fails = invalidClientState("new value with no generation change")
 	case changed && keys != 0 && keys <= storedKeys:
-		return fail(invalidClientState("new value with no keys_changed_at change"))
+		fails = invalidClientState("new value with no keys_changed_at change")
 	case given != 0 && given < cur.generation:
-		return fail(&Error{Status: StatusInvalidGeneration, Field: "generation", Msg: "generation is below the stored one"})
+		fails = &Error{Status: StatusInvalidGeneration, Field: "generation", Msg: "generation is below the stored one"}
 	case storedKeys > 0 && (keys == 0 || keys < storedKeys):
-		return fail(&Error{Status: StatusInvalidKeysChangedAt, Field: "keys_changed_at", Msg: "keys_changed_at is absent or below the stored one"})
+		fails = &Error{Status: StatusInvalidKeysChangedAt, Field: "keys_changed_at", Msg: "keys_changed_at is absent or below the stored one"}
+	}
+	if fails != nil {
+		return loginDecision{err: fails}
 	}
 	gen := cur.generation
 	if given != 0 {
@@ -571,28 +624,14 @@ func (s *state) login(cmd *Command, now int64, opts *Options) Result {
 	if keys != 0 {
 		kca = keys
 	}
+	d := loginDecision{sv: sv, u: u, newRec: rec{generation: gen, keysChangedAt: kca}}
 	if !changed && cur.live() {
-		if gen == cur.generation && kca == cur.keysChangedAt {
-			return s.loginResult(sv, u)
-		}
-		recs := u.copyRecs(0)
-		recs[len(recs)-1].generation = gen
-		recs[len(recs)-1].keysChangedAt = kca
-		nu := u.withRecs(recs)
-		s.publish(u, nu)
-		return s.loginResult(sv, nu)
+		d.unchanged = gen == cur.generation && kca == cur.keysChangedAt
+		d.inPlace = !d.unchanged
+		return d
 	}
-	r := rec{generation: gen, keysChangedAt: kca, clientState: sharedClientState(cur.clientState, clientState)}
-	idx, how := -1, placeChoose
-	if cur.live() {
-		// Key change of a live user: stays on its node (docs/spec.md §4 update).
-		idx, how = s.placeOnCurrentNode(sv, cur)
-	}
-	nu, e := s.addRecord(sv, u, cmd.Email, r, idx, how, cmd, now, opts)
-	if e != nil {
-		return fail(e)
-	}
-	return s.loginResult(sv, nu)
+	d.newRec.clientState = sharedClientState(cur.clientState, clientState)
+	return d
 }
 
 func (s *state) loginResult(sv *svcState, u *user) Result {

@@ -254,9 +254,19 @@ func (s *Server) login(rq *request) {
 	if rq.invalid() {
 		return
 	}
-	res, ok := rq.apply(fsm.Command{Op: fsm.OpLogin, Service: rq.service, Email: rq.email,
-		Generation: generation, KeysChangedAt: kca, ClientState: clientState})
-	if !ok {
+	cmd := fsm.Command{Op: fsm.OpLogin, Service: rq.service, Email: rq.email,
+		Generation: generation, KeysChangedAt: kca, ClientState: clientState}
+	res, served := rq.loginFromRead(cmd)
+	if !served {
+		if rq.relayLogin() {
+			return
+		}
+		var ok bool
+		if res, ok = rq.apply(cmd); !ok {
+			return
+		}
+	} else if res.Err != nil {
+		rq.fsmError(res.Err)
 		return
 	}
 	if res.User == nil {

@@ -9,6 +9,9 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/store"
 )
 
 // httpMetrics are the per-request series of /metrics. Labels use the route
@@ -17,6 +20,10 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// loginReads counts the logins this member decided from a linearizable
+	// read (they changed nothing, so no member applies them and
+	// wimms_logins_total, counted as entries apply, never sees them).
+	loginReads *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
@@ -29,6 +36,10 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 		Help:    "Time to answer an HTTP request, by route template and method.",
 		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
 	}, []string{"route", "method"})
+	loginReads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wimms_login_reads_total",
+		Help: "Logins this member decided from a linearizable read, without a Raft write (they changed nothing), by service and outcome (ok, retired, or the error status). All logins: max over members of wimms_logins_total plus the sum over members of this.",
+	}, []string{"service", "outcome"})
 	var err error
 	if requests, err = registerOrReuse(reg, requests); err != nil {
 		return nil, err
@@ -36,7 +47,22 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 	if duration, err = registerOrReuse(reg, duration); err != nil {
 		return nil, err
 	}
-	return &httpMetrics{requests: requests, duration: duration}, nil
+	if loginReads, err = registerOrReuse(reg, loginReads); err != nil {
+		return nil, err
+	}
+	return &httpMetrics{requests: requests, duration: duration, loginReads: loginReads}, nil
+}
+
+// loginRead counts one login decided from a read.
+func (m *httpMetrics) loginRead(service string, res fsm.Result) {
+	outcome := store.OutcomeOK
+	switch {
+	case res.Err != nil:
+		outcome = res.Err.Status
+	case res.User != nil && res.User.Generation == fsm.MaxGeneration:
+		outcome = store.OutcomeRetired
+	}
+	m.loginReads.WithLabelValues(service, outcome).Inc()
 }
 
 // registerOrReuse lets two Servers share one Registry (a test, or a

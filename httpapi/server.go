@@ -123,9 +123,7 @@ func New(cfg Config) *Server {
 	r.UseEncodedPath()
 	r.SkipClean(true)
 	r.Use(s.observe)
-	for _, rt := range s.allRoutes() {
-		r.Handle(rt.path, s.serve(rt)).Methods(rt.method).Name(rt.name)
-	}
+	s.mount(r, s.allRoutes())
 	s.mountStatic(r)
 	if cfg.ExtraRoutes != nil {
 		cfg.ExtraRoutes(r)
@@ -424,6 +422,9 @@ func (rq *request) parseIdempotencyKey() {
 func (rt route) placement(r *http.Request) store.Placement {
 	switch rt.kind {
 	case kindWrite, kindControl:
+		if rt.name == routeLogin {
+			return loginPlacement(r)
+		}
 		return store.OnLeader
 	case kindRead:
 		if rt.name == routeClusterStatus {

@@ -125,8 +125,16 @@ func (s *Server) token(rq *request) {
 	if kid.keysChangedAt > 0 {
 		cmd.KeysChangedAt = fsm.SomeInt64(kid.keysChangedAt)
 	}
-	res, ok := rq.apply(cmd)
-	if !ok {
+	// A returning user with unchanged keys changes nothing: answered from a
+	// linearizable read like the login endpoint (login_read.go).
+	res, served := rq.loginFromRead(cmd)
+	if !served {
+		var ok bool
+		if res, ok = rq.apply(cmd); !ok {
+			return
+		}
+	} else if res.Err != nil {
+		rq.fsmError(res.Err)
 		return
 	}
 	if res.User == nil || res.User.NodeURL == "" {

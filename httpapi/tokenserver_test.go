@@ -44,6 +44,7 @@ const tsMaster = "0123456789abcdef0123456789abcdef"
 type tokenEnv struct {
 	*testEnv
 	st      *fsmStore
+	vst     *viewStore // st, with reads on the read view and counted proposals
 	trusted fxa.SigningKey
 	foreign fxa.SigningKey
 	clock   time.Time
@@ -68,8 +69,9 @@ func newTokenEnv(t *testing.T) *tokenEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Config{Store: st, Logger: hclog.NewNullLogger(), Now: func() time.Time { return clock }, Tokens: iss})
-	e := &tokenEnv{testEnv: &testEnv{t: t, srv: srv}, st: st, trusted: trusted, foreign: foreign, clock: clock}
+	vst := &viewStore{fsmStore: st}
+	srv := New(Config{Store: vst, Logger: hclog.NewNullLogger(), Now: func() time.Time { return clock }, Tokens: iss})
+	e := &tokenEnv{testEnv: &testEnv{t: t, srv: srv}, st: st, vst: vst, trusted: trusted, foreign: foreign, clock: clock}
 	for _, c := range []struct{ method, path, body string }{
 		{"PUT", "/v1/services/sync-1.5", `{"pattern":"{node}/1.5/{uid}"}`},
 		{"POST", "/v1/services/sync-1.5/nodes", `{"node":"https://n1.example","capacity":100,"available":100}`},
@@ -197,8 +199,9 @@ func TestTokenEndpointRejections(t *testing.T) {
 		resp   func() response
 		code   int
 		status string
-		// applies: the request reaches the state machine (which refuses it
-		// and changes nothing); otherwise nothing may be applied at all.
+		// applies: the request reaches the state machine, which refuses
+		// it from a linearizable read (login_read.go) and changes nothing;
+		// otherwise nothing may be read or applied at all.
 		applies bool
 	}{
 		{"no token", func() response { return e.signin("", "1000-qqo") }, 401, StatusInvalidCredentials, false},
@@ -230,7 +233,7 @@ func TestTokenEndpointRejections(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			idx := e.st.Meta().Index
+			idx, reads := e.st.Meta().Index, e.vst.linReads.Load()
 			r := c.resp()
 			if r.code != c.code {
 				t.Fatalf("answered %d, want %d: %s", r.code, c.code, r.body)
@@ -238,8 +241,12 @@ func TestTokenEndpointRejections(t *testing.T) {
 			if got := r.errorBody(t).Status; got != c.status {
 				t.Fatalf("status %q, want %q (%s)", got, c.status, r.body)
 			}
-			if applied := e.st.Meta().Index != idx; applied != c.applies {
-				t.Fatalf("applied a command: %v, want %v", applied, c.applies)
+			applied := e.st.Meta().Index != idx
+			if reached := applied || e.vst.linReads.Load() != reads; reached != c.applies {
+				t.Fatalf("reached the state machine: %v, want %v", reached, c.applies)
+			}
+			if applied {
+				t.Fatalf("a refused sign-in was proposed")
 			}
 			if after := e.records(email); after != before {
 				t.Fatalf("records changed:\n%s\n%s", before, after)
@@ -300,5 +307,36 @@ func TestTokenEndpointForwardsToLeader(t *testing.T) {
 	if c := relayed[0]; c.Method != "GET" || c.Path != "/1.0/sync/1.5" || c.Where != store.OnLeader ||
 		c.Header.Get("Authorization") != "Bearer "+jwt || c.Header.Get(HeaderKeyID) != "1-qqo" {
 		t.Fatalf("relayed %+v", c)
+	}
+}
+
+// TestTokenEndpointReturningUserIsARead: a returning user's sign-in with
+// unchanged keys is answered from a linearizable read (nothing proposed),
+// with the same user as the first sign-in; a new generation is proposed.
+func TestTokenEndpointReturningUserIsARead(t *testing.T) {
+	e := newTokenEnv(t)
+	decode := func(r response) TokenJSON {
+		t.Helper()
+		if r.code != http.StatusOK {
+			t.Fatalf("sign-in: %d %s", r.code, r.body)
+		}
+		var tok TokenJSON
+		if err := json.Unmarshal(r.body, &tok); err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	first := decode(e.signin(e.jwt(e.trusted, e.claims("fxa1", 1000)), "1000-qqo"))
+	applies := e.vst.applies.Load()
+	again := decode(e.signin(e.jwt(e.trusted, e.claims("fxa1", 1000)), "1000-qqo"))
+	if e.vst.applies.Load() != applies {
+		t.Fatalf("an unchanged sign-in was proposed")
+	}
+	if again.UID != first.UID || again.APIEndpoint != first.APIEndpoint {
+		t.Fatalf("returning sign-in %+v, first %+v", again, first)
+	}
+	decode(e.signin(e.jwt(e.trusted, e.claims("fxa1", 2000)), "1000-qqo"))
+	if e.vst.applies.Load() != applies+1 {
+		t.Fatalf("a sign-in with a new generation was not proposed")
 	}
 }

@@ -96,29 +96,39 @@ func (s *Store) checkStaleness(maxStaleness time.Duration) error {
 // linearizableBarrier returns once this member has applied everything that
 // was committed when the read arrived.
 func (s *Store) linearizableBarrier(ctx context.Context) error {
-	var idx uint64
-	if s.IsLeader() {
-		var err error
-		if idx, err = s.ReadIndex(ctx); err != nil {
-			return fmt.Errorf("linearizable read: %w", err)
-		}
-	} else {
-		remote := s.remoteReadIndex.Load()
-		if remote == nil {
-			return fmt.Errorf("linearizable read on a follower: no way to reach the leader configured: %w", ErrNoLeader)
-		}
-		if id, _ := s.Leader(); id == "" {
-			return fmt.Errorf("linearizable read: %w", ErrNoLeader)
-		}
-		var err error
-		if idx, err = (*remote)(ctx); err != nil {
-			return fmt.Errorf("linearizable read: getting the leader's read index: %w", err)
-		}
+	idx, err := s.readIndexes.get(ctx, s.readIndexHere)
+	if err != nil {
+		return err
 	}
 	if err := s.WaitApplied(ctx, idx); err != nil {
 		return fmt.Errorf("linearizable read: %w", err)
 	}
 	return nil
+}
+
+// readIndexHere is the read index as this member can obtain it now: its
+// own ReadIndex when it leads, the leader's (SetRemoteReadIndex) otherwise.
+func (s *Store) readIndexHere(ctx context.Context) (uint64, error) {
+	var idx uint64
+	if s.IsLeader() {
+		var err error
+		if idx, err = s.ReadIndex(ctx); err != nil {
+			return 0, fmt.Errorf("linearizable read: %w", err)
+		}
+	} else {
+		remote := s.remoteReadIndex.Load()
+		if remote == nil {
+			return 0, fmt.Errorf("linearizable read on a follower: no way to reach the leader configured: %w", ErrNoLeader)
+		}
+		if id, _ := s.Leader(); id == "" {
+			return 0, fmt.Errorf("linearizable read: %w", ErrNoLeader)
+		}
+		var err error
+		if idx, err = (*remote)(ctx); err != nil {
+			return 0, fmt.Errorf("linearizable read: getting the leader's read index: %w", err)
+		}
+	}
+	return idx, nil
 }
 
 // ReadIndex is the leader's half of a linearizable read (Raft §6.4): the

@@ -142,6 +142,9 @@ type Store struct {
 
 	remoteReadIndex atomic.Pointer[remoteReadIndexFunc]
 	peerLeaving     atomic.Pointer[func(id string) bool]
+	// readIndexes shares one read-index round among concurrent
+	// linearizable reads (readindex_batch.go).
+	readIndexes indexBatcher
 
 	// establishing holds a token while EstablishLeadership commits a no-op.
 	establishing chan struct{}

@@ -36,6 +36,7 @@ type benchFlags struct {
 	bin       string
 	logLevel  string
 	tls       toolTLSFlags
+	compare   compareFlags
 }
 
 // newBenchCmd wires flags to bench.Run (and bench.Spawn) and prints the
@@ -55,7 +56,13 @@ Workloads:
 
 Client i talks to the i-th address of --addrs (round robin). With --spawn N
 a loopback cluster of N members is started from --bin, benchmarked and
-stopped again.
+stopped again; --target leader or followers picks which of its members the
+clients use.
+
+With --compare OLD,NEW a cluster of each binary (--spawn members, default
+3) runs the workload in --rounds alternating rounds, and the medians and
+their ratios (new/old) are printed: on a shared machine the ratio of one
+run is the result, not the absolute numbers.
 
 Exit status: 0 when the run completed, 1 when it could not run (setup or
 cluster start failed) or no operation succeeded, 2 for bad flags.`,
@@ -88,6 +95,7 @@ cluster start failed) or no operation succeeded, 2 for bad flags.`,
 	fl.StringVar(&f.bin, "bin", "", "wimms binary for --spawn (default: this executable)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "bench log level on stderr: trace, debug, info, warn or error")
 	addToolTLSFlags(fl, &f.tls)
+	addCompareFlags(fl, &f.compare)
 	return cmd
 }
 
@@ -130,6 +138,9 @@ func benchConfig(cmd *cobra.Command, f benchFlags) (bench.Config, error) {
 	}
 	if f.spawn > 0 && fl.Changed("addrs") {
 		return cfg, errors.New("--addrs and --spawn exclude each other: --spawn benches the members it starts")
+	}
+	if err := checkCompareFlags(fl, f); err != nil {
+		return cfg, err
 	}
 	if f.spawn == 0 && fl.Changed("bin") {
 		return cfg, errors.New("--bin only applies with --spawn")
@@ -186,6 +197,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if f.compare.enabled() {
+		return runCompare(ctx, cmd, f, cfg, logger)
+	}
 
 	if f.spawn > 0 {
 		bin := f.bin
@@ -195,7 +209,8 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 			}
 		}
 		logger.Info("spawning cluster", "members", f.spawn, "bin", bin)
-		cluster, err := bench.Spawn(ctx, bench.SpawnConfig{Members: f.spawn, Bin: bin, APIToken: f.apiToken, Logger: logger.Named("spawn")})
+		cluster, err := bench.Spawn(ctx, bench.SpawnConfig{Members: f.spawn, Bin: bin, APIToken: f.apiToken, Logger: logger.Named("spawn"),
+			BasePort: f.compare.basePort, ServerFlags: f.compare.serverFlags})
 		if err != nil {
 			return exitError{code: 1, msg: err.Error()}
 		}
@@ -204,7 +219,10 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 				fmt.Fprintln(os.Stderr, "wimms bench: warning: stopping spawned cluster:", err)
 			}
 		}()
-		cfg.Addrs = cluster.HTTPAddrs()
+		target, _ := bench.ParseTarget(f.compare.target)
+		if cfg.Addrs, err = cluster.Targets(ctx, target); err != nil {
+			return exitError{code: 1, msg: err.Error()}
+		}
 	}
 
 	summary, err := bench.Run(ctx, cfg)

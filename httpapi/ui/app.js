@@ -187,9 +187,16 @@ async function sampleRates() {
   const resp = await fetch('/metrics', { cache: 'no-store' });
   if (!resp.ok) throw new Error('/metrics: HTTP ' + resp.status);
   const text = await resp.text();
+  // Logins that changed nothing are decided by a read on the member that
+  // served them (wimms_login_reads_total, this member's only); the others
+  // are counted as the log applies (wimms_logins_total, the cluster's).
+  const logins = parseCounters(text, 'wimms_logins_total', 'outcome');
+  for (const [k, v] of Object.entries(parseCounters(text, 'wimms_login_reads_total', 'outcome'))) {
+    logins[k] = (logins[k] || 0) + v;
+  }
   const s = {
     t: Date.now(),
-    logins: parseCounters(text, 'wimms_logins_total', 'outcome'),
+    logins,
     allocations: parseCounters(text, 'wimms_allocations_total', 'result'),
   };
   s.loginTotal = sum(s.logins);

@@ -24,6 +24,12 @@ type SpawnConfig struct {
 	// ReadyTimeout bounds the wait for a formed cluster; default 60s.
 	ReadyTimeout time.Duration
 	Logger       hclog.Logger // nil: discard
+	// BasePort, when set, gives the members the ports BasePort,
+	// BasePort+1, ... (HTTP, Raft, gossip per member) instead of free ones
+	// the kernel picks: for machines where port ranges are shared out.
+	BasePort int
+	// ServerFlags are more flags for every member (e.g. --pprof).
+	ServerFlags []string
 }
 
 // Cluster is a spawned set of loopback members. Stop it exactly once.
@@ -63,7 +69,7 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (*Cluster, error) {
 		return nil, fmt.Errorf("spawn: temp dir: %w", err)
 	}
 	c := &Cluster{dir: dir, log: cfg.Logger, token: cfg.APIToken}
-	ports, err := launch.FreePorts(3 * cfg.Members)
+	ports, err := spawnPorts(cfg)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("spawn: %w", err)
@@ -72,6 +78,7 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (*Cluster, error) {
 	if cfg.APIToken != "" {
 		flags = []string{"--api-token", cfg.APIToken}
 	}
+	flags = append(flags, cfg.ServerFlags...)
 	for i := 0; i < cfg.Members; i++ {
 		id := "m" + strconv.Itoa(i+1)
 		mdir := filepath.Join(dir, id)
@@ -209,4 +216,21 @@ func stopMember(m *launch.Member) error {
 		return fmt.Errorf("%s: exit after SIGTERM: %w", m.ID, err)
 	}
 	return nil
+}
+
+// spawnPorts are three ports per member: from BasePort on when it is set,
+// else free ones.
+func spawnPorts(cfg SpawnConfig) ([]int, error) {
+	n := 3 * cfg.Members
+	if cfg.BasePort <= 0 {
+		return launch.FreePorts(n)
+	}
+	if cfg.BasePort+n-1 > 65535 {
+		return nil, fmt.Errorf("base port %d: %d ports do not fit below 65536", cfg.BasePort, n)
+	}
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = cfg.BasePort + i
+	}
+	return ports, nil
 }

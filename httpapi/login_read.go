@@ -1,0 +1,61 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/store"
+)
+
+// errLoginChanges ends the read of a login that must be proposed.
+var errLoginChanges = errors.New("login changes the state")
+
+// loginFromRead answers a login that changes nothing from a linearizable
+// read instead of a Raft write, on the member the login arrived at: most
+// token-server sign-ins are a known user with unchanged keys. The decision and the answer come from one
+// read view, taken after the leader's read index is applied here, so the
+// login takes effect at one point between its request and its answer like
+// a write would. served is false when the login must be proposed (it
+// changes something, carries an Idempotency-Key whose answer Apply
+// remembers, or the read failed: the proposal then reports the error).
+func (rq *request) loginFromRead(cmd fsm.Command) (res fsm.Result, served bool) {
+	if rq.idemKey != "" {
+		return fsm.Result{}, false
+	}
+	meta, err := rq.s.store.Read(rq.r.Context(), store.ReadOptions{Level: store.ReadLinearizable}, func(rd fsm.Reader) error {
+		d, ok := rd.(fsm.LoginDecider)
+		if !ok {
+			return errLoginChanges
+		}
+		var changes bool
+		if res, changes = d.DecideLogin(cmd); changes {
+			return errLoginChanges
+		}
+		return nil
+	})
+	if err != nil {
+		return fsm.Result{}, false
+	}
+	rq.meta = &meta
+	rq.s.metrics.loginRead(cmd.Service, res)
+	return res, true
+}
+
+// loginPlacement: a login without an Idempotency-Key is served where it
+// arrives (its linearizable read works on any member, and most logins
+// change nothing); only one that changes something goes to the leader
+// (relayLogin). A keyed login is a plain write.
+func loginPlacement(r *http.Request) store.Placement {
+	if r.Header.Get(HeaderIdempotencyKey) == "" {
+		return store.AnyMember
+	}
+	return store.OnLeader
+}
+
+// relayLogin sends a login that must be proposed to the leader, as the
+// Router would have before parsing had the login been a plain write. It
+// reports whether the Router answered (false: this member proposes it).
+func (rq *request) relayLogin() bool {
+	return rq.s.routing != nil && rq.s.routing.Route(rq.w, rq.r, rq.body, store.OnLeader)
+}

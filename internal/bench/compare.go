@@ -1,0 +1,281 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/wimms-dev/wimms/httpapi/client"
+)
+
+// Target says which members of a spawned cluster the clients talk to.
+type Target string
+
+const (
+	TargetAll       Target = "all"       // every member, round robin
+	TargetLeader    Target = "leader"    // the leader only
+	TargetFollowers Target = "followers" // every member but the leader
+)
+
+// ParseTarget accepts all, leader or followers.
+func ParseTarget(s string) (Target, error) {
+	switch t := Target(s); t {
+	case TargetAll, TargetLeader, TargetFollowers:
+		return t, nil
+	}
+	return "", fmt.Errorf("target %q: want all, leader or followers", s)
+}
+
+// Targets are the HTTP addresses of the members t names, as the cluster
+// sees its leader now.
+func (c *Cluster) Targets(ctx context.Context, t Target) ([]string, error) {
+	all := c.HTTPAddrs()
+	if t == TargetAll || t == "" {
+		return all, nil
+	}
+	api := client.New("http://"+all[0], client.WithToken(c.token), client.WithTimeout(5*time.Second))
+	view, _, err := api.Cluster(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("finding the leader: %w", err)
+	}
+	if view.Leader == nil || view.Leader.HTTPAddr == "" {
+		return nil, errors.New("finding the leader: the cluster reports none")
+	}
+	leader := view.Leader.HTTPAddr
+	if !slices.Contains(all, leader) {
+		return nil, fmt.Errorf("the leader's address %s is not a spawned member", leader)
+	}
+	if t == TargetLeader {
+		return []string{leader}, nil
+	}
+	followers := slices.DeleteFunc(slices.Clone(all), func(a string) bool { return a == leader })
+	if len(followers) == 0 {
+		return nil, errors.New("followers: a one-member cluster has none")
+	}
+	return followers, nil
+}
+
+// CompareConfig is an A/B run: the same workload against a cluster of each
+// of two binaries, in alternating rounds within one run, so that both see
+// the same machine state (on a shared machine absolute numbers drift; the
+// ratio of alternating rounds is the result).
+type CompareConfig struct {
+	Old, New string // wimms binaries: the baseline and the candidate
+	Rounds   int    // rounds; each runs the workload once per binary; default 3
+	Members  int    // members per cluster; default 3
+	Target   Target // which members the clients talk to; default all
+	// Run is the workload; its Addrs are set per cluster and round.
+	Run Config
+	// Spawn options for both clusters (Members, Bin and BasePort are set
+	// per cluster: the new one's ports follow the old one's).
+	Spawn    SpawnConfig
+	Logger   hclog.Logger // nil: discard
+	Progress io.Writer    // each round's one-line result; nil: none
+}
+
+// CompareRun is one workload run against one binary.
+type CompareRun struct {
+	Round   int      `json:"round"`
+	Binary  string   `json:"binary"` // "old" or "new"
+	Targets []string `json:"targets"`
+	Summary *Summary `json:"summary"`
+}
+
+// CompareStats are the medians over a binary's rounds.
+type CompareStats struct {
+	Throughput float64 `json:"ok_throughput_ops_per_s"`
+	P50        float64 `json:"p50_ms"`
+	P99        float64 `json:"p99_ms"`
+	Errors     int64   `json:"errors"` // total over the rounds
+}
+
+// CompareResult is the outcome of Compare. Ratios are new / old of the
+// medians: a throughput ratio above 1 and latency ratios below 1 favour
+// the new binary.
+type CompareResult struct {
+	Old      string       `json:"old"`
+	New      string       `json:"new"`
+	Workload string       `json:"workload"`
+	Clients  int          `json:"clients"`
+	Target   Target       `json:"target"`
+	Rounds   int          `json:"rounds"`
+	Runs     []CompareRun `json:"runs"`
+	OldStats CompareStats `json:"old_median"`
+	NewStats CompareStats `json:"new_median"`
+
+	ThroughputRatio float64 `json:"throughput_ratio"`
+	P50Ratio        float64 `json:"p50_ratio"`
+	P99Ratio        float64 `json:"p99_ratio"`
+	Interrupted     bool    `json:"interrupted"`
+}
+
+// Compare spawns one cluster of each binary (both stay up for the whole
+// run), then runs the workload rounds times against each, alternating
+// which goes first (old, new; new, old; ...), and reports the medians and
+// their ratios. Setup (service, nodes, users) happens in each cluster's
+// first run and is reused afterwards.
+func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
+	if cfg.Old == "" || cfg.New == "" {
+		return nil, errors.New("compare: two binaries are needed")
+	}
+	if cfg.Rounds == 0 {
+		cfg.Rounds = 3
+	}
+	if cfg.Rounds < 1 {
+		return nil, fmt.Errorf("compare: rounds %d: want at least 1", cfg.Rounds)
+	}
+	if cfg.Members == 0 {
+		cfg.Members = 3
+	}
+	if cfg.Target == "" {
+		cfg.Target = TargetAll
+	}
+	if _, err := ParseTarget(string(cfg.Target)); err != nil {
+		return nil, fmt.Errorf("compare: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	probe := cfg.Run
+	probe.Addrs = []string{"127.0.0.1:1"}
+	if err := probe.Validate(); err != nil {
+		return nil, fmt.Errorf("compare: workload: %w", err)
+	}
+
+	bins := [2]string{cfg.Old, cfg.New}
+	names := [2]string{"old", "new"}
+	var clusters [2]*Cluster
+	defer func() {
+		for _, c := range clusters {
+			if c != nil {
+				if err := c.Stop(); err != nil {
+					cfg.Logger.Warn("stopping a compared cluster", "error", err)
+				}
+			}
+		}
+	}()
+	for i, bin := range bins {
+		sc := cfg.Spawn
+		sc.Members, sc.Bin = cfg.Members, bin
+		if cfg.Spawn.BasePort > 0 {
+			sc.BasePort = cfg.Spawn.BasePort + i*3*cfg.Members
+		}
+		sc.Logger = cfg.Logger.Named(names[i])
+		cfg.Logger.Info("spawning", "binary", names[i], "path", bin, "members", cfg.Members)
+		c, err := Spawn(ctx, sc)
+		if err != nil {
+			return nil, fmt.Errorf("compare: spawning the %s cluster (%s): %w", names[i], bin, err)
+		}
+		clusters[i] = c
+	}
+
+	res := &CompareResult{Old: cfg.Old, New: cfg.New, Workload: string(cfg.Run.Workload), Target: cfg.Target, Rounds: cfg.Rounds}
+	for round := 1; round <= cfg.Rounds; round++ {
+		order := []int{0, 1}
+		if round%2 == 0 {
+			order = []int{1, 0}
+		}
+		for _, i := range order {
+			if ctx.Err() != nil {
+				res.Interrupted = true
+				return finishCompare(res), nil
+			}
+			targets, err := clusters[i].Targets(ctx, cfg.Target)
+			if err != nil {
+				return nil, fmt.Errorf("compare: round %d, %s cluster: %w", round, names[i], err)
+			}
+			run := cfg.Run
+			run.Addrs = targets
+			run.Progress = nil
+			run.Logger = cfg.Logger.Named(names[i])
+			s, err := Run(ctx, run)
+			if err != nil {
+				return nil, fmt.Errorf("compare: round %d, %s cluster: %w", round, names[i], err)
+			}
+			res.Clients = s.Clients
+			res.Runs = append(res.Runs, CompareRun{Round: round, Binary: names[i], Targets: targets, Summary: s})
+			if cfg.Progress != nil {
+				fmt.Fprintf(cfg.Progress, "round %d %s: %.0f ok/s, p50 %.2f ms, p99 %.2f ms, %d errors\n",
+					round, names[i], s.OKThroughput, s.Latency.P50, s.Latency.P99, s.Errors)
+			}
+			if s.Interrupted {
+				res.Interrupted = true
+				return finishCompare(res), nil
+			}
+		}
+	}
+	return finishCompare(res), nil
+}
+
+func finishCompare(r *CompareResult) *CompareResult {
+	r.OldStats = medianStats(r.Runs, "old")
+	r.NewStats = medianStats(r.Runs, "new")
+	r.ThroughputRatio = ratio(r.NewStats.Throughput, r.OldStats.Throughput)
+	r.P50Ratio = ratio(r.NewStats.P50, r.OldStats.P50)
+	r.P99Ratio = ratio(r.NewStats.P99, r.OldStats.P99)
+	return r
+}
+
+func medianStats(runs []CompareRun, binary string) CompareStats {
+	var tp, p50, p99 []float64
+	var st CompareStats
+	for _, r := range runs {
+		if r.Binary != binary {
+			continue
+		}
+		tp = append(tp, r.Summary.OKThroughput)
+		p50 = append(p50, r.Summary.Latency.P50)
+		p99 = append(p99, r.Summary.Latency.P99)
+		st.Errors += r.Summary.Errors
+	}
+	st.Throughput, st.P50, st.P99 = median(tp), median(p50), median(p99)
+	return st
+}
+
+// median of xs (the mean of the middle two for an even count); 0 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return round2(a / b)
+}
+
+// WriteText prints every run, the medians and the ratios.
+func (r *CompareResult) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "compare: workload %s, %d clients on %s members, %d alternating rounds\n", r.Workload, r.Clients, r.Target, r.Rounds)
+	fmt.Fprintf(tw, "  old: %s\n  new: %s\n", filepath.Clean(r.Old), filepath.Clean(r.New))
+	fmt.Fprintln(tw, "round\tbinary\tok/s\tp50 ms\tp99 ms\terrors")
+	for _, run := range r.Runs {
+		s := run.Summary
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%d\n", run.Round, run.Binary, s.OKThroughput, s.Latency.P50, s.Latency.P99, s.Errors)
+	}
+	fmt.Fprintf(tw, "median\told\t%.0f\t%.2f\t%.2f\t%d\n", r.OldStats.Throughput, r.OldStats.P50, r.OldStats.P99, r.OldStats.Errors)
+	fmt.Fprintf(tw, "median\tnew\t%.0f\t%.2f\t%.2f\t%d\n", r.NewStats.Throughput, r.NewStats.P50, r.NewStats.P99, r.NewStats.Errors)
+	fmt.Fprintf(tw, "ratio new/old: throughput %.2f×, p50 %.2f×, p99 %.2f×\n", r.ThroughputRatio, r.P50Ratio, r.P99Ratio)
+	if r.Interrupted {
+		fmt.Fprintln(tw, "interrupted: the numbers cover the rounds that ran")
+	}
+	return tw.Flush()
+}
