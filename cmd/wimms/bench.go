@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wimms-dev/wimms/internal/bench"
+	"github.com/wimms-dev/wimms/internal/fxa"
 )
 
 type benchFlags struct {
@@ -35,6 +36,7 @@ type benchFlags struct {
 	spawn     int
 	bin       string
 	logLevel  string
+	tokenKey  string
 	tls       toolTLSFlags
 	compare   compareFlags
 }
@@ -53,6 +55,10 @@ Workloads:
   alloc   allocate brand-new users (POST /v1/services/{s}/users)
   lookup  GET pre-created users at --read-level
   mix     token-server-like sign-ins: --mix login=90,new=5,keychange=5
+  token   sign-ins through the token server, GET /1.0/{app}/{version} of
+          --service (bench-1.0: /1.0/bench/1.0), with --users FxA access
+          tokens minted before the run; --spawn turns the members' token
+          server on with its own key, against --addrs give --token-jwks-key
 
 Client i talks to the i-th address of --addrs (round robin). With --spawn N
 a loopback cluster of N members is started from --bin, benchmarked and
@@ -87,12 +93,13 @@ cluster start failed) or no operation succeeded, 2 for bad flags.`,
 	fl.BoolVar(&f.setup, "setup", true, "create the service and its nodes first (users for lookup/mix are always prepared)")
 	fl.StringVar(&f.service, "service", bench.DefaultService, "service to use")
 	fl.IntVar(&f.nodes, "nodes", 10, "nodes --setup adds")
-	fl.IntVar(&f.users, "users", 10000, "users prepared for lookup and mix")
+	fl.IntVar(&f.users, "users", 10000, "users prepared for lookup and mix, FxA accounts minted for token")
 	fl.DurationVar(&f.timeout, "request-timeout", 10*time.Second, "bound on one request")
 	fl.BoolVar(&f.asJSON, "json", false, "print the summary as JSON on stdout")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress display and no logs on stderr")
 	fl.IntVar(&f.spawn, "spawn", 0, "start this many loopback members from --bin, bench them, stop them")
 	fl.StringVar(&f.bin, "bin", "", "wimms binary for --spawn (default: this executable)")
+	fl.StringVar(&f.tokenKey, "token-jwks-key", "", "token against --addrs: private key PEM (wimms tokenserver keygen) of a JWKS the cluster's --fxa-jwks-file holds")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "bench log level on stderr: trace, debug, info, warn or error")
 	addToolTLSFlags(fl, &f.tls)
 	addCompareFlags(fl, &f.compare)
@@ -145,6 +152,10 @@ func benchConfig(cmd *cobra.Command, f benchFlags) (bench.Config, error) {
 	if f.spawn == 0 && fl.Changed("bin") {
 		return cfg, errors.New("--bin only applies with --spawn")
 	}
+	tokenKey, err := benchTokenKey(f, wl)
+	if err != nil {
+		return cfg, err
+	}
 	if hclog.LevelFromString(f.logLevel) == hclog.NoLevel {
 		return cfg, fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", f.logLevel)
 	}
@@ -163,6 +174,7 @@ func benchConfig(cmd *cobra.Command, f benchFlags) (bench.Config, error) {
 		Nodes:          f.nodes,
 		Users:          f.users,
 		RequestTimeout: f.timeout,
+		TokenKey:       tokenKey,
 	}
 	if f.ops > 0 {
 		cfg.Duration = 0
@@ -210,7 +222,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		}
 		logger.Info("spawning cluster", "members", f.spawn, "bin", bin)
 		cluster, err := bench.Spawn(ctx, bench.SpawnConfig{Members: f.spawn, Bin: bin, APIToken: f.apiToken, Logger: logger.Named("spawn"),
-			BasePort: f.compare.basePort, ServerFlags: f.compare.serverFlags})
+			BasePort: f.compare.basePort, ServerFlags: f.compare.serverFlags, TokenServer: cfg.Workload == bench.WorkloadToken})
 		if err != nil {
 			return exitError{code: 1, msg: err.Error()}
 		}
@@ -219,6 +231,9 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 				fmt.Fprintln(os.Stderr, "wimms bench: warning: stopping spawned cluster:", err)
 			}
 		}()
+		if k := cluster.TokenKey(); k != nil {
+			cfg.TokenKey = k
+		}
 		target, _ := bench.ParseTarget(f.compare.target)
 		if cfg.Addrs, err = cluster.Targets(ctx, target); err != nil {
 			return exitError{code: 1, msg: err.Error()}
@@ -242,6 +257,32 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		return exitError{code: 1, msg: fmt.Sprintf("writing summary: %v", err)}
 	}
 	return noSuccessError(summary)
+}
+
+// benchTokenKey reads --token-jwks-key. A spawned cluster (--spawn,
+// --compare) trusts a key the bench makes itself; a running one needs the
+// key given.
+func benchTokenKey(f benchFlags, wl bench.Workload) (*fxa.SigningKey, error) {
+	spawned := f.spawn > 0 || f.compare.enabled()
+	switch {
+	case f.tokenKey != "" && wl != bench.WorkloadToken:
+		return nil, errors.New("--token-jwks-key only applies to --workload token")
+	case f.tokenKey != "" && spawned:
+		return nil, errors.New("--token-jwks-key applies to --addrs: spawned members trust a key the bench makes")
+	case wl != bench.WorkloadToken || spawned:
+		return nil, nil
+	case f.tokenKey == "":
+		return nil, errors.New("--workload token against --addrs needs --token-jwks-key FILE: the private key whose JWKS the members' --fxa-jwks-file holds")
+	}
+	data, err := os.ReadFile(f.tokenKey)
+	if err != nil {
+		return nil, fmt.Errorf("--token-jwks-key: %w", err)
+	}
+	key, err := fxa.ParseSigningKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("--token-jwks-key %s: %w", f.tokenKey, err)
+	}
+	return &key, nil
 }
 
 // noSuccessError makes a run in which not one operation succeeded fail, so

@@ -89,8 +89,9 @@ func runCompare(ctx context.Context, cmd *cobra.Command, f benchFlags, cfg bench
 	cc := bench.CompareConfig{
 		Old: abs(f.compare.bins[0]), New: abs(f.compare.bins[1]),
 		Rounds: f.compare.rounds, Members: members, Target: target,
-		Run:    cfg,
-		Spawn:  bench.SpawnConfig{APIToken: f.apiToken, BasePort: f.compare.basePort, ServerFlags: f.compare.serverFlags},
+		Run: cfg,
+		Spawn: bench.SpawnConfig{APIToken: f.apiToken, BasePort: f.compare.basePort, ServerFlags: f.compare.serverFlags,
+			TokenServer: cfg.Workload == bench.WorkloadToken},
 		Logger: logger,
 	}
 	if !f.quiet {

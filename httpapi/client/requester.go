@@ -122,6 +122,24 @@ func (r *Requester) Do(method, path, query string, body []byte, keepBody bool) (
 		req.Header = r.postHeader
 		req.Body, req.ContentLength = r.body, int64(len(body))
 	}
+	return r.roundTrip(method, path, keepBody)
+}
+
+// GetWithHeader sends a GET with header h in place of the Requester's own
+// headers (so without its API token): for endpoints whose Authorization is
+// the user's, like the token server's. h is only read, so one prepared
+// header map may be sent by several Requesters at once.
+func (r *Requester) GetWithHeader(path, query string, h http.Header, keepBody bool) (Answer, error) {
+	req := r.req
+	req.Method = http.MethodGet
+	r.url.Path, r.url.RawQuery = path, query
+	req.Header = h
+	req.Body, req.ContentLength = nil, 0
+	return r.roundTrip(http.MethodGet, path, keepBody)
+}
+
+func (r *Requester) roundTrip(method, path string, keepBody bool) (Answer, error) {
+	req := r.req
 	resp, err := r.transport.RoundTrip(req)
 	if err != nil {
 		return Answer{}, &TransportError{Method: method, Path: path, Err: err}

@@ -194,6 +194,9 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 			}
 			run := cfg.Run
 			run.Addrs = targets
+			if k := clusters[i].TokenKey(); k != nil {
+				run.TokenKey = k // each cluster trusts its own key
+			}
 			run.Progress = nil
 			run.Logger = cfg.Logger.Named(names[i])
 			s, err := Run(ctx, run)

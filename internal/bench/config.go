@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/wimms-dev/wimms/internal/fxa"
 )
 
 // Workload names what each client does in a loop.
@@ -24,15 +26,18 @@ const (
 	WorkloadLookup Workload = "lookup"
 	// WorkloadMix is a token-server-like blend of logins (Config.Mix).
 	WorkloadMix Workload = "mix"
+	// WorkloadToken signs FxA accounts in through the token server's
+	// GET /1.0/{app}/{version} with pre-minted access tokens (token.go).
+	WorkloadToken Workload = "token"
 )
 
-// ParseWorkload accepts alloc, lookup or mix.
+// ParseWorkload accepts alloc, lookup, mix or token.
 func ParseWorkload(s string) (Workload, error) {
 	switch w := Workload(s); w {
-	case WorkloadAlloc, WorkloadLookup, WorkloadMix:
+	case WorkloadAlloc, WorkloadLookup, WorkloadMix, WorkloadToken:
 		return w, nil
 	}
-	return "", fmt.Errorf("workload %q: want alloc, lookup or mix", s)
+	return "", fmt.Errorf("workload %q: want alloc, lookup, mix or token", s)
 }
 
 // Read levels of docs/api.md (?consistency=).
@@ -126,7 +131,11 @@ type Config struct {
 	Setup   bool
 	Service string // default "bench-1.0"
 	Nodes   int    // nodes added by Setup; default 10
-	Users   int    // users prepared for lookup and mix; default 10000
+	Users   int    // users prepared for lookup and mix, accounts minted for token; default 10000
+
+	// TokenKey signs the token workload's access tokens: the private key
+	// of a JWKS the cluster's --fxa-jwks-file holds (token only).
+	TokenKey *fxa.SigningKey
 
 	// RequestTimeout bounds one HTTP request; default 10s. A timed-out
 	// request counts as a transport error.

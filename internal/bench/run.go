@@ -80,6 +80,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			w.lookup = users
 		}
 	}
+	if cfg.Workload == WorkloadToken {
+		if err := prepareTokenUsers(ctx, &cfg, workers); err != nil {
+			return nil, fmt.Errorf("bench setup: %w", err)
+		}
+	}
 	waitApplied(ctx, api, &cfg, mark.v.Load())
 	setupTime := time.Since(setupStart)
 	log.Info("setup done", "elapsed", setupTime, "run_id", runID)

@@ -124,6 +124,10 @@ func TestSmokeBadFlagsExitTwo(t *testing.T) {
 		{"--workload", "alloc", "--read-level", "stale"},
 		{"--ops", "10", "--duration", "1s"},
 		{"--spawn", "3", "--addrs", "127.0.0.1:1"},
+		{"--workload", "token"}, // against --addrs without --token-jwks-key
+		{"--workload", "mix", "--token-jwks-key", "key.pem"},
+		{"--workload", "token", "--spawn", "1", "--token-jwks-key", "key.pem"},
+		{"--workload", "token", "--token-jwks-key", "/nonexistent/key.pem"},
 		{"--no-such-flag"},
 	} {
 		cmd := exec.Command(bin, append([]string{"bench"}, args...)...)

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/internal/fxa"
 	"github.com/wimms-dev/wimms/internal/launch"
 )
 
@@ -30,6 +31,10 @@ type SpawnConfig struct {
 	BasePort int
 	// ServerFlags are more flags for every member (e.g. --pprof).
 	ServerFlags []string
+	// TokenServer turns on the members' token server with a fresh FxA
+	// signing key and secrets in the cluster's directory; TokenKey
+	// returns the key (the token workload mints with it).
+	TokenServer bool
 }
 
 // Cluster is a spawned set of loopback members. Stop it exactly once.
@@ -38,6 +43,7 @@ type Cluster struct {
 	members []*launch.Member
 	log     hclog.Logger
 	token   string
+	fxaKey  *fxa.SigningKey // with SpawnConfig.TokenServer
 }
 
 // stopGrace is how long a member gets to shut down after SIGTERM.
@@ -77,6 +83,15 @@ func Spawn(ctx context.Context, cfg SpawnConfig) (*Cluster, error) {
 	var flags []string
 	if cfg.APIToken != "" {
 		flags = []string{"--api-token", cfg.APIToken}
+	}
+	if cfg.TokenServer {
+		key, tokenFlags, err := tokenServerFiles(dir)
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("spawn: %w", err)
+		}
+		c.fxaKey = key
+		flags = append(flags, tokenFlags...)
 	}
 	flags = append(flags, cfg.ServerFlags...)
 	for i := 0; i < cfg.Members; i++ {
@@ -162,6 +177,10 @@ func (c *Cluster) waitFormed(ctx context.Context, m *launch.Member, voters int) 
 		}
 	}
 }
+
+// TokenKey is the private key whose JWKS the members trust (nil unless
+// spawned with TokenServer).
+func (c *Cluster) TokenKey() *fxa.SigningKey { return c.fxaKey }
 
 // HTTPAddrs are the members' HTTP addresses, first member first.
 func (c *Cluster) HTTPAddrs() []string {

@@ -20,10 +20,11 @@ const (
 	kindLogin
 	kindNew
 	kindKeyChange
+	kindToken
 	numKinds
 )
 
-var kindNames = [numKinds]string{"alloc", "lookup", "login", "new", "keychange"}
+var kindNames = [numKinds]string{"alloc", "lookup", "login", "new", "keychange", "token"}
 
 func (k opKind) String() string { return kindNames[k] }
 
@@ -48,19 +49,21 @@ func newBenchUser(p paths, email string) *benchUser {
 // statistics and (for mix) its users, so the hot path shares nothing but the
 // transport and the phase's atomic flags and counters.
 type worker struct {
-	id      int
-	addr    string
-	paths   paths
-	query   string            // lookup: consistency=<level>
-	rq      *client.Requester // this client's connection to addr, set per phase
-	cfg     *Config
-	rng     *rand.Rand
-	runID   string
-	seq     uint64
-	scratch []byte       // freshEmail's buffer: one allocation per email, the string
-	lookup  []*benchUser // lookup: every prepared user, shared read-only
-	owned   []*benchUser // mix: the users only this client signs in
-	stats   workerStats
+	id        int
+	addr      string
+	paths     paths
+	query     string            // lookup: consistency=<level>
+	rq        *client.Requester // this client's connection to addr, set per phase
+	cfg       *Config
+	rng       *rand.Rand
+	runID     string
+	seq       uint64
+	scratch   []byte       // freshEmail's buffer: one allocation per email, the string
+	lookup    []*benchUser // lookup: every prepared user, shared read-only
+	owned     []*benchUser // mix: the users only this client signs in
+	tokens    []tokenUser  // token: every minted account, shared read-only
+	tokenPath string       // token: /1.0/{app}/{version}
+	stats     workerStats
 }
 
 // workerStats is merged into the Summary after the run.
@@ -149,6 +152,8 @@ func (w *worker) step() (opKind, client.Answer, error) {
 		u := w.lookup[w.rng.IntN(len(w.lookup))]
 		r, err := w.rq.Do(http.MethodGet, u.path, w.query, nil, false)
 		return kindLookup, r, err
+	case WorkloadToken:
+		return w.tokenStep()
 	}
 	return w.mixStep()
 }

@@ -1,0 +1,40 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestSmokeTokenWorkload signs accounts in through a real member's token
+// server, spawned with the key and secrets Spawn makes: every sign-in must
+// succeed, the first of each account creating its user.
+func TestSmokeTokenWorkload(t *testing.T) {
+	bin := buildWimms(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := Spawn(ctx, SpawnConfig{Members: 1, Bin: bin, TokenServer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := cl.Stop(); err != nil {
+			t.Errorf("member did not stop cleanly: %v", err)
+		}
+	}()
+	if cl.TokenKey() == nil {
+		t.Fatal("a cluster spawned with TokenServer has no signing key")
+	}
+	const users, ops = 20, 200
+	s, err := Run(ctx, Config{Addrs: cl.HTTPAddrs(), Workload: WorkloadToken, Service: "sync-1.5", Setup: true, Nodes: 2,
+		Users: users, Clients: 4, Ops: ops, TokenKey: cl.TokenKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Ops != ops || s.OK != ops || s.Errors != 0 {
+		t.Fatalf("ops %d ok %d errors %d %v: want %d successful sign-ins", s.Ops, s.OK, s.Errors, s.ErrorsByStatus, ops)
+	}
+	if s.OpsByKind["token"].OK != ops || len(s.AnsweredBy) == 0 {
+		t.Fatalf("ops by kind %+v, answered by %v: want %d token sign-ins answered by the member", s.OpsByKind, s.AnsweredBy, ops)
+	}
+}
