@@ -83,7 +83,7 @@ cluster start failed) or no operation succeeded, 2 for bad flags.`,
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.addrs, "addrs", []string{"127.0.0.1:8080"}, "comma-separated member HTTP addresses; client i uses addrs[i % n]")
 	fl.StringVar(&f.apiToken, "api-token", "", "bearer token, if the cluster requires one (also given to --spawn members)")
-	fl.StringVar(&f.workload, "workload", "alloc", "alloc, lookup or mix")
+	fl.StringVar(&f.workload, "workload", "alloc", "alloc, lookup, mix or token")
 	fl.StringVar(&f.readLevel, "read-level", "default", "lookup: stale, default or linearizable")
 	fl.StringVar(&f.mix, "mix", bench.DefaultMix.String(), "mix: relative weights of login, new and keychange")
 	fl.IntVar(&f.clients, "clients", 64, "concurrent clients, each running one request at a time")

@@ -1,7 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -36,5 +42,32 @@ func TestSmokeTokenWorkload(t *testing.T) {
 	}
 	if s.OpsByKind["token"].OK != ops || len(s.AnsweredBy) == 0 {
 		t.Fatalf("ops by kind %+v, answered by %v: want %d token sign-ins answered by the member", s.OpsByKind, s.AnsweredBy, ops)
+	}
+
+	// The command against a running cluster: --token-jwks-key names the
+	// PEM of the key the members trust.
+	pem, err := cl.TokenKey().PEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "bench-key.pem")
+	if err := os.WriteFile(keyFile, pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, bin, "bench", "--addrs", strings.Join(cl.HTTPAddrs(), ","), "--workload", "token",
+		"--token-jwks-key", keyFile, "--service", "sync-1.5", "--nodes", "2", "--users", "5", "--clients", "2",
+		"--ops", "50", "--warmup", "0s", "--quiet", "--json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("wimms bench --token-jwks-key: %v; stderr: %s", err, stderr.String())
+	}
+	var got Summary
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("summary %q: %v", out, err)
+	}
+	if got.Workload != "token" || got.OK != 50 || got.Errors != 0 {
+		t.Fatalf("command summary: workload %s ok %d errors %d %v: want 50 token sign-ins, no errors", got.Workload, got.OK, got.Errors, got.ErrorsByStatus)
 	}
 }
