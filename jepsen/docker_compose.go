@@ -166,7 +166,7 @@ var composeVersionRE = regexp.MustCompile(`(?m)^version:\s*["']?([0-9.]+)["']?\s
 // docker-compose.yml reads, and writes the override file that gives the
 // members what a loopback run passes as flags (--leader-wait, --seed-bug).
 func (p *composeProject) configure(services []string, leaderWait time.Duration, seedBug string) error {
-	prefix, err := freeSubnetPrefix()
+	prefix, err := FreeSubnetPrefix(RunSubnetLow, RunSubnetHigh)
 	if err != nil {
 		return err
 	}
@@ -419,10 +419,21 @@ func freeLoopbackPorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// freeSubnetPrefix picks a 10.213.x.0/24 (x in 1..99, not 47: the compose
-// file's default; the compose test uses 100..249) that overlaps no Docker
-// network and no host address.
-func freeSubnetPrefix() (string, error) {
+// Ranges of the third octet of 10.213.x.0/24 that callers pick from, kept
+// apart so runs and the compose test never race for one subnet; 47 is the
+// compose file's default (`make cluster-up`) and is never picked.
+const (
+	RunSubnetLow       = 1
+	RunSubnetHigh      = 99
+	ComposeSubnetLow   = 100
+	ComposeSubnetHigh  = 249
+	defaultSubnetOctet = 47
+)
+
+// FreeSubnetPrefix picks a 10.213.x.0/24 with x in [low, high] (never 47)
+// that overlaps no Docker network and no host address, and returns its
+// prefix "10.213.x".
+func FreeSubnetPrefix(low, high int) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var taken []*net.IPNet
@@ -453,9 +464,10 @@ func freeSubnetPrefix() (string, error) {
 	if _, err := rand.Read(seed[:]); err != nil {
 		return "", fmt.Errorf("random: %w", err)
 	}
-	for i := range 99 {
-		third := 1 + (int(seed[0])+i)%99
-		if third == 47 {
+	span := high - low + 1
+	for i := range span {
+		third := low + (int(seed[0])+i)%span
+		if third == defaultSubnetOctet {
 			continue
 		}
 		_, candidate, _ := net.ParseCIDR(fmt.Sprintf("10.213.%d.0/24", third))
