@@ -566,7 +566,6 @@ func composeFreePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-
 func composeRandomSuffix(t *testing.T) string {
 	t.Helper()
 	var b [4]byte
