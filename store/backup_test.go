@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -233,46 +232,17 @@ func TestBackupUnderLoadHoldsAcknowledgedWrites(t *testing.T) {
 			t.Fatalf("setup: %v %v", err, res.Err)
 		}
 	}
-	var mu sync.Mutex
-	acked := map[string]int64{} // email → uid
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var ackedBefore map[string]int64
-	started := make(chan struct{}, 16)
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				email := fmt.Sprintf("w%d-%d@x", w, i)
-				res, _, err := src.Apply(ctx, fsm.Command{Op: fsm.OpAllocate, Service: "sync-1.5", Email: email})
-				if err != nil || res.Err != nil {
-					t.Errorf("write %s: %v %v", email, err, res.Err)
-					return
-				}
-				mu.Lock()
-				acked[email] = res.User.UID
-				mu.Unlock()
-				if i == 20 {
-					started <- struct{}{}
-				}
-			}
-		}(w)
-	}
-	for i := 0; i < 16; i++ {
-		<-started // every writer is in full swing
-	}
-	mu.Lock()
-	ackedBefore = make(map[string]int64, len(acked))
-	for k, v := range acked {
-		ackedBefore[k] = v
-	}
-	mu.Unlock()
+	writers := testutil.StartWriters(16, 20, func(w, i int) (string, int64, bool, bool) {
+		email := fmt.Sprintf("w%d-%d@x", w, i)
+		res, _, err := src.Apply(ctx, fsm.Command{Op: fsm.OpAllocate, Service: "sync-1.5", Email: email})
+		if err != nil || res.Err != nil {
+			t.Errorf("write %s: %v %v", email, err, res.Err)
+			return email, 0, false, false
+		}
+		return email, res.User.UID, true, true
+	})
+	writers.WaitWarm() // every writer is in full swing
+	ackedBefore := writers.Acked()
 	b, err := src.Backup(ctx)
 	if err != nil {
 		t.Fatalf("backup: %v", err)
@@ -281,8 +251,7 @@ func TestBackupUnderLoadHoldsAcknowledgedWrites(t *testing.T) {
 	if _, err := b.WriteTo(&buf); err != nil {
 		t.Fatal(err)
 	}
-	close(stop)
-	wg.Wait()
+	writers.Stop()
 	if len(ackedBefore) < 16*20 {
 		t.Fatalf("only %d writes acknowledged before the backup", len(ackedBefore))
 	}
