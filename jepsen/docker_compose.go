@@ -101,16 +101,9 @@ func projectTmpPrefix(project string) string { return "wimms-jepsen-" + project 
 // lockProject takes the project's lock without waiting.
 func lockProject(project string) (unlock func(), err error) {
 	path := projectLockPath(project)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := tryLock(path, fmt.Errorf("compose project %s is in use by another run", project))
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("compose project %s is in use by another run (lock %s held)", project, path)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
 	return func() {
 		os.Remove(path)
