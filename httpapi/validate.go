@@ -14,15 +14,11 @@ import (
 var (
 	checkServiceName    = wire.CheckServiceName
 	checkEmail          = wire.CheckEmail
+	checkPattern        = wire.CheckPattern
 	checkClientState    = wire.CheckClientState
 	checkNodeURL        = wire.CheckNodeURL
 	checkIdempotencyKey = wire.CheckIdempotencyKey
 )
-
-// checkPattern: 1–128 printable characters.
-func checkPattern(s string) string {
-	return wire.CheckText(s, 1, 128, "must be 1 to 128 characters", wire.IsPrintableASCII, wire.PrintableMsg)
-}
 
 // checkZone: a member's zone label, at most 64 printable characters.
 func checkZone(s string) string {

@@ -309,6 +309,17 @@ func fmtNodeOf(url *string, id int64) string {
 
 // argsExactly and argsAtLeast refuse a wrong argument count as a usage
 // error that names what is expected.
+// argsOne: exactly one argument, which check accepts; bad input is refused
+// before the command runs.
+func argsOne(check func(string) error) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := argsExactly(1)(cmd, args); err != nil {
+			return err
+		}
+		return check(args[0])
+	}
+}
+
 func argsExactly(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {

@@ -90,6 +90,11 @@ func CheckNodeURL(s string) string {
 	return ""
 }
 
+// CheckPattern: a service's api_endpoint pattern, 1–128 printable characters.
+func CheckPattern(s string) string {
+	return CheckText(s, 1, 128, "must be 1 to 128 characters", IsPrintableASCII, PrintableMsg)
+}
+
 // CheckIdempotencyKey: 1–128 printable ASCII characters.
 func CheckIdempotencyKey(s string) string {
 	return CheckText(s, 1, 128, "must be 1 to 128 characters", IsPrintableASCII, PrintableMsg)
