@@ -83,7 +83,7 @@ func newComposeProject(o DockerOptions, log hclog.Logger) (*composeProject, erro
 		unlock()
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
-	return &composeProject{log: log, name: name, file: file, tmpDir: tmp, env: composeEnv(),
+	return &composeProject{log: log, name: name, file: file, tmpDir: tmp, env: ComposeEnv(),
 		httpAddr: map[string]string{}, image: o.Image, unlock: unlock}, nil
 }
 
@@ -112,10 +112,11 @@ func lockProject(project string) (unlock func(), err error) {
 	}, nil
 }
 
-// composeEnv is the harness's environment without the variables
-// docker-compose.yml reads, so that an operator's exported settings (a
-// token would lock the harness out) cannot leak in.
-func composeEnv() []string {
+// ComposeEnv is this process's environment without the variables
+// docker-compose.yml reads (WIMMS*, COMPOSE_*), so that an operator's
+// exported settings (a token would lock the harness out) cannot leak into
+// a project the harness or a test starts.
+func ComposeEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "WIMMS") || strings.HasPrefix(kv, "COMPOSE_") {
@@ -518,7 +519,7 @@ func CleanupDocker(composeFile string) ([]string, error) {
 			errs = append(errs, fmt.Errorf("%s: skipped: %w", name, err))
 			continue
 		}
-		p := &composeProject{log: hclog.NewNullLogger(), name: name, file: file, env: composeEnv(), upAttempted: true,
+		p := &composeProject{log: hclog.NewNullLogger(), name: name, file: file, env: ComposeEnv(), upAttempted: true,
 			image: dockerImageRepo + ":" + name, unlock: unlock}
 		p.env = append(p.env, "COMPOSE_PROJECT_NAME="+name)
 		p.imageBuilt = strings.Contains("\n"+tags+"\n", "\n"+name+"\n")

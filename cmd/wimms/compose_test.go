@@ -220,7 +220,7 @@ func composeNewProject(t *testing.T, root, image string) *composeProject {
 	if err != nil {
 		t.Fatalf("compose subnet: %v", err)
 	}
-	p.env = append(composeCleanEnv(),
+	p.env = append(jepsen.ComposeEnv(),
 		"COMPOSE_PROJECT_NAME="+p.name,
 		"WIMMS_IMAGE="+image,
 		"WIMMS_SUBNET_PREFIX="+prefix,
@@ -254,19 +254,6 @@ func composeNewProject(t *testing.T, root, image string) *composeProject {
 		t.Logf("timing: down -v %v", time.Since(start).Round(time.Millisecond))
 	})
 	return p
-}
-
-// composeCleanEnv drops the variables docker-compose.yml reads, so that a
-// developer's exported WIMMS_* or COMPOSE_* settings cannot leak in.
-func composeCleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "WIMMS") || strings.HasPrefix(kv, "COMPOSE_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
 }
 
 func (p *composeProject) run(timeout time.Duration, args ...string) (string, error) {
