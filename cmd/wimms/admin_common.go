@@ -187,33 +187,23 @@ func callFailed(what string, err error) exitError {
 // ---- input checks: the same rules as the API, so bad input is refused
 // here and nothing is sent ----
 
-func checkServiceArg(s string) error {
-	if p := wire.CheckServiceName(s); p != "" {
-		return usageErrorf("service %q: %s, e.g. sync-1.5", s, p)
+// argRule turns one of the API's field rules (wire) into a check of a
+// command-line value that names it as what.
+func argRule(what string, rule func(string) string) func(string) error {
+	return func(s string) error {
+		if p := rule(s); p != "" {
+			return usageErrorf("%s %q: %s", what, s, p)
+		}
+		return nil
 	}
-	return nil
 }
 
-func checkEmailArg(s string) error {
-	if p := wire.CheckEmail(s); p != "" {
-		return usageErrorf("email %q: %s", s, p)
-	}
-	return nil
-}
-
-func checkNodeURLArg(s string) error {
-	if p := wire.CheckNodeURL(s); p != "" {
-		return usageErrorf("node URL %q: %s", s, p)
-	}
-	return nil
-}
-
-func checkClientStateArg(s string) error {
-	if p := wire.CheckClientState(s); p != "" {
-		return usageErrorf("--client-state %q: %s", s, p)
-	}
-	return nil
-}
+var (
+	checkServiceArg     = argRule("service", wire.CheckServiceName)
+	checkEmailArg       = argRule("email", wire.CheckEmail)
+	checkNodeURLArg     = argRule("node URL", wire.CheckNodeURL)
+	checkClientStateArg = argRule("--client-state", wire.CheckClientState)
+)
 
 func checkNonNegative(flag string, v int64) error {
 	if v < 0 {

@@ -274,19 +274,19 @@ func (r *run) flushServicesAndNodes(ctx context.Context) error {
 	// batches of the same bound as records.
 	services, nodes := r.batch.Services, r.batch.Nodes
 	r.batch = wire.ImportBatch{}
-	size := r.opts.batchSize()
-	for len(services) > 0 {
-		n := min(size, len(services))
-		r.batch.Services = services[:n]
-		services = services[n:]
-		if err := r.flush(ctx); err != nil {
-			return err
-		}
+	if err := flushInChunks(ctx, r, services, &r.batch.Services); err != nil {
+		return err
 	}
-	for len(nodes) > 0 {
-		n := min(size, len(nodes))
-		r.batch.Nodes = nodes[:n]
-		nodes = nodes[n:]
+	return flushInChunks(ctx, r, nodes, &r.batch.Nodes)
+}
+
+// flushInChunks sends items batch-size at a time: each chunk is put in
+// *slot (a field of r.batch) and flushed.
+func flushInChunks[T any](ctx context.Context, r *run, items []T, slot *[]T) error {
+	size := r.opts.batchSize()
+	for len(items) > 0 {
+		n := min(size, len(items))
+		*slot, items = items[:n], items[n:]
 		if err := r.flush(ctx); err != nil {
 			return err
 		}
