@@ -159,16 +159,27 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// A correct cluster under partitions, kills and pauses must be judged valid,
-// and the run must really have exercised it.
-func TestChaosHealthyRunIsValid(t *testing.T) {
-	skipUnlessChaos(t)
-	kinds, _ := ParseNemesis("partition,kill,pause")
-	sum := runForTest(t, Options{Members: 3, Duration: 45 * time.Second, Nemesis: kinds, Seed: 11,
+// validHealthyRun runs a correct three-member cluster for 45 s under the
+// faults of nemesis and fails t unless the run is judged valid.
+func validHealthyRun(t *testing.T, nemesis string, seed uint64) Summary {
+	t.Helper()
+	kinds, err := ParseNemesis(nemesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := runForTest(t, Options{Members: 3, Duration: 45 * time.Second, Nemesis: kinds, Seed: seed,
 		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
 	if sum.Verdict != VerdictValid {
 		t.Fatalf("healthy cluster judged %s: %+v", sum.Verdict, sum.Anomalies)
 	}
+	return sum
+}
+
+// A correct cluster under partitions, kills and pauses must be judged valid,
+// and the run must really have exercised it.
+func TestChaosHealthyRunIsValid(t *testing.T) {
+	skipUnlessChaos(t)
+	sum := validHealthyRun(t, "partition,kill,pause", 11)
 	if sum.NemesisEvents < 5 {
 		t.Errorf("only %d faults injected in 45 s", sum.NemesisEvents)
 	}
@@ -212,12 +223,7 @@ func TestChaosCatchesSeededBugs(t *testing.T) {
 // restarts: judged valid, with each lifecycle operation really answered.
 func TestChaosLifecycleRunIsValid(t *testing.T) {
 	skipUnlessChaos(t)
-	kinds, _ := ParseNemesis("kill,pause,restart-all")
-	sum := runForTest(t, Options{Members: 3, Duration: 45 * time.Second, Nemesis: kinds, Seed: 13,
-		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
-	if sum.Verdict != VerdictValid {
-		t.Fatalf("healthy cluster judged %s: %+v", sum.Verdict, sum.Anomalies)
-	}
+	sum := validHealthyRun(t, "kill,pause,restart-all", 13)
 	if sum.NemesisKinds[FaultRestartAll] == 0 {
 		t.Errorf("no restart-all in 45 s: %v", sum.NemesisKinds)
 	}
