@@ -492,21 +492,21 @@ func checkAcknowledged(in CheckInput) []Anomaly {
 
 // removedNodes: nodes a remove may have deleted (answered or not).
 func removedNodes(history []Op) map[int64]bool {
-	out := map[int64]bool{}
-	for _, op := range history {
-		if op.Kind == OpRemoveNode && op.Outcome != OutcomeFail {
-			out[op.Input.NodeID] = true
-		}
-	}
-	return out
+	return mayHaveApplied(history, OpRemoveNode, func(in UserInput) int64 { return in.NodeID })
 }
 
 // deletedRecords: uids a delete may have purged (answered or not).
 func deletedRecords(history []Op) map[int64]bool {
+	return mayHaveApplied(history, OpDeleteRecord, func(in UserInput) int64 { return in.UID })
+}
+
+// mayHaveApplied: the keys of the ops of one kind that did not
+// definitely fail, so may have taken effect.
+func mayHaveApplied(history []Op, kind OpKind, key func(UserInput) int64) map[int64]bool {
 	out := map[int64]bool{}
 	for _, op := range history {
-		if op.Kind == OpDeleteRecord && op.Outcome != OutcomeFail {
-			out[op.Input.UID] = true
+		if op.Kind == kind && op.Outcome != OutcomeFail {
+			out[key(op.Input)] = true
 		}
 	}
 	return out

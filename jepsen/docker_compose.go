@@ -83,7 +83,7 @@ func newComposeProject(o DockerOptions, log hclog.Logger) (*composeProject, erro
 		unlock()
 		return nil, fmt.Errorf("temporary directory: %w", err)
 	}
-	return &composeProject{log: log, name: name, file: file, tmpDir: tmp, env: composeEnv(),
+	return &composeProject{log: log, name: name, file: file, tmpDir: tmp, env: ComposeEnv(),
 		httpAddr: map[string]string{}, image: o.Image, unlock: unlock}, nil
 }
 
@@ -101,16 +101,9 @@ func projectTmpPrefix(project string) string { return "wimms-jepsen-" + project 
 // lockProject takes the project's lock without waiting.
 func lockProject(project string) (unlock func(), err error) {
 	path := projectLockPath(project)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := tryLock(path, fmt.Errorf("compose project %s is in use by another run", project))
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("compose project %s is in use by another run (lock %s held)", project, path)
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+		return nil, err
 	}
 	return func() {
 		os.Remove(path)
@@ -119,10 +112,11 @@ func lockProject(project string) (unlock func(), err error) {
 	}, nil
 }
 
-// composeEnv is the harness's environment without the variables
-// docker-compose.yml reads, so that an operator's exported settings (a
-// token would lock the harness out) cannot leak in.
-func composeEnv() []string {
+// ComposeEnv is this process's environment without the variables
+// docker-compose.yml reads (WIMMS*, COMPOSE_*), so that an operator's
+// exported settings (a token would lock the harness out) cannot leak into
+// a project the harness or a test starts.
+func ComposeEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "WIMMS") || strings.HasPrefix(kv, "COMPOSE_") {
@@ -166,7 +160,7 @@ var composeVersionRE = regexp.MustCompile(`(?m)^version:\s*["']?([0-9.]+)["']?\s
 // docker-compose.yml reads, and writes the override file that gives the
 // members what a loopback run passes as flags (--leader-wait, --seed-bug).
 func (p *composeProject) configure(services []string, leaderWait time.Duration, seedBug string) error {
-	prefix, err := freeSubnetPrefix()
+	prefix, err := FreeSubnetPrefix(RunSubnetLow, RunSubnetHigh)
 	if err != nil {
 		return err
 	}
@@ -419,10 +413,21 @@ func freeLoopbackPorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// freeSubnetPrefix picks a 10.213.x.0/24 (x in 1..99, not 47: the compose
-// file's default; the compose test uses 100..249) that overlaps no Docker
-// network and no host address.
-func freeSubnetPrefix() (string, error) {
+// Ranges of the third octet of 10.213.x.0/24 that callers pick from, kept
+// apart so runs and the compose test never race for one subnet; 47 is the
+// compose file's default (`make cluster-up`) and is never picked.
+const (
+	RunSubnetLow       = 1
+	RunSubnetHigh      = 99
+	ComposeSubnetLow   = 100
+	ComposeSubnetHigh  = 249
+	defaultSubnetOctet = 47
+)
+
+// FreeSubnetPrefix picks a 10.213.x.0/24 with x in [low, high] (never 47)
+// that overlaps no Docker network and no host address, and returns its
+// prefix "10.213.x".
+func FreeSubnetPrefix(low, high int) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var taken []*net.IPNet
@@ -453,9 +458,10 @@ func freeSubnetPrefix() (string, error) {
 	if _, err := rand.Read(seed[:]); err != nil {
 		return "", fmt.Errorf("random: %w", err)
 	}
-	for i := range 99 {
-		third := 1 + (int(seed[0])+i)%99
-		if third == 47 {
+	span := high - low + 1
+	for i := range span {
+		third := low + (int(seed[0])+i)%span
+		if third == defaultSubnetOctet {
 			continue
 		}
 		_, candidate, _ := net.ParseCIDR(fmt.Sprintf("10.213.%d.0/24", third))
@@ -513,7 +519,7 @@ func CleanupDocker(composeFile string) ([]string, error) {
 			errs = append(errs, fmt.Errorf("%s: skipped: %w", name, err))
 			continue
 		}
-		p := &composeProject{log: hclog.NewNullLogger(), name: name, file: file, env: composeEnv(), upAttempted: true,
+		p := &composeProject{log: hclog.NewNullLogger(), name: name, file: file, env: ComposeEnv(), upAttempted: true,
 			image: dockerImageRepo + ":" + name, unlock: unlock}
 		p.env = append(p.env, "COMPOSE_PROJECT_NAME="+name)
 		p.imageBuilt = strings.Contains("\n"+tags+"\n", "\n"+name+"\n")

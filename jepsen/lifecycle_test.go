@@ -102,13 +102,7 @@ func TestModelAcceptsLifecycleHistories(t *testing.T) {
 			ok(unassignOp(3), counted(1), 2, 3).
 			ok(get(), found(replaced(user(7, 3, 1000, 1000, "0a00"))), 4, 5),
 	}
-	for name, h := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := h.linearizable(t); got != porcupine.Ok {
-				t.Fatalf("possible history judged %s", got)
-			}
-		})
-	}
+	judgeEach(t, cases, porcupine.Ok)
 }
 
 // Histories a correct server can never produce, one per new operation.
@@ -181,13 +175,7 @@ func TestModelRejectsImpossibleLifecycleHistories(t *testing.T) {
 			ok(get(), found(replaced(user(7, 2, 1000, 1000, "0a00"))), 4, 5).
 			ok(get(), found(user(7, 2, 1000, 1000, "0a00")), 6, 7),
 	}
-	for name, h := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := h.linearizable(t); got != porcupine.Illegal {
-				t.Fatalf("impossible history judged %s", got)
-			}
-		})
-	}
+	judgeEach(t, cases, porcupine.Illegal)
 }
 
 // A node-wide write is checked in every user's partition: one unassign

@@ -19,20 +19,30 @@ var ErrBusy = errors.New("another wimms jepsen run is in progress")
 // acquireRunLock takes the lock without waiting. The kernel releases it if
 // the process dies, so a killed run never leaves it behind.
 func acquireRunLock() (release func(), err error) {
-	f, err := os.OpenFile(LockPath, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := tryLock(LockPath, ErrBusy)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", LockPath, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (lock %s held)", ErrBusy, LockPath)
-		}
-		return nil, fmt.Errorf("lock %s: %w", LockPath, err)
+		return nil, err
 	}
 	fmt.Fprintf(f, "%d\n", os.Getpid())
 	return func() {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// tryLock opens path and takes an exclusive flock on it without waiting;
+// when another process holds it, the error wraps busy.
+func tryLock(path string, busy error) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (lock %s held)", busy, path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
 }

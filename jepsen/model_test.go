@@ -134,13 +134,7 @@ func TestModelRejectsImpossibleHistories(t *testing.T) {
 			ok(get(), found(user(7, 2, 1000, 1000, "0a00")), 2, 3).
 			ok(get(), found(user(8, 2, 1000, 1000, "0a00")), 4, 5),
 	}
-	for name, h := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := h.linearizable(t); got != porcupine.Illegal {
-				t.Fatalf("impossible history judged %s", got)
-			}
-		})
-	}
+	judgeEach(t, cases, porcupine.Illegal)
 }
 
 func TestModelAcceptsConcurrencyAndUnknownOutcomes(t *testing.T) {
@@ -170,13 +164,7 @@ func TestModelAcceptsConcurrencyAndUnknownOutcomes(t *testing.T) {
 			ok(login(1000, 1000, "0a00"), failed(fsm.StatusNoNodeAvailable), 2, 3).
 			ok(get(), failed(fsm.StatusNotFound), 4, 5),
 	}
-	for name, h := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := h.linearizable(t); got != porcupine.Ok {
-				t.Fatalf("possible history judged %s", got)
-			}
-		})
-	}
+	judgeEach(t, cases, porcupine.Ok)
 }
 
 // The login checks of docs/spec.md §4 in their order, one state, one input each.
@@ -257,5 +245,18 @@ func TestExpectedFxaKid(t *testing.T) {
 		if got := ExpectedFxaKid(c.gen, c.kca, c.cs); got != c.want {
 			t.Errorf("ExpectedFxaKid(%d, %d, %q) = %q, want %q", c.gen, c.kca, c.cs, got, c.want)
 		}
+	}
+}
+
+// judgeEach checks every history of cases (each a subtest) and fails the
+// ones not judged want.
+func judgeEach(t *testing.T, cases map[string]*historyBuilder, want porcupine.CheckResult) {
+	t.Helper()
+	for name, h := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := h.linearizable(t); got != want {
+				t.Fatalf("history judged %s, want %s", got, want)
+			}
+		})
 	}
 }

@@ -125,31 +125,24 @@ func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func
 		ev.Injected = ev.Error == ""
 		return ev, r.target.HealNetwork
 
-	case FaultKill, FaultKillLeader:
+	case FaultKill, FaultKillLeader, FaultPause, FaultPauseLeader:
+		// A kill is undone by a restart, a pause by a resume; the target is
+		// picked the same way for both.
+		fault, undo := r.target.Kill, r.target.Restart
+		if kind == FaultPause || kind == FaultPauseLeader {
+			fault, undo = r.target.Pause, r.target.Resume
+		}
 		target, why := r.pickTarget(ctx, kind)
 		if target < 0 {
 			ev.Error = why
 			return ev, nil
 		}
 		ev.Targets, ev.Detail = ids(target), r.target.Mechanism(kind)+" ("+why+")"
-		if err := r.target.Kill(target); err != nil {
+		if err := fault(target); err != nil {
 			ev.Error = err.Error()
 		}
 		ev.Injected = ev.Error == ""
-		return ev, func() error { return r.target.Restart(target) }
-
-	case FaultPause, FaultPauseLeader:
-		target, why := r.pickTarget(ctx, kind)
-		if target < 0 {
-			ev.Error = why
-			return ev, nil
-		}
-		ev.Targets, ev.Detail = ids(target), r.target.Mechanism(kind)+" ("+why+")"
-		if err := r.target.Pause(target); err != nil {
-			ev.Error = err.Error()
-		}
-		ev.Injected = ev.Error == ""
-		return ev, func() error { return r.target.Resume(target) }
+		return ev, func() error { return undo(target) }
 
 	case FaultMembership:
 		return r.injectMembership(ctx, ev)

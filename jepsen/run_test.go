@@ -29,68 +29,67 @@ func skipUnlessChaos(t *testing.T) {
 	skipWithoutIptables(t)
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// testBinary is a wimms binary built at most once per test process, in
+// its own temporary directory (TestMain removes it).
+type testBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var plainTestBinary, chaosTestBinary testBinary
+
+// get builds the binary on first use with build(path), in a new
+// directory named after dirPattern (os.MkdirTemp), and fails t when
+// that build failed.
+func (b *testBinary) get(t *testing.T, dirPattern, name string, build func(path string) error) string {
+	t.Helper()
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", dirPattern)
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, name)
+		b.err = build(b.path)
+	})
+	if b.err != nil {
+		t.Fatalf("build %s: %v", name, b.err)
+	}
+	return b.path
+}
 
 // serverBinary builds ./cmd/wimms once per test process, with the go of
 // the running toolchain.
 func serverBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	return plainTestBinary.get(t, "wimms-jepsen-bin", "wimms", func(path string) error {
 		goroot, err := exec.Command("go", "env", "GOROOT").Output()
 		if err != nil {
 			// go is not on PATH: use the toolchain this test was built with.
-			goroot, err = []byte(runtime.GOROOT()), nil
+			goroot = []byte(runtime.GOROOT())
 		}
-		dir, err := os.MkdirTemp("", "wimms-jepsen-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "wimms")
-		cmd := exec.Command(filepath.Join(strings.TrimSpace(string(goroot)), "bin", "go"), "build", "-o", binPath, "./cmd/wimms")
+		cmd := exec.Command(filepath.Join(strings.TrimSpace(string(goroot)), "bin", "go"), "build", "-o", path, "./cmd/wimms")
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = &buildError{err: err, out: string(out)}
+			return &buildError{err: err, out: string(out)}
 		}
+		return nil
 	})
-	if buildErr != nil {
-		t.Fatalf("build wimms: %v", buildErr)
-	}
-	return binPath
 }
-
-var (
-	chaosBuildOnce sync.Once
-	chaosBinPath   string
-	chaosBuildErr  error
-)
 
 // chaosServerBinary builds ./cmd/wimms with -tags chaos once per test
 // process, the way a run does for --seed-bug.
 func chaosServerBinary(t *testing.T) string {
 	t.Helper()
-	chaosBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "wimms-jepsen-chaos-bin")
-		if err != nil {
-			chaosBuildErr = err
-			return
-		}
-		chaosBinPath = filepath.Join(dir, "wimms-chaos")
-		chaosBuildErr = BuildChaosBinary(context.Background(), ".", chaosBinPath)
+	return chaosTestBinary.get(t, "wimms-jepsen-chaos-bin", "wimms-chaos", func(path string) error {
+		return BuildChaosBinary(context.Background(), ".", path)
 	})
-	if chaosBuildErr != nil {
-		t.Fatalf("build a chaos wimms: %v", chaosBuildErr)
-	}
-	return chaosBinPath
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, bin := range []string{binPath, chaosBinPath} {
+	for _, bin := range []string{plainTestBinary.path, chaosTestBinary.path} {
 		if bin != "" {
 			os.RemoveAll(filepath.Dir(bin))
 		}
@@ -160,16 +159,27 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// A correct cluster under partitions, kills and pauses must be judged valid,
-// and the run must really have exercised it.
-func TestChaosHealthyRunIsValid(t *testing.T) {
-	skipUnlessChaos(t)
-	kinds, _ := ParseNemesis("partition,kill,pause")
-	sum := runForTest(t, Options{Members: 3, Duration: 45 * time.Second, Nemesis: kinds, Seed: 11,
+// validHealthyRun runs a correct three-member cluster for 45 s under the
+// faults of nemesis and fails t unless the run is judged valid.
+func validHealthyRun(t *testing.T, nemesis string, seed uint64) Summary {
+	t.Helper()
+	kinds, err := ParseNemesis(nemesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := runForTest(t, Options{Members: 3, Duration: 45 * time.Second, Nemesis: kinds, Seed: seed,
 		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
 	if sum.Verdict != VerdictValid {
 		t.Fatalf("healthy cluster judged %s: %+v", sum.Verdict, sum.Anomalies)
 	}
+	return sum
+}
+
+// A correct cluster under partitions, kills and pauses must be judged valid,
+// and the run must really have exercised it.
+func TestChaosHealthyRunIsValid(t *testing.T) {
+	skipUnlessChaos(t)
+	sum := validHealthyRun(t, "partition,kill,pause", 11)
 	if sum.NemesisEvents < 5 {
 		t.Errorf("only %d faults injected in 45 s", sum.NemesisEvents)
 	}
@@ -213,12 +223,7 @@ func TestChaosCatchesSeededBugs(t *testing.T) {
 // restarts: judged valid, with each lifecycle operation really answered.
 func TestChaosLifecycleRunIsValid(t *testing.T) {
 	skipUnlessChaos(t)
-	kinds, _ := ParseNemesis("kill,pause,restart-all")
-	sum := runForTest(t, Options{Members: 3, Duration: 45 * time.Second, Nemesis: kinds, Seed: 13,
-		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
-	if sum.Verdict != VerdictValid {
-		t.Fatalf("healthy cluster judged %s: %+v", sum.Verdict, sum.Anomalies)
-	}
+	sum := validHealthyRun(t, "kill,pause,restart-all", 13)
 	if sum.NemesisKinds[FaultRestartAll] == 0 {
 		t.Errorf("no restart-all in 45 s: %v", sum.NemesisKinds)
 	}

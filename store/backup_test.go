@@ -9,9 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/internal/testutil"
@@ -168,14 +169,7 @@ func TestBackupRestoreIntoNewMember(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		mustApply(src, fsm.Command{Op: fsm.OpAllocate, Service: "sync-1.5", Email: fmt.Sprintf("user%d@x", i)})
 	}
-	b, err := src.Backup(ctx)
-	if err != nil {
-		t.Fatalf("backup: %v", err)
-	}
-	var buf bytes.Buffer
-	if _, err := b.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
+	b, data := backupBytes(t, ctx, src)
 	var want []fsm.User
 	if _, err := src.Read(ctx, ReadOptions{Level: ReadStale}, func(r fsm.Reader) error { want = domainSnapshot(t, r); return nil }); err != nil {
 		t.Fatal(err)
@@ -184,22 +178,10 @@ func TestBackupRestoreIntoNewMember(t *testing.T) {
 		t.Fatalf("backup index %d below the writes it holds", b.Info.Index)
 	}
 
-	addr := freeAddr(t)
-	cfg2 := testConfig(t, logger, "restored", true)
-	cfg2.RaftBind = addr
-	info, err := PrepareRestore(bytes.NewReader(buf.Bytes()), cfg2.DataDir, "restored", addr, logger)
-	if err != nil {
-		t.Fatalf("prepare restore: %v", err)
-	}
+	dst, info := restoredLeader(t, logger, data)
 	if info.Index != b.Info.Index {
 		t.Fatalf("restored index %d, backup %d", info.Index, b.Info.Index)
 	}
-	dst, err := Open(cfg2)
-	if err != nil {
-		t.Fatalf("open restored: %v", err)
-	}
-	t.Cleanup(func() { _ = dst.Close() })
-	testutil.WaitFor(t, 10*time.Second, "restored member leads", dst.IsLeader)
 	var got []fsm.User
 	if _, err := dst.Read(ctx, ReadOptions{Level: ReadLinearizable}, func(r fsm.Reader) error { got = domainSnapshot(t, r); return nil }); err != nil {
 		t.Fatal(err)
@@ -233,72 +215,24 @@ func TestBackupUnderLoadHoldsAcknowledgedWrites(t *testing.T) {
 			t.Fatalf("setup: %v %v", err, res.Err)
 		}
 	}
-	var mu sync.Mutex
-	acked := map[string]int64{} // email → uid
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var ackedBefore map[string]int64
-	started := make(chan struct{}, 16)
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				email := fmt.Sprintf("w%d-%d@x", w, i)
-				res, _, err := src.Apply(ctx, fsm.Command{Op: fsm.OpAllocate, Service: "sync-1.5", Email: email})
-				if err != nil || res.Err != nil {
-					t.Errorf("write %s: %v %v", email, err, res.Err)
-					return
-				}
-				mu.Lock()
-				acked[email] = res.User.UID
-				mu.Unlock()
-				if i == 20 {
-					started <- struct{}{}
-				}
-			}
-		}(w)
-	}
-	for i := 0; i < 16; i++ {
-		<-started // every writer is in full swing
-	}
-	mu.Lock()
-	ackedBefore = make(map[string]int64, len(acked))
-	for k, v := range acked {
-		ackedBefore[k] = v
-	}
-	mu.Unlock()
-	b, err := src.Backup(ctx)
-	if err != nil {
-		t.Fatalf("backup: %v", err)
-	}
-	var buf bytes.Buffer
-	if _, err := b.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	close(stop)
-	wg.Wait()
+	writers := testutil.StartWriters(16, 20, func(w, i int) (string, int64, bool, bool) {
+		email := fmt.Sprintf("w%d-%d@x", w, i)
+		res, _, err := src.Apply(ctx, fsm.Command{Op: fsm.OpAllocate, Service: "sync-1.5", Email: email})
+		if err != nil || res.Err != nil {
+			t.Errorf("write %s: %v %v", email, err, res.Err)
+			return email, 0, false, false
+		}
+		return email, res.User.UID, true, true
+	})
+	writers.WaitWarm() // every writer is in full swing
+	ackedBefore := writers.Acked()
+	_, data := backupBytes(t, ctx, src)
+	writers.Stop()
 	if len(ackedBefore) < 16*20 {
 		t.Fatalf("only %d writes acknowledged before the backup", len(ackedBefore))
 	}
 
-	addr := freeAddr(t)
-	cfg := testConfig(t, logger, "restored", true)
-	cfg.RaftBind = addr
-	if _, err := PrepareRestore(bytes.NewReader(buf.Bytes()), cfg.DataDir, "restored", addr, logger); err != nil {
-		t.Fatalf("prepare restore: %v", err)
-	}
-	dst, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dst.Close() })
-	testutil.WaitFor(t, 10*time.Second, "restored member leads", dst.IsLeader)
+	dst, _ := restoredLeader(t, logger, data)
 	if _, err := dst.Read(ctx, ReadOptions{Level: ReadLinearizable}, func(r fsm.Reader) error {
 		for email, uid := range ackedBefore {
 			u, err := r.GetUser("sync-1.5", email)
@@ -317,4 +251,38 @@ func TestBackupUnderLoadHoldsAcknowledgedWrites(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// backupBytes takes a backup of s and streams it into memory.
+func backupBytes(t *testing.T, ctx context.Context, s *Store) (*Backup, []byte) {
+	t.Helper()
+	b, err := s.Backup(ctx)
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return b, buf.Bytes()
+}
+
+// restoredLeader restores data into a new one-member cluster "restored",
+// opens it and waits until it leads.
+func restoredLeader(t *testing.T, logger hclog.Logger, data []byte) (*Store, BackupInfo) {
+	t.Helper()
+	addr := freeAddr(t)
+	cfg := testConfig(t, logger, "restored", true)
+	cfg.RaftBind = addr
+	info, err := PrepareRestore(bytes.NewReader(data), cfg.DataDir, "restored", addr, logger)
+	if err != nil {
+		t.Fatalf("prepare restore: %v", err)
+	}
+	dst, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("open restored: %v", err)
+	}
+	t.Cleanup(func() { _ = dst.Close() })
+	testutil.WaitFor(t, 10*time.Second, "restored member leads", dst.IsLeader)
+	return dst, info
 }

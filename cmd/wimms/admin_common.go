@@ -13,7 +13,6 @@ import (
 	"io"
 	"math"
 	"math/big"
-	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -22,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // Exit codes of the admin commands.
@@ -120,17 +120,14 @@ func (a *adminCmd) writeOpts() client.CallOptions {
 	return client.CallOptions{IdempotencyKey: a.idemKey}
 }
 
+// checkIdempotencyKey: an unset key ("") is allowed; a set one follows the
+// API's rule.
 func checkIdempotencyKey(k string) error {
 	if k == "" {
 		return nil
 	}
-	if len(k) > 128 {
-		return usageErrorf("--idempotency-key: must be 1 to 128 characters")
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] < 0x20 || k[i] > 0x7e {
-			return usageErrorf("--idempotency-key: must contain only printable ASCII characters")
-		}
+	if p := wire.CheckIdempotencyKey(k); p != "" {
+		return usageErrorf("--idempotency-key: %s", p)
 	}
 	return nil
 }
@@ -190,70 +187,23 @@ func callFailed(what string, err error) exitError {
 // ---- input checks: the same rules as the API, so bad input is refused
 // here and nothing is sent ----
 
-func checkServiceArg(s string) error {
-	if len(s) < 1 || len(s) > 30 || !strings.Contains(s, "-") {
-		return usageErrorf("service %q: must be 1 to 30 characters of the form {app}-{version}, e.g. sync-1.5", s)
-	}
-	if !isNameChars(s) {
-		return usageErrorf("service %q: may contain only A-Z, a-z, 0-9, '.', '_' and '-'", s)
-	}
-	return nil
-}
-
-func checkEmailArg(s string) error {
-	if len(s) < 1 || len(s) > 255 {
-		return usageErrorf("email %q: must be 1 to 255 bytes", s)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return usageErrorf("email %q: must contain only printable ASCII characters", s)
+// argRule turns one of the API's field rules (wire) into a check of a
+// command-line value that names it as what.
+func argRule(what string, rule func(string) string) func(string) error {
+	return func(s string) error {
+		if p := rule(s); p != "" {
+			return usageErrorf("%s %q: %s", what, s, p)
 		}
+		return nil
 	}
-	if strings.Contains(s, "/") {
-		return usageErrorf("email %q: must not contain '/'", s)
-	}
-	return nil
 }
 
-// nodeURLProblem is "" for a node URL the API accepts.
-func nodeURLProblem(s string) string {
-	if len(s) < 1 || len(s) > 64 {
-		return "must be 1 to 64 characters"
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= 0x20 || s[i] > 0x7e {
-			return "must not contain spaces or non-printable characters"
-		}
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "must be a URL: " + err.Error()
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "must be an http or https URL"
-	}
-	if u.Host == "" {
-		return "must name a host"
-	}
-	return ""
-}
-
-func checkNodeURLArg(s string) error {
-	if p := nodeURLProblem(s); p != "" {
-		return usageErrorf("node URL %q: %s", s, p)
-	}
-	return nil
-}
-
-func checkClientStateArg(s string) error {
-	if len(s) > 32 {
-		return usageErrorf("--client-state %q: must be at most 32 characters", s)
-	}
-	if !isNameChars(s) {
-		return usageErrorf("--client-state %q: may contain only A-Z, a-z, 0-9, '.', '_' and '-'", s)
-	}
-	return nil
-}
+var (
+	checkServiceArg     = argRule("service", wire.CheckServiceName)
+	checkEmailArg       = argRule("email", wire.CheckEmail)
+	checkNodeURLArg     = argRule("node URL", wire.CheckNodeURL)
+	checkClientStateArg = argRule("--client-state", wire.CheckClientState)
+)
 
 func checkNonNegative(flag string, v int64) error {
 	if v < 0 {
@@ -349,6 +299,17 @@ func fmtNodeOf(url *string, id int64) string {
 
 // argsExactly and argsAtLeast refuse a wrong argument count as a usage
 // error that names what is expected.
+// argsOne: exactly one argument, which check accepts; bad input is refused
+// before the command runs.
+func argsOne(check func(string) error) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := argsExactly(1)(cmd, args); err != nil {
+			return err
+		}
+		return check(args[0])
+	}
+}
+
 func argsExactly(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
@@ -378,18 +339,6 @@ func plural(n int64, noun string) string {
 // exampleOf indents an Example block the way cobra prints it.
 func exampleOf(lines ...string) string {
 	return "  " + strings.Join(lines, "\n  ")
-}
-
-// isNameChars: s has only A-Z, a-z, 0-9, '.', '_' and '-' (the characters
-// of a service name and of a client state).
-func isNameChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // groupCmd is a command that only holds subcommands.

@@ -41,7 +41,7 @@ func parseNodeRef(s string) (nodeRef, error) {
 		}
 		return nodeRef{id: id}, nil
 	}
-	if p := nodeURLProblem(s); p != "" {
+	if p := wire.CheckNodeURL(s); p != "" {
 		return nodeRef{}, usageErrorf("node %q: want a node id or the node's http(s) URL (%s)", s, p)
 	}
 	return nodeRef{url: s}, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -52,12 +51,9 @@ func newServiceGetCmd() *cobra.Command {
 		Use:     "get SERVICE",
 		Short:   "show one service",
 		Example: exampleOf("wimms service get sync-1.5"),
-		Args:    argsExactly(1),
+		Args:    argsOne(checkServiceArg),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		if err := checkServiceArg(args[0]); err != nil {
-			return err
-		}
 		s, _, err := c.api.GetService(ctx, args[0], a.readOpts())
 		if err != nil {
 			return callFailed("get service "+args[0], err)
@@ -84,18 +80,15 @@ create. The pattern may use {node}, {uid} and {service}.`,
 			"wimms service put sync-1.5 --pattern '{node}/1.5/{uid}'",
 			"wimms service put sync-1.5 --pattern '{node}/1.5/{uid}' --release-rate 0.25 --allow-new-users=false",
 		),
-		Args: argsExactly(1),
+		Args: argsOne(checkServiceArg),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		if err := checkServiceArg(args[0]); err != nil {
-			return err
-		}
 		fl := cmd.Flags()
 		if !fl.Changed("pattern") {
 			return usageErrorf("--pattern is required, e.g. --pattern '{node}/1.5/{uid}'")
 		}
-		if len(pattern) < 1 || len(pattern) > 128 || strings.IndexFunc(pattern, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
-			return usageErrorf("--pattern %q: must be 1 to 128 printable ASCII characters", pattern)
+		if p := wire.CheckPattern(pattern); p != "" {
+			return usageErrorf("--pattern %q: %s", pattern, p)
 		}
 		req := wire.PutServiceRequest{Pattern: pattern}
 		if fl.Changed("release-rate") {
@@ -134,12 +127,9 @@ func newServiceDeleteCmd() *cobra.Command {
 		Use:     "delete SERVICE",
 		Short:   "delete a service that has no nodes and no records (admin)",
 		Example: exampleOf("wimms service delete sync-1.1"),
-		Args:    argsExactly(1),
+		Args:    argsOne(checkServiceArg),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		if err := checkServiceArg(args[0]); err != nil {
-			return err
-		}
 		if _, err := c.admin.DeleteService(ctx, args[0], a.writeOpts()); err != nil {
 			return callFailed("delete service "+args[0], err)
 		}

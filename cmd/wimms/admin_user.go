@@ -57,24 +57,16 @@ func recordTable(w io.Writer, withEmail bool, recs []wire.Record) {
 	}
 }
 
-// emailArg checks the EMAIL argument.
-func emailArg(args []string) (string, error) {
-	return args[0], checkEmailArg(args[0])
-}
-
 func newUserGetCmd() *cobra.Command {
 	var a adminCmd
 	cmd := &cobra.Command{
 		Use:     "get EMAIL",
 		Short:   "show a user's current assignment",
 		Example: exampleOf("wimms user get alice@example.com", "wimms user get alice@example.com --consistency linearizable --json"),
-		Args:    argsExactly(1),
+		Args:    argsOne(checkEmailArg),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		email, err := emailArg(args)
-		if err != nil {
-			return err
-		}
+		email := args[0]
 		u, _, err := c.api.GetUser(ctx, a.service, email, a.readOpts())
 		if err != nil {
 			return callFailed(fmt.Sprintf("get user %s in %s", email, a.service), err)
@@ -98,13 +90,10 @@ func newUserAllocateCmd() *cobra.Command {
 			"wimms user allocate alice@example.com",
 			"wimms user allocate bob@example.com --node https://sync-3.example.com --generation 1700000000000",
 		),
-		Args: argsExactly(1),
+		Args: argsOne(checkEmailArg),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		email, err := emailArg(args)
-		if err != nil {
-			return err
-		}
+		email := args[0]
 		req := wire.AllocateRequest{Email: email}
 		fl := cmd.Flags()
 		if fl.Changed("generation") {
@@ -155,13 +144,10 @@ func newUserRetireCmd() *cobra.Command {
 		Long: `Mark each of the user's live records replaced with the largest
 generation, as an account deletion does in one service.`,
 		Example: exampleOf("wimms user retire alice@example.com"),
-		Args:    argsExactly(1),
+		Args:    argsOne(checkEmailArg),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		email, err := emailArg(args)
-		if err != nil {
-			return err
-		}
+		email := args[0]
 		u, _, err := c.api.Retire(ctx, a.service, email, a.writeOpts())
 		if err != nil {
 			return callFailed(fmt.Sprintf("retire %s in %s", email, a.service), err)
@@ -182,13 +168,10 @@ func newUserReplaceCmd() *cobra.Command {
 			"wimms user replace alice@example.com",
 			"wimms user replace alice@example.com --at 2025-01-31T12:00:00Z",
 		),
-		Args: argsExactly(1),
+		Args: argsOne(checkEmailArg),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		email, err := emailArg(args)
-		if err != nil {
-			return err
-		}
+		email := args[0]
 		var atMs *int64
 		if cmd.Flags().Changed("at") {
 			ms, err := parseMillis("at", at)
@@ -216,13 +199,10 @@ func newUserRecordsCmd() *cobra.Command {
 		Use:     "records EMAIL",
 		Short:   "list every stored record of a user, oldest first",
 		Example: exampleOf("wimms user records alice@example.com"),
-		Args:    argsExactly(1),
+		Args:    argsOne(checkEmailArg),
 	}
 	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		email, err := emailArg(args)
-		if err != nil {
-			return err
-		}
+		email := args[0]
 		recs, _, err := c.api.Records(ctx, a.service, email, a.readOpts())
 		if err != nil {
 			return callFailed(fmt.Sprintf("records of %s in %s", email, a.service), err)

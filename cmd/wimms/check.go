@@ -21,10 +21,7 @@ the state it holds. Exit 0: nothing damaged; 1: damage found (replace the
 member empty, see docs/cluster.md); 2: the check could not run (e.g. the
 member is still running).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags()); err != nil {
-				return err
-			}
+		RunE: envFirst(func(cmd *cobra.Command) error {
 			rep, err := store.Check(dataDir)
 			if err != nil {
 				return exitError{code: 2, msg: "check: " + err.Error()}
@@ -52,7 +49,7 @@ member is still running).`,
 			}
 			fmt.Fprintln(out, "no damage found")
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "the stopped member's data directory")
 	return cmd

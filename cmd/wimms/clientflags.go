@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/wimms-dev/wimms/httpapi/client"
@@ -165,4 +166,16 @@ func (f *clientFlags) connect() (memberClients, error) {
 // usageErrorf is bad input found before anything was sent (exit 2).
 func usageErrorf(format string, args ...any) error {
 	return exitError{code: exitUsage, msg: fmt.Sprintf(format, args...)}
+}
+
+// envFirst is a command's RunE that sets every flag not given on the
+// command line from its WIMMS_<FLAG> variable before running body, so that
+// each tool reads its environment the same way.
+func envFirst(body func(cmd *cobra.Command) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if err := applyEnv(cmd.Flags()); err != nil {
+			return err
+		}
+		return body(cmd)
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/jepsen"
 )
 
 const (
@@ -213,8 +214,13 @@ func composeNewProject(t *testing.T, root, image string) *composeProject {
 		// container would only produce confusing errors.
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
 	}
-	prefix := composeFreeSubnetPrefix(t)
-	p.env = append(composeCleanEnv(),
+	// The compose test's own range keeps it clear of jepsen runs and of a
+	// developer's `make cluster-up`.
+	prefix, err := jepsen.FreeSubnetPrefix(jepsen.ComposeSubnetLow, jepsen.ComposeSubnetHigh)
+	if err != nil {
+		t.Fatalf("compose subnet: %v", err)
+	}
+	p.env = append(jepsen.ComposeEnv(),
 		"COMPOSE_PROJECT_NAME="+p.name,
 		"WIMMS_IMAGE="+image,
 		"WIMMS_SUBNET_PREFIX="+prefix,
@@ -248,19 +254,6 @@ func composeNewProject(t *testing.T, root, image string) *composeProject {
 		t.Logf("timing: down -v %v", time.Since(start).Round(time.Millisecond))
 	})
 	return p
-}
-
-// composeCleanEnv drops the variables docker-compose.yml reads, so that a
-// developer's exported WIMMS_* or COMPOSE_* settings cannot leak in.
-func composeCleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "WIMMS") || strings.HasPrefix(kv, "COMPOSE_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
 }
 
 func (p *composeProject) run(timeout time.Duration, args ...string) (string, error) {
@@ -558,56 +551,6 @@ func composeFreePorts(t *testing.T, n int) []int {
 		_ = ln.Close()
 	}
 	return ports
-}
-
-// composeFreeSubnetPrefix picks a 10.213.x.0/24 that overlaps no Docker
-// network and no host address, so the test runs beside a developer's
-// `make cluster-up` (which uses 10.213.47.0/24) and beside other runs.
-func composeFreeSubnetPrefix(t *testing.T) string {
-	t.Helper()
-	var taken []*net.IPNet
-	ids, err := exec.Command("docker", "network", "ls", "-q").Output()
-	if err != nil {
-		t.Fatalf("docker network ls: %v", err)
-	}
-	if fields := strings.Fields(string(ids)); len(fields) > 0 {
-		out, err := exec.Command("docker", append([]string{"network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"}, fields...)...).Output()
-		if err != nil {
-			t.Fatalf("docker network inspect: %v", err)
-		}
-		for _, s := range strings.Fields(string(out)) {
-			if _, n, err := net.ParseCIDR(s); err == nil {
-				taken = append(taken, n)
-			}
-		}
-	}
-	if addrs, err := net.InterfaceAddrs(); err == nil {
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok {
-				taken = append(taken, n)
-			}
-		}
-	}
-	var seed [1]byte
-	if _, err := rand.Read(seed[:]); err != nil {
-		t.Fatalf("random: %v", err)
-	}
-	for i := range 150 {
-		third := 100 + (int(seed[0])+i)%150
-		_, candidate, _ := net.ParseCIDR(fmt.Sprintf("10.213.%d.0/24", third))
-		clash := false
-		for _, n := range taken {
-			if n.Contains(candidate.IP) || candidate.Contains(n.IP) {
-				clash = true
-				break
-			}
-		}
-		if !clash {
-			return fmt.Sprintf("10.213.%d", third)
-		}
-	}
-	t.Fatal("no free 10.213.x.0/24 subnet for the compose network")
-	return ""
 }
 
 func composeRandomSuffix(t *testing.T) string {

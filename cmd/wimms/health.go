@@ -22,10 +22,7 @@ func newHealthCmd() *cobra.Command {
 		Use:   "health",
 		Short: "probe a member: exit 0 when /healthz (or /readyz with --ready) answers 200",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags()); err != nil {
-				return err
-			}
+		RunE: envFirst(func(cmd *cobra.Command) error {
 			path, probe := "/healthz", (*client.Client).Healthz
 			if ready {
 				path, probe = "/readyz", (*client.Client).Readyz
@@ -44,7 +41,7 @@ func newHealthCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s%s: ok\n", addr, path)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&addr, "http-addr", "127.0.0.1:8080", "member HTTP address")
 	cmd.Flags().BoolVar(&ready, "ready", false, "probe /readyz instead of /healthz")

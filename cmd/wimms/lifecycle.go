@@ -137,10 +137,7 @@ up: new rows are added, changed ones updated by uid, nothing else changes.
 
 The MySQL password may be given in WIMMS_MYSQL_PASSWORD instead of the DSN.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags()); err != nil {
-				return err
-			}
+		RunE: envFirst(func(cmd *cobra.Command) error {
 			c, err := cf.adminClient()
 			if err != nil {
 				return err
@@ -165,7 +162,7 @@ The MySQL password may be given in WIMMS_MYSQL_PASSWORD instead of the DSN.`,
 			}
 			printImportSummary(cmd.OutOrStdout(), sum)
 			return nil
-		},
+		}),
 	}
 	registerLifecycleClientFlags(cmd, &cf)
 	cmd.Flags().StringVar(&dsn, "mysql", "", "token-server database DSN, e.g. user@tcp(db:3306)/tokenserver")
@@ -231,10 +228,7 @@ func newExportCmd() *cobra.Command {
 		Use:   "export",
 		Short: "write the cluster's state (or a backup file's) into empty token-server MySQL tables",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags()); err != nil {
-				return err
-			}
+		RunE: envFirst(func(cmd *cobra.Command) error {
 			db, err := openMySQL(dsn)
 			if err != nil {
 				return err
@@ -257,7 +251,7 @@ func newExportCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "warning: %d records' keys_changed_at dropped: the target users table has no such column\n", sum.DroppedKeysChangedAt)
 			}
 			return nil
-		},
+		}),
 	}
 	registerLifecycleClientFlags(cmd, &cf)
 	cmd.Flags().StringVar(&dsn, "mysql", "", "target database DSN; its services, nodes and users tables must exist and be empty")
@@ -274,10 +268,7 @@ func newBackupCmd() *cobra.Command {
 		Use:   "backup",
 		Short: "stream a consistent backup of a running cluster to a file (verified before it is kept)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags()); err != nil {
-				return err
-			}
+		RunE: envFirst(func(cmd *cobra.Command) error {
 			if out == "" {
 				return fmt.Errorf("--out FILE is required")
 			}
@@ -330,7 +321,7 @@ func newBackupCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "backup of index %d (%d records, %d bytes) written to %s in %s (verified)\n",
 				info.Index, users, st.Size(), out, time.Since(start).Round(time.Millisecond))
 			return nil
-		},
+		}),
 	}
 	registerLifecycleClientFlags(cmd, &cf)
 	cmd.Flags().StringVar(&out, "out", "", "file to write")
@@ -349,10 +340,7 @@ snapshot of a new one-member cluster whose only voter is --id at
 --raft-addr (or --raft-advertise) and no --join; it becomes leader holding
 exactly the backed-up state. Other members join it as usual.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags()); err != nil {
-				return err
-			}
+		RunE: envFirst(func(cmd *cobra.Command) error {
 			if in == "" {
 				return fmt.Errorf("--in FILE is required")
 			}
@@ -370,7 +358,7 @@ exactly the backed-up state. Other members join it as usual.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "restored the state at index %d (taken %s) into %s for member %s at %s in %s\n",
 				info.Index, info.TakenAt.Format(time.RFC3339), abs, id, raftAddr, time.Since(start).Round(time.Millisecond))
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&in, "in", "", "backup file")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "data directory to prepare (must hold no Raft state)")

@@ -8,9 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 func tryWimms(t *testing.T, args ...string) (string, error) {
@@ -35,47 +36,19 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 	expect(t, call(t, http.MethodPut, src.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/1.5/{uid}"}, admin...), 201, "create service")
 	expect(t, call(t, http.MethodPost, src.url("/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1", "capacity": 1000000, "available": 1000000}, admin...), 201, "add node")
 
-	var mu sync.Mutex
-	acked := map[string]int64{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	warm := make(chan struct{}, 16)
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				email := fmt.Sprintf("w%d-%d@x", w, i)
-				a, err := tryCall(http.MethodPost, src.url("/v1/services/sync-1.5/users"), map[string]any{"email": email})
-				if err == nil && a.code == 201 {
-					mu.Lock()
-					acked[email] = a.num("uid")
-					mu.Unlock()
-				}
-				if i == 5 {
-					warm <- struct{}{}
-				}
-			}
-		}(w)
-	}
-	for i := 0; i < 16; i++ {
-		<-warm
-	}
-	mu.Lock()
-	before := make(map[string]int64, len(acked))
-	for k, v := range acked {
-		before[k] = v
-	}
-	mu.Unlock()
+	writers := testutil.StartWriters(16, 5, func(w, i int) (string, int64, bool, bool) {
+		email := fmt.Sprintf("w%d-%d@x", w, i)
+		a, err := tryCall(http.MethodPost, src.url("/v1/services/sync-1.5/users"), map[string]any{"email": email})
+		if err == nil && a.code == 201 {
+			return email, a.num("uid"), true, true
+		}
+		return email, 0, false, true
+	})
+	writers.WaitWarm()
+	before := writers.Acked()
 	file := filepath.Join(t.TempDir(), "wimms.backup")
 	out, err := tryWimms(t, "backup", "--addr", src.HTTPAddr, "--admin-token", "adm", "--out", file)
-	close(stop)
-	wg.Wait()
+	writers.Stop()
 	if err != nil {
 		t.Fatalf("wimms backup: %v\n%s", err, out)
 	}

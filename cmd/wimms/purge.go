@@ -76,10 +76,7 @@ fails keeps its records for the next pass and never stops the others.
 
 Progress goes to stderr; each pass's summary is one JSON line on stdout.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags()); err != nil {
-				return err
-			}
+		RunE: envFirst(func(cmd *cobra.Command) error {
 			logger := hclog.New(&hclog.LoggerOptions{Name: "purge", Output: cmd.ErrOrStderr(), Level: hclog.LevelFromString(logLevel)})
 			m, err := tf.minter()
 			if err != nil {
@@ -133,7 +130,7 @@ Progress goes to stderr; each pass's summary is one JSON line on stdout.`,
 				}
 			})
 			return nil
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&addr, "http-addr", "127.0.0.1:8080", "any member's HTTP address")

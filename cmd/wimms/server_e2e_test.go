@@ -6,10 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 const testEmail = "abc123@accounts.example.com"
@@ -171,37 +172,17 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	m.waitReady(20 * time.Second)
 	seedService(t, m, 100000)
 
-	var mu sync.Mutex
-	acked := map[string]int64{}
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				email := fmt.Sprintf("user-%d-%d@example.com", w, i)
-				a, err := tryCall("POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": email})
-				if err != nil {
-					return // the process died mid-request: outcome unknown, not acknowledged
-				}
-				if a.code == 201 {
-					mu.Lock()
-					acked[email] = a.num("uid")
-					mu.Unlock()
-				}
-			}
-		}(w)
-	}
+	writers := testutil.StartWriters(8, -1, func(w, i int) (string, int64, bool, bool) {
+		email := fmt.Sprintf("user-%d-%d@example.com", w, i)
+		a, err := tryCall("POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": email})
+		if err != nil {
+			return email, 0, false, false // the process died mid-request: outcome unknown, not acknowledged
+		}
+		return email, a.num("uid"), a.code == 201, true
+	})
 	time.Sleep(1500 * time.Millisecond)
 	m.kill9()
-	close(stop)
-	wg.Wait()
+	acked := writers.Stop()
 	if len(acked) < 50 {
 		t.Fatalf("only %d acknowledged writes before kill -9; the test proves little", len(acked))
 	}

@@ -26,10 +26,7 @@ func newStatusCmd() *cobra.Command {
 		Use:   "status",
 		Short: "show the cluster (leader, term, members, zones) as seen by one member",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags()); err != nil {
-				return err
-			}
+		RunE: envFirst(func(cmd *cobra.Command) error {
 			deadline := time.Now().Add(wait)
 			for {
 				st, err := fetchClusterStatus(tf, addr, token)
@@ -51,7 +48,7 @@ func newStatusCmd() *cobra.Command {
 				}
 				time.Sleep(time.Second)
 			}
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&addr, "http-addr", "127.0.0.1:8080", "any member's HTTP address")
 	cmd.Flags().StringVar(&token, "api-token", "", "bearer token, if the cluster requires one")

@@ -1,7 +1,9 @@
 // Package wire holds the JSON objects of the wimms HTTP API (docs/api.md):
 // the answers httpapi renders, the bodies clients send, the member shape
-// cluster reports. It is a leaf: it imports nothing of the server, so the
-// client, the server and the tools agree on one declaration of each object.
+// cluster reports, and the field rules (validate.go) the server and the
+// admin CLI both apply. It is a leaf: it imports nothing of the server, so
+// the client, the server and the tools agree on one declaration of each
+// object and each rule.
 package wire
 
 import (

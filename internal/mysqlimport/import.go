@@ -12,7 +12,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
@@ -195,22 +194,17 @@ func hasColumn(ctx context.Context, conn *sql.Conn, table, column string) (bool,
 }
 
 func (r *run) readServices(ctx context.Context) error {
-	rows, err := r.conn.QueryContext(ctx, "SELECT id, service, pattern FROM services ORDER BY id")
-	if err != nil {
-		return fmt.Errorf("mysql: reading services: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	return r.eachRow(ctx, "services", "SELECT id, service, pattern FROM services ORDER BY id", func(rows *sql.Rows) error {
 		var id int64
 		var name, pattern sql.NullString
 		if err := rows.Scan(&id, &name, &pattern); err != nil {
-			return fmt.Errorf("mysql: reading services: %w", err)
+			return err
 		}
 		r.sum.RowsRead++
-		if !name.Valid || !validServiceName(name.String) {
+		if !name.Valid || wire.CheckServiceName(name.String) != "" {
 			r.sum.Skipped++
 			r.anomaly(Anomaly{Kind: AnomalyInvalidRow, Detail: fmt.Sprintf("service id %d: name %q is not a wimms service name; its nodes and users are skipped", id, name.String)})
-			continue
+			return nil
 		}
 		p := pattern.String
 		if !pattern.Valid || p == "" {
@@ -220,61 +214,79 @@ func (r *run) readServices(ctx context.Context) error {
 		r.services[id] = name.String
 		r.sum.ServicesImported = append(r.sum.ServicesImported, name.String)
 		r.batch.Services = append(r.batch.Services, wire.ImportService{ID: id, Service: name.String, Pattern: p})
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("mysql: reading services: %w", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 func (r *run) readNodes(ctx context.Context) error {
-	rows, err := r.conn.QueryContext(ctx, "SELECT id, service, node, available, current_load, capacity, downed, backoff FROM nodes ORDER BY id")
-	if err != nil {
-		return fmt.Errorf("mysql: reading nodes: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	const query = "SELECT id, service, node, available, current_load, capacity, downed, backoff FROM nodes ORDER BY id"
+	return r.eachRow(ctx, "nodes", query, func(rows *sql.Rows) error {
 		var id, svc, available, load, capacity, downed, backoff int64
 		var url string
 		if err := rows.Scan(&id, &svc, &url, &available, &load, &capacity, &downed, &backoff); err != nil {
-			return fmt.Errorf("mysql: reading nodes: %w", err)
+			return err
 		}
 		r.sum.RowsRead++
 		name, ok := r.services[svc]
 		if !ok || url == "" || len(url) > 64 || capacity < 0 || available < 0 || id < 1 {
 			r.sum.Skipped++
 			r.anomaly(Anomaly{Kind: AnomalyInvalidRow, Detail: fmt.Sprintf("node id %d (%q, service %d): unknown service or invalid values; skipped", id, url, svc)})
-			continue
+			return nil
 		}
 		r.nodes[id] = &nodeInfo{id: id, service: svc, url: url, load: load}
 		r.nodeIDs = append(r.nodeIDs, id)
 		r.batch.Nodes = append(r.batch.Nodes, wire.ImportNode{ID: id, Service: name, Node: url, Capacity: capacity,
 			Available: available, Downed: downed != 0, Backoff: backoff != 0})
+		return nil
+	})
+}
+
+// eachRow runs query and calls row for every result row. A failed query,
+// scan or read is "mysql: reading what: ..."; an errFlush from row (the
+// sink failed) is passed on as it is.
+func (r *run) eachRow(ctx context.Context, what, query string, row func(*sql.Rows) error) error {
+	rows, err := r.conn.QueryContext(ctx, query)
+	if err != nil {
+		return fmt.Errorf("mysql: reading %s: %w", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows); err != nil {
+			if f, ok := err.(errFlush); ok {
+				return f.err
+			}
+			return fmt.Errorf("mysql: reading %s: %w", what, err)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("mysql: reading nodes: %w", err)
+		return fmt.Errorf("mysql: reading %s: %w", what, err)
 	}
 	return nil
 }
+
+// errFlush carries a sink's error through eachRow unchanged.
+type errFlush struct{ err error }
+
+func (e errFlush) Error() string { return e.err.Error() }
 
 func (r *run) flushServicesAndNodes(ctx context.Context) error {
 	// Services and nodes are few (a handful to hundreds); send them in
 	// batches of the same bound as records.
 	services, nodes := r.batch.Services, r.batch.Nodes
 	r.batch = wire.ImportBatch{}
-	size := r.opts.batchSize()
-	for len(services) > 0 {
-		n := min(size, len(services))
-		r.batch.Services = services[:n]
-		services = services[n:]
-		if err := r.flush(ctx); err != nil {
-			return err
-		}
+	if err := flushInChunks(ctx, r, services, &r.batch.Services); err != nil {
+		return err
 	}
-	for len(nodes) > 0 {
-		n := min(size, len(nodes))
-		r.batch.Nodes = nodes[:n]
-		nodes = nodes[n:]
+	return flushInChunks(ctx, r, nodes, &r.batch.Nodes)
+}
+
+// flushInChunks sends items batch-size at a time: each chunk is put in
+// *slot (a field of r.batch) and flushed.
+func flushInChunks[T any](ctx context.Context, r *run, items []T, slot *[]T) error {
+	size := r.opts.batchSize()
+	for len(items) > 0 {
+		n := min(size, len(items))
+		*slot, items = items[:n], items[n:]
 		if err := r.flush(ctx); err != nil {
 			return err
 		}
@@ -286,20 +298,15 @@ func (r *run) flushServicesAndNodes(ctx context.Context) error {
 // values that go down as uids grow (raised to the running maximum) and
 // counts the records on each node (for the load drift).
 func (r *run) passByUID(ctx context.Context) error {
-	rows, err := r.conn.QueryContext(ctx, "SELECT uid, service, email, created_at, nodeid FROM users ORDER BY uid")
-	if err != nil {
-		return fmt.Errorf("mysql: reading users by uid: %w", err)
-	}
-	defer rows.Close()
 	runningMax := int64(-1)
-	for rows.Next() {
+	return r.eachRow(ctx, "users by uid", "SELECT uid, service, email, created_at, nodeid FROM users ORDER BY uid", func(rows *sql.Rows) error {
 		var uid, svc, created, node int64
 		var email string
 		if err := rows.Scan(&uid, &svc, &email, &created, &node); err != nil {
-			return fmt.Errorf("mysql: reading users by uid: %w", err)
+			return err
 		}
 		if _, ok := r.services[svc]; !ok || created < 0 {
-			continue // skipped in pass 2, with its anomaly
+			return nil // skipped in pass 2, with its anomaly
 		}
 		if n := r.nodes[node]; n != nil && n.service == svc {
 			n.records++
@@ -310,11 +317,8 @@ func (r *run) passByUID(ctx context.Context) error {
 				Detail: fmt.Sprintf("created_at %d is below %d of a lower uid: raised to it", created, runningMax)})
 		}
 		runningMax = max(runningMax, created)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("mysql: reading users by uid: %w", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 type userRow struct {
@@ -334,21 +338,16 @@ func (r *run) passByUser(ctx context.Context) error {
 	if r.hasKCA {
 		cols += ", keys_changed_at"
 	}
-	rows, err := r.conn.QueryContext(ctx, "SELECT "+cols+" FROM users ORDER BY service, email, uid")
-	if err != nil {
-		return fmt.Errorf("mysql: reading users: %w", err)
-	}
-	defer rows.Close()
 	var group []userRow
 	var done int64
-	for rows.Next() {
+	err := r.eachRow(ctx, "users", "SELECT "+cols+" FROM users ORDER BY service, email, uid", func(rows *sql.Rows) error {
 		var u userRow
 		dest := []any{&u.uid, &u.svc, &u.email, &u.generation, &u.clientState, &u.created, &u.replaced, &u.node}
 		if r.hasKCA {
 			dest = append(dest, &u.kca)
 		}
 		if err := rows.Scan(dest...); err != nil {
-			return fmt.Errorf("mysql: reading users: %w", err)
+			return err
 		}
 		r.sum.RowsRead++
 		done++
@@ -360,14 +359,15 @@ func (r *run) passByUser(ctx context.Context) error {
 			group = group[:0]
 			if len(r.batch.Records) >= r.opts.batchSize() {
 				if err := r.flush(ctx); err != nil {
-					return err
+					return errFlush{err}
 				}
 			}
 		}
 		group = append(group, u)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("mysql: reading users: %w", err)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(group) > 0 {
 		r.addUser(group)
@@ -449,9 +449,9 @@ func invalidRow(u userRow) string {
 	switch {
 	case u.uid < 1:
 		return "uid below 1"
-	case len(u.email) < 1 || len(u.email) > 255 || strings.ContainsRune(u.email, '/') || !printable(u.email):
+	case wire.CheckEmail(u.email) != "":
 		return "email is not 1-255 printable characters without '/'"
-	case len(u.clientState) > 32 || !clientStateChars(u.clientState):
+	case wire.CheckClientState(u.clientState) != "":
 		return fmt.Sprintf("client_state %q is not [A-Za-z0-9._-]{0,32}", u.clientState)
 	case u.generation < 0:
 		return "negative generation"
@@ -465,32 +465,6 @@ func invalidRow(u userRow) string {
 		return "nodeid below 1"
 	}
 	return ""
-}
-
-func printable(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-func clientStateChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func validServiceName(name string) bool {
-	if len(name) < 1 || len(name) > 30 || !strings.Contains(name, "-") {
-		return false
-	}
-	return clientStateChars(name)
 }
 
 func (r *run) flush(ctx context.Context) error {

@@ -234,6 +234,17 @@ func (d *tokenDB) insert(t *testing.T, db *sql.DB, from int) {
 // checkState compares the whole wimms state (read back through the backup
 // endpoint) with the expected records, and node loads and a sample of
 // users through the API.
+// kept is how many expected rows the import keeps (not skipped).
+func (d *tokenDB) kept() int {
+	n := 0
+	for _, e := range d.expected {
+		if !e.skipped {
+			n++
+		}
+	}
+	return n
+}
+
 func (d *tokenDB) checkState(t *testing.T, c *cluster) {
 	t.Helper()
 	f := c.backupState(t)
@@ -255,13 +266,7 @@ func (d *tokenDB) checkState(t *testing.T, c *cluster) {
 		}
 		return true
 	})
-	wantN := 0
-	for _, e := range d.expected {
-		if !e.skipped {
-			wantN++
-		}
-	}
-	if seen != wantN {
+	if wantN := d.kept(); seen != wantN {
 		t.Fatalf("wimms holds %d records, want %d", seen, wantN)
 	}
 	ctx := context.Background()
@@ -367,12 +372,7 @@ func TestImportLargeDatabase(t *testing.T) {
 	if sum.RowsRead != wantRows {
 		t.Fatalf("rows read %d, want %d", sum.RowsRead, wantRows)
 	}
-	skipped := int64(0)
-	for _, e := range d.expected {
-		if e.skipped {
-			skipped++
-		}
-	}
+	skipped := int64(len(d.expected) - d.kept())
 	if sum.Skipped != skipped || sum.Imported != wantRows-skipped || sum.Updated != 0 {
 		t.Fatalf("skipped %d imported %d updated %d; want skipped %d imported %d", sum.Skipped, sum.Imported, sum.Updated, skipped, wantRows-skipped)
 	}
@@ -496,13 +496,7 @@ func (d *tokenDB) compareTables(t *testing.T, db *sql.DB) {
 		}
 		n++
 	}
-	want := 0
-	for _, e := range d.expected {
-		if !e.skipped {
-			want++
-		}
-	}
-	if n != want {
+	if want := d.kept(); n != want {
 		t.Fatalf("exported %d user rows, want %d", n, want)
 	}
 	for _, nd := range d.nodes {
