@@ -44,6 +44,13 @@ func TestRealFSMClusterReplicatesSnapshotsAndRestarts(t *testing.T) {
 		cfg.SnapshotThreshold = 32
 		cfg.TrailingLogs = 8
 		cfg.SnapshotInterval = 100 * time.Millisecond
+		// The test writes to the first member throughout: raft's LAN
+		// timings keep it leader on a loaded machine (CI runs the chaos
+		// tests beside it), where the shared test timings let a 150 ms
+		// stall depose it.
+		cfg.HeartbeatTimeout = time.Second
+		cfg.ElectionTimeout = time.Second
+		cfg.LeaderLeaseTimeout = 500 * time.Millisecond
 	}
 	var stores []*Store
 	for i := range 3 {
