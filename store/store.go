@@ -20,8 +20,11 @@ import (
 // Config configures one member's store. Zero durations and sizes take the
 // documented defaults.
 type Config struct {
-	ID            string
-	DataDir       string
+	ID      string
+	DataDir string
+	// LogStore is LogStoreWAL or LogStoreBolt; "" keeps what DataDir holds
+	// (DefaultLogStore for a new one). See openLogStore.
+	LogStore      string
 	RaftBind      string // host:port to listen on
 	RaftAdvertise string // defaults to the bound address
 	// Bootstrap a one-member cluster iff the data dir holds no Raft state;
@@ -107,6 +110,9 @@ func (c *Config) validate() error {
 	if c.RaftBind == "" {
 		problems = append(problems, "RaftBind is empty")
 	}
+	if !ValidLogStore(c.LogStore) {
+		problems = append(problems, fmt.Sprintf("LogStore %q is neither %q nor %q", c.LogStore, LogStoreWAL, LogStoreBolt))
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid store config: %s", strings.Join(problems, "; "))
 	}
@@ -122,6 +128,7 @@ type Store struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
+	log       *raftLog
 	machine   machine
 	codec     codec
 	adapter   *fsmAdapter
@@ -173,11 +180,11 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		}
 	}()
 
-	storage, err := openRaftStorage(cfg.DataDir, logger)
+	storage, err := openRaftStorage(cfg.DataDir, cfg.LogStore, logger)
 	if err != nil {
 		return nil, err
 	}
-	cleanup = append(cleanup, func() { _ = storage.bolt.Close() })
+	cleanup = append(cleanup, func() { _ = storage.log.close(); _ = storage.bolt.Close() })
 	hadState, openTarget := storage.hadState, storage.openTarget
 
 	transport, err := newRaftTransport(cfg, logger)
@@ -210,6 +217,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		raft:         r,
 		transport:    transport,
 		bolt:         storage.bolt,
+		log:          storage.log,
 		machine:      m,
 		codec:        c,
 		adapter:      adapter,
@@ -235,16 +243,18 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 	s.wg.Add(1)
 	go s.watchObservations(obsCh)
 
-	logger.Info("store open", "raft_addr", transport.LocalAddr(), "data_dir", cfg.DataDir,
+	logger.Info("store open", "raft_addr", transport.LocalAddr(), "data_dir", cfg.DataDir, "log_store", storage.log.kind,
 		"had_state", hadState, "open_target_index", openTarget, "applied_index", adapter.applied.Load())
 	return s, nil
 }
 
-// raftStorage is a member's durable raft state in its data dir: the log
-// and stable store (one bolt file), and the snapshots.
+// raftStorage is a member's durable raft state in its data dir: the stable
+// store (raft.db), the log (raft-wal or raft.db, see openLogStore), and the
+// snapshots.
 type raftStorage struct {
-	bolt  *raftboltdb.BoltStore
-	logs  raft.LogStore // bolt behind a cache
+	bolt  *raftboltdb.BoltStore // the stable store
+	log   *raftLog
+	logs  raft.LogStore // log.store behind a cache
 	snaps raft.SnapshotStore
 	// hadState: the dir held raft state already (a restart).
 	hadState bool
@@ -253,36 +263,45 @@ type raftStorage struct {
 }
 
 // openRaftStorage opens (or creates) the raft state in dir.
-func openRaftStorage(dir string, logger hclog.Logger) (_ *raftStorage, err error) {
+func openRaftStorage(dir, logStore string, logger hclog.Logger) (_ *raftStorage, err error) {
 	// NoSync stays false: an acknowledged write must survive kill -9; group
 	// commit amortises the fsync across concurrent writes.
 	path := filepath.Join(dir, "raft.db")
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: path})
 	if err != nil {
-		return nil, fmt.Errorf("opening raft log %s: %w", path, err)
+		return nil, fmt.Errorf("opening raft stable store %s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
 			_ = bolt.Close()
 		}
 	}()
+	rlog, err := openLogStore(dir, logStore, bolt, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = rlog.close()
+		}
+	}()
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetained, logger.Named("snapshots"))
 	if err != nil {
 		return nil, fmt.Errorf("opening snapshot store in %s: %w", dir, err)
 	}
-	hadState, err := raft.HasExistingState(bolt, bolt, snaps)
+	hadState, err := raft.HasExistingState(rlog.store, bolt, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("checking for existing raft state in %s: %w", dir, err)
 	}
-	openTarget, err := lastMachineIndex(bolt)
+	openTarget, err := lastMachineIndex(rlog.store)
 	if err != nil {
 		return nil, err
 	}
-	logs, err := raft.NewLogCache(logCacheSize, bolt)
+	logs, err := raft.NewLogCache(logCacheSize, rlog.store)
 	if err != nil {
 		return nil, fmt.Errorf("creating raft log cache: %w", err)
 	}
-	return &raftStorage{bolt: bolt, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
+	return &raftStorage{bolt: bolt, log: rlog, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
 }
 
 // newRaftTransport listens on cfg.RaftBind.
@@ -396,8 +415,11 @@ func (s *Store) close(graceful bool) error {
 	if err := s.transport.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing raft transport: %w", err))
 	}
-	if err := s.bolt.Close(); err != nil {
+	if err := s.log.close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing raft log: %w", err))
+	}
+	if err := s.bolt.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing raft stable store: %w", err))
 	}
 	s.logger.Info("store closed", "applied_index", s.AppliedIndex())
 	return errors.Join(errs...)

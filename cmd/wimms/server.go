@@ -51,7 +51,8 @@ type serverFlags struct {
 	snapshotThreshold                   uint64
 	shutdownTimeout                     time.Duration
 	pprof                               bool
-	tokens                              tokenFlags // tokenserver.go
+	tokens                              tokenFlags   // tokenserver.go
+	storage                             storageFlags // storageflags.go
 }
 
 func newServerCmd() *cobra.Command {
@@ -107,6 +108,7 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (unauthenticated: keep off in production)")
 	f.tokens.register(fl)
+	f.storage.register(fl)
 	if seedBugFlags != nil {
 		seedBug = seedBugFlags(fl)
 	}
@@ -189,6 +191,9 @@ func validateServerFlags(f *serverFlags) error {
 	if f.dataDir == "" {
 		return errors.New("--data-dir must not be empty")
 	}
+	if err := f.storage.validate(); err != nil {
+		return err
+	}
 	if f.gossipAddr == "" {
 		g, err := defaultGossipAddr(f.raftAddr)
 		if err != nil {
@@ -217,6 +222,7 @@ func runServer(parent context.Context, f serverFlags) error {
 	if err != nil {
 		return err
 	}
+	f.storage.applyMemoryLimit(logger)
 	tokens, err := f.tokens.issuer(logger.Named("tokenserver"))
 	if err != nil {
 		return fmt.Errorf("token server: %w", err)
@@ -231,6 +237,7 @@ func runServer(parent context.Context, f serverFlags) error {
 	st, err := store.Open(store.Config{
 		ID:                f.id,
 		DataDir:           f.dataDir,
+		LogStore:          f.storage.logStore,
 		RaftBind:          f.raftAddr,
 		RaftAdvertise:     f.raftAdvertise,
 		Bootstrap:         len(f.join) == 0,
