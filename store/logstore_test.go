@@ -7,6 +7,8 @@ import (
 	"time"
 
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/wimms-dev/wimms/fsm"
 )
 
 // restartable opens one bootstrapped member again and again on the same
@@ -195,3 +197,56 @@ func TestConfigRejectsUnknownLogStore(t *testing.T) {
 	}
 }
 
+
+// copyFixture copies the files of testdata/<name> into a fresh data dir.
+func copyFixture(t *testing.T, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join("testdata", name, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "raft.db"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A data dir written by the previous release (testdata/prev-layout-4233133)
+// opens with its log in raft.db and its whole state; naming wal migrates it
+// and the state survives.
+func TestLogStorePreviousLayoutFixture(t *testing.T) {
+	const service = "bench-1.0"
+	wantStats := fsm.Stats{Users: 20, Records: 20, Nodes: 2}
+	cfg := testConfig(t, testLogger(t), "m1", true)
+	cfg.DataDir = copyFixture(t, "prev-layout-4233133")
+	for _, step := range []struct{ logStore, wantKind string }{
+		{"", LogStoreBolt},
+		{LogStoreWAL, LogStoreWAL},
+		{"", LogStoreWAL},
+	} {
+		cfg.LogStore = step.logStore
+		s := openReal(t, cfg)
+		if !s.HadState() {
+			t.Fatalf("LogStore %q: the fixture's state was not found", step.logStore)
+		}
+		if s.log.kind != step.wantKind {
+			t.Fatalf("LogStore %q: got log store %q, want %q", step.logStore, s.log.kind, step.wantKind)
+		}
+		waitFor(t, 15*time.Second, "ready", s.Ready)
+		var got fsm.Stats
+		if _, err := s.Read(ctxTimeout(t, 5*time.Second), ReadOptions{Level: ReadStale}, func(r fsm.Reader) error {
+			var err error
+			got, err = r.Stats(service)
+			return err
+		}); err != nil {
+			t.Fatalf("LogStore %q: reading stats: %v", step.logStore, err)
+		}
+		if got != wantStats {
+			t.Fatalf("LogStore %q: stats %+v, want %+v", step.logStore, got, wantStats)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
