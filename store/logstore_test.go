@@ -250,3 +250,32 @@ func TestLogStorePreviousLayoutFixture(t *testing.T) {
 		}
 	}
 }
+
+// A compacted bolt log (first index > 1, state partly in a snapshot)
+// migrates to wal and back with the state intact.
+func TestLogStoreMigratesACompactedLog(t *testing.T) {
+	r := newRestartable(t)
+	r.cfg.SnapshotThreshold = 4
+	r.cfg.TrailingLogs = 2
+	r.cfg.SnapshotInterval = 50 * time.Millisecond
+	s, _ := r.open(LogStoreBolt, LogStoreBolt)
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}
+	r.put(s, names...)
+	waitFor(t, 15*time.Second, "a snapshot and log compaction", func() bool {
+		first, err := s.log.store.FirstIndex()
+		return err == nil && first > 1 && countSnapshots(t, r.cfg.DataDir) > 0
+	})
+	r.close(s)
+
+	s, m := r.open(LogStoreWAL, LogStoreWAL)
+	requireServices(t, m, names...)
+	if first, err := s.log.store.FirstIndex(); err != nil || first <= 1 {
+		t.Fatalf("migrated wal starts at %d (%v); want the compacted bolt log's first index > 1", first, err)
+	}
+	r.put(s, "k")
+	r.close(s)
+
+	s, m = r.open(LogStoreBolt, LogStoreBolt)
+	requireServices(t, m, append(names, "k")...)
+	r.close(s)
+}
