@@ -36,6 +36,9 @@ type Options struct {
 	// build: Run builds one (go build -tags chaos) when Bin is empty or
 	// not a chaos build.
 	SeedBug string
+	// CoreWorkload leaves the lifecycle writes out of the workload (see
+	// SeedBug.CoreWorkload); a seeded bug that needs it sets it.
+	CoreWorkload bool
 	// TLS runs the members with mutual TLS and a gossip key (local runs
 	// only); the harness then talks HTTPS.
 	TLS bool
@@ -304,6 +307,9 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return Summary{}, fmt.Errorf("create output directory: %w", err)
 	}
+	if b, ok := seedBugNamed(opts.SeedBug); ok && b.CoreWorkload {
+		opts.CoreWorkload = true
+	}
 	if opts.SeedBug != "" {
 		tmp, err := os.MkdirTemp("", "wimms-jepsen-chaos")
 		if err != nil {
@@ -341,7 +347,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		start:     time.Now(),
 		admin:     newAPIClients(3*time.Second, clientTLS),
 		clientTLS: clientTLS,
-		wl:        newWorkload(opts.Emails),
+		wl:        newWorkload(opts.Emails, opts.CoreWorkload),
 		hist:      &History{},
 		rng:       rand.New(rand.NewPCG(opts.Seed, 0x6e656d65736973)),
 	}

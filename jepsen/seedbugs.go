@@ -11,6 +11,11 @@ type SeedBug struct {
 	Nemesis string
 	// CaughtBy names the anomalies expected when it is caught.
 	CaughtBy []string
+	// CoreWorkload runs it without the lifecycle writes (node adds and
+	// changes, retire, replace, deletes, events): a bug that shows only
+	// once the nodes are full is hidden by a workload that keeps adding
+	// nodes and freeing capacity.
+	CoreWorkload bool
 }
 
 // SeedBugs lists the seeded bugs the harness knows how to catch.
@@ -27,9 +32,10 @@ func SeedBugs() []SeedBug {
 			CaughtBy: []string{AnomalyNotLinearizable, AnomalyLostWrite, AnomalyUIDReused},
 		},
 		{
-			Name:     "alloc-skip-capacity",
-			Nemesis:  string(FaultPause),
-			CaughtBy: []string{AnomalyOverCapacity},
+			Name:         "alloc-skip-capacity",
+			Nemesis:      string(FaultPause),
+			CaughtBy:     []string{AnomalyOverCapacity},
+			CoreWorkload: true,
 		},
 		{
 			Name:     "delete-keeps-load",
@@ -40,10 +46,15 @@ func SeedBugs() []SeedBug {
 }
 
 func knownSeedBug(name string) bool {
+	_, ok := seedBugNamed(name)
+	return ok
+}
+
+func seedBugNamed(name string) (SeedBug, bool) {
 	for _, b := range SeedBugs() {
 		if b.Name == name {
-			return true
+			return b, true
 		}
 	}
-	return false
+	return SeedBug{}, false
 }

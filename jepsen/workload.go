@@ -45,10 +45,13 @@ type workload struct {
 
 	churnMu sync.Mutex
 	churn   []string
+
+	// core: no lifecycle writes (Options.CoreWorkload).
+	core bool
 }
 
-func newWorkload(emails int) *workload {
-	w := &workload{service: workloadService, gens: make([]atomic.Int64, emails)}
+func newWorkload(emails int, core bool) *workload {
+	w := &workload{service: workloadService, gens: make([]atomic.Int64, emails), core: core}
 	for i := range emails {
 		w.emails = append(w.emails, fmt.Sprintf("jepsen-%02d@example.com", i))
 		w.gens[i].Store(epochSpan)
@@ -124,6 +127,10 @@ func (w *workload) next(rng *rand.Rand) plan {
 		p.input.Kind, p.input.Email = p.kind, w.newChurnEmail()
 		return p
 	case x < 250:
+		if w.core {
+			p.kind = OpGet
+			break
+		}
 		if lp, ok := w.lifecyclePlan(rng, x-30); ok {
 			return lp
 		}

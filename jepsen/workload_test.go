@@ -17,7 +17,7 @@ import (
 // carries a positive generation and keys_changed_at and a hex client state;
 // node changes never lower capacity.
 func TestWorkloadStaysInsideTheModel(t *testing.T) {
-	w := newWorkload(16)
+	w := newWorkload(16, false)
 	w.nodes.reset([]int64{1, 2, 3})
 	w.capacity = 3
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -120,7 +120,7 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 		if res := apply(fsm.Command{Op: fsm.OpPutService, Service: workloadService, Pattern: fsm.SomeString(servicePattern)}); res.Err != nil {
 			t.Fatalf("create service: %v", res.Err)
 		}
-		w := newWorkload(6)
+		w := newWorkload(6, false)
 		w.capacity = 3
 		var ids []int64
 		for i := range 3 {
@@ -234,6 +234,30 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 			if seen[want] == 0 {
 				t.Fatalf("seed %d: never saw %q (saw %v)", seed, want, seen)
 			}
+		}
+	}
+}
+
+// The core workload (Options.CoreWorkload) plans none of the lifecycle
+// writes, so nodes fill up.
+func TestCoreWorkloadHasNoLifecycleWrites(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, core := range []bool{true, false} {
+		w := newWorkload(6, core)
+		w.nodes.reset([]int64{1, 2, 3})
+		kinds := map[OpKind]int{}
+		for range 20000 {
+			kinds[w.next(rng).kind]++
+		}
+		lifecycle := kinds[OpRetire] + kinds[OpReplace] + kinds[OpAddNode] + kinds[OpUnassign] + kinds[OpRemoveNode]
+		if core && lifecycle != 0 {
+			t.Fatalf("core workload planned lifecycle writes: %v", kinds)
+		}
+		if !core && lifecycle == 0 {
+			t.Fatalf("full workload planned no lifecycle writes: %v", kinds)
+		}
+		if kinds[OpAllocate] == 0 || kinds[OpLogin] == 0 {
+			t.Fatalf("core operations missing: %v", kinds)
 		}
 	}
 }

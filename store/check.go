@@ -92,7 +92,22 @@ func checkLog(rep *CheckReport) (err error) {
 		return fmt.Errorf("opening %s: %w", path, err)
 	}
 	defer bolt.Close()
-	lr, err := verifyLog(newChecksumLogStore(bolt, rep.DataDir), false, checkMaxProblems)
+	var logs raft.LogStore = bolt
+	walDir := filepath.Join(rep.DataDir, walDirName)
+	if ok, err := dirExists(walDir); err != nil {
+		return err
+	} else if ok {
+		// The log is raft-wal's (store/logstore.go): raft.db, locked by a
+		// running member, was opened above, so the member is stopped.
+		w, err := openWAL(walDir, hclog.NewNullLogger())
+		if err != nil {
+			rep.Log.Problems = append(rep.Log.Problems, &CorruptionError{DataDir: rep.DataDir, What: "raft log (wal) unreadable", Err: err})
+			return nil
+		}
+		defer w.Close()
+		logs = w
+	}
+	lr, err := verifyLog(newChecksumLogStore(logs, rep.DataDir), false, checkMaxProblems)
 	rep.Log = lr
 	if err != nil {
 		rep.Log.Problems = append(rep.Log.Problems, err)

@@ -20,7 +20,14 @@ import (
 // it; it returns the config (for reopening) and the Raft index of each.
 func writeAndStop(t *testing.T, n int) (Config, map[string]uint64) {
 	t.Helper()
+	return writeAndStopOn(t, LogStoreBolt, n)
+}
+
+// writeAndStopOn is writeAndStop with the log in the given store.
+func writeAndStopOn(t *testing.T, logStore string, n int) (Config, map[string]uint64) {
+	t.Helper()
 	cfg := testConfig(t, testutil.Logger(t), "solo", true)
+	cfg.LogStore = logStore
 	s, _ := openFake(t, cfg)
 	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	at := map[string]uint64{}
@@ -91,6 +98,43 @@ func TestFlippedByteInStoredEntryRefusesToOpen(t *testing.T) {
 	}
 	if len(rep.Problems()) != 1 || !errors.As(rep.Problems()[0], &ce) || ce.Index != idx {
 		t.Fatalf("Check problems = %v, want one at index %d", rep.Problems(), idx)
+	}
+}
+
+// The same damage in raft-wal's segment files (the default log store): the
+// entry's checksum catches it wherever the bytes live.
+func TestFlippedByteInWALSegmentRefusesToOpen(t *testing.T) {
+	cfg, at := writeAndStopOn(t, LogStoreWAL, 5)
+	idx := at["svc2-1.0"]
+	segs, err := filepath.Glob(filepath.Join(cfg.DataDir, "wal", "*.wal"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no wal segments: %v", err)
+	}
+	damaged := 0
+	for _, seg := range segs {
+		b, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(b, []byte("svc2-1.0")); i >= 0 {
+			b[i+3] ^= 0x01
+			if err := os.WriteFile(seg, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			damaged++
+		}
+	}
+	if damaged == 0 {
+		t.Fatal("no segment holds the entry")
+	}
+	_, err = open(cfg, newFakeMachine(), jsonCodec)
+	var ce *CorruptionError
+	if !errors.As(err, &ce) || ce.Index != idx {
+		t.Fatalf("open of a damaged wal: err = %v, want corruption at %d", err, idx)
+	}
+	rep, err := Check(cfg.DataDir)
+	if err != nil || len(rep.Problems()) == 0 {
+		t.Fatalf("Check = %+v, %v; want the damage reported", rep, err)
 	}
 }
 

@@ -73,6 +73,14 @@ type checksumLogStore struct {
 	onCorrupt atomic.Pointer[func(error)]
 }
 
+// IsMonotonic forwards raft.MonotonicLogStore: raft-wal refuses a gap in
+// the log, and raft clears the log after a snapshot install only for a
+// store that says it is monotonic.
+func (c *checksumLogStore) IsMonotonic() bool {
+	m, ok := c.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
+
 func newChecksumLogStore(inner raft.LogStore, dataDir string) *checksumLogStore {
 	return &checksumLogStore{LogStore: inner, dataDir: dataDir}
 }

@@ -21,8 +21,11 @@ import (
 // Config configures one member's store. Zero durations and sizes take the
 // documented defaults.
 type Config struct {
-	ID            string
-	DataDir       string
+	ID      string
+	DataDir string
+	// LogStore is LogStoreWAL or LogStoreBolt; "" keeps what DataDir holds
+	// (DefaultLogStore for a new one). See openLogStore.
+	LogStore      string
 	RaftBind      string // host:port to listen on
 	RaftAdvertise string // defaults to the bound address
 	// Bootstrap a one-member cluster iff the data dir holds no Raft state;
@@ -116,6 +119,9 @@ func (c *Config) validate() error {
 	if c.RaftBind == "" {
 		problems = append(problems, "RaftBind is empty")
 	}
+	if !ValidLogStore(c.LogStore) {
+		problems = append(problems, fmt.Sprintf("LogStore %q is neither %q nor %q", c.LogStore, LogStoreWAL, LogStoreBolt))
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid store config: %s", strings.Join(problems, "; "))
 	}
@@ -131,6 +137,7 @@ type Store struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
+	log       *raftLog
 	machine   machine
 	codec     codec
 	adapter   *fsmAdapter
@@ -197,11 +204,11 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		}
 	}()
 
-	storage, err := openRaftStorage(cfg.DataDir, logger)
+	storage, err := openRaftStorage(cfg.DataDir, cfg.LogStore, logger)
 	if err != nil {
 		return nil, err
 	}
-	cleanup = append(cleanup, func() { _ = storage.bolt.Close() })
+	cleanup = append(cleanup, func() { _ = storage.log.close(); _ = storage.bolt.Close() })
 	hadState, openTarget := storage.hadState, storage.openTarget
 
 	transport, err := newRaftTransport(cfg, logger)
@@ -234,6 +241,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		raft:         r,
 		transport:    transport,
 		bolt:         storage.bolt,
+		log:          storage.log,
 		machine:      m,
 		codec:        c,
 		adapter:      adapter,
@@ -260,16 +268,18 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 	s.wg.Add(1)
 	go s.watchObservations(obsCh)
 
-	logger.Info("store open", "raft_addr", transport.LocalAddr(), "data_dir", cfg.DataDir,
+	logger.Info("store open", "raft_addr", transport.LocalAddr(), "data_dir", cfg.DataDir, "log_store", storage.log.kind,
 		"had_state", hadState, "open_target_index", openTarget, "applied_index", adapter.applied.Load())
 	return s, nil
 }
 
-// raftStorage is a member's durable raft state in its data dir: the log
-// and stable store (one bolt file), and the snapshots.
+// raftStorage is a member's durable raft state in its data dir: the stable
+// store (raft.db), the log (raft-wal or raft.db, see openLogStore), and the
+// snapshots.
 type raftStorage struct {
-	bolt *raftboltdb.BoltStore
-	// durable is bolt's log behind checksums (logcheck.go); logs is durable
+	bolt *raftboltdb.BoltStore // the stable store
+	log  *raftLog
+	// durable is log.store behind checksums (logcheck.go); logs is durable
 	// behind raft's cache.
 	durable *checksumLogStore
 	logs    raft.LogStore
@@ -281,7 +291,7 @@ type raftStorage struct {
 }
 
 // openRaftStorage opens (or creates) the raft state in dir.
-func openRaftStorage(dir string, logger hclog.Logger) (_ *raftStorage, err error) {
+func openRaftStorage(dir, logStore string, logger hclog.Logger) (_ *raftStorage, err error) {
 	// NoSync stays false: an acknowledged write must survive kill -9; group
 	// commit amortises the fsync across concurrent writes.
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
@@ -296,7 +306,16 @@ func openRaftStorage(dir string, logger hclog.Logger) (_ *raftStorage, err error
 			_ = bolt.Close()
 		}
 	}()
-	durable := newChecksumLogStore(bolt, dir)
+	rlog, err := openLogStore(dir, logStore, bolt, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !opened {
+			_ = rlog.close()
+		}
+	}()
+	durable := newChecksumLogStore(rlog.store, dir)
 	if _, err := verifyLog(durable, true, 1); err != nil {
 		return nil, err
 	}
@@ -317,7 +336,7 @@ func openRaftStorage(dir string, logger hclog.Logger) (_ *raftStorage, err error
 		return nil, fmt.Errorf("creating raft log cache: %w", err)
 	}
 	opened = true
-	return &raftStorage{bolt: bolt, durable: durable, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
+	return &raftStorage{bolt: bolt, log: rlog, durable: durable, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
 }
 
 // newRaftTransport listens on cfg.RaftBind.
@@ -438,8 +457,11 @@ func (s *Store) close(graceful bool) error {
 	if err := s.transport.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing raft transport: %w", err))
 	}
-	if err := s.bolt.Close(); err != nil {
+	if err := s.log.close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing raft log: %w", err))
+	}
+	if err := s.bolt.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing raft stable store: %w", err))
 	}
 	s.logger.Info("store closed", "applied_index", s.AppliedIndex())
 	return errors.Join(errs...)

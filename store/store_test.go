@@ -393,7 +393,7 @@ func TestSnapshotInstallAndRestart(t *testing.T) {
 	const n = 60
 	putServices(t, leader, "s", 0, n)
 	testutil.WaitFor(t, 15*time.Second, "a snapshot and log compaction", func() bool {
-		first, err := leader.bolt.FirstIndex()
+		first, err := leader.log.store.FirstIndex()
 		return err == nil && first > 1 && countSnapshots(t, cfg.DataDir) > 0
 	})
 

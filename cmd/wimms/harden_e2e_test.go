@@ -119,7 +119,9 @@ func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the real binary")
 	}
-	m := startSolo(t, "disk", "a")
+	// raft.db is the log here (--log-store bolt): its damage is what this
+	// test makes; TestDamagedWALRefusesToStart does the same to raft-wal.
+	m := startSolo(t, "disk", "a", "--log-store", "bolt")
 	seedService(t, m, 1000)
 	for i := range 20 {
 		expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("user%02d@example.com", i)}), 201, "allocate")
@@ -172,6 +174,46 @@ func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
 		t.Fatalf("check of a damaged header: exit %d\n%s", code, checkOut)
 	}
 	t.Logf("refusal line: %s", lastLine(out))
+}
+
+// TestDamagedWALRefusesToStart: a flipped byte inside a stored command in
+// raft-wal's segment files (the default log store) is caught by the
+// entry's checksum at start and by wimms check.
+func TestDamagedWALRefusesToStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: runs the real binary")
+	}
+	m := startSolo(t, "wal", "a")
+	seedService(t, m, 1000)
+	for i := range 20 {
+		expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("user%02d@example.com", i)}), 201, "allocate")
+	}
+	if code := m.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+	if code, out := runCheck(t, m.DataDir); code != 0 || !strings.Contains(out, "no damage found") {
+		t.Fatalf("check of an intact member: exit %d\n%s", code, out)
+	}
+	segs, err := filepath.Glob(filepath.Join(m.DataDir, "wal", "*.wal"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("no wal segments in %s: %v", m.DataDir, err)
+	}
+	found := false
+	for _, seg := range segs {
+		if b, _ := os.ReadFile(seg); bytes.Contains(b, []byte("user07@example.com")) {
+			damageFile(t, seg, []byte("user07@example.com"), func(b []byte, at int) { b[at+4] ^= 0x01 })
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no segment holds user07's entry")
+	}
+	code, out := startDamaged(t, m)
+	assertRefusedCorrupt(t, "flipped byte in a wal segment", code, out, m.DataDir)
+	code, checkOut := runCheck(t, m.DataDir)
+	if code != 1 || !strings.Contains(checkOut, "DAMAGE:") {
+		t.Fatalf("check of a damaged wal: exit %d\n%s", code, checkOut)
+	}
 }
 
 func lastLine(s string) string {
@@ -417,7 +459,7 @@ func TestDamageFoundWhileRunningStopsTheMember(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs the real binary")
 	}
-	m1 := startSolo(t, "m1", "a")
+	m1 := startSolo(t, "m1", "a", "--log-store", "bolt") // the damage is made in raft.db
 	seedService(t, m1, 100000)
 	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": "victim@example.com"}), 201, "victim")
 	// Push the victim's entry out of the in-memory log cache (1024 entries),

@@ -308,9 +308,10 @@ func startCluster(t *testing.T, n int) []*member {
 }
 
 // startSolo starts one member and waits until it is ready.
-func startSolo(t *testing.T, id, zone string) *member {
+func startSolo(t *testing.T, id, zone string, flags ...string) *member {
 	t.Helper()
 	m := newMember(t, id, zone)
+	m.Flags = append(m.Flags, flags...)
 	m.start()
 	m.waitReady(30 * time.Second)
 	return m

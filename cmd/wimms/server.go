@@ -56,6 +56,7 @@ type serverFlags struct {
 	tokens                              tokenFlags // tokenserver.go
 	sec                                 securityFlags
 	httpLimits                          httpapi.Limits
+	storage                             storageFlags // storageflags.go
 }
 
 func newServerCmd() *cobra.Command {
@@ -113,6 +114,7 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	f.tokens.register(fl)
 	addSecurityFlags(fl, &f.sec)
 	addLimitFlags(fl, &f.httpLimits)
+	f.storage.register(fl)
 	if seedBugFlags != nil {
 		seedBug = seedBugFlags(fl)
 	}
@@ -195,6 +197,9 @@ func validateServerFlags(f *serverFlags) error {
 	if f.dataDir == "" {
 		return errors.New("--data-dir must not be empty")
 	}
+	if err := f.storage.validate(); err != nil {
+		return err
+	}
 	if f.gossipAddr == "" {
 		g, err := defaultGossipAddr(f.raftAddr)
 		if err != nil {
@@ -228,6 +233,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		return err
 	}
 	sec.logPosture(logger, f.adminToken != "")
+	f.storage.applyMemoryLimit(logger)
 	tokens, err := f.tokens.issuer(logger.Named("tokenserver"))
 	if err != nil {
 		return fmt.Errorf("token server: %w", err)
@@ -242,6 +248,7 @@ func runServer(parent context.Context, f serverFlags) error {
 	st, err := store.Open(store.Config{
 		ID:                f.id,
 		DataDir:           f.dataDir,
+		LogStore:          f.storage.logStore,
 		RaftBind:          f.raftAddr,
 		RaftAdvertise:     f.raftAdvertise,
 		Bootstrap:         len(f.join) == 0,
