@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/wimms-dev/wimms/fsm"
@@ -278,4 +279,60 @@ func TestLogStoreMigratesACompactedLog(t *testing.T) {
 	s, m = r.open(LogStoreBolt, LogStoreBolt)
 	requireServices(t, m, append(names, "k")...)
 	r.close(s)
+}
+
+// A follower clears a suffix of its log when a new leader disagrees with it
+// (raft's DeleteRange of the tail). raft-wal v0.4.0 sealed the segment it
+// truncated without an index block, and the reopened log could not read
+// its first entry ("sealed segment has no index block", hashicorp/raft-wal
+// issue 31): the member refused to start as if its data were damaged. The
+// chaos test found it after a kill-leader; v0.4.1 fixes it.
+func TestWALReopensAfterTailTruncation(t *testing.T) {
+	dir := t.TempDir()
+	stable, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stable.Close()
+	rlog, err := openLogStore(dir, LogStoreWAL, stable, testutil.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []*raft.Log
+	for i := uint64(1); i <= 10; i++ {
+		logs = append(logs, &raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: []byte{byte(i)}})
+	}
+	if err := rlog.store.StoreLogs(logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := rlog.store.DeleteRange(9, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := rlog.store.StoreLogs([]*raft.Log{{Index: 9, Term: 2, Type: raft.LogCommand, Data: []byte{9}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rlog.close(); err != nil {
+		t.Fatal(err)
+	}
+	rlog, err = openLogStore(dir, LogStoreWAL, stable, testutil.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rlog.close()
+	for i := uint64(1); i <= 9; i++ {
+		var l raft.Log
+		if err := rlog.store.GetLog(i, &l); err != nil {
+			t.Fatalf("after reopening, entry %d: %v", i, err)
+		}
+		wantTerm := uint64(1)
+		if i == 9 {
+			wantTerm = 2 // rewritten after the truncation
+		}
+		if l.Term != wantTerm {
+			t.Fatalf("entry %d term %d, want %d", i, l.Term, wantTerm)
+		}
+	}
+	if last, _ := rlog.store.LastIndex(); last != 9 {
+		t.Fatalf("last index %d, want 9", last)
+	}
 }
