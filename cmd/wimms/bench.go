@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -244,19 +244,25 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 	if err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
-	out := cmd.OutOrStdout()
-	if f.asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(summary); err != nil {
-			return exitError{code: 1, msg: fmt.Sprintf("writing summary: %v", err)}
-		}
-		return noSuccessError(summary)
-	}
-	if err := summary.WriteText(out); err != nil {
-		return exitError{code: 1, msg: fmt.Sprintf("writing summary: %v", err)}
+	if err := writeBenchResult(cmd.OutOrStdout(), f.asJSON, summary); err != nil {
+		return err
 	}
 	return noSuccessError(summary)
+}
+
+// writeBenchResult prints a run's summary or a comparison as indented JSON
+// (--json) or as its text table.
+func writeBenchResult(out io.Writer, asJSON bool, v interface{ WriteText(io.Writer) error }) error {
+	var err error
+	if asJSON {
+		err = writeJSON(out, v)
+	} else {
+		err = v.WriteText(out)
+	}
+	if err != nil {
+		return exitError{code: 1, msg: fmt.Sprintf("writing result: %v", err)}
+	}
+	return nil
 }
 
 // benchTokenKey reads --token-jwks-key. A spawned cluster (--spawn,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -101,15 +100,8 @@ func runCompare(ctx context.Context, cmd *cobra.Command, f benchFlags, cfg bench
 	if err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
-	out := cmd.OutOrStdout()
-	if f.asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			return exitError{code: 1, msg: fmt.Sprintf("writing result: %v", err)}
-		}
-	} else if err := res.WriteText(out); err != nil {
-		return exitError{code: 1, msg: fmt.Sprintf("writing result: %v", err)}
+	if err := writeBenchResult(cmd.OutOrStdout(), f.asJSON, res); err != nil {
+		return err
 	}
 	if res.OldStats.Throughput == 0 || res.NewStats.Throughput == 0 {
 		return exitError{code: 1, msg: "a binary had no successful operation: the ratio means nothing"}
