@@ -406,8 +406,6 @@ func nullAsLow(v int64) int64 {
 const (
 	importRecKeysChangedAt = 1 << 0
 	importRecReplaced      = 1 << 1
-	importNodeDowned       = 1 << 0
-	importNodeBackoff      = 1 << 1
 )
 
 func encodeImportBatch(e *encoder, b *ImportBatch) {
@@ -426,14 +424,7 @@ func encodeImportBatch(e *encoder, b *ImportBatch) {
 		e.str(n.URL)
 		e.varint(n.Capacity)
 		e.varint(n.Available)
-		var flags byte
-		if n.Downed {
-			flags |= importNodeDowned
-		}
-		if n.Backoff {
-			flags |= importNodeBackoff
-		}
-		e.b = append(e.b, flags)
+		e.b = append(e.b, nodeFlags(n.Downed, n.Backoff))
 	}
 	e.uvarint(uint64(len(b.Records)))
 	for i := range b.Records {
@@ -488,10 +479,10 @@ func decodeImportBatch(d *decoder) *ImportBatch {
 		for i := 0; i < n && d.err == nil; i++ {
 			nd := ImportNode{ID: d.varint(), Service: d.str(), URL: d.str(), Capacity: d.varint(), Available: d.varint()}
 			flags := d.byte1()
-			if flags&^(importNodeDowned|importNodeBackoff) != 0 {
+			if flags&^(nodeFlagDowned|nodeFlagBackoff) != 0 {
 				d.fail("bad import node flags %#x", flags)
 			}
-			nd.Downed, nd.Backoff = flags&importNodeDowned != 0, flags&importNodeBackoff != 0
+			nd.Downed, nd.Backoff = flagsOfNode(flags)
 			b.Nodes[i] = nd
 		}
 	}

@@ -44,6 +44,23 @@ const (
 	maxSnapshotResult = 1 << 20
 )
 
+// nodeFlags is a node's downed and backoff bits, as snapshots and import
+// batches store them (one byte: nodeFlagDowned | nodeFlagBackoff).
+func nodeFlags(downed, backoff bool) byte {
+	var flags byte
+	if downed {
+		flags |= nodeFlagDowned
+	}
+	if backoff {
+		flags |= nodeFlagBackoff
+	}
+	return flags
+}
+
+func flagsOfNode(flags byte) (downed, backoff bool) {
+	return flags&nodeFlagDowned != 0, flags&nodeFlagBackoff != 0
+}
+
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // snapWriter buffers, counts and checksums everything written.
@@ -104,14 +121,7 @@ func (s *state) writeSnapshot(out io.Writer, withMeta bool) (int64, error) {
 			e.varint(nd.Capacity)
 			e.varint(nd.Available)
 			e.varint(nd.CurrentLoad)
-			var flags byte
-			if nd.Downed {
-				flags |= nodeFlagDowned
-			}
-			if nd.Backoff {
-				flags |= nodeFlagBackoff
-			}
-			e.b = append(e.b, flags)
+			e.b = append(e.b, nodeFlags(nd.Downed, nd.Backoff))
 		}
 		e.uvarint(uint64(sv.users.Len()))
 		w.flushItem()
@@ -477,8 +487,7 @@ func readService(r *snapReader, s *state, chk *restoreCheck, prevID int64) *svcS
 		case sv.nodeIndexByURL(nd.URL) >= 0:
 			r.fail("duplicate node %q", nd.URL)
 		}
-		nd.Downed = flags&nodeFlagDowned != 0
-		nd.Backoff = flags&nodeFlagBackoff != 0
+		nd.Downed, nd.Backoff = flagsOfNode(flags)
 		sv.nodes = append(sv.nodes, nd)
 		chk.nodeService[nd.ID] = sv.ID
 	}
