@@ -61,9 +61,10 @@ type raftLog struct {
 // DefaultLogStore) is used. stable is raft.db, which stays the stable store
 // either way and is the bolt log store too.
 //
-// Wrappers (checksums, metrics) belong here, around the returned store; a
-// wrapper must forward raft.MonotonicLogStore (raft-wal refuses gaps, and raft
-// only clears the log after a snapshot install when it knows that).
+// openRaftStorage wraps the returned store in the checksum store
+// (logcheck.go); any wrapper must forward raft.MonotonicLogStore (raft-wal
+// refuses gaps, and raft only clears the log after a snapshot install when
+// it knows that).
 func openLogStore(dir, want string, stable *raftboltdb.BoltStore, logger hclog.Logger) (*raftLog, error) {
 	if !ValidLogStore(want) {
 		return nil, fmt.Errorf("unknown log store %q (want %q or %q)", want, LogStoreWAL, LogStoreBolt)
