@@ -120,6 +120,12 @@ type Cluster struct {
 	now    func() time.Time
 	peers  *registry
 	client *http.Client // member-to-member and forwarded requests
+	// relays are the writes waiting to be relayed to the leader in a batch.
+	relays       relayQueue
+	relayMetrics relayMetrics
+	// local is this member's API handler, which runs the requests of a
+	// batch relayed to it (set by InternalRoutes).
+	local http.Handler
 	// leavingAnnounced: AnnounceLeaving has gossiped the leaving flag.
 	leavingAnnounced atomic.Bool
 	httpTr           *http.Transport
@@ -172,6 +178,7 @@ func newCluster(cfg Config, st raftStore) (*Cluster, error) {
 		now:          time.Now,
 		tombstones:   map[string]tombstone{},
 		memberEvents: make(chan struct{}, 1),
+		relayMetrics: newRelayMetrics(),
 	}
 	c.peers = newRegistry(func() time.Time { return c.now() })
 	c.client, c.httpTr = newMemberClient(hostIP(cfg.HTTPAddr), cfg.DialTLS)

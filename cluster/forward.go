@@ -109,49 +109,68 @@ func copyEndToEndHeaders(dst, src http.Header) {
 
 func isRead(method string) bool { return method == http.MethodGet || method == http.MethodHead }
 
-// relay sends r to the leader and copies the leader's status, headers and
-// body to w unchanged. It waits up to LeaderWait for a leader whose HTTP
-// address is known; it retries only after a failed dial (nothing was sent).
-// Once bytes may have reached the leader, a failure is 504 unknown-outcome
-// for a write and 503 no-leader for a read: a write is never sent twice.
-func (c *Cluster) relay(w http.ResponseWriter, r *http.Request, body []byte) {
+// leaderUnreachable: no leader could be reached within LeaderWait and
+// nothing was sent to one.
+type leaderUnreachable struct{ desc string }
+
+func (e *leaderUnreachable) Error() string { return e.desc }
+
+// toLeader runs send against the leader's HTTP address. It waits up to
+// LeaderWait for a leader whose HTTP address is known and retries only
+// after a failed dial (nothing was sent). A *leaderUnreachable error means
+// nothing reached a leader; any other error is
+// send's, after which bytes may have reached the leader.
+func (c *Cluster) toLeader(ctx context.Context, send func(addr string) error) (leaderID, addr string, err error) {
 	deadline := time.Now().Add(c.cfg.LeaderWait)
 	backoff := 20 * time.Millisecond
 	var lastDialErr error
 	for {
-		leaderID, addr, err := c.awaitLeaderHTTP(r.Context(), deadline)
+		leaderID, addr, err = c.awaitLeaderHTTP(ctx, deadline)
 		if err != nil {
-			desc := fmt.Sprintf("no leader known after waiting %s", c.cfg.LeaderWait)
 			if lastDialErr != nil {
-				desc = fmt.Sprintf("the leader could not be reached within %s: %v", c.cfg.LeaderWait, lastDialErr)
+				return "", "", &leaderUnreachable{fmt.Sprintf("the leader could not be reached within %s: %v", c.cfg.LeaderWait, lastDialErr)}
 			}
-			c.writeRouteError(w, r, errNoLeader(desc))
-			return
+			return "", "", &leaderUnreachable{fmt.Sprintf("no leader known after waiting %s", c.cfg.LeaderWait)}
 		}
-		err = c.relayOnce(w, r, body, addr)
-		if err == nil {
-			return
-		}
+		err = send(addr)
 		var de *dialError
-		if errors.As(err, &de) {
-			lastDialErr = err
-			c.log.Debug("forward: leader not reachable, nothing sent; retrying", "leader", leaderID, "addr", addr, "error", err)
-			if r.Context().Err() != nil || time.Now().Add(backoff).After(deadline) || !sleepCtx(r.Context(), backoff) {
-				c.writeRouteError(w, r, errNoLeader(fmt.Sprintf("the leader %s at %s could not be reached within %s: %v", leaderID, addr, c.cfg.LeaderWait, err)))
-				return
-			}
-			backoff = min(2*backoff, 250*time.Millisecond)
-			continue
+		if !errors.As(err, &de) {
+			return leaderID, addr, err
 		}
+		lastDialErr = err
+		c.log.Debug("forward: leader not reachable, nothing sent; retrying", "leader", leaderID, "addr", addr, "error", err)
+		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) || !sleepCtx(ctx, backoff) {
+			return "", "", &leaderUnreachable{fmt.Sprintf("the leader %s at %s could not be reached within %s: %v", leaderID, addr, c.cfg.LeaderWait, err)}
+		}
+		backoff = min(2*backoff, 250*time.Millisecond)
+	}
+}
+
+// relay sends r to the leader alone and copies the leader's status,
+// headers and body to w unchanged (see toLeader for waiting and retries).
+// Once bytes may have reached the leader, a failure is 504 unknown-outcome
+// for a write and 503 no-leader for a read: a write is never sent twice.
+func (c *Cluster) relay(w http.ResponseWriter, r *http.Request, body []byte) {
+	leaderID, addr, err := c.toLeader(r.Context(), func(addr string) error { return c.relayOnce(w, r, body, addr) })
+	var unreachable *leaderUnreachable
+	switch {
+	case err == nil:
+	case errors.As(err, &unreachable):
+		c.writeRouteError(w, r, errNoLeader(unreachable.desc))
+	case isRead(r.Method):
 		c.log.Warn("forward failed after the request may have reached the leader",
 			"leader", leaderID, "addr", addr, "method", r.Method, "path", r.URL.Path, "error", err)
-		if isRead(r.Method) {
-			c.writeRouteError(w, r, errNoLeader(fmt.Sprintf("forwarding the read to the leader %s at %s failed: %v", leaderID, addr, err)))
-			return
-		}
-		c.writeRouteError(w, r, errUnknownOutcome(fmt.Sprintf("the write was forwarded to the leader %s at %s and its outcome is unknown (%v); it was not retried: read before writing again, or retry with the same Idempotency-Key", leaderID, addr, err)))
-		return
+		c.writeRouteError(w, r, errNoLeader(fmt.Sprintf("forwarding the read to the leader %s at %s failed: %v", leaderID, addr, err)))
+	default:
+		c.log.Warn("forward failed after the request may have reached the leader",
+			"leader", leaderID, "addr", addr, "method", r.Method, "path", r.URL.Path, "error", err)
+		c.writeRouteError(w, r, errUnknownOutcome(unknownOutcomeDesc(leaderID, addr, err)))
 	}
+}
+
+// unknownOutcomeDesc explains a 504 unknown-outcome.
+func unknownOutcomeDesc(leaderID, addr string, err error) string {
+	return fmt.Sprintf("the write was forwarded to the leader %s at %s and its outcome is unknown (%v); it was not retried: read before writing again, or retry with the same Idempotency-Key", leaderID, addr, err)
 }
 
 // relayOnce sends r once. A nil error means w holds the leader's answer.
@@ -246,11 +265,16 @@ func (c *Cluster) leaderHTTPAddr(id, raftAddr string) (string, bool) {
 	return "", false
 }
 
-// InternalRoutes mounts the member-to-member endpoints:
+// InternalRoutes mounts the member-to-member endpoints on the API's router
+// r, which also runs the requests of relayed batches:
 // GET /internal/v1/readindex → {"index": n} on the leader (after it has
-// confirmed leadership with a quorum), 503 not-leader elsewhere.
+// confirmed leadership with a quorum), 503 not-leader elsewhere;
+// POST /internal/v1/relay → the answers to a batch of relayed writes
+// (relaybatch.go).
 func (c *Cluster) InternalRoutes(r *mux.Router) {
+	c.local = r
 	r.HandleFunc("/internal/v1/readindex", c.serveReadIndex).Methods(http.MethodGet)
+	r.HandleFunc(relayBatchPath, c.serveRelayBatch).Methods(http.MethodPost)
 }
 
 type readIndexAnswer struct {

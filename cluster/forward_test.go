@@ -257,13 +257,27 @@ func TestForwardRetriesOnlyFailedDials(t *testing.T) {
 func TestRouteDecidesBeforeServing(t *testing.T) {
 	var hits atomic.Int32
 	var forwardedBy atomic.Value
+	// A leader of an older version: no batch endpoint (404), so writes
+	// fall back to being relayed one by one (relaybatch_test.go covers
+	// batches).
+	var batchTries atomic.Int32
 	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == relayBatchPath {
+			batchTries.Add(1)
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
 		hits.Add(1)
 		forwardedBy.Store(r.Header.Get(ForwardedHeader))
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer leader.Close()
 	c, st := followerOf(t, "L", leader.Listener.Addr().String(), func(cfg *Config) { cfg.LeaderWait = 300 * time.Millisecond })
+	defer func() {
+		if n := batchTries.Load(); n != 1 {
+			t.Errorf("the follower tried the batch endpoint %d times, want once (then one by one for a while)", n)
+		}
+	}()
 
 	route := func(method string, where store.Placement, header ...string) (bool, int) {
 		t.Helper()

@@ -49,7 +49,11 @@ func (c *Cluster) Route(w http.ResponseWriter, r *http.Request, body []byte, whe
 	case where == store.OnLeaderIfKnown && !rs.LeaderKnown():
 		return false
 	}
-	c.relay(w, r, body)
+	if isRead(r.Method) || isJoin(r) {
+		c.relay(w, r, body)
+	} else {
+		c.relayBatched(w, r, body)
+	}
 	return true
 }
 

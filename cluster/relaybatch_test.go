@@ -1,0 +1,192 @@
+package cluster
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/wimms-dev/wimms/store"
+)
+
+// batchLeader is a leading Cluster serving the batch endpoint in front of
+// api, behind a server that counts the HTTP requests it receives.
+func batchLeader(t *testing.T, api func(*mux.Router)) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	st := newFakeStore("L")
+	st.setLeader(true, "L", "raft-L")
+	c := newFakeCluster(t, st, func(cfg *Config) { cfg.ID = "L" })
+	r := mux.NewRouter()
+	r.UseEncodedPath()
+	api(r)
+	c.InternalRoutes(r)
+	var exchanges atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		exchanges.Add(1)
+		r.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &exchanges
+}
+
+// routeWrite sends one write through the follower's router.
+func routeWrite(c *Cluster, path, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Idempotency-Key", "key-"+body)
+	w := httptest.NewRecorder()
+	c.Route(w, r, []byte(body), store.OnLeader)
+	return w
+}
+
+// TestRelayBatchesWritesThatWait: writes that arrive while every sender
+// is busy leave together in one request; each caller gets its own answer,
+// with the leader's status and headers, and the leader saw each write
+// once, marked as relayed, with its headers.
+func TestRelayBatchesWritesThatWait(t *testing.T) {
+	release := make(chan struct{})
+	var arrived atomic.Int32
+	var mu sync.Mutex
+	seen := map[string]int{}
+	leader, exchanges := batchLeader(t, func(r *mux.Router) {
+		r.HandleFunc("/v1/services/{service}/users/{email}", func(w http.ResponseWriter, req *http.Request) {
+			body, _ := io.ReadAll(req.Body)
+			mu.Lock()
+			seen[string(body)]++
+			mu.Unlock()
+			if req.Header.Get(ForwardedHeader) != "f1" || req.Header.Get("Idempotency-Key") != "key-"+string(body) {
+				t.Errorf("relayed request lost its headers: %v", req.Header)
+			}
+			arrived.Add(1)
+			<-release
+			w.Header().Set("X-Wimms-Member", "L")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprintf(w, `{"echo":%s,"email":%q}`, body, mux.Vars(req)["email"])
+		}).Methods(http.MethodPost)
+	})
+	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+
+	const busy, waiting = maxRelaySenders, 20
+	answers := make([]*httptest.ResponseRecorder, busy+waiting)
+	var wg sync.WaitGroup
+	send := func(i int) {
+		defer wg.Done()
+		answers[i] = routeWrite(c, fmt.Sprintf("/v1/services/s-1/users/u%%2F%d", i), fmt.Sprint(i))
+	}
+	for i := range busy {
+		wg.Add(1)
+		go send(i)
+	}
+	waitFor(t, "every sender busy at the leader", func() bool { return arrived.Load() == busy })
+	for i := busy; i < busy+waiting; i++ {
+		wg.Add(1)
+		go send(i)
+	}
+	waitFor(t, "the later writes queued", func() bool {
+		c.relays.mu.Lock()
+		defer c.relays.mu.Unlock()
+		return len(c.relays.waiting) == waiting
+	})
+	close(release)
+	wg.Wait()
+
+	for i, w := range answers {
+		want := fmt.Sprintf(`{"echo":%d,"email":"u%%2F%d"}`, i, i)
+		if w.Code != http.StatusCreated || w.Body.String() != want || w.Header().Get("X-Wimms-Member") != "L" {
+			t.Errorf("write %d: %d %q %v; want 201 %s from L", i, w.Code, w.Body.String(), w.Header(), want)
+		}
+		if n := seen[fmt.Sprint(i)]; n != 1 {
+			t.Errorf("write %d reached the leader %d times, want once", i, n)
+		}
+	}
+	// One request per busy sender, then one batch for all that waited.
+	if n := exchanges.Load(); n != busy+1 {
+		t.Errorf("%d writes took %d requests to the leader, want %d", busy+waiting, n, busy+1)
+	}
+	if b, w := promtest.ToFloat64(c.relayMetrics.batches), promtest.ToFloat64(c.relayMetrics.writes); b != busy+1 || w != busy+waiting {
+		t.Errorf("metrics: %v batches, %v writes; want %d and %d", b, w, busy+1, busy+waiting)
+	}
+}
+
+// TestRelayBatchLostAfterSendingIsUnknownOutcome: a batch whose answer
+// never comes back may have run; every write in it gets 504
+// unknown-outcome and none is sent again.
+func TestRelayBatchLostAfterSendingIsUnknownOutcome(t *testing.T) {
+	leader, hangups := hangUpLeader(t)
+	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+	w := routeWrite(c, "/v1/services/s-1/users", `{"email":"x@y"}`)
+	if w.Code != http.StatusGatewayTimeout {
+		t.Fatalf("status %d, want 504", w.Code)
+	}
+	if eb := decodeErrorBody(t, w.Body.Bytes()); eb.Status != "unknown-outcome" {
+		t.Errorf("status %q, want unknown-outcome", eb.Status)
+	}
+	if n := hangups.Load(); n != 1 {
+		t.Errorf("the leader received the batch %d times, want once", n)
+	}
+}
+
+// TestRelayBatchRejectsBadBatchesWhole: the leader refuses a batch it
+// cannot parse entirely, or that holds what must not be batched, before
+// running any request of it.
+func TestRelayBatchRejectsBadBatchesWhole(t *testing.T) {
+	var ran atomic.Int32
+	leader, _ := batchLeader(t, func(r *mux.Router) {
+		r.PathPrefix("/v1/").HandlerFunc(func(w http.ResponseWriter, req *http.Request) { ran.Add(1) })
+	})
+	good := "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+	for name, body := range map[string]string{
+		"empty":             "",
+		"garbage after one": good + "NOT HTTP\r\n\r\n",
+		"short body":        "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}",
+		"a read":            good + "GET /v1/services HTTP/1.1\r\nHost: x\r\n\r\n",
+		"a join":            good + "POST /v1/cluster/members HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+		"internal":          good + "POST /internal/v1/relay HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+		"too many":          strings.Repeat(good, maxRelayBatch+1),
+	} {
+		req, _ := http.NewRequest(http.MethodPost, leader.URL+relayBatchPath, strings.NewReader(body))
+		req.Header.Set("Content-Type", relayBatchContentType)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !bytes.Contains(b, []byte("bad-request")) {
+			t.Errorf("%s: %d %s, want 400 bad-request", name, resp.StatusCode, b)
+		}
+	}
+	// The wrong content type is refused too.
+	resp, err := http.Post(leader.URL+relayBatchPath, "application/json", strings.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("wrong content type: %d, want 400", resp.StatusCode)
+	}
+	if n := ran.Load(); n != 0 {
+		t.Fatalf("%d requests of refused batches ran", n)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
