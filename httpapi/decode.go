@@ -147,6 +147,24 @@ func (f *fieldReader) raw(name string, required bool) (json.RawMessage, bool) {
 	return raw, ok
 }
 
+// readField reads one field with parse, which turns its JSON into a value
+// or describes why it cannot ("" when it can). ok is false, with the zero
+// value, when the field is absent, null or refused; a refusal, and a
+// missing required field, are recorded as problems.
+func readField[T any](f *fieldReader, name string, required bool, parse func(json.RawMessage) (T, string)) (T, bool) {
+	var zero T
+	raw, ok := f.raw(name, required)
+	if !ok {
+		return zero, false
+	}
+	v, desc := parse(raw)
+	if desc != "" {
+		f.fail(name, desc)
+		return zero, false
+	}
+	return v, true
+}
+
 // unknown lists fields nothing asked for, in body order.
 func (f *fieldReader) unknown() []ErrorDetail {
 	var out []ErrorDetail
@@ -175,20 +193,14 @@ func (f *fieldReader) requireOneOf(names ...string) {
 // values near 2^63 survive exactly; fractions and exponents are refused
 // rather than rounded.
 func (f *fieldReader) Int64(name string, required bool, min int64) fsm.OptInt64 {
-	raw, ok := f.raw(name, required)
-	if !ok {
-		return fsm.OptInt64{}
-	}
-	v, desc := parseInt64Literal(string(raw))
-	if desc != "" {
-		f.fail(name, desc)
-		return fsm.OptInt64{}
-	}
-	if v < min {
-		f.fail(name, fmt.Sprintf("must be at least %d", min))
-		return fsm.OptInt64{}
-	}
-	return fsm.SomeInt64(v)
+	v, ok := readField(f, name, required, func(raw json.RawMessage) (int64, string) {
+		v, desc := parseInt64Literal(string(raw))
+		if desc == "" && v < min {
+			desc = fmt.Sprintf("must be at least %d", min)
+		}
+		return v, desc
+	})
+	return fsm.OptInt64{Set: ok, V: v}
 }
 
 func parseInt64Literal(s string) (int64, string) {
@@ -211,42 +223,31 @@ func parseInt64Literal(s string) (int64, string) {
 // String reads a string field and checks it with check (which returns ""
 // when the value is acceptable).
 func (f *fieldReader) String(name string, required bool, check func(string) string) fsm.OptString {
-	raw, ok := f.raw(name, required)
-	if !ok {
-		return fsm.OptString{}
-	}
-	if len(raw) == 0 || raw[0] != '"' {
-		f.fail(name, "must be a string")
-		return fsm.OptString{}
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		f.fail(name, "must be a string")
-		return fsm.OptString{}
-	}
-	if check != nil {
-		if desc := check(s); desc != "" {
-			f.fail(name, desc)
-			return fsm.OptString{}
+	v, ok := readField(f, name, required, func(raw json.RawMessage) (string, string) {
+		var s string
+		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+			return "", "must be a string"
 		}
-	}
-	return fsm.SomeString(s)
+		if check == nil {
+			return s, ""
+		}
+		return s, check(s)
+	})
+	return fsm.OptString{Set: ok, V: v}
 }
 
 // Bool reads a boolean field.
 func (f *fieldReader) Bool(name string) fsm.OptBool {
-	raw, ok := f.raw(name, false)
-	if !ok {
-		return fsm.OptBool{}
-	}
-	switch string(raw) {
-	case "true":
-		return fsm.SomeBool(true)
-	case "false":
-		return fsm.SomeBool(false)
-	}
-	f.fail(name, "must be a boolean")
-	return fsm.OptBool{}
+	v, ok := readField(f, name, false, func(raw json.RawMessage) (bool, string) {
+		switch string(raw) {
+		case "true":
+			return true, ""
+		case "false":
+			return false, ""
+		}
+		return false, "must be a boolean"
+	})
+	return fsm.OptBool{Set: ok, V: v}
 }
 
 // maxReleaseRatePlaces bounds release_rate's precision so that the state
@@ -256,13 +257,10 @@ const maxReleaseRatePlaces = 9
 // ReleaseRate reads release_rate as a JSON number and returns it as the
 // canonical decimal text the state machine computes with exactly.
 func (f *fieldReader) ReleaseRate(name string) fsm.OptString {
-	raw, ok := f.raw(name, false)
+	text, ok := readField(f, name, false, func(raw json.RawMessage) (string, string) {
+		return canonicalReleaseRate(string(raw))
+	})
 	if !ok {
-		return fsm.OptString{}
-	}
-	text, desc := canonicalReleaseRate(string(raw))
-	if desc != "" {
-		f.fail(name, desc)
 		return fsm.OptString{}
 	}
 	f.canon[name] = json.Number(text)

@@ -111,16 +111,14 @@ func TestStoreErrorMapping(t *testing.T) {
 		err        error
 		wantCode   int
 		wantStatus string
-		readCode   int // 0: same as wantCode
-		readStatus string
 	}{
-		{store.ErrNoLeader, 503, StatusNoLeader, 0, ""},
-		{store.ErrStaleRead, 503, StatusStaleRead, 0, ""},
-		{store.ErrUnknownOutcome, 504, StatusUnknownOutcome, 0, ""},
-		{store.ErrShutdown, 503, StatusShuttingDown, 0, ""},
-		{fmt.Errorf("stale read: %w", store.ErrReplaying), 503, StatusNotReady, 0, ""},
-		{fmt.Errorf("apply: %w", store.ErrNoLeader), 503, StatusNoLeader, 0, ""},
-		{errors.New("disk on fire"), 500, StatusInternalError, 0, ""},
+		{store.ErrNoLeader, 503, StatusNoLeader},
+		{store.ErrStaleRead, 503, StatusStaleRead},
+		{store.ErrUnknownOutcome, 504, StatusUnknownOutcome},
+		{store.ErrShutdown, 503, StatusShuttingDown},
+		{fmt.Errorf("stale read: %w", store.ErrReplaying), 503, StatusNotReady},
+		{fmt.Errorf("apply: %w", store.ErrNoLeader), 503, StatusNoLeader},
+		{errors.New("disk on fire"), 500, StatusInternalError},
 	}
 	for _, tc := range cases {
 		t.Run(tc.err.Error(), func(t *testing.T) {

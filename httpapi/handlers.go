@@ -8,6 +8,60 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
+// Most handlers read their fields, then either run one read or propose one
+// command; these helpers hold that sequence so each handler says only what
+// it reads, proposes and answers.
+
+// readJSON answers a read route: unless the request is invalid, answer
+// builds the reply inside one read at the requested level, and it is
+// written as 200. On failure the error answer is written instead.
+func readJSON[T any](rq *request, answer func(fsm.Reader) (T, error)) {
+	if rq.invalid() {
+		return
+	}
+	var out T
+	if !rq.read(func(rd fsm.Reader) error {
+		var err error
+		out, err = answer(rd)
+		return err
+	}) {
+		return
+	}
+	rq.writeJSON(http.StatusOK, out)
+}
+
+// applyValid proposes cmd unless the request is invalid. On failure it has
+// answered already and returns false.
+func (rq *request) applyValid(cmd fsm.Command) (fsm.Result, bool) {
+	if rq.invalid() {
+		return fsm.Result{}, false
+	}
+	return rq.apply(cmd)
+}
+
+// applyCount proposes a command that counts what it changed and answers
+// {key: count}.
+func (rq *request) applyCount(cmd fsm.Command, key string) {
+	if res, ok := rq.applyValid(cmd); ok {
+		rq.writeJSON(http.StatusOK, map[string]int64{key: res.Count})
+	}
+}
+
+// applyNoContent proposes a command whose success has no body (a delete).
+func (rq *request) applyNoContent(cmd fsm.Command) {
+	if _, ok := rq.applyValid(cmd); ok {
+		rq.writeNoContent()
+	}
+}
+
+// createdStatus is 201 when the command created its object, else 200.
+func createdStatus(res fsm.Result) int {
+	if res.Created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
 // ---- services ----
 
 func (s *Server) putService(rq *request) {
@@ -16,10 +70,7 @@ func (s *Server) putService(rq *request) {
 	rate := f.ReleaseRate("release_rate")
 	allow := f.Bool("allow_new_users")
 	spread := f.Int64("spread", false, 1)
-	if rq.invalid() {
-		return
-	}
-	res, ok := rq.apply(fsm.Command{Op: fsm.OpPutService, Service: rq.service,
+	res, ok := rq.applyValid(fsm.Command{Op: fsm.OpPutService, Service: rq.service,
 		Pattern: pattern, ReleaseRate: rate, AllowNewUsers: allow, Spread: spread})
 	if !ok {
 		return
@@ -28,54 +79,29 @@ func (s *Server) putService(rq *request) {
 		rq.internalError("put service succeeded without a service")
 		return
 	}
-	code := http.StatusOK
-	if res.Created {
-		code = http.StatusCreated
-	}
-	rq.writeJSON(code, toServiceJSON(*res.Service))
+	rq.writeJSON(createdStatus(res), toServiceJSON(*res.Service))
 }
 
 func (s *Server) listServices(rq *request) {
-	if rq.invalid() {
-		return
-	}
-	var out []wire.Service
-	if !rq.read(func(rd fsm.Reader) error {
+	readJSON(rq, func(rd fsm.Reader) (map[string][]wire.Service, error) {
 		list := rd.ListServices()
-		out = make([]wire.Service, 0, len(list))
+		out := make([]wire.Service, 0, len(list))
 		for _, svc := range list {
 			out = append(out, toServiceJSON(svc))
 		}
-		return nil
-	}) {
-		return
-	}
-	rq.writeJSON(http.StatusOK, map[string]any{"services": out})
+		return map[string][]wire.Service{"services": out}, nil
+	})
 }
 
 func (s *Server) getService(rq *request) {
-	if rq.invalid() {
-		return
-	}
-	var out wire.Service
-	if !rq.read(func(rd fsm.Reader) error {
+	readJSON(rq, func(rd fsm.Reader) (wire.Service, error) {
 		svc, err := rd.GetService(rq.service)
-		out = toServiceJSON(svc)
-		return err
-	}) {
-		return
-	}
-	rq.writeJSON(http.StatusOK, out)
+		return toServiceJSON(svc), err
+	})
 }
 
 func (s *Server) deleteService(rq *request) {
-	if rq.invalid() {
-		return
-	}
-	if _, ok := rq.apply(fsm.Command{Op: fsm.OpDeleteService, Service: rq.service}); !ok {
-		return
-	}
-	rq.writeNoContent()
+	rq.applyNoContent(fsm.Command{Op: fsm.OpDeleteService, Service: rq.service})
 }
 
 // ---- nodes ----
@@ -88,19 +114,11 @@ func (s *Server) addNode(rq *request) {
 	load := f.Int64("current_load", false, 0)
 	downed := f.Bool("downed")
 	backoff := f.Bool("backoff")
-	if rq.invalid() {
-		return
-	}
-	res, ok := rq.apply(fsm.Command{Op: fsm.OpAddNode, Service: rq.service, NodeURL: url.V,
+	res, ok := rq.applyValid(fsm.Command{Op: fsm.OpAddNode, Service: rq.service, NodeURL: url.V,
 		Capacity: capacity, Available: available, CurrentLoad: load, Downed: downed, Backoff: backoff})
-	if !ok {
-		return
+	if ok {
+		rq.writeNode(http.StatusCreated, res, "add node succeeded without a node")
 	}
-	if res.Node == nil {
-		rq.internalError("add node succeeded without a node")
-		return
-	}
-	rq.writeJSON(http.StatusCreated, toNodeJSON(*res.Node))
 }
 
 func (s *Server) listNodes(rq *request) {
@@ -112,44 +130,29 @@ func (s *Server) listNodes(rq *request) {
 			rq.queryError("node", desc)
 		}
 	}
-	if rq.invalid() {
-		return
-	}
-	var out []wire.Node
-	if !rq.read(func(rd fsm.Reader) error {
+	readJSON(rq, func(rd fsm.Reader) (map[string][]wire.Node, error) {
 		nodes, err := rd.ListNodes(rq.service)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out = make([]wire.Node, 0, len(nodes))
+		out := make([]wire.Node, 0, len(nodes))
 		for _, n := range nodes {
 			if filtered && n.URL != byURL {
 				continue
 			}
 			out = append(out, toNodeJSON(n))
 		}
-		return nil
-	}) {
-		return
-	}
-	// The contract promises id order; do not depend on the reader's.
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	rq.writeJSON(http.StatusOK, map[string]any{"nodes": out})
+		// The contract promises id order; do not depend on the reader's.
+		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+		return map[string][]wire.Node{"nodes": out}, nil
+	})
 }
 
 func (s *Server) getNode(rq *request) {
-	if rq.invalid() {
-		return
-	}
-	var out wire.Node
-	if !rq.read(func(rd fsm.Reader) error {
+	readJSON(rq, func(rd fsm.Reader) (wire.Node, error) {
 		n, err := rd.GetNode(rq.service, rq.nodeID)
-		out = toNodeJSON(n)
-		return err
-	}) {
-		return
-	}
-	rq.writeJSON(http.StatusOK, out)
+		return toNodeJSON(n), err
+	})
 }
 
 func (s *Server) updateNode(rq *request) {
@@ -160,33 +163,30 @@ func (s *Server) updateNode(rq *request) {
 	downed := f.Bool("downed")
 	backoff := f.Bool("backoff")
 	f.requireOneOf("capacity", "available", "current_load", "downed", "backoff")
-	if rq.invalid() {
-		return
-	}
-	res, ok := rq.apply(fsm.Command{Op: fsm.OpUpdateNode, Service: rq.service, NodeID: rq.nodeID,
+	res, ok := rq.applyValid(fsm.Command{Op: fsm.OpUpdateNode, Service: rq.service, NodeID: rq.nodeID,
 		Capacity: capacity, Available: available, CurrentLoad: load, Downed: downed, Backoff: backoff})
-	if !ok {
-		return
+	if ok {
+		rq.writeNode(http.StatusOK, res, "update node succeeded without a node")
 	}
-	if res.Node == nil {
-		rq.internalError("update node succeeded without a node")
-		return
-	}
-	rq.writeJSON(http.StatusOK, toNodeJSON(*res.Node))
 }
 
-func (s *Server) unassignNode(rq *request) { s.nodeCountCommand(rq, fsm.OpUnassignNode) }
-func (s *Server) removeNode(rq *request)   { s.nodeCountCommand(rq, fsm.OpRemoveNode) }
+// writeNode answers the node a node command returned; broken names the
+// broken promise to log if it returned none.
+func (rq *request) writeNode(code int, res fsm.Result, broken string) {
+	if res.Node == nil {
+		rq.internalError(broken)
+		return
+	}
+	rq.writeJSON(code, toNodeJSON(*res.Node))
+}
 
-func (s *Server) nodeCountCommand(rq *request, op fsm.Op) {
-	if rq.invalid() {
-		return
-	}
-	res, ok := rq.apply(fsm.Command{Op: op, Service: rq.service, NodeID: rq.nodeID})
-	if !ok {
-		return
-	}
-	rq.writeJSON(http.StatusOK, map[string]int64{"unassigned": res.Count})
+// unassignNode and removeNode both answer how many users they unassigned.
+func (s *Server) unassignNode(rq *request) {
+	rq.applyCount(fsm.Command{Op: fsm.OpUnassignNode, Service: rq.service, NodeID: rq.nodeID}, "unassigned")
+}
+
+func (s *Server) removeNode(rq *request) {
+	rq.applyCount(fsm.Command{Op: fsm.OpRemoveNode, Service: rq.service, NodeID: rq.nodeID}, "unassigned")
 }
 
 // ---- users ----
@@ -198,34 +198,18 @@ func (s *Server) allocate(rq *request) {
 	clientState := f.String("client_state", false, checkClientState)
 	kca := f.Int64("keys_changed_at", false, 0)
 	node := f.String("node", false, checkNodeURL)
-	if rq.invalid() {
-		return
-	}
-	res, ok := rq.apply(fsm.Command{Op: fsm.OpAllocate, Service: rq.service, Email: email.V,
+	res, ok := rq.applyValid(fsm.Command{Op: fsm.OpAllocate, Service: rq.service, Email: email.V,
 		Generation: generation, ClientState: clientState, KeysChangedAt: kca, Node: node})
-	if !ok {
-		return
+	if ok {
+		rq.writeUser(createdStatus(res), res)
 	}
-	code := http.StatusOK
-	if res.Created {
-		code = http.StatusCreated
-	}
-	rq.writeUser(code, res)
 }
 
 func (s *Server) getUser(rq *request) {
-	if rq.invalid() {
-		return
-	}
-	var out wire.User
-	if !rq.read(func(rd fsm.Reader) error {
+	readJSON(rq, func(rd fsm.Reader) (wire.User, error) {
 		u, err := rd.GetUser(rq.service, rq.email)
-		out = toUserJSON(u)
-		return err
-	}) {
-		return
-	}
-	rq.writeJSON(http.StatusOK, out)
+		return toUserJSON(u), err
+	})
 }
 
 func (s *Server) updateUser(rq *request) {
@@ -235,15 +219,11 @@ func (s *Server) updateUser(rq *request) {
 	clientState := f.String("client_state", false, checkClientState)
 	node := f.String("node", false, checkNodeURL)
 	f.requireOneOf("generation", "keys_changed_at", "client_state", "node")
-	if rq.invalid() {
-		return
-	}
-	res, ok := rq.apply(fsm.Command{Op: fsm.OpUpdateUser, Service: rq.service, Email: rq.email,
+	res, ok := rq.applyValid(fsm.Command{Op: fsm.OpUpdateUser, Service: rq.service, Email: rq.email,
 		Generation: generation, KeysChangedAt: kca, ClientState: clientState, Node: node})
-	if !ok {
-		return
+	if ok {
+		rq.writeUser(http.StatusOK, res)
 	}
-	rq.writeUser(http.StatusOK, res)
 }
 
 func (s *Server) login(rq *request) {
@@ -254,19 +234,9 @@ func (s *Server) login(rq *request) {
 	if rq.invalid() {
 		return
 	}
-	cmd := fsm.Command{Op: fsm.OpLogin, Service: rq.service, Email: rq.email,
-		Generation: generation, KeysChangedAt: kca, ClientState: clientState}
-	res, served := rq.loginFromRead(cmd)
-	if !served {
-		if rq.relayLogin() {
-			return
-		}
-		var ok bool
-		if res, ok = rq.apply(cmd); !ok {
-			return
-		}
-	} else if res.Err != nil {
-		rq.fsmError(res.Err)
+	res, ok := rq.serveLogin(fsm.Command{Op: fsm.OpLogin, Service: rq.service, Email: rq.email,
+		Generation: generation, KeysChangedAt: kca, ClientState: clientState}, rq.proposeOnLeader)
+	if !ok {
 		return
 	}
 	if res.User == nil {
@@ -277,26 +247,14 @@ func (s *Server) login(rq *request) {
 }
 
 func (s *Server) retire(rq *request) {
-	if rq.invalid() {
-		return
+	if res, ok := rq.applyValid(fsm.Command{Op: fsm.OpRetire, Service: rq.service, Email: rq.email}); ok {
+		rq.writeUser(http.StatusOK, res)
 	}
-	res, ok := rq.apply(fsm.Command{Op: fsm.OpRetire, Service: rq.service, Email: rq.email})
-	if !ok {
-		return
-	}
-	rq.writeUser(http.StatusOK, res)
 }
 
 func (s *Server) replace(rq *request) {
 	at := rq.fields.Int64("at", false, 0)
-	if rq.invalid() {
-		return
-	}
-	res, ok := rq.apply(fsm.Command{Op: fsm.OpReplace, Service: rq.service, Email: rq.email, At: at})
-	if !ok {
-		return
-	}
-	rq.writeJSON(http.StatusOK, map[string]int64{"replaced": res.Count})
+	rq.applyCount(fsm.Command{Op: fsm.OpReplace, Service: rq.service, Email: rq.email, At: at}, "replaced")
 }
 
 func (rq *request) writeUser(code int, res fsm.Result) {
@@ -308,27 +266,16 @@ func (rq *request) writeUser(code int, res fsm.Result) {
 }
 
 func (s *Server) records(rq *request) {
-	if rq.invalid() {
-		return
-	}
-	var out []wire.Record
-	if !rq.read(func(rd fsm.Reader) error {
+	readJSON(rq, func(rd fsm.Reader) (map[string][]wire.Record, error) {
 		rs, err := rd.Records(rq.service, rq.email)
-		out = toRecordsJSON(rs)
-		return err
-	}) {
-		return
-	}
-	rq.writeJSON(http.StatusOK, map[string]any{"records": out})
+		return map[string][]wire.Record{"records": toRecordsJSON(rs)}, err
+	})
 }
 
 func (s *Server) oldRecords(rq *request) {
 	grace := rq.queryInt64("grace_ms", defaultOldGraceMs, 0, maxInt64)
 	limit := rq.queryInt64("limit", defaultOldLimit, 1, maxOldLimit)
 	offset := rq.queryInt64("offset", 0, 0, maxInt64)
-	if rq.invalid() {
-		return
-	}
 	now := rq.s.now().UnixMilli()
 	q := fsm.OldRecordsQuery{Service: rq.service, Now: now, GraceMs: grace, Limit: int(limit), Offset: int(offset)}
 	if grace == 0 {
@@ -337,40 +284,21 @@ func (s *Server) oldRecords(rq *request) {
 		// Now − GraceMs matters to the reader, so shift both by 1 ms.
 		q.Now, q.GraceMs = now+1, 1
 	}
-	var out []wire.Record
-	if !rq.read(func(rd fsm.Reader) error {
+	readJSON(rq, func(rd fsm.Reader) (map[string][]wire.Record, error) {
 		rs, err := rd.OldRecords(q)
-		out = toRecordsJSON(rs)
-		return err
-	}) {
-		return
-	}
-	rq.writeJSON(http.StatusOK, map[string]any{"records": out})
+		return map[string][]wire.Record{"records": toRecordsJSON(rs)}, err
+	})
 }
 
 func (s *Server) deleteRecord(rq *request) {
-	if rq.invalid() {
-		return
-	}
-	if _, ok := rq.apply(fsm.Command{Op: fsm.OpDeleteRecord, Service: rq.service, UID: rq.uid}); !ok {
-		return
-	}
-	rq.writeNoContent()
+	rq.applyNoContent(fsm.Command{Op: fsm.OpDeleteRecord, Service: rq.service, UID: rq.uid})
 }
 
 func (s *Server) stats(rq *request) {
-	if rq.invalid() {
-		return
-	}
-	var st fsm.Stats
-	if !rq.read(func(rd fsm.Reader) error {
-		var err error
-		st, err = rd.Stats(rq.service)
-		return err
-	}) {
-		return
-	}
-	rq.writeJSON(http.StatusOK, map[string]int64{"users": st.Users, "records": st.Records, "nodes": st.Nodes})
+	readJSON(rq, func(rd fsm.Reader) (map[string]int64, error) {
+		st, err := rd.Stats(rq.service)
+		return map[string]int64{"users": st.Users, "records": st.Records, "nodes": st.Nodes}, err
+	})
 }
 
 // countUsers is docs/spec.md §4 "count users", an addition to docs/api.md.
@@ -382,18 +310,10 @@ func (s *Server) countUsers(rq *request) {
 		}
 	}
 	asOf := rq.queryInt64("as_of", rq.s.now().UnixMilli(), 0, maxInt64)
-	if rq.invalid() {
-		return
-	}
-	var n int64
-	if !rq.read(func(rd fsm.Reader) error {
-		var err error
-		n, err = rd.CountUsers(service, asOf)
-		return err
-	}) {
-		return
-	}
-	rq.writeJSON(http.StatusOK, map[string]int64{"count": n, "as_of": asOf})
+	readJSON(rq, func(rd fsm.Reader) (map[string]int64, error) {
+		n, err := rd.CountUsers(service, asOf)
+		return map[string]int64{"count": n, "as_of": asOf}, err
+	})
 }
 
 // accountEvents are the events of POST /v1/events.
@@ -409,14 +329,7 @@ func (s *Server) event(rq *request) {
 	})
 	email := f.String("email", true, checkEmail)
 	generation := f.Int64("generation", false, 0)
-	if rq.invalid() {
-		return
-	}
-	res, ok := rq.apply(fsm.Command{Op: fsm.OpAccountEvent, Event: event.V, Email: email.V, Generation: generation})
-	if !ok {
-		return
-	}
-	rq.writeJSON(http.StatusOK, map[string]int64{"applied": res.Count})
+	rq.applyCount(fsm.Command{Op: fsm.OpAccountEvent, Event: event.V, Email: email.V, Generation: generation}, "applied")
 }
 
 // ---- cluster ----

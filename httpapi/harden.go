@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/defaults"
 )
 
 // StatusUnsupportedMediaType: a request body that is not application/json.
@@ -50,21 +51,11 @@ const (
 )
 
 func (l Limits) withDefaults() Limits {
-	if l.ReadHeaderTimeout <= 0 {
-		l.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if l.BodyTimeout <= 0 {
-		l.BodyTimeout = DefaultBodyTimeout
-	}
-	if l.WriteTimeout <= 0 {
-		l.WriteTimeout = DefaultWriteTimeout
-	}
-	if l.IdleTimeout <= 0 {
-		l.IdleTimeout = DefaultIdleTimeout
-	}
-	if l.MaxConns <= 0 {
-		l.MaxConns = DefaultMaxConns
-	}
+	defaults.UnlessPositive(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	defaults.UnlessPositive(&l.BodyTimeout, DefaultBodyTimeout)
+	defaults.UnlessPositive(&l.WriteTimeout, DefaultWriteTimeout)
+	defaults.UnlessPositive(&l.IdleTimeout, DefaultIdleTimeout)
+	defaults.UnlessPositive(&l.MaxConns, DefaultMaxConns)
 	return l
 }
 

@@ -42,10 +42,25 @@ func (rq *request) loginFromRead(cmd fsm.Command) (res fsm.Result, served bool) 
 	return res, true
 }
 
+// serveLogin answers cmd from a read when it changes nothing
+// (loginFromRead), else proposes it with propose. It returns false when the
+// answer is written already (an error, or a relayed login).
+func (rq *request) serveLogin(cmd fsm.Command, propose func(fsm.Command) (fsm.Result, bool)) (fsm.Result, bool) {
+	res, served := rq.loginFromRead(cmd)
+	if !served {
+		return propose(cmd)
+	}
+	if res.Err != nil {
+		rq.fsmError(res.Err)
+		return res, false
+	}
+	return res, true
+}
+
 // loginPlacement: a login without an Idempotency-Key is served where it
 // arrives (its linearizable read works on any member, and most logins
 // change nothing); only one that changes something goes to the leader
-// (relayLogin). A keyed login is a plain write.
+// (proposeOnLeader). A keyed login is a plain write.
 func loginPlacement(r *http.Request) store.Placement {
 	if r.Header.Get(HeaderIdempotencyKey) == "" {
 		return store.AnyMember
@@ -53,9 +68,13 @@ func loginPlacement(r *http.Request) store.Placement {
 	return store.OnLeader
 }
 
-// relayLogin sends a login that must be proposed to the leader, as the
-// Router would have before parsing had the login been a plain write. It
-// reports whether the Router answered (false: this member proposes it).
-func (rq *request) relayLogin() bool {
-	return rq.s.routing != nil && rq.s.routing.Route(rq.w, rq.r, rq.body, store.OnLeader)
+// proposeOnLeader proposes a login that must be proposed: the Router
+// relays it to the leader, as it would have before parsing had the login
+// been a plain write, or this member proposes it when it is the leader. It
+// returns false when the answer is written already (relayed, or failed).
+func (rq *request) proposeOnLeader(cmd fsm.Command) (fsm.Result, bool) {
+	if rq.s.routing != nil && rq.s.routing.Route(rq.w, rq.r, rq.body, store.OnLeader) {
+		return fsm.Result{}, false
+	}
+	return rq.apply(cmd)
 }

@@ -126,15 +126,10 @@ func (s *Server) token(rq *request) {
 		cmd.KeysChangedAt = fsm.SomeInt64(kid.keysChangedAt)
 	}
 	// A returning user with unchanged keys changes nothing: answered from a
-	// linearizable read like the login endpoint (login_read.go).
-	res, served := rq.loginFromRead(cmd)
-	if !served {
-		var ok bool
-		if res, ok = rq.apply(cmd); !ok {
-			return
-		}
-	} else if res.Err != nil {
-		rq.fsmError(res.Err)
+	// linearizable read like the login endpoint (login_read.go). Any other
+	// login is proposed here: the Router placed this route on the leader.
+	res, ok := rq.serveLogin(cmd, rq.apply)
+	if !ok {
 		return
 	}
 	if res.User == nil || res.User.NodeURL == "" {

@@ -16,6 +16,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/internal/defaults"
 )
 
 // Config configures one member's store. Zero durations and sizes take the
@@ -79,30 +80,14 @@ func (c *Config) applyDefaults() {
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "store", Level: hclog.Info})
 	}
-	if c.ApplyTimeout <= 0 {
-		c.ApplyTimeout = defaultApplyTimeout
-	}
-	if c.SnapshotThreshold == 0 {
-		c.SnapshotThreshold = defaultSnapshotThreshold
-	}
-	if c.SnapshotInterval <= 0 {
-		c.SnapshotInterval = defaultSnapshotInterval
-	}
-	if c.TrailingLogs == 0 {
-		c.TrailingLogs = defaultTrailingLogs
-	}
-	if c.HeartbeatTimeout <= 0 {
-		c.HeartbeatTimeout = defaultHeartbeatTimeout
-	}
-	if c.ElectionTimeout <= 0 {
-		c.ElectionTimeout = defaultElectionTimeout
-	}
-	if c.LeaderLeaseTimeout <= 0 {
-		c.LeaderLeaseTimeout = defaultLeaderLeaseTimeout
-	}
-	if c.CommitTimeout <= 0 {
-		c.CommitTimeout = defaultCommitTimeout
-	}
+	defaults.UnlessPositive(&c.ApplyTimeout, defaultApplyTimeout)
+	defaults.UnlessPositive(&c.SnapshotThreshold, defaultSnapshotThreshold)
+	defaults.UnlessPositive(&c.SnapshotInterval, defaultSnapshotInterval)
+	defaults.UnlessPositive(&c.TrailingLogs, defaultTrailingLogs)
+	defaults.UnlessPositive(&c.HeartbeatTimeout, defaultHeartbeatTimeout)
+	defaults.UnlessPositive(&c.ElectionTimeout, defaultElectionTimeout)
+	defaults.UnlessPositive(&c.LeaderLeaseTimeout, defaultLeaderLeaseTimeout)
+	defaults.UnlessPositive(&c.CommitTimeout, defaultCommitTimeout)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -7,41 +7,40 @@ import (
 
 func TestFieldRules(t *testing.T) {
 	cases := []struct {
-		rule  string
-		check func(string) string
-		value string
-		ok    bool
+		rule     string
+		check    func(string) string
+		accepted []string
+		refused  []string
 	}{
-		{"service", CheckServiceName, "sync-1.5", true},
-		{"service", CheckServiceName, "sync", false},
-		{"service", CheckServiceName, "sync-1!5", false},
-		{"service", CheckServiceName, "s-" + strings.Repeat("x", 29), false},
-		{"email", CheckEmail, "a@example.com", true},
-		{"email", CheckEmail, "", false},
-		{"email", CheckEmail, "a/b@example.com", false},
-		{"email", CheckEmail, "a\x01b", false},
-		{"client state", CheckClientState, "", true},
-		{"client state", CheckClientState, "0a.b_c-d", true},
-		{"client state", CheckClientState, strings.Repeat("a", 33), false},
-		{"client state", CheckClientState, "a b", false},
-		{"node URL", CheckNodeURL, "https://sync-1.example.com", true},
-		{"node URL", CheckNodeURL, "ftp://sync-1.example.com", false},
-		{"node URL", CheckNodeURL, "https://", false},
-		{"node URL", CheckNodeURL, "https://a b", false},
-		{"node URL", CheckNodeURL, "https://" + strings.Repeat("a", 57), false},
-		{"pattern", CheckPattern, "{node}/1.5/{uid}", true},
-		{"pattern", CheckPattern, "", false},
-		{"idempotency key", CheckIdempotencyKey, "k 1", true},
-		{"idempotency key", CheckIdempotencyKey, strings.Repeat("k", 129), false},
-		{"idempotency key", CheckIdempotencyKey, "clé", false},
+		{"service", CheckServiceName,
+			[]string{"sync-1.5"},
+			[]string{"sync", "sync-1!5", "s-" + strings.Repeat("x", 29)}},
+		{"email", CheckEmail,
+			[]string{"a@example.com"},
+			[]string{"", "a/b@example.com", "a\x01b"}},
+		{"client state", CheckClientState,
+			[]string{"", "0a.b_c-d"},
+			[]string{strings.Repeat("a", 33), "a b"}},
+		{"node URL", CheckNodeURL,
+			[]string{"https://sync-1.example.com"},
+			[]string{"ftp://sync-1.example.com", "https://", "https://a b", "https://" + strings.Repeat("a", 57)}},
+		{"pattern", CheckPattern,
+			[]string{"{node}/1.5/{uid}"},
+			[]string{""}},
+		{"idempotency key", CheckIdempotencyKey,
+			[]string{"k 1"},
+			[]string{strings.Repeat("k", 129), "clé"}},
 	}
 	for _, tc := range cases {
-		problem := tc.check(tc.value)
-		if tc.ok && problem != "" {
-			t.Errorf("%s %q refused: %s", tc.rule, tc.value, problem)
+		for _, v := range tc.accepted {
+			if problem := tc.check(v); problem != "" {
+				t.Errorf("%s %q refused: %s", tc.rule, v, problem)
+			}
 		}
-		if !tc.ok && problem == "" {
-			t.Errorf("%s %q accepted", tc.rule, tc.value)
+		for _, v := range tc.refused {
+			if tc.check(v) == "" {
+				t.Errorf("%s %q accepted", tc.rule, v)
+			}
 		}
 	}
 }
