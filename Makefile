@@ -34,7 +34,7 @@ test-short:
 # Each fuzz target in turn for FUZZTIME (seeds in */testdata/fuzz).
 FUZZTIME ?= 1m
 FUZZ_TARGETS := fsm:FuzzDecodeCommand fsm:FuzzRestore store:FuzzSnapshotRestore store:FuzzVerifyEntry \
-	httpapi:FuzzParseObject httpapi:FuzzRequestBody cluster:FuzzReadPeersFile cluster:FuzzDecodeMeta
+	httpapi:FuzzParseObject httpapi:FuzzRequestBody cluster:FuzzReadPeersFile cluster:FuzzDecodeMeta cluster:FuzzRelayBatch
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "== $$pkg $$name"; \
