@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
@@ -43,6 +44,7 @@ type adminCmd struct {
 	consistency  string
 	maxStaleness time.Duration
 	idemKey      string
+	flags        *pflag.FlagSet // all of the command's flags, to tell which were given
 }
 
 // adminOpts choose which shared flags a command takes.
@@ -54,6 +56,7 @@ type adminOpts struct {
 
 func (a *adminCmd) register(cmd *cobra.Command, o adminOpts) {
 	fl := cmd.Flags()
+	a.flags = fl
 	a.conn.register(fl)
 	fl.BoolVar(&a.asJSON, "json", false, "print the API's JSON answer instead of a table")
 	if o.service {
@@ -68,10 +71,24 @@ func (a *adminCmd) register(cmd *cobra.Command, o adminOpts) {
 	}
 }
 
+// adminBody is what an admin command does once its shared flags (a) are
+// checked and the member's clients are made.
+type adminBody func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error
+
+// adminCommand completes cmd, which holds a command's help text and Args,
+// into an admin command: it takes the shared flags opts names, and body
+// runs through run. The command's own flags are added to what it returns.
+func adminCommand(cmd *cobra.Command, opts adminOpts, body adminBody) *cobra.Command {
+	a := new(adminCmd)
+	a.register(cmd, opts)
+	cmd.RunE = a.run(body)
+	return cmd
+}
+
 // run wraps a command's body: it reads the environment, checks the shared
 // flags, connects, and turns the body's errors into one line and an exit
 // code.
-func (a *adminCmd) run(body func(ctx context.Context, c memberClients, out io.Writer, args []string) error) func(*cobra.Command, []string) error {
+func (a *adminCmd) run(body adminBody) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := a.conn.applyEnv(cmd.Flags()); err != nil {
 			return usageErrorf("%v", err)
@@ -91,8 +108,36 @@ func (a *adminCmd) run(body func(ctx context.Context, c memberClients, out io.Wr
 		if err != nil {
 			return err
 		}
-		return body(cmd.Context(), c, cmd.OutOrStdout(), args)
+		return body(a, cmd.Context(), c, cmd.OutOrStdout(), args)
 	}
+}
+
+// given tells whether the flag name was set on the command line.
+func (a *adminCmd) given(name string) bool { return a.flags.Changed(name) }
+
+// givenCount is the value v of the flag name when it was given, refused
+// when negative; nil when the flag was not given.
+func (a *adminCmd) givenCount(name string, v int64) (*int64, error) {
+	if !a.given(name) {
+		return nil, nil
+	}
+	if err := checkNonNegative(name, v); err != nil {
+		return nil, err
+	}
+	return wire.Int64(v), nil
+}
+
+// givenTime is the time the flag name gives as s (parseMillis) when it was
+// given; nil when it was not.
+func (a *adminCmd) givenTime(name, s string) (*int64, error) {
+	if !a.given(name) {
+		return nil, nil
+	}
+	ms, err := parseMillis(name, s)
+	if err != nil {
+		return nil, err
+	}
+	return &ms, nil
 }
 
 func (a *adminCmd) checkReadLevel() error {
@@ -142,6 +187,16 @@ func (a *adminCmd) emit(out io.Writer, v any, table func(w io.Writer)) error {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	table(tw)
 	return tw.Flush()
+}
+
+// answer prints what a call answered, v, as emit does; when the call
+// failed (err), it returns the line callFailed makes of it instead, naming
+// the call as what.
+func (a *adminCmd) answer(out io.Writer, what string, err error, v any, table func(w io.Writer)) error {
+	if err != nil {
+		return callFailed(what, err)
+	}
+	return a.emit(out, v, table)
 }
 
 // callFailed turns a client error into the one line the user sees and the

@@ -17,8 +17,19 @@ func newNodeCmd() *cobra.Command {
 		`A node is a storage server users of a service are assigned to. Commands
 that take NODE accept its id (as "wimms node list" shows it) or its URL,
 as the token server's add_node.py, remove_node.py and unassign_node.py do.`,
-		newNodeListCmd(), newNodeGetCmd(), newNodeAddCmd(), newNodeSetCmd(),
-		newNodeDownUpCmd(true), newNodeDownUpCmd(false), newNodeUnassignCmd(), newNodeRemoveCmd())
+		adminCommand(&cobra.Command{
+			Use:     "list",
+			Short:   "list a service's nodes with their load",
+			Example: exampleOf("wimms node list", "wimms node list --service sync-1.5 --json"),
+			Args:    cobra.NoArgs,
+		}, adminOpts{service: true, read: true}, (*adminCmd).listNodes),
+		adminCommand(&cobra.Command{
+			Use:     "get NODE",
+			Short:   "show one node, by id or URL",
+			Example: exampleOf("wimms node get 3", "wimms node get https://sync-3.example.com"),
+			Args:    argsExactly(1),
+		}, adminOpts{service: true, read: true}, (*adminCmd).getNode),
+		newNodeAddCmd(), newNodeSetCmd(), newNodeDownUpCmd(true), newNodeDownUpCmd(false), newNodeUnassignCmd(), newNodeRemoveCmd())
 }
 
 func nodeTable(w io.Writer, nodes ...wire.Node) {
@@ -92,48 +103,20 @@ func nodeLabel(arg string, id int64) string {
 	return fmt.Sprintf("%s (id %d)", arg, id)
 }
 
-func newNodeListCmd() *cobra.Command {
-	var a adminCmd
-	cmd := &cobra.Command{
-		Use:     "list",
-		Short:   "list a service's nodes with their load",
-		Example: exampleOf("wimms node list", "wimms node list --service sync-1.5 --json"),
-		Args:    cobra.NoArgs,
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, _ []string) error {
-		nodes, _, err := c.api.ListNodes(ctx, a.service, a.readOpts())
-		if err != nil {
-			return callFailed("list nodes of "+a.service, err)
-		}
-		nodes = orEmpty(nodes)
-		return a.emit(out, map[string]any{"nodes": nodes}, func(w io.Writer) { nodeTable(w, nodes...) })
-	})
-	a.register(cmd, adminOpts{service: true, read: true})
-	return cmd
+func (a *adminCmd) listNodes(ctx context.Context, c memberClients, out io.Writer, _ []string) error {
+	nodes, _, err := c.api.ListNodes(ctx, a.service, a.readOpts())
+	return a.answer(out, "list nodes of "+a.service, err, map[string]any{"nodes": orEmpty(nodes)}, func(w io.Writer) { nodeTable(w, nodes...) })
 }
 
-func newNodeGetCmd() *cobra.Command {
-	var a adminCmd
-	cmd := &cobra.Command{
-		Use:     "get NODE",
-		Short:   "show one node, by id or URL",
-		Example: exampleOf("wimms node get 3", "wimms node get https://sync-3.example.com"),
-		Args:    argsExactly(1),
+func (a *adminCmd) getNode(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	id, n, err := a.nodeArg(ctx, c, args[0], a.readOpts())
+	if err != nil {
+		return err
 	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		id, n, err := a.nodeArg(ctx, c, args[0], a.readOpts())
-		if err != nil {
-			return err
-		}
-		if n == nil {
-			if n, _, err = c.api.GetNode(ctx, a.service, id, a.readOpts()); err != nil {
-				return callFailed(fmt.Sprintf("get node %d of %s", id, a.service), err)
-			}
-		}
-		return a.emit(out, n, func(w io.Writer) { nodeTable(w, *n) })
-	})
-	a.register(cmd, adminOpts{service: true, read: true})
-	return cmd
+	if n == nil {
+		n, _, err = c.api.GetNode(ctx, a.service, id, a.readOpts())
+	}
+	return a.answer(out, fmt.Sprintf("get node %d of %s", id, a.service), err, n, func(w io.Writer) { nodeTable(w, *n) })
 }
 
 // nodeStateFlags are the settable node fields; only those given are sent.
@@ -153,35 +136,28 @@ func (f *nodeStateFlags) register(cmd *cobra.Command, withCapacity bool) {
 	fl.BoolVar(&f.backoff, "backoff", false, "the node gets no new users; capacity release still applies")
 }
 
-// state is the NodeState of the flags given on the command line.
-func (f *nodeStateFlags) state(cmd *cobra.Command) (wire.NodeState, error) {
-	fl := cmd.Flags()
+// state is the NodeState of the flags given on the command line of a.
+func (f *nodeStateFlags) state(a *adminCmd) (wire.NodeState, error) {
 	var s wire.NodeState
-	if fl.Changed("available") {
-		if err := checkNonNegative("available", f.available); err != nil {
-			return s, err
-		}
-		s.Available = wire.Int64(f.available)
+	var err error
+	if s.Available, err = a.givenCount("available", f.available); err != nil {
+		return s, err
 	}
-	if fl.Changed("current-load") {
-		if err := checkNonNegative("current-load", f.load); err != nil {
-			return s, err
-		}
-		s.CurrentLoad = wire.Int64(f.load)
+	if s.CurrentLoad, err = a.givenCount("current-load", f.load); err != nil {
+		return s, err
 	}
-	if fl.Changed("downed") {
+	if a.given("downed") {
 		s.Downed = wire.Bool(f.downed)
 	}
-	if fl.Changed("backoff") {
+	if a.given("backoff") {
 		s.Backoff = wire.Bool(f.backoff)
 	}
 	return s, nil
 }
 
 func newNodeAddCmd() *cobra.Command {
-	var a adminCmd
 	var f nodeStateFlags
-	cmd := &cobra.Command{
+	cmd := adminCommand(&cobra.Command{
 		Use:   "add URL --capacity N",
 		Short: "add a node to a service (admin)",
 		Example: exampleOf(
@@ -189,36 +165,30 @@ func newNodeAddCmd() *cobra.Command {
 			"wimms node add https://sync-4.example.com --capacity 1000 --available 100 --backoff",
 		),
 		Args: argsExactly(1),
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		if err := checkNodeURLArg(args[0]); err != nil {
 			return err
 		}
-		if !cmd.Flags().Changed("capacity") {
+		if !a.given("capacity") {
 			return usageErrorf("--capacity is required")
 		}
 		if err := checkNonNegative("capacity", f.capacity); err != nil {
 			return err
 		}
-		st, err := f.state(cmd)
+		st, err := f.state(a)
 		if err != nil {
 			return err
 		}
 		n, _, err := c.admin.AddNode(ctx, a.service, wire.AddNodeRequest{Node: args[0], Capacity: f.capacity, NodeState: st}, a.writeOpts())
-		if err != nil {
-			return callFailed(fmt.Sprintf("add node %s to %s", args[0], a.service), err)
-		}
-		return a.emit(out, n, func(w io.Writer) { nodeTable(w, *n) })
+		return a.answer(out, fmt.Sprintf("add node %s to %s", args[0], a.service), err, n, func(w io.Writer) { nodeTable(w, *n) })
 	})
-	a.register(cmd, adminOpts{service: true, write: true})
 	f.register(cmd, true)
 	return cmd
 }
 
 func newNodeSetCmd() *cobra.Command {
-	var a adminCmd
 	var f nodeStateFlags
-	cmd := &cobra.Command{
+	cmd := adminCommand(&cobra.Command{
 		Use:   "set NODE [--capacity N] [--available N] [--current-load N] [--downed=BOOL] [--backoff=BOOL]",
 		Short: "change a node's capacity, availability, load or flags (admin)",
 		Long:  "Change the fields given, and only those; at least one is required.",
@@ -227,28 +197,23 @@ func newNodeSetCmd() *cobra.Command {
 			"wimms node set 3 --backoff=false",
 		),
 		Args: argsExactly(1),
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		if _, err := parseNodeRef(args[0]); err != nil {
 			return err
 		}
-		st, err := f.state(cmd)
+		st, err := f.state(a)
 		if err != nil {
 			return err
 		}
 		req := wire.UpdateNodeRequest{NodeState: st}
-		if cmd.Flags().Changed("capacity") {
-			if err := checkNonNegative("capacity", f.capacity); err != nil {
-				return err
-			}
-			req.Capacity = wire.Int64(f.capacity)
+		if req.Capacity, err = a.givenCount("capacity", f.capacity); err != nil {
+			return err
 		}
 		if req.Capacity == nil && st == (wire.NodeState{}) {
 			return usageErrorf("nothing to change: give at least one of --capacity, --available, --current-load, --downed, --backoff")
 		}
 		return a.updateNode(ctx, c, out, args[0], req)
 	})
-	a.register(cmd, adminOpts{service: true, write: true})
 	f.register(cmd, true)
 	return cmd
 }
@@ -259,14 +224,10 @@ func (a *adminCmd) updateNode(ctx context.Context, c memberClients, out io.Write
 		return err
 	}
 	n, _, err := c.admin.UpdateNode(ctx, a.service, id, req, a.writeOpts())
-	if err != nil {
-		return callFailed(fmt.Sprintf("update node %s of %s", arg, a.service), err)
-	}
-	return a.emit(out, n, func(w io.Writer) { nodeTable(w, *n) })
+	return a.answer(out, fmt.Sprintf("update node %s of %s", arg, a.service), err, n, func(w io.Writer) { nodeTable(w, *n) })
 }
 
 func newNodeDownUpCmd(down bool) *cobra.Command {
-	var a adminCmd
 	cmd := &cobra.Command{
 		Use:     "up NODE",
 		Short:   "mark a node up again (clear downed): it takes new users (admin)",
@@ -280,14 +241,12 @@ func newNodeDownUpCmd(down bool) *cobra.Command {
 Nobody moves on their own; "wimms node unassign" moves the node's users.`
 		cmd.Example = exampleOf("wimms node down https://sync-3.example.com", "wimms node down 3")
 	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	return adminCommand(cmd, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		if _, err := parseNodeRef(args[0]); err != nil {
 			return err
 		}
 		return a.updateNode(ctx, c, out, args[0], wire.UpdateNodeRequest{NodeState: wire.NodeState{Downed: wire.Bool(down)}})
 	})
-	a.register(cmd, adminOpts{service: true, write: true})
-	return cmd
 }
 
 // unassignResult is the answer of unassign and remove.
@@ -326,19 +285,15 @@ type nodeUnassigner func(c *client.Client, ctx context.Context, service string, 
 // nodeUnassigningCmd completes cmd into a command that calls act on NODE
 // (verb names it in errors) and reports its count with report.
 func nodeUnassigningCmd(cmd *cobra.Command, verb string, act nodeUnassigner, report func(node string, unassigned int64) string) *cobra.Command {
-	var a adminCmd
 	cmd.Args = argsExactly(1)
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	return adminCommand(cmd, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		id, _, err := a.nodeArg(ctx, c, args[0], client.CallOptions{})
 		if err != nil {
 			return err
 		}
 		n, _, err := act(c.admin, ctx, a.service, id, a.writeOpts())
-		if err != nil {
-			return callFailed(fmt.Sprintf("%s node %s of %s", verb, args[0], a.service), err)
-		}
-		return a.emit(out, unassignResult{n}, func(w io.Writer) { fmt.Fprintln(w, report(nodeLabel(args[0], id), n)) })
+		return a.answer(out, fmt.Sprintf("%s node %s of %s", verb, args[0], a.service), err, unassignResult{n}, func(w io.Writer) {
+			fmt.Fprintln(w, report(nodeLabel(args[0], id), n))
+		})
 	})
-	a.register(cmd, adminOpts{service: true, write: true})
-	return cmd
 }

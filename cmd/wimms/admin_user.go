@@ -15,7 +15,29 @@ import (
 )
 
 func newUserCmd() *cobra.Command {
-	return groupCmd("user", "show, allocate, retire and replace one user's assignment; list their records", "", newUserGetCmd(), newUserAllocateCmd(), newUserRetireCmd(), newUserReplaceCmd(), newUserRecordsCmd())
+	return groupCmd("user", "show, allocate, retire and replace one user's assignment; list their records", "",
+		adminCommand(&cobra.Command{
+			Use:     "get EMAIL",
+			Short:   "show a user's current assignment",
+			Example: exampleOf("wimms user get alice@example.com", "wimms user get alice@example.com --consistency linearizable --json"),
+			Args:    argsOne(checkEmailArg),
+		}, adminOpts{service: true, read: true}, (*adminCmd).getUser),
+		newUserAllocateCmd(),
+		adminCommand(&cobra.Command{
+			Use:   "retire EMAIL",
+			Short: "retire a user: their records are replaced and they cannot log in again",
+			Long: `Mark each of the user's live records replaced with the largest
+generation, as an account deletion does in one service.`,
+			Example: exampleOf("wimms user retire alice@example.com"),
+			Args:    argsOne(checkEmailArg),
+		}, adminOpts{service: true, write: true}, (*adminCmd).retireUser),
+		newUserReplaceCmd(),
+		adminCommand(&cobra.Command{
+			Use:     "records EMAIL",
+			Short:   "list every stored record of a user, oldest first",
+			Example: exampleOf("wimms user records alice@example.com"),
+			Args:    argsOne(checkEmailArg),
+		}, adminOpts{service: true, read: true}, (*adminCmd).userRecords))
 }
 
 func userTable(w io.Writer, u wire.User, created *bool) {
@@ -57,31 +79,15 @@ func recordTable(w io.Writer, withEmail bool, recs []wire.Record) {
 	}
 }
 
-func newUserGetCmd() *cobra.Command {
-	var a adminCmd
-	cmd := &cobra.Command{
-		Use:     "get EMAIL",
-		Short:   "show a user's current assignment",
-		Example: exampleOf("wimms user get alice@example.com", "wimms user get alice@example.com --consistency linearizable --json"),
-		Args:    argsOne(checkEmailArg),
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		email := args[0]
-		u, _, err := c.api.GetUser(ctx, a.service, email, a.readOpts())
-		if err != nil {
-			return callFailed(fmt.Sprintf("get user %s in %s", email, a.service), err)
-		}
-		return a.emit(out, u, func(w io.Writer) { userTable(w, *u, nil) })
-	})
-	a.register(cmd, adminOpts{service: true, read: true})
-	return cmd
+func (a *adminCmd) getUser(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	u, _, err := c.api.GetUser(ctx, a.service, args[0], a.readOpts())
+	return a.answer(out, fmt.Sprintf("get user %s in %s", args[0], a.service), err, u, func(w io.Writer) { userTable(w, *u, nil) })
 }
 
 func newUserAllocateCmd() *cobra.Command {
-	var a adminCmd
 	var generation, kca int64
 	var clientState, node string
-	cmd := &cobra.Command{
+	cmd := adminCommand(&cobra.Command{
 		Use:   "allocate EMAIL",
 		Short: "get a user's assignment, assigning a node when they have none",
 		Long: `Return the user's current record, or create one on the best node (or on
@@ -91,43 +97,34 @@ func newUserAllocateCmd() *cobra.Command {
 			"wimms user allocate bob@example.com --node https://sync-3.example.com --generation 1700000000000",
 		),
 		Args: argsOne(checkEmailArg),
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		email := args[0]
 		req := wire.AllocateRequest{Email: email}
-		fl := cmd.Flags()
-		if fl.Changed("generation") {
-			if err := checkNonNegative("generation", generation); err != nil {
-				return err
-			}
-			req.Generation = wire.Int64(generation)
+		var err error
+		if req.Generation, err = a.givenCount("generation", generation); err != nil {
+			return err
 		}
-		if fl.Changed("keys-changed-at") {
-			if err := checkNonNegative("keys-changed-at", kca); err != nil {
-				return err
-			}
-			req.KeysChangedAt = wire.Int64(kca)
+		if req.KeysChangedAt, err = a.givenCount("keys-changed-at", kca); err != nil {
+			return err
 		}
-		if fl.Changed("client-state") {
+		if a.given("client-state") {
 			if err := checkClientStateArg(clientState); err != nil {
 				return err
 			}
 			req.ClientState = wire.String(clientState)
 		}
-		if fl.Changed("node") {
+		if a.given("node") {
 			if err := checkNodeURLArg(node); err != nil {
 				return err
 			}
 			req.Node = wire.String(node)
 		}
 		u, m, err := c.api.Allocate(ctx, a.service, req, a.writeOpts())
-		if err != nil {
-			return callFailed(fmt.Sprintf("allocate %s in %s", email, a.service), err)
-		}
-		created := m.Created()
-		return a.emit(out, u, func(w io.Writer) { userTable(w, *u, &created) })
+		return a.answer(out, fmt.Sprintf("allocate %s in %s", email, a.service), err, u, func(w io.Writer) {
+			created := m.Created()
+			userTable(w, *u, &created)
+		})
 	})
-	a.register(cmd, adminOpts{service: true, write: true})
 	fl := cmd.Flags()
 	fl.Int64Var(&generation, "generation", 0, "the account's generation (FxA)")
 	fl.Int64Var(&kca, "keys-changed-at", 0, "when the account's keys last changed (FxA, ms)")
@@ -136,32 +133,14 @@ func newUserAllocateCmd() *cobra.Command {
 	return cmd
 }
 
-func newUserRetireCmd() *cobra.Command {
-	var a adminCmd
-	cmd := &cobra.Command{
-		Use:   "retire EMAIL",
-		Short: "retire a user: their records are replaced and they cannot log in again",
-		Long: `Mark each of the user's live records replaced with the largest
-generation, as an account deletion does in one service.`,
-		Example: exampleOf("wimms user retire alice@example.com"),
-		Args:    argsOne(checkEmailArg),
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		email := args[0]
-		u, _, err := c.api.Retire(ctx, a.service, email, a.writeOpts())
-		if err != nil {
-			return callFailed(fmt.Sprintf("retire %s in %s", email, a.service), err)
-		}
-		return a.emit(out, u, func(w io.Writer) { userTable(w, *u, nil) })
-	})
-	a.register(cmd, adminOpts{service: true, write: true})
-	return cmd
+func (a *adminCmd) retireUser(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	u, _, err := c.api.Retire(ctx, a.service, args[0], a.writeOpts())
+	return a.answer(out, fmt.Sprintf("retire %s in %s", args[0], a.service), err, u, func(w io.Writer) { userTable(w, *u, nil) })
 }
 
 func newUserReplaceCmd() *cobra.Command {
-	var a adminCmd
 	var at string
-	cmd := &cobra.Command{
+	cmd := adminCommand(&cobra.Command{
 		Use:   "replace EMAIL",
 		Short: "mark a user's records created up to a time replaced (they move at the next login)",
 		Example: exampleOf(
@@ -169,49 +148,26 @@ func newUserReplaceCmd() *cobra.Command {
 			"wimms user replace alice@example.com --at 2025-01-31T12:00:00Z",
 		),
 		Args: argsOne(checkEmailArg),
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		email := args[0]
-		var atMs *int64
-		if cmd.Flags().Changed("at") {
-			ms, err := parseMillis("at", at)
-			if err != nil {
-				return err
-			}
-			atMs = &ms
+		atMs, err := a.givenTime("at", at)
+		if err != nil {
+			return err
 		}
 		n, _, err := c.api.Replace(ctx, a.service, email, atMs, a.writeOpts())
-		if err != nil {
-			return callFailed(fmt.Sprintf("replace %s in %s", email, a.service), err)
-		}
-		return a.emit(out, map[string]int64{"replaced": n}, func(w io.Writer) {
+		return a.answer(out, fmt.Sprintf("replace %s in %s", email, a.service), err, map[string]int64{"replaced": n}, func(w io.Writer) {
 			fmt.Fprintf(w, "replaced %s of %s\n", plural(n, "record"), email)
 		})
 	})
-	a.register(cmd, adminOpts{service: true, write: true})
 	cmd.Flags().StringVar(&at, "at", "", "replace records created at or before this time: Unix ms or RFC 3339 (default: now)")
 	return cmd
 }
 
-func newUserRecordsCmd() *cobra.Command {
-	var a adminCmd
-	cmd := &cobra.Command{
-		Use:     "records EMAIL",
-		Short:   "list every stored record of a user, oldest first",
-		Example: exampleOf("wimms user records alice@example.com"),
-		Args:    argsOne(checkEmailArg),
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		email := args[0]
-		recs, _, err := c.api.Records(ctx, a.service, email, a.readOpts())
-		if err != nil {
-			return callFailed(fmt.Sprintf("records of %s in %s", email, a.service), err)
-		}
-		recs = orEmpty(recs)
-		return a.emit(out, map[string]any{"records": recs}, func(w io.Writer) { recordTable(w, false, recs) })
+func (a *adminCmd) userRecords(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	recs, _, err := c.api.Records(ctx, a.service, args[0], a.readOpts())
+	return a.answer(out, fmt.Sprintf("records of %s in %s", args[0], a.service), err, map[string]any{"records": orEmpty(recs)}, func(w io.Writer) {
+		recordTable(w, false, recs)
 	})
-	a.register(cmd, adminOpts{service: true, read: true})
-	return cmd
 }
 
 func newUsersCmd() *cobra.Command {
@@ -219,10 +175,9 @@ func newUsersCmd() *cobra.Command {
 }
 
 func newUsersCountCmd() *cobra.Command {
-	var a adminCmd
 	var all bool
 	var asOf string
-	cmd := &cobra.Command{
+	cmd := adminCommand(&cobra.Command{
 		Use:   "count",
 		Short: "count live users of a service (or --all services) at a time",
 		Example: exampleOf(
@@ -230,50 +185,46 @@ func newUsersCountCmd() *cobra.Command {
 			"wimms users count --all --as-of 2025-01-01T00:00:00Z --json",
 		),
 		Args: cobra.NoArgs,
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, _ []string) error {
-		if all && cmd.Flags().Changed("service") {
+	}, adminOpts{service: true, read: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, _ []string) error {
+		if all && a.given("service") {
 			return usageErrorf("--all and --service exclude each other")
 		}
-		service := a.service
+		service, scope := a.service, a.service
 		if all {
-			service = ""
+			service, scope = "", "all services"
 		}
-		var asOfMs *int64
-		if cmd.Flags().Changed("as-of") {
-			ms, err := parseMillis("as-of", asOf)
-			if err != nil {
-				return err
-			}
-			asOfMs = &ms
+		asOfMs, err := a.givenTime("as-of", asOf)
+		if err != nil {
+			return err
 		}
 		n, _, err := c.api.CountUsers(ctx, service, asOfMs, a.readOpts())
-		if err != nil {
-			return callFailed("count users", err)
-		}
-		return a.emit(out, n, func(w io.Writer) {
-			scope := service
-			if all {
-				scope = "all services"
-			}
+		return a.answer(out, "count users", err, n, func(w io.Writer) {
 			fmt.Fprintf(w, "%s in %s as of %s\n", plural(n.Count, "user"), scope, fmtMillis(n.AsOf))
 		})
 	})
-	a.register(cmd, adminOpts{service: true, read: true})
 	cmd.Flags().BoolVar(&all, "all", false, "count in every service")
 	cmd.Flags().StringVar(&asOf, "as-of", "", "count records created at or before this time: Unix ms or RFC 3339 (default: now)")
 	return cmd
 }
 
 func newRecordsCmd() *cobra.Command {
-	return groupCmd("records", "list replaced records past their grace period, and delete records (what purge does)", "", newRecordsOldCmd(), newRecordsDeleteCmd())
+	return groupCmd("records", "list replaced records past their grace period, and delete records (what purge does)", "",
+		newRecordsOldCmd(),
+		adminCommand(&cobra.Command{
+			Use:   "delete UID...",
+			Short: "delete records by uid (after their node deleted the user's data)",
+			Long: `Delete each record given. All uids are checked before any is sent; the
+first failure stops the command (the records before it are deleted).
+"wimms purge" does this after asking each record's node to delete its data.`,
+			Example: exampleOf("wimms records delete 42", "wimms records delete 42 43 44 --json"),
+			Args:    argsAtLeast(1),
+		}, adminOpts{service: true}, (*adminCmd).deleteRecords))
 }
 
 func newRecordsOldCmd() *cobra.Command {
-	var a adminCmd
 	var grace time.Duration
 	var limit, offset int
-	cmd := &cobra.Command{
+	cmd := adminCommand(&cobra.Command{
 		Use:   "old",
 		Short: "list records replaced longer ago than --grace, newest first",
 		Example: exampleOf(
@@ -281,8 +232,7 @@ func newRecordsOldCmd() *cobra.Command {
 			"wimms records old --grace 0 --limit 500 --json",
 		),
 		Args: cobra.NoArgs,
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, _ []string) error {
+	}, adminOpts{service: true, read: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, _ []string) error {
 		if grace < 0 {
 			return usageErrorf("--grace must not be negative")
 		}
@@ -294,13 +244,10 @@ func newRecordsOldCmd() *cobra.Command {
 		}
 		graceMs := grace.Milliseconds()
 		recs, _, err := c.api.OldRecords(ctx, a.service, client.OldRecordsQuery{GraceMs: &graceMs, Limit: limit, Offset: offset}, a.readOpts())
-		if err != nil {
-			return callFailed("old records of "+a.service, err)
-		}
-		recs = orEmpty(recs)
-		return a.emit(out, map[string]any{"records": recs}, func(w io.Writer) { recordTable(w, true, recs) })
+		return a.answer(out, "old records of "+a.service, err, map[string]any{"records": orEmpty(recs)}, func(w io.Writer) {
+			recordTable(w, true, recs)
+		})
 	})
-	a.register(cmd, adminOpts{service: true, read: true})
 	fl := cmd.Flags()
 	fl.DurationVar(&grace, "grace", 7*24*time.Hour, "only records replaced at least this long ago")
 	fl.IntVar(&limit, "limit", 100, "at most this many records (1 to 1000)")
@@ -308,51 +255,36 @@ func newRecordsOldCmd() *cobra.Command {
 	return cmd
 }
 
-func newRecordsDeleteCmd() *cobra.Command {
-	var a adminCmd
-	cmd := &cobra.Command{
-		Use:   "delete UID...",
-		Short: "delete records by uid (after their node deleted the user's data)",
-		Long: `Delete each record given. All uids are checked before any is sent; the
-first failure stops the command (the records before it are deleted).
-"wimms purge" does this after asking each record's node to delete its data.`,
-		Example: exampleOf("wimms records delete 42", "wimms records delete 42 43 44 --json"),
-		Args:    argsAtLeast(1),
+func (a *adminCmd) deleteRecords(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	uids := make([]int64, len(args))
+	for i, s := range args {
+		uid, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || uid <= 0 {
+			return usageErrorf("uid %q: must be a positive integer", s)
+		}
+		uids[i] = uid
 	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-		uids := make([]int64, len(args))
-		for i, s := range args {
-			uid, err := strconv.ParseInt(s, 10, 64)
-			if err != nil || uid <= 0 {
-				return usageErrorf("uid %q: must be a positive integer", s)
+	deleted := []int64{}
+	for _, uid := range uids {
+		if _, err := c.api.DeleteRecord(ctx, a.service, uid); err != nil {
+			failed := callFailed(fmt.Sprintf("delete record %d of %s", uid, a.service), err)
+			if len(deleted) > 0 {
+				failed.msg += fmt.Sprintf(" (deleted before it: %v)", deleted)
 			}
-			uids[i] = uid
+			return failed
 		}
-		deleted := []int64{}
-		for _, uid := range uids {
-			if _, err := c.api.DeleteRecord(ctx, a.service, uid); err != nil {
-				failed := callFailed(fmt.Sprintf("delete record %d of %s", uid, a.service), err)
-				if len(deleted) > 0 {
-					failed.msg += fmt.Sprintf(" (deleted before it: %v)", deleted)
-				}
-				return failed
-			}
-			deleted = append(deleted, uid)
+		deleted = append(deleted, uid)
+	}
+	return a.emit(out, map[string][]int64{"deleted": deleted}, func(w io.Writer) {
+		for _, uid := range deleted {
+			fmt.Fprintf(w, "deleted record %d\n", uid)
 		}
-		return a.emit(out, map[string][]int64{"deleted": deleted}, func(w io.Writer) {
-			for _, uid := range deleted {
-				fmt.Fprintf(w, "deleted record %d\n", uid)
-			}
-		})
 	})
-	a.register(cmd, adminOpts{service: true})
-	return cmd
 }
 
 func newEventCmd() *cobra.Command {
-	var a adminCmd
 	var generation int64
-	cmd := &cobra.Command{
+	cmd := adminCommand(&cobra.Command{
 		Use:   "event EVENT EMAIL",
 		Short: "apply an account event (delete, reset, passwordChange) in every service (admin)",
 		Long: `Apply an FxA account event to the user in every service: delete retires
@@ -362,8 +294,7 @@ them; reset and passwordChange record the new --generation.`,
 			"wimms event passwordChange alice@example.com --generation 1700000000000",
 		),
 		Args: argsExactly(2),
-	}
-	cmd.RunE = a.run(func(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	}, adminOpts{write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
 		event := args[0]
 		switch event {
 		case "delete", "reset", "passwordChange":
@@ -374,21 +305,15 @@ them; reset and passwordChange record the new --generation.`,
 			return err
 		}
 		req := wire.EventRequest{Event: event, Email: args[1]}
-		if cmd.Flags().Changed("generation") {
-			if err := checkNonNegative("generation", generation); err != nil {
-				return err
-			}
-			req.Generation = wire.Int64(generation)
+		var err error
+		if req.Generation, err = a.givenCount("generation", generation); err != nil {
+			return err
 		}
 		n, _, err := c.admin.Event(ctx, req, a.writeOpts())
-		if err != nil {
-			return callFailed(fmt.Sprintf("%s event for %s", event, args[1]), err)
-		}
-		return a.emit(out, map[string]int64{"applied": n}, func(w io.Writer) {
+		return a.answer(out, fmt.Sprintf("%s event for %s", event, args[1]), err, map[string]int64{"applied": n}, func(w io.Writer) {
 			fmt.Fprintf(w, "%s event for %s: applied to %s\n", event, args[1], plural(n, "user"))
 		})
 	})
-	a.register(cmd, adminOpts{write: true})
 	cmd.Flags().Int64Var(&generation, "generation", 0, "the account's new generation (reset, passwordChange)")
 	return cmd
 }

@@ -3,8 +3,11 @@ package main
 import (
 	"cmp"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,10 +19,11 @@ import (
 
 // clientFlags are how a command that talks to a member as an API client
 // reaches it: where (--addr), with which tokens (flags or files) and over
-// which TLS. Every admin command registers them through here, so the
-// flags mean the same everywhere; status and health can too.
+// which TLS. Every admin command, status, health and the lifecycle tools
+// register them through here, so the flags mean the same everywhere.
 type clientFlags struct {
 	addr                         string
+	httpAddr                     string // --http-addr, the old name of --addr (registerHTTPAddr)
 	apiToken, adminToken         string
 	apiTokenFile, adminTokenFile string
 	tls                          toolTLSFlags // tls.go: --tls-ca, --tls-cert, --tls-key
@@ -42,15 +46,32 @@ func (f *clientFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.timeout, "timeout", cmp.Or(f.timeout, 10*time.Second), "bound on each call to the member")
 }
 
-// tokenFlagPairs name the two ways of giving each token.
-var tokenFlagPairs = map[string]string{
+// httpAddrFlag is what status and health called --addr before they took
+// these flags (registerHTTPAddr).
+const httpAddrFlag = "http-addr"
+
+// registerHTTPAddr adds --http-addr as a hidden, deprecated name of --addr.
+// A command that has it also falls back to WIMMS_HTTP_ADDR, the address a
+// member listens on, when neither flag nor WIMMS_ADDR is set: the image's
+// HEALTHCHECK runs `wimms health` in the member's environment and so
+// probes that member.
+func (f *clientFlags) registerHTTPAddr(fl *pflag.FlagSet) {
+	fl.StringVar(&f.httpAddr, httpAddrFlag, "", "the old name of --addr")
+	_ = fl.MarkDeprecated(httpAddrFlag, "use --addr")
+}
+
+// flagSpellings name the other way of giving a connection flag's value:
+// each token inline or as a file, the address as --addr or --http-addr
+// (which has no variable of its own: see applyEnv).
+var flagSpellings = map[string]string{
 	"api-token": "api-token-file", "api-token-file": "api-token",
 	"admin-token": "admin-token-file", "admin-token-file": "admin-token",
+	"addr": httpAddrFlag,
 }
 
 // applyEnv sets each connection flag not given on the command line from
-// its WIMMS_<FLAG> variable. A token given on the command line, inline or
-// as a file, wins over both of its variables.
+// its WIMMS_<FLAG> variable. A value given on the command line in either
+// of its spellings wins over the variables of both.
 func (f *clientFlags) applyEnv(fl *pflag.FlagSet) error {
 	sub := pflag.NewFlagSet("client", pflag.ContinueOnError)
 	for _, name := range clientFlagNames {
@@ -58,12 +79,54 @@ func (f *clientFlags) applyEnv(fl *pflag.FlagSet) error {
 		if x == nil {
 			continue
 		}
-		if other := tokenFlagPairs[name]; other != "" && fl.Changed(other) {
+		if other := flagSpellings[name]; other != "" && fl.Changed(other) {
 			continue
 		}
 		sub.AddFlag(x)
 	}
-	return applyEnv(sub)
+	if err := applyEnv(sub); err != nil {
+		return err
+	}
+	// Neither --addr nor WIMMS_ADDR set: the old name, then the member's
+	// own address, where the command takes them.
+	if fl.Lookup(httpAddrFlag) != nil && !fl.Changed("addr") {
+		if fl.Changed(httpAddrFlag) {
+			f.addr = f.httpAddr
+		} else if a, ok := os.LookupEnv("WIMMS_HTTP_ADDR"); ok {
+			f.addr = a
+		}
+	}
+	return nil
+}
+
+// applyToolEnv reads the environment of a tool that reaches a member
+// (toolCmd): the connection flags by applyEnv's rules, and the tool's own
+// flags from WIMMS_<FLAG> as envFirst reads every flag of a tool.
+func (f *clientFlags) applyToolEnv(fl *pflag.FlagSet) error {
+	own := pflag.NewFlagSet("tool", pflag.ContinueOnError)
+	fl.VisitAll(func(x *pflag.Flag) {
+		if !slices.Contains(clientFlagNames, x.Name) && x.Name != httpAddrFlag {
+			own.AddFlag(x)
+		}
+	})
+	return errors.Join(applyEnv(own), f.applyEnv(fl))
+}
+
+// toolCmd completes cmd, which holds a tool's help text, into a command
+// without arguments that reaches a member through f: it takes f's flags
+// (f.timeout, when set, is the default of --timeout) and reads the
+// environment (applyToolEnv) before body runs. The tool's own flags are
+// added to what it returns.
+func (f *clientFlags) toolCmd(cmd *cobra.Command, body func(cmd *cobra.Command) error) *cobra.Command {
+	f.register(cmd.Flags())
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := f.applyToolEnv(cmd.Flags()); err != nil {
+			return err
+		}
+		return body(cmd)
+	}
+	return cmd
 }
 
 // baseURL is --addr as a URL: a bare HOST:PORT is https:// with --tls-ca,

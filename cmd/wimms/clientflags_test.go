@@ -138,3 +138,132 @@ func TestClientFlagsFromEnvironment(t *testing.T) {
 		t.Fatalf("a token file on the command line does not win over WIMMS_API_TOKEN: %q, %v", gotAuth, err)
 	}
 }
+
+// fakeMember answers what status and health ask a member: /healthz, /readyz
+// and GET /v1/cluster (a one-member cluster). auth records the last
+// Authorization header.
+func fakeMember(t *testing.T, auth *string) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		*auth = r.Header.Get("Authorization")
+		switch r.URL.Path {
+		case "/healthz", "/readyz":
+			_, _ = w.Write([]byte(`{"status":"ok"}`))
+		case "/v1/cluster":
+			w.Header().Set("Content-Type", "application/json")
+			m := `{"id":"m1","raft_addr":"127.0.0.1:9","http_addr":"127.0.0.1:8","zone":"z1","voter":true,"state":"leader","last_contact_ms":0}`
+			_, _ = w.Write([]byte(`{"leader":` + m + `,"term":2,"commit_index":5,"applied_index":5,"members":[` + m + `]}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// unsetEnv removes the variables for the test and restores them after it.
+func unsetEnv(t *testing.T, names ...string) {
+	for _, n := range names {
+		t.Setenv(n, "")
+		_ = os.Unsetenv(n)
+	}
+}
+
+// status and health take the connection flags of every client command.
+// --http-addr, their old name of --addr, still works (hidden, with a
+// deprecation note), and WIMMS_HTTP_ADDR, the member's own listen address,
+// is the last place they look: the image's HEALTHCHECK runs `wimms health`
+// with no address in the member's environment.
+func TestStatusAndHealthAddress(t *testing.T) {
+	var auth string
+	ts := fakeMember(t, &auth)
+	ts.Start()
+	live := strings.TrimPrefix(ts.URL, "http://")
+	const dead = "127.0.0.1:1" // nothing listens: reaching it fails the probe
+	cases := []struct {
+		name             string
+		args             []string
+		addrEnv, httpEnv string // WIMMS_ADDR, WIMMS_HTTP_ADDR; "" is unset
+	}{
+		{name: "--addr", args: []string{"--addr", live}, addrEnv: dead, httpEnv: dead},
+		{name: "--addr as a URL", args: []string{"--addr", ts.URL}},
+		{name: "--http-addr", args: []string{"--http-addr", live}, addrEnv: dead, httpEnv: dead},
+		{name: "--addr wins over --http-addr", args: []string{"--http-addr", dead, "--addr", live}},
+		{name: "WIMMS_ADDR", addrEnv: live, httpEnv: dead},
+		{name: "WIMMS_HTTP_ADDR", httpEnv: live},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			unsetEnv(t, "WIMMS_ADDR", "WIMMS_HTTP_ADDR", "WIMMS_API_TOKEN", "WIMMS_TLS_CA")
+			if c.addrEnv != "" {
+				t.Setenv("WIMMS_ADDR", c.addrEnv)
+			}
+			if c.httpEnv != "" {
+				t.Setenv("WIMMS_HTTP_ADDR", c.httpEnv)
+			}
+			out, err := runRoot(append([]string{"health"}, c.args...)...)
+			if err != nil || !strings.HasSuffix(out, "/healthz: ok\n") || strings.Contains(out, dead) {
+				t.Fatalf("health: %v, output %q", err, out)
+			}
+			if deprecated := strings.Contains(out, "--http-addr has been deprecated, use --addr"); deprecated != (len(c.args) > 0 && c.args[0] == "--http-addr") {
+				t.Errorf("health: deprecation note %v in %q", deprecated, out)
+			}
+			out, err = runRoot(append([]string{"status"}, c.args...)...)
+			if err != nil || !strings.Contains(out, "leader: m1  term: 2") {
+				t.Fatalf("status: %v, output %q", err, out)
+			}
+		})
+	}
+
+	t.Run("status sends the API token and prints JSON", func(t *testing.T) {
+		unsetEnv(t, "WIMMS_ADDR", "WIMMS_HTTP_ADDR", "WIMMS_TLS_CA")
+		t.Setenv("WIMMS_API_TOKEN", "env-token")
+		out, err := runRoot("status", "--addr", live, "--json")
+		if err != nil || !strings.HasPrefix(out, "{\n  \"leader\": {\n    \"id\": \"m1\"") || auth != "Bearer env-token" {
+			t.Fatalf("status --json: %v, auth %q, output %q", err, auth, out)
+		}
+	})
+
+	t.Run("a member that does not answer", func(t *testing.T) {
+		unsetEnv(t, "WIMMS_ADDR", "WIMMS_HTTP_ADDR", "WIMMS_TLS_CA")
+		_, err := runRoot("health", "--ready", "--addr", dead)
+		var exit exitError
+		if !errors.As(err, &exit) || exit.code != 1 || !strings.HasPrefix(exit.msg, dead+"/readyz: ") {
+			t.Fatalf("health of a dead member: %v", err)
+		}
+		_, err = runRoot("status", "--addr", dead)
+		if !errors.As(err, &exit) || exit.code != 1 || !strings.HasPrefix(exit.msg, "cluster status of "+dead+": ") {
+			t.Fatalf("status of a dead member: %v", err)
+		}
+	})
+
+	t.Run("--http-addr is hidden", func(t *testing.T) {
+		for _, cmd := range []string{"health", "status"} {
+			out, err := runRoot(cmd, "--help")
+			if err != nil || strings.Contains(out, "http-addr") || !strings.Contains(out, "--addr string") {
+				t.Errorf("%s --help: %v\n%s", cmd, err, out)
+			}
+		}
+	})
+}
+
+// Over TLS the image's probe dials loopback: a member certificate names
+// 127.0.0.1, not the 0.0.0.0 of WIMMS_HTTP_ADDR.
+func TestHealthProbesLoopbackOverTLS(t *testing.T) {
+	var auth string
+	ts := fakeMember(t, &auth)
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.StartTLS()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(strings.TrimPrefix(ts.URL, "https://"), ":")
+	unsetEnv(t, "WIMMS_ADDR", "WIMMS_API_TOKEN")
+	t.Setenv("WIMMS_HTTP_ADDR", "0.0.0.0:"+port)
+	t.Setenv("WIMMS_TLS_CA", ca)
+	out, err := runRoot("health", "--timeout", "3s")
+	if err != nil || out != "127.0.0.1:"+port+"/healthz: ok\n" {
+		t.Fatalf("health in a TLS member's environment: %v, output %q", err, out)
+	}
+}

@@ -299,7 +299,7 @@ func (p *composeProject) waitConverged(members []string, notLeader string, timeo
 func (p *composeProject) agreedLeader(members []string, notLeader string, allVoters bool) (string, error) {
 	leader := ""
 	for _, m := range members {
-		st, err := fetchClusterStatus(toolTLSFlags{}, p.addrs[m], "")
+		st, err := p.clusterStatus(m)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", m, err)
 		}
@@ -322,6 +322,16 @@ func (p *composeProject) agreedLeader(members []string, notLeader string, allVot
 	return leader, nil
 }
 
+// clusterStatus is the cluster as member m sees it, asked as `wimms status`
+// asks.
+func (p *composeProject) clusterStatus(m string) (wire.ClusterStatus, error) {
+	c, err := (&clientFlags{addr: p.addrs[m], timeout: 5 * time.Second}).connect()
+	if err != nil {
+		return wire.ClusterStatus{}, err
+	}
+	return fetchClusterStatus(context.Background(), c.api, p.addrs[m])
+}
+
 func composeCheckMembership(st wire.ClusterStatus) error {
 	if len(st.Members) != len(composeMembers) {
 		return fmt.Errorf("%d members, want %d: %+v", len(st.Members), len(composeMembers), st.Members)
@@ -339,7 +349,7 @@ func composeCheckMembership(st wire.ClusterStatus) error {
 // unprivileged uid (the member could only start by writing its data dir).
 func (p *composeProject) checkZonesAndUser() {
 	p.t.Helper()
-	st, err := fetchClusterStatus(toolTLSFlags{}, p.addrs[composeMembers[0]], "")
+	st, err := p.clusterStatus(composeMembers[0])
 	if err != nil {
 		p.t.Fatalf("cluster status: %v", err)
 	}

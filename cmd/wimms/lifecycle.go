@@ -36,12 +36,9 @@ func (f *clientFlags) adminClient() (*client.Client, error) {
 	return c.admin, nil
 }
 
-// registerLifecycleClientFlags adds the client flags with a longer default
-// --timeout than the admin commands'.
-func registerLifecycleClientFlags(cmd *cobra.Command, cf *clientFlags) {
-	cf.timeout = 2 * time.Minute
-	cf.register(cmd.Flags())
-}
+// lifecycleTimeout is the default --timeout of the tools here: a call that
+// streams or imports a whole state takes longer than an admin command's.
+const lifecycleTimeout = 2 * time.Minute
 
 // openMySQL opens a DSN as go-sql-driver/mysql takes it
 // (user:pass@tcp(host:3306)/db or user@unix(/path/sock)/db); the password
@@ -121,12 +118,12 @@ func (p *progress) finish() {
 }
 
 func newImportCmd() *cobra.Command {
-	var cf clientFlags
+	cf := clientFlags{timeout: lifecycleTimeout}
 	var dsn string
 	var asJSON bool
 	var batch int
 	var interval time.Duration
-	cmd := &cobra.Command{
+	cmd := cf.toolCmd(&cobra.Command{
 		Use:   "import",
 		Short: "import a token-server MySQL database (services, nodes, users) into a running cluster; safe to re-run",
 		Long: `Read the token server's tables from one consistent snapshot of the
@@ -136,35 +133,32 @@ of docs/operations.md and reported with their uids. Run it again to catch
 up: new rows are added, changed ones updated by uid, nothing else changes.
 
 The MySQL password may be given in WIMMS_MYSQL_PASSWORD instead of the DSN.`,
-		Args: cobra.NoArgs,
-		RunE: envFirst(func(cmd *cobra.Command) error {
-			c, err := cf.adminClient()
-			if err != nil {
-				return err
+	}, func(cmd *cobra.Command) error {
+		c, err := cf.adminClient()
+		if err != nil {
+			return err
+		}
+		db, err := openMySQL(dsn)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		prog := newProgress(os.Stderr, interval)
+		sum, err := mysqlimport.Import(cmd.Context(), db, mysqlimport.ClientSink{C: c},
+			mysqlimport.Options{BatchSize: batch, Progress: prog.update})
+		prog.finish()
+		if err != nil {
+			if sum != nil && sum.Batches > 0 {
+				return fmt.Errorf("import stopped after %d batches (%d rows read); re-run to continue: %w", sum.Batches, sum.RowsRead, err)
 			}
-			db, err := openMySQL(dsn)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			prog := newProgress(os.Stderr, interval)
-			sum, err := mysqlimport.Import(cmd.Context(), db, mysqlimport.ClientSink{C: c},
-				mysqlimport.Options{BatchSize: batch, Progress: prog.update})
-			prog.finish()
-			if err != nil {
-				if sum != nil && sum.Batches > 0 {
-					return fmt.Errorf("import stopped after %d batches (%d rows read); re-run to continue: %w", sum.Batches, sum.RowsRead, err)
-				}
-				return fmt.Errorf("import: %w", err)
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), sum)
-			}
-			printImportSummary(cmd.OutOrStdout(), sum)
-			return nil
-		}),
-	}
-	registerLifecycleClientFlags(cmd, &cf)
+			return fmt.Errorf("import: %w", err)
+		}
+		if asJSON {
+			return writeJSON(cmd.OutOrStdout(), sum)
+		}
+		printImportSummary(cmd.OutOrStdout(), sum)
+		return nil
+	})
 	cmd.Flags().StringVar(&dsn, "mysql", "", "token-server database DSN, e.g. user@tcp(db:3306)/tokenserver")
 	cmd.Flags().IntVar(&batch, "batch-size", 2000, "records per Raft entry")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
@@ -221,39 +215,36 @@ func readBackupFrom(ctx context.Context, in string, cf *clientFlags) (store.Back
 }
 
 func newExportCmd() *cobra.Command {
-	var cf clientFlags
+	cf := clientFlags{timeout: lifecycleTimeout}
 	var dsn, in string
 	var asJSON bool
-	cmd := &cobra.Command{
+	cmd := cf.toolCmd(&cobra.Command{
 		Use:   "export",
 		Short: "write the cluster's state (or a backup file's) into empty token-server MySQL tables",
-		Args:  cobra.NoArgs,
-		RunE: envFirst(func(cmd *cobra.Command) error {
-			db, err := openMySQL(dsn)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			info, f, err := readBackupFrom(cmd.Context(), in, &cf)
-			if err != nil {
-				return fmt.Errorf("export: reading the state: %w", err)
-			}
-			sum, err := mysqlimport.Export(cmd.Context(), db, f.View())
-			if err != nil {
-				return fmt.Errorf("export: %w", err)
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"index": info.Index, "export": sum})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "exported the state at index %d (%s): %d services, %d nodes, %d user rows in %.1fs\n",
-				info.Index, sum.Schema, sum.Services, sum.Nodes, sum.Users, sum.Seconds)
-			if sum.DroppedKeysChangedAt > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "warning: %d records' keys_changed_at dropped: the target users table has no such column\n", sum.DroppedKeysChangedAt)
-			}
-			return nil
-		}),
-	}
-	registerLifecycleClientFlags(cmd, &cf)
+	}, func(cmd *cobra.Command) error {
+		db, err := openMySQL(dsn)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		info, f, err := readBackupFrom(cmd.Context(), in, &cf)
+		if err != nil {
+			return fmt.Errorf("export: reading the state: %w", err)
+		}
+		sum, err := mysqlimport.Export(cmd.Context(), db, f.View())
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		if asJSON {
+			return writeJSON(cmd.OutOrStdout(), map[string]any{"index": info.Index, "export": sum})
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "exported the state at index %d (%s): %d services, %d nodes, %d user rows in %.1fs\n",
+			info.Index, sum.Schema, sum.Services, sum.Nodes, sum.Users, sum.Seconds)
+		if sum.DroppedKeysChangedAt > 0 {
+			fmt.Fprintf(cmd.OutOrStdout(), "warning: %d records' keys_changed_at dropped: the target users table has no such column\n", sum.DroppedKeysChangedAt)
+		}
+		return nil
+	})
 	cmd.Flags().StringVar(&dsn, "mysql", "", "target database DSN; its services, nodes and users tables must exist and be empty")
 	cmd.Flags().StringVar(&in, "in", "", "export this backup file instead of the running cluster's state")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
@@ -261,69 +252,66 @@ func newExportCmd() *cobra.Command {
 }
 
 func newBackupCmd() *cobra.Command {
-	var cf clientFlags
+	cf := clientFlags{timeout: lifecycleTimeout}
 	var out string
 	var asJSON bool
-	cmd := &cobra.Command{
+	cmd := cf.toolCmd(&cobra.Command{
 		Use:   "backup",
 		Short: "stream a consistent backup of a running cluster to a file (verified before it is kept)",
-		Args:  cobra.NoArgs,
-		RunE: envFirst(func(cmd *cobra.Command) error {
-			if out == "" {
-				return fmt.Errorf("--out FILE is required")
+	}, func(cmd *cobra.Command) error {
+		if out == "" {
+			return fmt.Errorf("--out FILE is required")
+		}
+		c, err := cf.adminClient()
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		tmp := out + ".partial"
+		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		defer os.Remove(tmp)
+		_, _, err = c.Backup(cmd.Context(), f)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		fetched := time.Since(start)
+		vf, err := os.Open(tmp)
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		info, state, err := store.ReadBackup(vf, fsm.Options{})
+		vf.Close()
+		if err != nil {
+			return fmt.Errorf("backup: verifying what was received: %w", err)
+		}
+		if err := os.Rename(tmp, out); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		st, _ := os.Stat(out)
+		users := int64(0)
+		for _, sv := range state.ListServices() {
+			if s, err := state.Stats(sv.Name); err == nil {
+				users += s.Records
 			}
-			c, err := cf.adminClient()
-			if err != nil {
-				return err
-			}
-			start := time.Now()
-			tmp := out + ".partial"
-			f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-			if err != nil {
-				return fmt.Errorf("backup: %w", err)
-			}
-			defer os.Remove(tmp)
-			_, _, err = c.Backup(cmd.Context(), f)
-			if err == nil {
-				err = f.Sync()
-			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("backup: %w", err)
-			}
-			fetched := time.Since(start)
-			vf, err := os.Open(tmp)
-			if err != nil {
-				return fmt.Errorf("backup: %w", err)
-			}
-			info, state, err := store.ReadBackup(vf, fsm.Options{})
-			vf.Close()
-			if err != nil {
-				return fmt.Errorf("backup: verifying what was received: %w", err)
-			}
-			if err := os.Rename(tmp, out); err != nil {
-				return fmt.Errorf("backup: %w", err)
-			}
-			st, _ := os.Stat(out)
-			users := int64(0)
-			for _, sv := range state.ListServices() {
-				if s, err := state.Stats(sv.Name); err == nil {
-					users += s.Records
-				}
-			}
-			res := map[string]any{"file": out, "index": info.Index, "term": info.Term, "taken_at": info.TakenAt,
-				"bytes": st.Size(), "records": users, "fetch_seconds": fetched.Seconds(), "total_seconds": time.Since(start).Seconds()}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), res)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "backup of index %d (%d records, %d bytes) written to %s in %s (verified)\n",
-				info.Index, users, st.Size(), out, time.Since(start).Round(time.Millisecond))
-			return nil
-		}),
-	}
-	registerLifecycleClientFlags(cmd, &cf)
+		}
+		res := map[string]any{"file": out, "index": info.Index, "term": info.Term, "taken_at": info.TakenAt,
+			"bytes": st.Size(), "records": users, "fetch_seconds": fetched.Seconds(), "total_seconds": time.Since(start).Seconds()}
+		if asJSON {
+			return writeJSON(cmd.OutOrStdout(), res)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "backup of index %d (%d records, %d bytes) written to %s in %s (verified)\n",
+			info.Index, users, st.Size(), out, time.Since(start).Round(time.Millisecond))
+		return nil
+	})
 	cmd.Flags().StringVar(&out, "out", "", "file to write")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -18,52 +17,47 @@ import (
 // indexes and every member with its zone. With --wait it polls until a
 // leader is known and every voter is alive (used by `make cluster-up`).
 func newStatusCmd() *cobra.Command {
-	var addr, token string
+	cf := clientFlags{timeout: 5 * time.Second}
 	var wait time.Duration
 	var asJSON bool
-	var tf toolTLSFlags
-	cmd := &cobra.Command{
+	cmd := cf.toolCmd(&cobra.Command{
 		Use:   "status",
 		Short: "show the cluster (leader, term, members, zones) as seen by one member",
-		Args:  cobra.NoArgs,
-		RunE: envFirst(func(cmd *cobra.Command) error {
-			deadline := time.Now().Add(wait)
-			for {
-				st, err := fetchClusterStatus(tf, addr, token)
-				healthy := err == nil && st.Leader != nil && allVotersAlive(st)
-				if healthy || time.Now().After(deadline) {
-					if err != nil {
-						return exitError{code: 1, msg: err.Error()}
-					}
-					if asJSON {
-						enc := json.NewEncoder(cmd.OutOrStdout())
-						enc.SetIndent("", "  ")
-						return enc.Encode(st)
-					}
-					printClusterStatus(cmd.OutOrStdout(), st)
-					if !healthy {
-						return exitError{code: 1, msg: "cluster not healthy: no leader or a voter is not alive"}
-					}
-					return nil
+	}, func(cmd *cobra.Command) error {
+		c, err := cf.connect()
+		if err != nil {
+			return err
+		}
+		deadline := time.Now().Add(wait)
+		for {
+			st, err := fetchClusterStatus(cmd.Context(), c.api, cf.addr)
+			healthy := err == nil && st.Leader != nil && allVotersAlive(st)
+			if healthy || time.Now().After(deadline) {
+				if err != nil {
+					return exitError{code: 1, msg: err.Error()}
 				}
-				time.Sleep(time.Second)
+				if asJSON {
+					return writeJSON(cmd.OutOrStdout(), st)
+				}
+				printClusterStatus(cmd.OutOrStdout(), st)
+				if !healthy {
+					return exitError{code: 1, msg: "cluster not healthy: no leader or a voter is not alive"}
+				}
+				return nil
 			}
-		}),
-	}
-	cmd.Flags().StringVar(&addr, "http-addr", "127.0.0.1:8080", "any member's HTTP address")
-	cmd.Flags().StringVar(&token, "api-token", "", "bearer token, if the cluster requires one")
+			time.Sleep(time.Second)
+		}
+	})
+	cf.registerHTTPAddr(cmd.Flags())
 	cmd.Flags().DurationVar(&wait, "wait", 0, "poll until a leader is known and all voters are alive, at most this long")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
-	addToolTLSFlags(cmd.Flags(), &tf)
 	return cmd
 }
 
-func fetchClusterStatus(tf toolTLSFlags, addr, token string) (wire.ClusterStatus, error) {
-	c, err := tf.client(addr, client.WithToken(token), client.WithTimeout(5*time.Second))
-	if err != nil {
-		return wire.ClusterStatus{}, err
-	}
-	st, _, err := c.Cluster(context.Background())
+// fetchClusterStatus asks the member c reaches, at addr, for the cluster
+// status.
+func fetchClusterStatus(ctx context.Context, c *client.Client, addr string) (wire.ClusterStatus, error) {
+	st, _, err := c.Cluster(ctx)
 	if err != nil {
 		return wire.ClusterStatus{}, fmt.Errorf("cluster status of %s: %w", addr, err)
 	}
