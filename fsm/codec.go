@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 )
 
 // Log encoding of commands and results.
@@ -89,39 +90,120 @@ func (e *encoder) boolean(v bool) {
 	}
 }
 
-// decoder reads from a byte slice. The first failure sticks; later reads
-// return zero values, so callers check err once at the end.
-type decoder struct {
-	b   []byte
-	err error
+// A value is written and read through a pointer to it, by its type (see
+// encoder.value and decoder.value), so that one list of pointers, such as
+// commandFields or serviceFields, gives both directions their order.
+
+// nullableField is an int64 field that is Null when absent, as a value:
+// present is the flag bit that records whether it is (see recordFlags).
+type nullableField struct {
+	p       *int64
+	present bool
 }
 
-func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", ErrBadEncoding, fmt.Sprintf(format, args...))
+// listItem is a type encodeList and decodeList can carry.
+type listItem interface {
+	string | ImportService | ImportNode | ImportRecord
+}
+
+// value writes the value v points at: an int64 as a varint, a uint64 as a
+// uvarint, a string, a bool as a byte, an Opt field (in commands only) as
+// its V (its presence bit says Set), a nullableField as a varint when
+// present, and a list item as that type's encoding.
+func (e *encoder) value(v any) {
+	switch p := v.(type) {
+	case *int64:
+		e.varint(*p)
+	case *uint64:
+		e.uvarint(*p)
+	case *string:
+		e.str(*p)
+	case *bool:
+		e.boolean(*p)
+	case *OptInt64:
+		e.varint(p.V)
+	case *OptString:
+		e.str(p.V)
+	case *OptBool:
+		e.boolean(p.V)
+	case nullableField:
+		e.nullable(*p.p)
+	case *ImportService:
+		e.values(importServiceFields(p))
+	case *ImportNode:
+		encodeImportNode(e, p)
+	case *ImportRecord:
+		encodeImportRecord(e, p)
+	default:
+		panic("fsm: encoder.value got a pointer to a type it has no encoding for")
 	}
 }
 
-func (d *decoder) uvarint() uint64 {
+func (e *encoder) values(vs []any) {
+	for _, v := range vs {
+		e.value(v)
+	}
+}
+
+// nullable writes v unless it is Null; a flag bit elsewhere says which
+// (see recordFlags).
+func (e *encoder) nullable(v int64) {
+	if v != Null {
+		e.varint(v)
+	}
+}
+
+// encodeList writes the number of items, then each item.
+func encodeList[T listItem](e *encoder, items []T) {
+	e.uvarint(uint64(len(items)))
+	for i := range items {
+		e.value(&items[i])
+	}
+}
+
+// decodeFailure is a decoder's first failure. It sticks: later reads
+// return zero values, so callers check err once at the end.
+type decodeFailure struct {
+	err    error
+	prefix string // before every message, naming what is decoded
+}
+
+func (f *decodeFailure) fail(format string, args ...any) {
+	if f.err == nil {
+		f.err = fmt.Errorf("%w: %s%s", ErrBadEncoding, f.prefix, fmt.Sprintf(format, args...))
+	}
+}
+
+// boolOf is the bool a bool byte stands for; only 0 and 1 are valid.
+func (f *decodeFailure) boolOf(b byte) bool {
+	if b > 1 {
+		f.fail("bool byte %d", b)
+	}
+	return b == 1
+}
+
+// unzigzag undoes binary.AppendVarint's zig-zag mapping: a varint is the
+// uvarint of that mapping, which is how both decoders read one (as
+// binary.Varint does).
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+// decoder reads from a byte slice.
+type decoder struct {
+	b []byte
+	decodeFailure
+}
+
+func (d *decoder) uvarint() uint64 { return d.number("uvarint") }
+func (d *decoder) varint() int64   { return unzigzag(d.number("varint")) }
+
+// number reads a uvarint; what names it in the error.
+func (d *decoder) number(what string) uint64 {
 	if d.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
-		d.fail("bad uvarint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
+		d.fail("bad %s", what)
 		return 0
 	}
 	d.b = d.b[n:]
@@ -141,13 +223,7 @@ func (d *decoder) byte1() byte {
 	return v
 }
 
-func (d *decoder) boolean() bool {
-	v := d.byte1()
-	if v > 1 {
-		d.fail("bool byte %d", v)
-	}
-	return v == 1
-}
+func (d *decoder) boolean() bool { return d.boolOf(d.byte1()) }
 
 func (d *decoder) str() string {
 	n := d.uvarint()
@@ -163,128 +239,161 @@ func (d *decoder) str() string {
 	return v
 }
 
+// value reads what encoder.value wrote into the value v points at; an Opt
+// field comes out Set.
+func (d *decoder) value(v any) {
+	switch p := v.(type) {
+	case *int64:
+		*p = d.varint()
+	case *uint64:
+		*p = d.uvarint()
+	case *string:
+		*p = d.str()
+	case *bool:
+		*p = d.boolean()
+	case *OptInt64:
+		*p = SomeInt64(d.varint())
+	case *OptString:
+		*p = SomeString(d.str())
+	case *OptBool:
+		*p = SomeBool(d.boolean())
+	case nullableField:
+		*p.p = Null
+		if p.present {
+			*p.p = d.varint()
+		}
+	case *ImportService:
+		d.values(importServiceFields(p))
+	case *ImportNode:
+		*p = decodeImportNode(d)
+	case *ImportRecord:
+		*p = decodeImportRecord(d)
+	default:
+		panic("fsm: decoder.value got a pointer to a type it has no encoding for")
+	}
+}
+
+func (d *decoder) values(vs []any) {
+	for _, v := range vs {
+		d.value(v)
+	}
+}
+
+// decodeList reads what encodeList wrote (nil for no items). The count is
+// bounded by the bytes left, every item taking at least one, so that
+// garbage cannot make it allocate; what names the items in that error.
+func decodeList[T listItem](d *decoder, what string) []T {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.b)) {
+		d.fail("%d %s with %d bytes left", n, what, len(d.b))
+	}
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	items := make([]T, n)
+	for i := 0; i < len(items) && d.err == nil; i++ {
+		d.value(&items[i])
+	}
+	return items
+}
+
+// presenceBits reads the presence bits of a command or result and rejects
+// any bit its format does not define: v1Bits of them in format 1, and the
+// import bit after those in format 2 (withImport). what names them in the
+// error.
+func (d *decoder) presenceBits(v1Bits int, withImport bool, what string) uint64 {
+	p := d.uvarint()
+	defined := v1Bits
+	if withImport {
+		defined++
+	}
+	if p>>defined != 0 {
+		d.fail("unknown %s bits %#x", what, p>>defined<<defined)
+	}
+	return p
+}
+
 func (d *decoder) end() {
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes", len(d.b))
 	}
 }
 
-// EncodeCommand returns the format-1 log encoding of cmd. Opt fields with
-// Set false are encoded as absent whatever their V.
+// commandFields points at the fields of cmd that the field bits stand
+// for, entry b at the field of bit b: this one list gives the presence
+// bits, the encoder and the decoder their field order.
+func commandFields(cmd *Command) [cbCount]any {
+	return [cbCount]any{
+		cbTS:             &cmd.TS,
+		cbSeed:           &cmd.Seed,
+		cbIdempotencyKey: &cmd.IdempotencyKey,
+		cbRequestHash:    &cmd.RequestHash,
+		cbService:        &cmd.Service,
+		cbEmail:          &cmd.Email,
+		cbPattern:        &cmd.Pattern,
+		cbReleaseRate:    &cmd.ReleaseRate,
+		cbAllowNewUsers:  &cmd.AllowNewUsers,
+		cbSpread:         &cmd.Spread,
+		cbNodeID:         &cmd.NodeID,
+		cbNodeURL:        &cmd.NodeURL,
+		cbCapacity:       &cmd.Capacity,
+		cbAvailable:      &cmd.Available,
+		cbCurrentLoad:    &cmd.CurrentLoad,
+		cbDowned:         &cmd.Downed,
+		cbBackoff:        &cmd.Backoff,
+		cbGeneration:     &cmd.Generation,
+		cbKeysChangedAt:  &cmd.KeysChangedAt,
+		cbClientState:    &cmd.ClientState,
+		cbNode:           &cmd.Node,
+		cbAt:             &cmd.At,
+		cbUID:            &cmd.UID,
+		cbEvent:          &cmd.Event,
+	}
+}
+
+// present reports whether a command field is encoded: an Opt field when
+// Set, any other when not zero.
+func present(field any) bool {
+	switch p := field.(type) {
+	case *int64:
+		return *p != 0
+	case *uint64:
+		return *p != 0
+	case *string:
+		return *p != ""
+	case *OptInt64:
+		return p.Set
+	case *OptString:
+		return p.Set
+	case *OptBool:
+		return p.Set
+	}
+	panic("fsm: present got a pointer to a type that is not a command field type")
+}
+
+// EncodeCommand returns the format-1 log encoding of cmd (format 2 when it
+// carries an import). Opt fields with Set false are encoded as absent
+// whatever their V.
 func EncodeCommand(cmd Command) []byte {
+	fields := commandFields(&cmd)
 	var p uint64
-	bit := func(b int, on bool) {
-		if on {
+	for b, f := range &fields {
+		if present(f) {
 			p |= 1 << b
 		}
 	}
-	bit(cbTS, cmd.TS != 0)
-	bit(cbSeed, cmd.Seed != 0)
-	bit(cbIdempotencyKey, cmd.IdempotencyKey != "")
-	bit(cbRequestHash, cmd.RequestHash != 0)
-	bit(cbService, cmd.Service != "")
-	bit(cbEmail, cmd.Email != "")
-	bit(cbPattern, cmd.Pattern.Set)
-	bit(cbReleaseRate, cmd.ReleaseRate.Set)
-	bit(cbAllowNewUsers, cmd.AllowNewUsers.Set)
-	bit(cbSpread, cmd.Spread.Set)
-	bit(cbNodeID, cmd.NodeID != 0)
-	bit(cbNodeURL, cmd.NodeURL != "")
-	bit(cbCapacity, cmd.Capacity.Set)
-	bit(cbAvailable, cmd.Available.Set)
-	bit(cbCurrentLoad, cmd.CurrentLoad.Set)
-	bit(cbDowned, cmd.Downed.Set)
-	bit(cbBackoff, cmd.Backoff.Set)
-	bit(cbGeneration, cmd.Generation.Set)
-	bit(cbKeysChangedAt, cmd.KeysChangedAt.Set)
-	bit(cbClientState, cmd.ClientState.Set)
-	bit(cbNode, cmd.Node.Set)
-	bit(cbAt, cmd.At.Set)
-	bit(cbUID, cmd.UID != 0)
-	bit(cbEvent, cmd.Event != "")
-
 	format := byte(commandFormatV1)
 	if cmd.Import != nil {
 		format = commandFormatV2
-		bit(cbImport, true)
+		p |= 1 << cbImport
 	}
 	e := encoder{b: make([]byte, 0, 48+len(cmd.Service)+len(cmd.Email)+len(cmd.ClientState.V)+len(cmd.IdempotencyKey))}
 	e.b = append(e.b, format, byte(cmd.Op))
 	e.uvarint(p)
-	has := func(b int) bool { return p&(1<<b) != 0 }
-	if has(cbTS) {
-		e.varint(cmd.TS)
+	for q := p &^ (1 << cbImport); q != 0; q &= q - 1 {
+		e.value(fields[bits.TrailingZeros64(q)])
 	}
-	if has(cbSeed) {
-		e.uvarint(cmd.Seed)
-	}
-	if has(cbIdempotencyKey) {
-		e.str(cmd.IdempotencyKey)
-	}
-	if has(cbRequestHash) {
-		e.uvarint(cmd.RequestHash)
-	}
-	if has(cbService) {
-		e.str(cmd.Service)
-	}
-	if has(cbEmail) {
-		e.str(cmd.Email)
-	}
-	if has(cbPattern) {
-		e.str(cmd.Pattern.V)
-	}
-	if has(cbReleaseRate) {
-		e.str(cmd.ReleaseRate.V)
-	}
-	if has(cbAllowNewUsers) {
-		e.boolean(cmd.AllowNewUsers.V)
-	}
-	if has(cbSpread) {
-		e.varint(cmd.Spread.V)
-	}
-	if has(cbNodeID) {
-		e.varint(cmd.NodeID)
-	}
-	if has(cbNodeURL) {
-		e.str(cmd.NodeURL)
-	}
-	if has(cbCapacity) {
-		e.varint(cmd.Capacity.V)
-	}
-	if has(cbAvailable) {
-		e.varint(cmd.Available.V)
-	}
-	if has(cbCurrentLoad) {
-		e.varint(cmd.CurrentLoad.V)
-	}
-	if has(cbDowned) {
-		e.boolean(cmd.Downed.V)
-	}
-	if has(cbBackoff) {
-		e.boolean(cmd.Backoff.V)
-	}
-	if has(cbGeneration) {
-		e.varint(cmd.Generation.V)
-	}
-	if has(cbKeysChangedAt) {
-		e.varint(cmd.KeysChangedAt.V)
-	}
-	if has(cbClientState) {
-		e.str(cmd.ClientState.V)
-	}
-	if has(cbNode) {
-		e.str(cmd.Node.V)
-	}
-	if has(cbAt) {
-		e.varint(cmd.At.V)
-	}
-	if has(cbUID) {
-		e.varint(cmd.UID)
-	}
-	if has(cbEvent) {
-		e.str(cmd.Event)
-	}
-	if has(cbImport) {
+	if cmd.Import != nil {
 		encodeImportBatch(&e, cmd.Import)
 	}
 	return e.b
@@ -315,78 +424,12 @@ func decodeCommandFields(d *decoder, format byte) Command {
 	if d.err == nil && (cmd.Op < OpNoop || cmd.Op > opMax) {
 		d.fail("unknown op %d", cmd.Op)
 	}
-	p := d.uvarint()
-	bits := cbCount
-	if format == commandFormatV2 {
-		bits = cbImport + 1
+	p := d.presenceBits(cbCount, format == commandFormatV2, "field")
+	fields := commandFields(&cmd)
+	for q := p &^ (1 << cbImport); q != 0 && d.err == nil; q &= q - 1 {
+		d.value(fields[bits.TrailingZeros64(q)])
 	}
-	if p>>bits != 0 {
-		d.fail("unknown field bits %#x", p>>bits<<bits)
-	}
-	has := func(b int) bool { return d.err == nil && p&(1<<b) != 0 }
-	optInt := func(b int) OptInt64 {
-		if !has(b) {
-			return OptInt64{}
-		}
-		return OptInt64{Set: true, V: d.varint()}
-	}
-	optStr := func(b int) OptString {
-		if !has(b) {
-			return OptString{}
-		}
-		return OptString{Set: true, V: d.str()}
-	}
-	optBool := func(b int) OptBool {
-		if !has(b) {
-			return OptBool{}
-		}
-		return OptBool{Set: true, V: d.boolean()}
-	}
-	if has(cbTS) {
-		cmd.TS = d.varint()
-	}
-	if has(cbSeed) {
-		cmd.Seed = d.uvarint()
-	}
-	if has(cbIdempotencyKey) {
-		cmd.IdempotencyKey = d.str()
-	}
-	if has(cbRequestHash) {
-		cmd.RequestHash = d.uvarint()
-	}
-	if has(cbService) {
-		cmd.Service = d.str()
-	}
-	if has(cbEmail) {
-		cmd.Email = d.str()
-	}
-	cmd.Pattern = optStr(cbPattern)
-	cmd.ReleaseRate = optStr(cbReleaseRate)
-	cmd.AllowNewUsers = optBool(cbAllowNewUsers)
-	cmd.Spread = optInt(cbSpread)
-	if has(cbNodeID) {
-		cmd.NodeID = d.varint()
-	}
-	if has(cbNodeURL) {
-		cmd.NodeURL = d.str()
-	}
-	cmd.Capacity = optInt(cbCapacity)
-	cmd.Available = optInt(cbAvailable)
-	cmd.CurrentLoad = optInt(cbCurrentLoad)
-	cmd.Downed = optBool(cbDowned)
-	cmd.Backoff = optBool(cbBackoff)
-	cmd.Generation = optInt(cbGeneration)
-	cmd.KeysChangedAt = optInt(cbKeysChangedAt)
-	cmd.ClientState = optStr(cbClientState)
-	cmd.Node = optStr(cbNode)
-	cmd.At = optInt(cbAt)
-	if has(cbUID) {
-		cmd.UID = d.varint()
-	}
-	if has(cbEvent) {
-		cmd.Event = d.str()
-	}
-	if has(cbImport) {
+	if d.err == nil && p&(1<<cbImport) != 0 {
 		cmd.Import = decodeImportBatch(d)
 	} else if format == commandFormatV2 && d.err == nil {
 		d.fail("format 2 command without an import batch")
@@ -427,18 +470,15 @@ func EncodeResult(r Result) []byte {
 		e.str(r.Err.Msg)
 	}
 	if r.Service != nil {
-		encodeService(&e, r.Service)
+		e.values(serviceFields(r.Service))
 	}
 	if r.Node != nil {
-		encodeNode(&e, r.Node)
+		e.values(nodeFields(r.Node))
 	}
 	if u := r.User; u != nil {
-		encodeRecord(&e, &u.Record)
+		e.values(recordFields(&u.Record))
 		e.str(u.APIEndpoint)
-		e.uvarint(uint64(len(u.OldClientStates)))
-		for _, cs := range u.OldClientStates {
-			e.str(cs)
-		}
+		encodeList(&e, u.OldClientStates)
 		e.varint(u.FirstSeenAt)
 	}
 	if r.FxaKid != "" {
@@ -453,53 +493,22 @@ func EncodeResult(r Result) []byte {
 	return e.b
 }
 
-func encodeService(e *encoder, s *Service) {
-	e.varint(s.ID)
-	e.str(s.Name)
-	e.str(s.Pattern)
-	e.str(s.ReleaseRate)
-	e.boolean(s.AllowNewUsers)
-	e.varint(s.Spread)
+// serviceFields, nodeFields and recordFields point at the fields of a
+// service, node or record in the order results encode them (snapshots
+// too, for a service): encoder.values writes one such list and
+// decoder.values reads it. They are small enough to inline, which keeps
+// the list off the heap.
+func serviceFields(s *Service) []any {
+	return []any{&s.ID, &s.Name, &s.Pattern, &s.ReleaseRate, &s.AllowNewUsers, &s.Spread}
 }
 
-func decodeService(d *decoder) *Service {
-	return &Service{ID: d.varint(), Name: d.str(), Pattern: d.str(), ReleaseRate: d.str(), AllowNewUsers: d.boolean(), Spread: d.varint()}
+func nodeFields(n *Node) []any {
+	return []any{&n.ID, &n.Service, &n.URL, &n.Capacity, &n.Available, &n.CurrentLoad, &n.Downed, &n.Backoff}
 }
 
-func encodeNode(e *encoder, n *Node) {
-	e.varint(n.ID)
-	e.str(n.Service)
-	e.str(n.URL)
-	e.varint(n.Capacity)
-	e.varint(n.Available)
-	e.varint(n.CurrentLoad)
-	e.boolean(n.Downed)
-	e.boolean(n.Backoff)
-}
-
-func decodeNode(d *decoder) *Node {
-	return &Node{ID: d.varint(), Service: d.str(), URL: d.str(), Capacity: d.varint(), Available: d.varint(),
-		CurrentLoad: d.varint(), Downed: d.boolean(), Backoff: d.boolean()}
-}
-
-func encodeRecord(e *encoder, r *Record) {
-	e.varint(r.UID)
-	e.str(r.Service)
-	e.str(r.Email)
-	e.varint(r.NodeID)
-	e.str(r.NodeURL)
-	e.boolean(r.NodeDowned)
-	e.varint(r.Generation)
-	e.varint(r.KeysChangedAt)
-	e.str(r.ClientState)
-	e.varint(r.CreatedAt)
-	e.varint(r.ReplacedAt)
-}
-
-func decodeRecord(d *decoder) Record {
-	return Record{UID: d.varint(), Service: d.str(), Email: d.str(), NodeID: d.varint(), NodeURL: d.str(),
-		NodeDowned: d.boolean(), Generation: d.varint(), KeysChangedAt: d.varint(), ClientState: d.str(),
-		CreatedAt: d.varint(), ReplacedAt: d.varint()}
+func recordFields(r *Record) []any {
+	return []any{&r.UID, &r.Service, &r.Email, &r.NodeID, &r.NodeURL, &r.NodeDowned, &r.Generation,
+		&r.KeysChangedAt, &r.ClientState, &r.CreatedAt, &r.ReplacedAt}
 }
 
 // DecodeResult decodes EncodeResult's output. Errors wrap ErrBadEncoding.
@@ -509,14 +518,7 @@ func DecodeResult(b []byte) (Result, error) {
 	if d.err == nil && format != resultFormatV1 && format != resultFormatV2 {
 		d.fail("unknown result format %d", format)
 	}
-	p := d.uvarint()
-	bits := rbBits
-	if format == resultFormatV2 {
-		bits = rbImport + 1
-	}
-	if p>>bits != 0 {
-		d.fail("unknown result bits %#x", p>>bits<<bits)
-	}
+	p := d.presenceBits(rbBits, format == resultFormatV2, "result")
 	if d.err != nil {
 		return Result{}, fmt.Errorf("decode result: %w", d.err)
 	}
@@ -528,22 +530,18 @@ func DecodeResult(b []byte) (Result, error) {
 		r.Err = &Error{Status: d.str(), Field: d.str(), Reason: d.str(), Msg: d.str()}
 	}
 	if has(rbService) {
-		r.Service = decodeService(&d)
+		r.Service = &Service{}
+		d.values(serviceFields(r.Service))
 	}
 	if has(rbNode) {
-		r.Node = decodeNode(&d)
+		r.Node = &Node{}
+		d.values(nodeFields(r.Node))
 	}
 	if has(rbUser) {
-		u := &User{Record: decodeRecord(&d)}
+		u := &User{}
+		d.values(recordFields(&u.Record))
 		u.APIEndpoint = d.str()
-		n := d.uvarint()
-		// Each string takes at least one byte: bound n before allocating.
-		if n > uint64(len(d.b)) {
-			d.fail("%d old client states with %d bytes left", n, len(d.b))
-		}
-		for i := uint64(0); i < n && d.err == nil; i++ {
-			u.OldClientStates = append(u.OldClientStates, d.str())
-		}
+		u.OldClientStates = decodeList[string](&d, "old client states")
 		u.FirstSeenAt = d.varint()
 		r.User = u
 	}

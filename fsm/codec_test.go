@@ -319,16 +319,22 @@ func FuzzDecodeCommand(f *testing.F) {
 	for _, c := range goldenCommands() {
 		f.Add(EncodeCommand(c))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		cmd, err := DecodeCommand(b)
-		if err != nil {
-			return
-		}
-		again, err := DecodeCommand(EncodeCommand(cmd))
-		if err != nil || !reflect.DeepEqual(again, cmd) {
-			t.Fatalf("decoded command does not round-trip: %+v vs %+v (%v)", cmd, again, err)
-		}
-	})
+	f.Fuzz(func(t *testing.T, b []byte) { decodeRoundTrip(t, b) })
+}
+
+// decodeRoundTrip decodes b, if it decodes (ok), and checks that the
+// command encodes and decodes back to itself.
+func decodeRoundTrip(t *testing.T, b []byte) (cmd Command, ok bool) {
+	t.Helper()
+	cmd, err := DecodeCommand(b)
+	if err != nil {
+		return Command{}, false
+	}
+	again, err := DecodeCommand(EncodeCommand(cmd))
+	if err != nil || !reflect.DeepEqual(again, cmd) {
+		t.Fatalf("decoded command does not round-trip: %+v vs %+v (%v)", cmd, again, err)
+	}
+	return cmd, true
 }
 
 func FuzzRestore(f *testing.F) {

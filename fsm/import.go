@@ -403,114 +403,69 @@ func nullAsLow(v int64) int64 {
 
 // ---- codec (command and result format 2) ----
 
-const (
-	importRecKeysChangedAt = 1 << 0
-	importRecReplaced      = 1 << 1
-)
-
 func encodeImportBatch(e *encoder, b *ImportBatch) {
-	e.uvarint(uint64(len(b.Services)))
-	for i := range b.Services {
-		sv := &b.Services[i]
-		e.varint(sv.ID)
-		e.str(sv.Name)
-		e.str(sv.Pattern)
-	}
-	e.uvarint(uint64(len(b.Nodes)))
-	for i := range b.Nodes {
-		n := &b.Nodes[i]
-		e.varint(n.ID)
-		e.str(n.Service)
-		e.str(n.URL)
-		e.varint(n.Capacity)
-		e.varint(n.Available)
-		e.b = append(e.b, nodeFlags(n.Downed, n.Backoff))
-	}
-	e.uvarint(uint64(len(b.Records)))
-	for i := range b.Records {
-		r := &b.Records[i]
-		var flags byte
-		if r.KeysChangedAt != Null {
-			flags |= importRecKeysChangedAt
-		}
-		if r.ReplacedAt != Null {
-			flags |= importRecReplaced
-		}
-		e.b = append(e.b, flags)
-		e.varint(r.UID)
-		e.str(r.Service)
-		e.str(r.Email)
-		e.varint(r.NodeID)
-		e.varint(r.Generation)
-		if flags&importRecKeysChangedAt != 0 {
-			e.varint(r.KeysChangedAt)
-		}
-		e.str(r.ClientState)
-		e.varint(r.CreatedAt)
-		if flags&importRecReplaced != 0 {
-			e.varint(r.ReplacedAt)
-		}
-	}
-}
-
-// count reads a list length, bounded by the bytes left (every item takes
-// at least one byte) so that garbage cannot make it allocate.
-func (d *decoder) count(what string) int {
-	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b)) {
-		d.fail("%d %s with %d bytes left", n, what, len(d.b))
-	}
-	if d.err != nil {
-		return 0
-	}
-	return int(n)
+	encodeList(e, b.Services)
+	encodeList(e, b.Nodes)
+	encodeList(e, b.Records)
 }
 
 func decodeImportBatch(d *decoder) *ImportBatch {
 	b := &ImportBatch{}
-	if n := d.count("services"); n > 0 {
-		b.Services = make([]ImportService, n)
-		for i := 0; i < n && d.err == nil; i++ {
-			b.Services[i] = ImportService{ID: d.varint(), Name: d.str(), Pattern: d.str()}
-		}
-	}
-	if n := d.count("nodes"); n > 0 {
-		b.Nodes = make([]ImportNode, n)
-		for i := 0; i < n && d.err == nil; i++ {
-			nd := ImportNode{ID: d.varint(), Service: d.str(), URL: d.str(), Capacity: d.varint(), Available: d.varint()}
-			flags := d.byte1()
-			if flags&^(nodeFlagDowned|nodeFlagBackoff) != 0 {
-				d.fail("bad import node flags %#x", flags)
-			}
-			nd.Downed, nd.Backoff = flagsOfNode(flags)
-			b.Nodes[i] = nd
-		}
-	}
-	if n := d.count("records"); n > 0 {
-		b.Records = make([]ImportRecord, n)
-		for i := 0; i < n && d.err == nil; i++ {
-			flags := d.byte1()
-			if flags&^(importRecKeysChangedAt|importRecReplaced) != 0 {
-				d.fail("bad import record flags %#x", flags)
-			}
-			r := ImportRecord{KeysChangedAt: Null, ReplacedAt: Null}
-			r.UID = d.varint()
-			r.Service = d.str()
-			r.Email = d.str()
-			r.NodeID = d.varint()
-			r.Generation = d.varint()
-			if flags&importRecKeysChangedAt != 0 {
-				r.KeysChangedAt = d.varint()
-			}
-			r.ClientState = d.str()
-			r.CreatedAt = d.varint()
-			if flags&importRecReplaced != 0 {
-				r.ReplacedAt = d.varint()
-			}
-			b.Records[i] = r
-		}
-	}
+	b.Services = decodeList[ImportService](d, "services")
+	b.Nodes = decodeList[ImportNode](d, "nodes")
+	b.Records = decodeList[ImportRecord](d, "records")
 	return b
+}
+
+// importServiceFields and importNodeFields point at the fields of an
+// imported service or node in encoding order (see serviceFields); a node's
+// downed and backoff follow as one flags byte.
+func importServiceFields(s *ImportService) []any { return []any{&s.ID, &s.Name, &s.Pattern} }
+
+func importNodeFields(n *ImportNode) []any {
+	return []any{&n.ID, &n.Service, &n.URL, &n.Capacity, &n.Available}
+}
+
+func encodeImportNode(e *encoder, n *ImportNode) {
+	e.values(importNodeFields(n))
+	e.b = append(e.b, nodeFlags(n.Downed, n.Backoff))
+}
+
+func decodeImportNode(d *decoder) ImportNode {
+	var n ImportNode
+	d.values(importNodeFields(&n))
+	flags := d.byte1()
+	if flags&^(nodeFlagDowned|nodeFlagBackoff) != 0 {
+		d.fail("bad import node flags %#x", flags)
+	}
+	n.Downed, n.Backoff = flagsOfNode(flags)
+	return n
+}
+
+// importRecordFields points at the fields of an imported record in
+// encoding order. They follow a flags byte, the snapshot's record flags
+// (recordFlags), which says whether the nullable keys_changed_at and
+// replaced_at are present.
+func importRecordFields(r *ImportRecord, flags byte) []any {
+	return []any{&r.UID, &r.Service, &r.Email, &r.NodeID, &r.Generation,
+		nullableField{&r.KeysChangedAt, flags&recFlagKeysChangedAt != 0},
+		&r.ClientState, &r.CreatedAt, nullableField{&r.ReplacedAt, flags&recFlagReplaced != 0}}
+}
+
+func encodeImportRecord(e *encoder, r *ImportRecord) {
+	flags := recordFlags(r.KeysChangedAt, r.ReplacedAt)
+	e.b = append(e.b, flags)
+	e.values(importRecordFields(r, flags))
+}
+
+func decodeImportRecord(d *decoder) ImportRecord {
+	flags := d.byte1()
+	if flags&^(recFlagKeysChangedAt|recFlagReplaced) != 0 {
+		d.fail("bad import record flags %#x", flags)
+	}
+	var r ImportRecord
+	d.values(importRecordFields(&r, flags))
+	return r
 }
 
 func encodeImportCounts(e *encoder, c *ImportCounts) {

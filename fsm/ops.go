@@ -52,6 +52,21 @@ func (s *state) dispatch(cmd *Command, now int64, opts *Options) Result {
 
 func fail(e *Error) Result { return Result{Err: e} }
 
+// valueOr is the value a command gives for an optional field (an OptInt64,
+// OptString or OptBool) when it carries one, else current.
+func valueOr[T any, O ~struct {
+	Set bool
+	V   T
+}](o O, current T) T {
+	if opt := (struct {
+		Set bool
+		V   T
+	})(o); opt.Set {
+		return opt.V
+	}
+	return current
+}
+
 func (s *state) service(name string) (*svcState, *Error) {
 	sv := s.svcByName[name]
 	if sv == nil {
@@ -106,12 +121,8 @@ func (s *state) putService(cmd *Command) Result {
 		sv.ReleaseRate = strings.Clone(cmd.ReleaseRate.V)
 		sv.rateNano = rateNano
 	}
-	if cmd.AllowNewUsers.Set {
-		sv.AllowNewUsers = cmd.AllowNewUsers.V
-	}
-	if cmd.Spread.Set {
-		sv.Spread = cmd.Spread.V
-	}
+	sv.AllowNewUsers = valueOr(cmd.AllowNewUsers, sv.AllowNewUsers)
+	sv.Spread = valueOr(cmd.Spread, sv.Spread)
 	out := sv.Service
 	return Result{Created: created, Service: &out}
 }
@@ -156,13 +167,10 @@ func (s *state) addNode(cmd *Command) Result {
 		Service:     sv.Name,
 		URL:         strings.Clone(cmd.NodeURL),
 		Capacity:    cmd.Capacity.V,
-		Available:   ceilRate(cmd.Capacity.V, sv.rateNano),
+		Available:   valueOr(cmd.Available, ceilRate(cmd.Capacity.V, sv.rateNano)),
 		CurrentLoad: cmd.CurrentLoad.V,
 		Downed:      cmd.Downed.V,
 		Backoff:     cmd.Backoff.V,
-	}
-	if cmd.Available.Set {
-		nd.Available = cmd.Available.V
 	}
 	s.nextNodeID++
 	// Ids only grow, so appending keeps sv.nodes sorted by id. clone
@@ -184,35 +192,31 @@ func (s *state) serviceNode(cmd *Command) (*svcState, int, *Error) {
 	return sv, idx, nil
 }
 
-// nodeUpdateRejects lists fields a node update must not carry (docs/spec.md §4:
-// "any other field is a bad request").
+// nodeUpdateRejects rejects the fields a node update must not carry
+// (docs/spec.md §4: "any other field is a bad request"), naming the first
+// one it carries in this order.
 func nodeUpdateRejects(cmd *Command) *Error {
-	var field string
-	switch {
-	case cmd.NodeURL != "" || cmd.Node.Set:
-		field = "node"
-	case cmd.Email != "":
-		field = "email"
-	case cmd.Pattern.Set:
-		field = "pattern"
-	case cmd.ReleaseRate.Set:
-		field = "release_rate"
-	case cmd.AllowNewUsers.Set:
-		field = "allow_new_users"
-	case cmd.Spread.Set:
-		field = "spread"
-	case cmd.Generation.Set:
-		field = "generation"
-	case cmd.KeysChangedAt.Set:
-		field = "keys_changed_at"
-	case cmd.ClientState.Set:
-		field = "client_state"
-	case cmd.At.Set:
-		field = "at"
-	default:
-		return nil
+	rejected := []struct {
+		carried bool
+		field   string
+	}{
+		{cmd.NodeURL != "" || cmd.Node.Set, "node"},
+		{cmd.Email != "", "email"},
+		{cmd.Pattern.Set, "pattern"},
+		{cmd.ReleaseRate.Set, "release_rate"},
+		{cmd.AllowNewUsers.Set, "allow_new_users"},
+		{cmd.Spread.Set, "spread"},
+		{cmd.Generation.Set, "generation"},
+		{cmd.KeysChangedAt.Set, "keys_changed_at"},
+		{cmd.ClientState.Set, "client_state"},
+		{cmd.At.Set, "at"},
 	}
-	return badRequest(field, "only capacity, available, current_load, downed and backoff of a node can be updated")
+	for _, r := range rejected {
+		if r.carried {
+			return badRequest(r.field, "only capacity, available, current_load, downed and backoff of a node can be updated")
+		}
+	}
+	return nil
 }
 
 func (s *state) updateNode(cmd *Command) Result {
@@ -229,21 +233,11 @@ func (s *state) updateNode(cmd *Command) Result {
 		return fail(e)
 	}
 	nd := &sv.nodes[idx]
-	if cmd.Capacity.Set {
-		nd.Capacity = cmd.Capacity.V
-	}
-	if cmd.Available.Set {
-		nd.Available = cmd.Available.V
-	}
-	if cmd.CurrentLoad.Set {
-		nd.CurrentLoad = cmd.CurrentLoad.V
-	}
-	if cmd.Downed.Set {
-		nd.Downed = cmd.Downed.V
-	}
-	if cmd.Backoff.Set {
-		nd.Backoff = cmd.Backoff.V
-	}
+	nd.Capacity = valueOr(cmd.Capacity, nd.Capacity)
+	nd.Available = valueOr(cmd.Available, nd.Available)
+	nd.CurrentLoad = valueOr(cmd.CurrentLoad, nd.CurrentLoad)
+	nd.Downed = valueOr(cmd.Downed, nd.Downed)
+	nd.Backoff = valueOr(cmd.Backoff, nd.Backoff)
 	out := *nd
 	return Result{Node: &out}
 }
@@ -370,10 +364,14 @@ func maxNullable(stored int64, given OptInt64) int64 {
 	return max(stored, given.V)
 }
 
-// userCommandChecks validates the fields shared by allocate, update and
-// login.
-func userCommandChecks(cmd *Command) *Error {
-	e := firstError(
+// userCommandService resolves the service of an allocate, update or login
+// and validates the fields those share.
+func (s *state) userCommandService(cmd *Command) (*svcState, *Error) {
+	sv, e := s.service(cmd.Service)
+	if e != nil {
+		return nil, e
+	}
+	e = firstError(
 		checkEmail(cmd.Email),
 		checkNonNegative("generation", cmd.Generation),
 		checkNonNegative("keys_changed_at", cmd.KeysChangedAt),
@@ -382,7 +380,10 @@ func userCommandChecks(cmd *Command) *Error {
 	if e == nil && cmd.Node.Set {
 		e = checkNodeURL("node", cmd.Node.V)
 	}
-	return e
+	if e != nil {
+		return nil, e
+	}
+	return sv, nil
 }
 
 // namedNode resolves an explicitly given node URL in sv, or -1 when none
@@ -399,11 +400,8 @@ func namedNode(sv *svcState, cmd *Command) (int, *Error) {
 }
 
 func (s *state) allocate(cmd *Command, now int64, opts *Options) Result {
-	sv, e := s.service(cmd.Service)
+	sv, e := s.userCommandService(cmd)
 	if e != nil {
-		return fail(e)
-	}
-	if e := userCommandChecks(cmd); e != nil {
 		return fail(e)
 	}
 	named, e := namedNode(sv, cmd)
@@ -447,11 +445,8 @@ func (s *state) placeOnCurrentNode(sv *svcState, cur *rec) (int, placement) {
 }
 
 func (s *state) updateUser(cmd *Command, now int64, opts *Options) Result {
-	sv, e := s.service(cmd.Service)
+	sv, e := s.userCommandService(cmd)
 	if e != nil {
-		return fail(e)
-	}
-	if e := userCommandChecks(cmd); e != nil {
 		return fail(e)
 	}
 	u := sv.findUser(&s.probe, cmd.Email)
@@ -560,11 +555,8 @@ type loginDecision struct {
 // is scratch space for the user lookup (the writer's own, or a fresh one
 // on a shared read view).
 func (s *state) decideLogin(cmd *Command, probe *user) loginDecision {
-	sv, e := s.service(cmd.Service)
+	sv, e := s.userCommandService(cmd)
 	if e != nil {
-		return loginDecision{err: e}
-	}
-	if e := userCommandChecks(cmd); e != nil {
 		return loginDecision{err: e}
 	}
 	if cmd.Node.Set {

@@ -35,6 +35,7 @@ const (
 	nodeFlagDowned  = 1 << 0
 	nodeFlagBackoff = 1 << 1
 
+	// Record flags. An imported record's flags are the first two.
 	recFlagKeysChangedAt   = 1 << 0 // keys_changed_at present
 	recFlagReplaced        = 1 << 1 // replaced_at present
 	recFlagSameClientState = 1 << 2 // client_state equals the previous record's
@@ -59,6 +60,20 @@ func nodeFlags(downed, backoff bool) byte {
 
 func flagsOfNode(flags byte) (downed, backoff bool) {
 	return flags&nodeFlagDowned != 0, flags&nodeFlagBackoff != 0
+}
+
+// recordFlags are the record flag bits for whichever of keys_changed_at and
+// replaced_at is present (not Null), as snapshots and import batches store
+// them; encoder.nullable writes the two values accordingly.
+func recordFlags(keysChangedAt, replacedAt int64) byte {
+	var flags byte
+	if keysChangedAt != Null {
+		flags |= recFlagKeysChangedAt
+	}
+	if replacedAt != Null {
+		flags |= recFlagReplaced
+	}
+	return flags
 }
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -112,7 +127,7 @@ func (s *state) writeSnapshot(out io.Writer, withMeta bool) (int64, error) {
 	services := s.servicesByID()
 	e.uvarint(uint64(len(services)))
 	for _, sv := range services {
-		encodeServiceFields(e, &sv.Service)
+		e.values(serviceFields(&sv.Service))
 		e.uvarint(uint64(len(sv.nodes)))
 		for i := range sv.nodes {
 			nd := &sv.nodes[i]
@@ -169,13 +184,7 @@ func writeUser(e *encoder, u *user) {
 	e.uvarint(uint64(len(u.recs)))
 	for i := range u.recs {
 		r := &u.recs[i]
-		var flags byte
-		if r.keysChangedAt != Null {
-			flags |= recFlagKeysChangedAt
-		}
-		if r.replacedAt != Null {
-			flags |= recFlagReplaced
-		}
+		flags := recordFlags(r.keysChangedAt, r.replacedAt)
 		switch {
 		case i > 0 && r.clientState == u.recs[i-1].clientState:
 			flags |= recFlagSameClientState
@@ -186,26 +195,13 @@ func writeUser(e *encoder, u *user) {
 		e.varint(r.uid)
 		e.varint(r.nodeID)
 		e.varint(r.generation)
-		if flags&recFlagKeysChangedAt != 0 {
-			e.varint(r.keysChangedAt)
-		}
+		e.nullable(r.keysChangedAt)
 		e.varint(r.createdAt)
-		if flags&recFlagReplaced != 0 {
-			e.varint(r.replacedAt)
-		}
+		e.nullable(r.replacedAt)
 		if flags&recFlagClientState != 0 {
 			e.str(r.clientState)
 		}
 	}
-}
-
-func encodeServiceFields(e *encoder, s *Service) {
-	e.varint(s.ID)
-	e.str(s.Name)
-	e.str(s.Pattern)
-	e.str(s.ReleaseRate)
-	e.boolean(s.AllowNewUsers)
-	e.varint(s.Spread)
 }
 
 // snapReader is a buffered reader that checksums exactly the bytes the
@@ -216,13 +212,7 @@ type snapReader struct {
 	pos     int
 	crcFrom int
 	crc     uint32
-	err     error
-}
-
-func (r *snapReader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: snapshot: %s", ErrBadEncoding, fmt.Sprintf(format, args...))
-	}
+	decodeFailure
 }
 
 func (r *snapReader) fill() bool {
@@ -280,37 +270,23 @@ func (r *snapReader) byte1() byte {
 	return b
 }
 
-func (r *snapReader) uvarint() uint64 {
+func (r *snapReader) uvarint() uint64 { return r.number("uvarint") }
+func (r *snapReader) varint() int64   { return unzigzag(r.number("varint")) }
+
+// number reads a uvarint; what names it in the error.
+func (r *snapReader) number(what string) uint64 {
 	if r.err != nil {
 		return 0
 	}
 	v, err := binary.ReadUvarint(r)
 	if err != nil {
-		r.fail("bad uvarint")
+		r.fail("bad %s", what)
 		return 0
 	}
 	return v
 }
 
-func (r *snapReader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, err := binary.ReadVarint(r)
-	if err != nil {
-		r.fail("bad varint")
-		return 0
-	}
-	return v
-}
-
-func (r *snapReader) boolean() bool {
-	b := r.byte1()
-	if b > 1 {
-		r.fail("bool byte %d", b)
-	}
-	return b == 1
-}
+func (r *snapReader) boolean() bool { return r.boolOf(r.byte1()) }
 
 // bytesUpTo reads a length-prefixed byte string of at most max bytes; the
 // bound is checked before allocating.
@@ -340,7 +316,7 @@ func (r *snapReader) sum() uint32 {
 // readSnapshot parses and fully validates a snapshot into a new state. It
 // never touches a live state, so a failed restore changes nothing.
 func readSnapshot(in io.Reader) (*state, error) {
-	r := &snapReader{r: in, buf: make([]byte, 0, 64<<10)}
+	r := &snapReader{r: in, buf: make([]byte, 0, 64<<10), decodeFailure: decodeFailure{prefix: "snapshot: "}}
 	var magic [len(snapshotMagic)]byte
 	r.readFull(magic[:])
 	if r.err == nil && string(magic[:]) != snapshotMagic {
