@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/internal/ctxtime"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -136,7 +137,7 @@ func (c *Cluster) relay(w http.ResponseWriter, r *http.Request, body []byte) {
 		if errors.As(err, &de) {
 			lastDialErr = err
 			c.log.Debug("forward: leader not reachable, nothing sent; retrying", "leader", leaderID, "addr", addr, "error", err)
-			if r.Context().Err() != nil || time.Now().Add(backoff).After(deadline) || !sleepCtx(r.Context(), backoff) {
+			if r.Context().Err() != nil || time.Now().Add(backoff).After(deadline) || !ctxtime.Sleep(r.Context(), backoff) {
 				c.writeRouteError(w, r, errNoLeader(fmt.Sprintf("the leader %s at %s could not be reached within %s: %v", leaderID, addr, c.cfg.LeaderWait, err)))
 				return
 			}
@@ -219,7 +220,7 @@ func (c *Cluster) awaitLeaderHTTP(ctx context.Context, deadline time.Time) (id, 
 			}
 			return "", "", fmt.Errorf("the http address of leader %q (%s) is unknown: %w", id, raftAddr, store.ErrNoLeader)
 		}
-		if !sleepCtx(ctx, wait) {
+		if !ctxtime.Sleep(ctx, wait) {
 			return "", "", ctx.Err()
 		}
 		wait = min(2*wait, 100*time.Millisecond)

@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/wimms-dev/wimms/internal/ctxtime"
 )
 
 // DockerOptions select the compose deployment a --docker run tests.
@@ -277,7 +279,7 @@ func (c *dockerCluster) Kill(i int) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("kill %s: still running after docker kill: %w", m.Service, errors.Join(err, ctx.Err()))
 		}
-		sleepCtx(ctx, 100*time.Millisecond)
+		ctxtime.Sleep(ctx, 100*time.Millisecond)
 	}
 }
 
