@@ -41,16 +41,6 @@ type cluster struct {
 	client *client.Client
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func startMember(t *testing.T, dataDir, id, raftAddr string) *cluster {
 	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Name: id, Level: hclog.Error, Output: os.Stderr})
