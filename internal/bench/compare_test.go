@@ -3,8 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -73,13 +71,6 @@ func TestSmokeCompareBadFlagsExitTwo(t *testing.T) {
 		{"--target", "leader"},
 		{"--spawn", "3", "--target", "everyone"},
 	} {
-		cmd := exec.Command(bin, append([]string{"bench"}, args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-			t.Errorf("wimms bench %v: %v, want exit status 2 (stderr %q)", args, err, stderr.String())
-		}
+		checkBenchRefuses(t, bin, args)
 	}
 }

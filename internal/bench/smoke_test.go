@@ -130,18 +130,25 @@ func TestSmokeBadFlagsExitTwo(t *testing.T) {
 		{"--workload", "token", "--token-jwks-key", "/nonexistent/key.pem"},
 		{"--no-such-flag"},
 	} {
-		cmd := exec.Command(bin, append([]string{"bench"}, args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-			t.Errorf("wimms bench %v: %v, want exit status 2 (stderr %q)", args, err, stderr.String())
-			continue
-		}
-		if !strings.Contains(stderr.String(), "wimms:") {
-			t.Errorf("wimms bench %v: no error message on stderr: %q", args, stderr.String())
-		}
+		checkBenchRefuses(t, bin, args)
+	}
+}
+
+// checkBenchRefuses runs `wimms bench args`, which must exit with status 2
+// and say why on stderr.
+func checkBenchRefuses(t *testing.T, bin string, args []string) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"bench"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Errorf("wimms bench %v: %v, want exit status 2 (stderr %q)", args, err, stderr.String())
+		return
+	}
+	if !strings.Contains(stderr.String(), "wimms:") {
+		t.Errorf("wimms bench %v: no error message on stderr: %q", args, stderr.String())
 	}
 }
 
