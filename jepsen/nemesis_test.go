@@ -7,17 +7,23 @@ import (
 )
 
 func TestParseNemesis(t *testing.T) {
-	got, err := ParseNemesis("partition,kill, pause,kill-leader")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []FaultKind{FaultPartitionHalves, FaultPartitionLeader, FaultPartitionRing, FaultPartitionBridge,
-		FaultKill, FaultKillLeader, FaultPause, FaultPauseLeader}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	if got, err := ParseNemesis("none"); err != nil || len(got) != 0 {
-		t.Fatalf("none: %v %v", got, err)
+	for _, tc := range []struct {
+		spec     string
+		want     []FaultKind
+		iptables bool // whether the faults need iptables
+	}{
+		{"partition,kill, pause,kill-leader", []FaultKind{FaultPartitionHalves, FaultPartitionLeader, FaultPartitionRing,
+			FaultPartitionBridge, FaultKill, FaultKillLeader, FaultPause, FaultPauseLeader}, true},
+		{"restart-all,disk-full,kill", []FaultKind{FaultRestartAll, FaultDiskFull, FaultKill, FaultKillLeader}, false},
+		{"none", nil, false},
+	} {
+		got, err := ParseNemesis(tc.spec)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Fatalf("ParseNemesis(%q) = %v, %v; want %v", tc.spec, got, err, tc.want)
+		}
+		if NeedsIptables(got) != tc.iptables {
+			t.Fatalf("NeedsIptables(%v) = %v, want %v", got, !tc.iptables, tc.iptables)
+		}
 	}
 	if _, err := ParseNemesis("partition,flood"); err == nil {
 		t.Fatal("unknown nemesis accepted")
