@@ -135,13 +135,7 @@ func runForTest(t *testing.T, opts Options) Summary {
 // After a run no rule and no member may be left.
 func assertCleanedUp(t *testing.T, opts Options) {
 	t.Helper()
-	rules, err := iptables("-S")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(rules, ChainAddr) {
-		t.Errorf("iptables rules left after the run:\n%s", rules)
-	}
+	checkHostRulesOmit(t, ChainAddr, "iptables rules left after the run")
 	firstIP, port := cmp.Or(opts.FirstIP, 10), cmp.Or(opts.HTTPPort, 24080)
 	for i := range opts.Members {
 		addr := net.JoinHostPort("127.0.0."+strconv.Itoa(firstIP+i), strconv.Itoa(port))
