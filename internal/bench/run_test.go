@@ -228,8 +228,8 @@ func TestRunWithoutTokenFailsSetup(t *testing.T) {
 func TestRunDurationExcludesWarmup(t *testing.T) {
 	f := newFakeAPI(testToken)
 	s := runOnTwoMembers(t, f, Config{
-		Workload: WorkloadAlloc,
-		Clients: 2, Duration: 300 * time.Millisecond, Warmup: 200 * time.Millisecond, Setup: true, Nodes: 1,
+		Workload: WorkloadAlloc, Clients: 2,
+		Duration: 300 * time.Millisecond, Warmup: 200 * time.Millisecond, Setup: true, Nodes: 1,
 	})
 	served := int64(f.count("alloc"))
 	if s.Ops == 0 {
@@ -273,8 +273,8 @@ func TestRunProgressOnNonTerminal(t *testing.T) {
 	f := newFakeAPI(testToken)
 	var out syncBuffer
 	runOnTwoMembers(t, f, Config{
-		Workload: WorkloadLookup,
-		Clients: 2, Ops: 20, Setup: true, Nodes: 1, Users: 4, Progress: &out,
+		Workload: WorkloadLookup, Clients: 2,
+		Ops: 20, Setup: true, Nodes: 1, Users: 4, Progress: &out,
 	})
 	got := out.String()
 	// The final redraw of each phase always happens, whatever the timing.
@@ -286,8 +286,8 @@ func TestRunProgressOnNonTerminal(t *testing.T) {
 func TestSummaryJSONShape(t *testing.T) {
 	f := newFakeAPI(testToken)
 	s := runOnTwoMembers(t, f, Config{
-		Workload: WorkloadMix,
-		Clients: 2, Ops: 30, Setup: true, Nodes: 1, Users: 4,
+		Workload: WorkloadMix, Clients: 2,
+		Ops: 30, Setup: true, Nodes: 1, Users: 4,
 	})
 	raw, err := json.Marshal(s)
 	if err != nil {
