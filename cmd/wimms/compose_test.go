@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -229,7 +228,9 @@ func composeNewProject(t *testing.T, root, image string) *composeProject {
 		"WIMMS_API_TOKEN=", "WIMMS_ADMIN_TOKEN=", "WIMMS1_JOIN=",
 		"WIMMS_LOG_LEVEL=info", "WIMMS_LOG_JSON=false",
 	)
-	for i, port := range composeFreePorts(t, len(composeMembers)) {
+	// The ports are free when picked but not held: another process could
+	// take one before docker-compose binds it, and `up` then fails loudly.
+	for i, port := range freePorts(t, len(composeMembers)) {
 		m := composeMembers[i]
 		p.addrs[m] = fmt.Sprintf("127.0.0.1:%d", port)
 		p.zones[m] = fmt.Sprintf("test-zone-%c", 'a'+i)
@@ -530,27 +531,6 @@ func composeWithout(members []string, drop string) []string {
 		}
 	}
 	return out
-}
-
-// composeFreePorts asks the kernel for free loopback ports. They are
-// released before docker-compose binds them, so another process could take
-// one in between; that fails `up` loudly rather than silently.
-func composeFreePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var listeners []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
-		}
-		listeners = append(listeners, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range listeners {
-		_ = ln.Close()
-	}
-	return ports
 }
 
 func composeRandomSuffix(t *testing.T) string {
