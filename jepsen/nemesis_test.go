@@ -7,24 +7,21 @@ import (
 )
 
 func TestParseNemesis(t *testing.T) {
-	for _, tc := range []struct {
-		spec     string
-		want     []FaultKind
-		iptables bool // whether the faults need iptables
-	}{
-		{"partition,kill, pause,kill-leader", []FaultKind{FaultPartitionHalves, FaultPartitionLeader, FaultPartitionRing,
-			FaultPartitionBridge, FaultKill, FaultKillLeader, FaultPause, FaultPauseLeader}, true},
-		{"restart-all,disk-full,kill", []FaultKind{FaultRestartAll, FaultDiskFull, FaultKill, FaultKillLeader}, false},
-		{"none", nil, false},
-	} {
-		got, err := ParseNemesis(tc.spec)
-		if err != nil || !slices.Equal(got, tc.want) {
-			t.Fatalf("ParseNemesis(%q) = %v, %v; want %v", tc.spec, got, err, tc.want)
+	// expands checks that spec names exactly the fault kinds want.
+	expands := func(spec string, want ...FaultKind) []FaultKind {
+		t.Helper()
+		got, err := ParseNemesis(spec)
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("ParseNemesis(%q) = %v, %v; want %v", spec, got, err, want)
 		}
-		if NeedsIptables(got) != tc.iptables {
-			t.Fatalf("NeedsIptables(%v) = %v, want %v", got, !tc.iptables, tc.iptables)
-		}
+		return got
 	}
+	expands("partition,kill, pause,kill-leader", FaultPartitionHalves, FaultPartitionLeader, FaultPartitionRing,
+		FaultPartitionBridge, FaultKill, FaultKillLeader, FaultPause, FaultPauseLeader)
+	if got := expands("restart-all,disk-full,kill", FaultRestartAll, FaultDiskFull, FaultKill, FaultKillLeader); NeedsIptables(got) {
+		t.Fatal("restart-all and disk-full need no iptables")
+	}
+	expands("none")
 	if _, err := ParseNemesis("partition,flood"); err == nil {
 		t.Fatal("unknown nemesis accepted")
 	}
