@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // scriptDrops parses the DROP rules of a netnsScript: the source
@@ -191,32 +192,13 @@ func TestDockerNetnsScriptInANamespace(t *testing.T) {
 
 func skipUnlessDocker(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("docker chaos: skipped under -short (builds an image, runs three containers)")
-	}
-	if os.Getenv("WIMMS_DOCKER") != "1" {
-		t.Skip("docker chaos: set WIMMS_DOCKER=1 to run it (needs root, a Docker engine and docker-compose v1)")
-	}
+	testutil.SkipUnlessDocker(t, "docker chaos", "root, a Docker engine and docker-compose v1")
 	if os.Geteuid() != 0 {
 		t.Skip("docker chaos: needs root (nsenter into the containers' network namespaces)")
 	}
 	if err := CheckDocker([]FaultKind{FaultPartitionHalves}); err != nil {
 		t.Skipf("docker chaos: %v", err)
 	}
-}
-
-// staticServerBinary builds ./cmd/wimms with CGO_ENABLED=0: the image is
-// FROM scratch.
-func staticServerBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "wimms")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/wimms")
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/wimms: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // assertProjectGone: no container, network, volume or image of the
@@ -245,7 +227,7 @@ func assertProjectGone(t *testing.T, project string) {
 // must have the effect it claims on the cluster, and heal must undo it.
 func TestDockerFaultsTakeEffect(t *testing.T) {
 	skipUnlessDocker(t)
-	bin := staticServerBinary(t)
+	bin := serverBin.Path(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	opts := Options{Members: 3, OutDir: t.TempDir(), Bin: bin, LeaderWait: 2 * time.Second,
@@ -415,7 +397,7 @@ func TestDockerChaosRunIsValid(t *testing.T) {
 		// leader lookup, so the order does not depend on timing).
 		Seed:      1,
 		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second},
-		Bin: staticServerBinary(t), OutDir: filepath.Join(t.TempDir(), "out"), Progress: testWriter{t},
+		Bin: serverBin.Path(t), OutDir: filepath.Join(t.TempDir(), "out"), Progress: testWriter{t},
 		Docker: &DockerOptions{ComposeFile: filepath.Join("..", "docker-compose.yml")}}
 	sum, err := Run(context.Background(), opts)
 	if sum.Docker != nil {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/jepsen"
 )
 
@@ -114,22 +115,11 @@ func TestComposeCluster(t *testing.T) {
 
 func composeSkipUnlessDocker(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("compose test: skipped under -short (builds an image and runs three containers)")
-	}
-	if os.Getenv("WIMMS_DOCKER") != "1" {
-		t.Skip("compose test: set WIMMS_DOCKER=1 to run it (needs a Docker engine and docker-compose v1)")
-	}
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("compose test: no docker command on PATH")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		t.Skipf("compose test: no Docker engine answers (docker info: %v: %s)", err, composeFirstLine(out))
-	}
-	if _, err := exec.LookPath("docker-compose"); err != nil {
-		t.Skip("compose test: no docker-compose (v1) command on PATH")
+	testutil.SkipUnlessDocker(t, "compose test", "a Docker engine and docker-compose v1")
+	// The chaos harness's check of docker, the engine and docker-compose;
+	// no fault kinds, so nothing about iptables.
+	if err := jepsen.CheckDocker(nil); err != nil {
+		t.Skipf("compose test: %v", err)
 	}
 }
 

@@ -17,9 +17,6 @@ import (
 // when stderr is not a terminal, re-run idempotence, the export refusing
 // non-empty tables.
 func TestImportExportCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes")
-	}
 	t.Cleanup(mariadbtest.Stop)
 	db, dsn := mariadbtest.NewDatabase(t, "cli_src", true)
 	_, outDSN := mariadbtest.NewDatabase(t, "cli_out", true)
@@ -46,7 +43,7 @@ func TestImportExportCommands(t *testing.T) {
 
 	run := func(args ...string) (string, string) {
 		t.Helper()
-		cmd := exec.Command(wimmsBinary(t), args...)
+		cmd := exec.Command(wimmsBin.Path(t), args...)
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
@@ -88,7 +85,7 @@ func TestImportExportCommands(t *testing.T) {
 	if !strings.Contains(out, "301 user rows") {
 		t.Fatalf("export: %s", out)
 	}
-	cmd := exec.Command(wimmsBinary(t), "export", "--mysql", outDSN, "--addr", m.HTTPAddr, "--admin-token", "adm")
+	cmd := exec.Command(wimmsBin.Path(t), "export", "--mysql", outDSN, "--addr", m.HTTPAddr, "--admin-token", "adm")
 	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "not empty") {
 		t.Fatalf("second export: %v %s", err, b)
 	}

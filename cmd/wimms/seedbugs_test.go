@@ -27,11 +27,8 @@ func TestDefaultBuildHasNoSeedBugs(t *testing.T) {
 			t.Errorf("wimms server has --%s in the default build", name)
 		}
 	}
-	if testing.Short() {
-		t.Skip("end-to-end part: runs the real binary")
-	}
-
-	bin := wimmsBinary(t)
+	// The end-to-end part: wimmsBin.Path skips it under -short.
+	bin := wimmsBin.Path(t)
 	for _, args := range [][]string{
 		{"server", "--seed-bug", "ack-before-commit"},
 		{"server", "--list-seed-bugs"},

@@ -29,7 +29,7 @@ func TestMedian(t *testing.T) {
 // goes first, every run is counted, and the medians and ratios come from
 // the runs.
 func TestSmokeCompareAlternates(t *testing.T) {
-	bin := buildWimms(t)
+	bin := wimmsBin.Path(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	res, err := Compare(ctx, CompareConfig{
@@ -61,7 +61,7 @@ func TestSmokeCompareAlternates(t *testing.T) {
 // TestSmokeCompareBadFlagsExitTwo: flags that make no sense with (or
 // without) --compare are refused before anything is spawned.
 func TestSmokeCompareBadFlagsExitTwo(t *testing.T) {
-	bin := buildWimms(t)
+	bin := wimmsBin.Path(t)
 	for _, args := range [][]string{
 		{"--compare", bin},
 		{"--compare", bin + ",/no/such/wimms"},

@@ -16,7 +16,7 @@ import (
 // server, spawned with the key and secrets Spawn makes: every sign-in must
 // succeed, the first of each account creating its user.
 func TestSmokeTokenWorkload(t *testing.T) {
-	bin := buildWimms(t)
+	bin := wimmsBin.Path(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl, err := Spawn(ctx, SpawnConfig{Members: 1, Bin: bin, TokenServer: true})

@@ -27,9 +27,7 @@ func TestMain(m *testing.M) {
 }
 
 func newDatabase(t *testing.T, name string, withKCA bool) *sql.DB {
-	if testing.Short() {
-		t.Skip("-short: starts a MariaDB server")
-	}
+	t.Helper()
 	db, _ := mariadbtest.NewDatabase(t, name, withKCA)
 	return db
 }
