@@ -115,10 +115,13 @@ func assertRefusedCorrupt(t *testing.T, what string, code int, out, dir string) 
 	}
 }
 
-func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
-	// raft.db is the log here (--log-store bolt): its damage is what this
-	// test makes; TestDamagedWALRefusesToStart does the same to raft-wal.
-	m := startSolo(t, "disk", "a", "--log-store", "bolt")
+// intactStoppedMember starts a one-member cluster with flags, allocates
+// user00@example.com to user19@example.com, stops it with SIGTERM, and
+// checks that wimms check finds its data intact: the data a damage test
+// then breaks.
+func intactStoppedMember(t *testing.T, id string, flags ...string) *member {
+	t.Helper()
+	m := startSolo(t, id, "a", flags...)
 	seedService(t, m, 1000)
 	for i := range 20 {
 		expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("user%02d@example.com", i)}), 201, "allocate")
@@ -129,6 +132,13 @@ func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
 	if code, out := runCheck(t, m.DataDir); code != 0 || !strings.Contains(out, "no damage found") {
 		t.Fatalf("check of an intact member: exit %d\n%s", code, out)
 	}
+	return m
+}
+
+func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
+	// raft.db is the log here (--log-store bolt): its damage is what this
+	// test makes; TestDamagedWALRefusesToStart does the same to raft-wal.
+	m := intactStoppedMember(t, "disk", "--log-store", "bolt")
 	pristine := filepath.Join(t.TempDir(), "pristine")
 	copyDir(t, m.DataDir, pristine)
 
@@ -177,17 +187,7 @@ func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
 // raft-wal's segment files (the default log store) is caught by the
 // entry's checksum at start and by wimms check.
 func TestDamagedWALRefusesToStart(t *testing.T) {
-	m := startSolo(t, "wal", "a")
-	seedService(t, m, 1000)
-	for i := range 20 {
-		expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("user%02d@example.com", i)}), 201, "allocate")
-	}
-	if code := m.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
-		t.Fatalf("SIGTERM: exit %d", code)
-	}
-	if code, out := runCheck(t, m.DataDir); code != 0 || !strings.Contains(out, "no damage found") {
-		t.Fatalf("check of an intact member: exit %d\n%s", code, out)
-	}
+	m := intactStoppedMember(t, "wal")
 	segs, err := filepath.Glob(filepath.Join(m.DataDir, "wal", "*.wal"))
 	if err != nil || len(segs) == 0 {
 		t.Fatalf("no wal segments in %s: %v", m.DataDir, err)
