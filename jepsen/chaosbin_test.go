@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // TestSeedBugsAgreeWithChaosBuild: the harness knows how to catch exactly
@@ -33,7 +35,7 @@ func TestSeedBugsAgreeWithChaosBuild(t *testing.T) {
 	if _, err := chaosBinary(ctx, chaos, "nope", t.TempDir(), t.Logf); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("chaosBinary with an unknown bug: err = %v", err)
 	}
-	if names, err := SeedBugsOf(ctx, serverBin.Path(t)); err == nil {
+	if names, err := SeedBugsOf(ctx, testutil.WimmsPath(t)); err == nil {
 		t.Errorf("the default build lists seeded bugs %v", names)
 	}
 }

@@ -227,7 +227,7 @@ func assertProjectGone(t *testing.T, project string) {
 // must have the effect it claims on the cluster, and heal must undo it.
 func TestDockerFaultsTakeEffect(t *testing.T) {
 	skipUnlessDocker(t)
-	bin := serverBin.Path(t)
+	bin := testutil.WimmsPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	opts := Options{Members: 3, OutDir: t.TempDir(), Bin: bin, LeaderWait: 2 * time.Second,
@@ -397,7 +397,7 @@ func TestDockerChaosRunIsValid(t *testing.T) {
 		// leader lookup, so the order does not depend on timing).
 		Seed:      1,
 		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second},
-		Bin: serverBin.Path(t), OutDir: filepath.Join(t.TempDir(), "out"), Progress: testWriter{t},
+		Bin: testutil.WimmsPath(t), OutDir: filepath.Join(t.TempDir(), "out"), Progress: testWriter{t},
 		Docker: &DockerOptions{ComposeFile: filepath.Join("..", "docker-compose.yml")}}
 	sum, err := Run(context.Background(), opts)
 	if sum.Docker != nil {

@@ -28,24 +28,19 @@ func skipUnlessChaos(t *testing.T) {
 	skipWithoutIptables(t)
 }
 
-var (
-	// serverBin is ./cmd/wimms; asking for its path skips the test under
-	// -short.
-	serverBin = testutil.Wimms()
-	// chaosServerBin is ./cmd/wimms built with -tags chaos the way a run
-	// does for --seed-bug.
-	chaosServerBin = &testutil.Binary{Build: func(dir string) (string, error) {
-		path := filepath.Join(dir, "wimms-chaos")
-		return path, BuildChaosBinary(context.Background(), ".", path)
-	}}
-)
+// chaosServerBin is ./cmd/wimms built with -tags chaos the way a run does
+// for --seed-bug; asking for its path skips the test under -short.
+var chaosServerBin = &testutil.Binary{Build: func(dir string) (string, error) {
+	path := filepath.Join(dir, "wimms-chaos")
+	return path, BuildChaosBinary(context.Background(), ".", path)
+}}
 
-func TestMain(m *testing.M) { testutil.Main(m, serverBin, chaosServerBin) }
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 func runForTest(t *testing.T, opts Options) Summary {
 	t.Helper()
 	if opts.Bin == "" {
-		opts.Bin = serverBin.Path(t)
+		opts.Bin = testutil.WimmsPath(t)
 	}
 	opts.OutDir = filepath.Join(t.TempDir(), "out")
 	// WIMMS_JEPSEN_FIRST_IP / WIMMS_JEPSEN_BASE_PORT move the members, so

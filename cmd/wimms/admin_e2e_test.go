@@ -20,6 +20,7 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/launch"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // cliResult is one run of the wimms binary as a user types it.
@@ -176,7 +177,7 @@ func TestAdminCLISession(t *testing.T) {
 	if err := os.WriteFile(adminFile, []byte(adminToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cli := adminCLI{t: t, bin: wimmsBin.Path(t),
+	cli := adminCLI{t: t, bin: testutil.WimmsPath(t),
 		env:  append(launch.Env(), "WIMMS_API_TOKEN="+apiToken),
 		base: []string{"--addr", "http://" + m.HTTPAddr, "--admin-token-file", adminFile}}
 	const svc, n1URL, n2URL = "sync-1.5", "https://n1.example.com", "https://n2.example.com"

@@ -23,7 +23,7 @@ import (
 // output.
 func runCheck(t *testing.T, dir string) (int, string) {
 	t.Helper()
-	out, err := exec.Command(wimmsBin.Path(t), "check", "--data-dir", dir).CombinedOutput()
+	out, err := exec.Command(testutil.WimmsPath(t), "check", "--data-dir", dir).CombinedOutput()
 	if err == nil {
 		return 0, string(out)
 	}

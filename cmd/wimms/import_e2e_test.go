@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/internal/mysqlimport/mariadbtest"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // TestImportExportCommands runs `wimms import` and `wimms export` against a
@@ -43,7 +44,7 @@ func TestImportExportCommands(t *testing.T) {
 
 	run := func(args ...string) (string, string) {
 		t.Helper()
-		cmd := exec.Command(wimmsBin.Path(t), args...)
+		cmd := exec.Command(testutil.WimmsPath(t), args...)
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
@@ -85,7 +86,7 @@ func TestImportExportCommands(t *testing.T) {
 	if !strings.Contains(out, "301 user rows") {
 		t.Fatalf("export: %s", out)
 	}
-	cmd := exec.Command(wimmsBin.Path(t), "export", "--mysql", outDSN, "--addr", m.HTTPAddr, "--admin-token", "adm")
+	cmd := exec.Command(testutil.WimmsPath(t), "export", "--mysql", outDSN, "--addr", m.HTTPAddr, "--admin-token", "adm")
 	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "not empty") {
 		t.Fatalf("second export: %v %s", err, b)
 	}

@@ -16,7 +16,7 @@ import (
 
 func tryWimms(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	out, err := exec.Command(wimmsBin.Path(t), args...).CombinedOutput()
+	out, err := exec.Command(testutil.WimmsPath(t), args...).CombinedOutput()
 	return string(out), err
 }
 

@@ -2,7 +2,7 @@ package main
 
 // Helpers for end-to-end tests that run the real `wimms` binary as separate
 // processes on loopback, as a user or an operator would. Such a test skips
-// under -short when it first asks for the binary (wimmsBin.Path), which
+// under -short when it first asks for the binary (testutil.WimmsPath), which
 // every member it starts does.
 
 import (
@@ -23,11 +23,7 @@ import (
 	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
-// wimmsBin is the binary under test of every end-to-end test: asking for
-// its path skips the test under -short.
-var wimmsBin = testutil.Wimms()
-
-func TestMain(m *testing.M) { testutil.Main(m, wimmsBin) }
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // member is one `wimms server` of a test, started by the shared launcher.
 type member struct {
@@ -44,7 +40,7 @@ func newMember(t *testing.T, id string, zone string) *member {
 	dir := t.TempDir()
 	return &member{t: t, Member: &launch.Member{
 		ID:         id,
-		Bin:        wimmsBin.Path(t),
+		Bin:        testutil.WimmsPath(t),
 		HTTPAddr:   fmt.Sprintf("127.0.0.1:%d", p[0]),
 		RaftAddr:   fmt.Sprintf("127.0.0.1:%d", p[1]),
 		GossipAddr: fmt.Sprintf("127.0.0.1:%d", p[2]),

@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/internal/tlsconf"
 )
 
@@ -47,7 +48,7 @@ func runWimms(t *testing.T, bin string, args ...string) string {
 
 func newSecureEnv(t *testing.T) *secureEnv {
 	t.Helper()
-	bin := wimmsBin.Path(t)
+	bin := testutil.WimmsPath(t)
 	dir := filepath.Join(t.TempDir(), "pki")
 	runWimms(t, bin, "tls", "ca", "--out", dir)
 	key := strings.TrimSpace(runWimms(t, bin, "tls", "gossip-key"))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/internal/fxa"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // The helpers make a key, a JWKS that trusts it, and tokens it signs.
@@ -67,7 +68,7 @@ func TestTokenServerHelpers(t *testing.T) {
 // A member asked to serve tokens without the secrets to sign them refuses
 // to start, and says which setting is missing without echoing any value.
 func TestServerRefusesTokenServerWithoutSecrets(t *testing.T) {
-	bin := wimmsBin.Path(t)
+	bin := testutil.WimmsPath(t)
 	dir := t.TempDir()
 	jwks := filepath.Join(dir, "jwks.json")
 	k, err := fxa.GenerateKey("k")

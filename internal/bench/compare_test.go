@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 func TestMedian(t *testing.T) {
@@ -29,7 +31,7 @@ func TestMedian(t *testing.T) {
 // goes first, every run is counted, and the medians and ratios come from
 // the runs.
 func TestSmokeCompareAlternates(t *testing.T) {
-	bin := wimmsBin.Path(t)
+	bin := testutil.WimmsPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	res, err := Compare(ctx, CompareConfig{
@@ -61,7 +63,7 @@ func TestSmokeCompareAlternates(t *testing.T) {
 // TestSmokeCompareBadFlagsExitTwo: flags that make no sense with (or
 // without) --compare are refused before anything is spawned.
 func TestSmokeCompareBadFlagsExitTwo(t *testing.T) {
-	bin := wimmsBin.Path(t)
+	bin := testutil.WimmsPath(t)
 	for _, args := range [][]string{
 		{"--compare", bin},
 		{"--compare", bin + ",/no/such/wimms"},

@@ -13,17 +13,13 @@ import (
 	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
-// wimmsBin is the server the smoke tests spawn: asking for its path skips
-// the test under -short.
-var wimmsBin = testutil.Wimms()
-
-func TestMain(m *testing.M) { testutil.Main(m, wimmsBin) }
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // TestSmokeSpawnedCluster runs every workload briefly against a real
 // 3-member loopback cluster started by Spawn: requests must succeed, be
 // counted, spread over the members, and the cluster must stop cleanly.
 func TestSmokeSpawnedCluster(t *testing.T) {
-	bin := wimmsBin.Path(t)
+	bin := testutil.WimmsPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl, err := Spawn(ctx, SpawnConfig{Members: 3, Bin: bin})
@@ -76,7 +72,7 @@ func TestSmokeSpawnedCluster(t *testing.T) {
 
 // TestSmokeBadFlagsExitTwo checks the command's contract for bad flags.
 func TestSmokeBadFlagsExitTwo(t *testing.T) {
-	bin := wimmsBin.Path(t)
+	bin := testutil.WimmsPath(t)
 	for _, args := range [][]string{
 		{"--workload", "write"},
 		{"--clients", "0"},
@@ -114,7 +110,7 @@ func checkBenchRefuses(t *testing.T, bin string, args []string) {
 
 // A run where every request fails must not look like a result.
 func TestSmokeNoSuccessExitsOne(t *testing.T) {
-	bin := wimmsBin.Path(t)
+	bin := testutil.WimmsPath(t)
 	srv := newFakeAPI("").server(t, "dead")
 	dead := hostOf(srv.URL)
 	srv.Close()
