@@ -227,7 +227,7 @@ func assertProjectGone(t *testing.T, project string) {
 // must have the effect it claims on the cluster, and heal must undo it.
 func TestDockerFaultsTakeEffect(t *testing.T) {
 	skipUnlessDocker(t)
-	bin := testutil.WimmsPath(t)
+	bin := testutil.WimmsPath(t) // static (launch.Build), as the FROM scratch image needs
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	opts := Options{Members: 3, OutDir: t.TempDir(), Bin: bin, LeaderWait: 2 * time.Second,
