@@ -356,18 +356,6 @@ func (c *Cluster) memberlist() *memberlist.Memberlist {
 	return c.ml
 }
 
-// sleepCtx waits d or until ctx is done; false means ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // newIncarnation tells a restarted process apart from its previous life in
 // gossip metadata, so a removal tombstone does not outlive a restart.
 func newIncarnation() string {

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -209,16 +208,4 @@ func newFakeCluster(t testing.TB, st *fakeStore, edit func(*Config)) *Cluster {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
-}
-
-// freeAddr reserves a loopback port on ip and releases it for the caller.
-func freeAddr(t testing.TB, ip string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatalf("listen on %s: %v", ip, err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }

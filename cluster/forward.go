@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/internal/ctxtime"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -139,7 +140,7 @@ func (c *Cluster) toLeader(ctx context.Context, send func(addr string) error) (l
 		}
 		lastDialErr = err
 		c.log.Debug("forward: leader not reachable, nothing sent; retrying", "leader", leaderID, "addr", addr, "error", err)
-		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) || !sleepCtx(ctx, backoff) {
+		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) || !ctxtime.Sleep(ctx, backoff) {
 			return "", "", &leaderUnreachable{fmt.Sprintf("the leader %s at %s could not be reached within %s: %v", leaderID, addr, c.cfg.LeaderWait, err)}
 		}
 		backoff = min(2*backoff, 250*time.Millisecond)
@@ -238,7 +239,7 @@ func (c *Cluster) awaitLeaderHTTP(ctx context.Context, deadline time.Time) (id, 
 			}
 			return "", "", fmt.Errorf("the http address of leader %q (%s) is unknown: %w", id, raftAddr, store.ErrNoLeader)
 		}
-		if !sleepCtx(ctx, wait) {
+		if !ctxtime.Sleep(ctx, wait) {
 			return "", "", ctx.Err()
 		}
 		wait = min(2*wait, 100*time.Millisecond)

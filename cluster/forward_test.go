@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -218,7 +219,7 @@ func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
 }
 
 func TestForwardRetriesOnlyFailedDials(t *testing.T) {
-	dead := freeAddr(t, "127.0.0.1") // nothing listens: connection refused
+	dead := testutil.FreeAddr(t, "127.0.0.1") // nothing listens: connection refused
 	var hits atomic.Int32
 	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/wimms-dev/wimms/internal/ctxtime"
 )
 
 // nodeMeta is what a member tells the others about itself through gossip.
@@ -479,7 +481,7 @@ func (c *Cluster) sendRemovalNotice(id string) {
 // gossip does not see alive. memberlist forgets dead members after
 // GossipToTheDeadTime; after a longer partition nobody would dial them again.
 func (c *Cluster) runGossipSync(ctx context.Context) {
-	for sleepCtx(ctx, c.cfg.GossipSyncInterval) {
+	for ctxtime.Sleep(ctx, c.cfg.GossipSyncInterval) {
 		ml := c.memberlist()
 		if ml == nil {
 			continue

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/ctxtime"
 )
 
 // httpStatusError: a member answered over HTTP, with a non-2xx status.
@@ -55,7 +56,7 @@ func (c *Cluster) joinWithRetry(ctx context.Context) error {
 		} else {
 			c.log.Debug("join failed; retrying", "join", targets, "attempt", attempt, "error", err)
 		}
-		if !sleepCtx(ctx, backoff) {
+		if !ctxtime.Sleep(ctx, backoff) {
 			return fmt.Errorf("cluster: join %v: gave up after %d attempts: %w (last error: %v)", targets, attempt, ctx.Err(), err)
 		}
 		backoff = min(2*backoff, 5*time.Second)

@@ -6,35 +6,33 @@ import (
 )
 
 func TestNormalizeJoinAddr(t *testing.T) {
-	ok := map[string]string{
-		"10.0.0.1:8080":         "10.0.0.1:8080",
-		" wimms1:8080 ":         "wimms1:8080",
-		"http://10.0.0.1:8080":  "10.0.0.1:8080",
-		"http://10.0.0.1:8080/": "10.0.0.1:8080",
-		"https://wimms1:8443":   "wimms1:8443",
-		"http://[::1]:8080":     "[::1]:8080",
-		"[fe80::1]:8082":        "[fe80::1]:8082",
-	}
-	for in, want := range ok {
-		got, err := NormalizeJoinAddr(in)
-		if err != nil || got != want {
-			t.Errorf("NormalizeJoinAddr(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	bad := map[string]string{
-		"":                          "empty",
-		"10.0.0.1":                  "host:port",
-		"http://10.0.0.1":           "explicit port",
-		"ftp://10.0.0.1:21":         "scheme",
-		"http://10.0.0.1:8080/v1":   "path",
-		"http://u:p@10.0.0.1:8080":  "credentials",
-		"http://10.0.0.1:8080/?a=b": "query",
-		":8080":                     "host",
-	}
-	for in, want := range bad {
-		_, err := NormalizeJoinAddr(in)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("NormalizeJoinAddr(%q) error %v, want one mentioning %q", in, err, want)
+	for _, tc := range []struct {
+		in   string
+		want string // the normalized address, when in is accepted
+		err  string // what the error must mention, when in is refused
+	}{
+		{in: "10.0.0.1:8080", want: "10.0.0.1:8080"},
+		{in: " wimms1:8080 ", want: "wimms1:8080"},
+		{in: "http://10.0.0.1:8080", want: "10.0.0.1:8080"},
+		{in: "http://10.0.0.1:8080/", want: "10.0.0.1:8080"},
+		{in: "https://wimms1:8443", want: "wimms1:8443"},
+		{in: "http://[::1]:8080", want: "[::1]:8080"},
+		{in: "[fe80::1]:8082", want: "[fe80::1]:8082"},
+		{in: "", err: "empty"},
+		{in: "10.0.0.1", err: "host:port"},
+		{in: "http://10.0.0.1", err: "explicit port"},
+		{in: "ftp://10.0.0.1:21", err: "scheme"},
+		{in: "http://10.0.0.1:8080/v1", err: "path"},
+		{in: "http://u:p@10.0.0.1:8080", err: "credentials"},
+		{in: "http://10.0.0.1:8080/?a=b", err: "query"},
+		{in: ":8080", err: "host"},
+	} {
+		got, err := NormalizeJoinAddr(tc.in)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("NormalizeJoinAddr(%q) error %v, want one mentioning %q", tc.in, err, tc.err)
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("NormalizeJoinAddr(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
 	}
 }

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -204,30 +203,9 @@ func TestReapUsesOnlyThisLeadersOwnObservations(t *testing.T) {
 	}
 }
 
-// acceptingAddr is a TCP address that accepts and drops connections, like
-// a Raft port for a reachability probe.
-func acceptingAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 func TestReconcileAddsReachableGossipMembers(t *testing.T) {
-	raftB, raftD, raftE, raftF := acceptingAddr(t), acceptingAddr(t), acceptingAddr(t), acceptingAddr(t)
-	unreachable := freeAddr(t, "127.0.0.1")
+	raftB, raftD, raftE, raftF := testutil.AcceptingAddr(t, "127.0.0.1"), testutil.AcceptingAddr(t, "127.0.0.1"), testutil.AcceptingAddr(t, "127.0.0.1"), testutil.AcceptingAddr(t, "127.0.0.1")
+	unreachable := testutil.FreeAddr(t, "127.0.0.1")
 
 	c, st, _, lc := newReconcileFixture(t)
 	c.peers.alive(nodeMeta{ID: "a", Raft: "raft-a"})
@@ -258,7 +236,7 @@ func TestReconcileAddsReachableGossipMembers(t *testing.T) {
 	}
 
 	// b moved to another raft address: replaced.
-	raftB2 := acceptingAddr(t)
+	raftB2 := testutil.AcceptingAddr(t, "127.0.0.1")
 	c.peers.alive(nodeMeta{ID: "b", Raft: raftB2, Incarnation: "2"})
 	c.reconcile(context.Background(), lc)
 	want = append(want, "remove b", "add-voter b "+raftB2)
@@ -273,7 +251,7 @@ func TestReconcileAddsReachableGossipMembers(t *testing.T) {
 // on loss, which cancels a change in progress. Regaining leadership starts
 // a fresh term.
 func TestLeaderLoopEstablishesReconcilesRevokes(t *testing.T) {
-	raftB := acceptingAddr(t)
+	raftB := testutil.AcceptingAddr(t, "127.0.0.1")
 	st := newFakeStore("a")
 	st.setServers(voter("a", "raft-a"))
 	c := newFakeCluster(t, st, func(cfg *Config) { cfg.ReconcileInterval = time.Hour })
@@ -314,7 +292,7 @@ func TestLeaderLoopEstablishesReconcilesRevokes(t *testing.T) {
 // With credentials configured, gossip is no proof of membership: a member
 // in the configuration may move, a stranger is never added.
 func TestReconcileAdmitsOnlyAuthenticatedJoins(t *testing.T) {
-	raftB, raftX := acceptingAddr(t), acceptingAddr(t)
+	raftB, raftX := testutil.AcceptingAddr(t, "127.0.0.1"), testutil.AcceptingAddr(t, "127.0.0.1")
 	c, st, _, lc := newReconcileFixture(t, "b")
 	c.cfg.AuthenticatedJoinOnly = true
 	c.peers.alive(nodeMeta{ID: "x", Raft: raftX})

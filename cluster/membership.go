@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/ctxtime"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -244,7 +245,7 @@ func (c *Cluster) removeSelfViaNewLeader(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("remove %s: leadership handed over, but no new leader is known yet: %w", id, store.ErrNoLeader)
 		}
-		if !sleepCtx(ctx, 20*time.Millisecond) {
+		if !ctxtime.Sleep(ctx, 20*time.Millisecond) {
 			return fmt.Errorf("remove %s: waiting for the new leader: %w", id, ctx.Err())
 		}
 	}

@@ -298,7 +298,7 @@ func TestJoinThroughGossipAddress(t *testing.T) {
 		return ok && p.state == gossipAlive
 	})
 	// Nothing listens: Start gives up when its context ends.
-	dead := freeAddr(t, "127.0.0.1")
+	dead := testutil.FreeAddr(t, "127.0.0.1")
 	if _, err := startFake(t, "z", "127.0.0.3", []string{dead}, 500*time.Millisecond); err == nil {
 		t.Fatal("Start succeeded with no reachable join address")
 	}

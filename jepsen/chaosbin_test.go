@@ -6,16 +6,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // TestSeedBugsAgreeWithChaosBuild: the harness knows how to catch exactly
 // the seeded bugs a chaos build has, and a default build has none.
 func TestSeedBugsAgreeWithChaosBuild(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds wimms twice (default and chaos)")
-	}
 	ctx := context.Background()
-	chaos := chaosServerBinary(t)
+	chaos := chaosServerBin.Path(t)
 	built, err := SeedBugsOf(ctx, chaos)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +35,7 @@ func TestSeedBugsAgreeWithChaosBuild(t *testing.T) {
 	if _, err := chaosBinary(ctx, chaos, "nope", t.TempDir(), t.Logf); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("chaosBinary with an unknown bug: err = %v", err)
 	}
-	if names, err := SeedBugsOf(ctx, serverBinary(t)); err == nil {
+	if names, err := SeedBugsOf(ctx, testutil.WimmsPath(t)); err == nil {
 		t.Errorf("the default build lists seeded bugs %v", names)
 	}
 }

@@ -2,6 +2,7 @@ package jepsen
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -257,7 +258,7 @@ func checkStaleReads(history []Op, okEmails map[string]bool, timeout time.Durati
 		return max(time.Until(deadline), time.Second)
 	}
 	strict := linearOps(history)
-	for _, email := range sortedKeys(staleByEmail) {
+	for _, email := range slices.Sorted(maps.Keys(staleByEmail)) {
 		if !okEmails[email] {
 			continue // already invalid; the search would only repeat the failure
 		}
@@ -296,15 +297,6 @@ func checkStaleReads(history []Op, okEmails map[string]bool, timeout time.Durati
 		anomalies = append(anomalies, Anomaly{Kind: AnomalyStaleReadNotState, Email: email, Detail: detail, OpIDs: culprits})
 	}
 	return verdict, anomalies
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // checkFinalState checks docs/spec.md §1's invariants on the state read after
@@ -481,7 +473,7 @@ func checkAcknowledged(in CheckInput) []Anomaly {
 		out = append(out, Anomaly{Kind: AnomalyUIDReused, Email: owners[uid][0].email, OpIDs: ownerOps[uid],
 			Detail: fmt.Sprintf("uid %d was answered as %s", uid, strings.Join(names, " and as "))})
 	}
-	for _, email := range sortedKeys(lost) {
+	for _, email := range slices.Sorted(maps.Keys(lost)) {
 		ids := lost[email]
 		sort.Ints(ids)
 		out = append(out, Anomaly{Kind: AnomalyLostWrite, Email: email, OpIDs: ids,

@@ -55,14 +55,38 @@ func TestCheckAcceptsConsistentRun(t *testing.T) {
 	}
 }
 
+// mutation breaks one invariant of a consistent run.
+type mutation struct {
+	name   string
+	mutate func(in *CheckInput)
+	want   string // the anomaly Check must report
+}
+
+// checkMutations applies each mutation to a fresh run() and checks that
+// Check reports its anomaly, with the verdict that anomaly calls for:
+// unknown for the inconclusive kinds, else invalid.
+func checkMutations(t *testing.T, run func() CheckInput, cases []mutation) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := run()
+			c.mutate(&in)
+			res := Check(in)
+			wantVerdict := VerdictInvalid
+			if inconclusiveKinds[c.want] {
+				wantVerdict = VerdictUnknown
+			}
+			if !slices.Contains(anomalyKinds(res), c.want) || res.Verdict != wantVerdict {
+				t.Fatalf("want %s (%s), got %s %+v", c.want, wantVerdict, res.Verdict, res.Anomalies)
+			}
+		})
+	}
+}
+
 // Each mutation of the good run breaks one invariant and must be reported
 // as exactly that anomaly.
 func TestCheckFinalStateInvariants(t *testing.T) {
-	cases := []struct {
-		name   string
-		mutate func(in *CheckInput)
-		want   string
-	}{
+	checkMutations(t, goodRun, []mutation{
 		{"two live records", func(in *CheckInput) { in.Final.Records[testEmail][0].ReplacedAt = fsm.Null }, AnomalyMultipleLive},
 		{"replaced before it was created", func(in *CheckInput) { in.Final.Records[testEmail][0].ReplacedAt = 5 }, AnomalyReplacedAt},
 		{"retired user live again", func(in *CheckInput) {
@@ -96,24 +120,7 @@ func TestCheckFinalStateInvariants(t *testing.T) {
 			in.Final.Nodes = in.Final.Nodes[:1]
 		}, AnomalyUnknownNode},
 		{"records could not be read", func(in *CheckInput) { delete(in.Final.Records, otherEmail) }, AnomalyFinalReadFailed},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			in := goodRun()
-			c.mutate(&in)
-			res := Check(in)
-			if !slices.Contains(anomalyKinds(res), c.want) {
-				t.Fatalf("want %s, got %v", c.want, res.Anomalies)
-			}
-			wantVerdict := VerdictInvalid
-			if inconclusiveKinds[c.want] {
-				wantVerdict = VerdictUnknown
-			}
-			if res.Verdict != wantVerdict {
-				t.Fatalf("verdict %s, want %s", res.Verdict, wantVerdict)
-			}
-		})
-	}
+	})
 }
 
 func TestCheckReportsUIDAnsweredForTwoUsers(t *testing.T) {

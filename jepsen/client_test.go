@@ -3,7 +3,6 @@ package jepsen
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 func TestClassify(t *testing.T) {
@@ -87,12 +87,7 @@ func TestAPIClientOutcomes(t *testing.T) {
 	}
 
 	// A port nobody listens on: the request was never sent.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testutil.FreeAddr(t, "127.0.0.1")
 	_, _, err = clients.of(addr).Allocate(ctx, "x", wire.AllocateRequest{Email: "a@b.c"})
 	var te *client.TransportError
 	if !errors.As(err, &te) || te.Sent || classify(true, err) != OutcomeFail {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/ctxtime"
 )
 
 // memberGIDBase: member i runs as group memberGIDBase+i (root runs only).
@@ -56,7 +57,7 @@ func (r *runner) waitReady(ctx context.Context, m memberInfo, timeout time.Durat
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("%s not ready within %s: %w", m.ID, timeout, errors.Join(ctx.Err()))
 		}
-		sleepCtx(ctx, 200*time.Millisecond)
+		ctxtime.Sleep(ctx, 200*time.Millisecond)
 	}
 	return nil
 }
@@ -112,7 +113,7 @@ func (r *runner) waitRecovered(ctx context.Context, timeout time.Duration) error
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("cluster not healthy within %s: %w", timeout, errors.Join(err, ctx.Err()))
 		}
-		sleepCtx(ctx, 300*time.Millisecond)
+		ctxtime.Sleep(ctx, 300*time.Millisecond)
 	}
 }
 

@@ -4,22 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"testing"
 )
 
-func TestParseNemesisWholeClusterFaults(t *testing.T) {
-	got, err := ParseNemesis("restart-all,disk-full,kill")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []FaultKind{FaultRestartAll, FaultDiskFull, FaultKill, FaultKillLeader}; !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	if NeedsIptables(got) {
-		t.Fatal("restart-all and disk-full need no iptables")
-	}
+func TestDiskFullRefusedWithDocker(t *testing.T) {
 	if _, err := (Options{Bin: os.Args[0], OutDir: t.TempDir(), Nemesis: []FaultKind{FaultDiskFull},
 		Docker: &DockerOptions{}}).withDefaults(); err == nil {
 		t.Fatal("disk-full with --docker accepted")

@@ -42,6 +42,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/wimms-dev/wimms/internal/ctxtime"
 )
 
 // DockerOptions select the compose deployment a --docker run tests.
@@ -277,7 +279,7 @@ func (c *dockerCluster) Kill(i int) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("kill %s: still running after docker kill: %w", m.Service, errors.Join(err, ctx.Err()))
 		}
-		sleepCtx(ctx, 100*time.Millisecond)
+		ctxtime.Sleep(ctx, 100*time.Millisecond)
 	}
 }
 
@@ -304,13 +306,7 @@ func (c *dockerCluster) Pause(i int) error {
 	if !running || paused {
 		return fmt.Errorf("pause %s: not running or already paused", m.Service)
 	}
-	ctx, cancel := teardownCtx(30 * time.Second)
-	defer cancel()
-	if _, err := dockerCmd(ctx, 20*time.Second, "pause", id); err != nil {
-		return fmt.Errorf("pause %s: %w", m.Service, err)
-	}
-	m.set(true, true)
-	return nil
+	return m.setPaused(id, true)
 }
 
 func (c *dockerCluster) Resume(i int) error {
@@ -319,12 +315,22 @@ func (c *dockerCluster) Resume(i int) error {
 	if !running || !paused {
 		return nil
 	}
+	return m.setPaused(id, false)
+}
+
+// setPaused runs `docker pause` (or unpause) on the member's running
+// container id and records its new state.
+func (m *dockerMember) setPaused(id string, pause bool) error {
+	verb := "unpause"
+	if pause {
+		verb = "pause"
+	}
 	ctx, cancel := teardownCtx(30 * time.Second)
 	defer cancel()
-	if _, err := dockerCmd(ctx, 20*time.Second, "unpause", id); err != nil {
-		return fmt.Errorf("unpause %s: %w", m.Service, err)
+	if _, err := dockerCmd(ctx, 20*time.Second, verb, id); err != nil {
+		return fmt.Errorf("%s %s: %w", verb, m.Service, err)
 	}
-	m.set(true, false)
+	m.set(true, pause)
 	return nil
 }
 

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/wimms-dev/wimms/internal/launch"
 )
 
 // DockerProjectPrefix starts the name of every project (and image tag) a
@@ -164,7 +166,9 @@ func (p *composeProject) configure(services []string, leaderWait time.Duration, 
 	if err != nil {
 		return err
 	}
-	ports, err := freeLoopbackPorts(len(services))
+	// The ports are free when picked but not held: another process could
+	// take one before docker-compose binds it, and `up` then fails loudly.
+	ports, err := launch.FreePorts(len(services))
 	if err != nil {
 		return err
 	}
@@ -389,28 +393,6 @@ func randomHex(n int) string {
 		panic(fmt.Sprintf("crypto/rand: %v", err))
 	}
 	return hex.EncodeToString(b)
-}
-
-// freeLoopbackPorts asks the kernel for free ports on 127.0.0.1. They are
-// released before docker-compose binds them, so another process could take
-// one in between; `up` then fails loudly.
-func freeLoopbackPorts(n int) ([]int, error) {
-	var ports []int
-	var listeners []net.Listener
-	defer func() {
-		for _, ln := range listeners {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		listeners = append(listeners, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // Ranges of the third octet of 10.213.x.0/24 that callers pick from, kept

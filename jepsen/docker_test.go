@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // scriptDrops parses the DROP rules of a netnsScript: the source
@@ -184,45 +185,20 @@ func TestDockerNetnsScriptInANamespace(t *testing.T) {
 	if got := rules(); !slices.Equal(got, []string{jump}) {
 		t.Fatalf("after heal: %v", got)
 	}
-	host, err := iptables("-S")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(host, "192.0.2.") {
-		t.Fatalf("a namespace's rule reached the host's tables:\n%s", host)
-	}
+	checkHostRulesOmit(t, "192.0.2.", "a namespace's rule reached the host's tables")
 }
 
 // --- Tests against Docker (WIMMS_DOCKER=1, root) ---
 
 func skipUnlessDocker(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("docker chaos: skipped under -short (builds an image, runs three containers)")
-	}
-	if os.Getenv("WIMMS_DOCKER") != "1" {
-		t.Skip("docker chaos: set WIMMS_DOCKER=1 to run it (needs root, a Docker engine and docker-compose v1)")
-	}
+	testutil.SkipUnlessDocker(t, "docker chaos", "root, a Docker engine and docker-compose v1")
 	if os.Geteuid() != 0 {
 		t.Skip("docker chaos: needs root (nsenter into the containers' network namespaces)")
 	}
 	if err := CheckDocker([]FaultKind{FaultPartitionHalves}); err != nil {
 		t.Skipf("docker chaos: %v", err)
 	}
-}
-
-// staticServerBinary builds ./cmd/wimms with CGO_ENABLED=0: the image is
-// FROM scratch.
-func staticServerBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "wimms")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/wimms")
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/wimms: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // assertProjectGone: no container, network, volume or image of the
@@ -251,7 +227,7 @@ func assertProjectGone(t *testing.T, project string) {
 // must have the effect it claims on the cluster, and heal must undo it.
 func TestDockerFaultsTakeEffect(t *testing.T) {
 	skipUnlessDocker(t)
-	bin := staticServerBinary(t)
+	bin := testutil.WimmsPath(t) // static (launch.Build), as the FROM scratch image needs
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	opts := Options{Members: 3, OutDir: t.TempDir(), Bin: bin, LeaderWait: 2 * time.Second,
@@ -421,7 +397,7 @@ func TestDockerChaosRunIsValid(t *testing.T) {
 		// leader lookup, so the order does not depend on timing).
 		Seed:      1,
 		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second},
-		Bin: staticServerBinary(t), OutDir: filepath.Join(t.TempDir(), "out"), Progress: testWriter{t},
+		Bin: testutil.WimmsPath(t), OutDir: filepath.Join(t.TempDir(), "out"), Progress: testWriter{t},
 		Docker: &DockerOptions{ComposeFile: filepath.Join("..", "docker-compose.yml")}}
 	sum, err := Run(context.Background(), opts)
 	if sum.Docker != nil {

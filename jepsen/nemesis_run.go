@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/ctxtime"
 )
 
 // nemesisLoop injects one fault at a time: a quiet gap, a fault held for a
@@ -19,7 +20,7 @@ func (r *runner) nemesisLoop(ctx context.Context) {
 		return
 	}
 	for {
-		if !sleepCtx(ctx, r.between(r.opts.FaultGap)) {
+		if !ctxtime.Sleep(ctx, r.between(r.opts.FaultGap)) {
 			return
 		}
 		kind := kinds[r.rng.IntN(len(kinds))]
@@ -28,7 +29,7 @@ func (r *runner) nemesisLoop(ctx context.Context) {
 		if heal != nil {
 			desc := fmt.Sprintf("%s %v", kind, ev.Targets)
 			r.fault.Store(&desc)
-			sleepCtx(ctx, r.between(r.opts.FaultHold))
+			ctxtime.Sleep(ctx, r.between(r.opts.FaultHold))
 			// Healing must happen even when the run is over or interrupted.
 			if err := heal(); err != nil {
 				ev.Error = errors.Join(errorOrNil(ev.Error), fmt.Errorf("heal: %w", err)).Error()
@@ -201,7 +202,7 @@ func (r *runner) injectMembership(ctx context.Context, ev NemesisEvent) (Nemesis
 			removed = true
 			break
 		}
-		sleepCtx(ctx, 500*time.Millisecond)
+		ctxtime.Sleep(ctx, 500*time.Millisecond)
 	}
 	if !removed {
 		ev.Error = "member was not removed: " + lastErr

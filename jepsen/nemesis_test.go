@@ -7,18 +7,21 @@ import (
 )
 
 func TestParseNemesis(t *testing.T) {
-	got, err := ParseNemesis("partition,kill, pause,kill-leader")
-	if err != nil {
-		t.Fatal(err)
+	// expands checks that spec names exactly the fault kinds want.
+	expands := func(spec string, want ...FaultKind) []FaultKind {
+		t.Helper()
+		got, err := ParseNemesis(spec)
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("ParseNemesis(%q) = %v, %v; want %v", spec, got, err, want)
+		}
+		return got
 	}
-	want := []FaultKind{FaultPartitionHalves, FaultPartitionLeader, FaultPartitionRing, FaultPartitionBridge,
-		FaultKill, FaultKillLeader, FaultPause, FaultPauseLeader}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
+	expands("partition,kill, pause,kill-leader", FaultPartitionHalves, FaultPartitionLeader, FaultPartitionRing,
+		FaultPartitionBridge, FaultKill, FaultKillLeader, FaultPause, FaultPauseLeader)
+	if got := expands("restart-all,disk-full,kill", FaultRestartAll, FaultDiskFull, FaultKill, FaultKillLeader); NeedsIptables(got) {
+		t.Fatal("restart-all and disk-full need no iptables")
 	}
-	if got, err := ParseNemesis("none"); err != nil || len(got) != 0 {
-		t.Fatalf("none: %v %v", got, err)
-	}
+	expands("none")
 	if _, err := ParseNemesis("partition,flood"); err == nil {
 		t.Fatal("unknown nemesis accepted")
 	}

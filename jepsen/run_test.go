@@ -5,15 +5,14 @@ import (
 	"context"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // Full runs start real members and inject real faults: they need root,
@@ -29,85 +28,19 @@ func skipUnlessChaos(t *testing.T) {
 	skipWithoutIptables(t)
 }
 
-// testBinary is a wimms binary built at most once per test process, in
-// its own temporary directory (TestMain removes it).
-type testBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
+// chaosServerBin is ./cmd/wimms built with -tags chaos the way a run does
+// for --seed-bug; asking for its path skips the test under -short.
+var chaosServerBin = &testutil.Binary{Build: func(dir string) (string, error) {
+	path := filepath.Join(dir, "wimms-chaos")
+	return path, BuildChaosBinary(context.Background(), ".", path)
+}}
 
-var plainTestBinary, chaosTestBinary testBinary
-
-// get builds the binary on first use with build(path), in a new
-// directory named after dirPattern (os.MkdirTemp), and fails t when
-// that build failed.
-func (b *testBinary) get(t *testing.T, dirPattern, name string, build func(path string) error) string {
-	t.Helper()
-	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", dirPattern)
-		if err != nil {
-			b.err = err
-			return
-		}
-		b.path = filepath.Join(dir, name)
-		b.err = build(b.path)
-	})
-	if b.err != nil {
-		t.Fatalf("build %s: %v", name, b.err)
-	}
-	return b.path
-}
-
-// serverBinary builds ./cmd/wimms once per test process, with the go of
-// the running toolchain.
-func serverBinary(t *testing.T) string {
-	t.Helper()
-	return plainTestBinary.get(t, "wimms-jepsen-bin", "wimms", func(path string) error {
-		goroot, err := exec.Command("go", "env", "GOROOT").Output()
-		if err != nil {
-			// go is not on PATH: use the toolchain this test was built with.
-			goroot = []byte(runtime.GOROOT())
-		}
-		cmd := exec.Command(filepath.Join(strings.TrimSpace(string(goroot)), "bin", "go"), "build", "-o", path, "./cmd/wimms")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return &buildError{err: err, out: string(out)}
-		}
-		return nil
-	})
-}
-
-// chaosServerBinary builds ./cmd/wimms with -tags chaos once per test
-// process, the way a run does for --seed-bug.
-func chaosServerBinary(t *testing.T) string {
-	t.Helper()
-	return chaosTestBinary.get(t, "wimms-jepsen-chaos-bin", "wimms-chaos", func(path string) error {
-		return BuildChaosBinary(context.Background(), ".", path)
-	})
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, bin := range []string{plainTestBinary.path, chaosTestBinary.path} {
-		if bin != "" {
-			os.RemoveAll(filepath.Dir(bin))
-		}
-	}
-	os.Exit(code)
-}
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 func runForTest(t *testing.T, opts Options) Summary {
 	t.Helper()
 	if opts.Bin == "" {
-		opts.Bin = serverBinary(t)
+		opts.Bin = testutil.WimmsPath(t)
 	}
 	opts.OutDir = filepath.Join(t.TempDir(), "out")
 	// WIMMS_JEPSEN_FIRST_IP / WIMMS_JEPSEN_BASE_PORT move the members, so
@@ -135,13 +68,7 @@ func runForTest(t *testing.T, opts Options) Summary {
 // After a run no rule and no member may be left.
 func assertCleanedUp(t *testing.T, opts Options) {
 	t.Helper()
-	rules, err := iptables("-S")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(rules, ChainAddr) {
-		t.Errorf("iptables rules left after the run:\n%s", rules)
-	}
+	checkHostRulesOmit(t, ChainAddr, "iptables rules left after the run")
 	firstIP, port := cmp.Or(opts.FirstIP, 10), cmp.Or(opts.HTTPPort, 24080)
 	for i := range opts.Members {
 		addr := net.JoinHostPort("127.0.0."+strconv.Itoa(firstIP+i), strconv.Itoa(port))
@@ -206,7 +133,7 @@ func TestChaosCatchesSeededBugs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sum := runForTest(t, Options{Bin: chaosServerBinary(t), Members: 3, Duration: 25 * time.Second, Nemesis: kinds, SeedBug: bug.Name, Seed: 12,
+			sum := runForTest(t, Options{Bin: chaosServerBin.Path(t), Members: 3, Duration: 25 * time.Second, Nemesis: kinds, SeedBug: bug.Name, Seed: 12,
 				FaultHold: [2]time.Duration{2 * time.Second, 3 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
 			if sum.Verdict != VerdictInvalid {
 				t.Fatalf("seeded bug %s not caught: verdict %s", bug.Name, sum.Verdict)

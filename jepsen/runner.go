@@ -21,6 +21,7 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/ctxtime"
 )
 
 // Options configure one run. Zero values take the defaults of withDefaults.
@@ -557,20 +558,9 @@ func (r *runner) clientLoop(ctx context.Context, id int) {
 		m := r.members[rng.IntN(len(r.members))]
 		op := r.wl.execute(context.Background(), c, m.HTTPAddr, m.ID, id, p, r.clock)
 		r.hist.Add(op)
-		if !sleepCtx(ctx, time.Duration(rng.Int64N(int64(2*pause)+1))) {
+		if !ctxtime.Sleep(ctx, time.Duration(rng.Int64N(int64(2*pause)+1))) {
 			return
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -589,7 +579,7 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 				return fmt.Errorf("%s: %w", what, errors.Join(err, ctx.Err()))
 			}
 			r.log.Debug("setup retry", "step", what, "error", err)
-			sleepCtx(ctx, 300*time.Millisecond)
+			ctxtime.Sleep(ctx, 300*time.Millisecond)
 		}
 	}
 	err := retry("create service", func() (bool, error) {
@@ -658,7 +648,7 @@ func (r *runner) allocateSharedUsers(ctx context.Context) error {
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				return fmt.Errorf("%s: %s", email, op.Error)
 			}
-			sleepCtx(ctx, 200*time.Millisecond)
+			ctxtime.Sleep(ctx, 200*time.Millisecond)
 		}
 	}
 	return nil
@@ -711,7 +701,7 @@ func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
 				errs = append(errs, fmt.Errorf("%s: %w", what, err))
 				return
 			}
-			sleepCtx(ctx, 200*time.Millisecond)
+			ctxtime.Sleep(ctx, 200*time.Millisecond)
 		}
 	}
 	// Records first, then the user: the read that starts later must show a

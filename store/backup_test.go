@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -119,16 +118,6 @@ func TestPrepareRestoreRefusesUsedDir(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(fresh, "snapshots")); err == nil {
 		t.Fatalf("a refused backup left a snapshot behind")
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func domainSnapshot(t *testing.T, r fsm.Reader) []fsm.User {
@@ -271,7 +260,7 @@ func backupBytes(t *testing.T, ctx context.Context, s *Store) (*Backup, []byte) 
 // opens it and waits until it leads.
 func restoredLeader(t *testing.T, logger hclog.Logger, data []byte) (*Store, BackupInfo) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testutil.FreeAddr(t, "127.0.0.1")
 	cfg := testConfig(t, logger, "restored", true)
 	cfg.RaftBind = addr
 	info, err := PrepareRestore(bytes.NewReader(data), cfg.DataDir, "restored", addr, logger)

@@ -17,12 +17,7 @@ import (
 //
 //	go test ./store/ -run '^$' -bench ApplyParallel -benchtime 2000x
 func BenchmarkApplyParallel(b *testing.B) {
-	cfg := testConfig(b, testutil.Logger(b), "bench", true)
-	s, err := Open(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = s.Close() })
+	s := openReal(b, testConfig(b, testutil.Logger(b), "bench", true))
 	if err := s.WaitForLeader(ctxTimeout(b, 10*time.Second)); err != nil {
 		b.Fatal(err)
 	}

@@ -72,6 +72,29 @@ func editStoredEntry(t *testing.T, dataDir string, index uint64, edit func([]byt
 	}
 }
 
+// checkRefusedAt checks that the damage at log index idx of cfg's data
+// directory, which what describes, is found both ways: open refuses with a
+// CorruptionError naming the index and the directory, and Check reports it
+// as the one problem.
+func checkRefusedAt(t *testing.T, cfg Config, idx uint64, what string) {
+	t.Helper()
+	_, err := open(cfg, newFakeMachine(), jsonCodec)
+	var ce *CorruptionError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open of %s: err = %v, want a CorruptionError", what, err)
+	}
+	if ce.Index != idx || ce.DataDir != cfg.DataDir {
+		t.Fatalf("%s: corruption names index %d dir %s, want %d %s", what, ce.Index, ce.DataDir, idx, cfg.DataDir)
+	}
+	rep, err := Check(cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems()) != 1 || !errors.As(rep.Problems()[0], &ce) || ce.Index != idx {
+		t.Fatalf("Check of %s: problems = %v, want one at index %d", what, rep.Problems(), idx)
+	}
+}
+
 func TestFlippedByteInStoredEntryRefusesToOpen(t *testing.T) {
 	cfg, at := writeAndStop(t, 5)
 	idx := at["svc2-1.0"]
@@ -83,22 +106,7 @@ func TestFlippedByteInStoredEntryRefusesToOpen(t *testing.T) {
 		v[i+3] ^= 0x01 // svc2 -> svc3: a plausible, different command
 		return v
 	})
-	_, err := open(cfg, newFakeMachine(), jsonCodec)
-	var ce *CorruptionError
-	if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("open of a damaged log: err = %v, want a CorruptionError", err)
-	}
-	if ce.Index != idx || ce.DataDir != cfg.DataDir {
-		t.Fatalf("corruption names index %d dir %s, want %d %s", ce.Index, ce.DataDir, idx, cfg.DataDir)
-	}
-
-	rep, err := Check(cfg.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Problems()) != 1 || !errors.As(rep.Problems()[0], &ce) || ce.Index != idx {
-		t.Fatalf("Check problems = %v, want one at index %d", rep.Problems(), idx)
-	}
+	checkRefusedAt(t, cfg, idx, "a flipped byte in a stored entry")
 }
 
 // The same damage in raft-wal's segment files (the default log store): the
@@ -127,15 +135,7 @@ func TestFlippedByteInWALSegmentRefusesToOpen(t *testing.T) {
 	if damaged == 0 {
 		t.Fatal("no segment holds the entry")
 	}
-	_, err = open(cfg, newFakeMachine(), jsonCodec)
-	var ce *CorruptionError
-	if !errors.As(err, &ce) || ce.Index != idx {
-		t.Fatalf("open of a damaged wal: err = %v, want corruption at %d", err, idx)
-	}
-	rep, err := Check(cfg.DataDir)
-	if err != nil || len(rep.Problems()) == 0 {
-		t.Fatalf("Check = %+v, %v; want the damage reported", rep, err)
-	}
+	checkRefusedAt(t, cfg, idx, "a damaged wal")
 }
 
 func TestDamagedEntryHeaderRefusesToOpen(t *testing.T) {
@@ -145,15 +145,7 @@ func TestDamagedEntryHeaderRefusesToOpen(t *testing.T) {
 		v[0] = 0xc1 // never used by msgpack
 		return v
 	})
-	_, err := open(cfg, newFakeMachine(), jsonCodec)
-	var ce *CorruptionError
-	if !errors.As(err, &ce) || ce.Index != idx {
-		t.Fatalf("open with a damaged entry header: err = %v, want corruption at %d", err, idx)
-	}
-	rep, err := Check(cfg.DataDir)
-	if err != nil || len(rep.Problems()) == 0 {
-		t.Fatalf("Check = %+v, %v; want the damage reported", rep, err)
-	}
+	checkRefusedAt(t, cfg, idx, "a damaged entry header")
 }
 
 func TestEntriesWithoutChecksumStillLoad(t *testing.T) {
@@ -195,11 +187,7 @@ func TestEntriesWithoutChecksumStillLoad(t *testing.T) {
 
 func TestSnapshotFilesArePrivate(t *testing.T) {
 	cfg := testConfig(t, testutil.Logger(t), "solo", true)
-	s, err := Open(cfg) // the real state machine: Check decodes its snapshots
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	s := openReal(t, cfg) // the real state machine: Check decodes its snapshots
 	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService("a-1.0")); err != nil {
 		t.Fatal(err)
@@ -208,7 +196,7 @@ func TestSnapshotFilesArePrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	err = filepath.Walk(filepath.Join(cfg.DataDir, "snapshots"), func(p string, fi os.FileInfo, err error) error {
+	err := filepath.Walk(filepath.Join(cfg.DataDir, "snapshots"), func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			return err
 		}

@@ -49,19 +49,27 @@ func TestOutcomeMetricsCountDecisionsNotReplays(t *testing.T) {
 	}
 }
 
-// The first login of a user the state does not hold yet, and only that one
-// in a batch, is the login that creates it.
-func TestUnknownLoginUsers(t *testing.T) {
+// stateAfter is a state machine that has applied cmds, each of which must
+// succeed.
+func stateAfter(t *testing.T, cmds ...fsm.Command) *fsm.FSM {
+	t.Helper()
 	f := fsm.New(fsm.Options{})
-	for _, cmd := range []fsm.Command{
-		{Op: fsm.OpPutService, Service: "s-1.0", Pattern: fsm.SomeString("{node}/{uid}")},
-		{Op: fsm.OpAddNode, Service: "s-1.0", NodeURL: "https://a", Capacity: fsm.SomeInt64(10)},
-		{Op: fsm.OpAllocate, Service: "s-1.0", Email: "old@x", TS: 1},
-	} {
+	for _, cmd := range cmds {
 		if res := f.Apply(cmd); res.Err != nil {
 			t.Fatalf("%+v: %v", cmd, res.Err)
 		}
 	}
+	return f
+}
+
+// The first login of a user the state does not hold yet, and only that one
+// in a batch, is the login that creates it.
+func TestUnknownLoginUsers(t *testing.T) {
+	f := stateAfter(t,
+		fsm.Command{Op: fsm.OpPutService, Service: "s-1.0", Pattern: fsm.SomeString("{node}/{uid}")},
+		fsm.Command{Op: fsm.OpAddNode, Service: "s-1.0", NodeURL: "https://a", Capacity: fsm.SomeInt64(10)},
+		fsm.Command{Op: fsm.OpAllocate, Service: "s-1.0", Email: "old@x", TS: 1},
+	)
 	login := func(email string) fsm.Command { return fsm.Command{Op: fsm.OpLogin, Service: "s-1.0", Email: email} }
 	got := newOutcomeMetrics().unknownLoginUsers(f.View(), []fsm.Command{
 		login("old@x"), login("new@x"), {Op: fsm.OpAllocate, Service: "s-1.0", Email: "other@x"}, login("new@x")})
@@ -74,17 +82,12 @@ func TestUnknownLoginUsers(t *testing.T) {
 }
 
 func TestStateCollectorReadsTheView(t *testing.T) {
-	f := fsm.New(fsm.Options{})
-	for _, cmd := range []fsm.Command{
-		{Op: fsm.OpPutService, Service: "s-1.0", Pattern: fsm.SomeString("{node}/{uid}")},
-		{Op: fsm.OpAddNode, Service: "s-1.0", NodeURL: "https://a", Capacity: fsm.SomeInt64(10)},
-		{Op: fsm.OpAddNode, Service: "s-1.0", NodeURL: "https://b", Capacity: fsm.SomeInt64(4), Backoff: fsm.SomeBool(true)},
-		{Op: fsm.OpAllocate, Service: "s-1.0", Email: "x@y.z", TS: 1},
-	} {
-		if res := f.Apply(cmd); res.Err != nil {
-			t.Fatalf("%+v: %v", cmd, res.Err)
-		}
-	}
+	f := stateAfter(t,
+		fsm.Command{Op: fsm.OpPutService, Service: "s-1.0", Pattern: fsm.SomeString("{node}/{uid}")},
+		fsm.Command{Op: fsm.OpAddNode, Service: "s-1.0", NodeURL: "https://a", Capacity: fsm.SomeInt64(10)},
+		fsm.Command{Op: fsm.OpAddNode, Service: "s-1.0", NodeURL: "https://b", Capacity: fsm.SomeInt64(4), Backoff: fsm.SomeBool(true)},
+		fsm.Command{Op: fsm.OpAllocate, Service: "s-1.0", Email: "x@y.z", TS: 1},
+	)
 	c := newStateCollector(func() fsm.Reader { return f.View() })
 	want := `
 # HELP wimms_node_current_load Records assigned to the node (current_load of SPEC §1).

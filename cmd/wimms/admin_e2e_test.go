@@ -20,6 +20,7 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/launch"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // cliResult is one run of the wimms binary as a user types it.
@@ -163,9 +164,6 @@ func requestCounts(t *testing.T, m *member) map[string]float64 {
 // Bad input is refused with one clear line, a distinct exit code, and
 // nothing sent or changed.
 func TestAdminCLISession(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
 	const apiToken, adminToken = "cli-api-secret", "cli-admin-secret"
 	m := newMember(t, "cli", "z1")
 	m.Flags = append(m.Flags, "--api-token", apiToken, "--admin-token", adminToken)
@@ -179,7 +177,7 @@ func TestAdminCLISession(t *testing.T) {
 	if err := os.WriteFile(adminFile, []byte(adminToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cli := adminCLI{t: t, bin: wimmsBinary(t),
+	cli := adminCLI{t: t, bin: testutil.WimmsPath(t),
 		env:  append(launch.Env(), "WIMMS_API_TOKEN="+apiToken),
 		base: []string{"--addr", "http://" + m.HTTPAddr, "--admin-token-file", adminFile}}
 	const svc, n1URL, n2URL = "sync-1.5", "https://n1.example.com", "https://n2.example.com"
@@ -495,9 +493,6 @@ func TestAdminCLISession(t *testing.T) {
 // HOST:PORT then meaning https; without the CA the member's certificate
 // is refused before anything is sent.
 func TestAdminCLIOverTLS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
 	e := newSecureEnv(t)
 	m := e.member("tls-cli", "z1")
 	m.start()

@@ -11,9 +11,6 @@ import (
 // client's Authorization unchanged, and serve linearizable reads on a
 // follower (the internal read-index call carries the member token).
 func TestClusterWithTokens(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs three real members")
-	}
 	const api, admin = "client-secret", "operator-secret"
 	ms := launchMembers(t, 3, membersSpec{idPrefix: "t", zones: []string{"zone"}, flags: []string{"--api-token", api, "--admin-token", admin}})
 	bearer := func(tok string) []string { return []string{"Authorization", "Bearer " + tok} }

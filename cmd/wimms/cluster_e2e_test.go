@@ -26,9 +26,6 @@ func allocate(t *testing.T, m *member, email string) answer {
 }
 
 func TestThreeMemberCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs three real members")
-	}
 	ms := startCluster(t, 3)
 	leaderID := waitConverged(t, ms, 3)
 	var follower *member
@@ -216,9 +213,6 @@ func TestThreeMemberCluster(t *testing.T) {
 }
 
 func TestFiveMembersAddRemoveTransfer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs five real members")
-	}
 	ms := startCluster(t, 3)
 	// m4 joins through a follower's HTTP address, m5 through a gossip address.
 	m4 := newMember(t, "m4", "zone-a")
@@ -269,9 +263,6 @@ func TestFiveMembersAddRemoveTransfer(t *testing.T) {
 // leadership to another voter before the process exits 0, and the cluster
 // keeps accepting writes.
 func TestGracefulLeaderShutdownHandsOver(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs three real members")
-	}
 	ms := startCluster(t, 3)
 	leaderID := waitConverged(t, ms, 3)
 	old := byID(ms, leaderID)

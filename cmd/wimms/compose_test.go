@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/jepsen"
 )
 
@@ -115,22 +115,11 @@ func TestComposeCluster(t *testing.T) {
 
 func composeSkipUnlessDocker(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("compose test: skipped under -short (builds an image and runs three containers)")
-	}
-	if os.Getenv("WIMMS_DOCKER") != "1" {
-		t.Skip("compose test: set WIMMS_DOCKER=1 to run it (needs a Docker engine and docker-compose v1)")
-	}
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("compose test: no docker command on PATH")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-		t.Skipf("compose test: no Docker engine answers (docker info: %v: %s)", err, composeFirstLine(out))
-	}
-	if _, err := exec.LookPath("docker-compose"); err != nil {
-		t.Skip("compose test: no docker-compose (v1) command on PATH")
+	testutil.SkipUnlessDocker(t, "compose test", "a Docker engine and docker-compose v1")
+	// The chaos harness's check of docker, the engine and docker-compose;
+	// no fault kinds, so nothing about iptables.
+	if err := jepsen.CheckDocker(nil); err != nil {
+		t.Skipf("compose test: %v", err)
 	}
 }
 
@@ -229,7 +218,9 @@ func composeNewProject(t *testing.T, root, image string) *composeProject {
 		"WIMMS_API_TOKEN=", "WIMMS_ADMIN_TOKEN=", "WIMMS1_JOIN=",
 		"WIMMS_LOG_LEVEL=info", "WIMMS_LOG_JSON=false",
 	)
-	for i, port := range composeFreePorts(t, len(composeMembers)) {
+	// The ports are free when picked but not held: another process could
+	// take one before docker-compose binds it, and `up` then fails loudly.
+	for i, port := range freePorts(t, len(composeMembers)) {
 		m := composeMembers[i]
 		p.addrs[m] = fmt.Sprintf("127.0.0.1:%d", port)
 		p.zones[m] = fmt.Sprintf("test-zone-%c", 'a'+i)
@@ -540,27 +531,6 @@ func composeWithout(members []string, drop string) []string {
 		}
 	}
 	return out
-}
-
-// composeFreePorts asks the kernel for free loopback ports. They are
-// released before docker-compose binds them, so another process could take
-// one in between; that fails `up` loudly rather than silently.
-func composeFreePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var listeners []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
-		}
-		listeners = append(listeners, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range listeners {
-		_ = ln.Close()
-	}
-	return ports
 }
 
 func composeRandomSuffix(t *testing.T) string {

@@ -78,9 +78,6 @@ func browser() string {
 // leader and a second member and watches the page follow.
 // WIMMS_SCREENSHOTS=1 writes the screenshots of docs/img/.
 func TestDashboardInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs three real members and a browser")
-	}
 	chrome := browser()
 	if chrome == "" {
 		t.Skip("chromium not installed (Debian package chromium)")

@@ -23,7 +23,7 @@ import (
 // output.
 func runCheck(t *testing.T, dir string) (int, string) {
 	t.Helper()
-	out, err := exec.Command(wimmsBinary(t), "check", "--data-dir", dir).CombinedOutput()
+	out, err := exec.Command(testutil.WimmsPath(t), "check", "--data-dir", dir).CombinedOutput()
 	if err == nil {
 		return 0, string(out)
 	}
@@ -115,13 +115,13 @@ func assertRefusedCorrupt(t *testing.T, what string, code int, out, dir string) 
 	}
 }
 
-func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
-	// raft.db is the log here (--log-store bolt): its damage is what this
-	// test makes; TestDamagedWALRefusesToStart does the same to raft-wal.
-	m := startSolo(t, "disk", "a", "--log-store", "bolt")
+// intactStoppedMember starts a one-member cluster with flags, allocates
+// user00@example.com to user19@example.com, stops it with SIGTERM, and
+// checks that wimms check finds its data intact: the data a damage test
+// then breaks.
+func intactStoppedMember(t *testing.T, id string, flags ...string) *member {
+	t.Helper()
+	m := startSolo(t, id, "a", flags...)
 	seedService(t, m, 1000)
 	for i := range 20 {
 		expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("user%02d@example.com", i)}), 201, "allocate")
@@ -132,6 +132,13 @@ func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
 	if code, out := runCheck(t, m.DataDir); code != 0 || !strings.Contains(out, "no damage found") {
 		t.Fatalf("check of an intact member: exit %d\n%s", code, out)
 	}
+	return m
+}
+
+func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
+	// raft.db is the log here (--log-store bolt): its damage is what this
+	// test makes; TestDamagedWALRefusesToStart does the same to raft-wal.
+	m := intactStoppedMember(t, "disk", "--log-store", "bolt")
 	pristine := filepath.Join(t.TempDir(), "pristine")
 	copyDir(t, m.DataDir, pristine)
 
@@ -180,20 +187,7 @@ func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
 // raft-wal's segment files (the default log store) is caught by the
 // entry's checksum at start and by wimms check.
 func TestDamagedWALRefusesToStart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
-	m := startSolo(t, "wal", "a")
-	seedService(t, m, 1000)
-	for i := range 20 {
-		expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": fmt.Sprintf("user%02d@example.com", i)}), 201, "allocate")
-	}
-	if code := m.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
-		t.Fatalf("SIGTERM: exit %d", code)
-	}
-	if code, out := runCheck(t, m.DataDir); code != 0 || !strings.Contains(out, "no damage found") {
-		t.Fatalf("check of an intact member: exit %d\n%s", code, out)
-	}
+	m := intactStoppedMember(t, "wal")
 	segs, err := filepath.Glob(filepath.Join(m.DataDir, "wal", "*.wal"))
 	if err != nil || len(segs) == 0 {
 		t.Fatalf("no wal segments in %s: %v", m.DataDir, err)
@@ -230,9 +224,6 @@ func metricsLines(t *testing.T, m *member) int {
 // TestHostileClients: made-up methods, slow bodies, form posts, bad
 // escapes and refusals against a real member.
 func TestHostileClients(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
 	const admin = "admin-secret"
 	auth := []string{"Authorization", "Bearer " + admin}
 	m := newMember(t, "solo", "a")
@@ -381,9 +372,6 @@ func TestHostileClients(t *testing.T) {
 // TestRestartedMemberNeverServesAnEmptyState: stale reads on a member that
 // is replaying its own log answer 503 until it has, never 404.
 func TestRestartedMemberNeverServesAnEmptyState(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
 	m := startSolo(t, "replay", "a")
 	seedService(t, m, 100000)
 	const probe = "probe@example.com"
@@ -426,9 +414,6 @@ func TestRestartedMemberNeverServesAnEmptyState(t *testing.T) {
 
 // TestWholeClusterSIGTERM: SIGTERM to every member at once; all exit 0.
 func TestWholeClusterSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
 	ms := startCluster(t, 3)
 	leader := waitConverged(t, ms, 3)
 	expect(t, call(t, "PUT", byID(ms, leader).url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
@@ -456,9 +441,6 @@ func TestWholeClusterSIGTERM(t *testing.T) {
 // replicate it to a new member: the leader stops with the named cause and
 // exit 3 instead of sending (or applying) a different command.
 func TestDamageFoundWhileRunningStopsTheMember(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
 	m1 := startSolo(t, "m1", "a", "--log-store", "bolt") // the damage is made in raft.db
 	seedService(t, m1, 100000)
 	expect(t, call(t, "POST", m1.url("/v1/services/sync-1.5/users"), map[string]any{"email": "victim@example.com"}), 201, "victim")

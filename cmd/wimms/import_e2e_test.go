@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/internal/mysqlimport/mariadbtest"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // TestImportExportCommands runs `wimms import` and `wimms export` against a
@@ -17,9 +18,6 @@ import (
 // when stderr is not a terminal, re-run idempotence, the export refusing
 // non-empty tables.
 func TestImportExportCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes")
-	}
 	t.Cleanup(mariadbtest.Stop)
 	db, dsn := mariadbtest.NewDatabase(t, "cli_src", true)
 	_, outDSN := mariadbtest.NewDatabase(t, "cli_out", true)
@@ -46,7 +44,7 @@ func TestImportExportCommands(t *testing.T) {
 
 	run := func(args ...string) (string, string) {
 		t.Helper()
-		cmd := exec.Command(wimmsBinary(t), args...)
+		cmd := exec.Command(testutil.WimmsPath(t), args...)
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
@@ -88,7 +86,7 @@ func TestImportExportCommands(t *testing.T) {
 	if !strings.Contains(out, "301 user rows") {
 		t.Fatalf("export: %s", out)
 	}
-	cmd := exec.Command(wimmsBinary(t), "export", "--mysql", outDSN, "--addr", m.HTTPAddr, "--admin-token", "adm")
+	cmd := exec.Command(testutil.WimmsPath(t), "export", "--mysql", outDSN, "--addr", m.HTTPAddr, "--admin-token", "adm")
 	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "not empty") {
 		t.Fatalf("second export: %v %s", err, b)
 	}

@@ -16,7 +16,7 @@ import (
 
 func tryWimms(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	out, err := exec.Command(wimmsBinary(t), args...).CombinedOutput()
+	out, err := exec.Command(testutil.WimmsPath(t), args...).CombinedOutput()
 	return string(out), err
 }
 
@@ -25,9 +25,6 @@ func tryWimms(t *testing.T, args ...string) (string, error) {
 // serves every write acknowledged before the backup began, a third member
 // joins it; damaged backups are refused with a clear error.
 func TestBackupRestoreEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes")
-	}
 	src := newMember(t, "a", "z1")
 	src.Flags = append(src.Flags, "--admin-token", "adm")
 	src.start()

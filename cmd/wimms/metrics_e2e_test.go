@@ -66,9 +66,6 @@ func sample(fams map[string]*dto.MetricFamily, name string, labels ...string) fl
 // TestMetricsAnswerQuestions drives a real member through the situations
 // an on-call engineer asks about and reads the answers from /metrics.
 func TestMetricsAnswerQuestions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs a real member")
-	}
 	m := startSolo(t, "m1", "zone-a")
 
 	const svc = "sync-1.5"

@@ -1,7 +1,9 @@
 package main
 
 // Helpers for end-to-end tests that run the real `wimms` binary as separate
-// processes on loopback, as a user or an operator would.
+// processes on loopback, as a user or an operator would. Such a test skips
+// under -short when it first asks for the binary (testutil.WimmsPath), which
+// every member it starts does.
 
 import (
 	"bytes"
@@ -10,9 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,30 +20,10 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/launch"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
-var wimmsBuild struct {
-	once sync.Once
-	bin  string
-	err  error
-}
-
-// wimmsBinary builds ./cmd/wimms once per test binary run.
-func wimmsBinary(t *testing.T) string {
-	t.Helper()
-	b := &wimmsBuild
-	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "wimms-e2e-bin")
-		if err == nil {
-			b.bin, err = launch.Build(dir)
-		}
-		b.err = err
-	})
-	if b.err != nil {
-		t.Fatalf("building wimms: %v", b.err)
-	}
-	return b.bin
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // member is one `wimms server` of a test, started by the shared launcher.
 type member struct {
@@ -60,7 +40,7 @@ func newMember(t *testing.T, id string, zone string) *member {
 	dir := t.TempDir()
 	return &member{t: t, Member: &launch.Member{
 		ID:         id,
-		Bin:        wimmsBinary(t),
+		Bin:        testutil.WimmsPath(t),
 		HTTPAddr:   fmt.Sprintf("127.0.0.1:%d", p[0]),
 		RaftAddr:   fmt.Sprintf("127.0.0.1:%d", p[1]),
 		GossipAddr: fmt.Sprintf("127.0.0.1:%d", p[2]),

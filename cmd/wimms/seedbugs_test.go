@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/internal/launch"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // TestDefaultBuildHasNoSeedBugs: a release binary has no way to switch a
@@ -27,11 +28,8 @@ func TestDefaultBuildHasNoSeedBugs(t *testing.T) {
 			t.Errorf("wimms server has --%s in the default build", name)
 		}
 	}
-	if testing.Short() {
-		t.Skip("end-to-end part: runs the real binary")
-	}
-
-	bin := wimmsBinary(t)
+	// The end-to-end part: testutil.WimmsPath skips it under -short.
+	bin := testutil.WimmsPath(t)
 	for _, args := range [][]string{
 		{"server", "--seed-bug", "ack-before-commit"},
 		{"server", "--list-seed-bugs"},

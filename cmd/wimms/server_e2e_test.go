@@ -22,9 +22,6 @@ func userURL(m *member, service, email string, suffix string) string {
 // TestSingleMemberWalkthrough follows the README's first steps against a
 // real process and checks each answer against docs/spec.md and docs/api.md.
 func TestSingleMemberWalkthrough(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
 	m := startSolo(t, "solo", "a")
 
 	a := expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/1.5/{uid}"}), 201, "create service")
@@ -163,9 +160,6 @@ func TestSingleMemberWalkthrough(t *testing.T) {
 // kill -9 is there after a restart from the same data directory, and the
 // restart does not bootstrap a second cluster.
 func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
 	m := newMember(t, "durable", "a")
 	m.Flags = append(m.Flags, "--snapshot-threshold", "64") // restart goes through a snapshot and a log tail
 	m.start()
@@ -207,9 +201,6 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 // TestServerFlagsAndEnvironment: WIMMS_<FLAG> configures the server, and bad
 // flags fail fast with a clear message.
 func TestServerFlagsAndEnvironment(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
 	m := newMember(t, "envmember", "z")
 	cmd := exec.Command(m.Bin, "server")
 	cmd.Env = append(os.Environ(),

@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/internal/tlsconf"
 )
 
@@ -47,7 +48,7 @@ func runWimms(t *testing.T, bin string, args ...string) string {
 
 func newSecureEnv(t *testing.T) *secureEnv {
 	t.Helper()
-	bin := wimmsBinary(t)
+	bin := testutil.WimmsPath(t)
 	dir := filepath.Join(t.TempDir(), "pki")
 	runWimms(t, bin, "tls", "ca", "--out", dir)
 	key := strings.TrimSpace(runWimms(t, bin, "tls", "gossip-key"))
@@ -166,9 +167,6 @@ func logContains(t *testing.T, m *member, s string) bool {
 }
 
 func TestSecureCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs real members with mutual TLS")
-	}
 	e := newSecureEnv(t)
 	ms := e.startCluster(3)
 	leaderID := e.waitConverged(ms, 3)
@@ -444,9 +442,6 @@ func (s *tlsDialStream) Dial(addr raft.ServerAddress, timeout time.Duration) (ne
 }
 
 func TestSecureServerRefusesBadConfiguration(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
 	e := newSecureEnv(t)
 	cert, key := e.issue("good")
 	otherCert, otherKey := e.issue("other")
@@ -504,9 +499,6 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 }
 
 func TestTokenFiles(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: runs the real binary")
-	}
 	m := newMember(t, "tokens", "z")
 	dir := t.TempDir()
 	apiFile, adminFile := filepath.Join(dir, "api"), filepath.Join(dir, "admin")

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // This file checks the token server of real members against an
@@ -324,7 +326,7 @@ func TestTokenServerCluster(t *testing.T) {
 	purge := func(extra ...string) (map[string]any, int) {
 		t.Helper()
 		args := append([]string{"purge", "--once", "--grace", "0s", "--max-per-loop", "1", "--http-addr", follower.HTTPAddr, "--master-secret-file", masterFile}, extra...)
-		cmd := exec.Command(wimmsBinary(t), args...)
+		cmd := exec.Command(testutil.WimmsPath(t), args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		err := cmd.Run()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/internal/fxa"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // The helpers make a key, a JWKS that trusts it, and tokens it signs.
@@ -67,9 +68,7 @@ func TestTokenServerHelpers(t *testing.T) {
 // A member asked to serve tokens without the secrets to sign them refuses
 // to start, and says which setting is missing without echoing any value.
 func TestServerRefusesTokenServerWithoutSecrets(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the binary")
-	}
+	bin := testutil.WimmsPath(t)
 	dir := t.TempDir()
 	jwks := filepath.Join(dir, "jwks.json")
 	k, err := fxa.GenerateKey("k")
@@ -96,7 +95,7 @@ func TestServerRefusesTokenServerWithoutSecrets(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		args := append([]string{"server", "--data-dir", filepath.Join(dir, "data"),
 			"--http-addr", "127.0.0.1:" + strconv.Itoa(p[0]), "--raft-addr", "127.0.0.1:" + strconv.Itoa(p[1]), "--gossip-addr", "127.0.0.1:" + strconv.Itoa(p[2])}, c.extra...)
-		cmd := exec.CommandContext(ctx, wimmsBinary(t), args...)
+		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = append(os.Environ(), "WIMMS_MASTER_SECRET=", "WIMMS_METRICS_HASH_SECRET=")
 		out, err := cmd.CombinedOutput()
 		cancel()

@@ -3,11 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 func TestMedian(t *testing.T) {
@@ -31,7 +31,7 @@ func TestMedian(t *testing.T) {
 // goes first, every run is counted, and the medians and ratios come from
 // the runs.
 func TestSmokeCompareAlternates(t *testing.T) {
-	bin := buildWimms(t)
+	bin := testutil.WimmsPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	res, err := Compare(ctx, CompareConfig{
@@ -63,7 +63,7 @@ func TestSmokeCompareAlternates(t *testing.T) {
 // TestSmokeCompareBadFlagsExitTwo: flags that make no sense with (or
 // without) --compare are refused before anything is spawned.
 func TestSmokeCompareBadFlagsExitTwo(t *testing.T) {
-	bin := buildWimms(t)
+	bin := testutil.WimmsPath(t)
 	for _, args := range [][]string{
 		{"--compare", bin},
 		{"--compare", bin + ",/no/such/wimms"},
@@ -73,13 +73,6 @@ func TestSmokeCompareBadFlagsExitTwo(t *testing.T) {
 		{"--target", "leader"},
 		{"--spawn", "3", "--target", "everyone"},
 	} {
-		cmd := exec.Command(bin, append([]string{"bench"}, args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-			t.Errorf("wimms bench %v: %v, want exit status 2 (stderr %q)", args, err, stderr.String())
-		}
+		checkBenchRefuses(t, bin, args)
 	}
 }

@@ -27,6 +27,28 @@ func checkNoProblems(t *testing.T, f *fakeAPI) {
 	}
 }
 
+// runOnTwoMembers runs cfg with the test token against twoMembers of f
+// and fails t on a run error or a malformed request.
+func runOnTwoMembers(t *testing.T, f *fakeAPI, cfg Config) *Summary {
+	t.Helper()
+	cfg.Addrs, cfg.APIToken = twoMembers(t, f), testToken
+	s, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNoProblems(t, f)
+	return s
+}
+
+// checkAllOK fails t unless the run measured ops operations, all of them
+// successful.
+func checkAllOK(t *testing.T, s *Summary, ops int64) {
+	t.Helper()
+	if s.Ops != ops || s.OK != ops || s.Errors != 0 {
+		t.Fatalf("ops/ok/errors = %d/%d/%d, want %d/%d/0 (errors: %v)", s.Ops, s.OK, s.Errors, ops, ops, s.ErrorsByStatus)
+	}
+}
+
 func TestRunAllocCountsEveryRequest(t *testing.T) {
 	f := newFakeAPI(testToken)
 	addrs := twoMembers(t, f)
@@ -38,9 +60,7 @@ func TestRunAllocCountsEveryRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkNoProblems(t, f)
-	if s.Ops != 200 || s.OK != 200 || s.Errors != 0 {
-		t.Fatalf("ops/ok/errors = %d/%d/%d, want 200/200/0 (errors: %v)", s.Ops, s.OK, s.Errors, s.ErrorsByStatus)
-	}
+	checkAllOK(t, s, 200)
 	if got := f.count("alloc"); got != 200 {
 		t.Fatalf("fake served %d allocations, summary says 200", got)
 	}
@@ -94,17 +114,11 @@ func TestRunSecondSetupAcceptsExistingServiceAndNodes(t *testing.T) {
 
 func TestRunLookupUsesReadLevel(t *testing.T) {
 	f := newFakeAPI(testToken)
-	s, err := Run(context.Background(), Config{
-		Addrs: twoMembers(t, f), APIToken: testToken, Workload: WorkloadLookup, ReadLevel: ReadLinearizable,
+	s := runOnTwoMembers(t, f, Config{
+		Workload: WorkloadLookup, ReadLevel: ReadLinearizable,
 		Clients: 6, Ops: 300, Setup: true, Nodes: 1, Users: 50,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkNoProblems(t, f)
-	if s.Ops != 300 || s.Errors != 0 {
-		t.Fatalf("ops %d errors %d (%v), want 300 and 0", s.Ops, s.Errors, s.ErrorsByStatus)
-	}
+	checkAllOK(t, s, 300)
 	if got := f.count("alloc"); got != 50 {
 		t.Fatalf("setup allocated %d users, want 50", got)
 	}
@@ -128,17 +142,11 @@ func TestRunLookupUsesReadLevel(t *testing.T) {
 func TestRunMixKeepsUserStateExact(t *testing.T) {
 	f := newFakeAPI(testToken)
 	mix := Mix{Login: 60, New: 20, KeyChange: 20}
-	s, err := Run(context.Background(), Config{
-		Addrs: twoMembers(t, f), APIToken: testToken, Workload: WorkloadMix, Mix: mix,
+	s := runOnTwoMembers(t, f, Config{
+		Workload: WorkloadMix, Mix: mix,
 		Clients: 4, Ops: 600, Setup: true, Nodes: 2, Users: 40,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkNoProblems(t, f)
-	if s.Ops != 600 || s.Errors != 0 {
-		t.Fatalf("ops %d errors %d (%v), want 600 and 0", s.Ops, s.Errors, s.ErrorsByStatus)
-	}
+	checkAllOK(t, s, 600)
 	login, nw, kc := s.OpsByKind["login"], s.OpsByKind["new"], s.OpsByKind["keychange"]
 	if login.Ops+nw.Ops+kc.Ops != 600 {
 		t.Fatalf("kinds %+v %+v %+v do not sum to 600", login, nw, kc)
@@ -165,14 +173,10 @@ func TestRunMixKeepsUserStateExact(t *testing.T) {
 func TestRunCountsErrorsByStatus(t *testing.T) {
 	f := newFakeAPI(testToken)
 	f.failLoginEvery = 5
-	s, err := Run(context.Background(), Config{
-		Addrs: twoMembers(t, f), APIToken: testToken, Workload: WorkloadMix, Mix: Mix{Login: 1},
+	s := runOnTwoMembers(t, f, Config{
+		Workload: WorkloadMix, Mix: Mix{Login: 1},
 		Clients: 4, Ops: 200, Setup: true, Nodes: 1, Users: 8,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkNoProblems(t, f)
 	injected := int64(f.count("login-failed-injected"))
 	if injected == 0 {
 		t.Fatal("the fake injected no failures")
@@ -223,14 +227,10 @@ func TestRunWithoutTokenFailsSetup(t *testing.T) {
 
 func TestRunDurationExcludesWarmup(t *testing.T) {
 	f := newFakeAPI(testToken)
-	s, err := Run(context.Background(), Config{
-		Addrs: twoMembers(t, f), APIToken: testToken, Workload: WorkloadAlloc,
-		Clients: 2, Duration: 300 * time.Millisecond, Warmup: 200 * time.Millisecond, Setup: true, Nodes: 1,
+	s := runOnTwoMembers(t, f, Config{
+		Workload: WorkloadAlloc, Clients: 2,
+		Duration: 300 * time.Millisecond, Warmup: 200 * time.Millisecond, Setup: true, Nodes: 1,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkNoProblems(t, f)
 	served := int64(f.count("alloc"))
 	if s.Ops == 0 {
 		t.Fatal("no operations measured")
@@ -272,13 +272,10 @@ func TestRunInterruptedReturnsPartialSummary(t *testing.T) {
 func TestRunProgressOnNonTerminal(t *testing.T) {
 	f := newFakeAPI(testToken)
 	var out syncBuffer
-	_, err := Run(context.Background(), Config{
-		Addrs: twoMembers(t, f), APIToken: testToken, Workload: WorkloadLookup,
-		Clients: 2, Ops: 20, Setup: true, Nodes: 1, Users: 4, Progress: &out,
+	runOnTwoMembers(t, f, Config{
+		Workload: WorkloadLookup, Clients: 2,
+		Ops: 20, Setup: true, Nodes: 1, Users: 4, Progress: &out,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := out.String()
 	// The final redraw of each phase always happens, whatever the timing.
 	if !strings.Contains(got, "setup: 4/4 users") || !strings.Contains(got, "20 ops") || strings.Contains(got, "\x1b[") {
@@ -288,13 +285,10 @@ func TestRunProgressOnNonTerminal(t *testing.T) {
 
 func TestSummaryJSONShape(t *testing.T) {
 	f := newFakeAPI(testToken)
-	s, err := Run(context.Background(), Config{
-		Addrs: twoMembers(t, f), APIToken: testToken, Workload: WorkloadMix,
-		Clients: 2, Ops: 30, Setup: true, Nodes: 1, Users: 4,
+	s := runOnTwoMembers(t, f, Config{
+		Workload: WorkloadMix, Clients: 2,
+		Ops: 30, Setup: true, Nodes: 1, Users: 4,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	raw, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)

@@ -4,66 +4,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/wimms-dev/wimms/internal/launch"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
-var wimmsBuild struct {
-	once sync.Once
-	dir  string
-	bin  string
-	skip string
-}
-
-// buildWimms builds cmd/wimms once per test binary, or skips the test when
-// the server does not build yet (it is written concurrently by others).
-func buildWimms(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("real-cluster smoke run skipped in -short mode")
-	}
-	b := &wimmsBuild
-	b.once.Do(func() {
-		dir, err := os.MkdirTemp("", "wimms-bench-test-")
-		if err != nil {
-			b.skip = err.Error()
-			return
-		}
-		b.dir = dir
-		bin, err := launch.Build(dir)
-		if err != nil {
-			first, _, _ := strings.Cut(strings.TrimSpace(err.Error()), "\n")
-			b.skip = fmt.Sprintf("wimms does not build yet: %s", first)
-			return
-		}
-		b.bin = bin
-	})
-	if b.skip != "" {
-		t.Skip(b.skip)
-	}
-	return b.bin
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if wimmsBuild.dir != "" {
-		_ = os.RemoveAll(wimmsBuild.dir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // TestSmokeSpawnedCluster runs every workload briefly against a real
 // 3-member loopback cluster started by Spawn: requests must succeed, be
 // counted, spread over the members, and the cluster must stop cleanly.
 func TestSmokeSpawnedCluster(t *testing.T) {
-	bin := buildWimms(t)
+	bin := testutil.WimmsPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl, err := Spawn(ctx, SpawnConfig{Members: 3, Bin: bin})
@@ -116,7 +72,7 @@ func TestSmokeSpawnedCluster(t *testing.T) {
 
 // TestSmokeBadFlagsExitTwo checks the command's contract for bad flags.
 func TestSmokeBadFlagsExitTwo(t *testing.T) {
-	bin := buildWimms(t)
+	bin := testutil.WimmsPath(t)
 	for _, args := range [][]string{
 		{"--workload", "write"},
 		{"--clients", "0"},
@@ -130,24 +86,31 @@ func TestSmokeBadFlagsExitTwo(t *testing.T) {
 		{"--workload", "token", "--token-jwks-key", "/nonexistent/key.pem"},
 		{"--no-such-flag"},
 	} {
-		cmd := exec.Command(bin, append([]string{"bench"}, args...)...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-			t.Errorf("wimms bench %v: %v, want exit status 2 (stderr %q)", args, err, stderr.String())
-			continue
-		}
-		if !strings.Contains(stderr.String(), "wimms:") {
-			t.Errorf("wimms bench %v: no error message on stderr: %q", args, stderr.String())
-		}
+		checkBenchRefuses(t, bin, args)
+	}
+}
+
+// checkBenchRefuses runs `wimms bench args`, which must exit with status 2
+// and say why on stderr.
+func checkBenchRefuses(t *testing.T, bin string, args []string) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"bench"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Errorf("wimms bench %v: %v, want exit status 2 (stderr %q)", args, err, stderr.String())
+		return
+	}
+	if !strings.Contains(stderr.String(), "wimms:") {
+		t.Errorf("wimms bench %v: no error message on stderr: %q", args, stderr.String())
 	}
 }
 
 // A run where every request fails must not look like a result.
 func TestSmokeNoSuccessExitsOne(t *testing.T) {
-	bin := buildWimms(t)
+	bin := testutil.WimmsPath(t)
 	srv := newFakeAPI("").server(t, "dead")
 	dead := hostOf(srv.URL)
 	srv.Close()

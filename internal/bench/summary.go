@@ -3,8 +3,9 @@ package bench
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -188,14 +189,14 @@ func (s *Summary) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "latency ms  p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f\n",
 		l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean)
 	if len(s.OpsByKind) > 1 {
-		for _, k := range sortedKeys(s.OpsByKind) {
+		for _, k := range slices.Sorted(maps.Keys(s.OpsByKind)) {
 			ks := s.OpsByKind[k]
 			fmt.Fprintf(&b, "  %-10s ops %d  ok %d  errors %d\n", k, ks.Ops, ks.OK, ks.Errors)
 		}
 	}
 	if len(s.ErrorsByStatus) > 0 {
 		b.WriteString("errors by status:\n")
-		for _, k := range sortedKeys(s.ErrorsByStatus) {
+		for _, k := range slices.Sorted(maps.Keys(s.ErrorsByStatus)) {
 			fmt.Fprintf(&b, "  %-32s %d\n", k, s.ErrorsByStatus[k])
 		}
 	}
@@ -206,20 +207,11 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	if len(s.AnsweredBy) > 0 {
 		b.WriteString("answered by (X-Wimms-Member):")
-		for _, id := range sortedKeys(s.AnsweredBy) {
+		for _, id := range slices.Sorted(maps.Keys(s.AnsweredBy)) {
 			fmt.Fprintf(&b, " %s=%d", id, s.AnsweredBy[id])
 		}
 		b.WriteString("\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

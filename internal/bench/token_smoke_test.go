@@ -10,13 +10,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // TestSmokeTokenWorkload signs accounts in through a real member's token
 // server, spawned with the key and secrets Spawn makes: every sign-in must
 // succeed, the first of each account creating its user.
 func TestSmokeTokenWorkload(t *testing.T) {
-	bin := buildWimms(t)
+	bin := testutil.WimmsPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl, err := Spawn(ctx, SpawnConfig{Members: 1, Bin: bin, TokenServer: true})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -23,7 +24,7 @@ func TestMeasure1M(t *testing.T) {
 	start := time.Now()
 	d.insert(t, db, 0)
 	t.Logf("MariaDB: inserted %d user rows in %s", len(d.src), time.Since(start).Round(time.Millisecond))
-	c := startMember(t, t.TempDir(), "m1", freePort(t))
+	c := startMember(t, t.TempDir(), "m1", testutil.FreeAddr(t, "127.0.0.1"))
 	ctx := context.Background()
 	sum, err := Import(ctx, db, ClientSink{C: c.client}, Options{BatchSize: 5000})
 	if err != nil {
@@ -44,13 +45,13 @@ func TestMeasure1M(t *testing.T) {
 	t.Logf("backup: %d bytes in %s", buf.Len(), time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	dir := filepath.Join(t.TempDir(), "restored")
-	info, err := store.PrepareRestore(bytes.NewReader(buf.Bytes()), dir, "r1", freePort(t), nil)
+	info, err := store.PrepareRestore(bytes.NewReader(buf.Bytes()), dir, "r1", testutil.FreeAddr(t, "127.0.0.1"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("restore (verify + write data dir) of index %d: %s", info.Index, time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	r := startMember(t, dir, "r1", freePort(t))
+	r := startMember(t, dir, "r1", testutil.FreeAddr(t, "127.0.0.1"))
 	_ = r
 	t.Logf("restored member started and leading: %s", time.Since(start).Round(time.Millisecond))
 	start = time.Now()

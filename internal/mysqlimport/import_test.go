@@ -11,6 +11,7 @@ import (
 
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 func newPipe() (*io.PipeReader, *io.PipeWriter) { return io.Pipe() }
@@ -359,7 +360,7 @@ func TestImportLargeDatabase(t *testing.T) {
 	}
 	// The cut leaves some users with an older record still replaced by a
 	// record that does not exist yet: that is the source's state, kept.
-	c := startMember(t, t.TempDir(), "m1", freePort(t))
+	c := startMember(t, t.TempDir(), "m1", testutil.FreeAddr(t, "127.0.0.1"))
 	ctx := context.Background()
 	sink := ClientSink{C: c.client}
 
@@ -527,7 +528,7 @@ func TestImportPythonSchema(t *testing.T) {
 	d := genTokenDB(2_000, false)
 	db := newDatabase(t, "tokenserver_py", false)
 	d.insert(t, db, 0)
-	c := startMember(t, t.TempDir(), "m1", freePort(t))
+	c := startMember(t, t.TempDir(), "m1", testutil.FreeAddr(t, "127.0.0.1"))
 	// A row the token server writes while the import runs is not seen by
 	// it (one consistent snapshot), and the next run picks it up.
 	late := row{uid: d.src[len(d.src)-1].uid + 1, svc: 1, email: "late@x", generation: 1, clientState: "cc",

@@ -27,9 +27,7 @@ func TestMain(m *testing.M) {
 }
 
 func newDatabase(t *testing.T, name string, withKCA bool) *sql.DB {
-	if testing.Short() {
-		t.Skip("-short: starts a MariaDB server")
-	}
+	t.Helper()
 	db, _ := mariadbtest.NewDatabase(t, name, withKCA)
 	return db
 }
@@ -39,16 +37,6 @@ type cluster struct {
 	st     *store.Store
 	url    string
 	client *client.Client
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func startMember(t *testing.T, dataDir, id, raftAddr string) *cluster {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/wimms-dev/wimms/internal/ctxtime"
 	"github.com/wimms-dev/wimms/internal/hawk"
 	"github.com/wimms-dev/wimms/internal/tokenlib"
 )
@@ -194,12 +195,8 @@ func Loop(ctx context.Context, cfg Config, recs Records, nodes Nodes, interval, 
 		if jitter > 0 {
 			wait += rand.N(jitter)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !ctxtime.Sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 	}
 }

@@ -124,9 +124,13 @@ func startMariaDB() {
 
 // NewDatabase creates an empty database with the token server's tables
 // (withKCA: the Rust token server's users.keys_changed_at; without: the
-// older Python schema) and returns it open.
+// older Python schema) and returns it open. Under -short it skips t
+// instead: the first database starts a MariaDB server.
 func NewDatabase(t testing.TB, name string, withKCA bool) (*sql.DB, string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: starts a MariaDB server")
+	}
 	maria.once.Do(startMariaDB)
 	if maria.skip != "" {
 		t.Skip(maria.skip)
