@@ -44,7 +44,7 @@ VOLUME ["/data"]
 # No /etc/passwd in scratch: a numeric, unprivileged uid:gid.
 USER 65532:65532
 
-# scratch has no curl: the binary probes itself. Without --http-addr the
+# scratch has no curl: the binary probes itself. Without --addr the
 # probe reads WIMMS_HTTP_ADDR like the server does, so it follows a changed
 # port; dialling 0.0.0.0 reaches the local listener. Liveness (/healthz),
 # not readiness: a member that waits for quorum after a full restart is

@@ -110,7 +110,7 @@ certs: build
 # header of docker-compose.yml); the recipes read the same variables.
 cluster-up: image $(CERTS)
 	$(COMPOSE) up -d
-	$(BIN) status $(TOOL_TLS) --http-addr $${WIMMS_PUBLISH_IP:-127.0.0.1}:$${WIMMS1_HTTP_PORT:-18080} --wait 60s
+	$(BIN) status $(TOOL_TLS) --addr $${WIMMS_PUBLISH_IP:-127.0.0.1}:$${WIMMS1_HTTP_PORT:-18080} --wait 60s
 
 # Keeps the volumes: the next cluster-up resumes with the same data.
 cluster-down:
@@ -120,7 +120,7 @@ cluster-down:
 cluster-status: build
 	@for port in $${WIMMS1_HTTP_PORT:-18080} $${WIMMS2_HTTP_PORT:-18081} $${WIMMS3_HTTP_PORT:-18082}; do \
 	  addr=$${WIMMS_PUBLISH_IP:-127.0.0.1}:$$port; \
-	  if $(BIN) health $(TOOL_TLS) --http-addr $$addr >/dev/null 2>&1; then exec $(BIN) status $(TOOL_TLS) --http-addr $$addr; fi; \
+	  if $(BIN) health $(TOOL_TLS) --addr $$addr >/dev/null 2>&1; then exec $(BIN) status $(TOOL_TLS) --addr $$addr; fi; \
 	done; echo "cluster-status: no member answers on the published ports"; exit 1
 
 clean:

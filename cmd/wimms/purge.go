@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -55,14 +54,15 @@ func (a apiRecords) DeleteRecord(ctx context.Context, service string, uid int64)
 
 func newPurgeCmd() *cobra.Command {
 	var (
-		addr, token, service string
-		cfg                  purge.Config
-		once                 bool
-		interval, jitter     time.Duration
-		nodeTimeout          time.Duration
-		tf                   tokenFlags
-		logLevel             string
-		metricsAddr          string
+		conn             clientFlags
+		service          string
+		cfg              purge.Config
+		once             bool
+		interval, jitter time.Duration
+		nodeTimeout      time.Duration
+		tf               tokenFlags
+		logLevel         string
+		metricsAddr      string
 	)
 	cmd := &cobra.Command{
 		Use:   "purge",
@@ -75,66 +75,60 @@ without asking; records on downed nodes are kept unless --force. A node that
 fails keeps its records for the next pass and never stops the others.
 
 Progress goes to stderr; each pass's summary is one JSON line on stdout.`,
-		Args: cobra.NoArgs,
-		RunE: envFirst(func(cmd *cobra.Command) error {
-			logger := hclog.New(&hclog.LoggerOptions{Name: "purge", Output: cmd.ErrOrStderr(), Level: hclog.LevelFromString(logLevel)})
-			m, err := tf.minter()
-			if err != nil {
-				return err
-			}
-			base := addr
-			if !strings.Contains(base, "://") {
-				base = "http://" + base
-			}
-			var opts []client.Option
-			if token != "" {
-				opts = append(opts, client.WithToken(token))
-			}
-			cfg.Service, cfg.Logger = service, logger
-			recs := apiRecords{c: client.New(base, opts...)}
-			nodes := &purge.HawkNodes{Minter: m, Client: &http.Client{Timeout: nodeTimeout}}
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			out := cmd.OutOrStdout()
-			reg := prometheus.NewRegistry()
-			metrics, err := purge.NewMetrics(reg)
-			if err != nil {
-				return err
-			}
-			if metricsAddr != "" {
-				ln, err := net.Listen("tcp", metricsAddr)
-				if err != nil {
-					return fmt.Errorf("--metrics-addr: %w", err)
-				}
-				msrv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
-				go func() { _ = msrv.Serve(ln) }()
-				defer msrv.Close()
-			}
-			if once {
-				sum, err := purge.Once(ctx, cfg, recs, nodes)
-				metrics.Observe(sum, err)
-				writeSummary(out, sum)
-				if err != nil {
-					return exitError{code: 1, msg: err.Error()}
-				}
-				if sum.Failed > 0 {
-					return exitError{code: 1, msg: fmt.Sprintf("%d records could not be purged; they stay for the next run", sum.Failed)}
-				}
-				return nil
-			}
-			purge.Loop(ctx, cfg, recs, nodes, interval, jitter, func(sum purge.Summary, err error) {
-				metrics.Observe(sum, err)
-				writeSummary(out, sum)
-				if err != nil {
-					logger.Error("purge pass failed", "error", err)
-				}
-			})
-			return nil
-		}),
 	}
+	conn.toolCmd(cmd, func(cmd *cobra.Command) error {
+		logger := hclog.New(&hclog.LoggerOptions{Name: "purge", Output: cmd.ErrOrStderr(), Level: hclog.LevelFromString(logLevel)})
+		m, err := tf.minter()
+		if err != nil {
+			return err
+		}
+		mc, err := conn.connect()
+		if err != nil {
+			return err
+		}
+		cfg.Service, cfg.Logger = service, logger
+		recs := apiRecords{c: mc.api}
+		nodes := &purge.HawkNodes{Minter: m, Client: &http.Client{Timeout: nodeTimeout}}
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		out := cmd.OutOrStdout()
+		reg := prometheus.NewRegistry()
+		metrics, err := purge.NewMetrics(reg)
+		if err != nil {
+			return err
+		}
+		if metricsAddr != "" {
+			ln, err := net.Listen("tcp", metricsAddr)
+			if err != nil {
+				return fmt.Errorf("--metrics-addr: %w", err)
+			}
+			msrv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+			go func() { _ = msrv.Serve(ln) }()
+			defer msrv.Close()
+		}
+		if once {
+			sum, err := purge.Once(ctx, cfg, recs, nodes)
+			metrics.Observe(sum, err)
+			writeSummary(out, sum)
+			if err != nil {
+				return exitError{code: 1, msg: err.Error()}
+			}
+			if sum.Failed > 0 {
+				return exitError{code: 1, msg: fmt.Sprintf("%d records could not be purged; they stay for the next run", sum.Failed)}
+			}
+			return nil
+		}
+		purge.Loop(ctx, cfg, recs, nodes, interval, jitter, func(sum purge.Summary, err error) {
+			metrics.Observe(sum, err)
+			writeSummary(out, sum)
+			if err != nil {
+				logger.Error("purge pass failed", "error", err)
+			}
+		})
+		return nil
+	})
 	fl := cmd.Flags()
-	fl.StringVar(&addr, "http-addr", "127.0.0.1:8080", "any member's HTTP address")
-	fl.StringVar(&token, "api-token", "", "bearer token, if the cluster requires one")
+	conn.registerHTTPAddr(fl)
 	fl.StringVar(&service, "service", "sync-1.5", "service to purge")
 	fl.DurationVar(&cfg.Grace, "grace", 24*time.Hour, "purge records replaced at least this long ago")
 	fl.IntVar(&cfg.MaxPerLoop, "max-per-loop", 10, "records per page")

@@ -325,7 +325,7 @@ func TestTokenServerCluster(t *testing.T) {
 
 	purge := func(extra ...string) (map[string]any, int) {
 		t.Helper()
-		args := append([]string{"purge", "--once", "--grace", "0s", "--max-per-loop", "1", "--http-addr", follower.HTTPAddr, "--master-secret-file", masterFile}, extra...)
+		args := append([]string{"purge", "--once", "--grace", "0s", "--max-per-loop", "1", "--addr", follower.HTTPAddr, "--master-secret-file", masterFile}, extra...)
 		cmd := exec.Command(testutil.WimmsPath(t), args...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
