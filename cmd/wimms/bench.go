@@ -234,6 +234,7 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		if k := cluster.TokenKey(); k != nil {
 			cfg.TokenKey = k
 		}
+		cfg.MembersCPU = cluster.MembersCPU
 		target, _ := bench.ParseTarget(f.compare.target)
 		if cfg.Addrs, err = cluster.Targets(ctx, target); err != nil {
 			return exitError{code: 1, msg: err.Error()}

@@ -95,6 +95,9 @@ type CompareStats struct {
 	P50        float64 `json:"p50_ms"`
 	P99        float64 `json:"p99_ms"`
 	Errors     int64   `json:"errors"` // total over the rounds
+	// CPU per operation (Summary.CPU), medians; members 0 when unknown.
+	MembersMicrosPerOp float64 `json:"members_cpu_us_per_op"`
+	ClientMicrosPerOp  float64 `json:"client_cpu_us_per_op"`
 }
 
 // CompareResult is the outcome of Compare. Ratios are new / old of the
@@ -114,6 +117,11 @@ type CompareResult struct {
 	ThroughputRatio float64 `json:"throughput_ratio"`
 	P50Ratio        float64 `json:"p50_ratio"`
 	P99Ratio        float64 `json:"p99_ratio"`
+	// MembersCPURatio is new / old of the members' CPU per operation. With
+	// the members CPU-bound and the load generator on other cores, the
+	// throughput ratio would approach its inverse: on a machine the two
+	// share, that is the part of the result that is the server's alone.
+	MembersCPURatio float64 `json:"members_cpu_ratio"`
 	Interrupted     bool    `json:"interrupted"`
 }
 
@@ -198,6 +206,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 				run.TokenKey = k // each cluster trusts its own key
 			}
 			run.Progress = nil
+			run.MembersCPU = clusters[i].MembersCPU
 			run.Logger = cfg.Logger.Named(names[i])
 			s, err := Run(ctx, run)
 			if err != nil {
@@ -224,11 +233,12 @@ func finishCompare(r *CompareResult) *CompareResult {
 	r.ThroughputRatio = ratio(r.NewStats.Throughput, r.OldStats.Throughput)
 	r.P50Ratio = ratio(r.NewStats.P50, r.OldStats.P50)
 	r.P99Ratio = ratio(r.NewStats.P99, r.OldStats.P99)
+	r.MembersCPURatio = ratio(r.NewStats.MembersMicrosPerOp, r.OldStats.MembersMicrosPerOp)
 	return r
 }
 
 func medianStats(runs []CompareRun, binary string) CompareStats {
-	var tp, p50, p99 []float64
+	var tp, p50, p99, members, client []float64
 	var st CompareStats
 	for _, r := range runs {
 		if r.Binary != binary {
@@ -238,8 +248,13 @@ func medianStats(runs []CompareRun, binary string) CompareStats {
 		p50 = append(p50, r.Summary.Latency.P50)
 		p99 = append(p99, r.Summary.Latency.P99)
 		st.Errors += r.Summary.Errors
+		if c := r.Summary.CPU; c != nil {
+			members = append(members, c.MembersMicrosPerOp)
+			client = append(client, c.ClientMicrosPerOp)
+		}
 	}
 	st.Throughput, st.P50, st.P99 = median(tp), median(p50), median(p99)
+	st.MembersMicrosPerOp, st.ClientMicrosPerOp = median(members), median(client)
 	return st
 }
 
@@ -269,14 +284,28 @@ func (r *CompareResult) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "compare: workload %s, %d clients on %s members, %d alternating rounds\n", r.Workload, r.Clients, r.Target, r.Rounds)
 	fmt.Fprintf(tw, "  old: %s\n  new: %s\n", filepath.Clean(r.Old), filepath.Clean(r.New))
-	fmt.Fprintln(tw, "round\tbinary\tok/s\tp50 ms\tp99 ms\terrors")
+	fmt.Fprintln(tw, "round\tbinary\tok/s\tp50 ms\tp99 ms\terrors\tmembers µs/op\tclient µs/op")
 	for _, run := range r.Runs {
 		s := run.Summary
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%d\n", run.Round, run.Binary, s.OKThroughput, s.Latency.P50, s.Latency.P99, s.Errors)
+		var c CPUCost
+		if s.CPU != nil {
+			c = *s.CPU
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%d\t%.1f\t%.1f\n", run.Round, run.Binary, s.OKThroughput, s.Latency.P50, s.Latency.P99, s.Errors,
+			c.MembersMicrosPerOp, c.ClientMicrosPerOp)
 	}
-	fmt.Fprintf(tw, "median\told\t%.0f\t%.2f\t%.2f\t%d\n", r.OldStats.Throughput, r.OldStats.P50, r.OldStats.P99, r.OldStats.Errors)
-	fmt.Fprintf(tw, "median\tnew\t%.0f\t%.2f\t%.2f\t%d\n", r.NewStats.Throughput, r.NewStats.P50, r.NewStats.P99, r.NewStats.Errors)
+	for _, m := range []struct {
+		name string
+		st   CompareStats
+	}{{"old", r.OldStats}, {"new", r.NewStats}} {
+		fmt.Fprintf(tw, "median\t%s\t%.0f\t%.2f\t%.2f\t%d\t%.1f\t%.1f\n", m.name, m.st.Throughput, m.st.P50, m.st.P99, m.st.Errors,
+			m.st.MembersMicrosPerOp, m.st.ClientMicrosPerOp)
+	}
 	fmt.Fprintf(tw, "ratio new/old: throughput %.2f×, p50 %.2f×, p99 %.2f×\n", r.ThroughputRatio, r.P50Ratio, r.P99Ratio)
+	if r.MembersCPURatio > 0 {
+		fmt.Fprintf(tw, "members' CPU per op new/old: %.2f× (with the load generator on other cores and the members CPU-bound, throughput would scale by about %.2f×)\n",
+			r.MembersCPURatio, 1/r.MembersCPURatio)
+	}
 	if r.Interrupted {
 		fmt.Fprintln(tw, "interrupted: the numbers cover the rounds that ran")
 	}

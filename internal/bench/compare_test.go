@@ -36,7 +36,9 @@ func TestSmokeCompareAlternates(t *testing.T) {
 	defer cancel()
 	res, err := Compare(ctx, CompareConfig{
 		Old: bin, New: bin, Rounds: 2, Members: 1, Target: TargetLeader,
-		Run: Config{Workload: WorkloadAlloc, Ops: 40, Clients: 2, Setup: true, Nodes: 2},
+		// Enough operations that the members' CPU time (counted in 10 ms
+		// ticks) is above zero in every run.
+		Run: Config{Workload: WorkloadAlloc, Ops: 300, Clients: 2, Setup: true, Nodes: 2},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +46,7 @@ func TestSmokeCompareAlternates(t *testing.T) {
 	var order []string
 	for _, r := range res.Runs {
 		order = append(order, r.Binary)
-		if r.Summary.Ops != 40 || r.Summary.Errors != 0 || len(r.Targets) != 1 {
+		if r.Summary.Ops != 300 || r.Summary.Errors != 0 || len(r.Targets) != 1 {
 			t.Fatalf("run %+v: ops %d errors %d targets %v", r, r.Summary.Ops, r.Summary.Errors, r.Targets)
 		}
 	}
@@ -54,8 +56,12 @@ func TestSmokeCompareAlternates(t *testing.T) {
 	if res.OldStats.Throughput <= 0 || res.NewStats.Throughput <= 0 || res.ThroughputRatio <= 0 {
 		t.Fatalf("medians %+v %+v ratio %v", res.OldStats, res.NewStats, res.ThroughputRatio)
 	}
+	if res.OldStats.MembersMicrosPerOp <= 0 || res.NewStats.MembersMicrosPerOp <= 0 || res.MembersCPURatio <= 0 {
+		t.Fatalf("members' cpu per op: old %+v new %+v ratio %v", res.OldStats, res.NewStats, res.MembersCPURatio)
+	}
 	var out bytes.Buffer
-	if err := res.WriteText(&out); err != nil || !strings.Contains(out.String(), "ratio new/old: throughput") {
+	if err := res.WriteText(&out); err != nil || !strings.Contains(out.String(), "ratio new/old: throughput") ||
+		!strings.Contains(out.String(), "members' CPU per op new/old") {
 		t.Fatalf("text %q (%v)", out.String(), err)
 	}
 }

@@ -141,6 +141,11 @@ type Config struct {
 	// request counts as a transport error.
 	RequestTimeout time.Duration
 
+	// MembersCPU, when set, reads the CPU time the members have used so
+	// far (Cluster.MembersCPU for a spawned cluster); Run then reports the
+	// members' CPU per operation besides its own (Summary.CPU).
+	MembersCPU func() (time.Duration, error)
+
 	// Progress receives a progress display (nil: none). A terminal gets a
 	// progress bar, anything else a single self-overwriting line.
 	Progress io.Writer

@@ -91,9 +91,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 
 	ph := &phase{opsLimit: cfg.Ops}
 	var measureStart time.Time
+	var cpuFrom cpuSample
 	if cfg.Warmup <= 0 {
 		// Measure from the first operation: started later, the flag would
 		// let the first operations slip through uncounted.
+		cpuFrom = sampleCPU(cfg.MembersCPU)
 		measureStart = time.Now()
 		ph.measureStart.Store(measureStart.UnixNano())
 		ph.measuring.Store(true)
@@ -118,6 +120,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}()
 
 	if measureStart.IsZero() && waitFor(ctx, finished, cfg.Warmup) {
+		cpuFrom = sampleCPU(cfg.MembersCPU)
 		measureStart = time.Now()
 		ph.measureStart.Store(measureStart.UnixNano())
 		ph.measuring.Store(true)
@@ -139,9 +142,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if !measureStart.IsZero() {
 		elapsed = time.Since(measureStart)
 	}
+	cpuTo := sampleCPU(cfg.MembersCPU)
 	stopProgress()
 	interrupted := ctx.Err() != nil
 	s := summarize(&cfg, workers, elapsed, setupTime, interrupted)
+	s.CPU = cpuCost(cpuFrom, cpuTo, s.Ops, elapsed)
 	log.Info("run done", "ops", s.Ops, "errors", s.Errors, "throughput", s.Throughput, "interrupted", interrupted)
 	return s, nil
 }

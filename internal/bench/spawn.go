@@ -191,6 +191,25 @@ func (c *Cluster) HTTPAddrs() []string {
 	return addrs
 }
 
+// MembersCPU is the CPU time the members' current processes have used
+// (Config.MembersCPU). A member that is not running is an error: its
+// restarted process would start counting from zero.
+func (c *Cluster) MembersCPU() (time.Duration, error) {
+	var total time.Duration
+	for _, m := range c.members {
+		pid := m.PID()
+		if pid == 0 {
+			return 0, fmt.Errorf("cpu time of %s: not running", m.ID)
+		}
+		d, err := processCPU(pid)
+		if err != nil {
+			return 0, fmt.Errorf("cpu time of %s: %w", m.ID, err)
+		}
+		total += d
+	}
+	return total, nil
+}
+
 // Stop sends every member SIGTERM, SIGKILLs any still running after 10 s,
 // and removes the temporary directory. It reports members that had to be
 // killed or exited with an error: a member must shut down cleanly on

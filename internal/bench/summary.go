@@ -40,6 +40,10 @@ type Summary struct {
 	PerMember  []MemberStats        `json:"per_member"`  // by the address the clients used
 	AnsweredBy map[string]int64     `json:"answered_by"` // by X-Wimms-Member of the answer
 
+	// CPU is what the measured window cost in CPU time (nil when nothing
+	// was measured).
+	CPU *CPUCost `json:"cpu,omitempty"`
+
 	// Interrupted is set when the run was cancelled before it finished; the
 	// numbers then cover the part that ran.
 	Interrupted bool `json:"interrupted"`
@@ -204,6 +208,13 @@ func (s *Summary) WriteText(w io.Writer) error {
 	for _, m := range s.PerMember {
 		fmt.Fprintf(&b, "  %-22s clients %-4d ops %-9d errors %-6d p50 %.3f ms  p99 %.3f ms\n",
 			m.Addr, m.Clients, m.Ops, m.Errors, m.Latency.P50, m.Latency.P99)
+	}
+	if c := s.CPU; c != nil {
+		fmt.Fprintf(&b, "cpu         client %.1f µs/op (%.2f cores)", c.ClientMicrosPerOp, c.ClientCores)
+		if c.MembersMicrosPerOp > 0 {
+			fmt.Fprintf(&b, ", members %.1f µs/op (%.2f cores)", c.MembersMicrosPerOp, c.MembersCores)
+		}
+		b.WriteString("\n")
 	}
 	if len(s.AnsweredBy) > 0 {
 		b.WriteString("answered by (X-Wimms-Member):")

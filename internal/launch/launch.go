@@ -173,6 +173,16 @@ func (m *Member) Running() bool {
 	return m.running()
 }
 
+// PID is the running process's id; 0 when it is not running.
+func (m *Member) PID() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.running() {
+		return 0
+	}
+	return m.cmd.Process.Pid
+}
+
 // Paused reports whether the process is alive and stopped by Pause.
 func (m *Member) Paused() bool {
 	m.mu.Lock()
