@@ -107,16 +107,9 @@ func (s *Server) deleteService(rq *request) {
 // ---- nodes ----
 
 func (s *Server) addNode(rq *request) {
-	f := rq.fields
-	url := f.String("node", true, checkNodeURL)
-	capacity := f.Int64("capacity", true, 0)
-	available := f.Int64("available", false, 0)
-	load := f.Int64("current_load", false, 0)
-	downed := f.Bool("downed")
-	backoff := f.Bool("backoff")
-	res, ok := rq.applyValid(fsm.Command{Op: fsm.OpAddNode, Service: rq.service, NodeURL: url.V,
-		Capacity: capacity, Available: available, CurrentLoad: load, Downed: downed, Backoff: backoff})
-	if ok {
+	url := rq.fields.String("node", true, checkNodeURL)
+	cmd := rq.fields.nodeFields(fsm.Command{Op: fsm.OpAddNode, Service: rq.service, NodeURL: url.V}, true)
+	if res, ok := rq.applyValid(cmd); ok {
 		rq.writeNode(http.StatusCreated, res, "add node succeeded without a node")
 	}
 }
@@ -156,18 +149,22 @@ func (s *Server) getNode(rq *request) {
 }
 
 func (s *Server) updateNode(rq *request) {
-	f := rq.fields
-	capacity := f.Int64("capacity", false, 0)
-	available := f.Int64("available", false, 0)
-	load := f.Int64("current_load", false, 0)
-	downed := f.Bool("downed")
-	backoff := f.Bool("backoff")
-	f.requireOneOf("capacity", "available", "current_load", "downed", "backoff")
-	res, ok := rq.applyValid(fsm.Command{Op: fsm.OpUpdateNode, Service: rq.service, NodeID: rq.nodeID,
-		Capacity: capacity, Available: available, CurrentLoad: load, Downed: downed, Backoff: backoff})
-	if ok {
+	cmd := rq.fields.nodeFields(fsm.Command{Op: fsm.OpUpdateNode, Service: rq.service, NodeID: rq.nodeID}, false)
+	rq.fields.requireOneOf("capacity", "available", "current_load", "downed", "backoff")
+	if res, ok := rq.applyValid(cmd); ok {
 		rq.writeNode(http.StatusOK, res, "update node succeeded without a node")
 	}
+}
+
+// nodeFields reads a node's settable fields, which adding a node and
+// updating one share, into cmd; adding requires capacity.
+func (f *fieldReader) nodeFields(cmd fsm.Command, capacityRequired bool) fsm.Command {
+	cmd.Capacity = f.Int64("capacity", capacityRequired, 0)
+	cmd.Available = f.Int64("available", false, 0)
+	cmd.CurrentLoad = f.Int64("current_load", false, 0)
+	cmd.Downed = f.Bool("downed")
+	cmd.Backoff = f.Bool("backoff")
+	return cmd
 }
 
 // writeNode answers the node a node command returned; broken names the

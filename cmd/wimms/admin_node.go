@@ -125,11 +125,9 @@ type nodeStateFlags struct {
 	downed, backoff           bool
 }
 
-func (f *nodeStateFlags) register(cmd *cobra.Command, withCapacity bool) {
+func (f *nodeStateFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	if withCapacity {
-		fl.Int64Var(&f.capacity, "capacity", 0, "how many users the node may hold")
-	}
+	fl.Int64Var(&f.capacity, "capacity", 0, "how many users the node may hold")
 	fl.Int64Var(&f.available, "available", 0, "slots open for new users now (the release rate refills it)")
 	fl.Int64Var(&f.load, "current-load", 0, "users assigned to the node")
 	fl.BoolVar(&f.downed, "downed", false, "the node is out of service: no new users, no capacity release")
@@ -182,7 +180,7 @@ func newNodeAddCmd() *cobra.Command {
 		n, _, err := c.admin.AddNode(ctx, a.service, wire.AddNodeRequest{Node: args[0], Capacity: f.capacity, NodeState: st}, a.writeOpts())
 		return a.answer(out, fmt.Sprintf("add node %s to %s", args[0], a.service), err, n, func(w io.Writer) { nodeTable(w, *n) })
 	})
-	f.register(cmd, true)
+	f.register(cmd)
 	return cmd
 }
 
@@ -214,7 +212,7 @@ func newNodeSetCmd() *cobra.Command {
 		}
 		return a.updateNode(ctx, c, out, args[0], req)
 	})
-	f.register(cmd, true)
+	f.register(cmd)
 	return cmd
 }
 
