@@ -2,20 +2,18 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
@@ -171,38 +169,31 @@ type answer struct {
 	body   []byte
 }
 
+// api is a client of m's HTTP API, the one the tools use.
+func (m *member) api() *client.Client { return client.New("http://" + m.httpAddr) }
+
+// do sends one request as given (body: JSON, or "" for none) and returns
+// the answer whatever its status.
 func (m *member) do(method, path, body string) answer {
 	m.t.Helper()
-	var rd io.Reader
+	var payload []byte
 	if body != "" {
-		rd = strings.NewReader(body)
+		payload = []byte(body)
 	}
-	req, err := http.NewRequest(method, "http://"+m.httpAddr+path, rd)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
+	meta, b, err := m.api().Raw(context.Background(), method, path, payload)
 	if err != nil {
 		m.t.Fatalf("%s %s on %s: %v", method, path, m.id, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return answer{code: resp.StatusCode, header: resp.Header, body: b}
+	return answer{code: meta.HTTPStatus, header: meta.Header, body: b}
 }
 
 func (m *member) status() wire.ClusterStatus {
-	a := m.do(http.MethodGet, "/v1/cluster", "")
-	var st wire.ClusterStatus
-	if a.code != http.StatusOK {
-		m.t.Fatalf("GET /v1/cluster on %s: %d %s", m.id, a.code, a.body)
+	m.t.Helper()
+	st, _, err := m.api().Cluster(context.Background())
+	if err != nil {
+		m.t.Fatalf("GET /v1/cluster on %s: %v", m.id, err)
 	}
-	if err := json.Unmarshal(a.body, &st); err != nil {
-		m.t.Fatalf("decode /v1/cluster of %s: %v", m.id, err)
-	}
-	return st
+	return *st
 }
 
 // leader waits for a running member that leads and returns it.

@@ -443,9 +443,8 @@ func TestDockerChaosRunIsValid(t *testing.T) {
 		t.Errorf("too little work checked: %d ok ops, %v", sum.OpsOK, sum.OpsByKind)
 	}
 	for i := 1; i <= 3; i++ {
-		b, err := os.ReadFile(filepath.Join(opts.OutDir, fmt.Sprintf("member-%d.log", i)))
-		if err != nil || !strings.Contains(string(b), "docker logs -t of container") || !strings.Contains(string(b), "[INFO]") {
-			t.Errorf("member-%d.log lacks the container's logs (%v): %.200s", i, err, b)
+		if log := memberLog(t, opts.OutDir, i); !strings.Contains(log, "docker logs -t of container") || !strings.Contains(log, "[INFO]") {
+			t.Errorf("member-%d.log lacks the container's logs: %.200s", i, log)
 		}
 	}
 }

@@ -37,6 +37,17 @@ var chaosServerBin = &testutil.Binary{Build: func(dir string) (string, error) {
 
 func TestMain(m *testing.M) { testutil.Main(m) }
 
+// memberLog is what member i (from 1) of a run printed, as the run keeps
+// it in its out dir.
+func memberLog(t *testing.T, outDir string, i int) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(outDir, "member-"+strconv.Itoa(i)+".log"))
+	if err != nil {
+		t.Fatalf("log of member %d: %v", i, err)
+	}
+	return string(b)
+}
+
 func runForTest(t *testing.T, opts Options) Summary {
 	t.Helper()
 	if opts.Bin == "" {

@@ -1,9 +1,6 @@
 package jepsen
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,11 +21,7 @@ func TestChaosWithTLSIsValid(t *testing.T) {
 		t.Errorf("too little exercised: %d faults, %d ok ops", sum.NemesisEvents, sum.OpsOK)
 	}
 	for i := 1; i <= opts.Members; i++ {
-		b, err := os.ReadFile(filepath.Join(sum.OutDir, fmt.Sprintf("member-%d.log", i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(string(b), "mutual TLS on") || !strings.Contains(string(b), "encrypted=true") {
+		if log := memberLog(t, sum.OutDir, i); !strings.Contains(log, "mutual TLS on") || !strings.Contains(log, "encrypted=true") {
 			t.Errorf("member %d did not run with TLS and an encrypted gossip", i)
 		}
 	}

@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/internal/testutil"
@@ -47,6 +49,17 @@ func openSoloLeader(t testing.TB) (*Store, *fakeMachine) {
 	s, m := openFake(t, testConfig(t, testutil.Logger(t), "solo", true))
 	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
 	return s, m
+}
+
+// openBolt opens the raft.db of a stopped member's data dir, as
+// openRaftStorage does, for a test to read or rewrite what it holds.
+func openBolt(t testing.TB, dataDir string) *raftboltdb.BoltStore {
+	t.Helper()
+	db, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, "raft.db")})
+	if err != nil {
+		t.Fatalf("opening raft.db of %s: %v", dataDir, err)
+	}
+	return db
 }
 
 // crash stops a member without the graceful leadership handover.

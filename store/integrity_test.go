@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/wimms-dev/wimms/internal/testutil"
@@ -151,10 +150,7 @@ func TestDamagedEntryHeaderRefusesToOpen(t *testing.T) {
 func TestEntriesWithoutChecksumStillLoad(t *testing.T) {
 	cfg, at := writeAndStop(t, 3)
 	// Rewrite every entry as an older version wrote it: no extension.
-	db, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openBolt(t, cfg.DataDir)
 	first, _ := db.FirstIndex()
 	last, _ := db.LastIndex()
 	for i := first; i <= last; i++ {

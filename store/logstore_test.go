@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/internal/testutil"
@@ -167,10 +166,7 @@ func TestLogStoreInterruptedMigrations(t *testing.T) {
 	r.close(s)
 
 	// After the rename, before raft.db's copy is cleared.
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bolt := openBolt(t, dir)
 	if err := migrateBoltToWAL(dir, bolt, testutil.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -289,10 +285,7 @@ func TestLogStoreMigratesACompactedLog(t *testing.T) {
 // chaos test found it after a kill-leader; v0.4.1 fixes it.
 func TestWALReopensAfterTailTruncation(t *testing.T) {
 	dir := t.TempDir()
-	stable, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stable := openBolt(t, dir)
 	defer stable.Close()
 	rlog, err := openLogStore(dir, LogStoreWAL, stable, testutil.Logger(t))
 	if err != nil {

@@ -2,16 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,7 +14,6 @@ import (
 
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
-	"github.com/wimms-dev/wimms/internal/launch"
 	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
@@ -36,28 +30,16 @@ type cliResult struct {
 // from a file and the API token from the environment.
 type adminCLI struct {
 	t    *testing.T
-	bin  string
-	env  []string
+	env  []string // added to the commands' environment
 	base []string // connection flags
 }
 
 func (c adminCLI) run(args ...string) cliResult {
 	c.t.Helper()
-	full := append(append([]string{}, args...), c.base...)
-	cmd := exec.Command(c.bin, full...)
-	cmd.Env = c.env
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	r := cliResult{args: args, stdout: out.String(), stderr: errOut.String()}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	default:
-		c.t.Fatalf("wimms %s: %v", strings.Join(args, " "), err)
-	}
+	cmd := testutil.Wimms(c.t, append(append([]string{}, args...), c.base...)...)
+	cmd.Env = append(cmd.Env, c.env...)
+	r := cliResult{args: args}
+	r.stdout, r.stderr, r.code = testutil.RunSplit(c.t, cmd)
 	sc := bufio.NewScanner(strings.NewReader(r.stdout))
 	for sc.Scan() {
 		r.stdoutFields = append(r.stdoutFields, strings.Fields(sc.Text()))
@@ -172,13 +154,8 @@ func TestAdminCLISession(t *testing.T) {
 	api := m.api(client.WithToken(adminToken))
 	ctx := context.Background()
 
-	dir := t.TempDir()
-	adminFile := filepath.Join(dir, "admin-token")
-	if err := os.WriteFile(adminFile, []byte(adminToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cli := adminCLI{t: t, bin: testutil.WimmsPath(t),
-		env:  append(launch.Env(), "WIMMS_API_TOKEN="+apiToken),
+	adminFile := testutil.TempFile(t, "admin-token", []byte(adminToken+"\n"))
+	cli := adminCLI{t: t, env: []string{"WIMMS_API_TOKEN=" + apiToken},
 		base: []string{"--addr", "http://" + m.HTTPAddr, "--admin-token-file", adminFile}}
 	const svc, n1URL, n2URL = "sync-1.5", "https://n1.example.com", "https://n2.example.com"
 
@@ -396,7 +373,7 @@ func TestAdminCLISession(t *testing.T) {
 	cli.fails(exitUsage, "wimms node get: want 1 argument(s), got 0", "node", "get")
 	cli.fails(exitUsage, "--api-token and --api-token-file are both set", "node", "list", "--api-token", "x", "--api-token-file", adminFile)
 	cli.fails(exitUsage, "--tls-cert/--tls-key need --tls-ca", "node", "list", "--tls-cert", "c.pem", "--tls-key", "k.pem")
-	bare := adminCLI{t: t, bin: cli.bin, env: cli.env}
+	bare := adminCLI{t: t, env: cli.env}
 	bare.fails(exitUsage, "the scheme must be http or https", "node", "list", "--addr", "ftp://"+m.HTTPAddr)
 	bare.fails(exitUsage, "--addr \"https://"+m.HTTPAddr+"/v1\": want HOST:PORT or a URL without a path", "node", "list", "--addr", "https://"+m.HTTPAddr+"/v1")
 	if after := requestCounts(t, m); after["all"] != before["all"] {
@@ -411,7 +388,7 @@ func TestAdminCLISession(t *testing.T) {
 	cli.fails(exitAPIError, "no node https://n9.example.com in service sync-1.5", "node", "remove", "https://n9.example.com")
 	cli.fails(exitAPIError, "404 not-found", "node", "up", "999")
 	cli.fails(exitAPIError, "409", "node", "add", n2URL, "--capacity", "1")
-	apiOnly := adminCLI{t: t, bin: cli.bin, env: cli.env, base: []string{"--addr", m.HTTPAddr}}
+	apiOnly := adminCLI{t: t, env: cli.env, base: []string{"--addr", m.HTTPAddr}}
 	apiOnly.fails(exitAPIError, "401 unauthorized", "node", "add", "https://n3.example.com", "--capacity", "1")
 	apiOnly.fails(exitAPIError, "401 unauthorized", "node", "list", "--api-token", "wrong")
 	cli.fails(exitAPIError, "409", "service", "delete", svc)
@@ -424,10 +401,7 @@ func TestAdminCLISession(t *testing.T) {
 	if stateAfter := cli.ok("node", "list", "--json").stdout; stateAfter != stateBefore {
 		t.Fatalf("refused commands changed the nodes:\n%s\n→\n%s", stateBefore, stateAfter)
 	}
-	ports, err := launch.FreePorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ports := freePorts(t, 1)
 	bare.fails(exitUnreachable, "no answer from the member", "node", "list", "--addr", fmt.Sprintf("127.0.0.1:%d", ports[0]))
 
 	// Unassign and remove, by URL.
@@ -497,7 +471,7 @@ func TestAdminCLIOverTLS(t *testing.T) {
 	m := e.member("tls-cli", "z1")
 	m.start()
 	e.waitReady(m)
-	cli := adminCLI{t: t, bin: e.bin, env: launch.Env(), base: []string{"--addr", m.HTTPAddr, "--tls-ca", e.caFile}}
+	cli := adminCLI{t: t, base: []string{"--addr", m.HTTPAddr, "--tls-ca", e.caFile}}
 
 	cli.ok("service", "put", "sync-1.5", "--pattern", "{node}/1.5/{uid}")
 	cli.ok("node", "add", "https://n1.example.com", "--capacity", "10")
@@ -510,7 +484,7 @@ func TestAdminCLIOverTLS(t *testing.T) {
 		t.Fatalf("node list over HTTPS:\n%s", r.stdout)
 	}
 
-	bare := adminCLI{t: t, bin: e.bin, env: launch.Env()}
+	bare := adminCLI{t: t}
 	bare.fails(exitUnreachable, "certificate", "node", "list", "--addr", "https://"+m.HTTPAddr)
 	bare.fails(exitUsage, "plain http but --tls-ca is set", "node", "list", "--addr", "http://"+m.HTTPAddr, "--tls-ca", e.caFile)
 }

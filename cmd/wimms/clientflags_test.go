@@ -9,9 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 func TestClientFlagsBaseURL(t *testing.T) {
@@ -68,19 +69,10 @@ func TestAdminCommandsVerifyWithTLSCA(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"services":[{"id":1,"service":"sync-1.5","pattern":"{node}/1.5/{uid}","release_rate":0.1,"allow_new_users":true,"spread":1}]}`))
 	}))
-	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below is expected
-	ts.StartTLS()
+	ca := startTLS(t, ts)
 	defer ts.Close()
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	hostPort := strings.TrimPrefix(ts.URL, "https://")
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte("  from-file\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := testutil.TempFile(t, "token", []byte("  from-file\n"))
 
 	out, err := runRoot("service", "list", "--addr", hostPort, "--tls-ca", ca, "--api-token-file", tokenFile)
 	if err != nil {
@@ -99,14 +91,20 @@ func TestAdminCommandsVerifyWithTLSCA(t *testing.T) {
 		t.Fatalf("without --tls-ca: %v, want no answer because of the certificate", err)
 	}
 
-	empty := filepath.Join(dir, "empty.pem")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	empty := testutil.TempFile(t, "empty.pem", nil)
 	_, err = runRoot("service", "list", "--addr", hostPort, "--tls-ca", empty)
 	if !errors.As(err, &exit) || exit.code != exitUsage || !strings.Contains(exit.msg, "no PEM certificate") {
 		t.Fatalf("empty CA file: %v", err)
 	}
+}
+
+// startTLS starts ts over TLS, quiet about the handshakes a test makes it
+// refuse, and returns a CA file that trusts it.
+func startTLS(t *testing.T, ts *httptest.Server) (caFile string) {
+	t.Helper()
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.StartTLS()
+	return testutil.TempFile(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}))
 }
 
 // WIMMS_<FLAG> sets the connection flags not given, and only those.
@@ -130,10 +128,7 @@ func TestClientFlagsFromEnvironment(t *testing.T) {
 	if _, err := runRoot("service", "list", "--api-token", "flag-token"); err != nil || gotAuth != "Bearer flag-token" {
 		t.Fatalf("a flag does not win over its variable: %q, %v", gotAuth, err)
 	}
-	file := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(file, []byte("file-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := testutil.TempFile(t, "token", []byte("file-token\n"))
 	if _, err := runRoot("service", "list", "--api-token-file", file); err != nil || gotAuth != "Bearer file-token" {
 		t.Fatalf("a token file on the command line does not win over WIMMS_API_TOKEN: %q, %v", gotAuth, err)
 	}
@@ -252,12 +247,7 @@ func TestStatusAndHealthAddress(t *testing.T) {
 func TestHealthProbesLoopbackOverTLS(t *testing.T) {
 	var auth string
 	ts := fakeMember(t, &auth)
-	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-	ts.StartTLS()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := startTLS(t, ts)
 	_, port, _ := strings.Cut(strings.TrimPrefix(ts.URL, "https://"), ":")
 	unsetEnv(t, "WIMMS_ADDR", "WIMMS_API_TOKEN")
 	t.Setenv("WIMMS_HTTP_ADDR", "0.0.0.0:"+port)

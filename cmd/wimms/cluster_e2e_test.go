@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -278,13 +277,10 @@ func TestGracefulLeaderShutdownHandsOver(t *testing.T) {
 	if code := old.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Fatalf("SIGTERM on the leader: exit code %d, want 0", code)
 	}
-	logText, err := os.ReadFile(old.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(logText), "handing leadership over before shutdown") ||
-		strings.Contains(string(logText), "leadership transfer before shutdown failed") ||
-		strings.Contains(string(logText), "leadership transfer before shutdown timed out") {
+	logText := old.log(t)
+	if !strings.Contains(logText, "handing leadership over before shutdown") ||
+		strings.Contains(logText, "leadership transfer before shutdown failed") ||
+		strings.Contains(logText, "leadership transfer before shutdown timed out") {
 		t.Fatalf("the leader did not hand leadership over cleanly; its log:\n%s", logText)
 	}
 	eventually(t, 10*time.Second, "a write after the handover", func() error {

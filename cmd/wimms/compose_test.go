@@ -160,22 +160,21 @@ func composeBuildImage(t *testing.T, root string) string {
 		"-o", filepath.Join(buildCtx, "bin", "wimms"), "./cmd/wimms")
 	gobuild.Dir = root
 	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := gobuild.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/wimms: %v\n%s", err, out)
+	if out, code := testutil.Run(t, gobuild); code != 0 {
+		t.Fatalf("go build ./cmd/wimms: exit status %d\n%s", code, out)
 	}
 
 	image := "wimms-compose-test:" + composeRandomSuffix(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "docker", "build", "--build-arg", "VERSION=compose-test", "-t", image, buildCtx).CombinedOutput()
-	if err != nil {
-		t.Fatalf("docker build: %v\n%s", err, out)
+	if out, code := testutil.Run(t, exec.CommandContext(ctx, "docker", "build", "--build-arg", "VERSION=compose-test", "-t", image, buildCtx)); code != 0 {
+		t.Fatalf("docker build: exit status %d\n%s", code, out)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if out, err := exec.CommandContext(ctx, "docker", "rmi", "-f", image).CombinedOutput(); err != nil {
-			t.Logf("removing test image %s: %v: %s", image, err, composeFirstLine(out))
+		if out, code := testutil.Run(t, exec.CommandContext(ctx, "docker", "rmi", "-f", image)); code != 0 {
+			t.Logf("removing test image %s: exit status %d: %s", image, code, composeFirstLine(out))
 		}
 	})
 	return image
@@ -252,11 +251,11 @@ func (p *composeProject) run(timeout time.Duration, args ...string) (string, err
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "docker-compose", append([]string{"-f", p.file, "-p", p.name}, args...)...)
 	cmd.Env = p.env
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("docker-compose %s: %w", strings.Join(args, " "), err)
+	out, code := testutil.Run(p.t, cmd)
+	if code != 0 {
+		return out, fmt.Errorf("docker-compose %s: exit status %d", strings.Join(args, " "), code)
 	}
-	return string(out), nil
+	return out, nil
 }
 
 func (p *composeProject) compose(timeout time.Duration, args ...string) {
@@ -354,11 +353,11 @@ func (p *composeProject) checkZonesAndUser() {
 		if err != nil || strings.TrimSpace(id) == "" {
 			p.t.Fatalf("container of %s: %v %s", m, err, id)
 		}
-		out, err := exec.Command("docker", "inspect", "--format", "{{.Config.User}} {{.State.Health.Status}}", strings.TrimSpace(id)).CombinedOutput()
-		if err != nil {
-			p.t.Fatalf("docker inspect %s: %v: %s", m, err, out)
+		out, code := testutil.Run(p.t, exec.Command("docker", "inspect", "--format", "{{.Config.User}} {{.State.Health.Status}}", strings.TrimSpace(id)))
+		if code != 0 {
+			p.t.Fatalf("docker inspect %s: exit status %d: %s", m, code, out)
 		}
-		fields := strings.Fields(string(out))
+		fields := strings.Fields(out)
 		if len(fields) != 2 || fields[0] != composeRunnerUser {
 			p.t.Errorf("%s runs as %q, want user %s", m, out, composeRunnerUser)
 		}
@@ -542,7 +541,7 @@ func composeRandomSuffix(t *testing.T) string {
 	return hex.EncodeToString(b[:])
 }
 
-func composeFirstLine(b []byte) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+func composeFirstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
 	return line
 }

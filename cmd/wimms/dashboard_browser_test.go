@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // dashboardSnapshot is what the page shows, read from its DOM.
@@ -63,25 +63,12 @@ const snapshotJS = `(() => {
   };
 })()`
 
-// browser finds Debian's chromium (or another Chrome).
-func browser() string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
 // TestDashboardInBrowser loads /ui/ from a follower of a real three-member
 // cluster in headless Chromium and checks what it shows, then kills the
 // leader and a second member and watches the page follow.
 // WIMMS_SCREENSHOTS=1 writes the screenshots of docs/img/.
 func TestDashboardInBrowser(t *testing.T) {
-	chrome := browser()
-	if chrome == "" {
-		t.Skip("chromium not installed (Debian package chromium)")
-	}
+	chrome := testutil.Tool(t, "chromium", "chromium", "chromium-browser", "google-chrome")
 	const token = "dashboard-secret"
 	auth := []string{"Authorization", "Bearer " + token}
 

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,21 +17,6 @@ import (
 
 	"github.com/wimms-dev/wimms/internal/testutil"
 )
-
-// runCheck runs `wimms check --data-dir dir` and returns its exit code and
-// output.
-func runCheck(t *testing.T, dir string) (int, string) {
-	t.Helper()
-	out, err := exec.Command(testutil.WimmsPath(t), "check", "--data-dir", dir).CombinedOutput()
-	if err == nil {
-		return 0, string(out)
-	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), string(out)
-	}
-	t.Fatalf("wimms check: %v", err)
-	return -1, ""
-}
 
 // damageFile applies edit at every occurrence of marker in path: bolt
 // leaves stale copies of rewritten pages in the file, and the live one is
@@ -93,12 +77,9 @@ func startDamaged(t *testing.T, m *member) (int, string) {
 	case <-done:
 	case <-time.After(60 * time.Second):
 		m.kill9()
-		b, _ := os.ReadFile(m.LogPath)
-		t.Fatalf("%s started on a damaged log instead of refusing:\n%s", m.ID, b)
+		t.Fatalf("%s started on a damaged log instead of refusing:\n%s", m.ID, m.log(t))
 	}
-	code := m.ExitCode()
-	b, _ := os.ReadFile(m.LogPath)
-	return code, string(b)
+	return m.ExitCode(), m.log(t)
 }
 
 func assertRefusedCorrupt(t *testing.T, what string, code int, out, dir string) {
@@ -129,7 +110,7 @@ func intactStoppedMember(t *testing.T, id string, flags ...string) *member {
 	if code := m.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Fatalf("SIGTERM: exit %d", code)
 	}
-	if code, out := runCheck(t, m.DataDir); code != 0 || !strings.Contains(out, "no damage found") {
+	if out, code := testutil.RunWimms(t, "check", "--data-dir", m.DataDir); code != 0 || !strings.Contains(out, "no damage found") {
 		t.Fatalf("check of an intact member: exit %d\n%s", code, out)
 	}
 	return m
@@ -149,7 +130,7 @@ func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
 	if !strings.Contains(out, "fails its checksum") {
 		t.Fatalf("flipped byte: cause not named:\n%s", out)
 	}
-	code, checkOut := runCheck(t, m.DataDir)
+	checkOut, code := testutil.RunWimms(t, "check", "--data-dir", m.DataDir)
 	if code != 1 || !strings.Contains(checkOut, "DAMAGE:") || !strings.Contains(checkOut, "fails its checksum") {
 		t.Fatalf("check of a flipped byte: exit %d\n%s", code, checkOut)
 	}
@@ -176,7 +157,7 @@ func TestDamagedLogRefusesToStartAndCheckFindsIt(t *testing.T) {
 	if !strings.Contains(out, "unreadable") {
 		t.Fatalf("damaged header: cause not named:\n%s", out)
 	}
-	code, checkOut = runCheck(t, m.DataDir)
+	checkOut, code = testutil.RunWimms(t, "check", "--data-dir", m.DataDir)
 	if code != 1 || !strings.Contains(checkOut, "DAMAGE:") {
 		t.Fatalf("check of a damaged header: exit %d\n%s", code, checkOut)
 	}
@@ -204,7 +185,7 @@ func TestDamagedWALRefusesToStart(t *testing.T) {
 	}
 	code, out := startDamaged(t, m)
 	assertRefusedCorrupt(t, "flipped byte in a wal segment", code, out, m.DataDir)
-	code, checkOut := runCheck(t, m.DataDir)
+	checkOut, code := testutil.RunWimms(t, "check", "--data-dir", m.DataDir)
 	if code != 1 || !strings.Contains(checkOut, "DAMAGE:") {
 		t.Fatalf("check of a damaged wal: exit %d\n%s", code, checkOut)
 	}
@@ -289,9 +270,8 @@ func TestHostileClients(t *testing.T) {
 			t.Fatalf("shape: %s", a.raw)
 		}
 		expect(t, call(t, "POST", m.url("/v1/cluster/leader"), map[string]any{}, auth...), 409, "hand over with no other voter")
-		b, _ := os.ReadFile(m.LogPath)
-		if strings.Contains(string(b), "[ERROR]") {
-			t.Fatalf("a refusal was logged at ERROR:\n%s", b)
+		if log := m.log(t); strings.Contains(log, "[ERROR]") {
+			t.Fatalf("a refusal was logged at ERROR:\n%s", log)
 		}
 	})
 
@@ -461,12 +441,12 @@ func TestDamageFoundWhileRunningStopsTheMember(t *testing.T) {
 	if code := m1.ExitCode(); code != 3 {
 		t.Fatalf("leader exit: %v (code %d), want exit status 3", m1.ExitErr(), code)
 	}
-	b, _ := os.ReadFile(m1.LogPath)
-	assertRefusedCorrupt(t, "damage found while running", 3, string(b), m1.DataDir)
-	if strings.Count(string(b), "data corruption in data directory") != 1 {
-		t.Fatalf("want the cause exactly once:\n%s", b)
+	log := m1.log(t)
+	assertRefusedCorrupt(t, "damage found while running", 3, log, m1.DataDir)
+	if strings.Count(log, "data corruption in data directory") != 1 {
+		t.Fatalf("want the cause exactly once:\n%s", log)
 	}
-	t.Logf("leader stopped: %s", lastLine(string(b)))
+	t.Logf("leader stopped: %s", lastLine(log))
 }
 
 // allocateFillers allocates n users of sync-1.5 through m, from 8 clients

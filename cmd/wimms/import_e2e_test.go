@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -44,13 +43,11 @@ func TestImportExportCommands(t *testing.T) {
 
 	run := func(args ...string) (string, string) {
 		t.Helper()
-		cmd := exec.Command(testutil.WimmsPath(t), args...)
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("wimms %v: %v\n%s\n%s", args, err, stdout.String(), stderr.String())
+		stdout, stderr, code := testutil.RunSplit(t, testutil.Wimms(t, args...))
+		if code != 0 {
+			t.Fatalf("wimms %v: exit status %d\n%s\n%s", args, code, stdout, stderr)
 		}
-		return stdout.String(), stderr.String()
+		return stdout, stderr
 	}
 	out, errOut := run("import", "--mysql", dsn, "--addr", m.HTTPAddr, "--admin-token", "adm", "--json", "--progress-interval", "1ns")
 	var sum struct {
@@ -86,8 +83,7 @@ func TestImportExportCommands(t *testing.T) {
 	if !strings.Contains(out, "301 user rows") {
 		t.Fatalf("export: %s", out)
 	}
-	cmd := exec.Command(testutil.WimmsPath(t), "export", "--mysql", outDSN, "--addr", m.HTTPAddr, "--admin-token", "adm")
-	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "not empty") {
-		t.Fatalf("second export: %v %s", err, b)
+	if out, code := testutil.RunWimms(t, "export", "--mysql", outDSN, "--addr", m.HTTPAddr, "--admin-token", "adm"); code == 0 || !strings.Contains(out, "not empty") {
+		t.Fatalf("second export: exit status %d %s", code, out)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,12 +12,6 @@ import (
 
 	"github.com/wimms-dev/wimms/internal/testutil"
 )
-
-func tryWimms(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	out, err := exec.Command(testutil.WimmsPath(t), args...).CombinedOutput()
-	return string(out), err
-}
 
 // TestBackupRestoreEndToEnd: `wimms backup` of a member that 16 clients
 // write to, `wimms restore` into a new data dir, `wimms server` on it
@@ -44,15 +37,15 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 	writers.WaitWarm()
 	before := writers.Acked()
 	file := filepath.Join(t.TempDir(), "wimms.backup")
-	out, err := tryWimms(t, "backup", "--addr", src.HTTPAddr, "--admin-token", "adm", "--out", file)
+	out, code := testutil.RunWimms(t, "backup", "--addr", src.HTTPAddr, "--admin-token", "adm", "--out", file)
 	writers.Stop()
-	if err != nil {
-		t.Fatalf("wimms backup: %v\n%s", err, out)
+	if code != 0 {
+		t.Fatalf("wimms backup: exit status %d\n%s", code, out)
 	}
 	if !strings.Contains(out, "verified") {
 		t.Fatalf("backup output: %s", out)
 	}
-	if out, err := tryWimms(t, "backup", "--addr", src.HTTPAddr, "--out", file+".2"); err == nil {
+	if out, code := testutil.RunWimms(t, "backup", "--addr", src.HTTPAddr, "--out", file+".2"); code == 0 {
 		t.Fatalf("backup without the admin token succeeded: %s", out)
 	}
 
@@ -63,22 +56,16 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 	}
 	damaged := map[string][]byte{"truncated": data[:len(data)-7], "checksum": append(append([]byte{}, data[:len(data)-1]...), data[len(data)-1]^1)}
 	for want, b := range damaged {
-		p := filepath.Join(t.TempDir(), "bad.backup")
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		out, err := tryWimms(t, "restore", "--in", p, "--data-dir", filepath.Join(t.TempDir(), "d"), "--id", "x", "--raft-addr", "127.0.0.1:1")
-		if err == nil || !strings.Contains(out, "bad backup") || !strings.Contains(out, want) {
-			t.Fatalf("restore of a %s backup: err %v, output %q", want, err, out)
+		p := testutil.TempFile(t, "bad.backup", b)
+		out, code := testutil.RunWimms(t, "restore", "--in", p, "--data-dir", filepath.Join(t.TempDir(), "d"), "--id", "x", "--raft-addr", "127.0.0.1:1")
+		if code == 0 || !strings.Contains(out, "bad backup") || !strings.Contains(out, want) {
+			t.Fatalf("restore of a %s backup: exit status %d, output %q", want, code, out)
 		}
 	}
 
 	dst := newMember(t, "restored", "z1")
-	out, err = tryWimms(t, "restore", "--in", file, "--data-dir", dst.DataDir, "--id", dst.ID, "--raft-addr", dst.RaftAddr)
-	if err != nil {
-		t.Fatalf("wimms restore: %v\n%s", err, out)
-	}
-	if out, err := tryWimms(t, "restore", "--in", file, "--data-dir", dst.DataDir, "--id", dst.ID, "--raft-addr", dst.RaftAddr); err == nil {
+	testutil.WimmsOK(t, "restore", "--in", file, "--data-dir", dst.DataDir, "--id", dst.ID, "--raft-addr", dst.RaftAddr)
+	if out, code := testutil.RunWimms(t, "restore", "--in", file, "--data-dir", dst.DataDir, "--id", dst.ID, "--raft-addr", dst.RaftAddr); code == 0 {
 		t.Fatalf("restore over a prepared data dir succeeded: %s", out)
 	}
 	src.kill9() // the old cluster is gone; the restored one stands alone

@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // scrape parses a member's /metrics.
@@ -131,15 +132,10 @@ func TestMetricsAnswerQuestions(t *testing.T) {
 	}
 
 	t.Run("promtool check metrics", func(t *testing.T) {
-		promtool, err := exec.LookPath("promtool")
-		if err != nil {
-			t.Skip("promtool not installed (Debian package prometheus)")
-		}
-		cmd := exec.Command(promtool, "check", "metrics")
+		cmd := exec.Command(testutil.Tool(t, "prometheus", "promtool"), "check", "metrics")
 		cmd.Stdin = bytes.NewReader(raw)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("promtool check metrics: %v\n%s", err, out)
+		if out, code := testutil.Run(t, cmd); code != 0 {
+			t.Fatalf("promtool check metrics: exit status %d\n%s", code, out)
 		}
 	})
 }
@@ -148,10 +144,7 @@ func TestMetricsAnswerQuestions(t *testing.T) {
 // Prometheus's own checker, and the alerts fire on the situations they
 // name (promtool test rules with deploy/prometheus/alerts_test.yml).
 func TestDeployPrometheusFiles(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
+	promtool := testutil.Tool(t, "prometheus", "promtool")
 	for _, args := range [][]string{
 		{"check", "rules", "alerts.yml"},
 		{"check", "config", "prometheus.yml"},
@@ -159,9 +152,8 @@ func TestDeployPrometheusFiles(t *testing.T) {
 	} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = "../../deploy/prometheus"
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		if out, code := testutil.Run(t, cmd); code != 0 {
+			t.Errorf("promtool %s: exit status %d\n%s", strings.Join(args, " "), code, out)
 		}
 	}
 	checkDashboardQueries(t, promtool)
@@ -200,11 +192,8 @@ func checkDashboardQueries(t *testing.T, promtool string) {
 	if n < 10 {
 		t.Fatalf("dashboard has only %d queries", n)
 	}
-	path := filepath.Join(t.TempDir(), "dashboard-rules.yml")
-	if err := os.WriteFile(path, []byte(rules.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput(); err != nil {
-		t.Errorf("dashboard queries do not parse: %v\n%s", err, out)
+	path := testutil.TempFile(t, "dashboard-rules.yml", []byte(rules.String()))
+	if out, code := testutil.Run(t, exec.Command(promtool, "check", "rules", path)); code != 0 {
+		t.Errorf("dashboard queries do not parse: exit status %d\n%s", code, out)
 	}
 }

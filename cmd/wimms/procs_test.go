@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -72,6 +73,16 @@ func (m *member) start() {
 }
 
 func (m *member) running() bool { return m.Running() }
+
+// log is everything m's processes have printed so far.
+func (m *member) log(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(m.LogPath)
+	if err != nil {
+		t.Fatalf("reading %s's log: %v", m.ID, err)
+	}
+	return string(b)
+}
 
 // kill9 is `kill -9`: no shutdown code runs.
 func (m *member) kill9() {

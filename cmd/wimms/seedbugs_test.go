@@ -3,7 +3,6 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -28,15 +27,14 @@ func TestDefaultBuildHasNoSeedBugs(t *testing.T) {
 			t.Errorf("wimms server has --%s in the default build", name)
 		}
 	}
-	// The end-to-end part: testutil.WimmsPath skips it under -short.
-	bin := testutil.WimmsPath(t)
+	// The end-to-end part: it needs the binary, so -short skips it here.
 	for _, args := range [][]string{
 		{"server", "--seed-bug", "ack-before-commit"},
 		{"server", "--list-seed-bugs"},
 	} {
-		out, err := exec.Command(bin, append(args, "--data-dir", t.TempDir())...).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "unknown flag: "+args[1]) {
-			t.Errorf("wimms %s: err=%v out=%s; want an unknown flag error", strings.Join(args, " "), err, out)
+		out, code := testutil.RunWimms(t, append(args, "--data-dir", t.TempDir())...)
+		if code == 0 || !strings.Contains(out, "unknown flag: "+args[1]) {
+			t.Errorf("wimms %s: exit status %d, out=%s; want an unknown flag error", strings.Join(args, " "), code, out)
 		}
 	}
 
@@ -48,11 +46,7 @@ func TestDefaultBuildHasNoSeedBugs(t *testing.T) {
 	if code := m.stop(syscall.SIGTERM, 15*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
-	log, err := os.ReadFile(m.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(log), "SEEDED BUG") || !strings.Contains(string(log), "serving") {
+	if log := m.log(t); strings.Contains(log, "SEEDED BUG") || !strings.Contains(log, "serving") {
 		t.Fatalf("with WIMMS_SEED_BUG set, the member's log:\n%s", log)
 	}
 }
@@ -67,13 +61,13 @@ func TestSeedBugTestsPassInChaosBuild(t *testing.T) {
 	cmd := exec.Command(launch.GoTool(), "test", "-tags", "chaos", "-count=1", "-run", "^TestSeedBug",
 		"./fsm/", "./store/", "./cmd/wimms/")
 	cmd.Dir = filepath.Join("..", "..")
-	out, err := cmd.CombinedOutput()
+	out, code := testutil.Run(t, cmd)
 	t.Logf("go test -tags chaos -run ^TestSeedBug:\n%s", out)
-	if err != nil {
-		t.Fatalf("chaos-build seeded-bug tests failed: %v", err)
+	if code != 0 {
+		t.Fatalf("chaos-build seeded-bug tests failed: exit status %d", code)
 	}
 	for _, pkg := range []string{"fsm", "store", "cmd/wimms"} {
-		if !strings.Contains(string(out), "ok  \tgithub.com/wimms-dev/wimms/"+pkg) {
+		if !strings.Contains(out, "ok  \tgithub.com/wimms-dev/wimms/"+pkg) {
 			t.Errorf("package %s did not pass under -tags chaos", pkg)
 		}
 	}

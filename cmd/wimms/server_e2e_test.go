@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -202,16 +201,13 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 // flags fail fast with a clear message.
 func TestServerFlagsAndEnvironment(t *testing.T) {
 	m := newMember(t, "envmember", "z")
-	cmd := exec.Command(m.Bin, "server")
-	cmd.Env = append(os.Environ(),
+	cmd := testutil.Wimms(t, "server")
+	cmd.Env = append(cmd.Env,
 		"WIMMS_ID=fromenv", "WIMMS_DATA_DIR="+m.DataDir, "WIMMS_HTTP_ADDR="+m.HTTPAddr,
 		"WIMMS_RAFT_ADDR="+m.RaftAddr, "WIMMS_GOSSIP_ADDR="+m.GossipAddr, "WIMMS_ZONE=zone-env")
 	logf, _ := os.Create(m.LogPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	testutil.Start(t, cmd)
 	eventually(t, 20*time.Second, "env-configured member ready", func() error {
 		a, err := tryCall("GET", m.url("/v1/cluster"), nil)
 		if err != nil {
@@ -231,9 +227,9 @@ func TestServerFlagsAndEnvironment(t *testing.T) {
 		{[]string{"server", "--log-level", "loud"}, "--log-level"},
 		{[]string{"server", "--http-addr", "0.0.0.0:1"}, "--http-advertise"},
 	} {
-		out, err := exec.Command(m.Bin, append(tc.args, "--data-dir", t.TempDir())...).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), tc.want) {
-			t.Errorf("%v: err=%v out=%s; want a failure naming %s", tc.args, err, out, tc.want)
+		out, code := testutil.RunWimms(t, append(tc.args, "--data-dir", t.TempDir())...)
+		if code == 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit status %d, out=%s; want a failure naming %s", tc.args, code, out, tc.want)
 		}
 	}
 }

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,48 +26,31 @@ import (
 // all made with the real `wimms tls` commands.
 type secureEnv struct {
 	t         *testing.T
-	bin       string
 	dir       string
 	caFile    string
 	gossipKey string // file
 	client    *http.Client
 }
 
-func runWimms(t *testing.T, bin string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(bin, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("wimms %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func newSecureEnv(t *testing.T) *secureEnv {
 	t.Helper()
-	bin := testutil.WimmsPath(t)
 	dir := filepath.Join(t.TempDir(), "pki")
-	runWimms(t, bin, "tls", "ca", "--out", dir)
-	key := strings.TrimSpace(runWimms(t, bin, "tls", "gossip-key"))
-	e := &secureEnv{t: t, bin: bin, dir: dir, caFile: filepath.Join(dir, "ca.pem"), gossipKey: filepath.Join(dir, "gossip.key")}
-	if err := os.WriteFile(e.gossipKey, []byte(key+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pem, err := os.ReadFile(e.caFile)
+	testutil.WimmsOK(t, "tls", "ca", "--out", dir)
+	key := strings.TrimSpace(testutil.WimmsOK(t, "tls", "gossip-key"))
+	e := &secureEnv{t: t, dir: dir, caFile: filepath.Join(dir, "ca.pem"), gossipKey: testutil.TempFile(t, "gossip.key", []byte(key+"\n"))}
+	// Trusting the CA as the tools do with --tls-ca.
+	cfg, err := toolTLSFlags{ca: e.caFile}.config()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatal("ca.pem holds no certificate")
-	}
-	e.client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	e.client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 	return e
 }
 
 // issue runs `wimms tls cert` for name.
 func (e *secureEnv) issue(name string) (cert, key string) {
 	e.t.Helper()
-	runWimms(e.t, e.bin, "tls", "cert", "--ca", e.dir, "--name", name, "--hosts", "127.0.0.1,localhost", "--out", e.dir)
+	testutil.WimmsOK(e.t, "tls", "cert", "--ca", e.dir, "--name", name, "--hosts", "127.0.0.1,localhost", "--out", e.dir)
 	return filepath.Join(e.dir, name+".pem"), filepath.Join(e.dir, name+"-key.pem")
 }
 
@@ -159,11 +138,7 @@ func memberIDs(v wire.ClusterStatus) []string {
 
 func logContains(t *testing.T, m *member, s string) bool {
 	t.Helper()
-	b, err := os.ReadFile(m.LogPath)
-	if err != nil {
-		t.Fatalf("reading %s log: %v", m.ID, err)
-	}
-	return bytes.Contains(b, []byte(s))
+	return strings.Contains(m.log(t), s)
 }
 
 func TestSecureCluster(t *testing.T) {
@@ -324,15 +299,15 @@ func TestSecureCluster(t *testing.T) {
 	})
 
 	t.Run("the tools talk HTTPS with --tls-ca", func(t *testing.T) {
-		out := runWimms(t, e.bin, "status", "--tls-ca", e.caFile, "--http-addr", follower.HTTPAddr)
+		out := testutil.WimmsOK(t, "status", "--tls-ca", e.caFile, "--http-addr", follower.HTTPAddr)
 		if !strings.Contains(out, "leader: "+leaderID) {
 			t.Fatalf("wimms status: %s", out)
 		}
-		runWimms(t, e.bin, "health", "--ready", "--tls-ca", e.caFile, "--http-addr", follower.HTTPAddr)
-		if out, err := exec.Command(e.bin, "status", "--http-addr", follower.HTTPAddr).CombinedOutput(); err == nil {
+		testutil.WimmsOK(t, "health", "--ready", "--tls-ca", e.caFile, "--http-addr", follower.HTTPAddr)
+		if out, code := testutil.RunWimms(t, "status", "--http-addr", follower.HTTPAddr); code == 0 {
 			t.Fatalf("wimms status over plain HTTP succeeded against a TLS member: %s", out)
 		}
-		out = runWimms(t, e.bin, "bench", "--addrs", follower.HTTPAddr+","+leader.HTTPAddr, "--tls-ca", e.caFile,
+		out = testutil.WimmsOK(t, "bench", "--addrs", follower.HTTPAddr+","+leader.HTTPAddr, "--tls-ca", e.caFile,
 			"--workload", "alloc", "--ops", "40", "--clients", "2", "--warmup", "0s", "--quiet", "--json")
 		var sum struct {
 			OK     int64 `json:"ok"`
@@ -451,10 +426,7 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(t.TempDir(), "nope")
-	badKey := filepath.Join(t.TempDir(), "bad.key")
-	if err := os.WriteFile(badKey, []byte("c2hvcnQ=\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	badKey := testutil.TempFile(t, "bad.key", []byte("c2hvcnQ=\n"))
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -476,23 +448,20 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 				"--http-addr", "127.0.0.1:" + strconv.Itoa(p[0]), "--raft-addr", "127.0.0.1:" + strconv.Itoa(p[1])}, tc.args...)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, e.bin, args...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
+			_, stderr, code := testutil.RunSplit(t, testutil.WimmsContext(ctx, t, args...))
 			if ctx.Err() != nil {
-				t.Fatalf("the server started instead of refusing (killed after 30s); stderr:\n%s", stderr.String())
+				t.Fatalf("the server started instead of refusing (killed after 30s); stderr:\n%s", stderr)
 			}
-			if err == nil {
-				t.Fatalf("exit 0, want a refusal; stderr:\n%s", stderr.String())
+			if code == 0 {
+				t.Fatalf("exit 0, want a refusal; stderr:\n%s", stderr)
 			}
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
 			last := lines[len(lines)-1]
 			if !strings.Contains(last, tc.want) {
-				t.Fatalf("reason %q does not mention %q (stderr:\n%s)", last, tc.want, stderr.String())
+				t.Fatalf("reason %q does not mention %q (stderr:\n%s)", last, tc.want, stderr)
 			}
 			if len(lines) != 1 {
-				t.Fatalf("want a one-line reason before anything starts, got:\n%s", stderr.String())
+				t.Fatalf("want a one-line reason before anything starts, got:\n%s", stderr)
 			}
 		})
 	}
@@ -500,14 +469,7 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 
 func TestTokenFiles(t *testing.T) {
 	m := newMember(t, "tokens", "z")
-	dir := t.TempDir()
-	apiFile, adminFile := filepath.Join(dir, "api"), filepath.Join(dir, "admin")
-	if err := os.WriteFile(apiFile, []byte("api-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(adminFile, []byte("admin-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	apiFile, adminFile := testutil.TempFile(t, "api", []byte("api-secret\n")), testutil.TempFile(t, "admin", []byte("admin-secret\n"))
 	m.Flags = append(m.Flags, "--api-token-file", apiFile)
 	m.start()
 	m.waitReady(20 * time.Second)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -15,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -202,16 +200,11 @@ func TestTokenServerCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: runs three real members")
 	}
-	dir := t.TempDir()
 	const master = "5d1ae3f94b54d6a9c6a7d0ef0bb1a4fd5d1ae3f94b54d6a9c6a7d0ef0bb1a4fd"
-	masterFile, hashFile, jwksFile := filepath.Join(dir, "master"), filepath.Join(dir, "hash"), filepath.Join(dir, "jwks.json")
 	// Two master secrets, oldest first: the newest one signs.
-	if err := os.WriteFile(masterFile, []byte("# rotated out\n00000000000000000000000000000000\n"+master+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(hashFile, []byte("metrics-hash-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	masterFile := testutil.TempFile(t, "master", []byte("# rotated out\n00000000000000000000000000000000\n"+master+"\n"))
+	hashFile := testutil.TempFile(t, "hash", []byte("metrics-hash-secret\n"))
+	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
 	k1, k2, stranger := newTestFxAKey(t, "k1"), newTestFxAKey(t, "k2"), newTestFxAKey(t, "k1")
 	writeJWKS(t, jwksFile, k1)
 
@@ -326,19 +319,10 @@ func TestTokenServerCluster(t *testing.T) {
 	purge := func(extra ...string) (map[string]any, int) {
 		t.Helper()
 		args := append([]string{"purge", "--once", "--grace", "0s", "--max-per-loop", "1", "--addr", follower.HTTPAddr, "--master-secret-file", masterFile}, extra...)
-		cmd := exec.Command(testutil.WimmsPath(t), args...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("purge: %v", err)
-		}
+		stdout, stderr, code := testutil.RunSplit(t, testutil.Wimms(t, args...))
 		var sum map[string]any
-		if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
-			t.Fatalf("purge summary %q (stderr %s): %v", stdout.String(), stderr.String(), err)
+		if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+			t.Fatalf("purge summary %q (stderr %s): %v", stdout, stderr, err)
 		}
 		return sum, code
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,20 +67,13 @@ func TestTokenServerHelpers(t *testing.T) {
 // A member asked to serve tokens without the secrets to sign them refuses
 // to start, and says which setting is missing without echoing any value.
 func TestServerRefusesTokenServerWithoutSecrets(t *testing.T) {
-	bin := testutil.WimmsPath(t)
 	dir := t.TempDir()
-	jwks := filepath.Join(dir, "jwks.json")
 	k, err := fxa.GenerateKey("k")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(jwks, fxa.JWKS(k), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	masterFile := filepath.Join(dir, "master")
-	if err := os.WriteFile(masterFile, []byte("do-not-print-me\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	jwks := testutil.TempFile(t, "jwks.json", fxa.JWKS(k))
+	masterFile := testutil.TempFile(t, "master", []byte("do-not-print-me\n"))
 	p := freePorts(t, 3)
 	for _, c := range []struct {
 		extra []string
@@ -95,12 +87,12 @@ func TestServerRefusesTokenServerWithoutSecrets(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		args := append([]string{"server", "--data-dir", filepath.Join(dir, "data"),
 			"--http-addr", "127.0.0.1:" + strconv.Itoa(p[0]), "--raft-addr", "127.0.0.1:" + strconv.Itoa(p[1]), "--gossip-addr", "127.0.0.1:" + strconv.Itoa(p[2])}, c.extra...)
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append(os.Environ(), "WIMMS_MASTER_SECRET=", "WIMMS_METRICS_HASH_SECRET=")
-		out, err := cmd.CombinedOutput()
+		// testutil.WimmsContext leaves out the caller's WIMMS_MASTER_SECRET and
+		// WIMMS_METRICS_HASH_SECRET, which would supply the missing secrets.
+		out, code := testutil.Run(t, testutil.WimmsContext(ctx, t, args...))
 		cancel()
-		if err == nil || !strings.Contains(string(out), c.want) || strings.Contains(string(out), "do-not-print-me") {
-			t.Fatalf("%v: err %v, output %s", c.extra, err, out)
+		if code == 0 || !strings.Contains(out, c.want) || strings.Contains(out, "do-not-print-me") {
+			t.Fatalf("%v: exit status %d, output %s", c.extra, code, out)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/internal/launch"
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // TestVersionStampedByLdflags: the variables the Makefile stamps are the
@@ -34,8 +35,8 @@ func TestVersionStampedByLdflags(t *testing.T) {
 	build := exec.Command(launch.GoTool(), "build", "-o", bin, "-ldflags",
 		"-X main.version=v9.8.7 -X main.commit=0123abc -X 'main.build=https://ci.example.com/build/42'", ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if out, code := testutil.Run(t, build); code != 0 {
+		t.Fatalf("go build: exit status %d\n%s", code, out)
 	}
 	m := newMember(t, "v1", "zone-a")
 	m.Bin = bin

@@ -79,6 +79,6 @@ func TestSmokeCompareBadFlagsExitTwo(t *testing.T) {
 		{"--target", "leader"},
 		{"--spawn", "3", "--target", "everyone"},
 	} {
-		checkBenchRefuses(t, bin, args)
+		checkBenchRefuses(t, args)
 	}
 }

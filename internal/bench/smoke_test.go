@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -72,7 +70,6 @@ func TestSmokeSpawnedCluster(t *testing.T) {
 
 // TestSmokeBadFlagsExitTwo checks the command's contract for bad flags.
 func TestSmokeBadFlagsExitTwo(t *testing.T) {
-	bin := testutil.WimmsPath(t)
 	for _, args := range [][]string{
 		{"--workload", "write"},
 		{"--clients", "0"},
@@ -86,43 +83,34 @@ func TestSmokeBadFlagsExitTwo(t *testing.T) {
 		{"--workload", "token", "--token-jwks-key", "/nonexistent/key.pem"},
 		{"--no-such-flag"},
 	} {
-		checkBenchRefuses(t, bin, args)
+		checkBenchRefuses(t, args)
 	}
 }
 
 // checkBenchRefuses runs `wimms bench args`, which must exit with status 2
 // and say why on stderr.
-func checkBenchRefuses(t *testing.T, bin string, args []string) {
+func checkBenchRefuses(t *testing.T, args []string) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"bench"}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
-		t.Errorf("wimms bench %v: %v, want exit status 2 (stderr %q)", args, err, stderr.String())
+	_, stderr, code := testutil.RunSplit(t, testutil.Wimms(t, append([]string{"bench"}, args...)...))
+	if code != 2 {
+		t.Errorf("wimms bench %v: exit status %d, want 2 (stderr %q)", args, code, stderr)
 		return
 	}
-	if !strings.Contains(stderr.String(), "wimms:") {
-		t.Errorf("wimms bench %v: no error message on stderr: %q", args, stderr.String())
+	if !strings.Contains(stderr, "wimms:") {
+		t.Errorf("wimms bench %v: no error message on stderr: %q", args, stderr)
 	}
 }
 
 // A run where every request fails must not look like a result.
 func TestSmokeNoSuccessExitsOne(t *testing.T) {
-	bin := testutil.WimmsPath(t)
 	srv := newFakeAPI("").server(t, "dead")
 	dead := hostOf(srv.URL)
 	srv.Close()
-	cmd := exec.Command(bin, "bench", "--addrs", dead, "--setup=false", "--ops", "3", "--clients", "1", "--quiet", "--json")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "no operation succeeded") {
-		t.Fatalf("err %v, stderr %q: want exit 1 saying no operation succeeded", err, stderr.String())
+	stdout, stderr, code := testutil.RunSplit(t, testutil.Wimms(t, "bench", "--addrs", dead, "--setup=false", "--ops", "3", "--clients", "1", "--quiet", "--json"))
+	if code != 1 || !strings.Contains(stderr, "no operation succeeded") {
+		t.Fatalf("exit status %d, stderr %q: want exit 1 saying no operation succeeded", code, stderr)
 	}
-	if !strings.Contains(stdout.String(), `"errors": 3`) {
-		t.Fatalf("the summary must still be printed: %q", stdout.String())
+	if !strings.Contains(stdout, `"errors": 3`) {
+		t.Fatalf("the summary must still be printed: %q", stdout)
 	}
 }

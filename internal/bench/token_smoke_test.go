@@ -1,12 +1,8 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,21 +48,15 @@ func TestSmokeTokenWorkload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyFile := filepath.Join(t.TempDir(), "bench-key.pem")
-	if err := os.WriteFile(keyFile, pem, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, bin, "bench", "--addrs", strings.Join(cl.HTTPAddrs(), ","), "--workload", "token",
+	keyFile := testutil.TempFile(t, "bench-key.pem", pem)
+	out, stderr, code := testutil.RunSplit(t, testutil.WimmsContext(ctx, t, "bench", "--addrs", strings.Join(cl.HTTPAddrs(), ","), "--workload", "token",
 		"--token-jwks-key", keyFile, "--service", "sync-1.5", "--nodes", "2", "--users", "5", "--clients", "2",
-		"--ops", "50", "--warmup", "0s", "--quiet", "--json")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("wimms bench --token-jwks-key: %v; stderr: %s", err, stderr.String())
+		"--ops", "50", "--warmup", "0s", "--quiet", "--json"))
+	if code != 0 {
+		t.Fatalf("wimms bench --token-jwks-key: exit status %d; stderr: %s", code, stderr)
 	}
 	var got Summary
-	if err := json.Unmarshal(out, &got); err != nil {
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("summary %q: %v", out, err)
 	}
 	if got.Workload != "token" || got.OK != 50 || got.Errors != 0 {

@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/internal/mysqlimport/mariadbtest"
+	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -41,7 +40,7 @@ type cluster struct {
 
 func startMember(t *testing.T, dataDir, id, raftAddr string) *cluster {
 	t.Helper()
-	logger := hclog.New(&hclog.LoggerOptions{Name: id, Level: hclog.Error, Output: os.Stderr})
+	logger := testutil.Logger(t).With("member", id)
 	st, err := store.Open(store.Config{ID: id, DataDir: dataDir, RaftBind: raftAddr, Bootstrap: true, Logger: logger,
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
 		LeaderLeaseTimeout: 150 * time.Millisecond, CommitTimeout: 5 * time.Millisecond, ApplyTimeout: 30 * time.Second})
