@@ -1,4 +1,6 @@
-// Package testutil holds helpers shared by the tests of several packages.
+// Package testutil holds helpers shared by the tests of several packages:
+// one way to build and run the wimms binary and other programs
+// (binary.go, command.go), logs, free ports, waiting and Docker checks.
 package testutil
 
 import (
