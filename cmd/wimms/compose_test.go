@@ -319,7 +319,11 @@ func (p *composeProject) clusterStatus(m string) (wire.ClusterStatus, error) {
 	if err != nil {
 		return wire.ClusterStatus{}, err
 	}
-	return fetchClusterStatus(context.Background(), c.api, p.addrs[m])
+	st, err := fetchClusterStatus(context.Background(), c.api)
+	if err != nil {
+		return st, fmt.Errorf("cluster status of %s: %w", p.addrs[m], err)
+	}
+	return st, nil
 }
 
 func composeCheckMembership(st wire.ClusterStatus) error {
