@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -190,6 +191,27 @@ func advertised(flagName, advertise, listen string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
+// checkListenAddr refuses a listen address that is not HOST:PORT with a
+// numeric port, naming the flag the user typed (an empty gossip address
+// means "derive it" and passes).
+func checkListenAddr(flag, addr string) error {
+	if addr == "" && flag == "gossip-addr" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		var n int
+		n, err = strconv.Atoi(port)
+		if err == nil && (n < 0 || n > 65535) {
+			err = errors.New("port out of range")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("--%s %q: want HOST:PORT, e.g. 127.0.0.1:8080 (0.0.0.0:PORT listens on every address)", flag, addr)
+	}
+	return nil
+}
+
 func validateServerFlags(f *serverFlags) error {
 	if f.id == "" || len(f.id) > 64 || strings.ContainsAny(f.id, " /\t\n") {
 		return fmt.Errorf("--id %q: want 1–64 characters without spaces or '/'", f.id)
@@ -199,6 +221,11 @@ func validateServerFlags(f *serverFlags) error {
 	}
 	if err := f.storage.validate(); err != nil {
 		return err
+	}
+	for _, l := range []struct{ flag, addr string }{{"http-addr", f.httpAddr}, {"raft-addr", f.raftAddr}, {"gossip-addr", f.gossipAddr}} {
+		if err := checkListenAddr(l.flag, l.addr); err != nil {
+			return err
+		}
 	}
 	if f.gossipAddr == "" {
 		g, err := defaultGossipAddr(f.raftAddr)
