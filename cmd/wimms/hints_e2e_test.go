@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +73,35 @@ func TestToolErrorsSayWhatToDo(t *testing.T) {
 	out := testutil.WimmsOK(t, "status", "--addr", plain.HTTPAddr, "--api-token", api, "--wait", "60s", "--members", "1")
 	if !strings.Contains(out, "p1") {
 		t.Fatalf("status does not list p1:\n%s", out)
+	}
+}
+
+// TestJoinToTheRaftPortSaysWhich: a --join aimed at a member's Raft port
+// is logged as one line that names the flag's meaning, not a bare EOF in
+// a multi-line block.
+func TestJoinToTheRaftPortSaysWhich(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts members")
+	}
+	a := newMember(t, "j1", "zone-a")
+	a.start()
+	a.waitReady(60 * time.Second)
+	b := newMember(t, "j2", "zone-b")
+	b.SetJoin([]string{a.RaftAddr})
+	b.start()
+	const hint = "--join takes a member's HTTP address (its --http-addr), not its Raft or gossip port"
+	eventually(t, 60*time.Second, "j2 logs why its join fails", func() error {
+		if !strings.Contains(b.log(t), hint) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	for _, line := range strings.Split(b.log(t), "\n") {
+		if strings.Contains(line, "join failed") && !strings.Contains(line, hint) {
+			t.Errorf("a join failure that does not say what to do: %s", line)
+		}
+	}
+	if strings.Contains(b.log(t), "\t* ") {
+		t.Errorf("join errors logged as a multi-line block:\n%s", b.log(t))
 	}
 }
