@@ -358,7 +358,7 @@ func newRaftTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, 
 func raftConfig(cfg Config, logger hclog.Logger) (*raft.Config, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
-	rc.Logger = logger.Named("raft")
+	rc.Logger = raftLogger{logger.Named("raft")}
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
