@@ -32,7 +32,9 @@ func (l raftLogger) Log(level hclog.Level, msg string, args ...interface{}) {
 
 func (l raftLogger) With(args ...interface{}) hclog.Logger { return raftLogger{l.Logger.With(args...)} }
 func (l raftLogger) Named(name string) hclog.Logger        { return raftLogger{l.Logger.Named(name)} }
-func (l raftLogger) ResetNamed(name string) hclog.Logger   { return raftLogger{l.Logger.ResetNamed(name)} }
+func (l raftLogger) ResetNamed(name string) hclog.Logger {
+	return raftLogger{l.Logger.ResetNamed(name)}
+}
 
 // beyondLastIndex reports raft's "previous-index" argument above its
 // "last-index": the entry is missing because it was never received, not
