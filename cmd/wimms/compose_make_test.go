@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wimms-dev/wimms/internal/launch"
 	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/jepsen"
 )
@@ -46,7 +47,7 @@ func TestMakeClusterUpSecured(t *testing.T) {
 	}
 	gobuild := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(work, "bin", "wimms"), "./cmd/wimms")
 	gobuild.Dir = root
-	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0")
+	gobuild.Env = launch.GoEnv("CGO_ENABLED=0")
 	if out, code := testutil.Run(t, gobuild); code != 0 {
 		t.Fatalf("go build ./cmd/wimms: exit status %d\n%s", code, out)
 	}
