@@ -8,20 +8,21 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// ErrWrongIdentity is a data dir started as a member it does not belong
-// to: its Raft configuration does not hold the --id given. Raft itself
-// would start and idle for ever ("not part of a stable configuration"), so
-// the store refuses at open and says which members the data dir has. A
-// new address is not refused: Raft knows a member by its id, a lone member
-// elects itself wherever it listens, and others re-address a member when
-// it joins again.
+// ErrWrongIdentity is a data dir started, without --join, as a member its
+// Raft configuration does not hold: nobody would ever add it, and Raft
+// itself would start and idle for ever ("not part of a stable
+// configuration"), so the store refuses at open and says which members the
+// data dir has. With --join the member asks to be added (a member removed
+// and restarted on its data does that), so it passes. A new address is
+// never refused: Raft knows a member by its id, a lone member elects
+// itself wherever it listens, and others re-address a member that joins.
 var ErrWrongIdentity = errors.New("data dir belongs to another member")
 
 // checkIdentity compares id with the configuration the data dir holds; a
 // data dir with no configuration yet (new, or a member that has not
-// received one) passes.
-func checkIdentity(dataDir, id string, cfg raft.Configuration) error {
-	if len(cfg.Servers) == 0 {
+// received one) passes, and so does a member that will ask to join.
+func checkIdentity(dataDir, id string, joining bool, cfg raft.Configuration) error {
+	if len(cfg.Servers) == 0 || joining {
 		return nil
 	}
 	var have []string
@@ -31,6 +32,6 @@ func checkIdentity(dataDir, id string, cfg raft.Configuration) error {
 		}
 		have = append(have, fmt.Sprintf("%s at %s", s.ID, s.Address))
 	}
-	return fmt.Errorf("%w: data dir %s has no member %q in its Raft configuration (it has %s): start it with the --id it was made for, or give a new member an empty --data-dir; a member removed from the cluster must be wiped before it joins again",
+	return fmt.Errorf("%w: data dir %s has no member %q in its Raft configuration (it has %s), and without --join nobody would add it: start it with the --id it was made for, give --join to have it added, or give a new member an empty --data-dir",
 		ErrWrongIdentity, dataDir, id, strings.Join(have, ", "))
 }

@@ -14,14 +14,16 @@ func TestCheckIdentity(t *testing.T) {
 	}}
 	for _, c := range []struct {
 		name, id string
+		joining  bool
 		cfg      raft.Configuration
 		refused  bool
 	}{
-		{"no configuration yet", "m9", raft.Configuration{}, false},
-		{"a member of it", "m2", three, false},
-		{"not a member", "m9", three, true},
+		{"no configuration yet", "m9", false, raft.Configuration{}, false},
+		{"a member of it", "m2", false, three, false},
+		{"not a member, nobody to add it", "m9", false, three, true},
+		{"not a member, asking to join", "m9", true, three, false},
 	} {
-		err := checkIdentity("/data", c.id, c.cfg)
+		err := checkIdentity("/data", c.id, c.joining, c.cfg)
 		if (err != nil) != c.refused {
 			t.Fatalf("%s: err %v, want refused=%v", c.name, err, c.refused)
 		}

@@ -217,7 +217,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		if err := conf.Error(); err != nil {
 			return nil, fmt.Errorf("reading the raft configuration: %w", err)
 		}
-		if err := checkIdentity(cfg.DataDir, cfg.ID, conf.Configuration()); err != nil {
+		if err := checkIdentity(cfg.DataDir, cfg.ID, !cfg.Bootstrap, conf.Configuration()); err != nil {
 			return nil, err
 		}
 	}
