@@ -62,17 +62,23 @@ jepsen: build
 # Offline image: FROM scratch around the static binary (Dockerfile,
 # docs/deployment.md). bin/docker-data becomes the image's /data, owned by
 # the runtime uid, because scratch has no shell to create it during a build.
+# WIMMS_IMAGE is also what docker-compose.yml runs.
+WIMMS_IMAGE ?= wimms:latest
+export WIMMS_IMAGE
 image: build
 	mkdir -p bin/docker-data
 	@if [ -n "$$(ls -A bin/docker-data)" ]; then echo "image: bin/docker-data must stay empty (it becomes /data in the image)"; exit 1; fi
-	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t wimms:$(VERSION) -t wimms:latest .
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t wimms:$(VERSION) -t $(WIMMS_IMAGE) .
 
 # The compose cluster is secured by default (docs/security.md): mutual TLS
 # between members, HTTPS API, encrypted gossip, with the CA, member
 # certificates and gossip key `make certs` issues into WIMMS_SECRETS_DIR
 # (git-ignored, mounted read-only). WIMMS_INSECURE=1 runs it open, for
 # development only.
+# Absolute: docker-compose v1 takes a relative path without "./" for the
+# name of a volume, not a directory.
 WIMMS_SECRETS_DIR ?= deploy/secrets
+override WIMMS_SECRETS_DIR := $(abspath $(WIMMS_SECRETS_DIR))
 export WIMMS_SECRETS_DIR
 ifeq ($(WIMMS_INSECURE),1)
 COMPOSE  := docker-compose -f docker-compose.yml
@@ -110,7 +116,7 @@ certs: build
 # header of docker-compose.yml); the recipes read the same variables.
 cluster-up: image $(CERTS)
 	$(COMPOSE) up -d
-	$(BIN) status $(TOOL_TLS) --addr $${WIMMS_PUBLISH_IP:-127.0.0.1}:$${WIMMS1_HTTP_PORT:-18080} --wait 60s
+	$(BIN) status $(TOOL_TLS) --addr $${WIMMS_PUBLISH_IP:-127.0.0.1}:$${WIMMS1_HTTP_PORT:-18080} --wait 120s --members 3
 
 # Keeps the volumes: the next cluster-up resumes with the same data.
 cluster-down:

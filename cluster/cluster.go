@@ -120,6 +120,9 @@ type Cluster struct {
 	now    func() time.Time
 	peers  *registry
 	client *http.Client // member-to-member and forwarded requests
+	// reconciles counts finished reconcile passes of the leader loop, so
+	// a test can wait for "the leader looked again" instead of sleeping.
+	reconciles atomic.Uint64
 	// relays are the writes waiting to be relayed to the leader in a batch.
 	relays       relayQueue
 	relayMetrics relayMetrics

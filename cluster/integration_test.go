@@ -34,7 +34,25 @@ type member struct {
 	stopped    bool
 }
 
-const testReapAfter = 2 * time.Second
+const (
+	testReapAfter       = 2 * time.Second
+	testElection        = 500 * time.Millisecond // heartbeat and election timeout
+	testGossipSync      = time.Second
+	testReconcileEvery  = 200 * time.Millisecond
+	testGossipProbeEach = 200 * time.Millisecond
+)
+
+// Deadlines drawn from the members' own timings: how many rounds of the
+// protocol that produces an event the test allows before it calls the
+// cluster stuck. The multiples are generous so that a loaded machine, where
+// a round takes many times its nominal length, still passes; they bound a
+// hang and measure nothing.
+const (
+	electionDeadline = 30 * testElection                      // a leader elected
+	gossipDeadline   = 15 * testGossipSync                    // a gossip state seen by every member
+	changeDeadline   = gossipDeadline + 30*testReconcileEvery // gossip seen, then a reconcile applied it
+	reapDeadline     = changeDeadline + 2*testReapAfter       // a failed member reaped
+)
 
 // startMember starts (or, with prev, restarts on the same data and
 // addresses) a member. join empty bootstraps a new cluster. The member is
@@ -53,8 +71,8 @@ func startMember(t, owner *testing.T, id, ip string, join []string, prev *member
 		Bootstrap:          len(join) == 0,
 		Logger:             logger,
 		ApplyTimeout:       5 * time.Second,
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
+		HeartbeatTimeout:   testElection,
+		ElectionTimeout:    testElection,
 		LeaderLeaseTimeout: 250 * time.Millisecond,
 		CommitTimeout:      10 * time.Millisecond,
 	})
@@ -81,9 +99,9 @@ func startMember(t, owner *testing.T, id, ip string, join []string, prev *member
 		ReapAfter:           testReapAfter,
 		LeaderWait:          3 * time.Second,
 		ForwardTimeout:      5 * time.Second,
-		ReconcileInterval:   200 * time.Millisecond,
-		GossipProbeInterval: 200 * time.Millisecond,
-		GossipSyncInterval:  time.Second,
+		ReconcileInterval:   testReconcileEvery,
+		GossipProbeInterval: testGossipProbeEach,
+		GossipSyncInterval:  testGossipSync,
 	})
 	if err != nil {
 		t.Fatalf("cluster.New %s: %v", id, err)
@@ -200,7 +218,7 @@ func (m *member) status() wire.ClusterStatus {
 func leader(t *testing.T, ms ...*member) *member {
 	t.Helper()
 	var found *member
-	testutil.WaitFor(t, 15*time.Second, "a leader", func() bool {
+	testutil.WaitFor(t, electionDeadline, "a leader", func() bool {
 		for _, m := range ms {
 			if !m.stopped && m.st.IsLeader() {
 				found = m
@@ -238,7 +256,7 @@ func TestClusterInProcess(t *testing.T) {
 	}
 	top := t
 	a := startMember(t, top, "a", "127.0.0.1", nil, nil)
-	testutil.WaitFor(t, 10*time.Second, "a to lead", a.st.IsLeader)
+	testutil.WaitFor(t, electionDeadline, "a to lead", a.st.IsLeader)
 
 	// b joins over HTTP: the leader adds it before Start returns.
 	b := startMember(t, top, "b", "127.0.0.2", []string{a.httpAddr}, nil)
@@ -247,7 +265,7 @@ func TestClusterInProcess(t *testing.T) {
 	}
 	// c joins through a's gossip address only: the leader loop adds it.
 	c := startMember(t, top, "c", "127.0.0.3", []string{a.gossipAddr}, nil)
-	testutil.WaitFor(t, 10*time.Second, "the leader loop to add c", func() bool {
+	testutil.WaitFor(t, changeDeadline, "the leader loop to add c", func() bool {
 		return slices.Equal(leaderConfig(t, a, b, c), []string{"a", "b", "c"})
 	})
 	// d joins over HTTP through a follower, which forwards to the leader.
@@ -260,7 +278,7 @@ func TestClusterInProcess(t *testing.T) {
 
 	t.Run("status", func(t *testing.T) {
 		for _, m := range all {
-			testutil.WaitFor(t, 10*time.Second, m.id+" to see every member alive with its addresses", func() bool {
+			testutil.WaitFor(t, gossipDeadline, m.id+" to see every member alive with its addresses", func() bool {
 				st := m.status()
 				if st.Leader == nil || len(st.Members) != 4 {
 					return false
@@ -326,7 +344,7 @@ func TestClusterInProcess(t *testing.T) {
 			t.Fatalf("DELETE d via %s: %d %s", via.id, ans.code, ans.body)
 		}
 		rest := []*member{a, b, c}
-		testutil.WaitFor(t, 5*time.Second, "d out of the configuration", func() bool {
+		testutil.WaitFor(t, changeDeadline, "d out of the configuration", func() bool {
 			return slices.Equal(leaderConfig(t, rest...), []string{"a", "b", "c"})
 		})
 		if ans := via.do(http.MethodDelete, "/v1/cluster/members/nobody", ""); ans.code != http.StatusNotFound {
@@ -334,12 +352,14 @@ func TestClusterInProcess(t *testing.T) {
 		}
 		// d is still alive in gossip; no leader loop may re-add it.
 		for _, m := range rest {
-			testutil.WaitFor(t, 5*time.Second, "d's removed flag to reach "+m.id, func() bool {
+			testutil.WaitFor(t, gossipDeadline, "d's removed flag to reach "+m.id, func() bool {
 				p, ok := m.cl.peers.get("d")
 				return ok && p.meta.Removed && p.state == gossipAlive
 			})
 		}
-		time.Sleep(5 * 200 * time.Millisecond) // several reconcile rounds
+		l := leader(t, rest...)
+		after := l.cl.reconciles.Load()
+		testutil.WaitFor(t, changeDeadline, "several reconcile passes", func() bool { return l.cl.reconciles.Load() >= after+5 })
 		if ids := leaderConfig(t, rest...); slices.Contains(ids, "d") {
 			t.Fatalf("the leader loop re-added the removed member d: %v", ids)
 		}
@@ -347,13 +367,13 @@ func TestClusterInProcess(t *testing.T) {
 		// Graceful stop shows as "left"; restarted with its data, d asks
 		// to be added again.
 		d.stop()
-		testutil.WaitFor(t, 5*time.Second, "d to be seen leaving gracefully", func() bool {
+		testutil.WaitFor(t, gossipDeadline, "d to be seen leaving gracefully", func() bool {
 			p, ok := a.cl.peers.get("d")
 			return ok && p.state == gossipLeft
 		})
 		d = startMember(t, top, "d", "127.0.0.4", []string{b.httpAddr}, d)
 		all[3] = d
-		testutil.WaitFor(t, 10*time.Second, "restarted d to be re-added", func() bool {
+		testutil.WaitFor(t, changeDeadline, "restarted d to be re-added", func() bool {
 			return slices.Equal(leaderConfig(t, all...), []string{"a", "b", "c", "d"})
 		})
 	})
@@ -362,24 +382,32 @@ func TestClusterInProcess(t *testing.T) {
 		// Four voters, d fails: 4 → 3 is allowed once d has been failed
 		// for ReapAfter.
 		for _, m := range others(all, d) {
-			testutil.WaitFor(t, 10*time.Second, m.id+" to see the restarted d alive", func() bool {
+			testutil.WaitFor(t, gossipDeadline, m.id+" to see the restarted d alive", func() bool {
 				p, ok := m.cl.peers.get("d")
 				return ok && p.state == gossipAlive && !p.meta.Removed
 			})
 		}
 		d.crash()
-		testutil.WaitFor(t, 15*time.Second, "d to be reaped", func() bool {
+		testutil.WaitFor(t, reapDeadline, "d to be reaped", func() bool {
 			return slices.Equal(leaderConfig(t, a, b, c), []string{"a", "b", "c"})
 		})
 		// Three voters: c fails and is never reaped.
 		c.crash()
 		for _, m := range []*member{a, b} {
-			testutil.WaitFor(t, 10*time.Second, m.id+" to see c failed", func() bool {
+			testutil.WaitFor(t, gossipDeadline, m.id+" to see c failed", func() bool {
 				p, ok := m.cl.peers.get("c")
 				return ok && p.state == gossipFailed
 			})
 		}
-		time.Sleep(testReapAfter + time.Second)
+		// Past the reap delay, the leader reconciles several more times and
+		// must still keep c: a reap then would break the three-voter floor.
+		failedAt := time.Now()
+		l := leader(t, a, b)
+		testutil.WaitFor(t, reapDeadline, "the leader to reconcile past the reap delay", func() bool {
+			return time.Since(failedAt) > testReapAfter && l.cl.reconciles.Load() > 0
+		})
+		after := l.cl.reconciles.Load()
+		testutil.WaitFor(t, changeDeadline, "three more reconcile passes", func() bool { return l.cl.reconciles.Load() >= after+3 })
 		if ids := leaderConfig(t, a, b); !slices.Equal(ids, []string{"a", "b", "c"}) {
 			t.Fatalf("reaped below three voters: %v", ids)
 		}
@@ -392,7 +420,7 @@ func TestClusterInProcess(t *testing.T) {
 		// A fourth voter joins: now c may go (4 → 3).
 		e := startMember(t, top, "e", "127.0.0.5", []string{b.httpAddr}, nil)
 		all = []*member{a, b, e}
-		testutil.WaitFor(t, 15*time.Second, "c reaped once e made four voters", func() bool {
+		testutil.WaitFor(t, reapDeadline, "c reaped once e made four voters", func() bool {
 			return slices.Equal(leaderConfig(t, all...), []string{"a", "b", "e"})
 		})
 	})
@@ -406,7 +434,7 @@ func TestClusterInProcess(t *testing.T) {
 		}
 		want := []string{rest[0].id, rest[1].id}
 		for _, m := range rest {
-			testutil.WaitFor(t, 10*time.Second, l.id+" removed by the new leader, as "+m.id+" sees it", func() bool {
+			testutil.WaitFor(t, changeDeadline+electionDeadline, l.id+" removed by the new leader, as "+m.id+" sees it", func() bool {
 				return slices.Equal(m.configIDs(), want)
 			})
 		}

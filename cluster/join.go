@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
@@ -113,7 +114,20 @@ func (c *Cluster) joinOnce(ctx context.Context, targets []string) error {
 		}
 		errs = append(errs, fmt.Errorf("gossip join %s: %w", addr, gerr))
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs)
+}
+
+// joinErrors is errs as one error on one line: the join loop logs it, and
+// errors.Join's newlines would break a log line into a block.
+func joinErrors(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = strings.ReplaceAll(e.Error(), "\n", "; ")
+	}
+	return fmt.Errorf("%s", strings.Join(msgs, "; "))
 }
 
 func (c *Cluster) postJoin(ctx context.Context, addr string) error {
@@ -138,6 +152,9 @@ func (c *Cluster) postJoin(ctx context.Context, addr string) error {
 	c.setMemberAuth(req, true)
 	resp, err := c.client.Do(req)
 	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "malformed HTTP response") {
+			return fmt.Errorf("join via %s: no HTTP answer (%v): --join takes a member's HTTP address (its --http-addr), not its Raft or gossip port", addr, err)
+		}
 		return fmt.Errorf("join via %s: %w", addr, err)
 	}
 	defer resp.Body.Close()

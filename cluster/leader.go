@@ -118,6 +118,7 @@ type leaderLoopState struct {
 }
 
 func (c *Cluster) reconcile(ctx context.Context, lc *leaderLoopState) {
+	defer c.reconciles.Add(1)
 	servers, err := c.st.Servers()
 	if err != nil {
 		c.log.Warn("reconcile: read raft configuration", "error", err)

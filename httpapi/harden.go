@@ -125,10 +125,7 @@ func (rq *request) jsonContentType() bool {
 func (s *Server) RequireAdmin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r, accessAdmin) {
-			rq := &request{s: s, w: w, r: r}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="wimms"`)
-			rq.writeError(http.StatusUnauthorized, StatusUnauthorized,
-				ErrorDetail{Location: LocationHeader, Name: "Authorization", Description: "missing or invalid bearer token"})
+			(&request{s: s, w: w, r: r}).refuseUnauthorized(accessAdmin)
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -207,9 +207,7 @@ func (s *Server) serve(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rq := &request{s: s, w: w, r: r, rt: rt}
 		if !s.authorized(r, rt.access) {
-			rq.w.Header().Set("WWW-Authenticate", `Bearer realm="wimms"`)
-			rq.writeError(http.StatusUnauthorized, StatusUnauthorized,
-				ErrorDetail{Location: LocationHeader, Name: "Authorization", Description: "missing or invalid bearer token"})
+			rq.refuseUnauthorized(rt.access)
 			return
 		}
 		if rt.kind == kindRaw {
@@ -639,4 +637,16 @@ func (s *Server) authorized(r *http.Request, a access) bool {
 		}
 	}
 	return HasBearerToken(r, want...)
+}
+
+// refuseUnauthorized answers 401 naming the token the call needs, so a
+// caller learns which secret to give instead of guessing between two.
+func (rq *request) refuseUnauthorized(a access) {
+	need := "the API token (or the admin token): the CLI's --api-token-file FILE or WIMMS_API_TOKEN"
+	if a == accessAdmin && rq.s.adminToken != "" {
+		need = "the admin token: the CLI's --admin-token-file FILE or WIMMS_ADMIN_TOKEN"
+	}
+	rq.w.Header().Set("WWW-Authenticate", `Bearer realm="wimms"`)
+	rq.writeError(http.StatusUnauthorized, StatusUnauthorized,
+		ErrorDetail{Location: LocationHeader, Name: "Authorization", Description: "missing or invalid bearer token; this call needs " + need})
 }

@@ -35,4 +35,8 @@ func (s *Server) mountStatic(r *mux.Router) {
 		}))
 	r.Path("/ui").Methods(http.MethodGet, http.MethodHead).Name("dashboard-redirect").Handler(
 		http.RedirectHandler(uiPrefix, http.StatusMovedPermanently))
+	// A person who opens the member's address in a browser lands on the
+	// dashboard; 302, not 301, so that a later release may serve / itself.
+	r.Path("/").Methods(http.MethodGet, http.MethodHead).Name("root-redirect").Handler(
+		http.RedirectHandler(uiPrefix, http.StatusFound))
 }

@@ -54,6 +54,11 @@ func TestDashboardFilesServedAndSelfContained(t *testing.T) {
 		t.Fatalf("GET /ui: %d to %q, want 301 to /ui/", rec.Code, rec.Header().Get("Location"))
 	}
 	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") != "/ui/" {
+		t.Fatalf("GET /: %d to %q, want 302 to /ui/", rec.Code, rec.Header().Get("Location"))
+	}
+	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/services", nil))
 	if rec.Code != http.StatusUnauthorized {
 		t.Fatalf("the API behind the dashboard must still need the token: %d", rec.Code)

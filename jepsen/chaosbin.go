@@ -57,7 +57,7 @@ func BuildChaosBinary(ctx context.Context, dir, out string) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, gobin, "build", "-tags", "chaos", "-trimpath", "-o", out, "./cmd/wimms")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = launch.GoEnv("CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build -tags chaos ./cmd/wimms in %s: %w: %s", root, err, lastLines(b, 5))
 	}

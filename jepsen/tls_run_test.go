@@ -17,9 +17,7 @@ func TestChaosWithTLSIsValid(t *testing.T) {
 	if sum.Verdict != VerdictValid {
 		t.Fatalf("TLS cluster judged %s: %+v", sum.Verdict, sum.Anomalies)
 	}
-	if sum.NemesisEvents < 3 || sum.OpsOK < 500 {
-		t.Errorf("too little exercised: %d faults, %d ok ops", sum.NemesisEvents, sum.OpsOK)
-	}
+	checkExercised(t, sum, 3)
 	for i := 1; i <= opts.Members; i++ {
 		if log := memberLog(t, sum.OutDir, i); !strings.Contains(log, "mutual TLS on") || !strings.Contains(log, "encrypted=true") {
 			t.Errorf("member %d did not run with TLS and an encrypted gossip", i)

@@ -212,6 +212,15 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = r.Shutdown().Error() })
+	if hadState {
+		conf := r.GetConfiguration()
+		if err := conf.Error(); err != nil {
+			return nil, fmt.Errorf("reading the raft configuration: %w", err)
+		}
+		if err := checkIdentity(cfg.DataDir, cfg.ID, !cfg.Bootstrap, conf.Configuration()); err != nil {
+			return nil, err
+		}
+	}
 
 	if cfg.Bootstrap && !hadState {
 		if err := bootstrapOneMember(r, cfg.ID, transport.LocalAddr()); err != nil {
@@ -349,7 +358,7 @@ func newRaftTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, 
 func raftConfig(cfg Config, logger hclog.Logger) (*raft.Config, error) {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
-	rc.Logger = logger.Named("raft")
+	rc.Logger = raftLogger{logger.Named("raft")}
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout

@@ -205,6 +205,15 @@ func (a *adminCmd) answer(out io.Writer, what string, err error, v any, table fu
 func callFailed(what string, err error) exitError {
 	var ae *client.APIError
 	var te *client.TransportError
+	if h := hintFor(err); h != "" && !client.IsStatus(err, "unauthorized") {
+		// The member was reached the wrong way: what to change is the
+		// whole message; the raw error would only add noise.
+		code := exitUnreachable
+		if ae != nil || errors.As(err, &ae) {
+			code = exitAPIError
+		}
+		return exitError{code: code, msg: fmt.Sprintf("%s: %s", what, h)}
+	}
 	switch {
 	case errors.As(err, &ae):
 		var b strings.Builder
@@ -223,6 +232,9 @@ func callFailed(what string, err error) exitError {
 			} else {
 				fmt.Fprintf(&b, "%s %s", sep, d.Description)
 			}
+		}
+		if h := hintFor(err); h != "" {
+			fmt.Fprintf(&b, " — %s", h)
 		}
 		if ae.Status == "unknown-outcome" {
 			b.WriteString(" (the change may or may not have been applied: check, or repeat it with the same --idempotency-key)")

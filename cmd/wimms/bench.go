@@ -1,16 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/wimms-dev/wimms/internal/bench"
 	"github.com/wimms-dev/wimms/internal/fxa"
@@ -39,6 +42,7 @@ type benchFlags struct {
 	tokenKey  string
 	tls       toolTLSFlags
 	compare   compareFlags
+	yes       bool
 }
 
 // newBenchCmd wires flags to bench.Run (and bench.Spawn) and prints the
@@ -101,6 +105,7 @@ cluster start failed) or no operation succeeded, 2 for bad flags.`,
 	fl.StringVar(&f.bin, "bin", "", "wimms binary for --spawn (default: this executable)")
 	fl.StringVar(&f.tokenKey, "token-jwks-key", "", "token against --addrs: private key PEM (wimms tokenserver keygen) of a JWKS the cluster's --fxa-jwks-file holds")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "bench log level on stderr: trace, debug, info, warn or error")
+	fl.BoolVar(&f.yes, "yes", false, "against --addrs: allow writing the bench service, its nodes and users into that cluster without asking")
 	addToolTLSFlags(fl, &f.tls)
 	addCompareFlags(fl, &f.compare)
 	return cmd
@@ -241,6 +246,11 @@ func runBench(cmd *cobra.Command, f benchFlags) error {
 		}
 	}
 
+	if f.spawn == 0 {
+		if err := confirmWritesInto(cmd, f, cfg); err != nil {
+			return err
+		}
+	}
 	summary, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return exitError{code: 1, msg: err.Error()}
@@ -297,6 +307,27 @@ func benchTokenKey(f benchFlags, wl bench.Workload) (*fxa.SigningKey, error) {
 func noSuccessError(s *bench.Summary) error {
 	if s.Ops > 0 && s.OK == 0 {
 		return exitError{code: 1, msg: fmt.Sprintf("no operation succeeded (%d errors)", s.Errors)}
+	}
+	return nil
+}
+
+// confirmWritesInto asks before a run writes into a cluster the bench did
+// not start: the bench service and its users stay there. --yes answers
+// for scripts; without a terminal to ask on, the run is refused.
+func confirmWritesInto(cmd *cobra.Command, f benchFlags, cfg bench.Config) error {
+	if f.yes {
+		return nil
+	}
+	what := fmt.Sprintf("wimms bench writes into the cluster at %s: service %q, %d nodes and users that stay there after the run",
+		strings.Join(cfg.Addrs, ","), cfg.Service, cfg.Nodes)
+	in, ok := cmd.InOrStdin().(*os.File)
+	if !ok || !term.IsTerminal(int(in.Fd())) {
+		return usageErrorf("%s; give --yes to allow it, or --spawn N to bench a throwaway cluster", what)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s.\nProceed? [y/N] ", what)
+	answer, _ := bufio.NewReader(in).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+		return exitError{code: exitUsage, msg: "not confirmed: nothing was written"}
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/internal/launch"
 	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/jepsen"
 )
@@ -159,7 +160,7 @@ func composeBuildImage(t *testing.T, root string) string {
 	gobuild := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=compose-test",
 		"-o", filepath.Join(buildCtx, "bin", "wimms"), "./cmd/wimms")
 	gobuild.Dir = root
-	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0")
+	gobuild.Env = launch.GoEnv("CGO_ENABLED=0")
 	if out, code := testutil.Run(t, gobuild); code != 0 {
 		t.Fatalf("go build ./cmd/wimms: exit status %d\n%s", code, out)
 	}
@@ -319,7 +320,11 @@ func (p *composeProject) clusterStatus(m string) (wire.ClusterStatus, error) {
 	if err != nil {
 		return wire.ClusterStatus{}, err
 	}
-	return fetchClusterStatus(context.Background(), c.api, p.addrs[m])
+	st, err := fetchClusterStatus(context.Background(), c.api)
+	if err != nil {
+		return st, fmt.Errorf("cluster status of %s: %w", p.addrs[m], err)
+	}
+	return st, nil
 }
 
 func composeCheckMembership(st wire.ClusterStatus) error {

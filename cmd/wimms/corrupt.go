@@ -19,6 +19,9 @@ func openStoreError(err error) error {
 	if errors.Is(err, store.ErrCorrupt) {
 		return exitError{code: exitCorrupt, msg: err.Error()}
 	}
+	if errors.Is(err, store.ErrWrongIdentity) {
+		return exitError{code: exitUsage, msg: err.Error()}
+	}
 	return fmt.Errorf("opening store: %w", err)
 }
 

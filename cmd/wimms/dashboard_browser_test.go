@@ -38,6 +38,9 @@ type dashboardSnapshot struct {
 	} `json:"nodes"`
 	AllocationRate string `json:"allocationRate"`
 	LoginRate      string `json:"loginRate"`
+	Quorum         string `json:"quorum"`
+	CanLose        string `json:"canLose"`
+	Axis           string `json:"axis"`
 }
 
 // snapshotJS reads the dashboard's DOM (not the page's variables): what an
@@ -60,6 +63,9 @@ const snapshotJS = `(() => {
       Badges: q('.badge', n).map((x) => x.textContent).join(' '), Fill: n.querySelector('.fill').style.width})),
     allocationRate: rates.dataset.allocationRate || '',
     loginRate: rates.dataset.loginRate || '',
+    quorum: document.getElementById('quorum').textContent,
+    canLose: document.getElementById('quorum').dataset.canLose || '',
+    axis: q('#rates-axis span').map((x) => x.textContent).join('|'),
   };
 })()`
 
@@ -189,6 +195,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if s.Consistency != "default" {
 		t.Errorf("consistency %q, want default while a leader is known", s.Consistency)
 	}
+	if s.CanLose != "1" || !strings.Contains(s.Quorum, "can lose 1 more member") {
+		t.Errorf("quorum line %q (can lose %q), want one more member with three alive", s.Quorum, s.CanLose)
+	}
 	if len(s.Services) != 1 || s.Services[0].Name != svc || s.Services[0].Users != "4" || s.Services[0].Records != "4" {
 		t.Errorf("services %+v, want %s with 4 users and 4 records", s.Services, svc)
 	}
@@ -229,20 +238,24 @@ func TestDashboardInBrowser(t *testing.T) {
 	if s.Services[0].Users != "7" {
 		t.Errorf("users %q after 7 allocations", s.Services[0].Users)
 	}
+	if axis := strings.Split(s.Axis, "|"); len(axis) != 3 || axis[0] == "" || axis[2] == "" {
+		t.Errorf("the rate chart has no time axis: %q", s.Axis)
+	}
 	screenshot("dashboard.png")
 
 	// Killing the leader: another member leads and the old one is down.
 	leader.kill9()
 	s = waitFor("the page shows the leader killed",
 		`s.leader !== '' && s.leader !== 'none' && s.leader !== '`+leaderID+`' &&
-		 s.members.some((m) => m.ID === '`+leaderID+`' && m.Health === 'down' && m.Role !== 'leader')`, 90*time.Second)
+		 s.members.some((m) => m.ID === '`+leaderID+`' && m.Health === 'down' && m.Role !== 'leader') && s.canLose === '0'`, 90*time.Second)
 	screenshot("dashboard-leader-killed.png")
 
 	// And with a second member gone the page's member has no leader: it says
 	// so and falls back to stale reads of what it has.
 	other.kill9()
 	s = waitFor("the page shows that its member has no leader",
-		`s.leader === 'none' && s.banner.includes('no leader') && s.consistency === 'stale' && s.nodes.length === 3`, 90*time.Second)
+		`s.leader === 'none' && s.banner.includes('no leader') && s.consistency === 'stale' && s.nodes.length === 3 &&
+		 s.canLose === '-1' && s.quorum.includes('No quorum')`, 90*time.Second)
 	if s.Services[0].Users != "7" {
 		t.Errorf("stale view lost data: %+v", s.Services)
 	}

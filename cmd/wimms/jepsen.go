@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -104,15 +105,7 @@ docs/chaos.md.`,
 				}
 				return exitError{code: 2, msg: fmt.Sprintf("jepsen: could not run: %v", err)}
 			}
-			fmt.Fprintf(out, "jepsen: %s — %d ops (%d ok, %d fail, %d info), %d faults, %d anomalies; see %s\n",
-				sum.Verdict, sum.Ops, sum.OpsOK, sum.OpsFail, sum.OpsInfo, sum.NemesisEvents, len(sum.Anomalies), opts.OutDir)
-			for _, a := range sum.Anomalies {
-				where := a.Email
-				if a.NodeID != 0 {
-					where = fmt.Sprintf("node %d", a.NodeID)
-				}
-				fmt.Fprintf(out, "  %s %s: %s\n", a.Kind, where, a.Detail)
-			}
+			printJepsenSummary(out, sum, opts.OutDir)
 			switch sum.Verdict {
 			case jepsen.VerdictValid:
 				return nil
@@ -145,4 +138,20 @@ docs/chaos.md.`,
 	fl.IntVar(&opts.HTTPPort, "base-port", 24080, "members' HTTP port; Raft is base-port+1, gossip base-port+2")
 	fl.DurationVar(&opts.RequestTimeout, "request-timeout", 5*time.Second, "per request; a write that times out has an unknown outcome")
 	return cmd
+}
+
+// printJepsenSummary prints the verdict line, what fail and info mean (a
+// first-time reader takes them for errors), and each anomaly.
+func printJepsenSummary(out io.Writer, sum jepsen.Summary, outDir string) {
+	fmt.Fprintf(out, "jepsen: %s — %d ops (%d ok, %d fail, %d info), %d faults, %d anomalies; see %s\n",
+		sum.Verdict, sum.Ops, sum.OpsOK, sum.OpsFail, sum.OpsInfo, sum.NemesisEvents, len(sum.Anomalies), outDir)
+	fmt.Fprintln(out, "  fail: refused with nothing changed (expected while faults run: no leader, a member down); "+
+		"info: outcome unknown (a timeout after sending), judged both ways. Neither is an error; only anomalies are.")
+	for _, a := range sum.Anomalies {
+		where := a.Email
+		if a.NodeID != 0 {
+			where = fmt.Sprintf("node %d", a.NodeID)
+		}
+		fmt.Fprintf(out, "  %s %s: %s\n", a.Kind, where, a.Detail)
+	}
 }

@@ -61,6 +61,7 @@ func TestSeedBugTestsPassInChaosBuild(t *testing.T) {
 	cmd := exec.Command(launch.GoTool(), "test", "-tags", "chaos", "-count=1", "-run", "^TestSeedBug",
 		"./fsm/", "./store/", "./cmd/wimms/")
 	cmd.Dir = filepath.Join("..", "..")
+	cmd.Env = launch.GoEnv()
 	out, code := testutil.Run(t, cmd)
 	t.Logf("go test -tags chaos -run ^TestSeedBug:\n%s", out)
 	if code != 0 {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -190,6 +191,27 @@ func advertised(flagName, advertise, listen string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
+// checkListenAddr refuses a listen address that is not HOST:PORT with a
+// numeric port, naming the flag the user typed (an empty gossip address
+// means "derive it" and passes).
+func checkListenAddr(flag, addr string) error {
+	if addr == "" && flag == "gossip-addr" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		var n int
+		n, err = strconv.Atoi(port)
+		if err == nil && (n < 0 || n > 65535) {
+			err = errors.New("port out of range")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("--%s %q: want HOST:PORT, e.g. 127.0.0.1:8080 (0.0.0.0:PORT listens on every address)", flag, addr)
+	}
+	return nil
+}
+
 func validateServerFlags(f *serverFlags) error {
 	if f.id == "" || len(f.id) > 64 || strings.ContainsAny(f.id, " /\t\n") {
 		return fmt.Errorf("--id %q: want 1–64 characters without spaces or '/'", f.id)
@@ -199,6 +221,11 @@ func validateServerFlags(f *serverFlags) error {
 	}
 	if err := f.storage.validate(); err != nil {
 		return err
+	}
+	for _, l := range []struct{ flag, addr string }{{"http-addr", f.httpAddr}, {"raft-addr", f.raftAddr}, {"gossip-addr", f.gossipAddr}} {
+		if err := checkListenAddr(l.flag, l.addr); err != nil {
+			return err
+		}
 	}
 	if f.gossipAddr == "" {
 		g, err := defaultGossipAddr(f.raftAddr)
@@ -218,6 +245,30 @@ func validateServerFlags(f *serverFlags) error {
 		return err
 	}
 	return nil
+}
+
+// bindBeforeBootstrap listens on the HTTP address and checks that the
+// gossip address is free (memberlist binds it itself, later), so a busy
+// port fails the start before the store creates anything. The Raft port is
+// bound by store.Open before it bootstraps.
+func bindBeforeBootstrap(f serverFlags) (net.Listener, error) {
+	ln, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on --http-addr %s: %w", f.httpAddr, err)
+	}
+	gossipTCP, err := net.Listen("tcp", f.gossipAddr)
+	if err == nil {
+		_ = gossipTCP.Close()
+		var gossipUDP net.PacketConn
+		if gossipUDP, err = net.ListenPacket("udp", f.gossipAddr); err == nil {
+			_ = gossipUDP.Close()
+		}
+	}
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("listening on --gossip-addr %s: %w", f.gossipAddr, err)
+	}
+	return ln, nil
 }
 
 func runServer(parent context.Context, f serverFlags) error {
@@ -245,6 +296,13 @@ func runServer(parent context.Context, f serverFlags) error {
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	// Every port is taken before the store may bootstrap: a member that
+	// cannot serve must not leave behind a data dir that says it is a
+	// one-member cluster.
+	ln, err := bindBeforeBootstrap(f)
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(store.Config{
 		ID:                f.id,
 		DataDir:           f.dataDir,
@@ -259,6 +317,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		OnCorruption:      exitOnCorruption,
 	})
 	if err != nil {
+		_ = ln.Close()
 		return openStoreError(err)
 	}
 
@@ -283,6 +342,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		AuthenticatedJoinOnly: sec.secured(),
 	})
 	if err != nil {
+		_ = ln.Close()
 		_ = st.Close()
 		return fmt.Errorf("creating cluster membership: %w", err)
 	}
@@ -320,11 +380,6 @@ func runServer(parent context.Context, f serverFlags) error {
 		},
 	})
 
-	ln, err := net.Listen("tcp", f.httpAddr)
-	if err != nil {
-		_ = st.Close()
-		return fmt.Errorf("listening on --http-addr %s: %w", f.httpAddr, err)
-	}
 	// The connection cap and deadlines apply to raw TCP; TLS wraps outside
 	// them (Go's own parse-error answers then stay plain text, encrypted).
 	ln = httpapi.Listen(ln, f.httpLimits)
@@ -339,7 +394,11 @@ func runServer(parent context.Context, f serverFlags) error {
 	sec.reloadOnSIGHUP(ctx, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("serving", "http", f.httpAddr, "raft", f.raftAdvertise, "gossip", f.gossipAdvertise,
+	scheme := "http"
+	if sec.holder != nil {
+		scheme = "https"
+	}
+	logger.Info("serving", "http", f.httpAddr, "dashboard", scheme+"://"+f.httpAdvertise+"/ui/", "raft", f.raftAdvertise, "gossip", f.gossipAdvertise,
 		"zone", f.zone, "data_dir", f.dataDir, "join", strings.Join(f.join, ","), "restart", st.HadState())
 
 	// Joining happens while HTTP already serves, so health checks answer and

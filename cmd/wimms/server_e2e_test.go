@@ -226,6 +226,8 @@ func TestServerFlagsAndEnvironment(t *testing.T) {
 		{[]string{"server", "--raft-addr", "nonsense"}, "--raft-addr"},
 		{[]string{"server", "--log-level", "loud"}, "--log-level"},
 		{[]string{"server", "--http-addr", "0.0.0.0:1"}, "--http-advertise"},
+		{[]string{"server", "--http-addr", "8080"}, `--http-addr "8080": want HOST:PORT`},
+		{[]string{"server", "--gossip-addr", "127.0.0.1:99999"}, `--gossip-addr "127.0.0.1:99999": want HOST:PORT`},
 	} {
 		out, code := testutil.RunWimms(t, append(tc.args, "--data-dir", t.TempDir())...)
 		if code == 0 || !strings.Contains(out, tc.want) {

@@ -29,11 +29,12 @@ func newTLSCmd() *cobra.Command {
   wimms tls ca   --out DIR                                        # DIR/ca.pem, DIR/ca-key.pem
   wimms tls cert --ca DIR --name NAME --hosts H[,H...] --out DIR  # DIR/NAME.pem, DIR/NAME-key.pem
   wimms tls gossip-key                                            # prints a new base64 key
+  wimms tls token --out FILE                                      # a bearer token file (0600)
 
 Each member certificate is both a server and a client certificate; --hosts
 lists every IP and DNS name peers and clients dial the member at. Keys are
 written with mode 0600. See docs/security.md.`,
-		newTLSCACmd(), newTLSCertCmd(), newTLSGossipKeyCmd())
+		newTLSCACmd(), newTLSCertCmd(), newTLSGossipKeyCmd(), newTLSTokenCmd())
 }
 
 func newTLSCACmd() *cobra.Command {

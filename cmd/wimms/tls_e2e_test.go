@@ -307,7 +307,7 @@ func TestSecureCluster(t *testing.T) {
 		if out, code := testutil.RunWimms(t, "status", "--http-addr", follower.HTTPAddr); code == 0 {
 			t.Fatalf("wimms status over plain HTTP succeeded against a TLS member: %s", out)
 		}
-		out = testutil.WimmsOK(t, "bench", "--addrs", follower.HTTPAddr+","+leader.HTTPAddr, "--tls-ca", e.caFile,
+		out = testutil.WimmsOK(t, "bench", "--yes", "--addrs", follower.HTTPAddr+","+leader.HTTPAddr, "--tls-ca", e.caFile,
 			"--workload", "alloc", "--ops", "40", "--clients", "2", "--warmup", "0s", "--quiet", "--json")
 		var sum struct {
 			OK     int64 `json:"ok"`

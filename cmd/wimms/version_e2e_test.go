@@ -34,7 +34,7 @@ func TestVersionStampedByLdflags(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "wimms")
 	build := exec.Command(launch.GoTool(), "build", "-o", bin, "-ldflags",
 		"-X main.version=v9.8.7 -X main.commit=0123abc -X 'main.build=https://ci.example.com/build/42'", ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Env = launch.GoEnv("CGO_ENABLED=0")
 	if out, code := testutil.Run(t, build); code != 0 {
 		t.Fatalf("go build: exit status %d\n%s", code, out)
 	}

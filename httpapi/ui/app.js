@@ -75,6 +75,7 @@ function renderCluster(cluster, progress, self) {
   $('leader').dataset.leader = leader || '';
   $('term').textContent = cluster.term;
   $('commit').textContent = progress ? progress.commit_index : cluster.commit_index;
+  renderQuorum(cluster.members);
   const byId = {};
   for (const p of (progress && progress.members) || []) byId[p.id] = p;
   const zones = {};
@@ -108,6 +109,24 @@ function renderCluster(cluster, progress, self) {
       el('table', {},
         el('thead', {}, el('tr', {}, ...['member', 'role', 'health', 'last contact', 'applied', 'lag'].map((h) => el('th', {}, h)))),
         el('tbody', {}, ...rows))));
+  }
+}
+
+// renderQuorum says how many more voters the cluster can lose and still
+// elect a leader and commit: a majority of the voters must be alive.
+function renderQuorum(members) {
+  const voters = members.filter((m) => m.voter);
+  const alive = voters.filter((m) => ALIVE.has(m.state)).length;
+  const quorum = Math.floor(voters.length / 2) + 1;
+  const canLose = alive - quorum;
+  const q = $('quorum');
+  q.dataset.canLose = String(Math.max(-1, canLose));
+  if (canLose < 0) {
+    q.textContent = 'No quorum: ' + alive + ' of ' + voters.length + ' voters alive, ' + quorum +
+      ' needed. Writes and default reads fail until enough members are back.';
+  } else {
+    q.textContent = alive + ' of ' + voters.length + ' voters alive (a quorum is ' + quorum +
+      '): the cluster can lose ' + canLose + ' more member' + (canLose === 1 ? '' : 's') + ' and keep working.';
   }
 }
 
@@ -234,6 +253,10 @@ function renderRates() {
   svg.dataset.loginRate = loginRate.toFixed(3);
   svg.dataset.allocationRate = allocRate.toFixed(3);
   $('rates-window').textContent = Math.round(span / 1000);
+  const clock = (t) => new Date(t).toLocaleTimeString();
+  $('axis-start').textContent = clock(t0);
+  $('axis-mid').textContent = clock(t0 + span / 2);
+  $('axis-end').textContent = clock(t0 + span);
   $('rates-text').textContent = allocRate.toFixed(2) + ' allocations/s and ' + loginRate.toFixed(2) +
     ' logins/s on average over the last ' + Math.round(span / 1000) + ' s (peak ' + top.toFixed(2) + '/s).';
   const rows = [];

@@ -11,6 +11,10 @@ import (
 	"golang.org/x/term"
 )
 
+// plainProgressInterval is how often progress is printed as a new line
+// when the output is not a terminal.
+const plainProgressInterval = 5 * time.Second
+
 // isTerminal reports whether w is a terminal (a progress bar would be
 // garbage in a log file or a pipe).
 func isTerminal(w io.Writer) bool {
@@ -19,8 +23,8 @@ func isTerminal(w io.Writer) bool {
 }
 
 // startProgress shows sample() on w until the returned stop is called: a
-// progress bar on a terminal, otherwise one line rewritten with \r once a
-// second. sample runs on the display goroutine, so it must only read
+// progress bar on a terminal, otherwise one plain line every
+// few seconds. sample runs on the display goroutine, so it must only read
 // atomics. A nil w shows nothing.
 func startProgress(w io.Writer, total int64, sample func() (value int64, desc string)) (stop func()) {
 	if w == nil {
@@ -48,15 +52,13 @@ func startProgress(w io.Writer, total int64, sample func() (value int64, desc st
 			}
 		}
 	} else {
-		draw = func(final bool) {
+		// A log file or a pipe gets whole lines, not a line redrawn with
+		// \r: one every few seconds and the last one.
+		interval = plainProgressInterval
+		draw = func(bool) {
 			v, desc := sample()
 			v = min(v, total) // the last operations finish after the planned end
-			end := ""
-			if final {
-				end = "\n"
-			}
-			// Padded so a shorter line fully covers the previous one.
-			fmt.Fprintf(w, "\r%3d%% %-60s%s", v*100/total, desc, end)
+			fmt.Fprintf(w, "%3d%% %s\n", v*100/total, desc)
 		}
 	}
 	done := make(chan struct{})

@@ -106,11 +106,27 @@ func TestSmokeNoSuccessExitsOne(t *testing.T) {
 	srv := newFakeAPI("").server(t, "dead")
 	dead := hostOf(srv.URL)
 	srv.Close()
-	stdout, stderr, code := testutil.RunSplit(t, testutil.Wimms(t, "bench", "--addrs", dead, "--setup=false", "--ops", "3", "--clients", "1", "--quiet", "--json"))
+	stdout, stderr, code := testutil.RunSplit(t, testutil.Wimms(t, "bench", "--yes", "--addrs", dead, "--setup=false", "--ops", "3", "--clients", "1", "--quiet", "--json"))
 	if code != 1 || !strings.Contains(stderr, "no operation succeeded") {
 		t.Fatalf("exit status %d, stderr %q: want exit 1 saying no operation succeeded", code, stderr)
 	}
 	if !strings.Contains(stdout, `"errors": 3`) {
 		t.Fatalf("the summary must still be printed: %q", stdout)
+	}
+}
+
+// Against a cluster it did not start, the bench writes nothing unless told
+// it may: without --yes and without a terminal to ask on it refuses.
+func TestSmokeRefusesToWriteUnasked(t *testing.T) {
+	api := newFakeAPI("")
+	srv := api.server(t, "m1")
+	cmd := testutil.Wimms(t, "bench", "--addrs", hostOf(srv.URL), "--ops", "3", "--clients", "1", "--quiet")
+	cmd.Stdin = strings.NewReader("y\n") // a pipe, not a terminal: nobody to ask
+	_, stderr, code := testutil.RunSplit(t, cmd)
+	if code != 2 || !strings.Contains(stderr, "give --yes") {
+		t.Fatalf("exit status %d, stderr %q: want exit 2 asking for --yes", code, stderr)
+	}
+	if n := api.count("put-service") + api.count("add-node") + api.count("alloc"); n != 0 {
+		t.Fatalf("%d writes reached the member without consent", n)
 	}
 }

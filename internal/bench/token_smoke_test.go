@@ -49,7 +49,7 @@ func TestSmokeTokenWorkload(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyFile := testutil.TempFile(t, "bench-key.pem", pem)
-	out, stderr, code := testutil.RunSplit(t, testutil.WimmsContext(ctx, t, "bench", "--addrs", strings.Join(cl.HTTPAddrs(), ","), "--workload", "token",
+	out, stderr, code := testutil.RunSplit(t, testutil.WimmsContext(ctx, t, "bench", "--yes", "--addrs", strings.Join(cl.HTTPAddrs(), ","), "--workload", "token",
 		"--token-jwks-key", keyFile, "--service", "sync-1.5", "--nodes", "2", "--users", "5", "--clients", "2",
 		"--ops", "50", "--warmup", "0s", "--quiet", "--json"))
 	if code != 0 {

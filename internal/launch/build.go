@@ -29,11 +29,24 @@ func Build(dir string, tags ...string) (string, error) {
 	}
 	cmd := exec.Command(goBin, append(args, "./cmd/wimms")...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = GoEnv("CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/wimms: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// GoEnv is the environment of a nested go command: this process's, less
+// GOFLAGS (flags given to the outer `go test`, such as -run or -count,
+// would change what the nested build or test does), plus extra.
+func GoEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOFLAGS=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
 }
 
 // GoTool is the go command: PATH's, or else the toolchain's that built
