@@ -290,6 +290,11 @@ func (c *Cluster) serveRelayBatch(w http.ResponseWriter, r *http.Request) {
 		c.writeRouteError(w, r, routeError{code: http.StatusBadRequest, status: fsm.StatusBadRequest, name: "body", desc: err.Error()})
 		return
 	}
+	// The follower may give up on the batch (its forward timeout, its
+	// shutdown); the writes in it may be proposed already and run to the
+	// end regardless, bounded by the store's apply timeout: their outcome
+	// is not delivered, which the follower reports as unknown.
+	ctx := context.WithoutCancel(r.Context())
 	answers := make([]*relayAnswer, len(subs))
 	var wg sync.WaitGroup
 	for i, sub := range subs {
@@ -304,7 +309,7 @@ func (c *Cluster) serveRelayBatch(w http.ResponseWriter, r *http.Request) {
 					answers[i].WriteHeader(http.StatusInternalServerError)
 				}
 			}()
-			c.local.ServeHTTP(answers[i], sub)
+			c.local.ServeHTTP(answers[i], sub.WithContext(ctx))
 		}()
 	}
 	wg.Wait()

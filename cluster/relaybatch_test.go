@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -189,4 +190,66 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestForwardTimeoutCoversApplyTimeout: a relayed write may wait on the
+// leader for as long as the store's apply timeout; the follower must wait
+// longer than that for the answer, or it answers 504 while the leader
+// still works.
+func TestForwardTimeoutCoversApplyTimeout(t *testing.T) {
+	for _, apply := range []time.Duration{0, time.Second, 10 * time.Second, 40 * time.Second, 5 * time.Minute} {
+		c := newFakeCluster(t, newFakeStore("f1"), func(cfg *Config) { cfg.ApplyTimeout = apply })
+		want := apply
+		if want == 0 {
+			want = DefaultApplyTimeout
+		}
+		if got := c.cfg.ForwardTimeout; got < want+ForwardMargin {
+			t.Errorf("apply timeout %s: forward timeout %s, want at least %s", apply, got, want+ForwardMargin)
+		}
+	}
+	// Set explicitly, it is kept.
+	c := newFakeCluster(t, newFakeStore("f1"), func(cfg *Config) { cfg.ApplyTimeout = time.Minute; cfg.ForwardTimeout = 2 * time.Minute })
+	if c.cfg.ForwardTimeout != 2*time.Minute {
+		t.Errorf("explicit forward timeout became %s", c.cfg.ForwardTimeout)
+	}
+}
+
+// TestRelayBatchCancelDoesNotAbortLeaderApplies: when the follower gives
+// up on a batch (its forward timeout, its own shutdown), the writes the
+// leader is running go on: they may be proposed already, and abandoning
+// their wait would only turn a write that commits into one nobody saw
+// finish. Their outcome is simply not delivered.
+func TestRelayBatchCancelDoesNotAbortLeaderApplies(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	subErr := make(chan error, 1)
+	st := newFakeStore("L")
+	st.setLeader(true, "L", "raft-L")
+	c := newFakeCluster(t, st, func(cfg *Config) { cfg.ID = "L" })
+	r := mux.NewRouter()
+	r.HandleFunc("/v1/events", func(w http.ResponseWriter, req *http.Request) {
+		close(started)
+		<-release
+		subErr <- req.Context().Err()
+	})
+	c.InternalRoutes(r)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var buf bytes.Buffer
+	writeRelayedRequest(&buf, httptest.NewRequest(http.MethodPost, "/v1/events", nil), []byte(`{}`), "L", "f1")
+	req := httptest.NewRequest(http.MethodPost, relayBatchPath, &buf).WithContext(ctx)
+	req.Header.Set("Content-Type", relayBatchContentType)
+	req.Header.Set(ForwardedHeader, "f1")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.ServeHTTP(httptest.NewRecorder(), req)
+	}()
+	<-started
+	cancel() // the follower gave up on the batch
+	close(release)
+	if err := <-subErr; err != nil {
+		t.Fatalf("the relayed write's context ended with the batch: %v", err)
+	}
+	<-done
 }
