@@ -323,7 +323,9 @@ func (c *Cluster) goLoop(fn func(ctx context.Context)) {
 }
 
 // Close leaves gossip gracefully (so peers mark this member "left" at once
-// rather than "failed" after a timeout) and stops every loop. It does not
+// rather than "failed" after a timeout) and stops every loop and relay
+// sender, waiting for them (a batch on its way is answered unknown-outcome,
+// one not yet sent no-leader). It does not
 // touch the Raft configuration: a restarted member keeps its place.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
@@ -333,6 +335,7 @@ func (c *Cluster) Close() error {
 		c.mu.Unlock()
 		c.stopLoops()
 		c.loopsDone.Wait()
+		c.relays.close()
 		if ml != nil {
 			// Tell peers this is a graceful leave (shown as "left", not
 			// "failed"), then leave.

@@ -133,6 +133,11 @@ func (c *Cluster) toLeader(ctx context.Context, send func(addr string) error) (l
 			}
 			return "", "", &leaderUnreachable{fmt.Sprintf("no leader known after waiting %s", c.cfg.LeaderWait)}
 		}
+		if ctx.Err() != nil {
+			// Nothing sent yet: say so rather than let send fail after
+			// which the outcome would look unknown.
+			return "", "", &leaderUnreachable{fmt.Sprintf("stopped before sending to the leader: %v", ctx.Err())}
+		}
 		err = send(addr)
 		var de *dialError
 		if !errors.As(err, &de) {

@@ -88,6 +88,19 @@ type relayQueue struct {
 	waiting  []*relayCall
 	senders  int
 	soloTill time.Time // batching is off until then (an older leader)
+	// closed: Cluster.Close has begun; no sender starts any more, and
+	// Close waits for the running ones (running) after cancelling them.
+	closed  bool
+	running sync.WaitGroup
+}
+
+// close stops new senders and waits for the running ones, whose batches
+// Close has cancelled (they run on Cluster.loopCtx).
+func (q *relayQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.running.Wait()
 }
 
 // relayBatched relays the write r to the leader in a batch with the
@@ -123,24 +136,32 @@ func (c *Cluster) relayBatched(w http.ResponseWriter, r *http.Request, body []by
 }
 
 // enqueueRelay queues call for the next batch and starts a sender if one
-// is free; false when batching is off (the leader is of an older version).
+// is free; false when batching is off (the leader is of an older version,
+// or this member is closing: the request is then relayed alone, on its own
+// context).
 func (c *Cluster) enqueueRelay(call *relayCall) bool {
 	q := &c.relays
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if c.now().Before(q.soloTill) {
+	if q.closed || c.now().Before(q.soloTill) {
 		return false
 	}
 	q.waiting = append(q.waiting, call)
 	if q.senders < maxRelaySenders {
 		q.senders++
-		go c.sendRelayBatches()
+		q.running.Add(1)
+		go func() {
+			defer q.running.Done()
+			c.sendRelayBatches(c.loopCtx)
+		}()
 	}
 	return true
 }
 
-// sendRelayBatches sends what waits, batch after batch, until nothing does.
-func (c *Cluster) sendRelayBatches() {
+// sendRelayBatches sends what waits, batch after batch, until nothing
+// does. ctx ends at Close: what is on its way then is answered
+// unknown-outcome, what waits is answered no-leader (never sent).
+func (c *Cluster) sendRelayBatches(ctx context.Context) {
 	q := &c.relays
 	for {
 		q.mu.Lock()
@@ -160,14 +181,13 @@ func (c *Cluster) sendRelayBatches() {
 		q.waiting = append(q.waiting[:0:0], q.waiting[n:]...)
 		q.mu.Unlock()
 		if len(calls) > 0 {
-			c.relayBatch(calls)
+			c.relayBatch(ctx, calls)
 		}
 	}
 }
 
 // relayBatch delivers calls to the leader and settles every one of them.
-func (c *Cluster) relayBatch(calls []*relayCall) {
-	ctx := context.Background()
+func (c *Cluster) relayBatch(ctx context.Context, calls []*relayCall) {
 	settled := 0
 	fail := func(e routeError) {
 		for _, call := range calls[settled:] {

@@ -253,3 +253,38 @@ func TestRelayBatchCancelDoesNotAbortLeaderApplies(t *testing.T) {
 	}
 	<-done
 }
+
+// TestCloseWaitsForRelaySenders: Close ends the senders of relayed
+// batches and waits for them; a write whose batch was on its way is
+// answered (unknown outcome), none is left to a goroutine that outlives
+// the member.
+func TestCloseWaitsForRelaySenders(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	hold := make(chan struct{})
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		arrived <- struct{}{}
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(hold); leader.Close() })
+	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+
+	answered := make(chan int, 1)
+	go func() { answered <- routeWrite(c, "/v1/events", `{}`).Code }()
+	<-arrived
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.relays.mu.Lock()
+	senders := c.relays.senders
+	c.relays.mu.Unlock()
+	if senders != 0 {
+		t.Fatalf("%d relay senders still running after Close", senders)
+	}
+	if code := <-answered; code != http.StatusGatewayTimeout {
+		t.Fatalf("the write on its way got %d, want 504 unknown-outcome", code)
+	}
+}
