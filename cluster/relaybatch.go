@@ -108,21 +108,21 @@ func (q *relayQueue) close() {
 func (c *Cluster) relayBatched(w http.ResponseWriter, r *http.Request, body []byte) {
 	call := &relayCall{r: r, body: body, done: make(chan struct{})}
 	if !c.enqueueRelay(call) {
-		c.relay(w, r, body)
+		c.relay(w, r, body, httpapi.RelayWrite)
 		return
 	}
 	select {
 	case <-call.done:
 	case <-r.Context().Done():
 		// The client has gone; the write may still run on the leader.
-		c.writeRouteError(w, r, errUnknownOutcome("the request was cancelled while it was being relayed to the leader; its outcome is unknown"))
+		c.writeRouteError(w, errUnknownOutcome("the request was cancelled while it was being relayed to the leader; its outcome is unknown"), false)
 		return
 	}
 	switch {
 	case call.relaySolo:
-		c.relay(w, r, body)
+		c.relay(w, r, body, httpapi.RelayWrite)
 	case call.failure != nil:
-		c.writeRouteError(w, r, *call.failure)
+		c.writeRouteError(w, *call.failure, false)
 	default:
 		h := w.Header()
 		for k := range h {
@@ -298,16 +298,16 @@ func readRelayedAnswer(br *bufio.Reader, req *http.Request) (*http.Response, []b
 // proposals together), and answers with their answers in order.
 func (c *Cluster) serveRelayBatch(w http.ResponseWriter, r *http.Request) {
 	if !c.memberAuthorized(r) {
-		c.writeRouteError(w, r, routeError{code: http.StatusUnauthorized, status: httpapi.StatusUnauthorized, name: "Authorization", desc: "a member token is required"})
+		c.writeRouteError(w, routeError{code: http.StatusUnauthorized, status: httpapi.StatusUnauthorized, name: "Authorization", desc: "a member token is required"}, false)
 		return
 	}
 	if c.local == nil {
-		c.writeRouteError(w, r, errNotLeader("this member cannot run relayed batches"))
+		c.writeRouteError(w, errNotLeader("this member cannot run relayed batches"), false)
 		return
 	}
 	subs, err := readRelayBatch(r)
 	if err != nil {
-		c.writeRouteError(w, r, routeError{code: http.StatusBadRequest, status: fsm.StatusBadRequest, name: "body", desc: err.Error()})
+		c.writeRouteError(w, routeError{code: http.StatusBadRequest, status: fsm.StatusBadRequest, name: "body", desc: err.Error()}, false)
 		return
 	}
 	// The follower may give up on the batch (its forward timeout, its

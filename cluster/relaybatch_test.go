@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -45,7 +46,7 @@ func routeWrite(c *Cluster, path, body string) *httptest.ResponseRecorder {
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Idempotency-Key", "key-"+body)
 	w := httptest.NewRecorder()
-	c.Route(w, r, []byte(body), store.OnLeader)
+	c.Route(w, r, []byte(body), httpapi.Placement{Where: store.OnLeader, Relay: httpapi.RelayWrite})
 	return w
 }
 
@@ -55,6 +56,7 @@ func routeWrite(c *Cluster, path, body string) *httptest.ResponseRecorder {
 // once, marked as relayed, with its headers.
 func TestRelayBatchesWritesThatWait(t *testing.T) {
 	release := make(chan struct{})
+	var releaseOnce sync.Once
 	var arrived atomic.Int32
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -75,6 +77,9 @@ func TestRelayBatchesWritesThatWait(t *testing.T) {
 			fmt.Fprintf(w, `{"echo":%s,"email":%q}`, body, mux.Vars(req)["email"])
 		}).Methods(http.MethodPost)
 	})
+	// A failed wait below must not leave the leader's handlers blocked:
+	// the server's Close (an earlier cleanup, so it runs later) waits for them.
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
 
 	const busy, waiting = maxRelaySenders, 20
@@ -84,11 +89,13 @@ func TestRelayBatchesWritesThatWait(t *testing.T) {
 		defer wg.Done()
 		answers[i] = routeWrite(c, fmt.Sprintf("/v1/services/s-1/users/u%%2F%d", i), fmt.Sprint(i))
 	}
+	// One at a time, so that each busy sender carries one write (two
+	// sent at once could leave together, and a sender would be free).
 	for i := range busy {
 		wg.Add(1)
 		go send(i)
+		waitFor(t, "a sender busy at the leader", func() bool { return arrived.Load() == int32(i+1) })
 	}
-	waitFor(t, "every sender busy at the leader", func() bool { return arrived.Load() == busy })
 	for i := busy; i < busy+waiting; i++ {
 		wg.Add(1)
 		go send(i)
@@ -98,7 +105,7 @@ func TestRelayBatchesWritesThatWait(t *testing.T) {
 		defer c.relays.mu.Unlock()
 		return len(c.relays.waiting) == waiting
 	})
-	close(release)
+	releaseOnce.Do(func() { close(release) })
 	wg.Wait()
 
 	for i, w := range answers {

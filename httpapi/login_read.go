@@ -61,11 +61,11 @@ func (rq *request) serveLogin(cmd fsm.Command, propose func(fsm.Command) (fsm.Re
 // arrives (its linearizable read works on any member, and most logins
 // change nothing); only one that changes something goes to the leader
 // (proposeOnLeader). A keyed login is a plain write.
-func loginPlacement(r *http.Request) store.Placement {
+func loginPlacement(r *http.Request) Placement {
 	if r.Header.Get(HeaderIdempotencyKey) == "" {
-		return store.AnyMember
+		return Placement{Where: store.AnyMember}
 	}
-	return store.OnLeader
+	return Placement{Where: store.OnLeader, Relay: RelayWrite}
 }
 
 // proposeOnLeader proposes a login that must be proposed: the Router
@@ -73,7 +73,7 @@ func loginPlacement(r *http.Request) store.Placement {
 // been a plain write, or this member proposes it when it is the leader. It
 // returns false when the answer is written already (relayed, or failed).
 func (rq *request) proposeOnLeader(cmd fsm.Command) (fsm.Result, bool) {
-	if rq.s.routing != nil && rq.s.routing.Route(rq.w, rq.r, rq.body, store.OnLeader) {
+	if rq.s.routing != nil && rq.s.routing.Route(rq.w, rq.r, rq.body, Placement{Where: store.OnLeader, Relay: RelayWrite}) {
 		return fsm.Result{}, false
 	}
 	return rq.apply(cmd)

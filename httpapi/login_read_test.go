@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/fsm"
-	"github.com/wimms-dev/wimms/httpapi/internal/fake"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -112,7 +111,7 @@ func TestLoginThatChangesNothingIsServedFromALinearizableRead(t *testing.T) {
 // proposed here).
 func TestLoginOnAFollower(t *testing.T) {
 	st := &viewStore{fsmStore: &fsmStore{f: fsm.New(fsm.Options{}), clock: 1_000_000}}
-	router := &fake.Router{}
+	router := &fakeRouter{}
 	srv := New(Config{Store: st, Router: router, Logger: hclog.NewNullLogger(), Now: st.now})
 	e := &testEnv{t: t, srv: srv}
 	const login = "/v1/services/sync-1.5/users/a%40b.c/login"
