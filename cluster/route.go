@@ -22,7 +22,7 @@ import (
 // arrives, never relayed again: members that disagree about the leader
 // cannot bounce it, and a leader that lost leadership since the sender
 // looked answers 503 not-leader (its store refuses the proposal).
-const ForwardedHeader = "X-Wimms-Forwarded"
+const ForwardedHeader = httpapi.HeaderForwarded
 
 // joinPath is the endpoint of a join request (POST), see join.go.
 const joinPath = "/v1/cluster/members"

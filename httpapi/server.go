@@ -28,6 +28,9 @@ const (
 	HeaderKnownLeader    = "X-Wimms-Known-Leader"
 	HeaderLastContact    = "X-Wimms-Last-Contact"
 	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderForwarded marks a request a member relayed to the leader; its
+	// value is the relaying member's id (the Router sets it, cluster).
+	HeaderForwarded = "X-Wimms-Forwarded"
 	// HeaderReplayed is "true" on an answer that the state machine returned
 	// from its idempotency table instead of acting again.
 	HeaderReplayed = "X-Wimms-Idempotent-Replay"
