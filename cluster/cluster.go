@@ -113,6 +113,9 @@ type raftStore interface {
 	// term's no-op, the loop's first step.
 	LeaderCh() <-chan bool
 	EstablishLeadership(ctx context.Context) error
+	// LeaderChanged is closed at the next leader change (a broadcast any
+	// number of waiters share): relays wait on it for a leader.
+	LeaderChanged() <-chan struct{}
 }
 
 var (

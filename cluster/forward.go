@@ -229,28 +229,40 @@ func (c *Cluster) relayOnce(w http.ResponseWriter, r *http.Request, body []byte,
 	return nil
 }
 
-// awaitLeaderHTTP polls until a leader with a known HTTP address is known,
-// or deadline.
+// awaitLeaderHTTP waits until a leader with a known HTTP address is
+// known, or deadline.
 func (c *Cluster) awaitLeaderHTTP(ctx context.Context, deadline time.Time) (id, httpAddr string, err error) {
-	wait := 10 * time.Millisecond
+	return c.awaitLeader(ctx, deadline, func(rs store.RaftStatus) bool { return rs.LeaderID != c.cfg.ID || rs.Leading() })
+}
+
+// awaitLeader waits until a leader that accept takes has a known HTTP
+// address, or deadline. It looks again only when the store announces a
+// leader change or the registry learns addresses: nothing polls.
+func (c *Cluster) awaitLeader(ctx context.Context, deadline time.Time, accept func(store.RaftStatus) bool) (id, httpAddr string, err error) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
 	for {
+		// Take both broadcasts before looking: a change after the look
+		// closes one of them.
+		leaderChanged, peersChanged := c.st.LeaderChanged(), c.peers.changes()
 		rs := c.st.RaftStatus()
 		id, raftAddr := rs.LeaderID, rs.LeaderAddr
-		if id != c.cfg.ID || rs.Leading() {
+		if accept(rs) {
 			if addr, ok := c.leaderHTTPAddr(id, raftAddr); ok {
 				return id, addr, nil
 			}
 		}
-		if !time.Now().Add(wait).Before(deadline) {
+		select {
+		case <-leaderChanged:
+		case <-peersChanged:
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		case <-timer.C:
 			if id == "" && raftAddr == "" {
 				return "", "", store.ErrNoLeader
 			}
 			return "", "", fmt.Errorf("the http address of leader %q (%s) is unknown: %w", id, raftAddr, store.ErrNoLeader)
 		}
-		if !ctxtime.Sleep(ctx, wait) {
-			return "", "", ctx.Err()
-		}
-		wait = min(2*wait, 100*time.Millisecond)
 	}
 }
 

@@ -520,3 +520,36 @@ func TestRelayedTokenRequestLostIsUnknownOutcome(t *testing.T) {
 		t.Errorf("the leader received the request %d times, want once", n)
 	}
 }
+
+// TestAwaitLeaderWaitsForBroadcasts: a relay waiting for a leader (or its
+// HTTP address) wakes when the store announces a leader change or the
+// registry learns an address, and looks again only then: it does not poll.
+func TestAwaitLeaderWaitsForBroadcasts(t *testing.T) {
+	c, st := followerOf(t, "", "", nil)
+	// Nobody ever leads: one look at the start, one at the deadline at most.
+	before := st.raftStatusCalls()
+	if _, _, err := c.awaitLeaderHTTP(context.Background(), time.Now().Add(400*time.Millisecond)); !errors.Is(err, store.ErrNoLeader) {
+		t.Fatalf("no leader: %v, want ErrNoLeader", err)
+	}
+	if n := st.raftStatusCalls() - before; n > 2 {
+		t.Fatalf("waiting without any change looked at the store %d times: it polls", n)
+	}
+
+	// A leader becomes known, then its HTTP address: each wakes the waiter.
+	type result struct {
+		id, addr string
+		err      error
+	}
+	got := make(chan result, 1)
+	before = st.raftStatusCalls()
+	go func() {
+		id, addr, err := c.awaitLeaderHTTP(context.Background(), time.Now().Add(time.Minute))
+		got <- result{id, addr, err}
+	}()
+	waitFor(t, "the waiter's first look", func() bool { return st.raftStatusCalls() > before })
+	st.setLeader(false, "L", "raft-L")
+	c.peers.learn(nodeMeta{ID: "L", HTTP: "127.0.0.1:9"})
+	if r := <-got; r.err != nil || r.id != "L" || r.addr != "127.0.0.1:9" {
+		t.Fatalf("awaitLeaderHTTP = %+v, want L at 127.0.0.1:9", r)
+	}
+}
