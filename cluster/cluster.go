@@ -22,9 +22,14 @@ import (
 
 // Defaults for the zero values of Config's durations.
 const (
-	DefaultReapAfter           = 72 * time.Hour
-	DefaultLeaderWait          = 5 * time.Second
-	DefaultForwardTimeout      = 15 * time.Second
+	DefaultReapAfter      = 72 * time.Hour
+	DefaultLeaderWait     = 5 * time.Second
+	DefaultForwardTimeout = 15 * time.Second
+	// DefaultApplyTimeout is the store's own default (store.Config).
+	DefaultApplyTimeout = 10 * time.Second
+	// ForwardMargin is what a relay waits beyond the leader's apply
+	// timeout: the hop there and back and the leader's own parsing.
+	ForwardMargin              = 5 * time.Second
 	DefaultReconcileInterval   = time.Second
 	DefaultGossipProbeInterval = time.Second
 	DefaultGossipSyncInterval  = 5 * time.Second
@@ -51,7 +56,11 @@ type Config struct {
 	// LeaderWait: how long a forward waits for a leader before answering
 	// 503 no-leader (default 5s).
 	LeaderWait time.Duration
-	// ForwardTimeout bounds one forwarded request (default 15s).
+	// ApplyTimeout is the store's bound on one write's commit (cmd passes
+	// --apply-timeout; default DefaultApplyTimeout).
+	ApplyTimeout time.Duration
+	// ForwardTimeout bounds one forwarded request (default ApplyTimeout +
+	// ForwardMargin).
 	ForwardTimeout time.Duration
 
 	// ReconcileInterval is the leader loop's period (default 1s).
@@ -104,6 +113,9 @@ type raftStore interface {
 	// term's no-op, the loop's first step.
 	LeaderCh() <-chan bool
 	EstablishLeadership(ctx context.Context) error
+	// LeaderChanged is closed at the next leader change (a broadcast any
+	// number of waiters share): relays wait on it for a leader.
+	LeaderChanged() <-chan struct{}
 }
 
 var (
@@ -239,7 +251,11 @@ func (cfg *Config) normalize() error {
 	}
 	setDefault(&cfg.ReapAfter, DefaultReapAfter)
 	setDefault(&cfg.LeaderWait, DefaultLeaderWait)
-	setDefault(&cfg.ForwardTimeout, DefaultForwardTimeout)
+	setDefault(&cfg.ApplyTimeout, DefaultApplyTimeout)
+	// The leader may hold a relayed write for its whole apply timeout
+	// before answering; a shorter bound here would answer 504 while the
+	// leader still works.
+	setDefault(&cfg.ForwardTimeout, cfg.ApplyTimeout+ForwardMargin)
 	setDefault(&cfg.ReconcileInterval, DefaultReconcileInterval)
 	setDefault(&cfg.GossipProbeInterval, DefaultGossipProbeInterval)
 	setDefault(&cfg.GossipSyncInterval, DefaultGossipSyncInterval)
@@ -313,7 +329,9 @@ func (c *Cluster) goLoop(fn func(ctx context.Context)) {
 }
 
 // Close leaves gossip gracefully (so peers mark this member "left" at once
-// rather than "failed" after a timeout) and stops every loop. It does not
+// rather than "failed" after a timeout) and stops every loop and relay
+// sender, waiting for them (a batch on its way is answered unknown-outcome,
+// one not yet sent no-leader). It does not
 // touch the Raft configuration: a restarted member keeps its place.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
@@ -323,6 +341,7 @@ func (c *Cluster) Close() error {
 		c.mu.Unlock()
 		c.stopLoops()
 		c.loopsDone.Wait()
+		c.relays.close()
 		if ml != nil {
 			// Tell peers this is a graceful leave (shown as "left", not
 			// "failed"), then leave.

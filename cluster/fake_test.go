@@ -30,10 +30,21 @@ type fakeStore struct {
 	// id on addsCanceled): a leader loop's term can be caught mid-change.
 	holdAdds     bool
 	addsCanceled chan string
+	// statusCalls counts RaftStatus calls: a waiter that polls shows up.
+	statusCalls int
+	// leaderChanged is closed and replaced on every setLeader, like the
+	// store's broadcast.
+	leaderChanged chan struct{}
 }
 
 func newFakeStore(id string) *fakeStore {
-	return &fakeStore{id: id, leadership: make(chan bool, 1)}
+	return &fakeStore{id: id, leadership: make(chan bool, 1), leaderChanged: make(chan struct{})}
+}
+
+func (f *fakeStore) LeaderChanged() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.leaderChanged
 }
 
 // setLeader changes who leads; a change of this member's own leadership
@@ -42,6 +53,10 @@ func (f *fakeStore) setLeader(self bool, id, addr string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	changed := f.leader != self
+	if f.leader != self || f.leaderID != id || f.leaderAddr != addr {
+		close(f.leaderChanged)
+		f.leaderChanged = make(chan struct{})
+	}
 	f.leader, f.leaderID, f.leaderAddr = self, id, addr
 	if !changed {
 		return
@@ -93,6 +108,7 @@ func nonvoter(id, addr string) store.Server {
 func (f *fakeStore) RaftStatus() store.RaftStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.statusCalls++
 	st := store.RaftStatus{ID: f.id, State: "follower", LeaderID: f.leaderID, LeaderAddr: f.leaderAddr,
 		Term: 3, CommitIndex: 8, AppliedIndex: 7, LastContact: f.lastContact, HadState: f.hadState}
 	if f.leader {
@@ -208,4 +224,10 @@ func newFakeCluster(t testing.TB, st *fakeStore, edit func(*Config)) *Cluster {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+func (f *fakeStore) raftStatusCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.statusCalls
 }

@@ -133,6 +133,11 @@ func (c *Cluster) toLeader(ctx context.Context, send func(addr string) error) (l
 			}
 			return "", "", &leaderUnreachable{fmt.Sprintf("no leader known after waiting %s", c.cfg.LeaderWait)}
 		}
+		if ctx.Err() != nil {
+			// Nothing sent yet: say so rather than let send fail after
+			// which the outcome would look unknown.
+			return "", "", &leaderUnreachable{fmt.Sprintf("stopped before sending to the leader: %v", ctx.Err())}
+		}
 		err = send(addr)
 		var de *dialError
 		if !errors.As(err, &de) {
@@ -150,22 +155,25 @@ func (c *Cluster) toLeader(ctx context.Context, send func(addr string) error) (l
 // relay sends r to the leader alone and copies the leader's status,
 // headers and body to w unchanged (see toLeader for waiting and retries).
 // Once bytes may have reached the leader, a failure is 504 unknown-outcome
-// for a write and 503 no-leader for a read: a write is never sent twice.
-func (c *Cluster) relay(w http.ResponseWriter, r *http.Request, body []byte) {
-	leaderID, addr, err := c.toLeader(r.Context(), func(addr string) error { return c.relayOnce(w, r, body, addr) })
+// for a request that may change the state (mode.MayChange: a write, a
+// join, a token request) and 503 no-leader for a read: such a request is
+// never sent twice.
+func (c *Cluster) relay(w http.ResponseWriter, r *http.Request, body []byte, mode httpapi.Relay) {
+	leaderID, addr, err := c.toLeader(r.Context(), func(addr string) error { return c.relayOnce(w, r, body, addr, mode) })
+	read := mode == httpapi.RelayRead
 	var unreachable *leaderUnreachable
 	switch {
 	case err == nil:
 	case errors.As(err, &unreachable):
-		c.writeRouteError(w, r, errNoLeader(unreachable.desc))
-	case isRead(r.Method):
+		c.writeRouteError(w, errNoLeader(unreachable.desc), read)
+	case !mode.MayChange():
 		c.log.Warn("forward failed after the request may have reached the leader",
 			"leader", leaderID, "addr", addr, "method", r.Method, "path", r.URL.Path, "error", err)
-		c.writeRouteError(w, r, errNoLeader(fmt.Sprintf("forwarding the read to the leader %s at %s failed: %v", leaderID, addr, err)))
+		c.writeRouteError(w, errNoLeader(fmt.Sprintf("forwarding the read to the leader %s at %s failed: %v", leaderID, addr, err)), read)
 	default:
 		c.log.Warn("forward failed after the request may have reached the leader",
-			"leader", leaderID, "addr", addr, "method", r.Method, "path", r.URL.Path, "error", err)
-		c.writeRouteError(w, r, errUnknownOutcome(unknownOutcomeDesc(leaderID, addr, err)))
+			"leader", leaderID, "addr", addr, "method", r.Method, "path", r.URL.Path, "relay", mode, "error", err)
+		c.writeRouteError(w, errUnknownOutcome(unknownOutcomeDesc(leaderID, addr, err)), read)
 	}
 }
 
@@ -175,7 +183,7 @@ func unknownOutcomeDesc(leaderID, addr string, err error) string {
 }
 
 // relayOnce sends r once. A nil error means w holds the leader's answer.
-func (c *Cluster) relayOnce(w http.ResponseWriter, r *http.Request, body []byte, addr string) error {
+func (c *Cluster) relayOnce(w http.ResponseWriter, r *http.Request, body []byte, addr string, mode httpapi.Relay) error {
 	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.ForwardTimeout)
 	defer cancel()
 	u, err := url.Parse(c.baseURL(addr) + r.URL.RequestURI())
@@ -190,7 +198,7 @@ func (c *Cluster) relayOnce(w http.ResponseWriter, r *http.Request, body []byte,
 	out.Header.Del("Content-Length")
 	out.Header.Set(ForwardedHeader, c.cfg.ID)
 	if len(body) > 0 || !isRead(r.Method) {
-		// A body without GetBody makes net/http treat the request as not
+		// (HTTP's rule, not placement: a GET goes without a body.) A body without GetBody makes net/http treat the request as not
 		// replayable: it never re-sends it on its own after a connection
 		// breaks mid-request, not even with an Idempotency-Key.
 		out.Body = io.NopCloser(bytes.NewReader(body))
@@ -209,7 +217,7 @@ func (c *Cluster) relayOnce(w http.ResponseWriter, r *http.Request, body []byte,
 	w.WriteHeader(resp.StatusCode)
 	var dst io.Writer = w
 	var joinAnswer bytes.Buffer
-	if isJoin(r) && resp.StatusCode/100 == 2 {
+	if mode == httpapi.RelayJoin && resp.StatusCode/100 == 2 {
 		dst = io.MultiWriter(w, &joinAnswer)
 		defer func() { c.learnJoined(joinAnswer.Bytes()) }()
 	}
@@ -221,28 +229,40 @@ func (c *Cluster) relayOnce(w http.ResponseWriter, r *http.Request, body []byte,
 	return nil
 }
 
-// awaitLeaderHTTP polls until a leader with a known HTTP address is known,
-// or deadline.
+// awaitLeaderHTTP waits until a leader with a known HTTP address is
+// known, or deadline.
 func (c *Cluster) awaitLeaderHTTP(ctx context.Context, deadline time.Time) (id, httpAddr string, err error) {
-	wait := 10 * time.Millisecond
+	return c.awaitLeader(ctx, deadline, func(rs store.RaftStatus) bool { return rs.LeaderID != c.cfg.ID || rs.Leading() })
+}
+
+// awaitLeader waits until a leader that accept takes has a known HTTP
+// address, or deadline. It looks again only when the store announces a
+// leader change or the registry learns addresses: nothing polls.
+func (c *Cluster) awaitLeader(ctx context.Context, deadline time.Time, accept func(store.RaftStatus) bool) (id, httpAddr string, err error) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
 	for {
+		// Take both broadcasts before looking: a change after the look
+		// closes one of them.
+		leaderChanged, peersChanged := c.st.LeaderChanged(), c.peers.changes()
 		rs := c.st.RaftStatus()
 		id, raftAddr := rs.LeaderID, rs.LeaderAddr
-		if id != c.cfg.ID || rs.Leading() {
+		if accept(rs) {
 			if addr, ok := c.leaderHTTPAddr(id, raftAddr); ok {
 				return id, addr, nil
 			}
 		}
-		if !time.Now().Add(wait).Before(deadline) {
+		select {
+		case <-leaderChanged:
+		case <-peersChanged:
+		case <-ctx.Done():
+			return "", "", ctx.Err()
+		case <-timer.C:
 			if id == "" && raftAddr == "" {
 				return "", "", store.ErrNoLeader
 			}
 			return "", "", fmt.Errorf("the http address of leader %q (%s) is unknown: %w", id, raftAddr, store.ErrNoLeader)
 		}
-		if !ctxtime.Sleep(ctx, wait) {
-			return "", "", ctx.Err()
-		}
-		wait = min(2*wait, 100*time.Millisecond)
 	}
 }
 
@@ -284,20 +304,20 @@ type readIndexAnswer struct {
 
 func (c *Cluster) serveReadIndex(w http.ResponseWriter, r *http.Request) {
 	if !c.memberAuthorized(r) {
-		c.writeRouteError(w, r, routeError{code: http.StatusUnauthorized, status: httpapi.StatusUnauthorized, name: "Authorization", desc: "a member token is required"})
+		c.writeRouteError(w, routeError{code: http.StatusUnauthorized, status: httpapi.StatusUnauthorized, name: "Authorization", desc: "a member token is required"}, true)
 		return
 	}
 	if !c.st.RaftStatus().Leading() {
-		c.writeRouteError(w, r, errNotLeader("this member is not the leader"))
+		c.writeRouteError(w, errNotLeader("this member is not the leader"), true)
 		return
 	}
 	idx, err := c.st.ReadIndex(r.Context())
 	switch {
 	case errors.Is(err, store.ErrNotLeader):
-		c.writeRouteError(w, r, errNotLeader(err.Error()))
+		c.writeRouteError(w, errNotLeader(err.Error()), true)
 		return
 	case err != nil:
-		c.writeRouteError(w, r, errNoLeader(fmt.Sprintf("leadership could not be confirmed: %v", err)))
+		c.writeRouteError(w, errNoLeader(fmt.Sprintf("leadership could not be confirmed: %v", err)), true)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
@@ -68,7 +69,7 @@ func TestForwardRelaysRequestAndAnswerUnchanged(t *testing.T) {
 	r.Header.Set("X-Hop", "must not pass")
 	w := httptest.NewRecorder()
 	w.Header().Set("X-Wimms-Member", "f1") // set by the follower's handler before forwarding
-	c.relay(w, r, body)
+	c.relay(w, r, body, httpapi.RelayWrite)
 
 	if got.method != http.MethodPost || got.requestURI != uri {
 		t.Errorf("leader saw %s %s, want POST %s", got.method, got.requestURI, uri)
@@ -114,7 +115,7 @@ func TestForwardWaitsForALeader(t *testing.T) {
 		st.setLeader(false, "L", "raft-L")
 	})
 	w := httptest.NewRecorder()
-	c.relay(w, httptest.NewRequest(http.MethodDelete, "/v1/services/s-1", nil), nil)
+	c.relay(w, httptest.NewRequest(http.MethodDelete, "/v1/services/s-1", nil), nil, httpapi.RelayWrite)
 	if w.Code != http.StatusNoContent || hits.Load() != 1 {
 		t.Fatalf("status %d, leader hits %d; want 204 after the leader became known", w.Code, hits.Load())
 	}
@@ -134,9 +135,9 @@ func decodeErrorBody(t *testing.T, b []byte) wire.ErrorBody {
 
 func TestForwardNoLeaderAnswers503AfterWaiting(t *testing.T) {
 	c, _ := followerOf(t, "", "", func(cfg *Config) { cfg.LeaderWait = 200 * time.Millisecond })
-	for _, method := range []string{http.MethodGet, http.MethodPost} {
+	for method, mode := range map[string]httpapi.Relay{http.MethodGet: httpapi.RelayRead, http.MethodPost: httpapi.RelayWrite} {
 		w := httptest.NewRecorder()
-		c.relay(w, httptest.NewRequest(method, "/v1/services", nil), nil)
+		c.relay(w, httptest.NewRequest(method, "/v1/services", nil), nil, mode)
 		if w.Code != http.StatusServiceUnavailable {
 			t.Fatalf("%s: status %d, want 503", method, w.Code)
 		}
@@ -183,7 +184,7 @@ func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
 	// Warm the pool so the write goes over a reused keep-alive connection,
 	// the case where net/http itself would retry a replayable request.
 	w := httptest.NewRecorder()
-	c.relay(w, httptest.NewRequest(http.MethodGet, "/ok", nil), nil)
+	c.relay(w, httptest.NewRequest(http.MethodGet, "/ok", nil), nil, httpapi.RelayRead)
 	if w.Code != http.StatusOK {
 		t.Fatalf("warm-up status %d", w.Code)
 	}
@@ -193,7 +194,7 @@ func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/v1/services/s-1/users", bytes.NewReader(body))
 		r.Header.Set("Idempotency-Key", "abc")
 		w = httptest.NewRecorder()
-		c.relay(w, r, body)
+		c.relay(w, r, body, httpapi.RelayWrite)
 		if w.Code != http.StatusGatewayTimeout {
 			t.Fatalf("body %q: status %d, want 504", body, w.Code)
 		}
@@ -204,12 +205,12 @@ func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
 			t.Fatalf("body %q: the leader received the write %d times, want exactly 1", body, n)
 		}
 		// Reuse the pool again for the next round.
-		c.relay(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/ok", nil), nil)
+		c.relay(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/ok", nil), nil, httpapi.RelayRead)
 	}
 
 	// A read that fails the same way is answered 503 no-leader.
 	w = httptest.NewRecorder()
-	c.relay(w, httptest.NewRequest(http.MethodGet, "/v1/services", nil), nil)
+	c.relay(w, httptest.NewRequest(http.MethodGet, "/v1/services", nil), nil, httpapi.RelayRead)
 	if w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("read: status %d, want 503", w.Code)
 	}
@@ -234,7 +235,7 @@ func TestForwardRetriesOnlyFailedDials(t *testing.T) {
 		st.setLeader(false, "new", "raft-new")
 	})
 	w := httptest.NewRecorder()
-	c.relay(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`))
+	c.relay(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`), httpapi.RelayWrite)
 	if w.Code != http.StatusOK || hits.Load() != 1 {
 		t.Fatalf("status %d, hits %d; want the write delivered once to the new leader", w.Code, hits.Load())
 	}
@@ -242,7 +243,7 @@ func TestForwardRetriesOnlyFailedDials(t *testing.T) {
 	// A leader that stays unreachable: 503 no-leader (nothing was sent).
 	c2, _ := followerOf(t, "old", dead, func(cfg *Config) { cfg.LeaderWait = 300 * time.Millisecond })
 	w = httptest.NewRecorder()
-	c2.relay(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`))
+	c2.relay(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`), httpapi.RelayWrite)
 	if w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503", w.Code)
 	}
@@ -282,12 +283,17 @@ func TestRouteDecidesBeforeServing(t *testing.T) {
 
 	route := func(method string, where store.Placement, header ...string) (bool, int) {
 		t.Helper()
+		p := httpapi.Placement{Where: where, Relay: httpapi.RelayWrite}
+		if method == http.MethodGet {
+			p.Relay = httpapi.RelayRead
+		}
+		t.Helper()
 		r := httptest.NewRequest(method, "/v1/events", nil)
 		for i := 0; i+1 < len(header); i += 2 {
 			r.Header.Set(header[i], header[i+1])
 		}
 		w := httptest.NewRecorder()
-		relayed := c.Route(w, r, nil, where)
+		relayed := c.Route(w, r, nil, p)
 		return relayed, w.Code
 	}
 
@@ -338,7 +344,7 @@ func TestRelayedJoinTeachesTheFollower(t *testing.T) {
 	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
 	body := []byte(`{"id":"n","raft_addr":"127.0.0.9:7000","http_addr":"127.0.0.9:8000"}`)
 	w := httptest.NewRecorder()
-	if !c.Route(w, httptest.NewRequest(http.MethodPost, joinPath, bytes.NewReader(body)), body, store.OnLeader) || w.Code != http.StatusOK {
+	if !c.Route(w, httptest.NewRequest(http.MethodPost, joinPath, bytes.NewReader(body)), body, httpapi.Placement{Where: store.OnLeader, Relay: httpapi.RelayJoin}) || w.Code != http.StatusOK {
 		t.Fatalf("join not relayed: %d", w.Code)
 	}
 	if addr, ok := c.leaderHTTPAddr("n", ""); !ok || addr != "127.0.0.9:8000" {
@@ -389,7 +395,7 @@ func TestDialersBindOwnIP(t *testing.T) {
 	})
 	c.peers.learn(nodeMeta{ID: "L", HTTP: target})
 	st.setLeader(false, "L", "raft-L")
-	c.relay(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/events", nil), nil)
+	c.relay(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/events", nil), nil, httpapi.RelayWrite)
 	expect("forward", "127.0.0.2")
 
 	// Gossip streams, through the transport memberlist really uses.
@@ -485,10 +491,65 @@ func BenchmarkForward(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			w := httptest.NewRecorder()
-			c.relay(w, httptest.NewRequest(http.MethodPost, "/v1/services/s-1/users", bytes.NewReader(body)), body)
+			c.relay(w, httptest.NewRequest(http.MethodPost, "/v1/services/s-1/users", bytes.NewReader(body)), body, httpapi.RelayWrite)
 			if w.Code != http.StatusOK {
 				b.Errorf("status %d", w.Code)
 			}
 		}
 	})
+}
+
+// TestRelayedTokenRequestLostIsUnknownOutcome: a token request is a GET
+// that may allocate a node on the leader; once it may have reached the
+// leader, a failure is 504 unknown-outcome like a write's, not 503
+// no-leader ("nothing was sent").
+func TestRelayedTokenRequestLostIsUnknownOutcome(t *testing.T) {
+	leader, hangups := hangUpLeader(t)
+	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+	w := httptest.NewRecorder()
+	if !c.Route(w, httptest.NewRequest(http.MethodGet, "/1.0/sync/1.5", nil), nil, httpapi.Placement{Where: store.OnLeader, Relay: httpapi.RelayAlone}) {
+		t.Fatal("the token request was not relayed")
+	}
+	if w.Code != http.StatusGatewayTimeout {
+		t.Fatalf("status %d, want 504", w.Code)
+	}
+	if eb := decodeErrorBody(t, w.Body.Bytes()); eb.Status != "unknown-outcome" {
+		t.Errorf("status %q, want unknown-outcome", eb.Status)
+	}
+	if n := hangups.Load(); n != 1 {
+		t.Errorf("the leader received the request %d times, want once", n)
+	}
+}
+
+// TestAwaitLeaderWaitsForBroadcasts: a relay waiting for a leader (or its
+// HTTP address) wakes when the store announces a leader change or the
+// registry learns an address, and looks again only then: it does not poll.
+func TestAwaitLeaderWaitsForBroadcasts(t *testing.T) {
+	c, st := followerOf(t, "", "", nil)
+	// Nobody ever leads: one look at the start, one at the deadline at most.
+	before := st.raftStatusCalls()
+	if _, _, err := c.awaitLeaderHTTP(context.Background(), time.Now().Add(400*time.Millisecond)); !errors.Is(err, store.ErrNoLeader) {
+		t.Fatalf("no leader: %v, want ErrNoLeader", err)
+	}
+	if n := st.raftStatusCalls() - before; n > 2 {
+		t.Fatalf("waiting without any change looked at the store %d times: it polls", n)
+	}
+
+	// A leader becomes known, then its HTTP address: each wakes the waiter.
+	type result struct {
+		id, addr string
+		err      error
+	}
+	got := make(chan result, 1)
+	before = st.raftStatusCalls()
+	go func() {
+		id, addr, err := c.awaitLeaderHTTP(context.Background(), time.Now().Add(time.Minute))
+		got <- result{id, addr, err}
+	}()
+	waitFor(t, "the waiter's first look", func() bool { return st.raftStatusCalls() > before })
+	st.setLeader(false, "L", "raft-L")
+	c.peers.learn(nodeMeta{ID: "L", HTTP: "127.0.0.1:9"})
+	if r := <-got; r.err != nil || r.id != "L" || r.addr != "127.0.0.1:9" {
+		t.Fatalf("awaitLeaderHTTP = %+v, want L at 127.0.0.1:9", r)
+	}
 }

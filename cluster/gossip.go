@@ -98,10 +98,27 @@ type registry struct {
 	mu    sync.Mutex
 	now   func() time.Time
 	peers map[string]*peerInfo
+	// changed is closed (and replaced) when a peer's metadata changes:
+	// a relay waiting for the leader's HTTP address wakes on it.
+	changed chan struct{}
 }
 
 func newRegistry(now func() time.Time) *registry {
-	return &registry{now: now, peers: map[string]*peerInfo{}}
+	return &registry{now: now, peers: map[string]*peerInfo{}, changed: make(chan struct{})}
+}
+
+// changes returns a channel closed at the next metadata change. Take it
+// before looking, so that no change falls between the look and the wait.
+func (r *registry) changes() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
+}
+
+// notify wakes the waiters of changes; r.mu is held.
+func (r *registry) notify() {
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 func (r *registry) entry(id string) *peerInfo {
@@ -124,6 +141,7 @@ func (r *registry) alive(m nodeMeta) {
 	}
 	p.meta = m
 	p.lastHeard = now
+	r.notify()
 }
 
 // gone records gossip's word that the member failed or left.
@@ -170,6 +188,7 @@ func (r *registry) learn(m nodeMeta) {
 	set(&p.meta.Raft, m.Raft)
 	set(&p.meta.Gossip, m.Gossip)
 	set(&p.meta.Zone, m.Zone)
+	r.notify()
 }
 
 func (r *registry) get(id string) (peerInfo, bool) {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
-	"github.com/wimms-dev/wimms/internal/ctxtime"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -231,23 +230,13 @@ func (c *Cluster) removeSelfViaNewLeader(ctx context.Context) error {
 	if err := c.st.TransferLeadership(ctx, ""); err != nil {
 		return fmt.Errorf("remove %s (the leader): hand leadership over: %w", id, retryable(err))
 	}
-	deadline := time.Now().Add(c.cfg.LeaderWait)
-	var newLeader, addr string
-	for {
-		rs := c.st.RaftStatus()
-		lid, raftAddr := rs.LeaderID, rs.LeaderAddr
-		if lid != "" && lid != id {
-			if a, ok := c.leaderHTTPAddr(lid, raftAddr); ok {
-				newLeader, addr = lid, a
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("remove %s: leadership handed over, but no new leader is known yet: %w", id, store.ErrNoLeader)
-		}
-		if !ctxtime.Sleep(ctx, 20*time.Millisecond) {
-			return fmt.Errorf("remove %s: waiting for the new leader: %w", id, ctx.Err())
-		}
+	newLeader, addr, err := c.awaitLeader(ctx, time.Now().Add(c.cfg.LeaderWait),
+		func(rs store.RaftStatus) bool { return rs.LeaderID != "" && rs.LeaderID != id })
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("remove %s: waiting for the new leader: %w", id, ctx.Err())
+	case err != nil:
+		return fmt.Errorf("remove %s: leadership handed over, but no new leader is known yet: %w", id, store.ErrNoLeader)
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()

@@ -88,6 +88,19 @@ type relayQueue struct {
 	waiting  []*relayCall
 	senders  int
 	soloTill time.Time // batching is off until then (an older leader)
+	// closed: Cluster.Close has begun; no sender starts any more, and
+	// Close waits for the running ones (running) after cancelling them.
+	closed  bool
+	running sync.WaitGroup
+}
+
+// close stops new senders and waits for the running ones, whose batches
+// Close has cancelled (they run on Cluster.loopCtx).
+func (q *relayQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.running.Wait()
 }
 
 // relayBatched relays the write r to the leader in a batch with the
@@ -95,21 +108,21 @@ type relayQueue struct {
 func (c *Cluster) relayBatched(w http.ResponseWriter, r *http.Request, body []byte) {
 	call := &relayCall{r: r, body: body, done: make(chan struct{})}
 	if !c.enqueueRelay(call) {
-		c.relay(w, r, body)
+		c.relay(w, r, body, httpapi.RelayWrite)
 		return
 	}
 	select {
 	case <-call.done:
 	case <-r.Context().Done():
 		// The client has gone; the write may still run on the leader.
-		c.writeRouteError(w, r, errUnknownOutcome("the request was cancelled while it was being relayed to the leader; its outcome is unknown"))
+		c.writeRouteError(w, errUnknownOutcome("the request was cancelled while it was being relayed to the leader; its outcome is unknown"), false)
 		return
 	}
 	switch {
 	case call.relaySolo:
-		c.relay(w, r, body)
+		c.relay(w, r, body, httpapi.RelayWrite)
 	case call.failure != nil:
-		c.writeRouteError(w, r, *call.failure)
+		c.writeRouteError(w, *call.failure, false)
 	default:
 		h := w.Header()
 		for k := range h {
@@ -123,24 +136,32 @@ func (c *Cluster) relayBatched(w http.ResponseWriter, r *http.Request, body []by
 }
 
 // enqueueRelay queues call for the next batch and starts a sender if one
-// is free; false when batching is off (the leader is of an older version).
+// is free; false when batching is off (the leader is of an older version,
+// or this member is closing: the request is then relayed alone, on its own
+// context).
 func (c *Cluster) enqueueRelay(call *relayCall) bool {
 	q := &c.relays
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if c.now().Before(q.soloTill) {
+	if q.closed || c.now().Before(q.soloTill) {
 		return false
 	}
 	q.waiting = append(q.waiting, call)
 	if q.senders < maxRelaySenders {
 		q.senders++
-		go c.sendRelayBatches()
+		q.running.Add(1)
+		go func() {
+			defer q.running.Done()
+			c.sendRelayBatches(c.loopCtx)
+		}()
 	}
 	return true
 }
 
-// sendRelayBatches sends what waits, batch after batch, until nothing does.
-func (c *Cluster) sendRelayBatches() {
+// sendRelayBatches sends what waits, batch after batch, until nothing
+// does. ctx ends at Close: what is on its way then is answered
+// unknown-outcome, what waits is answered no-leader (never sent).
+func (c *Cluster) sendRelayBatches(ctx context.Context) {
 	q := &c.relays
 	for {
 		q.mu.Lock()
@@ -160,14 +181,13 @@ func (c *Cluster) sendRelayBatches() {
 		q.waiting = append(q.waiting[:0:0], q.waiting[n:]...)
 		q.mu.Unlock()
 		if len(calls) > 0 {
-			c.relayBatch(calls)
+			c.relayBatch(ctx, calls)
 		}
 	}
 }
 
 // relayBatch delivers calls to the leader and settles every one of them.
-func (c *Cluster) relayBatch(calls []*relayCall) {
-	ctx := context.Background()
+func (c *Cluster) relayBatch(ctx context.Context, calls []*relayCall) {
 	settled := 0
 	fail := func(e routeError) {
 		for _, call := range calls[settled:] {
@@ -278,18 +298,23 @@ func readRelayedAnswer(br *bufio.Reader, req *http.Request) (*http.Response, []b
 // proposals together), and answers with their answers in order.
 func (c *Cluster) serveRelayBatch(w http.ResponseWriter, r *http.Request) {
 	if !c.memberAuthorized(r) {
-		c.writeRouteError(w, r, routeError{code: http.StatusUnauthorized, status: httpapi.StatusUnauthorized, name: "Authorization", desc: "a member token is required"})
+		c.writeRouteError(w, routeError{code: http.StatusUnauthorized, status: httpapi.StatusUnauthorized, name: "Authorization", desc: "a member token is required"}, false)
 		return
 	}
 	if c.local == nil {
-		c.writeRouteError(w, r, errNotLeader("this member cannot run relayed batches"))
+		c.writeRouteError(w, errNotLeader("this member cannot run relayed batches"), false)
 		return
 	}
 	subs, err := readRelayBatch(r)
 	if err != nil {
-		c.writeRouteError(w, r, routeError{code: http.StatusBadRequest, status: fsm.StatusBadRequest, name: "body", desc: err.Error()})
+		c.writeRouteError(w, routeError{code: http.StatusBadRequest, status: fsm.StatusBadRequest, name: "body", desc: err.Error()}, false)
 		return
 	}
+	// The follower may give up on the batch (its forward timeout, its
+	// shutdown); the writes in it may be proposed already and run to the
+	// end regardless, bounded by the store's apply timeout: their outcome
+	// is not delivered, which the follower reports as unknown.
+	ctx := context.WithoutCancel(r.Context())
 	answers := make([]*relayAnswer, len(subs))
 	var wg sync.WaitGroup
 	for i, sub := range subs {
@@ -304,7 +329,7 @@ func (c *Cluster) serveRelayBatch(w http.ResponseWriter, r *http.Request) {
 					answers[i].WriteHeader(http.StatusInternalServerError)
 				}
 			}()
-			c.local.ServeHTTP(answers[i], sub)
+			c.local.ServeHTTP(answers[i], sub.WithContext(ctx))
 		}()
 	}
 	wg.Wait()

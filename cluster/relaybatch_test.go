@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -44,7 +46,7 @@ func routeWrite(c *Cluster, path, body string) *httptest.ResponseRecorder {
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Idempotency-Key", "key-"+body)
 	w := httptest.NewRecorder()
-	c.Route(w, r, []byte(body), store.OnLeader)
+	c.Route(w, r, []byte(body), httpapi.Placement{Where: store.OnLeader, Relay: httpapi.RelayWrite})
 	return w
 }
 
@@ -54,6 +56,7 @@ func routeWrite(c *Cluster, path, body string) *httptest.ResponseRecorder {
 // once, marked as relayed, with its headers.
 func TestRelayBatchesWritesThatWait(t *testing.T) {
 	release := make(chan struct{})
+	var releaseOnce sync.Once
 	var arrived atomic.Int32
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -74,6 +77,9 @@ func TestRelayBatchesWritesThatWait(t *testing.T) {
 			fmt.Fprintf(w, `{"echo":%s,"email":%q}`, body, mux.Vars(req)["email"])
 		}).Methods(http.MethodPost)
 	})
+	// A failed wait below must not leave the leader's handlers blocked:
+	// the server's Close (an earlier cleanup, so it runs later) waits for them.
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
 	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
 
 	const busy, waiting = maxRelaySenders, 20
@@ -83,11 +89,13 @@ func TestRelayBatchesWritesThatWait(t *testing.T) {
 		defer wg.Done()
 		answers[i] = routeWrite(c, fmt.Sprintf("/v1/services/s-1/users/u%%2F%d", i), fmt.Sprint(i))
 	}
+	// One at a time, so that each busy sender carries one write (two
+	// sent at once could leave together, and a sender would be free).
 	for i := range busy {
 		wg.Add(1)
 		go send(i)
+		waitFor(t, "a sender busy at the leader", func() bool { return arrived.Load() == int32(i+1) })
 	}
-	waitFor(t, "every sender busy at the leader", func() bool { return arrived.Load() == busy })
 	for i := busy; i < busy+waiting; i++ {
 		wg.Add(1)
 		go send(i)
@@ -97,7 +105,7 @@ func TestRelayBatchesWritesThatWait(t *testing.T) {
 		defer c.relays.mu.Unlock()
 		return len(c.relays.waiting) == waiting
 	})
-	close(release)
+	releaseOnce.Do(func() { close(release) })
 	wg.Wait()
 
 	for i, w := range answers {
@@ -188,5 +196,102 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestForwardTimeoutCoversApplyTimeout: a relayed write may wait on the
+// leader for as long as the store's apply timeout; the follower must wait
+// longer than that for the answer, or it answers 504 while the leader
+// still works.
+func TestForwardTimeoutCoversApplyTimeout(t *testing.T) {
+	for _, apply := range []time.Duration{0, time.Second, 10 * time.Second, 40 * time.Second, 5 * time.Minute} {
+		c := newFakeCluster(t, newFakeStore("f1"), func(cfg *Config) { cfg.ApplyTimeout = apply })
+		want := apply
+		if want == 0 {
+			want = DefaultApplyTimeout
+		}
+		if got := c.cfg.ForwardTimeout; got < want+ForwardMargin {
+			t.Errorf("apply timeout %s: forward timeout %s, want at least %s", apply, got, want+ForwardMargin)
+		}
+	}
+	// Set explicitly, it is kept.
+	c := newFakeCluster(t, newFakeStore("f1"), func(cfg *Config) { cfg.ApplyTimeout = time.Minute; cfg.ForwardTimeout = 2 * time.Minute })
+	if c.cfg.ForwardTimeout != 2*time.Minute {
+		t.Errorf("explicit forward timeout became %s", c.cfg.ForwardTimeout)
+	}
+}
+
+// TestRelayBatchCancelDoesNotAbortLeaderApplies: when the follower gives
+// up on a batch (its forward timeout, its own shutdown), the writes the
+// leader is running go on: they may be proposed already, and abandoning
+// their wait would only turn a write that commits into one nobody saw
+// finish. Their outcome is simply not delivered.
+func TestRelayBatchCancelDoesNotAbortLeaderApplies(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	subErr := make(chan error, 1)
+	st := newFakeStore("L")
+	st.setLeader(true, "L", "raft-L")
+	c := newFakeCluster(t, st, func(cfg *Config) { cfg.ID = "L" })
+	r := mux.NewRouter()
+	r.HandleFunc("/v1/events", func(w http.ResponseWriter, req *http.Request) {
+		close(started)
+		<-release
+		subErr <- req.Context().Err()
+	})
+	c.InternalRoutes(r)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var buf bytes.Buffer
+	writeRelayedRequest(&buf, httptest.NewRequest(http.MethodPost, "/v1/events", nil), []byte(`{}`), "L", "f1")
+	req := httptest.NewRequest(http.MethodPost, relayBatchPath, &buf).WithContext(ctx)
+	req.Header.Set("Content-Type", relayBatchContentType)
+	req.Header.Set(ForwardedHeader, "f1")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.ServeHTTP(httptest.NewRecorder(), req)
+	}()
+	<-started
+	cancel() // the follower gave up on the batch
+	close(release)
+	if err := <-subErr; err != nil {
+		t.Fatalf("the relayed write's context ended with the batch: %v", err)
+	}
+	<-done
+}
+
+// TestCloseWaitsForRelaySenders: Close ends the senders of relayed
+// batches and waits for them; a write whose batch was on its way is
+// answered (unknown outcome), none is left to a goroutine that outlives
+// the member.
+func TestCloseWaitsForRelaySenders(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	hold := make(chan struct{})
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		arrived <- struct{}{}
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(hold); leader.Close() })
+	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+
+	answered := make(chan int, 1)
+	go func() { answered <- routeWrite(c, "/v1/events", `{}`).Code }()
+	<-arrived
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.relays.mu.Lock()
+	senders := c.relays.senders
+	c.relays.mu.Unlock()
+	if senders != 0 {
+		t.Fatalf("%d relay senders still running after Close", senders)
+	}
+	if code := <-answered; code != http.StatusGatewayTimeout {
+		t.Fatalf("the write on its way got %d, want 504 unknown-outcome", code)
 	}
 }

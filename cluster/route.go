@@ -22,41 +22,47 @@ import (
 // arrives, never relayed again: members that disagree about the leader
 // cannot bounce it, and a leader that lost leadership since the sender
 // looked answers 503 not-leader (its store refuses the proposal).
-const ForwardedHeader = "X-Wimms-Forwarded"
+const ForwardedHeader = httpapi.HeaderForwarded
 
 // joinPath is the endpoint of a join request (POST), see join.go.
 const joinPath = "/v1/cluster/members"
 
-// Route decides where r is served (httpapi.Router). It returns false when
-// this member serves r itself: r may run anywhere, this member leads, r
-// was relayed to it already, this member is shutting down (its store
-// answers so), or r is a default read and no leader is known (its store
-// answers no-leader at once). Otherwise it relays r with body to the leader
-// once, copies the leader's answer to w and returns true.
+// Route decides where r is served (httpapi.Router), acting on the
+// placement p the HTTP layer's route table declared for it; nothing here
+// works the kind of request out again from its method or path. It returns
+// false when this member serves r itself: r may run anywhere, this member
+// leads, r was relayed to it already, this member is shutting down (its
+// store answers so), or r is a default read and no leader is known (its
+// store answers no-leader at once). Otherwise it relays r with body to the
+// leader once, as p.Relay says (a write in a batch, anything else alone),
+// copies the leader's answer to w and returns true.
 //
 // The decision is made before the proposal, so a follower never proposes
 // a write that is bound to fail. Leadership may still move between this
 // decision and the proposal; then the store refuses with ErrNotLeader and
 // the client gets 503 not-leader with Retry-After (nothing was appended).
-func (c *Cluster) Route(w http.ResponseWriter, r *http.Request, body []byte, where store.Placement) bool {
-	if where == store.AnyMember || r.Header.Get(ForwardedHeader) != "" {
+func (c *Cluster) Route(w http.ResponseWriter, r *http.Request, body []byte, p httpapi.Placement) bool {
+	if p.Where == store.AnyMember || r.Header.Get(ForwardedHeader) != "" {
 		return false
 	}
 	rs := c.st.RaftStatus()
 	switch {
 	case rs.Leading(), rs.State == "shutdown":
 		return false
-	case where == store.OnLeaderIfKnown && !rs.LeaderKnown():
+	case p.Where == store.OnLeaderIfKnown && !rs.LeaderKnown():
 		return false
 	}
-	if isRead(r.Method) || isJoin(r) {
-		c.relay(w, r, body)
-	} else {
+	if p.Relay == httpapi.RelayWrite {
 		c.relayBatched(w, r, body)
+	} else {
+		c.relay(w, r, body, p.Relay)
 	}
 	return true
 }
 
+// isJoin: a join request, which the leader refuses inside a batch (it
+// checks what a follower sent it; the follower relays joins alone because
+// their placement says so).
 func isJoin(r *http.Request) bool { return r.Method == http.MethodPost && r.URL.Path == joinPath }
 
 // learnJoined remembers the addresses of a member the leader has just added
@@ -96,8 +102,9 @@ func errUnknownOutcome(desc string) routeError {
 }
 
 // writeRouteError answers for this member itself, with the X-Wimms-*
-// headers every answer carries and Retry-After on every 503.
-func (c *Cluster) writeRouteError(w http.ResponseWriter, r *http.Request, e routeError) {
+// headers every answer carries (read: those of a read too) and
+// Retry-After on every 503.
+func (c *Cluster) writeRouteError(w http.ResponseWriter, e routeError, read bool) {
 	h := w.Header()
 	for k := range h {
 		delete(h, k)
@@ -106,7 +113,7 @@ func (c *Cluster) writeRouteError(w http.ResponseWriter, r *http.Request, e rout
 	h.Set("Content-Type", "application/json")
 	h.Set(httpapi.HeaderIndex, strconv.FormatUint(meta.Index, 10))
 	h.Set(httpapi.HeaderMember, c.cfg.ID)
-	if isRead(r.Method) {
+	if read {
 		h.Set(httpapi.HeaderKnownLeader, strconv.FormatBool(meta.KnownLeader))
 		h.Set(httpapi.HeaderLastContact, strconv.FormatInt(meta.LastContactMs, 10))
 	}

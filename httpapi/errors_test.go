@@ -162,24 +162,30 @@ func TestRouting(t *testing.T) {
 		cases := []struct {
 			method, path string
 			want         store.Placement
+			relay        Relay
 		}{
-			{http.MethodPost, "/v1/services/sync-1.5/users", store.OnLeader},
-			{http.MethodPut, "/v1/services/sync-1.5", store.OnLeader},
-			{http.MethodDelete, "/v1/cluster/members/m2", store.OnLeader},
-			{http.MethodPost, "/v1/cluster/leader", store.OnLeader},
-			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c", store.OnLeaderIfKnown},
-			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=default", store.OnLeaderIfKnown},
-			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=linearizable", store.AnyMember},
-			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=stale", store.AnyMember},
-			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=bogus", store.AnyMember},
-			{http.MethodGet, "/v1/cluster", store.AnyMember},
+			{http.MethodPost, "/v1/services/sync-1.5/users", store.OnLeader, RelayWrite},
+			{http.MethodPut, "/v1/services/sync-1.5", store.OnLeader, RelayWrite},
+			{http.MethodDelete, "/v1/cluster/members/m2", store.OnLeader, RelayWrite},
+			{http.MethodPost, "/v1/cluster/leader", store.OnLeader, RelayWrite},
+			{http.MethodPost, "/v1/cluster/members", store.OnLeader, RelayJoin},
+			{http.MethodPost, "/v1/services/sync-1.5/users/a%40b.c/login", store.AnyMember, RelayRead},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c", store.OnLeaderIfKnown, RelayRead},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=default", store.OnLeaderIfKnown, RelayRead},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=linearizable", store.AnyMember, RelayRead},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=stale", store.AnyMember, RelayRead},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=bogus", store.AnyMember, RelayRead},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=stale&consistency=default", store.AnyMember, RelayRead},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?consistency=%zz", store.AnyMember, RelayRead},
+			{http.MethodGet, "/v1/services/sync-1.5/users/a%40b.c?x=1", store.OnLeaderIfKnown, RelayRead},
+			{http.MethodGet, "/v1/cluster", store.AnyMember, RelayRead},
 		}
 		for _, tc := range cases {
 			e := newEnv(t)
 			e.do(tc.method, tc.path, "")
 			calls := e.router.Calls()
-			if len(calls) != 1 || calls[0].Where != tc.want {
-				t.Errorf("%s %s: routed %+v, want one decision %v", tc.method, tc.path, calls, tc.want)
+			if len(calls) != 1 || calls[0].Where != tc.want || calls[0].Relay != tc.relay {
+				t.Errorf("%s %s: routed %+v, want one decision %v, relay %v", tc.method, tc.path, calls, tc.want, tc.relay)
 			}
 		}
 		e := newEnv(t)

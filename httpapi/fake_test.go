@@ -24,7 +24,7 @@ type testEnv struct {
 	t       *testing.T
 	store   *fake.Store
 	cluster *fake.Cluster
-	router  *fake.Router
+	router  *fakeRouter
 	srv     *Server
 	logs    *bytes.Buffer
 }
@@ -33,7 +33,7 @@ type testEnv struct {
 // Cluster/Router) before the Server is built.
 func newEnv(t *testing.T, edit ...func(*Config)) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, store: fake.NewStore(), cluster: &fake.Cluster{}, router: &fake.Router{}, logs: &bytes.Buffer{}}
+	e := &testEnv{t: t, store: fake.NewStore(), cluster: &fake.Cluster{}, router: &fakeRouter{}, logs: &bytes.Buffer{}}
 	cfg := Config{
 		Store: e.store, Cluster: e.cluster, Router: e.router,
 		Logger: hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Debug}),

@@ -5,8 +5,6 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/wimms-dev/wimms/store"
 )
 
 // countingRouter counts the requests this member relays to the leader, by
@@ -29,9 +27,9 @@ func newCountingRouter(next Router, reg *prometheus.Registry) (Router, error) {
 	return &countingRouter{next: next, forwarded: c}, nil
 }
 
-func (f *countingRouter) Route(w http.ResponseWriter, r *http.Request, body []byte, where store.Placement) bool {
+func (f *countingRouter) Route(w http.ResponseWriter, r *http.Request, body []byte, p Placement) bool {
 	rec := &statusRecorder{ResponseWriter: w}
-	if !f.next.Route(rec, r, body, where) {
+	if !f.next.Route(rec, r, body, p) {
 		return false
 	}
 	code := rec.code

@@ -42,10 +42,23 @@ func (rq *request) loginFromRead(cmd fsm.Command) (res fsm.Result, served bool) 
 	return res, true
 }
 
-// serveLogin answers cmd from a read when it changes nothing
-// (loginFromRead), else proposes it with propose. It returns false when the
-// answer is written already (an error, or a relayed login).
+// serveLogin is the one path of every login (the login endpoint, the
+// token server): it reads at most once. It answers cmd from a read when
+// it changes nothing (loginFromRead), else proposes it with propose. A
+// login the member it arrived at has read already (readByRelayer) is
+// proposed at once. It returns false when the answer is written already
+// (an error, or a relayed login).
+//
+// Linearizable either way: an answer from the read takes effect at the
+// read's index, one from a proposal at its commit; both lie between the
+// request and its answer. Proposing needs no trust in what the relaying
+// member read: the state machine decides the login against the committed
+// state, and a login that changes nothing by then answers as a read
+// would (Apply runs the decision fsm.View.DecideLogin makes).
 func (rq *request) serveLogin(cmd fsm.Command, propose func(fsm.Command) (fsm.Result, bool)) (fsm.Result, bool) {
+	if rq.readByRelayer() {
+		return propose(cmd)
+	}
 	res, served := rq.loginFromRead(cmd)
 	if !served {
 		return propose(cmd)
@@ -57,15 +70,24 @@ func (rq *request) serveLogin(cmd fsm.Command, propose func(fsm.Command) (fsm.Re
 	return res, true
 }
 
+// readByRelayer: r was relayed to this member although its placement lets
+// any member serve it. The only relay of such a request is
+// proposeOnLeader's, after the member it arrived at read it and found
+// that it changes something; reading again here would cost a second
+// quorum round for nothing.
+func (rq *request) readByRelayer() bool {
+	return rq.r.Header.Get(HeaderForwarded) != "" && rq.placement().Where == store.AnyMember
+}
+
 // loginPlacement: a login without an Idempotency-Key is served where it
 // arrives (its linearizable read works on any member, and most logins
 // change nothing); only one that changes something goes to the leader
 // (proposeOnLeader). A keyed login is a plain write.
-func loginPlacement(r *http.Request) store.Placement {
+func loginPlacement(r *http.Request) Placement {
 	if r.Header.Get(HeaderIdempotencyKey) == "" {
-		return store.AnyMember
+		return Placement{Where: store.AnyMember}
 	}
-	return store.OnLeader
+	return Placement{Where: store.OnLeader, Relay: RelayWrite}
 }
 
 // proposeOnLeader proposes a login that must be proposed: the Router
@@ -73,7 +95,7 @@ func loginPlacement(r *http.Request) store.Placement {
 // been a plain write, or this member proposes it when it is the leader. It
 // returns false when the answer is written already (relayed, or failed).
 func (rq *request) proposeOnLeader(cmd fsm.Command) (fsm.Result, bool) {
-	if rq.s.routing != nil && rq.s.routing.Route(rq.w, rq.r, rq.body, store.OnLeader) {
+	if rq.s.routing != nil && rq.s.routing.Route(rq.w, rq.r, rq.body, Placement{Where: store.OnLeader, Relay: RelayWrite}) {
 		return fsm.Result{}, false
 	}
 	return rq.apply(cmd)

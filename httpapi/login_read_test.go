@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/fsm"
-	"github.com/wimms-dev/wimms/httpapi/internal/fake"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -112,7 +111,7 @@ func TestLoginThatChangesNothingIsServedFromALinearizableRead(t *testing.T) {
 // proposed here).
 func TestLoginOnAFollower(t *testing.T) {
 	st := &viewStore{fsmStore: &fsmStore{f: fsm.New(fsm.Options{}), clock: 1_000_000}}
-	router := &fake.Router{}
+	router := &fakeRouter{}
 	srv := New(Config{Store: st, Router: router, Logger: hclog.NewNullLogger(), Now: st.now})
 	e := &testEnv{t: t, srv: srv}
 	const login = "/v1/services/sync-1.5/users/a%40b.c/login"
@@ -149,5 +148,46 @@ func TestLoginOnAFollower(t *testing.T) {
 	}
 	if st.applies.Load() != applies {
 		t.Fatalf("a follower proposed %d logins", st.applies.Load()-applies)
+	}
+}
+
+// TestRelayedLoginIsProposedWithoutASecondRead: a login without an
+// Idempotency-Key is placed on any member, so it reaches the leader
+// relayed only when the member it arrived at has read already and found
+// that it changes something. The leader proposes it at once: one
+// linearizable read per login, not one on each member. Proposing is right
+// whatever the follower saw (the state machine decides the login against
+// the committed state), so the leader trusts nothing from it.
+func TestRelayedLoginIsProposedWithoutASecondRead(t *testing.T) {
+	st := &viewStore{fsmStore: &fsmStore{f: fsm.New(fsm.Options{}), clock: 1_000_000}}
+	srv := New(Config{Store: st, Logger: hclog.NewNullLogger(), Now: st.now})
+	e := &testEnv{t: t, srv: srv}
+	const login = "/v1/services/sync-1.5/users/a%40b.c/login"
+	for _, req := range [][3]string{
+		{"PUT", "/v1/services/sync-1.5", `{"pattern":"{node}/1.5/{uid}"}`},
+		{"POST", "/v1/services/sync-1.5/nodes", `{"node":"https://n1","capacity":10}`},
+		{"POST", login, `{"generation":5,"client_state":"aa"}`},
+	} {
+		if r := e.do(req[0], req[1], req[2]); r.code/100 != 2 {
+			t.Fatalf("setup %s: %d %s", req[1], r.code, r.body)
+		}
+	}
+	for _, tc := range []struct{ what, body string }{
+		{"changing login", `{"generation":6,"client_state":"aa"}`},
+		// The state may have changed since the follower read: still one
+		// proposal, which answers as a read would have.
+		{"login that no longer changes anything", `{"generation":6,"client_state":"aa"}`},
+	} {
+		reads, applies := st.linReads.Load(), st.applies.Load()
+		r := e.do("POST", login, tc.body, HeaderForwarded, "f1")
+		if r.code != 200 {
+			t.Fatalf("%s: %d %s", tc.what, r.code, r.body)
+		}
+		if n := st.linReads.Load() - reads; n != 0 {
+			t.Errorf("%s: the leader read %d times, want 0 (the follower read already)", tc.what, n)
+		}
+		if n := st.applies.Load() - applies; n != 1 {
+			t.Errorf("%s: proposed %d times, want 1", tc.what, n)
+		}
 	}
 }

@@ -105,7 +105,7 @@ func TestClusterProgress(t *testing.T) {
 func TestForwardedRequestsCounted(t *testing.T) {
 	st := fake.NewStore()
 	reg := prometheus.NewRegistry()
-	h := New(Config{Store: st, Router: &fake.Router{Follower: true}, Registry: reg}).Handler()
+	h := New(Config{Store: st, Router: &fakeRouter{Follower: true}, Registry: reg}).Handler()
 	req := httptest.NewRequest(http.MethodPost, "/v1/services/sync-1.5/users", strings.NewReader(`{"email":"a@b.c"}`))
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+
+	"github.com/wimms-dev/wimms/store"
 )
 
 // mux matches a request against its routes one by one, each with a
@@ -62,4 +64,52 @@ func (s *Server) mount(r *mux.Router, routes []route) {
 		}
 		sub.Handle(rt.path, s.serve(rt)).Methods(rt.method).Name(rt.name)
 	}
+}
+
+// place is where a route runs, as the route table declares it (routes.go):
+// the one place that decides it. request.placement turns it into the
+// Placement of one request, which the Router acts on.
+type place int
+
+const (
+	// placeNone: not routed (health, readiness, metrics: kindRaw).
+	placeNone place = iota
+	// placeHere: any member answers for itself (the cluster status).
+	placeHere
+	// placeRead: a read, where its ?consistency says (store.ReadLevel's
+	// Placement: default on the leader if one is known, stale and
+	// linearizable on any member); relayed alone.
+	placeRead
+	// placeWrite: on the leader, relayed in a batch with other writes.
+	placeWrite
+	// placeLogin: on any member, answered from a read when it changes
+	// nothing (login_read.go); with an Idempotency-Key a plain write.
+	placeLogin
+	// placeJoin: on the leader, relayed alone (the answer names the new
+	// member, which the relaying member learns).
+	placeJoin
+	// placeLeaderAlone: on the leader, relayed alone, and it may change
+	// the state although it is a GET (a token request may allocate).
+	placeLeaderAlone
+)
+
+// placement is where this request runs: its route's place, with the read
+// level (parsed once, by parseQuery) and the Idempotency-Key filled in.
+func (rq *request) placement() Placement {
+	switch rq.rt.place {
+	case placeRead:
+		if rq.levelBad {
+			return Placement{Where: store.AnyMember} // answered 400 here
+		}
+		return Placement{Where: rq.readOpts.Level.Placement(), Relay: RelayRead}
+	case placeWrite:
+		return Placement{Where: store.OnLeader, Relay: RelayWrite}
+	case placeLogin:
+		return loginPlacement(rq.r)
+	case placeJoin:
+		return Placement{Where: store.OnLeader, Relay: RelayJoin}
+	case placeLeaderAlone:
+		return Placement{Where: store.OnLeader, Relay: RelayAlone}
+	}
+	return Placement{Where: store.AnyMember}
 }

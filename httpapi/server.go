@@ -28,6 +28,9 @@ const (
 	HeaderKnownLeader    = "X-Wimms-Known-Leader"
 	HeaderLastContact    = "X-Wimms-Last-Contact"
 	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderForwarded marks a request a member relayed to the leader; its
+	// value is the relaying member's id (the Router sets it, cluster).
+	HeaderForwarded = "X-Wimms-Forwarded"
 	// HeaderReplayed is "true" on an answer that the state machine returned
 	// from its idempotency table instead of acting again.
 	HeaderReplayed = "X-Wimms-Idempotent-Replay"
@@ -171,6 +174,7 @@ type route struct {
 	path   string
 	access access
 	kind   kind
+	place  place    // where it runs (routing.go), declared in routes()
 	query  []string // accepted query parameters besides the read-level ones
 	handle func(*request)
 	// subject names the path variable an fsm error without a Field is
@@ -196,6 +200,7 @@ type request struct {
 
 	query    map[string]string
 	readOpts store.ReadOptions
+	levelBad bool // ?consistency did not parse: served here, which answers 400
 	idemKey  string
 
 	meta *store.Meta // from Apply/Read; nil → Store.Meta()
@@ -217,11 +222,14 @@ func (s *Server) serve(rt route) http.Handler {
 		if !rq.jsonContentType() || !rq.readBody() {
 			return
 		}
-		if s.routing != nil && s.routing.Route(w, r, rq.body, rt.placement(r)) {
-			return
-		}
+		// Path and query are parsed once, before routing: a read's level
+		// decides where it runs. Their problems are answered by the member
+		// that serves the request.
 		rq.parsePath()
 		rq.parseQuery()
+		if s.routing != nil && s.routing.Route(w, r, rq.body, rq.placement()) {
+			return
+		}
 		if rt.kind == kindWrite {
 			rq.parseIdempotencyKey()
 		}
@@ -332,6 +340,7 @@ func (rq *request) parseQuery() {
 	values, err := url.ParseQuery(rq.r.URL.RawQuery)
 	if err != nil {
 		rq.queryError("query", "invalid query string: "+err.Error())
+		rq.levelBad = true
 		return
 	}
 	allowed := map[string]bool{}
@@ -352,6 +361,7 @@ func (rq *request) parseQuery() {
 			rq.queryError(k, "unknown query parameter")
 		case len(values[k]) > 1:
 			rq.queryError(k, "given more than once")
+			rq.levelBad = rq.levelBad || k == "consistency"
 		default:
 			rq.query[k] = values[k][0]
 		}
@@ -362,6 +372,7 @@ func (rq *request) parseQuery() {
 	level, err := store.ParseReadLevel(rq.query["consistency"])
 	if err != nil {
 		rq.queryError("consistency", err.Error())
+		rq.levelBad = true
 	}
 	rq.readOpts.Level = level
 	if raw, ok := rq.query["max_staleness"]; ok {
@@ -412,37 +423,6 @@ func (rq *request) parseIdempotencyKey() {
 		return
 	}
 	rq.idemKey = vals[0]
-}
-
-// placement is where r must be served, decided from the route and, for a
-// read, from ?consistency= alone (read before anything else is parsed). A
-// level that does not parse is served here, which answers 400.
-func (rt route) placement(r *http.Request) store.Placement {
-	switch rt.kind {
-	case kindWrite, kindControl:
-		if rt.name == routeLogin {
-			return loginPlacement(r)
-		}
-		return store.OnLeader
-	case kindRead:
-		if rt.name == routeClusterStatus {
-			return store.AnyMember // a member answers for itself
-		}
-		levels := r.URL.Query()["consistency"]
-		if len(levels) > 1 {
-			return store.AnyMember
-		}
-		var raw string
-		if len(levels) == 1 {
-			raw = levels[0]
-		}
-		level, err := store.ParseReadLevel(raw)
-		if err != nil {
-			return store.AnyMember
-		}
-		return level.Placement()
-	}
-	return store.AnyMember
 }
 
 // invalid answers 400 with every problem found so far and reports whether

@@ -67,7 +67,7 @@ func (s *Server) tokenRoutes() []route {
 		return nil
 	}
 	return []route{{name: routeToken, method: http.MethodGet, path: pathToken, access: accessOpen,
-		kind: kindControl, handle: s.token, subject: subjectUser, query: []string{"duration"}}}
+		kind: kindControl, place: placeLeaderAlone, handle: s.token, subject: subjectUser, query: []string{"duration"}}}
 }
 
 func (rq *request) refuseCredentials(name, desc string) {

@@ -335,6 +335,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		AdminToken:      f.adminToken,
 		ReapAfter:       f.reapAfter,
 		LeaderWait:      f.leaderWait,
+		ApplyTimeout:    f.applyTimeout,
 		PeersFile:       filepath.Join(f.dataDir, "gossip-peers.json"),
 
 		DialTLS:               sec.memberDialer(),

@@ -1,12 +1,12 @@
 // Package fake provides programmable stand-ins for the interfaces of
-// httpapi/backend.go, so the HTTP layer and its client can be tested without
-// the state machine or Raft. They record what reached them: a test can
+// httpapi/backend.go, so the HTTP layer and its client can be tested
+// without the state machine or Raft (the Router's fake is httpapi's own,
+// fakerouter_test.go, since its Placement is an httpapi type). They record what reached them: a test can
 // prove that a malformed request never did.
 package fake
 
 import (
 	"context"
-	"net/http"
 	"sort"
 	"sync"
 
@@ -278,60 +278,4 @@ func (c *Cluster) Calls() (joined []wire.Member, removed, transfers []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]wire.Member(nil), c.joined...), append([]string(nil), c.removed...), append([]string(nil), c.transfers...)
-}
-
-// Routed is one request a Router decided on.
-type Routed struct {
-	Method, Path string
-	Where        store.Placement
-	Relayed      bool
-	Header       http.Header
-	Body         []byte
-}
-
-// Router is a fake httpapi.Router. By default this member serves
-// everything. With Follower set, it relays what needs the leader
-// (store.OnLeader, store.OnLeaderIfKnown): it answers 200
-// {"forwarded":true} with header X-Fake-Forwarded: 1, which no real
-// handler produces. It records every decision.
-type Router struct {
-	mu       sync.Mutex
-	Follower bool
-	calls    []Routed
-}
-
-func (f *Router) Route(w http.ResponseWriter, r *http.Request, body []byte, where store.Placement) bool {
-	f.mu.Lock()
-	relay := f.Follower && where != store.AnyMember
-	f.calls = append(f.calls, Routed{Method: r.Method, Path: r.URL.EscapedPath(), Where: where, Relayed: relay,
-		Header: r.Header.Clone(), Body: append([]byte(nil), body...)})
-	f.mu.Unlock()
-	if !relay {
-		return false
-	}
-	w.Header().Set("X-Fake-Forwarded", "1")
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(`{"forwarded":true}`))
-	return true
-}
-
-// Relayed returns every request the Router relayed.
-func (f *Router) Relayed() []Routed {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []Routed
-	for _, c := range f.calls {
-		if c.Relayed {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// Calls returns every decision.
-func (f *Router) Calls() []Routed {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]Routed(nil), f.calls...)
 }
