@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,3 +36,35 @@ func (c *Cluster) ProbeMember(ctx context.Context, httpAddr string) (uint64, err
 }
 
 var _ httpapi.MemberProber = (*Cluster)(nil)
+
+// ProbeActivity asks the member at httpAddr for its sign-in and allocation
+// counters (GET /v1/member/activity), with the Authorization of the call
+// being answered: the API decides who may read them, on every member alike.
+func (c *Cluster) ProbeActivity(ctx context.Context, httpAddr, authorization string) (httpapi.MemberActivity, error) {
+	var a httpapi.MemberActivity
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL(httpAddr)+"/v1/member/activity", nil)
+	if err != nil {
+		return a, fmt.Errorf("activity of %s: %w", httpAddr, err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return a, fmt.Errorf("activity of %s: %w", httpAddr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return a, fmt.Errorf("activity of %s: %w", httpAddr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return a, fmt.Errorf("activity of %s: %s", httpAddr, resp.Status)
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		return a, fmt.Errorf("activity of %s: %w", httpAddr, err)
+	}
+	return a, nil
+}
+
+var _ httpapi.ActivityProber = (*Cluster)(nil)

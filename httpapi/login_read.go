@@ -57,17 +57,28 @@ func (rq *request) loginFromRead(cmd fsm.Command) (res fsm.Result, served bool) 
 // would (Apply runs the decision fsm.View.DecideLogin makes).
 func (rq *request) serveLogin(cmd fsm.Command, propose func(fsm.Command) (fsm.Result, bool)) (fsm.Result, bool) {
 	if rq.readByRelayer() {
-		return propose(cmd)
+		return rq.countProposed(cmd, propose)
 	}
 	res, served := rq.loginFromRead(cmd)
 	if !served {
-		return propose(cmd)
+		return rq.countProposed(cmd, propose)
 	}
+	rq.s.metrics.loginDecided(cmd.Service, res, true)
 	if res.Err != nil {
 		rq.fsmError(res.Err)
 		return res, false
 	}
 	return res, true
+}
+
+// countProposed proposes a login and counts it, unless it was relayed: the
+// member it was relayed to decides and counts it.
+func (rq *request) countProposed(cmd fsm.Command, propose func(fsm.Command) (fsm.Result, bool)) (fsm.Result, bool) {
+	res, ok := propose(cmd)
+	if !rq.relayed {
+		rq.s.metrics.loginDecided(cmd.Service, res, ok || res.Err != nil)
+	}
+	return res, ok
 }
 
 // readByRelayer: r was relayed to this member although its placement lets
@@ -96,6 +107,7 @@ func loginPlacement(r *http.Request) Placement {
 // returns false when the answer is written already (relayed, or failed).
 func (rq *request) proposeOnLeader(cmd fsm.Command) (fsm.Result, bool) {
 	if rq.s.routing != nil && rq.s.routing.Route(rq.w, rq.r, rq.body, Placement{Where: store.OnLeader, Relay: RelayWrite}) {
+		rq.relayed = true
 		return fsm.Result{}, false
 	}
 	return rq.apply(cmd)

@@ -20,9 +20,14 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// logins counts every login this member decided, from a read or by
+	// proposing it (a follower that relays a login leaves it to the
+	// leader): each login is counted once in the cluster, so dashboards
+	// sum it over members.
+	logins *prometheus.CounterVec
 	// loginReads counts the logins this member decided from a linearizable
-	// read (they changed nothing, so no member applies them and
-	// wimms_logins_total, counted as entries apply, never sees them).
+	// read. Deprecated: wimms_logins_total counts them too; kept for one
+	// release.
 	loginReads *prometheus.CounterVec
 }
 
@@ -38,9 +43,16 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 	}, []string{"route", "method"})
 	loginReads := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wimms_login_reads_total",
-		Help: "Logins this member decided from a linearizable read, without a Raft write (they changed nothing), by service and outcome (ok, retired, or the error status). All logins: max over members of wimms_logins_total plus the sum over members of this.",
+		Help: "Deprecated (use wimms_logins_total): logins this member decided from a linearizable read, without a Raft write, by service and outcome.",
+	}, []string{"service", "outcome"})
+	logins := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: metricLogins,
+		Help: "Logins this member decided (the login endpoint and the token server), by service and outcome (ok, retired, unavailable, or the error status). Each login is counted by one member: sum over members.",
 	}, []string{"service", "outcome"})
 	var err error
+	if logins, err = registerOrReuse(reg, logins); err != nil {
+		return nil, err
+	}
 	if requests, err = registerOrReuse(reg, requests); err != nil {
 		return nil, err
 	}
@@ -50,19 +62,35 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 	if loginReads, err = registerOrReuse(reg, loginReads); err != nil {
 		return nil, err
 	}
-	return &httpMetrics{requests: requests, duration: duration, loginReads: loginReads}, nil
+	return &httpMetrics{requests: requests, duration: duration, logins: logins, loginReads: loginReads}, nil
 }
 
-// loginRead counts one login decided from a read.
+// loginRead counts one login decided from a read (the deprecated series;
+// loginDecided counts it in wimms_logins_total).
 func (m *httpMetrics) loginRead(service string, res fsm.Result) {
-	outcome := store.OutcomeOK
+	m.loginReads.WithLabelValues(service, loginOutcome(res, true)).Inc()
+}
+
+// loginDecided counts one login this member decided; answered is false
+// when it failed outside the state machine (no leader, a timeout).
+func (m *httpMetrics) loginDecided(service string, res fsm.Result, answered bool) {
+	m.logins.WithLabelValues(service, loginOutcome(res, answered)).Inc()
+}
+
+// OutcomeUnavailable is a login that got no decision: the cluster could
+// not commit or read it (no leader, a timeout, an unknown outcome).
+const OutcomeUnavailable = "unavailable"
+
+func loginOutcome(res fsm.Result, answered bool) string {
 	switch {
 	case res.Err != nil:
-		outcome = res.Err.Status
+		return res.Err.Status
+	case !answered:
+		return OutcomeUnavailable
 	case res.User != nil && res.User.Generation == fsm.MaxGeneration:
-		outcome = store.OutcomeRetired
+		return store.OutcomeRetired
 	}
-	m.loginReads.WithLabelValues(service, outcome).Inc()
+	return store.OutcomeOK
 }
 
 // registerOrReuse lets two Servers share one Registry (a test, or a

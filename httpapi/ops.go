@@ -7,6 +7,7 @@ func (s *Server) allRoutes() []route {
 	all := append(s.routes(), s.tokenRoutes()...)
 	all = append(all, s.dockerflowRoutes()...)
 	all = append(all, s.opsRoutes()...)
+	all = append(all, s.activityRoutes()...)
 	all = append(all, s.lifecycleRoutes()...)
 	return all
 }

@@ -204,6 +204,9 @@ type request struct {
 	idemKey  string
 
 	meta *store.Meta // from Apply/Read; nil → Store.Meta()
+	// relayed: the answer came from the leader this member relayed the
+	// request to, which counted it.
+	relayed bool
 }
 
 // serve runs the checks every API request goes through, in an order that

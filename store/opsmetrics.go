@@ -105,8 +105,8 @@ const (
 func newOutcomeMetrics() *outcomeMetrics {
 	return &outcomeMetrics{
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "wimms_logins_total",
-			Help: "Logins applied by the state machine, by service and outcome (ok, new-user, retired, or the SPEC error status).",
+			Name: "wimms_logins_applied_total",
+			Help: "Deprecated (use wimms_logins_total, counted by the member that decided each login): logins applied by the state machine, by service and outcome (ok, new-user, retired, or the SPEC error status). Every member counts every applied login: aggregate with max. Kept for one release.",
 		}, []string{"service", "outcome"}),
 		allocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wimms_allocations_total",

@@ -104,12 +104,17 @@ func TestMetricsAnswerQuestions(t *testing.T) {
 		{"wimms_allocations_total", []string{"service", svc, "result", "created"}, 1},
 		{"wimms_allocations_total", []string{"service", svc, "result", "existing"}, 1},
 		{"wimms_allocations_total", []string{"service", "empty-1.0", "result", "no-node-available"}, 1},
-		{"wimms_logins_total", []string{"service", svc, "outcome", "new-user"}, 1},
-		// A login that changes nothing, rejections included, is decided by a
-		// read on the member and counted there, not in the log.
+		// Every login is counted once, by the member that decided it:
+		// the one that created b (proposed), the repeat and the rejection
+		// (decided from reads).
+		{"wimms_logins_total", []string{"service", svc, "outcome", "ok"}, 2},
+		{"wimms_logins_total", []string{"service", svc, "outcome", "invalid-generation"}, 1},
+		// The deprecated series, kept one release: applied logins (every
+		// member counts each) and read-decided ones.
+		{"wimms_logins_applied_total", []string{"service", svc, "outcome", "new-user"}, 1},
 		{"wimms_login_reads_total", []string{"service", svc, "outcome", "ok"}, 1},
 		{"wimms_login_reads_total", []string{"service", svc, "outcome", "invalid-generation"}, 1},
-		{"wimms_logins_total", []string{"service", svc, "outcome", "ok"}, -1},
+		{"wimms_logins_applied_total", []string{"service", svc, "outcome", "ok"}, -1},
 		{"wimms_cluster_leader_known", nil, 1},
 		{"wimms_cluster_member_up", []string{"member", "m1", "zone", "zone-a"}, 1},
 	}

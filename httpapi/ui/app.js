@@ -1,7 +1,6 @@
 // wimms dashboard: plain JavaScript, no build step, no outside resources.
 // Everything shown comes from the member that served this page, through
-// the public API (with the token typed in the header when tokens are set)
-// and /metrics.
+// the public API (with the token typed in the header when tokens are set).
 'use strict';
 
 const params = new URLSearchParams(location.search);
@@ -176,21 +175,6 @@ function renderServices(services) {
   }
 }
 
-// parseCounters sums a counter family of Prometheus text by one label.
-function parseCounters(text, family, label) {
-  const out = {};
-  const re = new RegExp('^' + family + '\\{([^}]*)\\} (\\S+)');
-  const labelRe = new RegExp('(?:^|,)' + label + '="((?:[^"\\\\]|\\\\.)*)"');
-  for (const line of text.split('\n')) {
-    const m = re.exec(line);
-    if (!m) continue;
-    const l = labelRe.exec(m[1]);
-    const key = l ? l[1] : '';
-    out[key] = (out[key] || 0) + Number(m[2]);
-  }
-  return out;
-}
-
 const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
 
 // rate between two samples; a member restart resets counters (negative
@@ -203,26 +187,23 @@ function rate(a, b, key) {
 }
 
 async function sampleRates() {
-  const resp = await fetch('/metrics', { cache: 'no-store' });
-  if (!resp.ok) throw new Error('/metrics: HTTP ' + resp.status);
-  const text = await resp.text();
-  // Logins that changed nothing are decided by a read on the member that
-  // served them (wimms_login_reads_total, this member's only); the others
-  // are counted as the log applies (wimms_logins_total, the cluster's).
-  const logins = parseCounters(text, 'wimms_logins_total', 'outcome');
-  for (const [k, v] of Object.entries(parseCounters(text, 'wimms_login_reads_total', 'outcome'))) {
-    logins[k] = (logins[k] || 0) + v;
-  }
+  // The whole cluster's counters, gathered by the member that serves this
+  // page: logins summed over the members that decided them, allocations
+  // as the log applies them (every member has all of them).
+  const { body } = await api('/v1/cluster/activity');
+  const missing = body.members.filter((m) => m.error).map((m) => m.id);
   const s = {
     t: Date.now(),
-    logins,
-    allocations: parseCounters(text, 'wimms_allocations_total', 'result'),
+    logins: body.logins || {},
+    allocations: body.allocations || {},
+    missing,
   };
   s.loginTotal = sum(s.logins);
   s.allocationTotal = sum(s.allocations);
   samples.push(s);
   while (samples.length > 2 && s.t - samples[0].t > RATE_WINDOW_MS) samples.shift();
   renderRates();
+  if (missing.length) throw new Error('no counters from ' + missing.join(', ') + ': their logins are left out');
 }
 
 function renderRates() {
