@@ -50,7 +50,7 @@ func newSecureEnv(t *testing.T) *secureEnv {
 // issue runs `wimms tls cert` for name.
 func (e *secureEnv) issue(name string) (cert, key string) {
 	e.t.Helper()
-	testutil.WimmsOK(e.t, "tls", "cert", "--ca", e.dir, "--name", name, "--hosts", "127.0.0.1,localhost", "--out", e.dir)
+	testutil.WimmsOK(e.t, "tls", "cert", "--ca", e.dir, "--role", "member", "--name", name, "--hosts", "127.0.0.1,localhost", "--out", e.dir)
 	return filepath.Join(e.dir, name+".pem"), filepath.Join(e.dir, name+"-key.pem")
 }
 
@@ -421,7 +421,7 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 	cert, key := e.issue("good")
 	otherCert, otherKey := e.issue("other")
 	_, stranger := newCAWithCert(t, "s")
-	expired, err := tlsconf.CreateCert(e.dir, tlsconf.CertRequest{Name: "expired", Hosts: []string{"127.0.0.1"}}, e.dir, time.Now().Add(-3*tlsconf.MemberValidity))
+	expired, err := tlsconf.CreateCert(e.dir, tlsconf.CertRequest{Role: tlsconf.RoleMember, Name: "expired", Hosts: []string{"127.0.0.1"}}, e.dir, time.Now().Add(-3*tlsconf.MemberValidity))
 	if err != nil {
 		t.Fatal(err)
 	}
