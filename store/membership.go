@@ -29,6 +29,21 @@ func (s *Store) Servers() ([]Server, error) {
 	return out, nil
 }
 
+// IsServer reports whether id is a server of the latest Raft
+// configuration (false when it cannot be read).
+func (s *Store) IsServer(id string) bool {
+	servers, err := s.raftServers()
+	if err != nil {
+		return false
+	}
+	for _, srv := range servers {
+		if string(srv.ID) == id {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Store) raftServers() ([]raft.Server, error) {
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {

@@ -332,3 +332,36 @@ func readFile(t *testing.T, path string) []byte {
 	return b
 }
 
+// `wimms tls cert` has no default role, and each role gets what it needs.
+func TestTLSCertRoles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	testutil.WimmsOK(t, "tls", "ca", "--out", dir)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--name", "m1", "--hosts", "127.0.0.1"}, "--role is required"},
+		{[]string{"--role", "admin", "--name", "m1", "--hosts", "127.0.0.1"}, `--role "admin"`},
+		{[]string{"--role", "member", "--name", "m1"}, "--hosts is required for a member certificate"},
+	} {
+		out, code := testutil.RunWimms(t, append([]string{"tls", "cert", "--ca", dir}, tc.args...)...)
+		if code == 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("tls cert %v: exit %d, %q; want a refusal naming %q", tc.args, code, out, tc.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "m1.pem")); err == nil {
+			t.Fatalf("tls cert %v wrote a certificate", tc.args)
+		}
+	}
+	testutil.WimmsOK(t, "tls", "cert", "--ca", dir, "--role", "client", "--name", "ops")
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "ops.pem"), filepath.Join(dir, "ops-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != "spiffe://wimms/client/ops" || len(leaf.ExtKeyUsage) != 1 || leaf.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
+		t.Fatalf("client certificate: URIs %v, usages %v", leaf.URIs, leaf.ExtKeyUsage)
+	}
+}

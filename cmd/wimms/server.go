@@ -330,7 +330,7 @@ func runServer(parent context.Context, f serverFlags) error {
 	ln = httpapi.Listen(ln, f.httpLimits)
 	handler := api.Handler()
 	if sec.holder != nil {
-		handler = tlsconf.GuardMemberRoutes(handler, "/v1/cluster/members", cluster.ForwardedHeader, f.adminToken != "")
+		handler = tlsconf.GuardMemberRoutes(handler, "/v1/cluster/members", cluster.ForwardedHeader, f.adminToken != "", st.IsServer)
 		ln = tls.NewListener(ln, sec.holder.ServerConfig(false))
 	}
 	srv := httpapi.NewHTTPServer(handler, f.httpLimits)

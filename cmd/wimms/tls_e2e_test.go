@@ -425,6 +425,7 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	toolCert, toolKey := e.issueRole(e.dir, "client", "tool")
 	missing := filepath.Join(t.TempDir(), "nope")
 	badKey := testutil.TempFile(t, "bad.key", []byte("c2hvcnQ=\n"))
 	for _, tc := range []struct {
@@ -437,6 +438,8 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 		{"mismatched key", []string{"--tls-ca", e.caFile, "--tls-cert", cert, "--tls-key", otherKey}, "does not match"},
 		{"certificate of another CA", []string{"--tls-ca", e.caFile, "--tls-cert", stranger.CertFile, "--tls-key", stranger.KeyFile}, "does not verify"},
 		{"expired certificate", []string{"--tls-ca", e.caFile, "--tls-cert", expired.CertFile, "--tls-key", expired.KeyFile}, "expired"},
+		{"client certificate", []string{"--id", "tool", "--tls-ca", e.caFile, "--tls-cert", toolCert, "--tls-key", toolKey}, "not a member certificate"},
+		{"another member's certificate", []string{"--id", "someone-else", "--tls-ca", e.caFile, "--tls-cert", cert, "--tls-key", key}, `member certificate of "good"`},
 		{"missing CA file", []string{"--tls-ca", missing, "--tls-cert", otherCert, "--tls-key", otherKey}, "--tls-ca"},
 		{"gossip key and key file", []string{"--gossip-key", "x", "--gossip-key-file", e.gossipKey}, "use one"},
 		{"short gossip key", []string{"--gossip-key-file", badKey}, "--gossip-key"},

@@ -266,21 +266,30 @@ const InternalPrefix = "/internal/"
 // GuardMemberRoutes is the HTTPS listener's identity check, in front of
 // the API (which checks tokens):
 //   - InternalPrefix routes (read index, relayed batches) need a member
-//     certificate: 403 otherwise, whatever token comes with it.
+//     certificate naming a current member (configured(id), when set):
+//     403 otherwise, whatever token comes with it.
 //   - POST joinPath without an admin token configured needs a member
 //     certificate naming the joining id (the id in the body), or, when a
 //     member relays the join (forwardedHeader set), naming that member.
 //     The relaying member made the first check at its edge; the
-//     forwarding header must name the certificate's holder so that no
-//     member can pass a join off as relayed by another.
+//     forwarding header must name the certificate's holder, a current
+//     member, so that no member can pass a join off as relayed by another.
 //
 // With an admin token configured the API layer demands it on joins
 // instead, so an operator can admit a member with the token.
-func GuardMemberRoutes(next http.Handler, joinPath, forwardedHeader string, adminTokenSet bool) http.Handler {
+func GuardMemberRoutes(next http.Handler, joinPath, forwardedHeader string, adminTokenSet bool, configured func(id string) bool) http.Handler {
+	current := func(id string) bool { return configured == nil || configured(id) }
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, InternalPrefix) && !IsMember(r) {
-			forbid(w, "member-to-member routes require a member certificate signed by the cluster CA")
-			return
+		if strings.HasPrefix(r.URL.Path, InternalPrefix) {
+			id, ok := RequestMemberID(r)
+			if !ok {
+				forbid(w, "member-to-member routes require a member certificate signed by the cluster CA")
+				return
+			}
+			if !current(id) {
+				forbid(w, fmt.Sprintf("member %q is not in the raft configuration", id))
+				return
+			}
 		}
 		if adminTokenSet || r.Method != http.MethodPost || r.URL.Path != joinPath {
 			next.ServeHTTP(w, r)
@@ -294,6 +303,10 @@ func GuardMemberRoutes(next http.Handler, joinPath, forwardedHeader string, admi
 		if fwd := r.Header.Get(forwardedHeader); fwd != "" {
 			if fwd != id {
 				forbid(w, fmt.Sprintf("a join relayed by %q came with the certificate of member %q", fwd, id))
+				return
+			}
+			if !current(id) {
+				forbid(w, fmt.Sprintf("member %q, which relayed the join, is not in the raft configuration", id))
 				return
 			}
 			next.ServeHTTP(w, r)

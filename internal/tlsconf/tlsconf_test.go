@@ -420,7 +420,8 @@ func TestGuardMemberRoutes(t *testing.T) {
 		w.WriteHeader(http.StatusTeapot)
 		_, _ = w.Write(b)
 	})
-	srv := httptest.NewUnstartedServer(GuardMemberRoutes(next, "/v1/cluster/members", "X-Fwd", false))
+	configured := func(id string) bool { return id == "joiner" || id == "m" }
+	srv := httptest.NewUnstartedServer(GuardMemberRoutes(next, "/v1/cluster/members", "X-Fwd", false, configured))
 	srv.TLS = h.ServerConfig(false)
 	srv.StartTLS()
 	defer srv.Close()
@@ -428,6 +429,10 @@ func TestGuardMemberRoutes(t *testing.T) {
 
 	anon := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.current().pool}}}
 	tool := &http.Client{Transport: &http.Transport{TLSClientConfig: p.issueClient("tool")}}
+	outsiderHolder := p.load("outsider") // a member certificate, not configured
+	outsider := &http.Client{Transport: &http.Transport{DialTLSContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		return outsiderHolder.DialContext(ctx, &net.Dialer{}, network, a)
+	}}}
 	withCert := &http.Client{Transport: &http.Transport{DialTLSContext: func(ctx context.Context, network, a string) (net.Conn, error) {
 		return member.DialContext(ctx, &net.Dialer{}, network, a)
 	}}}
@@ -463,6 +468,9 @@ func TestGuardMemberRoutes(t *testing.T) {
 		{"internal route without a certificate", anon, "GET", "/internal/v1/readindex", "", nil, http.StatusForbidden},
 		{"internal route with a client certificate", tool, "POST", "/internal/v1/relay", "{}", nil, http.StatusForbidden},
 		{"internal route with a member certificate", withCert, "GET", "/internal/v1/readindex", "", nil, http.StatusTeapot},
+		{"internal route with the certificate of a non-member", outsider, "GET", "/internal/v1/readindex", "", nil, http.StatusForbidden},
+		{"join relayed by a non-member", outsider, "POST", "/v1/cluster/members", `{"id":"x"}`, []string{"X-Fwd", "outsider"}, http.StatusForbidden},
+		{"a new member joins as itself", outsider, "POST", "/v1/cluster/members", `{"id":"outsider"}`, nil, http.StatusTeapot},
 		{"API call without a certificate", anon, "GET", "/v1/cluster", "", nil, http.StatusTeapot},
 		{"API call with a client certificate", tool, "GET", "/v1/cluster", "", nil, http.StatusTeapot},
 	} {
@@ -476,7 +484,7 @@ func TestGuardMemberRoutes(t *testing.T) {
 	}
 	// With an admin token the API layer checks the token instead, but the
 	// internal routes still need a member certificate.
-	open := GuardMemberRoutes(next, "/v1/cluster/members", "X-Fwd", true)
+	open := GuardMemberRoutes(next, "/v1/cluster/members", "X-Fwd", true, configured)
 	rec := httptest.NewRecorder()
 	open.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/cluster/members", nil))
 	if rec.Code != http.StatusTeapot {
