@@ -121,6 +121,7 @@ type Store struct {
 
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
+	tlsStream *tlsStreamLayer // nil without TLS
 	bolt      *raftboltdb.BoltStore
 	log       *raftLog
 	machine   machine
@@ -234,6 +235,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		logger:       logger,
 		raft:         r,
 		transport:    transport,
+		tlsStream:    tlsStream,
 		bolt:         storage.bolt,
 		log:          storage.log,
 		machine:      m,

@@ -24,6 +24,12 @@ import (
 //     empty configuration (a new member waiting to be added) accepts any
 //     member certificate, since the leader that is adding it is not in its
 //     configuration yet; it has no state to protect.
+//   - inbound, also: an id another member vouched for in the last
+//     vouchFor (Store.AdmitRaftPeers). A member that was away while the
+//     configuration changed may be led by a member its own, stale,
+//     configuration does not hold; it learns the current members from a
+//     member over mutual-TLS HTTP (cluster does that when it has no
+//     leader) and accepts them for a while.
 //   - outbound: the certificate of the member dialled must name the id the
 //     configuration holds for that address.
 //
@@ -79,7 +85,7 @@ func (s *tlsStreamLayer) admitInbound(conn *tls.Conn) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(servers) > 0 && !hasServerID(servers, id) {
+	if len(servers) > 0 && !hasServerID(servers, id) && !s.isVouched(id) {
 		return nil, fmt.Errorf("member %q is not in the raft configuration", id)
 	}
 	if s.cfg.Track != nil {
@@ -110,6 +116,33 @@ func (s *tlsStreamLayer) checkOutbound(conn *tls.Conn, address raft.ServerAddres
 		s.cfg.Track(conn)
 	}
 	return nil
+}
+
+// vouchFor is how long an id vouched for by another member is admitted:
+// long enough to receive the configuration that holds it.
+const vouchFor = 5 * time.Minute
+
+// maxVouched bounds the vouched set; members are few.
+const maxVouched = 256
+
+func (s *tlsStreamLayer) vouch(ids []string, now time.Time) {
+	s.vouchedMu.Lock()
+	defer s.vouchedMu.Unlock()
+	if s.vouched == nil || len(s.vouched)+len(ids) > maxVouched {
+		s.vouched = map[string]time.Time{}
+	}
+	for _, id := range ids {
+		if id != "" && id != s.self {
+			s.vouched[id] = now.Add(vouchFor)
+		}
+	}
+}
+
+func (s *tlsStreamLayer) isVouched(id string) bool {
+	s.vouchedMu.Lock()
+	defer s.vouchedMu.Unlock()
+	until, ok := s.vouched[id]
+	return ok && time.Now().Before(until)
 }
 
 func hasServerID(servers []raft.Server, id string) bool {

@@ -52,6 +52,10 @@ type tlsStreamLayer struct {
 	// self is this member's id (transport_identity.go).
 	servers atomic.Pointer[func() []raft.Server]
 	self    string
+	// vouched: ids a configured member named as members, until when
+	// (transport_identity.go).
+	vouchedMu sync.Mutex
+	vouched   map[string]time.Time
 }
 
 var _ raft.StreamLayer = (*tlsStreamLayer)(nil)

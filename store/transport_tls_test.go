@@ -173,6 +173,26 @@ func TestTLSStreamLayerAdmitsOnlyConfiguredMembers(t *testing.T) {
 	}
 	in.Close()
 
+	// Vouched for by another member (Store.AdmitRaftPeers), c gets in
+	// without being in this member's configuration; only c.
+	b.vouch([]string{"c"}, time.Now())
+	conn2, err := rawDial(t, outsider, target)
+	if err != nil {
+		t.Fatalf("vouched-for member: %v", err)
+	}
+	defer conn2.Close()
+	in2, err := b.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in2.Close()
+	conn, err = rawDial(t, tool, target)
+	refused(t, "a client certificate after a vouch", conn, err)
+	b.vouch([]string{"x"}, time.Now().Add(-2*vouchFor))
+	if b.isVouched("x") {
+		t.Fatal("a vouch outlived vouchFor")
+	}
+
 	// Outbound: a member at an address the configuration gives to another
 	// id is not talked to.
 	cfgs.mu.Lock()

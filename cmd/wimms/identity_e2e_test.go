@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -364,4 +365,54 @@ func TestTLSCertRoles(t *testing.T) {
 	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != "spiffe://wimms/client/ops" || len(leaf.ExtKeyUsage) != 1 || leaf.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
 		t.Fatalf("client certificate: URIs %v, usages %v", leaf.URIs, leaf.ExtKeyUsage)
 	}
+}
+
+// A member that was down while the configuration changed comes back to a
+// leader it has never had in its configuration: the Raft port admits ids
+// only from the configuration, so it learns the current members from a
+// configured member over mutual-TLS HTTP (here with no --join: the
+// gossip-sync path) and then accepts that leader.
+func TestSecureStaleMemberFollowsANewLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 4-member secured cluster")
+	}
+	e := newSecureEnv(t)
+	ms := e.startCluster(3)
+	stale := ms[2]
+	stale.kill9()
+	s4 := e.member("s4", "zone-a")
+	s4.SetJoin([]string{ms[0].HTTPAddr})
+	s4.start()
+	e.waitReady(s4)
+	all := append(ms[:2:2], s4)
+	waitLeader(t, 60*time.Second, "s4 is a voter", all, e.view, votersAre(4))
+	expect(t, e.call("POST", e.url(ms[0], "/v1/cluster/leader"), map[string]any{"id": "s4"}), 200, "hand leadership to s4")
+	waitLeader(t, 60*time.Second, "s4 leads", all, e.view, func(m *member, v wire.ClusterStatus) error {
+		if v.Leader.ID != "s4" {
+			return fmt.Errorf("%s sees leader %s", m.ID, v.Leader.ID)
+		}
+		return nil
+	})
+	expect(t, e.call("PUT", e.url(s4, "/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "a write the stale member missed")
+	lead, err := e.view(s4)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	stale.SetJoin(nil)
+	stale.start()
+	eventually(t, 60*time.Second, "the stale member follows s4 and catches up", func() error {
+		a, err := tryCallWith(e.client, "GET", e.url(stale, "/v1/cluster?consistency=stale"), nil)
+		if err != nil {
+			return err
+		}
+		var v wire.ClusterStatus
+		if err := json.Unmarshal([]byte(a.raw), &v); err != nil {
+			return fmt.Errorf("%d %s", a.code, a.raw)
+		}
+		if v.Leader == nil || v.Leader.ID != "s4" || v.AppliedIndex < lead.AppliedIndex {
+			return fmt.Errorf("leader %+v, applied %d of %d", v.Leader, v.AppliedIndex, lead.AppliedIndex)
+		}
+		return nil
+	})
 }

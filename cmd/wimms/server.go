@@ -281,6 +281,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		DialTLS:               sec.memberDialer(),
 		GossipKey:             sec.gossipKey,
 		AuthenticatedJoinOnly: sec.secured(),
+		AdmitRaftPeers:        st.AdmitRaftPeers,
 	})
 	if err != nil {
 		_ = st.Close()
