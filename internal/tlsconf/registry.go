@@ -32,26 +32,30 @@ type trackedConn struct {
 // Track registers conn, whose handshake must be complete; it is closed by
 // a later reload when its peer chain no longer verifies against the new
 // CA (or, needMember, no longer names a member). A connection whose peer
-// presented no certificate (an API client) is not tracked: there is
-// nothing to re-verify, and tokens decide what it may do. Tracking the
-// same connection again is a no-op.
+// presented no certificate (an API client) is remembered but never
+// closed: there is nothing to re-verify, and tokens decide what it may do.
+// Tracking the same connection again is cheap (the HTTPS server does it on
+// every request).
 func (h *Holder) Track(conn *tls.Conn, needMember bool) {
 	if conn == nil {
 		return
 	}
-	cs := conn.ConnectionState()
-	if !cs.HandshakeComplete || len(cs.PeerCertificates) == 0 {
+	r := &h.conns
+	key := weak.Make(conn)
+	r.mu.Lock()
+	_, known := r.conns[key]
+	r.mu.Unlock()
+	if known {
 		return
 	}
-	r := &h.conns
+	cs := conn.ConnectionState()
+	if !cs.HandshakeComplete {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.conns == nil {
 		r.conns = map[weak.Pointer[tls.Conn]]trackedConn{}
-	}
-	key := weak.Make(conn)
-	if _, ok := r.conns[key]; ok {
-		return
 	}
 	r.conns[key] = trackedConn{chain: cs.PeerCertificates, needMember: needMember}
 	if len(r.conns) > max(2*r.pruneSize, 64) {
@@ -93,7 +97,7 @@ func (h *Holder) revalidate(m *material) int {
 			delete(r.conns, k)
 			continue
 		}
-		if stillTrusted(t, m.pool, now) {
+		if len(t.chain) == 0 || stillTrusted(t, m.pool, now) {
 			continue
 		}
 		delete(r.conns, k)
