@@ -589,4 +589,5 @@ func TestReloadClosesConnectionsOfARevokedCA(t *testing.T) {
 		t.Fatalf("%d tracked connections after the close, want 1 (the API client)", n)
 	}
 	runtime.KeepAlive(anonSrv)
+	runtime.KeepAlive(srvConn) // the registry holds connections weakly, as their users do not
 }
