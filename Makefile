@@ -104,7 +104,7 @@ certs: build
 	[ -f $$ca/ca.pem ] || $(BIN) tls ca --out $$ca; \
 	cp $$ca/ca.pem $$d/ca.pem; \
 	for i in 1 2 3; do \
-	  [ -f $$d/wimms$$i.pem ] || $(BIN) tls cert --ca $$ca --name wimms$$i --out $$d \
+	  [ -f $$d/wimms$$i.pem ] || $(BIN) tls cert --ca $$ca --role member --name wimms$$i --out $$d \
 	    --hosts $$p.1$$i,wimms$$i,localhost,127.0.0.1$${WIMMS_PUBLISH_IP:+,$$WIMMS_PUBLISH_IP}; \
 	done; \
 	[ -f $$d/gossip.key ] || { umask 077; $(BIN) tls gossip-key > $$d/gossip.key; }; \

@@ -92,6 +92,11 @@ type Config struct {
 	// authenticated HTTP join (member certificate or admin token) adds one.
 	// cmd sets it whenever TLS or a gossip key is configured.
 	AuthenticatedJoinOnly bool
+	// AdmitRaftPeers, when set, is told the member ids another member
+	// reported over member-to-member HTTPS (store.Store.AdmitRaftPeers):
+	// a member whose configuration is stale then accepts the current
+	// leader on its Raft port. cmd sets it with TLS.
+	AdmitRaftPeers func(ids []string)
 }
 
 // raftStore is everything this package needs of the store, and the only

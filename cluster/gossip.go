@@ -501,6 +501,7 @@ func (c *Cluster) sendRemovalNotice(id string) {
 // GossipToTheDeadTime; after a longer partition nobody would dial them again.
 func (c *Cluster) runGossipSync(ctx context.Context) {
 	for ctxtime.Sleep(ctx, c.cfg.GossipSyncInterval) {
+		c.learnMembersWithoutLeader(ctx)
 		ml := c.memberlist()
 		if ml == nil {
 			continue

@@ -191,12 +191,44 @@ func (c *Cluster) fetchStatus(ctx context.Context, addr string) (wire.ClusterSta
 	if err := json.Unmarshal(b, &st); err != nil {
 		return st, fmt.Errorf("cluster status of %s: decode: %w", addr, err)
 	}
+	var ids []string
 	for _, m := range st.Members {
 		if m.ID != c.cfg.ID {
 			c.peers.learn(nodeMeta{ID: m.ID, HTTP: m.HTTPAddr, Raft: m.RaftAddr, Gossip: m.GossipAddr, Zone: m.Zone})
+			ids = append(ids, m.ID)
 		}
 	}
+	if c.cfg.AdmitRaftPeers != nil && c.cfg.DialTLS != nil {
+		// The answer came over mutual TLS from a member certificate.
+		c.cfg.AdmitRaftPeers(ids)
+	}
 	return st, nil
+}
+
+// learnMembersWithoutLeader asks members for the current member list while
+// this member knows no leader: after an absence its configuration may lack
+// the member that now leads, whose Raft connections it would refuse
+// (store's Raft port admits configured or vouched-for ids only). The join
+// addresses first, then the HTTP addresses of configured members.
+func (c *Cluster) learnMembersWithoutLeader(ctx context.Context) {
+	if c.cfg.AdmitRaftPeers == nil || c.cfg.DialTLS == nil || c.st.RaftStatus().LeaderKnown() {
+		return
+	}
+	targets := c.joinTargets()
+	if servers, err := c.st.Servers(); err == nil {
+		for _, s := range servers {
+			if p, ok := c.peers.get(s.ID); ok && s.ID != c.cfg.ID && p.meta.HTTP != "" {
+				targets = append(targets, p.meta.HTTP)
+			}
+		}
+	}
+	for _, addr := range targets {
+		if _, err := c.fetchStatus(ctx, addr); err == nil {
+			return
+		} else {
+			c.log.Debug("no leader: member list not available", "via", addr, "error", err)
+		}
+	}
 }
 
 // gossipJoinVia joins gossip through the gossip addresses of the members

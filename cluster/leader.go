@@ -131,6 +131,8 @@ func (c *Cluster) reconcile(ctx context.Context, lc *leaderLoopState) {
 // addGossipMembers adds every alive gossip member missing from the Raft
 // configuration (or present at an old address), once its Raft port
 // accepts connections: adding an unreachable voter could cost the quorum.
+// Only in an open cluster (no TLS, no gossip key): a secured cluster takes
+// membership changes from authenticated joins only.
 func (c *Cluster) addGossipMembers(ctx context.Context, servers []store.Server) {
 	inConfig := make(map[string]string, len(servers))
 	for _, s := range servers {
@@ -145,9 +147,16 @@ func (c *Cluster) addGossipMembers(ctx context.Context, servers []store.Server) 
 		if known && addr == p.meta.Raft {
 			continue
 		}
-		if !known && c.cfg.AuthenticatedJoinOnly {
-			// Gossip is no proof of membership: only an authenticated
-			// HTTP join admits a new member (docs/security.md).
+		if c.cfg.AuthenticatedJoinOnly {
+			// Gossip is no proof of identity: only an authenticated HTTP
+			// join admits a new member or moves a known one to a new Raft
+			// address (every member re-joins that way when it starts with
+			// --join). Anyone with the gossip key can claim an address
+			// for an id, and a bare TCP probe says nothing about who
+			// listens there (docs/security.md).
+			if known {
+				c.log.Debug("reconcile: ignoring a gossip address change; a secured member moves by re-joining", "id", id, "raft", addr, "gossip_raft", p.meta.Raft)
+			}
 			continue
 		}
 		if p.meta.Removed {

@@ -31,7 +31,7 @@ func setupTLS(o Options) (*tls.Config, error) {
 	}
 	for i := range o.Members {
 		ip := fmt.Sprintf("127.0.0.%d", o.FirstIP+i)
-		if _, err := tlsconf.CreateCert(dir, tlsconf.CertRequest{Name: fmt.Sprintf("n%d", i+1), Hosts: []string{ip, "localhost"}}, dir, now); err != nil {
+		if _, err := tlsconf.CreateCert(dir, tlsconf.CertRequest{Role: tlsconf.RoleMember, Name: fmt.Sprintf("n%d", i+1), Hosts: []string{ip, "localhost"}}, dir, now); err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 	}

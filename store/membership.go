@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -27,6 +28,32 @@ func (s *Store) Servers() ([]Server, error) {
 		out = append(out, Server{ID: string(srv.ID), Address: string(srv.Address), Voter: srv.Suffrage == raft.Voter})
 	}
 	return out, nil
+}
+
+// AdmitRaftPeers lets the Raft port accept member certificates for ids
+// (besides those of its own configuration) for a few minutes: the caller
+// learnt from a member over mutual TLS that they are the cluster's members,
+// which this member's configuration may be too stale to know. A no-op
+// without TLS (the port accepts anyone then).
+func (s *Store) AdmitRaftPeers(ids []string) {
+	if s.tlsStream != nil {
+		s.tlsStream.vouch(ids, time.Now())
+	}
+}
+
+// IsServer reports whether id is a server of the latest Raft
+// configuration (false when it cannot be read).
+func (s *Store) IsServer(id string) bool {
+	servers, err := s.raftServers()
+	if err != nil {
+		return false
+	}
+	for _, srv := range servers {
+		if string(srv.ID) == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Store) raftServers() ([]raft.Server, error) {

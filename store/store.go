@@ -121,6 +121,7 @@ type Store struct {
 
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
+	tlsStream *tlsStreamLayer // nil without TLS
 	bolt      *raftboltdb.BoltStore
 	log       *raftLog
 	machine   machine
@@ -196,7 +197,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 	cleanup = append(cleanup, func() { _ = storage.log.close(); _ = storage.bolt.Close() })
 	hadState, openTarget := storage.hadState, storage.openTarget
 
-	transport, err := newRaftTransport(cfg, logger)
+	transport, tlsStream, err := newRaftTransport(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -221,6 +222,15 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 			return nil, err
 		}
 	}
+	if tlsStream != nil {
+		tlsStream.setConfiguration(func() []raft.Server {
+			f := r.GetConfiguration()
+			if f.Error() != nil {
+				return nil
+			}
+			return f.Configuration().Servers
+		}, cfg.ID)
+	}
 
 	if cfg.Bootstrap && !hadState {
 		if err := bootstrapOneMember(r, cfg.ID, transport.LocalAddr()); err != nil {
@@ -234,6 +244,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		logger:       logger,
 		raft:         r,
 		transport:    transport,
+		tlsStream:    tlsStream,
 		bolt:         storage.bolt,
 		log:          storage.log,
 		machine:      m,
@@ -333,25 +344,28 @@ func openRaftStorage(dir, logStore string, logger hclog.Logger) (_ *raftStorage,
 	return &raftStorage{bolt: bolt, log: rlog, durable: durable, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
 }
 
-// newRaftTransport listens on cfg.RaftBind.
-func newRaftTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, error) {
+// newRaftTransport listens on cfg.RaftBind. With TLS it also returns the
+// TLS stream layer, which needs the Raft configuration once raft runs.
+func newRaftTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, *tlsStreamLayer, error) {
 	plainStream, err := newStreamLayer(cfg.RaftBind, cfg.RaftAdvertise)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var stream raft.StreamLayer = plainStream
+	var tlsStream *tlsStreamLayer
 	if cfg.TLS != nil {
-		if stream, err = newTLSStreamLayer(plainStream, *cfg.TLS, logger.Named("transport")); err != nil {
+		if tlsStream, err = newTLSStreamLayer(plainStream, *cfg.TLS, logger.Named("transport")); err != nil {
 			_ = plainStream.Close()
-			return nil, err
+			return nil, nil, err
 		}
+		stream = tlsStream
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: transportMaxPool,
 		Timeout: transportTimeout,
 		Logger:  logger.Named("transport"),
-	}), nil
+	}), tlsStream, nil
 }
 
 // raftConfig is hashicorp/raft's configuration for this member; raft

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -20,6 +21,13 @@ type TransportTLS struct {
 	Server *tls.Config
 	// Client returns the config for dialing the member at addr.
 	Client func(addr string) *tls.Config
+	// Track, when set, registers each admitted connection so a certificate
+	// reload can close it once its peer no longer verifies
+	// (tlsconf.Holder.Track).
+	Track func(*tls.Conn)
+	// IdleTimeout closes an inbound connection silent for this long
+	// (0: defaultIdleTimeout).
+	IdleTimeout time.Duration
 }
 
 // handshakeTimeout bounds a peer's TLS handshake on the Raft port.
@@ -39,6 +47,15 @@ type tlsStreamLayer struct {
 	closeOnce sync.Once
 	acceptErr error
 	loopDone  chan struct{}
+
+	// servers is the latest Raft configuration, nil until raft runs;
+	// self is this member's id (transport_identity.go).
+	servers atomic.Pointer[func() []raft.Server]
+	self    string
+	// vouched: ids a configured member named as members, until when
+	// (transport_identity.go).
+	vouchedMu sync.Mutex
+	vouched   map[string]time.Time
 }
 
 var _ raft.StreamLayer = (*tlsStreamLayer)(nil)
@@ -83,8 +100,14 @@ func (s *tlsStreamLayer) handshake(raw net.Conn) {
 		_ = raw.Close()
 		return
 	}
+	admitted, err := s.admitInbound(conn)
+	if err != nil {
+		s.log.Warn("raft: refused a member certificate", "remote", raw.RemoteAddr().String(), "error", err)
+		_ = raw.Close()
+		return
+	}
 	select {
-	case s.accepted <- conn:
+	case s.accepted <- admitted:
 	case <-s.closing:
 		_ = conn.Close()
 	}
@@ -127,6 +150,10 @@ func (s *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 	if err := conn.HandshakeContext(ctx); err != nil {
 		_ = raw.Close()
 		return nil, fmt.Errorf("raft tls handshake with %s: %w", address, err)
+	}
+	if err := s.checkOutbound(conn, address); err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("raft peer %s: %w", address, err)
 	}
 	return conn, nil
 }

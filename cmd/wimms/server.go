@@ -341,6 +341,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		DialTLS:               sec.memberDialer(),
 		GossipKey:             sec.gossipKey,
 		AuthenticatedJoinOnly: sec.secured(),
+		AdmitRaftPeers:        st.AdmitRaftPeers,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -386,10 +387,11 @@ func runServer(parent context.Context, f serverFlags) error {
 	ln = httpapi.Listen(ln, f.httpLimits)
 	handler := api.Handler()
 	if sec.holder != nil {
-		handler = tlsconf.RequireMemberToJoin(handler, "/v1/cluster/members", f.adminToken != "")
+		handler = tlsconf.GuardMemberRoutes(handler, "/v1/cluster/members", cluster.ForwardedHeader, f.adminToken != "", st.IsServer)
 		ln = tls.NewListener(ln, sec.holder.ServerConfig(false))
 	}
 	srv := httpapi.NewHTTPServer(handler, f.httpLimits)
+	sec.trackHTTPSConns(srv)
 	// Failed TLS handshakes (plain HTTP, wrong CA) are logged here.
 	srv.ErrorLog = logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	sec.reloadOnSIGHUP(ctx, logger)

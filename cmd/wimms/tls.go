@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,14 +27,20 @@ func newTLSCmd() *cobra.Command {
 	return groupCmd("tls", "issue the CA, member certificates and gossip key that secure a cluster",
 		`Issue what a secured cluster needs, no openssl required:
 
-  wimms tls ca   --out DIR                                        # DIR/ca.pem, DIR/ca-key.pem
-  wimms tls cert --ca DIR --name NAME --hosts H[,H...] --out DIR  # DIR/NAME.pem, DIR/NAME-key.pem
-  wimms tls gossip-key                                            # prints a new base64 key
-  wimms tls token --out FILE                                      # a bearer token file (0600)
+  wimms tls ca   --out DIR                                   # DIR/ca.pem, DIR/ca-key.pem
+  wimms tls cert --ca DIR --role member --name ID --hosts H[,H...] --out DIR
+                                                             # DIR/ID.pem, DIR/ID-key.pem
+  wimms tls cert --ca DIR --role client --name NAME --out DIR  # a tool's certificate
+  wimms tls gossip-key                                       # prints a new base64 key
+  wimms tls token --out FILE                                 # a bearer token file (0600)
 
-Each member certificate is both a server and a client certificate; --hosts
-lists every IP and DNS name peers and clients dial the member at. Keys are
-written with mode 0600. See docs/security.md.`,
+A member certificate (--role member) names the member id (--name, the
+member's --id) and is both a server and a client certificate; --hosts lists
+every IP and DNS name peers and clients dial the member at. Only member
+certificates speak Raft and call member-to-member routes. A client
+certificate (--role client) is for tools: client authentication only, the
+API only. --role has no default. Keys are written with mode 0600. See
+docs/security.md.`,
 		newTLSCACmd(), newTLSCertCmd(), newTLSGossipKeyCmd(), newTLSTokenCmd())
 }
 
@@ -57,17 +64,24 @@ func newTLSCACmd() *cobra.Command {
 }
 
 func newTLSCertCmd() *cobra.Command {
-	var caDir, name, out string
+	var caDir, name, out, role string
 	var hosts []string
 	cmd := &cobra.Command{
 		Use:   "cert",
-		Short: "issue a member certificate (server and client) signed by the CA",
+		Short: "issue a member or client certificate signed by the CA",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := tlsconf.ParseRole(role)
+			if err != nil {
+				return fmt.Errorf("tls cert: %w", err)
+			}
+			if r == tlsconf.RoleMember && len(hosts) == 0 {
+				return errors.New("tls cert: --hosts is required for a member certificate: peers verify it against the address they dial")
+			}
 			if out == "" {
 				out = caDir
 			}
-			issued, err := tlsconf.CreateCert(caDir, tlsconf.CertRequest{Name: name, Hosts: hosts}, out, time.Now())
+			issued, err := tlsconf.CreateCert(caDir, tlsconf.CertRequest{Role: r, Name: name, Hosts: hosts}, out, time.Now())
 			if err != nil {
 				return fmt.Errorf("tls cert: %w", err)
 			}
@@ -77,11 +91,11 @@ func newTLSCertCmd() *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&caDir, "ca", ".", "directory holding ca.pem and ca-key.pem")
-	fl.StringVar(&name, "name", "", "certificate name: files NAME.pem and NAME-key.pem (e.g. the member id)")
-	fl.StringSliceVar(&hosts, "hosts", nil, "comma-separated IP addresses and DNS names of the member")
+	fl.StringVar(&role, "role", "", `"member" (a cluster member; --name is its member id) or "client" (a tool: API only); required`)
+	fl.StringVar(&name, "name", "", "member id (--role member) or tool name (--role client); files NAME.pem and NAME-key.pem")
+	fl.StringSliceVar(&hosts, "hosts", nil, "comma-separated IP addresses and DNS names of the member (required for --role member)")
 	fl.StringVar(&out, "out", "", "output directory (default: the --ca directory)")
 	_ = cmd.MarkFlagRequired("name")
-	_ = cmd.MarkFlagRequired("hosts")
 	return cmd
 }
 
@@ -141,6 +155,9 @@ func resolveSecurity(f *serverFlags) (security, error) {
 		if sec.holder, err = tlsconf.Load(f.sec.tls); err != nil {
 			return sec, err
 		}
+		if got := sec.holder.MemberID(); got != f.id {
+			return sec, fmt.Errorf("--tls-cert %s is the member certificate of %q, not of --id %q: peers check the id (`wimms tls cert --role member --name %s`)", f.sec.tls.Cert, got, f.id, f.id)
+		}
 	}
 	key := f.sec.gossipKey
 	switch {
@@ -187,15 +204,47 @@ func (s security) raftTLS() *store.TransportTLS {
 	if s.holder == nil {
 		return nil
 	}
-	return &store.TransportTLS{Server: s.holder.ServerConfig(true), Client: s.holder.ClientConfig}
+	h := s.holder
+	return &store.TransportTLS{
+		Server: h.ServerConfig(true),
+		Client: h.ClientConfig,
+		Track:  func(c *tls.Conn) { h.Track(c, true) },
+	}
 }
 
-// memberDialer is what cluster uses for member-to-member HTTPS.
+// memberDialer is what cluster uses for member-to-member HTTPS. Its
+// connections are tracked so a reload closes those to members whose
+// certificate the new CA no longer signs.
 func (s security) memberDialer() func(ctx context.Context, d *net.Dialer, network, addr string) (*tls.Conn, error) {
 	if s.holder == nil {
 		return nil
 	}
-	return s.holder.DialContext
+	h := s.holder
+	return func(ctx context.Context, d *net.Dialer, network, addr string) (*tls.Conn, error) {
+		c, err := h.DialContext(ctx, d, network, addr)
+		if err == nil {
+			h.Track(c, true)
+		}
+		return c, err
+	}
+}
+
+// trackHTTPSConns makes srv register every HTTPS connection that presented
+// a certificate, once its handshake is done (StateActive comes after it),
+// so a reload closes those the new CA no longer signs.
+func (s security) trackHTTPSConns(srv *http.Server) {
+	if s.holder == nil {
+		return
+	}
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, state http.ConnState) {
+		if tc, ok := c.(*tls.Conn); ok && state == http.StateActive {
+			s.holder.Track(tc, false)
+		}
+		if prev != nil {
+			prev(c, state)
+		}
+	}
 }
 
 // logPosture says once, at start, how the member is protected.
@@ -220,7 +269,8 @@ func (s security) logPosture(logger hclog.Logger, adminTokenSet bool) {
 }
 
 // reloadOnSIGHUP re-reads the certificate files on every SIGHUP until ctx
-// is done: new handshakes use the new certificate, open ones keep theirs.
+// is done: new handshakes use the new certificate and CA, and open
+// connections whose peer the new CA does not sign are closed.
 func (s security) reloadOnSIGHUP(ctx context.Context, logger hclog.Logger) {
 	if s.holder == nil {
 		return
@@ -234,12 +284,14 @@ func (s security) reloadOnSIGHUP(ctx context.Context, logger hclog.Logger) {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if err := s.holder.Reload(); err != nil {
+				closed, err := s.holder.ReloadAndRevalidate()
+				if err != nil {
 					logger.Error("SIGHUP: certificate reload failed; keeping the previous certificate", "error", err)
 					continue
 				}
 				subject, serial, notAfter := s.holder.Summary()
-				logger.Info("SIGHUP: certificates reloaded", "certificate", subject, "serial", serial, "not_after", notAfter.UTC().Format(time.RFC3339))
+				logger.Info("SIGHUP: certificates reloaded", "certificate", subject, "serial", serial, "not_after", notAfter.UTC().Format(time.RFC3339),
+					"closed_connections", closed)
 			}
 		}
 	}()
@@ -252,7 +304,7 @@ type toolTLSFlags struct {
 
 func addToolTLSFlags(fl *pflag.FlagSet, f *toolTLSFlags) {
 	fl.StringVar(&f.ca, "tls-ca", "", "CA certificate (PEM) of a TLS-secured cluster: talk HTTPS and verify members with it")
-	fl.StringVar(&f.cert, "tls-cert", "", "client certificate (PEM) to present (optional; API calls need none)")
+	fl.StringVar(&f.cert, "tls-cert", "", "client certificate (PEM, `wimms tls cert --role client`) to present (optional; API calls need none)")
 	fl.StringVar(&f.key, "tls-key", "", "key of --tls-cert (PEM)")
 }
 

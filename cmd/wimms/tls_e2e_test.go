@@ -50,7 +50,7 @@ func newSecureEnv(t *testing.T) *secureEnv {
 // issue runs `wimms tls cert` for name.
 func (e *secureEnv) issue(name string) (cert, key string) {
 	e.t.Helper()
-	testutil.WimmsOK(e.t, "tls", "cert", "--ca", e.dir, "--name", name, "--hosts", "127.0.0.1,localhost", "--out", e.dir)
+	testutil.WimmsOK(e.t, "tls", "cert", "--ca", e.dir, "--role", "member", "--name", name, "--hosts", "127.0.0.1,localhost", "--out", e.dir)
 	return filepath.Join(e.dir, name+".pem"), filepath.Join(e.dir, name+"-key.pem")
 }
 
@@ -421,10 +421,11 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 	cert, key := e.issue("good")
 	otherCert, otherKey := e.issue("other")
 	_, stranger := newCAWithCert(t, "s")
-	expired, err := tlsconf.CreateCert(e.dir, tlsconf.CertRequest{Name: "expired", Hosts: []string{"127.0.0.1"}}, e.dir, time.Now().Add(-3*tlsconf.MemberValidity))
+	expired, err := tlsconf.CreateCert(e.dir, tlsconf.CertRequest{Role: tlsconf.RoleMember, Name: "expired", Hosts: []string{"127.0.0.1"}}, e.dir, time.Now().Add(-3*tlsconf.MemberValidity))
 	if err != nil {
 		t.Fatal(err)
 	}
+	toolCert, toolKey := e.issueRole(e.dir, "client", "tool")
 	missing := filepath.Join(t.TempDir(), "nope")
 	badKey := testutil.TempFile(t, "bad.key", []byte("c2hvcnQ=\n"))
 	for _, tc := range []struct {
@@ -437,6 +438,8 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 		{"mismatched key", []string{"--tls-ca", e.caFile, "--tls-cert", cert, "--tls-key", otherKey}, "does not match"},
 		{"certificate of another CA", []string{"--tls-ca", e.caFile, "--tls-cert", stranger.CertFile, "--tls-key", stranger.KeyFile}, "does not verify"},
 		{"expired certificate", []string{"--tls-ca", e.caFile, "--tls-cert", expired.CertFile, "--tls-key", expired.KeyFile}, "expired"},
+		{"client certificate", []string{"--id", "tool", "--tls-ca", e.caFile, "--tls-cert", toolCert, "--tls-key", toolKey}, "not a member certificate"},
+		{"another member's certificate", []string{"--id", "someone-else", "--tls-ca", e.caFile, "--tls-cert", cert, "--tls-key", key}, `member certificate of "good"`},
 		{"missing CA file", []string{"--tls-ca", missing, "--tls-cert", otherCert, "--tls-key", otherKey}, "--tls-ca"},
 		{"gossip key and key file", []string{"--gossip-key", "x", "--gossip-key-file", e.gossipKey}, "use one"},
 		{"short gossip key", []string{"--gossip-key-file", badKey}, "--gossip-key"},

@@ -54,7 +54,7 @@ func newCAWithCert(t *testing.T, name string) (caFile string, issued tlsconf.Iss
 	if _, err := tlsconf.CreateCA(dir, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	issued, err := tlsconf.CreateCert(dir, tlsconf.CertRequest{Name: name, Hosts: []string{"127.0.0.1"}}, dir, time.Now())
+	issued, err := tlsconf.CreateCert(dir, tlsconf.CertRequest{Role: tlsconf.RoleMember, Name: name, Hosts: []string{"127.0.0.1"}}, dir, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,19 +79,30 @@ func CreateCA(dir string, now time.Time) (Issued, error) {
 	return out, nil
 }
 
-// CertRequest describes a member certificate.
+// CertRequest describes a certificate to issue.
 type CertRequest struct {
-	Name  string   // file name stem and common name, e.g. "wimms-1"
+	// Role is RoleMember (a Raft peer: Name is its member id) or RoleClient
+	// (a tool: HTTPS API only). There is no default: see IssueRole.
+	Role  Role
+	Name  string   // file name stem, common name and id, e.g. "wimms-1"
 	Hosts []string // IP addresses and DNS names the member is reached at
 }
 
-// CreateCert issues a member certificate signed by the CA in caDir and
-// writes NAME.pem and NAME-key.pem (0600) into outDir. The certificate is
+// CreateCert issues a certificate signed by the CA in caDir and writes
+// NAME.pem and NAME-key.pem (0600) into outDir. A member certificate is
 // valid for both server and client authentication, since every member is
-// both.
+// both, and names the member id in its URI SAN; a client certificate is
+// client authentication only and can never pass for a member.
 func CreateCert(caDir string, req CertRequest, outDir string, now time.Time) (Issued, error) {
 	if req.Name == "" || strings.ContainsAny(req.Name, "/\\ \t\n") || strings.HasPrefix(req.Name, ".") {
 		return Issued{}, fmt.Errorf("certificate name %q: want a plain file name (no spaces, slashes or leading dot)", req.Name)
+	}
+	if len(req.Name) > 64 {
+		return Issued{}, fmt.Errorf("certificate name %q: at most 64 characters (a member id's limit)", req.Name)
+	}
+	idURI, err := req.Role.uri(req.Name)
+	if err != nil {
+		return Issued{}, err
 	}
 	var ips []net.IP
 	var dns []string
@@ -107,7 +119,7 @@ func CreateCert(caDir string, req CertRequest, outDir string, now time.Time) (Is
 			return Issued{}, fmt.Errorf("host %q is neither an IP address nor a DNS name", h)
 		}
 	}
-	if len(ips)+len(dns) == 0 {
+	if len(ips)+len(dns) == 0 && req.Role == RoleMember {
 		return Issued{}, errors.New("at least one host (IP or DNS name) is required: peers verify the certificate against the address they dial")
 	}
 	caCert, caKey, err := loadCA(caDir)
@@ -123,15 +135,20 @@ func CreateCert(caDir string, req CertRequest, outDir string, now time.Time) (Is
 	if notAfter.After(caCert.NotAfter) {
 		notAfter = caCert.NotAfter
 	}
+	usage := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	if req.Role == RoleClient {
+		usage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: req.Name, Organization: []string{"wimms"}},
 		NotBefore:    now.Add(-backdate),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  usage,
 		IPAddresses:  ips,
 		DNSNames:     dns,
+		URIs:         []*url.URL{idURI},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 	if err != nil {

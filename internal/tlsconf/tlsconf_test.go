@@ -6,12 +6,15 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +51,7 @@ func (p pki) issue(name string, now time.Time, hosts ...string) Files {
 	if len(hosts) == 0 {
 		hosts = []string{"127.0.0.1", "localhost"}
 	}
-	issued, err := CreateCert(p.dir, CertRequest{Name: name, Hosts: hosts}, p.dir, now)
+	issued, err := CreateCert(p.dir, CertRequest{Role: RoleMember, Name: name, Hosts: hosts}, p.dir, now)
 	if err != nil {
 		p.t.Fatalf("CreateCert %s: %v", name, err)
 	}
@@ -117,16 +120,19 @@ func TestIssueRefusals(t *testing.T) {
 		t.Errorf("second CreateCA in the same dir: %v, want a refusal", err)
 	}
 	for _, req := range []CertRequest{
-		{Name: "a", Hosts: nil},
-		{Name: "a", Hosts: []string{"not a host!"}},
-		{Name: "../escape", Hosts: []string{"127.0.0.1"}},
-		{Name: "", Hosts: []string{"127.0.0.1"}},
+		{Role: RoleMember, Name: "a", Hosts: nil},
+		{Role: RoleMember, Name: "a", Hosts: []string{"not a host!"}},
+		{Role: RoleMember, Name: "../escape", Hosts: []string{"127.0.0.1"}},
+		{Role: RoleMember, Name: "", Hosts: []string{"127.0.0.1"}},
+		{Role: RoleMember, Name: strings.Repeat("a", 65), Hosts: []string{"127.0.0.1"}},
+		{Role: "", Name: "a", Hosts: []string{"127.0.0.1"}},
+		{Role: "admin", Name: "a", Hosts: []string{"127.0.0.1"}},
 	} {
 		if _, err := CreateCert(p.dir, req, p.dir, time.Now()); err == nil {
 			t.Errorf("CreateCert(%+v) succeeded, want an error", req)
 		}
 	}
-	if _, err := CreateCert(t.TempDir(), CertRequest{Name: "a", Hosts: []string{"127.0.0.1"}}, t.TempDir(), time.Now()); err == nil {
+	if _, err := CreateCert(t.TempDir(), CertRequest{Role: RoleMember, Name: "a", Hosts: []string{"127.0.0.1"}}, t.TempDir(), time.Now()); err == nil {
 		t.Error("CreateCert without a CA succeeded")
 	}
 }
@@ -301,44 +307,287 @@ func TestReload(t *testing.T) {
 	}
 }
 
-func TestRequireMemberToJoin(t *testing.T) {
+// issueClient issues a client-role certificate and returns a tls.Config
+// presenting it (as a tool with --tls-cert would).
+func (p pki) issueClient(name string) *tls.Config {
+	p.t.Helper()
+	issued, err := CreateCert(p.dir, CertRequest{Role: RoleClient, Name: name}, p.dir, time.Now())
+	if err != nil {
+		p.t.Fatalf("CreateCert client %s: %v", name, err)
+	}
+	pair, err := tls.LoadX509KeyPair(issued.CertFile, issued.KeyFile)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(readCert(p.t, filepath.Join(p.dir, CACertFile)))
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}
+}
+
+func TestRoles(t *testing.T) {
+	p := newPKI(t)
+	f := p.issue("m-1", time.Now())
+	member := readCert(t, f.Cert)
+	if id, ok := MemberID(member); !ok || id != "m-1" {
+		t.Fatalf("MemberID of a member certificate: %q %v", id, ok)
+	}
+	if got := member.URIs[0].String(); got != "spiffe://wimms/member/m-1" {
+		t.Fatalf("member URI SAN %s", got)
+	}
+	issued, err := CreateCert(p.dir, CertRequest{Role: RoleClient, Name: "tool"}, p.dir, time.Now())
+	if err != nil {
+		t.Fatalf("a client certificate needs no hosts: %v", err)
+	}
+	client := readCert(t, issued.CertFile)
+	if role, name, ok := Identity(client); !ok || role != RoleClient || name != "tool" {
+		t.Fatalf("Identity of a client certificate: %q %q %v", role, name, ok)
+	}
+	if _, ok := MemberID(client); ok {
+		t.Fatal("a client certificate passed for a member")
+	}
+	if len(client.ExtKeyUsage) != 1 || client.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth {
+		t.Fatalf("client certificate usages %v, want client auth only", client.ExtKeyUsage)
+	}
+	// A client certificate cannot be a member's own certificate.
+	if _, err := Load(Files{CA: f.CA, Cert: issued.CertFile, Key: issued.KeyFile}); err == nil || !strings.Contains(err.Error(), "not a member certificate") {
+		t.Fatalf("Load of a client certificate: %v", err)
+	}
+	for _, in := range []string{"", "admin", "Member"} {
+		if _, err := ParseRole(in); err == nil {
+			t.Errorf("ParseRole(%q) succeeded", in)
+		}
+	}
+	// Certificates without a role (issued before roles), or with two, name
+	// nobody.
+	for _, uris := range [][]string{nil, {"spiffe://wimms/member/a", "spiffe://wimms/member/b"}, {"spiffe://wimms/member/"}, {"spiffe://wimms/root/a"}, {"spiffe://other/member/a"}, {"spiffe://wimms/member/a/b"}} {
+		c := &x509.Certificate{}
+		for _, u := range uris {
+			pu, err := url.Parse(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.URIs = append(c.URIs, pu)
+		}
+		if _, ok := MemberID(c); ok {
+			t.Errorf("MemberID accepted URIs %v", uris)
+		}
+	}
+}
+
+func TestRaftSideRefusesClientCertificates(t *testing.T) {
+	p := newPKI(t)
+	a := p.load("a")
+	client := p.issueClient("tool")
+	client.ServerName = "127.0.0.1"
+	if serr, _ := handshake(t, a.ServerConfig(true), client); serr == nil || !strings.Contains(serr.Error(), "not a member certificate") {
+		t.Fatalf("raft side accepted a client certificate: %v", serr)
+	}
+	if serr, cerr := handshake(t, a.ServerConfig(false), client); serr != nil || cerr != nil {
+		t.Fatalf("API side refused a client certificate: server %v, client %v", serr, cerr)
+	}
+}
+
+func TestReloadRefusesAnotherMemberID(t *testing.T) {
+	p := newPKI(t)
+	f := p.issue("m", time.Now())
+	h, err := Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := p.issue("n", time.Now())
+	for _, file := range []string{f.Cert, f.Key} {
+		_ = os.Remove(file)
+	}
+	if err := os.Rename(other.Cert, f.Cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other.Key, f.Key); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reload(); err == nil || !strings.Contains(err.Error(), `names member "n"`) {
+		t.Fatalf("Reload to another member id: %v", err)
+	}
+	if h.MemberID() != "m" {
+		t.Fatalf("member id %q after a refused reload", h.MemberID())
+	}
+}
+
+func TestGuardMemberRoutes(t *testing.T) {
 	p := newPKI(t)
 	h := p.load("m")
 	member := p.load("joiner")
-	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	srv := httptest.NewUnstartedServer(RequireMemberToJoin(next, "/v1/cluster/members", false))
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusTeapot)
+		_, _ = w.Write(b)
+	})
+	configured := func(id string) bool { return id == "joiner" || id == "m" }
+	srv := httptest.NewUnstartedServer(GuardMemberRoutes(next, "/v1/cluster/members", "X-Fwd", false, configured))
 	srv.TLS = h.ServerConfig(false)
 	srv.StartTLS()
 	defer srv.Close()
 	addr := srv.Listener.Addr().String()
 
 	anon := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.current().pool}}}
+	tool := &http.Client{Transport: &http.Transport{TLSClientConfig: p.issueClient("tool")}}
+	outsiderHolder := p.load("outsider") // a member certificate, not configured
+	outsider := &http.Client{Transport: &http.Transport{DialTLSContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		return outsiderHolder.DialContext(ctx, &net.Dialer{}, network, a)
+	}}}
 	withCert := &http.Client{Transport: &http.Transport{DialTLSContext: func(ctx context.Context, network, a string) (net.Conn, error) {
 		return member.DialContext(ctx, &net.Dialer{}, network, a)
 	}}}
-	status := func(c *http.Client, method, path string) int {
+	do := func(c *http.Client, method, path, body string, hdr ...string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, "https://"+addr+path, strings.NewReader("{}"))
+		req, _ := http.NewRequest(method, "https://"+addr+path, strings.NewReader(body))
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
-	if got := status(anon, "POST", "/v1/cluster/members"); got != http.StatusForbidden {
-		t.Errorf("join without a certificate: %d, want 403", got)
+	for _, tc := range []struct {
+		name   string
+		c      *http.Client
+		method string
+		path   string
+		body   string
+		hdr    []string
+		want   int
+	}{
+		{"join without a certificate", anon, "POST", "/v1/cluster/members", `{"id":"joiner"}`, nil, http.StatusForbidden},
+		{"join with a client certificate", tool, "POST", "/v1/cluster/members", `{"id":"tool"}`, nil, http.StatusForbidden},
+		{"join as its own id", withCert, "POST", "/v1/cluster/members", `{"id":"joiner"}`, nil, http.StatusTeapot},
+		{"join as another id", withCert, "POST", "/v1/cluster/members", `{"id":"m"}`, nil, http.StatusForbidden},
+		{"join relayed by the certificate's holder", withCert, "POST", "/v1/cluster/members", `{"id":"x"}`, []string{"X-Fwd", "joiner"}, http.StatusTeapot},
+		{"join relayed in another member's name", withCert, "POST", "/v1/cluster/members", `{"id":"x"}`, []string{"X-Fwd", "m"}, http.StatusForbidden},
+		{"internal route without a certificate", anon, "GET", "/internal/v1/readindex", "", nil, http.StatusForbidden},
+		{"internal route with a client certificate", tool, "POST", "/internal/v1/relay", "{}", nil, http.StatusForbidden},
+		{"internal route with a member certificate", withCert, "GET", "/internal/v1/readindex", "", nil, http.StatusTeapot},
+		{"internal route with the certificate of a non-member", outsider, "GET", "/internal/v1/readindex", "", nil, http.StatusForbidden},
+		{"join relayed by a non-member", outsider, "POST", "/v1/cluster/members", `{"id":"x"}`, []string{"X-Fwd", "outsider"}, http.StatusForbidden},
+		{"a new member joins as itself", outsider, "POST", "/v1/cluster/members", `{"id":"outsider"}`, nil, http.StatusTeapot},
+		{"API call without a certificate", anon, "GET", "/v1/cluster", "", nil, http.StatusTeapot},
+		{"API call with a client certificate", tool, "GET", "/v1/cluster", "", nil, http.StatusTeapot},
+	} {
+		code, body := do(tc.c, tc.method, tc.path, tc.body, tc.hdr...)
+		if code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, body, tc.want)
+		}
+		if code == http.StatusTeapot && body != tc.body {
+			t.Errorf("%s: the handler read body %q, want %q", tc.name, body, tc.body)
+		}
 	}
-	if got := status(withCert, "POST", "/v1/cluster/members"); got != http.StatusTeapot {
-		t.Errorf("join with a member certificate: %d, want it passed on", got)
-	}
-	if got := status(anon, "GET", "/v1/cluster"); got != http.StatusTeapot {
-		t.Errorf("API call without a certificate: %d, want it passed on", got)
-	}
-	// With an admin token the API layer checks the token instead.
+	// With an admin token the API layer checks the token instead, but the
+	// internal routes still need a member certificate.
+	open := GuardMemberRoutes(next, "/v1/cluster/members", "X-Fwd", true, configured)
 	rec := httptest.NewRecorder()
-	RequireMemberToJoin(next, "/v1/cluster/members", true).ServeHTTP(rec, httptest.NewRequest("POST", "/v1/cluster/members", nil))
+	open.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/cluster/members", nil))
 	if rec.Code != http.StatusTeapot {
 		t.Errorf("with an admin token configured the guard answered %d itself", rec.Code)
 	}
+	rec = httptest.NewRecorder()
+	open.ServeHTTP(rec, httptest.NewRequest("GET", "/internal/v1/readindex", nil))
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("internal route without TLS: %d, want 403", rec.Code)
+	}
+}
+
+// A reload closes the open connections whose peer the new CA does not
+// sign, and keeps those it does.
+func TestReloadClosesConnectionsOfARevokedCA(t *testing.T) {
+	p := newPKI(t)
+	f := p.issue("m", time.Now())
+	h, err := Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := p.load("peer")
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", h.ServerConfig(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan *tls.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		tc := c.(*tls.Conn)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		accepted <- tc
+	}()
+	client, err := peer.DialContext(context.Background(), &net.Dialer{}, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	srvConn := <-accepted
+	h.Track(srvConn, true)
+	h.Track(srvConn, true) // the HTTPS server tracks on every request
+	if n := h.Tracked(); n != 1 {
+		t.Fatalf("%d tracked connections, want 1", n)
+	}
+	// An API client without a certificate on the same kind of listener:
+	// tracked, but nothing to re-verify, so never closed.
+	apiLn, err := tls.Listen("tcp", "127.0.0.1:0", h.ServerConfig(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer apiLn.Close()
+	go func() {
+		c, err := apiLn.Accept()
+		if err != nil {
+			return
+		}
+		tc := c.(*tls.Conn)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		accepted <- tc
+	}()
+	anon, err := tls.Dial("tcp", apiLn.Addr().String(), &tls.Config{RootCAs: h.current().pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	anonSrv := <-accepted
+	h.Track(anonSrv, false)
+
+	// Same CA, new certificate: the peer still verifies, nothing closes.
+	_ = os.Remove(f.Cert)
+	p.issue("m", time.Now())
+	if closed, err := h.ReloadAndRevalidate(); err != nil || closed != 0 {
+		t.Fatalf("reload under the same CA: closed %d, %v", closed, err)
+	}
+
+	// New CA: the peer's certificate no longer verifies; its connection
+	// is closed and reads on the peer's side end.
+	newCA := pki{t: t, dir: t.TempDir()}
+	if _, err := CreateCA(newCA.dir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	nf := newCA.issue("m", time.Now())
+	h.files = nf
+	closed, err := h.ReloadAndRevalidate()
+	if err != nil || closed != 1 {
+		t.Fatalf("reload under a new CA: closed %d, %v; want 1 (the member, not the anonymous API client)", closed, err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the revoked peer's connection stayed open: read %v", err)
+	}
+	if n := h.Tracked(); n != 1 {
+		t.Fatalf("%d tracked connections after the close, want 1 (the API client)", n)
+	}
+	runtime.KeepAlive(anonSrv)
+	runtime.KeepAlive(srvConn) // the registry holds connections weakly, as their users do not
 }
