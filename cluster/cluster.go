@@ -295,6 +295,8 @@ func (c *Cluster) Start(ctx context.Context) error {
 	c.mu.Unlock()
 
 	c.loadPeers()
+	// What a relayed request may wait, for operators reading a 504.
+	c.log.Info("relaying to the leader", "forward_timeout", c.cfg.ForwardTimeout, "leader_wait", c.cfg.LeaderWait)
 
 	c.goLoop(c.runLeaderLoop)
 	c.goLoop(c.runGossipSync)

@@ -10,10 +10,11 @@ import (
 	"github.com/wimms-dev/wimms/store"
 )
 
-// This file is the router: the one place that decides whether a request is
-// served on this member or sent to the leader, before the HTTP layer parses
-// it or anything is proposed to Raft. It also owns what that decision
-// brings with it: the forwarding header, the answers a member gives when
+// This file is the router: it acts on the placement the HTTP layer's route
+// table declared for a request (httpapi.Placement), serving it on this
+// member or sending it to the leader before the HTTP layer parses its body
+// or anything is proposed to Raft. It also owns what that decision brings
+// with it: the forwarding header, the answers a member gives when
 // forwarding fails, and how members authenticate to each other.
 // forward.go holds the relay itself (transport, retries on dial errors).
 

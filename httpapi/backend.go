@@ -40,8 +40,8 @@ type Cluster interface {
 	TransferLeadership(ctx context.Context, id string) error
 }
 
-// Router decides, before a request is parsed, whether this member serves
-// it or the leader does (cluster.Cluster implements it). So a request is
+// Router decides, before a request's body is parsed, whether this member
+// serves it or the leader does (cluster.Cluster implements it). So a request is
 // parsed, validated and turned into a command once, on the member that
 // serves it, and a follower never proposes a write that is bound to fail.
 type Router interface {

@@ -149,7 +149,8 @@ func TestStoreErrorMapping(t *testing.T) {
 	}
 }
 
-// TestRouting: the Router decides before anything is parsed or proposed.
+// TestRouting: the Router decides before the body is parsed or anything
+// is proposed.
 // Writes and membership changes need the leader, default reads the
 // leader's state; stale and linearizable reads and the cluster status are
 // served anywhere. A relayed request never reaches this member's store, not
