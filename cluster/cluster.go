@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/internal/netguard"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -83,6 +84,9 @@ type Config struct {
 	// authenticated HTTP join (member certificate or admin token) adds one.
 	// cmd sets it whenever TLS or a gossip key is configured.
 	AuthenticatedJoinOnly bool
+	// GuardMetrics counts gossip packets memberlist dropped (wrong key,
+	// garbage); nil counts nothing.
+	GuardMetrics *netguard.Metrics
 }
 
 // raftStore is everything this package needs of the store, and the only

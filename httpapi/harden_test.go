@@ -92,14 +92,22 @@ func TestRequireAdmin(t *testing.T) {
 // NewHTTPServer) on a loopback port.
 func startReal(t *testing.T, e *testEnv, limits Limits) string {
 	t.Helper()
+	addr, _ := startGuarded(t, e, ListenConfig{Limits: limits})
+	return addr
+}
+
+func startGuarded(t *testing.T, e *testEnv, cfg ListenConfig) (string, *Listener) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewHTTPServer(e.srv.Handler(), limits)
-	go func() { _ = srv.Serve(Listen(ln, limits)) }()
+	gl := Listen(ln, cfg)
+	srv := NewHTTPServer(e.srv.Handler(), cfg.Limits)
+	gl.Attach(srv)
+	go func() { _ = srv.Serve(gl) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	return ln.Addr().String(), gl
 }
 
 func TestUnparsableRequestsGetTheErrorShape(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/wimms-dev/wimms/cluster"
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/internal/netguard"
 	"github.com/wimms-dev/wimms/internal/tlsconf"
 	"github.com/wimms-dev/wimms/store"
 )
@@ -244,6 +245,8 @@ func runServer(parent context.Context, f serverFlags) error {
 
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// What the listeners refuse (Raft, HTTP, gossip), counted in metrics.
+	guard := netguard.NewMetrics()
 
 	st, err := store.Open(store.Config{
 		ID:                f.id,
@@ -255,7 +258,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		Logger:            logger.Named("store"),
 		ApplyTimeout:      f.applyTimeout,
 		SnapshotThreshold: f.snapshotThreshold,
-		TLS:               sec.raftTLS(),
+		TLS:               sec.raftTLS(guard),
 		OnCorruption:      exitOnCorruption,
 	})
 	if err != nil {
@@ -281,6 +284,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		DialTLS:               sec.memberDialer(),
 		GossipKey:             sec.gossipKey,
 		AuthenticatedJoinOnly: sec.secured(),
+		GuardMetrics:          guard,
 	})
 	if err != nil {
 		_ = st.Close()
@@ -290,7 +294,7 @@ func runServer(parent context.Context, f serverFlags) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, c := range append(st.Collectors(), cl.Collectors()...) {
+	for _, c := range append(append(st.Collectors(), cl.Collectors()...), guard.Collectors()...) {
 		reg.MustRegister(c)
 	}
 	// pprof sits behind the admin token; the routes are mounted while api
@@ -325,20 +329,24 @@ func runServer(parent context.Context, f serverFlags) error {
 		_ = st.Close()
 		return fmt.Errorf("listening on --http-addr %s: %w", f.httpAddr, err)
 	}
-	// The connection cap and deadlines apply to raw TCP; TLS wraps outside
-	// them (Go's own parse-error answers then stay plain text, encrypted).
-	ln = httpapi.Listen(ln, f.httpLimits)
 	handler := api.Handler()
+	var serverTLS *tls.Config
 	if sec.holder != nil {
 		handler = tlsconf.RequireMemberToJoin(handler, "/v1/cluster/members", f.adminToken != "")
-		ln = tls.NewListener(ln, sec.holder.ServerConfig(false))
+		serverTLS = sec.holder.ServerConfig(false)
 	}
+	// The listener runs the TLS handshake itself, under its own cap and
+	// deadline, so only clients that completed it count against
+	// --max-conns and --max-conns-per-address.
+	gl := httpapi.Listen(ln, httpapi.ListenConfig{
+		Limits: f.httpLimits, TLS: serverTLS, Name: "http", Metrics: guard, Logger: logger.Named("http"),
+	})
 	srv := httpapi.NewHTTPServer(handler, f.httpLimits)
-	// Failed TLS handshakes (plain HTTP, wrong CA) are logged here.
+	gl.Attach(srv)
 	srv.ErrorLog = logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	sec.reloadOnSIGHUP(ctx, logger)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(gl) }()
 	logger.Info("serving", "http", f.httpAddr, "raft", f.raftAdvertise, "gossip", f.gossipAdvertise,
 		"zone", f.zone, "data_dir", f.dataDir, "join", strings.Join(f.join, ","), "restart", st.HadState())
 

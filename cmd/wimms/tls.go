@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/internal/netguard"
 	"github.com/wimms-dev/wimms/internal/tlsconf"
 	"github.com/wimms-dev/wimms/store"
 )
@@ -182,11 +183,11 @@ func tokenFromFile(flag, value, file string) (string, error) {
 }
 
 // raftTLS is the store's view of the member certificate.
-func (s security) raftTLS() *store.TransportTLS {
+func (s security) raftTLS(m *netguard.Metrics) *store.TransportTLS {
 	if s.holder == nil {
 		return nil
 	}
-	return &store.TransportTLS{Server: s.holder.ServerConfig(true), Client: s.holder.ClientConfig}
+	return &store.TransportTLS{Server: s.holder.ServerConfig(true), Client: s.holder.ClientConfig, Metrics: m}
 }
 
 // memberDialer is what cluster uses for member-to-member HTTPS.
