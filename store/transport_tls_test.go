@@ -3,10 +3,10 @@ package store
 import (
 	"errors"
 	"io"
-	"sync/atomic"
-	"syscall"
 	"net"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
