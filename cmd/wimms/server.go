@@ -48,6 +48,7 @@ type serverFlags struct {
 	join                                []string
 	zone                                string
 	apiToken, adminToken                string
+	metricsToken                        string // from --metrics-token-file only
 	logLevel                            string
 	logJSON                             bool
 	reapAfter, applyTimeout, leaderWait time.Duration
@@ -304,15 +305,16 @@ func runServer(parent context.Context, f serverFlags) error {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.RequireAdmin(h).ServeHTTP(w, r) })
 	}
 	api = httpapi.New(httpapi.Config{
-		Tokens:     tokens,
-		Store:      st,
-		Cluster:    cl,
-		Router:     cl,
-		Logger:     logger.Named("http"),
-		APIToken:   f.apiToken,
-		AdminToken: f.adminToken,
-		Registry:   reg,
-		Version:    buildVersion(),
+		Tokens:       tokens,
+		Store:        st,
+		Cluster:      cl,
+		Router:       cl,
+		Logger:       logger.Named("http"),
+		APIToken:     f.apiToken,
+		AdminToken:   f.adminToken,
+		MetricsToken: f.metricsToken,
+		Registry:     reg,
+		Version:      buildVersion(),
 		ExtraRoutes: func(r *mux.Router) {
 			cl.InternalRoutes(r)
 			if f.pprof {
