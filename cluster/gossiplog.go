@@ -33,6 +33,12 @@ var badPacketMarks = []string{
 	"Failed to decompress payload",
 }
 
+// noisyMarks are lines memberlist repeats on every retry while a flood
+// lasts (its accept loop backs off by itself): rate-limited, not counted.
+var noisyMarks = []string{
+	"Error accepting TCP connection",
+}
+
 // gossipLogFilter sits between memberlist's *log.Logger and hclog: it
 // counts bad-packet lines in wimms_gossip_bad_packets_total and lets at
 // most one of them through per interval (with how many were held back).
@@ -40,6 +46,7 @@ type gossipLogFilter struct {
 	out     io.Writer // hclog's standard writer, levels inferred from [ERR] etc.
 	metrics *netguard.Metrics
 	limited *netguard.RateLog
+	noisy   *netguard.RateLog
 
 	mu sync.Mutex
 }
@@ -49,6 +56,7 @@ func newGossipLogger(l hclog.Logger, m *netguard.Metrics) *log.Logger {
 		out:     l.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true}),
 		metrics: m,
 		limited: netguard.NewRateLog(l, 0),
+		noisy:   netguard.NewRateLog(l, 0),
 	}
 	return log.New(f, "", 0)
 }
@@ -60,6 +68,12 @@ func (f *gossipLogFilter) Write(p []byte) (int, error) {
 			f.metrics.BadGossipPacket()
 			f.limited.Warn("gossip: dropped a bad packet (wrong gossip key or malformed)",
 				"detail", strings.TrimSpace(strings.TrimPrefix(line, "[ERR]")))
+			return len(p), nil
+		}
+	}
+	for _, mark := range noisyMarks {
+		if strings.Contains(line, mark) {
+			f.noisy.Warn("gossip: memberlist cannot accept connections; it retries", "detail", strings.TrimSpace(strings.TrimPrefix(line, "[ERR]")))
 			return len(p), nil
 		}
 	}
