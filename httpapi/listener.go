@@ -37,7 +37,6 @@ type Listener struct {
 	tls     *tls.Config
 	name    string
 	metrics *netguard.Metrics
-	log     hclog.Logger
 
 	pending  *netguard.Gate
 	refusals *netguard.RateLog
@@ -49,11 +48,10 @@ type Listener struct {
 	closeOnce sync.Once
 	loopDone  chan struct{}
 
-	mu     sync.Mutex
-	now    func() time.Time
-	conns  map[net.Conn]*tracked // key: the conn handed to the server
-	perIP  map[string]int
-	attach bool
+	mu    sync.Mutex
+	now   func() time.Time
+	conns map[net.Conn]*tracked // key: the conn handed to the server
+	perIP map[string]int
 }
 
 // tracked is one established connection.
@@ -78,7 +76,7 @@ func Listen(ln net.Listener, cfg ListenConfig) *Listener {
 		perHost = 1
 	}
 	l := &Listener{
-		inner: ln, lim: lim, tls: cfg.TLS, name: cfg.Name, metrics: cfg.Metrics, log: cfg.Logger,
+		inner: ln, lim: lim, tls: cfg.TLS, name: cfg.Name, metrics: cfg.Metrics,
 		pending:  netguard.NewGate(lim.MaxPendingHandshakes, perHost),
 		refusals: netguard.NewRateLog(cfg.Logger, 0),
 		failures: netguard.NewRateLog(cfg.Logger, 0),
