@@ -54,6 +54,7 @@ type tlsStreamLayer struct {
 
 	pending   *netguard.Gate
 	refusals  *netguard.RateLog // one line per interval, however many are refused
+	failures  *netguard.RateLog // likewise for failed handshakes
 	acceptLog *netguard.RateLog
 
 	accepted  chan net.Conn
@@ -74,6 +75,7 @@ func newTLSStreamLayer(inner *streamLayer, cfg TransportTLS, logger hclog.Logger
 		log:         logger,
 		pending:     netguard.NewGate(MaxPendingHandshakes, MaxPendingHandshakesPerAddress),
 		refusals:    netguard.NewRateLog(logger, 0),
+		failures:    netguard.NewRateLog(logger, 0),
 		acceptLog:   netguard.NewRateLog(logger, 0),
 		accepted:    make(chan net.Conn),
 		closing:     make(chan struct{}),
@@ -109,7 +111,7 @@ func (s *tlsStreamLayer) admit(raw net.Conn) {
 		conn, err := s.handshake(raw)
 		if err != nil {
 			s.cfg.Metrics.HandshakeFailed(raftListener)
-			s.refusals.Warn("raft: refused a connection that did not complete mutual TLS",
+			s.failures.Warn("raft: refused a connection that did not complete mutual TLS",
 				"remote", raw.RemoteAddr().String(), "error", err)
 			_ = raw.Close()
 			return
