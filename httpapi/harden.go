@@ -85,8 +85,8 @@ func (l Limits) withDefaults() Limits {
 }
 
 // NewHTTPServer is the http.Server a member runs h with: bounded header,
-// body, write and idle times. Serve it on a Listener and set its
-// ConnState to the Listener's (Listener.Attach does both checks).
+// body, write and idle times. Serve it on a Listener after
+// Listener.Attach, which tells the listener which connections sit idle.
 func NewHTTPServer(h http.Handler, limits Limits) *http.Server {
 	l := limits.withDefaults()
 	return &http.Server{
@@ -171,13 +171,15 @@ func methodLabel(m string) string {
 
 // Go's server answers requests it cannot parse by writing
 // "HTTP/1.1 <code> <text>" + goErrorHeaders + "<code> <text>..." straight
-// to the connection, before any handler runs. jsonErrorListener's
+// to the connection, before any handler runs. Listener's
 // connections recognise exactly that write and replace it with the same
 // status in the API's error shape.
 const goErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 
 // jsonErrorConn is a connection as Listener hands it out (under TLS, the
-// raw one beneath the tls.Conn). Closing it gives its place back.
+// raw one beneath the tls.Conn). Closing it gives its place back. It keeps
+// CloseWrite, which Go's server uses to close gracefully after an error
+// answer so the client reads it instead of a reset.
 type jsonErrorConn struct {
 	net.Conn
 	releaseOnce sync.Once
