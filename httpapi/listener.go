@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -134,6 +136,7 @@ func (l *Listener) handle(c net.Conn) {
 		tc, err := l.handshake(raw)
 		if err != nil {
 			l.metrics.HandshakeFailed(l.name)
+			answerPlainHTTP(err)
 			l.failures.Warn("refused a connection that did not complete TLS",
 				"listener", l.name, "remote", c.RemoteAddr().String(), "error", err)
 			_ = c.Close()
@@ -153,6 +156,23 @@ func (l *Listener) handshake(raw net.Conn) (*tls.Conn, error) {
 		return nil, err
 	}
 	return tc, nil
+}
+
+// answerPlainHTTP tells a client that spoke plain HTTP to the HTTPS port
+// what went wrong, as Go's server does when it runs the handshake itself.
+func answerPlainHTTP(err error) {
+	var re tls.RecordHeaderError
+	if !errors.As(err, &re) || re.Conn == nil {
+		return
+	}
+	hdr := string(re.RecordHeader[:])
+	for _, m := range []string{"GET /", "HEAD ", "POST ", "PUT /", "OPTIO", "PATCH", "DELET"} {
+		if hdr == m {
+			_ = re.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(re.Conn, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+			return
+		}
+	}
 }
 
 // admit counts conn (the server's view of raw) against the caps and hands

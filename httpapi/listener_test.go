@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,5 +255,21 @@ func TestPendingHandshakesCappedAndTimedOut(t *testing.T) {
 	})
 	if gl.Conns() > 1 {
 		t.Fatalf("%d connections counted; silent ones must not count", gl.Conns())
+	}
+}
+
+// TestPlainHTTPToHTTPSIsTold: a plain HTTP request to the HTTPS port gets
+// Go's 400 "use HTTPS" answer and no data, and counts as a failed handshake.
+func TestPlainHTTPToHTTPSIsTold(t *testing.T) {
+	e := newEnv(t)
+	m := netguard.NewMetrics()
+	srvTLS, _ := tlsPair(t)
+	addr, _ := startGuarded(t, e, ListenConfig{TLS: srvTLS, Metrics: m})
+	resp, body := wtest.RawRequest(t, addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "HTTPS") {
+		t.Fatalf("plain HTTP: %d %s", resp.StatusCode, body)
+	}
+	if got := counter(t, m, "wimms_tls_handshake_failures_total", "listener", "http"); got != 1 {
+		t.Fatalf("handshake failures %v, want 1", got)
 	}
 }
