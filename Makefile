@@ -80,6 +80,10 @@ image: build
 WIMMS_SECRETS_DIR ?= deploy/secrets
 override WIMMS_SECRETS_DIR := $(abspath $(WIMMS_SECRETS_DIR))
 export WIMMS_SECRETS_DIR
+# Without root, `make certs` leaves the gossip key world-readable so the
+# container's uid can read it; members refuse such a file unless told.
+WIMMS_ALLOW_READABLE_SECRET_FILES ?= $(shell [ "$$(id -u)" = 0 ] && echo false || echo true)
+export WIMMS_ALLOW_READABLE_SECRET_FILES
 ifeq ($(WIMMS_INSECURE),1)
 COMPOSE  := docker-compose -f docker-compose.yml
 TOOL_TLS :=
@@ -107,10 +111,11 @@ certs: build
 	  [ -f $$d/wimms$$i.pem ] || $(BIN) tls cert --ca $$ca --role member --name wimms$$i --out $$d \
 	    --hosts $$p.1$$i,wimms$$i,localhost,127.0.0.1$${WIMMS_PUBLISH_IP:+,$$WIMMS_PUBLISH_IP}; \
 	done; \
-	[ -f $$d/gossip.key ] || { umask 077; $(BIN) tls gossip-key > $$d/gossip.key; }; \
+	[ -f $$d/gossip.key ] || $(BIN) tls gossip-key --out $$d/gossip.key; \
 	if [ "$$(id -u)" = 0 ]; then chown -R 65532:65532 $$d; chmod 0700 $$d; \
 	else chmod 0755 $$d; chmod 0644 $$d/*.pem $$d/gossip.key; \
-	  echo "certs: not root: keys in $$d made world-readable so the container (uid 65532) can read them; keep this host single-user or run as root"; fi
+	  echo "certs: not root: keys in $$d made world-readable so the container (uid 65532) can read them; keep this host single-user or run as root"; \
+	  echo "certs: the members accept the readable gossip key only with WIMMS_ALLOW_READABLE_SECRET_FILES=true, which the cluster targets set when not root"; fi
 
 # Ports, zones, tokens and the subnet come from the environment (see the
 # header of docker-compose.yml); the recipes read the same variables.

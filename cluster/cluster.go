@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/internal/netguard"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -97,6 +98,9 @@ type Config struct {
 	// a member whose configuration is stale then accepts the current
 	// leader on its Raft port. cmd sets it with TLS.
 	AdmitRaftPeers func(ids []string)
+	// GuardMetrics counts gossip packets memberlist dropped (wrong key,
+	// garbage); nil counts nothing.
+	GuardMetrics *netguard.Metrics
 }
 
 // raftStore is everything this package needs of the store, and the only

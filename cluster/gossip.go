@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 
 	"github.com/wimms-dev/wimms/internal/ctxtime"
@@ -282,7 +281,7 @@ func (c *Cluster) createMemberlist() (*memberlist.Memberlist, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: gossip advertise address: %w", err)
 	}
-	mlLogger := c.log.Named("memberlist").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	mlLogger := newGossipLogger(c.log.Named("memberlist"), c.cfg.GuardMetrics)
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{bindHost},
 		BindPort:  bindPort,

@@ -34,9 +34,23 @@ type Limits struct {
 	WriteTimeout time.Duration
 	// IdleTimeout: how long a keep-alive connection may sit idle.
 	IdleTimeout time.Duration
-	// MaxConns caps concurrent connections; further clients wait in the
-	// kernel's accept queue until one closes.
+	// MaxConns caps concurrent established connections (with TLS: after
+	// the handshake). At the cap, a new client takes the place of the
+	// longest-idle keep-alive connection; with none idle it is closed at
+	// once.
 	MaxConns int
+	// MaxConnsPerAddress caps the established connections of one client
+	// IP, so one client cannot take every place.
+	MaxConnsPerAddress int
+	// BusyIdleTimeout replaces IdleTimeout while more than three quarters
+	// of MaxConns are taken: idle keep-alives older than this are closed
+	// as new clients arrive.
+	BusyIdleTimeout time.Duration
+	// HandshakeTimeout bounds a TLS handshake; MaxPendingHandshakes caps
+	// unfinished ones (in total, and a sixteenth of it per client IP).
+	// Beyond that a new connection is closed at once.
+	HandshakeTimeout     time.Duration
+	MaxPendingHandshakes int
 }
 
 // Defaults of Limits. MaxConns is sized for a two-core member: well above
@@ -48,6 +62,13 @@ const (
 	DefaultWriteTimeout      = 60 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxConns          = 512
+	// DefaultMaxConnsPerAddress leaves room for a busy front end or a
+	// benchmark (one address, many pooled connections) while keeping
+	// three quarters of the places for everyone else.
+	DefaultMaxConnsPerAddress   = 128
+	DefaultBusyIdleTimeout      = 30 * time.Second
+	DefaultHandshakeTimeout     = 5 * time.Second
+	DefaultMaxPendingHandshakes = 128
 )
 
 func (l Limits) withDefaults() Limits {
@@ -56,11 +77,16 @@ func (l Limits) withDefaults() Limits {
 	defaults.UnlessPositive(&l.WriteTimeout, DefaultWriteTimeout)
 	defaults.UnlessPositive(&l.IdleTimeout, DefaultIdleTimeout)
 	defaults.UnlessPositive(&l.MaxConns, DefaultMaxConns)
+	defaults.UnlessPositive(&l.MaxConnsPerAddress, DefaultMaxConnsPerAddress)
+	defaults.UnlessPositive(&l.BusyIdleTimeout, DefaultBusyIdleTimeout)
+	defaults.UnlessPositive(&l.HandshakeTimeout, DefaultHandshakeTimeout)
+	defaults.UnlessPositive(&l.MaxPendingHandshakes, DefaultMaxPendingHandshakes)
 	return l
 }
 
 // NewHTTPServer is the http.Server a member runs h with: bounded header,
-// body, write and idle times.
+// body, write and idle times. Serve it on a Listener after
+// Listener.Attach, which tells the listener which connections sit idle.
 func NewHTTPServer(h http.Handler, limits Limits) *http.Server {
 	l := limits.withDefaults()
 	return &http.Server{
@@ -69,15 +95,6 @@ func NewHTTPServer(h http.Handler, limits Limits) *http.Server {
 		WriteTimeout:      l.WriteTimeout,
 		IdleTimeout:       l.IdleTimeout,
 	}
-}
-
-// Listen wraps ln for a member's HTTP server: at most MaxConns connections
-// at once, and the few errors Go's server writes itself (an unparsable
-// request line such as a bad percent-escape, oversized headers) rewritten
-// into the API's JSON error shape.
-func Listen(ln net.Listener, limits Limits) net.Listener {
-	l := limits.withDefaults()
-	return &memberListener{Listener: ln, slots: make(chan struct{}, l.MaxConns), closed: make(chan struct{})}
 }
 
 // bodyDeadline gives each request BodyTimeout past its headers to deliver
@@ -151,42 +168,15 @@ func methodLabel(m string) string {
 
 // Go's server answers requests it cannot parse by writing
 // "HTTP/1.1 <code> <text>" + goErrorHeaders + "<code> <text>..." straight
-// to the connection, before any handler runs. jsonErrorListener's
+// to the connection, before any handler runs. Listener's
 // connections recognise exactly that write and replace it with the same
 // status in the API's error shape.
 const goErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 
-// memberListener holds at most cap(slots) connections open at once (as
-// golang.org/x/net/netutil.LimitListener does) and hands out jsonErrorConns.
-// Its connections keep CloseWrite, which Go's server uses to close
-// gracefully after an error answer so the client reads it instead of a
-// reset.
-type memberListener struct {
-	net.Listener
-	slots     chan struct{}
-	closed    chan struct{}
-	closeOnce sync.Once
-}
-
-func (l *memberListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	case <-l.closed:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
-	}
-	return &jsonErrorConn{Conn: c, release: func() { <-l.slots }}, nil
-}
-
-func (l *memberListener) Close() error {
-	l.closeOnce.Do(func() { close(l.closed) })
-	return l.Listener.Close()
-}
-
+// jsonErrorConn is a connection as Listener hands it out (under TLS, the
+// raw one beneath the tls.Conn). Closing it gives its place back. It keeps
+// CloseWrite, which Go's server uses to close gracefully after an error
+// answer so the client reads it instead of a reset.
 type jsonErrorConn struct {
 	net.Conn
 	releaseOnce sync.Once
@@ -195,7 +185,11 @@ type jsonErrorConn struct {
 
 func (c *jsonErrorConn) Close() error {
 	err := c.Conn.Close()
-	c.releaseOnce.Do(c.release)
+	c.releaseOnce.Do(func() {
+		if c.release != nil {
+			c.release()
+		}
+	})
 	return err
 }
 

@@ -92,14 +92,22 @@ func TestRequireAdmin(t *testing.T) {
 // NewHTTPServer) on a loopback port.
 func startReal(t *testing.T, e *testEnv, limits Limits) string {
 	t.Helper()
+	addr, _ := startGuarded(t, e, ListenConfig{Limits: limits})
+	return addr
+}
+
+func startGuarded(t *testing.T, e *testEnv, cfg ListenConfig) (string, *Listener) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewHTTPServer(e.srv.Handler(), limits)
-	go func() { _ = srv.Serve(Listen(ln, limits)) }()
+	gl := Listen(ln, cfg)
+	srv := NewHTTPServer(e.srv.Handler(), cfg.Limits)
+	gl.Attach(srv)
+	go func() { _ = srv.Serve(gl) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	return ln.Addr().String(), gl
 }
 
 func TestUnparsableRequestsGetTheErrorShape(t *testing.T) {
@@ -163,48 +171,4 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 			sent++
 		}
 	}
-}
-
-// TestMaxConns: with the cap reached, a further client waits until a
-// connection closes, then is served.
-func TestMaxConns(t *testing.T) {
-	e := newEnv(t)
-	addr := startReal(t, e, Limits{MaxConns: 2})
-	var held []net.Conn
-	for range 2 {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// A complete request proves the server accepted this connection.
-		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
-		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
-			t.Fatalf("held connection not served: %v", err)
-		}
-		held = append(held, c)
-	}
-	third := make(chan int, 1)
-	go func() {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err != nil {
-			third <- -1
-			return
-		}
-		resp.Body.Close()
-		third <- resp.StatusCode
-	}()
-	select {
-	case code := <-third:
-		t.Fatalf("a third connection was served (%d) while two were held", code)
-	case <-time.After(300 * time.Millisecond):
-		// Not served while the cap is reached: the event this test waits
-		// for next is the release below.
-	}
-	held[0].Close()
-	if code := <-third; code != 200 {
-		t.Fatalf("third client after a slot freed: %d", code)
-	}
-	held[1].Close()
 }

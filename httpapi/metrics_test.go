@@ -51,3 +51,26 @@ func TestSharedRegistry(t *testing.T) {
 		t.Fatalf("shared registry does not count both servers:\n%s", r.body)
 	}
 }
+
+// TestMetricsToken: with a metrics token, /metrics answers 401 without it
+// (and with the API token), 200 with it or the admin token.
+func TestMetricsToken(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.APIToken = "api"; c.AdminToken = "admin"; c.MetricsToken = "scrape" })
+	for tok, want := range map[string]int{"": 401, "api": 401, "wrong": 401, "scrape": 200, "admin": 200} {
+		var h []string
+		if tok != "" {
+			h = []string{"Authorization", "Bearer " + tok}
+		}
+		r := e.do(http.MethodGet, "/metrics", "", h...)
+		if r.code != want {
+			t.Fatalf("token %q: %d, want %d", tok, r.code, want)
+		}
+		if want == 401 && (strings.Contains(string(r.body), "wimms_") || r.header.Get("WWW-Authenticate") == "") {
+			t.Fatalf("token %q: refused answer leaks metrics or lacks WWW-Authenticate: %s", tok, r.body)
+		}
+	}
+	// Without a metrics token /metrics stays open, as before.
+	if r := newEnv(t, func(c *Config) { c.APIToken = "api" }).do(http.MethodGet, "/metrics", ""); r.code != 200 {
+		t.Fatalf("open /metrics: %d", r.code)
+	}
+}

@@ -48,8 +48,12 @@ type Config struct {
 	// AdminToken, when set, is required instead on mutating service, node,
 	// event and cluster endpoints (and is accepted everywhere APIToken is).
 	AdminToken string
-	Registry   *prometheus.Registry // /metrics; nil → a new one
-	Now        func() time.Time     // "now" of reads (old records, count as_of); nil → time.Now
+	// MetricsToken, when set, is required as a bearer token on GET
+	// /metrics (the admin token is accepted too); empty leaves /metrics
+	// open, as it always was, for scrapers inside a trusted network.
+	MetricsToken string
+	Registry     *prometheus.Registry // /metrics; nil → a new one
+	Now          func() time.Time     // "now" of reads (old records, count as_of); nil → time.Now
 	// ExtraRoutes mounts routes the API does not define (member-to-member
 	// internals). They get metrics and panic recovery, not auth.
 	ExtraRoutes func(r *mux.Router)
@@ -68,9 +72,11 @@ type Server struct {
 	log        hclog.Logger
 	apiToken   string
 	adminToken string
-	registry   *prometheus.Registry
-	now        func() time.Time
-	metrics    *httpMetrics
+	// metricsToken guards /metrics when set.
+	metricsToken string
+	registry     *prometheus.Registry
+	now          func() time.Time
+	metrics      *httpMetrics
 	// metricsHandler serves /metrics from registry.
 	metricsHandler http.Handler
 	router         *mux.Router
@@ -85,16 +91,17 @@ func New(cfg Config) *Server {
 		panic("httpapi.New: Config.Store is nil")
 	}
 	s := &Server{
-		store:      cfg.Store,
-		cluster:    cfg.Cluster,
-		routing:    cfg.Router,
-		log:        cfg.Logger,
-		apiToken:   cfg.APIToken,
-		adminToken: cfg.AdminToken,
-		registry:   cfg.Registry,
-		now:        cfg.Now,
-		tokens:     cfg.Tokens,
-		version:    cfg.Version.withDefaults(),
+		store:        cfg.Store,
+		cluster:      cfg.Cluster,
+		routing:      cfg.Router,
+		log:          cfg.Logger,
+		apiToken:     cfg.APIToken,
+		adminToken:   cfg.AdminToken,
+		metricsToken: cfg.MetricsToken,
+		registry:     cfg.Registry,
+		now:          cfg.Now,
+		tokens:       cfg.Tokens,
+		version:      cfg.Version.withDefaults(),
 	}
 	if s.log == nil {
 		s.log = hclog.Default().Named("httpapi")

@@ -21,6 +21,11 @@ type streamLayer struct {
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
+// Accept is the listener's own: raft's NetworkTransport retries a failed
+// Accept (EMFILE under a descriptor flood) after 5 ms doubling to 1 s until
+// it shuts down, so the plain layer needs no loop of its own; the TLS
+// layer, which accepts itself, uses netguard.AcceptLoop for the same.
+
 // newStreamLayer listens on bind and advertises advertise ("" = the address
 // actually bound, which resolves ":0" to the port the kernel chose).
 func newStreamLayer(bind, advertise string) (*streamLayer, error) {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/wimms-dev/wimms/cluster"
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/internal/netguard"
 	"github.com/wimms-dev/wimms/internal/tlsconf"
 	"github.com/wimms-dev/wimms/store"
 )
@@ -48,6 +49,7 @@ type serverFlags struct {
 	join                                []string
 	zone                                string
 	apiToken, adminToken                string
+	metricsToken                        string // from --metrics-token-file only
 	logLevel                            string
 	logJSON                             bool
 	reapAfter, applyTimeout, leaderWait time.Duration
@@ -295,6 +297,8 @@ func runServer(parent context.Context, f serverFlags) error {
 
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// What the listeners refuse (Raft, HTTP, gossip), counted in metrics.
+	guard := netguard.NewMetrics()
 
 	// Every port is taken before the store may bootstrap: a member that
 	// cannot serve must not leave behind a data dir that says it is a
@@ -313,7 +317,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		Logger:            logger.Named("store"),
 		ApplyTimeout:      f.applyTimeout,
 		SnapshotThreshold: f.snapshotThreshold,
-		TLS:               sec.raftTLS(),
+		TLS:               sec.raftTLS(guard),
 		OnCorruption:      exitOnCorruption,
 	})
 	if err != nil {
@@ -342,6 +346,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		GossipKey:             sec.gossipKey,
 		AuthenticatedJoinOnly: sec.secured(),
 		AdmitRaftPeers:        st.AdmitRaftPeers,
+		GuardMetrics:          guard,
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -352,7 +357,7 @@ func runServer(parent context.Context, f serverFlags) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, c := range append(st.Collectors(), cl.Collectors()...) {
+	for _, c := range append(append(st.Collectors(), cl.Collectors()...), guard.Collectors()...) {
 		reg.MustRegister(c)
 	}
 	// pprof sits behind the admin token; the routes are mounted while api
@@ -362,15 +367,16 @@ func runServer(parent context.Context, f serverFlags) error {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { api.RequireAdmin(h).ServeHTTP(w, r) })
 	}
 	api = httpapi.New(httpapi.Config{
-		Tokens:     tokens,
-		Store:      st,
-		Cluster:    cl,
-		Router:     cl,
-		Logger:     logger.Named("http"),
-		APIToken:   f.apiToken,
-		AdminToken: f.adminToken,
-		Registry:   reg,
-		Version:    buildVersion(),
+		Tokens:       tokens,
+		Store:        st,
+		Cluster:      cl,
+		Router:       cl,
+		Logger:       logger.Named("http"),
+		APIToken:     f.apiToken,
+		AdminToken:   f.adminToken,
+		MetricsToken: f.metricsToken,
+		Registry:     reg,
+		Version:      buildVersion(),
 		ExtraRoutes: func(r *mux.Router) {
 			cl.InternalRoutes(r)
 			if f.pprof {
@@ -382,21 +388,26 @@ func runServer(parent context.Context, f serverFlags) error {
 		},
 	})
 
-	// The connection cap and deadlines apply to raw TCP; TLS wraps outside
-	// them (Go's own parse-error answers then stay plain text, encrypted).
-	ln = httpapi.Listen(ln, f.httpLimits)
 	handler := api.Handler()
+	var serverTLS *tls.Config
 	if sec.holder != nil {
 		handler = tlsconf.GuardMemberRoutes(handler, "/v1/cluster/members", cluster.ForwardedHeader, f.adminToken != "", st.IsServer)
-		ln = tls.NewListener(ln, sec.holder.ServerConfig(false))
+		serverTLS = sec.holder.ServerConfig(false)
 	}
+	// The listener runs the TLS handshake itself, under its own cap and
+	// deadline, so only clients that completed it count against
+	// --max-conns and --max-conns-per-address.
+	gl := httpapi.Listen(ln, httpapi.ListenConfig{
+		Limits: f.httpLimits, TLS: serverTLS, Name: "http", Metrics: guard, Logger: logger.Named("http"),
+	})
 	srv := httpapi.NewHTTPServer(handler, f.httpLimits)
+	gl.Attach(srv)
 	sec.trackHTTPSConns(srv)
 	// Failed TLS handshakes (plain HTTP, wrong CA) are logged here.
 	srv.ErrorLog = logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	sec.reloadOnSIGHUP(ctx, logger)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(gl) }()
 	scheme := "http"
 	if sec.holder != nil {
 		scheme = "https"

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wimms-dev/wimms/httpapi/client"
+	"github.com/wimms-dev/wimms/internal/netguard"
 	"github.com/wimms-dev/wimms/internal/tlsconf"
 	"github.com/wimms-dev/wimms/store"
 )
@@ -31,7 +32,7 @@ func newTLSCmd() *cobra.Command {
   wimms tls cert --ca DIR --role member --name ID --hosts H[,H...] --out DIR
                                                              # DIR/ID.pem, DIR/ID-key.pem
   wimms tls cert --ca DIR --role client --name NAME --out DIR  # a tool's certificate
-  wimms tls gossip-key                                       # prints a new base64 key
+  wimms tls gossip-key --out FILE                            # FILE (mode 0600) holds a new base64 key
   wimms tls token --out FILE                                 # a bearer token file (0600)
 
 A member certificate (--role member) names the member id (--name, the
@@ -100,19 +101,48 @@ func newTLSCertCmd() *cobra.Command {
 }
 
 func newTLSGossipKeyCmd() *cobra.Command {
-	return &cobra.Command{
+	var out string
+	cmd := &cobra.Command{
 		Use:   "gossip-key",
-		Short: "print a new base64 gossip encryption key (AES-256) for --gossip-key",
+		Short: "create a new base64 gossip encryption key (AES-256): --out FILE writes it mode 0600, else it is printed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := tlsconf.NewGossipKey()
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), k)
+			if out == "" {
+				fmt.Fprintln(cmd.OutOrStdout(), k)
+				return nil
+			}
+			if err := writeNewSecret(out, k+"\n"); err != nil {
+				return fmt.Errorf("tls gossip-key: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (mode 0600; pass it with --gossip-key-file)\n", out)
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&out, "out", "", "file to write the key to, mode 0600 (refuses to overwrite one); default: print it")
+	return cmd
+}
+
+// writeNewSecret creates path with mode 0600 and writes s; an existing
+// file is never replaced, so a key in use cannot be lost to a typo.
+func writeNewSecret(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	if _, err := f.WriteString(s); err != nil {
+		_ = f.Close()
+		_ = os.Remove(path)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }
 
 // securityFlags are the server's credentials flags.
@@ -120,22 +150,27 @@ type securityFlags struct {
 	tls                          tlsconf.Files
 	gossipKey, gossipKeyFile     string
 	apiTokenFile, adminTokenFile string
+	metricsTokenFile             string
+	allowReadable                bool
 }
 
 func addSecurityFlags(fl *pflag.FlagSet, f *securityFlags) {
 	fl.StringVar(&f.tls.CA, "tls-ca", "", "CA certificate (PEM): with --tls-cert and --tls-key, Raft is mutual TLS, member-to-member calls and the API are HTTPS")
 	fl.StringVar(&f.tls.Cert, "tls-cert", "", "this member's certificate (PEM), signed by --tls-ca; re-read on SIGHUP")
 	fl.StringVar(&f.tls.Key, "tls-key", "", "the private key of --tls-cert (PEM); re-read on SIGHUP")
-	fl.StringVar(&f.gossipKey, "gossip-key", "", "base64 gossip encryption key (`wimms tls gossip-key`); prefer --gossip-key-file")
+	fl.StringVar(&f.gossipKey, "gossip-key", "", "base64 gossip encryption key (make one with: wimms tls gossip-key --out FILE); prefer --gossip-key-file")
 	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file holding the base64 gossip encryption key")
 	fl.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the API token (keeps it out of ps)")
 	fl.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the admin token (keeps it out of ps)")
+	fl.BoolVar(&f.allowReadable, "allow-readable-secret-files", false, "accept token and gossip key files that group or others may read (with a warning); for containers that can only read such a mount")
+	fl.StringVar(&f.metricsTokenFile, "metrics-token-file", "", "file holding a bearer token GET /metrics then requires (the admin token works too); without it /metrics is open")
 }
 
 // security is what the credentials flags resolved to.
 type security struct {
 	holder    *tlsconf.Holder // nil: no TLS
 	gossipKey []byte          // nil: gossip in clear
+	warnings  []string        // credential files accepted despite their mode
 }
 
 func (s security) secured() bool { return s.holder != nil || len(s.gossipKey) > 0 }
@@ -145,11 +180,17 @@ func (s security) secured() bool { return s.holder != nil || len(s.gossipKey) > 
 func resolveSecurity(f *serverFlags) (security, error) {
 	var sec security
 	var err error
-	if f.apiToken, err = tokenFromFile("api-token", f.apiToken, f.sec.apiTokenFile); err != nil {
-		return sec, err
-	}
-	if f.adminToken, err = tokenFromFile("admin-token", f.adminToken, f.sec.adminTokenFile); err != nil {
-		return sec, err
+	for _, tf := range []struct {
+		flag, file string
+		dst        *string
+	}{
+		{"api-token", f.sec.apiTokenFile, &f.apiToken},
+		{"admin-token", f.sec.adminTokenFile, &f.adminToken},
+		{"metrics-token", f.sec.metricsTokenFile, &f.metricsToken},
+	} {
+		if *tf.dst, err = sec.serverToken(tf.flag, *tf.dst, tf.file, f.sec.allowReadable); err != nil {
+			return sec, err
+		}
 	}
 	if f.sec.tls.Enabled() {
 		if sec.holder, err = tlsconf.Load(f.sec.tls); err != nil {
@@ -164,14 +205,11 @@ func resolveSecurity(f *serverFlags) (security, error) {
 	case key != "" && f.sec.gossipKeyFile != "":
 		return sec, errors.New("--gossip-key and --gossip-key-file are both set: use one")
 	case f.sec.gossipKeyFile != "":
-		b, err := os.ReadFile(f.sec.gossipKeyFile)
-		if err != nil {
-			return sec, fmt.Errorf("--gossip-key-file: %w", err)
+		var warning string
+		if key, warning, err = readSecretFile("gossip-key-file", f.sec.gossipKeyFile, f.sec.allowReadable); err != nil {
+			return sec, err
 		}
-		key = strings.TrimSpace(string(b))
-		if key == "" {
-			return sec, fmt.Errorf("--gossip-key-file %s is empty", f.sec.gossipKeyFile)
-		}
+		sec.warnings = appendNonEmpty(sec.warnings, warning)
 	}
 	if key != "" {
 		if sec.gossipKey, err = tlsconf.DecodeGossipKey(key); err != nil {
@@ -179,6 +217,27 @@ func resolveSecurity(f *serverFlags) (security, error) {
 		}
 	}
 	return sec, nil
+}
+
+// serverToken is a server's token from its flag or its file, the file
+// held to readSecretFile's rules (owner-only, one token).
+func (s *security) serverToken(flag, value, file string, allowReadable bool) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	if value != "" {
+		return "", fmt.Errorf("--%s and --%s-file are both set: use one", flag, flag)
+	}
+	tok, warning, err := readSecretFile(flag+"-file", file, allowReadable)
+	s.warnings = appendNonEmpty(s.warnings, warning)
+	return tok, err
+}
+
+func appendNonEmpty(list []string, s string) []string {
+	if s == "" {
+		return list
+	}
+	return append(list, s)
 }
 
 func tokenFromFile(flag, value, file string) (string, error) {
@@ -200,15 +259,16 @@ func tokenFromFile(flag, value, file string) (string, error) {
 }
 
 // raftTLS is the store's view of the member certificate.
-func (s security) raftTLS() *store.TransportTLS {
+func (s security) raftTLS(m *netguard.Metrics) *store.TransportTLS {
 	if s.holder == nil {
 		return nil
 	}
 	h := s.holder
 	return &store.TransportTLS{
-		Server: h.ServerConfig(true),
-		Client: h.ClientConfig,
-		Track:  func(c *tls.Conn) { h.Track(c, true) },
+		Server:  h.ServerConfig(true),
+		Client:  h.ClientConfig,
+		Track:   func(c *tls.Conn) { h.Track(c, true) },
+		Metrics: m,
 	}
 }
 
@@ -249,6 +309,9 @@ func (s security) trackHTTPSConns(srv *http.Server) {
 
 // logPosture says once, at start, how the member is protected.
 func (s security) logPosture(logger hclog.Logger, adminTokenSet bool) {
+	for _, w := range s.warnings {
+		logger.Warn(w)
+	}
 	if s.holder != nil {
 		subject, serial, notAfter := s.holder.Summary()
 		logger.Info("mutual TLS on: raft and member-to-member calls require a CA-signed certificate; the API is HTTPS",
@@ -304,7 +367,7 @@ type toolTLSFlags struct {
 
 func addToolTLSFlags(fl *pflag.FlagSet, f *toolTLSFlags) {
 	fl.StringVar(&f.ca, "tls-ca", "", "CA certificate (PEM) of a TLS-secured cluster: talk HTTPS and verify members with it")
-	fl.StringVar(&f.cert, "tls-cert", "", "client certificate (PEM, `wimms tls cert --role client`) to present (optional; API calls need none)")
+	fl.StringVar(&f.cert, "tls-cert", "", "client certificate (PEM, from wimms tls cert --role client) to present (optional; API calls need none)")
 	fl.StringVar(&f.key, "tls-key", "", "key of --tls-cert (PEM)")
 }
 

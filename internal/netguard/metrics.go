@@ -1,0 +1,71 @@
+package netguard
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics count what a member's listeners refused. A nil *Metrics counts
+// nothing, so packages and tests that run without a registry need no
+// special case.
+type Metrics struct {
+	handshakeFailures *prometheus.CounterVec
+	refused           *prometheus.CounterVec
+	evicted           *prometheus.CounterVec
+	badGossip         prometheus.Counter
+}
+
+// NewMetrics creates the counters; register Collectors() once.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wimms_tls_handshake_failures_total",
+			Help: "Inbound TLS handshakes that failed or timed out (wrong CA, no client certificate, plain text, silence), by listener.",
+		}, []string{"listener"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wimms_listener_refused_total",
+			Help: "Inbound connections closed at once because a cap was reached, by listener, stage (handshake: unfinished handshakes; conn: established connections) and reason (total or per_address).",
+		}, []string{"listener", "stage", "reason"}),
+		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wimms_listener_idle_evicted_total",
+			Help: "Idle keep-alive connections closed to make room for new clients, by listener.",
+		}, []string{"listener"}),
+		badGossip: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wimms_gossip_bad_packets_total",
+			Help: "Gossip packets and streams memberlist dropped as undecryptable or malformed (wrong gossip key, garbage).",
+		}),
+	}
+}
+
+// Collectors are the counters to register.
+func (m *Metrics) Collectors() []prometheus.Collector {
+	if m == nil {
+		return nil
+	}
+	return []prometheus.Collector{m.handshakeFailures, m.refused, m.evicted, m.badGossip}
+}
+
+// HandshakeFailed counts one failed inbound handshake on listener.
+func (m *Metrics) HandshakeFailed(listener string) {
+	if m != nil {
+		m.handshakeFailures.WithLabelValues(listener).Inc()
+	}
+}
+
+// Refused counts one connection closed at once at stage for reason.
+func (m *Metrics) Refused(listener, stage string, reason Refusal) {
+	if m != nil {
+		m.refused.WithLabelValues(listener, stage, string(reason)).Inc()
+	}
+}
+
+// Evicted counts idle connections closed to make room.
+func (m *Metrics) Evicted(listener string, n int) {
+	if m != nil && n > 0 {
+		m.evicted.WithLabelValues(listener).Add(float64(n))
+	}
+}
+
+// BadGossipPacket counts one dropped gossip packet or stream.
+func (m *Metrics) BadGossipPacket() {
+	if m != nil {
+		m.badGossip.Inc()
+	}
+}
