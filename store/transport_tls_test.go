@@ -52,11 +52,11 @@ func tlsLayer(t *testing.T, caDir, name string, cfgs ...*tlsConfigs) *tlsStreamL
 	return tlsLayerRole(t, caDir, tlsconf.RoleMember, name, 0, cfgs...)
 }
 
-// tlsLayerAt is a member's layer listening on ip with an empty
-// configuration; wrap, when set, wraps the TCP listener.
-func tlsLayerAt(t *testing.T, caDir, name, ip string, wrap func(net.Listener) net.Listener) *tlsStreamLayer {
+// tlsLayerAt is a member's layer listening on ip; wrap, when set, wraps the
+// TCP listener; cfgs as tlsLayer's.
+func tlsLayerAt(t *testing.T, caDir, name, ip string, wrap func(net.Listener) net.Listener, cfgs ...*tlsConfigs) *tlsStreamLayer {
 	t.Helper()
-	return tlsLayerOn(t, caDir, tlsconf.RoleMember, name, ip, wrap, 0)
+	return tlsLayerOn(t, caDir, tlsconf.RoleMember, name, ip, wrap, 0, cfgs...)
 }
 
 func tlsLayerRole(t *testing.T, caDir string, role tlsconf.Role, name string, idle time.Duration, cfgs ...*tlsConfigs) *tlsStreamLayer {
@@ -373,12 +373,13 @@ func TestTLSStreamLayerSurvivesAcceptErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	var flaky *emfileListener
+	cfg := &tlsConfigs{}
 	b := tlsLayerAt(t, caDir, "b", "127.0.0.1", func(ln net.Listener) net.Listener {
 		flaky = &emfileListener{Listener: ln}
 		flaky.failing.Store(true)
 		return flaky
-	})
-	a := tlsLayer(t, caDir, "a")
+	}, cfg)
+	a := tlsLayer(t, caDir, "a", cfg)
 	testutil.WaitFor(t, 10*time.Second, "accept failures", func() bool { return flaky.failures.Load() >= 3 })
 	flaky.failing.Store(false)
 	conn, err := a.Dial(raft.ServerAddress(b.Addr().String()), 5*time.Second)
@@ -402,8 +403,9 @@ func TestTLSStreamLayerCapsPendingHandshakes(t *testing.T) {
 	if _, err := tlsconf.CreateCA(caDir, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	b := tlsLayer(t, caDir, "b")
-	a := tlsLayerAt(t, caDir, "a", "127.0.0.2", nil)
+	cfg := &tlsConfigs{}
+	b := tlsLayer(t, caDir, "b", cfg)
+	a := tlsLayerAt(t, caDir, "a", "127.0.0.2", nil, cfg)
 	target := b.Addr().String()
 	var silent []net.Conn
 	for range MaxPendingHandshakesPerAddress {
