@@ -104,8 +104,8 @@ docs/chaos.md.`,
 				}
 				return exitError{code: 2, msg: fmt.Sprintf("jepsen: could not run: %v", err)}
 			}
-			fmt.Fprintf(out, "jepsen: %s — %d ops (%d ok, %d fail, %d info), %d faults, %d anomalies; see %s\n",
-				sum.Verdict, sum.Ops, sum.OpsOK, sum.OpsFail, sum.OpsInfo, sum.NemesisEvents, len(sum.Anomalies), opts.OutDir)
+			fmt.Fprintf(out, "jepsen: %s — %d ops (%d ok, %d fail, %d info), %d faults, %d anomalies, lost_acknowledged_writes: %d; see %s\n",
+				sum.Verdict, sum.Ops, sum.OpsOK, sum.OpsFail, sum.OpsInfo, sum.NemesisEvents, len(sum.Anomalies), sum.LostAcknowledgedWrites, opts.OutDir)
 			for _, a := range sum.Anomalies {
 				where := a.Email
 				if a.NodeID != 0 {
