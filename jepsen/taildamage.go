@@ -325,4 +325,3 @@ func (r *runner) removeMember(ctx context.Context, i int) error {
 	}
 	return fmt.Errorf("remove %s after it refused to start: %s", m.ID, lastErr)
 }
-

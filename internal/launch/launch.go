@@ -57,8 +57,8 @@ type Member struct {
 	// allowExit, when not 0, is an exit status of the current process that
 	// is not a crash either (StartAllowingExit).
 	allowExit int
-	paused  bool
-	crashes []string
+	paused    bool
+	crashes   []string
 }
 
 // Args are the command line of `wimms server` for this member.
