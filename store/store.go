@@ -204,6 +204,11 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = storage.log.close(); _ = storage.bolt.Close() })
+	if dropTailOnOpen > 0 && storage.hadState {
+		if err := dropTail(storage, dropTailOnOpen, logger); err != nil {
+			return nil, err
+		}
+	}
 	hadState, openTarget := storage.hadState, storage.openTarget
 
 	transport, err := newRaftTransport(cfg, logger)
