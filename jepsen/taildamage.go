@@ -237,7 +237,9 @@ func (r *runner) injectTailDamage(ctx context.Context, ev NemesisEvent) (Nemesis
 	}
 	ev.Detail = "kill -9, then " + strings.Join(details, "; ")
 	ev.Injected = ev.Error == ""
-	return ev, func() error { return r.healTailDamage(ctx, targets) }
+	// The heal runs also when the run is over (ctx done): it must still
+	// reach the members, bounded by its own timeouts.
+	return ev, func() error { return r.healTailDamage(context.WithoutCancel(ctx), targets) }
 }
 
 // healTailDamage restarts the damaged members, waits until each serves or
@@ -256,7 +258,7 @@ func (r *runner) healTailDamage(ctx context.Context, targets []int) error {
 	var refused []int
 	for _, i := range targets {
 		for r.target.Running(i) && !r.ready(ctx, r.members[i]) && time.Now().Before(deadline) {
-			ctxtime.Sleep(context.Background(), 200*time.Millisecond)
+			ctxtime.Sleep(ctx, 200*time.Millisecond)
 		}
 		if !r.target.Running(i) && r.target.ExitCode(i) == exitDamagedData {
 			refused = append(refused, i)
@@ -321,7 +323,7 @@ func (r *runner) removeMember(ctx context.Context, i int) error {
 				return nil
 			}
 		}
-		ctxtime.Sleep(context.Background(), 500*time.Millisecond)
+		ctxtime.Sleep(ctx, 500*time.Millisecond)
 	}
 	return fmt.Errorf("remove %s after it refused to start: %s", m.ID, lastErr)
 }
