@@ -57,7 +57,7 @@ lint:
 # Long chaos runs (root + iptables). CI runs a short one through `make test`.
 jepsen: build
 	sudo -n true 2>/dev/null || [ "$$(id -u)" = 0 ] || { echo "jepsen needs root (iptables)"; exit 2; }
-	$(BIN) jepsen --bin $(BIN) --members 5 --duration 5m --nemesis partition,kill,pause,membership,restart-all,disk-full --clients 16 --out jepsen-out/long
+	$(BIN) jepsen --bin $(BIN) --members 5 --duration 5m --nemesis partition,kill,pause,membership,restart-all,disk-full,tail-damage --clients 16 --out jepsen-out/long
 
 # Offline image: FROM scratch around the static binary (Dockerfile,
 # docs/deployment.md). bin/docker-data becomes the image's /data, owned by

@@ -358,13 +358,18 @@ func (c *Cluster) Close() error {
 			// "failed"), then leave.
 			if !c.leavingAnnounced.Load() {
 				if err := c.refreshMeta(func(m *nodeMeta) { m.Leaving = true }); err == nil {
-					if err := ml.UpdateNode(time.Second); err != nil {
+					if err := ml.UpdateNode(leaveWaitStaying); err != nil {
 						c.log.Debug("gossip leaving flag", "error", err)
 					}
 				}
 			}
-			if err := ml.Leave(c.leaveTimeout()); err != nil {
-				c.log.Warn("leaving gossip", "error", err)
+			wait, someoneStays := c.leaveTimeout()
+			if err := ml.Leave(wait); err != nil {
+				if someoneStays {
+					c.log.Warn("leaving gossip", "error", err)
+				} else {
+					c.log.Debug("leaving gossip: no peer stays to confirm", "error", err)
+				}
 			}
 			if err := ml.Shutdown(); err != nil {
 				c.closeError = fmt.Errorf("cluster: shut gossip down: %w", err)

@@ -24,7 +24,8 @@ type Store interface {
 	// Meta describes this member's view now (for answers that did not read
 	// or write, e.g. errors).
 	Meta() store.Meta
-	// Ready: knows a leader and has applied the log it had at start.
+	// Ready: knows a leader, can append, and has applied what the leader
+	// committed (store.Store.Ready).
 	Ready() bool
 }
 

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 	"runtime/debug"
+
+	"github.com/wimms-dev/wimms/store"
 )
 
 // Dockerflow endpoints (github.com/mozilla-services/Dockerflow): what
@@ -61,17 +63,25 @@ type HeartbeatJSON struct {
 
 // Heartbeat check names.
 const (
-	checkLeader  = "leader"
-	checkCatchUp = "caught_up"
+	checkLeader  = store.CheckLeader
+	checkCatchUp = store.CheckCaughtUp
+	checkAppend  = store.CheckAppend
 )
+
+// readinessExplainer is a Store that can say which readiness check fails
+// and why (*store.Store); others report only Ready.
+type readinessExplainer interface {
+	NotReady() (check, why string)
+}
 
 func (s *Server) lbHeartbeat(rq *request) {
 	rq.writeJSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // heartbeat is ready-or-not with reasons: a member that knows no leader
-// cannot serve writes or default reads, and one that has not applied the
-// log it had at start would answer from an old state.
+// cannot serve writes or default reads, one that has not applied what the
+// leader committed would answer from an old state, and one whose log
+// appends fail (a full disk) falls further behind with every write.
 func (s *Server) heartbeat(rq *request) {
 	hb := HeartbeatJSON{Status: "ok", Checks: map[string]string{}, Details: map[string]string{}}
 	fail := func(check, why string) {
@@ -85,11 +95,23 @@ func (s *Server) heartbeat(rq *request) {
 		fail(checkLeader, "this member knows no leader")
 	}
 	hb.Checks[checkCatchUp] = "ok"
-	if !s.store.Ready() {
+	if ex, ok := s.store.(readinessExplainer); ok {
+		hb.Checks[checkAppend] = "ok"
+		switch check, why := ex.NotReady(); check {
+		case "":
+		case checkLeader:
+			if meta.KnownLeader { // it lost the leader since Meta
+				fail(checkLeader, why)
+			}
+			fail(checkCatchUp, "no leader known to catch up with")
+		default:
+			fail(check, why)
+		}
+	} else if !s.store.Ready() {
 		if meta.KnownLeader {
-			fail(checkCatchUp, "this member has not yet applied the log it had at start")
+			fail(checkCatchUp, "this member has not yet applied what the leader committed")
 		} else {
-			fail(checkCatchUp, "this member is not ready (no leader, or the log it had at start is not applied yet)")
+			fail(checkCatchUp, "this member is not ready (no leader, or what the leader committed is not applied yet)")
 		}
 	}
 	code := http.StatusOK

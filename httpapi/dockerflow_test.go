@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/wimms-dev/wimms/httpapi/internal/fake"
@@ -108,4 +109,66 @@ func TestVersion(t *testing.T) {
 			t.Errorf("defaults: %v", raw)
 		}
 	})
+}
+
+// explainingStore is a Store that names its failing readiness check, as
+// *store.Store does.
+type explainingStore struct {
+	*fake.Store
+	check, why string
+}
+
+func (s explainingStore) NotReady() (string, string) { return s.check, s.why }
+
+func TestHeartbeatNamesTheFailingReadinessCheck(t *testing.T) {
+	cases := []struct {
+		name, check, why string
+		knownLeader      bool
+		wantFailing      []string
+	}{
+		{"ready", "", "", true, nil},
+		{"appends fail", store.CheckAppend, "appending to the raft log fails: no space left on device", true, []string{checkAppend}},
+		{"behind", store.CheckCaughtUp, "this member last had the leader's commits applied 3s ago", true, []string{checkCatchUp}},
+		{"no leader", store.CheckLeader, "this member knows no leader", false, []string{checkLeader, checkCatchUp}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := fake.NewStore()
+			st.MetaValue = store.Meta{MemberID: "m1", KnownLeader: tc.knownLeader}
+			st.ReadyFlag = tc.check == ""
+			h := New(Config{Store: explainingStore{st, tc.check, tc.why}, APIToken: "secret"}).Handler()
+			var hb HeartbeatJSON
+			code := getJSON(t, h, "/__heartbeat__", &hb)
+			want := map[string]string{checkLeader: "ok", checkCatchUp: "ok", checkAppend: "ok"}
+			for _, c := range tc.wantFailing {
+				want[c] = "error"
+				if hb.Details[c] == "" {
+					t.Errorf("failing check %q has no detail: %+v", c, hb)
+				}
+			}
+			for c, w := range want {
+				if hb.Checks[c] != w {
+					t.Errorf("check %q = %q, want %q (%+v)", c, hb.Checks[c], w, hb)
+				}
+			}
+			if tc.check == store.CheckAppend && hb.Details[checkAppend] != tc.why {
+				t.Errorf("append detail %q, want the store's reason %q", hb.Details[checkAppend], tc.why)
+			}
+			if wantCode := map[bool]int{true: http.StatusOK, false: http.StatusServiceUnavailable}[tc.check == ""]; code != wantCode {
+				t.Errorf("code %d, want %d", code, wantCode)
+			}
+			var rz map[string]any
+			if tc.check != "" {
+				if code := getJSON(t, h, "/readyz", &rz); code != http.StatusServiceUnavailable || !containsReason(rz, tc.why) {
+					t.Errorf("readyz: %d %v, want 503 naming %q", code, rz, tc.why)
+				}
+			}
+		})
+	}
+}
+
+func containsReason(body map[string]any, why string) bool {
+	b, _ := json.Marshal(body)
+	w, _ := json.Marshal(why)
+	return why != "" && strings.Contains(string(b), strings.Trim(string(w), `"`))
 }

@@ -433,8 +433,13 @@ func (s *Server) healthz(rq *request) {
 
 func (s *Server) readyz(rq *request) {
 	if !s.store.Ready() {
-		rq.writeError(http.StatusServiceUnavailable, StatusNotReady, ErrorDetail{Location: LocationPath, Name: "readyz",
-			Description: "this member does not know a leader or has not applied the log it had at start"})
+		why := "this member does not know a leader or has not applied what the leader committed"
+		if ex, ok := s.store.(readinessExplainer); ok {
+			if _, w := ex.NotReady(); w != "" {
+				why = w
+			}
+		}
+		rq.writeError(http.StatusServiceUnavailable, StatusNotReady, ErrorDetail{Location: LocationPath, Name: "readyz", Description: why})
 		return
 	}
 	rq.writeJSON(http.StatusOK, map[string]bool{"ready": true})

@@ -26,12 +26,14 @@ const (
 	AnomalyLoadMismatch      = "load-mismatch"          // invariant 3
 	AnomalyOverCapacity      = "over-capacity"          // invariant 4
 	AnomalyNegativeAvailable = "available-below-zero"
-	AnomalyDecrease          = "generation-decreased" // invariant 6 across a user's records
-	AnomalyLostWrite         = "lost-write"           // an acknowledged record is not stored
-	AnomalyUnknownNode       = "unknown-node"         // a record on a node that never existed
-	AnomalyFinalMismatch     = "final-read-mismatch"  // the final user read is older than the records read before it
-	AnomalyMemberCrashed     = "member-crashed"       // a member exited without being killed by the nemesis
-	AnomalyNoRecovery        = "no-recovery"          // the healed cluster did not become ready
+	AnomalyDecrease          = "generation-decreased"    // invariant 6 across a user's records
+	AnomalyLostWrite         = "lost-write"              // an acknowledged record is not stored
+	AnomalyLostAckWrite      = "lost-acknowledged-write" // an acknowledged allocation or update is not in the final read
+	AnomalyStaleBeyondBound  = "stale-read-beyond-bound" // a stale read with max_staleness missed a write acknowledged longer ago
+	AnomalyUnknownNode       = "unknown-node"            // a record on a node that never existed
+	AnomalyFinalMismatch     = "final-read-mismatch"     // the final user read is older than the records read before it
+	AnomalyMemberCrashed     = "member-crashed"          // a member exited without being killed by the nemesis
+	AnomalyNoRecovery        = "no-recovery"             // the healed cluster did not become ready
 	AnomalyCheckTimeout      = "check-timeout"
 	AnomalyFinalReadFailed   = "final-read-failed"
 )
@@ -106,6 +108,9 @@ type CheckResult struct {
 	Linearizable string    `json:"linearizable"` // porcupine: Ok, Illegal, Unknown
 	StaleReads   string    `json:"stale_reads"`  // Ok, Illegal, Unknown, or none
 	Anomalies    []Anomaly `json:"anomalies"`
+	// LostAcknowledgedWrites counts the acknowledged allocations, logins
+	// and updates whose effect the final linearizable read does not show.
+	LostAcknowledgedWrites int `json:"lost_acknowledged_writes"`
 
 	model porcupine.Model
 	info  porcupine.LinearizationInfo
@@ -190,8 +195,70 @@ func Check(in CheckInput) CheckResult {
 	}
 	res.StaleReads, res.Anomalies = checkStaleReads(in.History, okEmails, in.Timeout, res.Anomalies)
 	res.Anomalies = append(res.Anomalies, checkFinalState(in)...)
+	var lost []Anomaly
+	res.LostAcknowledgedWrites, lost = countLostAcknowledged(in)
+	res.Anomalies = append(res.Anomalies, lost...)
+	res.Anomalies = append(res.Anomalies, checkBoundedStaleReads(in.History)...)
 	res.Verdict = verdictOf(res.Anomalies)
 	return res
+}
+
+// countLostAcknowledged counts the acknowledged writes that answered with
+// a user record (allocate, login, update) and whose effect the final
+// linearizable read does not show: the record (uid, node) is not stored
+// (and no delete may have purged it), or it is stored with a lower
+// generation or keys_changed_at than the answer gave. Both only ever grow
+// on a record, so a lower value means the write was lost. Users whose
+// final read failed are not judged (final-read-failed says so).
+func countLostAcknowledged(in CheckInput) (int, []Anomaly) {
+	deleted := deletedRecords(in.History)
+	lost := map[string][]int{}
+	why := map[string][]string{}
+	n := 0
+	for _, op := range in.History {
+		switch op.Kind {
+		case OpAllocate, OpLogin, OpUpdate:
+		default:
+			continue
+		}
+		u := op.Output.User
+		if op.Outcome != OutcomeOK || op.Output.Status != "" || op.Email == "" || u.UID == 0 {
+			continue
+		}
+		recs, read := in.Final.Records[op.Email]
+		if !read {
+			continue
+		}
+		var problem string
+		i := slices.IndexFunc(recs, func(r RecordView) bool { return r.UID == u.UID })
+		switch {
+		case i < 0 && deleted[u.UID]:
+		case i < 0:
+			problem = fmt.Sprintf("op %d: uid %d is not stored", op.ID, u.UID)
+		case recs[i].NodeID != u.NodeID:
+			problem = fmt.Sprintf("op %d: uid %d is on node %d, answered on %d", op.ID, u.UID, recs[i].NodeID, u.NodeID)
+		case recs[i].Generation < u.Generation:
+			problem = fmt.Sprintf("op %d: uid %d has generation %d, answered %d", op.ID, u.UID, recs[i].Generation, u.Generation)
+		case kcaValue(recs[i].KeysChangedAt) < kcaValue(u.KeysChangedAt):
+			problem = fmt.Sprintf("op %d: uid %d has keys_changed_at %d, answered %d", op.ID, u.UID,
+				kcaValue(recs[i].KeysChangedAt), kcaValue(u.KeysChangedAt))
+		}
+		if problem != "" {
+			n++
+			lost[op.Email] = append(lost[op.Email], op.ID)
+			why[op.Email] = append(why[op.Email], problem)
+		}
+	}
+	var out []Anomaly
+	for _, email := range slices.Sorted(maps.Keys(lost)) {
+		detail := strings.Join(why[email][:min(3, len(why[email]))], "; ")
+		if len(why[email]) > 3 {
+			detail += fmt.Sprintf("; and %d more", len(why[email])-3)
+		}
+		out = append(out, Anomaly{Kind: AnomalyLostAckWrite, Email: email, OpIDs: lost[email],
+			Detail: fmt.Sprintf("%d acknowledged writes not in the final read: %s", len(lost[email]), detail)})
+	}
+	return n, out
 }
 
 // frontierOps names the operations none of the longest partial
@@ -585,6 +652,60 @@ func checkRecordObservations(in CheckInput) []Anomaly {
 					Detail: fmt.Sprintf("record uid %d: %s", uid, what)})
 				reported = true
 			}
+		}
+	}
+	return out
+}
+
+// staleBoundSlack is added to a stale read's max_staleness before judging
+// it: a member counts from when the leader's message reached it, which is
+// a network hop after the leader committed, and the client's call began a
+// hop before the member read.
+const staleBoundSlack = 250 * time.Millisecond
+
+// checkBoundedStaleReads: a stale read answered with max_staleness S must
+// show every write to the user acknowledged more than S (plus slack)
+// before the read was sent: the server promises that its state then held
+// everything committed as of S ago. "Show" is judged by the record's
+// order: a newer uid, or the same uid with generation and keys_changed_at
+// at least the acknowledged ones. Users with account events are left out
+// (an event may remove or rewrite records in ways this order does not
+// describe).
+func checkBoundedStaleReads(history []Op) []Anomaly {
+	acked := map[string][]Op{}
+	events := map[string]bool{}
+	for _, op := range history {
+		if op.Kind == OpEvent && op.Outcome != OutcomeFail {
+			events[op.Email] = true
+		}
+		switch op.Kind {
+		case OpAllocate, OpLogin, OpUpdate:
+			if op.Outcome == OutcomeOK && op.Output.Status == "" && op.Output.User.UID != 0 {
+				acked[op.Email] = append(acked[op.Email], op)
+			}
+		}
+	}
+	var out []Anomaly
+	for _, r := range history {
+		if r.Kind != OpGetStale || r.Outcome != OutcomeOK || r.MaxStaleness <= 0 || events[r.Email] {
+			continue
+		}
+		got := r.Output.User
+		for _, w := range acked[r.Email] {
+			if w.Return+r.MaxStaleness+staleBoundSlack >= r.Call {
+				continue
+			}
+			want := w.Output.User
+			shows := r.Output.Status == "" && got.UID != 0 && (got.UID > want.UID ||
+				(got.UID == want.UID && got.Generation >= want.Generation && kcaValue(got.KeysChangedAt) >= kcaValue(want.KeysChangedAt)))
+			if shows {
+				continue
+			}
+			seen := describeOutput(r.Output)
+			out = append(out, Anomaly{Kind: AnomalyStaleBeyondBound, Email: r.Email, OpIDs: []int{w.ID, r.ID},
+				Detail: fmt.Sprintf("stale read op %d via %s with max_staleness %s answered %s, missing op %d (uid %d generation %d) acknowledged %s before the read",
+					r.ID, r.Member, r.MaxStaleness, seen, w.ID, want.UID, want.Generation, (r.Call - w.Return).Round(time.Millisecond))})
+			break
 		}
 	}
 	return out

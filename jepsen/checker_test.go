@@ -194,3 +194,71 @@ func TestVerdictOf(t *testing.T) {
 		t.Fatal("verdictOf is wrong")
 	}
 }
+
+// The final read lacking acknowledged writes is counted, one per write,
+// and fails the run; a consistent run counts none.
+func TestCheckCountsLostAcknowledgedWrites(t *testing.T) {
+	if res := Check(goodRun()); res.LostAcknowledgedWrites != 0 {
+		t.Fatalf("consistent run: %d lost acknowledged writes (%+v)", res.LostAcknowledgedWrites, res.Anomalies)
+	}
+	// uid 9 (the login's new record) is gone from the final read: the
+	// login is lost, and so is the read that reported it (not a write).
+	in := goodRun()
+	in.Final.Records[testEmail] = in.Final.Records[testEmail][:1]
+	in.Final.Records[testEmail][0].ReplacedAt = fsm.Null
+	res := Check(in)
+	if res.LostAcknowledgedWrites != 1 || res.Valid() || !slices.Contains(anomalyKinds(res), AnomalyLostAckWrite) {
+		t.Fatalf("record gone: %d lost, verdict %s, %v; want 1, invalid, %s", res.LostAcknowledgedWrites, res.Verdict,
+			anomalyKinds(res), AnomalyLostAckWrite)
+	}
+	// An update whose generation went back: the record is there, older.
+	in = goodRun()
+	in.Final.Records[otherEmail][0].Generation = 999
+	if n, _ := countLostAcknowledged(in); n != 1 {
+		t.Fatalf("generation went back: %d lost, want 1", n)
+	}
+	// Users whose final read failed are not judged here.
+	in = goodRun()
+	delete(in.Final.Records, testEmail)
+	if n, _ := countLostAcknowledged(in); n != 0 {
+		t.Fatalf("unread user: %d lost, want 0", n)
+	}
+}
+
+// A bounded stale read must show what was acknowledged longer than its
+// bound ago; within the bound (and slack) an older answer is fine, and an
+// unbounded stale read is judged only by the existing state check.
+func TestCheckJudgesBoundedStaleReads(t *testing.T) {
+	staleRead := func(in *CheckInput, bound time.Duration, call int, out UserOutput) {
+		in.History = append(in.History, Op{ID: len(in.History), Client: 9, Member: "n3", Kind: OpGetStale, Email: testEmail,
+			Input: UserInput{Kind: OpGetStale, Email: testEmail}, Output: out, Outcome: OutcomeOK, MaxStaleness: bound,
+			Call: time.Duration(call) * time.Millisecond, Return: time.Duration(call+1) * time.Millisecond})
+	}
+	older := found(user(7, 1, 1000, 1000, "0a00"))
+	cases := []struct {
+		name  string
+		bound time.Duration
+		call  int // ms; the login that made uid 9 returned at 5 ms
+		out   UserOutput
+		bad   bool
+	}{
+		{"bounded, current", time.Second, 5000, found(user(9, 1, 2001, 2000, "0a01", "0a00")), false},
+		{"bounded, older within the bound", time.Second, 900, older, false},
+		{"bounded, older beyond the bound", time.Second, 5000, older, true},
+		{"bounded, not found beyond the bound", time.Second, 5000, failed(fsm.StatusNotFound), true},
+		{"unbounded, older", 0, 5000, older, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := goodRun()
+			staleRead(&in, c.bound, c.call, c.out)
+			got := checkBoundedStaleReads(in.History)
+			if (len(got) > 0) != c.bad {
+				t.Fatalf("anomalies %+v, want violation %v", got, c.bad)
+			}
+			if c.bad && (got[0].Kind != AnomalyStaleBeyondBound || !slices.Contains(anomalyKinds(Check(in)), AnomalyStaleBeyondBound)) {
+				t.Fatalf("anomaly %+v not reported by Check as %s", got[0], AnomalyStaleBeyondBound)
+			}
+		})
+	}
+}

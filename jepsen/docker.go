@@ -636,3 +636,17 @@ func (c *dockerCluster) FillDisk(int) (string, error) {
 }
 
 func (c *dockerCluster) FreeDisk(int) error { return nil }
+
+// Tail damage is not offered for containers either (withDefaults refuses
+// tail-damage with --docker).
+func (c *dockerCluster) DamageTail(int, string) (string, error) {
+	return "", errors.New("tail-damage is not available with --docker")
+}
+
+func (c *dockerCluster) RestoreData(int) error {
+	return errors.New("tail-damage is not available with --docker")
+}
+
+func (c *dockerCluster) RestartAllowingExit(i, _ int) error { return c.Restart(i) }
+
+func (c *dockerCluster) ExitCode(int) int { return -1 }

@@ -62,6 +62,8 @@ type Op struct {
 	Return     time.Duration `json:"return_ns"`
 	// Final marks the linearizable reads of the final phase, after healing.
 	Final bool `json:"final,omitempty"`
+	// MaxStaleness is the max_staleness a stale read was sent with.
+	MaxStaleness time.Duration `json:"max_staleness_ns,omitempty"`
 }
 
 func (o Op) String() string {

@@ -38,6 +38,10 @@ const (
 	// FaultDiskFull: fill a random member's filesystem (each member's data
 	// directory is a size-limited tmpfs in such a run); empty it on heal.
 	FaultDiskFull FaultKind = "disk-full"
+	// FaultTailDamage: kill -9 a majority, damage the tail segment of each
+	// one's log (cut the last 300 written bytes; flip a frame header in the
+	// middle), restart them (taildamage.go).
+	FaultTailDamage FaultKind = "tail-damage"
 )
 
 // FaultKinds lists every fault with a one-line description (for --help and docs).
@@ -56,6 +60,7 @@ var FaultKinds = []struct {
 	{FaultMembership, "remove a member; on heal wipe it and add it back with --join"},
 	{FaultRestartAll, "kill -9 every member at once, restart them all on heal"},
 	{FaultDiskFull, "fill a member's data filesystem (a size-limited tmpfs, needs root); empty it on heal"},
+	{FaultTailDamage, "kill -9 a majority, cut 300 bytes off / flip a frame header in each one's tail log segment, restart them; a member may refuse (exit 3)"},
 }
 
 // nemesisAliases are the short names of --nemesis.
@@ -84,7 +89,7 @@ func ParseNemesis(list string) ([]FaultKind, error) {
 				return string(k.Kind) == name
 			})
 			if i < 0 {
-				return nil, fmt.Errorf("unknown nemesis %q (want partition, kill, pause, membership, restart-all, disk-full or one of the kinds in docs/chaos.md)", name)
+				return nil, fmt.Errorf("unknown nemesis %q (want partition, kill, pause, membership, restart-all, disk-full, tail-damage or one of the kinds in docs/chaos.md)", name)
 			}
 			kinds = []FaultKind{FaultKinds[i].Kind}
 		}

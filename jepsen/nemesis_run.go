@@ -151,6 +151,9 @@ func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func
 	case FaultRestartAll:
 		return r.injectRestartAll(ev)
 
+	case FaultTailDamage:
+		return r.injectTailDamage(ctx, ev)
+
 	case FaultDiskFull:
 		target, why := r.pickTarget(ctx, kind)
 		if target < 0 {

@@ -21,6 +21,9 @@ func TestParseNemesis(t *testing.T) {
 	if got := expands("restart-all,disk-full,kill", FaultRestartAll, FaultDiskFull, FaultKill, FaultKillLeader); NeedsIptables(got) {
 		t.Fatal("restart-all and disk-full need no iptables")
 	}
+	if got := expands("tail-damage,disk-full", FaultTailDamage, FaultDiskFull); NeedsIptables(got) {
+		t.Fatal("tail-damage needs no iptables")
+	}
 	expands("none")
 	if _, err := ParseNemesis("partition,flood"); err == nil {
 		t.Fatal("unknown nemesis accepted")

@@ -220,6 +220,8 @@ func (c *localCluster) Mechanism(kind FaultKind) string {
 		return "kill -9 of every member, all restarted on heal"
 	case kind == FaultDiskFull:
 		return "a filler file on the member's size-limited tmpfs"
+	case kind == FaultTailDamage:
+		return "kill -9 of a majority, their tail log segments edited on disk, restarted on heal"
 	}
 	return string(kind)
 }

@@ -145,6 +145,9 @@ func (o Options) withDefaults() (Options, error) {
 		if k == FaultDiskFull && o.Docker != nil {
 			return o, errors.New("nemesis disk-full is not available with --docker (it mounts the members' data directories)")
 		}
+		if k == FaultTailDamage && o.Docker != nil {
+			return o, errors.New("nemesis tail-damage is not available with --docker (it edits the members' data directories)")
+		}
 	}
 	if !needBin || o.Bin == "" {
 		return o, nil
@@ -171,10 +174,13 @@ type Summary struct {
 	Anomalies     []Anomaly                  `json:"anomalies"`
 	Linearizable  string                     `json:"linearizable"`
 	StaleReads    string                     `json:"stale_reads"`
-	Events        []NemesisEvent             `json:"events"`
-	Final         *FinalSummary              `json:"final_state,omitempty"`
-	Notes         []string                   `json:"notes,omitempty"`
-	Error         string                     `json:"error,omitempty"`
+	// LostAcknowledgedWrites: acknowledged allocations, logins and updates
+	// the final linearizable read does not show (the run fails when > 0).
+	LostAcknowledgedWrites int            `json:"lost_acknowledged_writes"`
+	Events                 []NemesisEvent `json:"events"`
+	Final                  *FinalSummary  `json:"final_state,omitempty"`
+	Notes                  []string       `json:"notes,omitempty"`
+	Error                  string         `json:"error,omitempty"`
 
 	// Docker describes the compose project of a --docker run.
 	Docker *DockerInfo `json:"docker,omitempty"`
@@ -223,6 +229,15 @@ type target interface {
 	// (saying how); FreeDisk makes room again.
 	FillDisk(i int) (string, error)
 	FreeDisk(i int) error
+	// DamageTail saves stopped member i's data and damages the tail segment
+	// of its log (damageTruncate or damageFlipHeader); RestoreData puts the
+	// saved data back. RestartAllowingExit is Restart, except that an exit
+	// with status code is expected (not a crash); ExitCode is the last
+	// process's exit status.
+	DamageTail(i int, mode string) (string, error)
+	RestoreData(i int) error
+	RestartAllowingExit(i, code int) error
+	ExitCode(i int) int
 	// Replace restarts a member that was removed from the cluster with its
 	// data wiped, joining the others: an operator replacing a member.
 	Replace(i int) error
@@ -522,7 +537,8 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	res.Verdict = verdictOf(res.Anomalies)
 
 	sum := Summary{Verdict: res.Verdict, Valid: res.Valid(), Anomalies: res.Anomalies,
-		Linearizable: res.Linearizable, StaleReads: res.StaleReads, Final: finalSummary(final)}
+		Linearizable: res.Linearizable, StaleReads: res.StaleReads, LostAcknowledgedWrites: res.LostAcknowledgedWrites,
+		Final: finalSummary(final)}
 	if err := r.writeHistory(history, res); err != nil {
 		return sum, err
 	}

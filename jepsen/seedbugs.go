@@ -38,6 +38,14 @@ func SeedBugs() []SeedBug {
 			CoreWorkload: true,
 		},
 		{
+			// Every member of a restart-all drops the newest entries, the
+			// acknowledged writes among them: only counting what the final
+			// read lacks catches all of it.
+			Name:     "drop-tail-on-open",
+			Nemesis:  string(FaultRestartAll),
+			CaughtBy: []string{AnomalyLostAckWrite},
+		},
+		{
 			Name:     "delete-keeps-load",
 			Nemesis:  string(FaultKill),
 			CaughtBy: []string{AnomalyLoadMismatch},

@@ -48,6 +48,8 @@ type workload struct {
 
 	// core: no lifecycle writes (Options.CoreWorkload).
 	core bool
+
+	staleReads atomic.Uint64 // stale reads planned; every other one is bounded
 }
 
 func newWorkload(emails int, core bool) *workload {
@@ -71,7 +73,14 @@ type plan struct {
 	input UserInput
 	node  *NodeChange
 	add   *NodeAdd
+	// maxStaleness bounds a stale read (0: unbounded).
+	maxStaleness time.Duration
 }
+
+// staleReadBound is the max_staleness of every other stale read: long
+// enough that a healthy follower answers, short enough that a member cut
+// off or unable to append (a full disk) must refuse within a fault.
+const staleReadBound = time.Second
 
 // nextGeneration: mostly the clock advanced by a little (the account moved
 // on), sometimes a jump to the next key epoch (a password reset: a key
@@ -161,6 +170,11 @@ func (w *workload) next(rng *rand.Rand) plan {
 		p.kind = OpGet
 	default:
 		p.kind = OpGetStale
+		// Alternating rather than drawn: the random stream, and with it
+		// every seed's run, stays as it was.
+		if w.staleReads.Add(1)%2 == 0 {
+			p.maxStaleness = staleReadBound
+		}
 	}
 	p.input.Kind, p.input.Email = p.kind, w.emails[email]
 	return p
@@ -216,7 +230,7 @@ func userFields(in UserInput) wire.UserFields {
 func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, memberID string, clientID int, p plan,
 	clock func() time.Duration) Op {
 	op := Op{Client: clientID, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node,
-		NodeAdd: p.add}
+		NodeAdd: p.add, MaxStaleness: p.maxStaleness}
 	c, in := clients.of(httpAddr), p.input
 	var (
 		user   *wire.User
@@ -242,7 +256,7 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 	case OpGet:
 		user, meta, err = c.GetUser(ctx, w.service, in.Email, client.CallOptions{Consistency: "linearizable"})
 	case OpGetStale:
-		user, meta, err = c.GetUser(ctx, w.service, in.Email, client.CallOptions{Consistency: "stale"})
+		user, meta, err = c.GetUser(ctx, w.service, in.Email, client.CallOptions{Consistency: "stale", MaxStaleness: p.maxStaleness})
 	case OpNodeChange:
 		op.Email, op.Input = "", UserInput{Kind: OpNodeChange}
 		n := p.node

@@ -97,8 +97,9 @@ func (l ReadLevel) String() string {
 }
 
 // ReadOptions select a read level; MaxStaleness (stale only, 0 = no bound)
-// refuses the read with ErrStaleRead when this member has not heard from a
-// leader within it.
+// refuses the read with ErrStaleRead on a follower whose state does not
+// hold everything a leader had committed MaxStaleness ago (applied lag,
+// not only leader contact: Store.Freshness).
 type ReadOptions struct {
 	Level        ReadLevel
 	MaxStaleness time.Duration

@@ -44,6 +44,22 @@ func newStoreMetrics(s *Store) *storeMetrics {
 				}
 				return 0
 			}),
+		gauge("wimms_store_ready", "1 while this member is ready (/readyz): it knows a leader, appends work and it has applied what the leader committed.",
+			func() float64 { return boolGauge(s.Ready()) }),
+		gauge("wimms_store_append_failing", "1 while appending to the raft log fails (e.g. a full disk); the member is not ready then.",
+			func() float64 { _, err := s.appends.failing(); return boolGauge(err != nil) }),
+		counter("wimms_store_append_errors_total", "Failed appends to the raft log.",
+			func() float64 { return float64(s.appends.errors.Load()) }),
+		gauge("wimms_apply_lag_entries", "Entries between the highest commit index learned from the leader (the own one on the leader) and the applied index.",
+			func() float64 { return float64(s.Freshness().Lag()) }),
+		gauge("wimms_store_staleness_seconds", "How long ago this member last had applied everything a leader had committed (0 on an established leader, -1 if never since start); what max_staleness is compared with.",
+			func() float64 {
+				d, ok := s.Freshness().Staleness(time.Now())
+				if !ok {
+					return -1
+				}
+				return d.Seconds()
+			}),
 		counter("wimms_store_fsm_batches_total", "ApplyBatch calls: committed entries applied together.",
 			func() float64 { return float64(s.adapter.batches.Load()) }),
 		counter("wimms_store_fsm_entries_total", "Log entries passed to ApplyBatch.",

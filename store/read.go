@@ -29,7 +29,8 @@ func (s *Store) SetRemoteReadIndex(fn func(ctx context.Context) (uint64, error))
 
 // Read runs fn against this member's state at the requested level:
 //   - stale: local state now; with MaxStaleness, refused (ErrStaleRead) on a
-//     follower that knows no leader or has not heard from it within the bound;
+//     follower that knows no leader or whose state does not hold everything
+//     a leader had committed MaxStaleness ago (see checkStaleness);
 //   - default: leader only (ErrNotLeader on a follower: forward), local state
 //     once the leader has applied an entry of its term;
 //   - linearizable: the leader's read index (ReadIndex, or the function set
@@ -42,8 +43,13 @@ func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(fsm.Reader) 
 	}
 	switch opts.Level {
 	case ReadStale:
-		if err := s.checkReplayed(); err != nil {
-			return s.Meta(), err
+		// A member caught up with a leader since Open holds at least what
+		// was committed; before that, it must not answer from less than it
+		// had on disk at start.
+		if f := s.Freshness(); f.CaughtUpAt.IsZero() {
+			if err := s.checkReplayed(); err != nil {
+				return s.Meta(), err
+			}
 		}
 		if err := s.checkStaleness(opts.MaxStaleness); err != nil {
 			return s.Meta(), err
@@ -74,6 +80,13 @@ func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(fsm.Reader) 
 	return meta, fn(s.machine.reader())
 }
 
+// checkStaleness bounds applied lag, not only leader contact: a follower
+// answers only if its state holds everything a leader had committed as of
+// some moment within maxStaleness, i.e. at a contact no longer than
+// maxStaleness ago it learned a commit index it has applied since
+// (Freshness.CaughtUpAt). A follower that hears from the leader but cannot
+// append or apply fast enough (a full disk) is refused like one cut off.
+// The leader answers from its own state.
 func (s *Store) checkStaleness(maxStaleness time.Duration) error {
 	if maxStaleness <= 0 || s.IsLeader() {
 		return nil
@@ -82,13 +95,15 @@ func (s *Store) checkStaleness(maxStaleness time.Duration) error {
 	if id == "" {
 		return fmt.Errorf("stale read: no leader known: %w", ErrStaleRead)
 	}
-	lc := s.raft.LastContact()
-	if lc.IsZero() {
-		return fmt.Errorf("stale read: never heard from a leader: %w", ErrStaleRead)
+	f := s.Freshness()
+	age, ok := f.Staleness(time.Now())
+	if !ok {
+		return fmt.Errorf("stale read: not yet caught up with a leader since start (applied %d, leader committed %d): %w",
+			f.Applied, f.LearnedCommit, ErrStaleRead)
 	}
-	if age := time.Since(lc); age > maxStaleness {
-		return fmt.Errorf("stale read: last contact with leader %s ago exceeds %s: %w",
-			age.Round(time.Millisecond), maxStaleness, ErrStaleRead)
+	if age > maxStaleness {
+		return fmt.Errorf("stale read: state holds what the leader had committed %s ago, more than %s (applied %d, leader committed %d): %w",
+			age.Round(time.Millisecond), maxStaleness, f.Applied, f.LearnedCommit, ErrStaleRead)
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/wimms-dev/wimms/fsm"
 )
 
@@ -19,15 +21,49 @@ type SeedBugs struct {
 	// AckBeforeCommit: the leader answers a write from a dry run on a copy
 	// of its state and does not wait for the entry to commit.
 	AckBeforeCommit bool
+	// DropTailOnOpen: a member restarted on its data silently drops this
+	// many entries from the end of its log (never below its newest
+	// snapshot), as raft-wal does with a damaged tail segment.
+	DropTailOnOpen uint64
 }
 
-var staleLinearizableRead, ackBeforeCommit bool
+var (
+	staleLinearizableRead, ackBeforeCommit bool
+	dropTailOnOpen                         uint64
+)
 
 // SetSeedBugs switches seeded bugs on or off for every store of the
 // process. Call it before Open (switching while a store serves is a data
 // race).
 func SetSeedBugs(b SeedBugs) {
 	staleLinearizableRead, ackBeforeCommit = b.StaleLinearizableRead, b.AckBeforeCommit
+	dropTailOnOpen = b.DropTailOnOpen
+}
+
+// dropTail is the seeded DropTailOnOpen bug: the last n entries of the log
+// go, without a word above Warn, before raft starts on it. A whole-cluster
+// restart then elects from logs that lack acknowledged writes.
+func dropTail(st *raftStorage, n uint64, logger hclog.Logger) error {
+	last, err := st.durable.LastIndex()
+	if err != nil {
+		return fmt.Errorf("seeded bug drop-tail-on-open: %w", err)
+	}
+	floor, err := st.durable.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("seeded bug drop-tail-on-open: %w", err)
+	}
+	// raft-wal refuses a gap: never below the newest snapshot.
+	if snaps, err := st.snaps.List(); err == nil && len(snaps) > 0 {
+		floor = max(floor, snaps[0].Index+1)
+	}
+	if last < floor+n {
+		return nil
+	}
+	if err := st.durable.DeleteRange(last-n+1, last); err != nil {
+		return fmt.Errorf("seeded bug drop-tail-on-open: %w", err)
+	}
+	logger.Warn("seeded bug: dropped the end of the log", "from", last-n+1, "to", last)
+	return nil
 }
 
 // forkable is a machine that can copy its current state privately.

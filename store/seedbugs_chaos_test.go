@@ -96,3 +96,20 @@ func TestSeedBugAckBeforeCommitUsesFork(t *testing.T) {
 		t.Fatalf("GetService(nope) err = %v", err)
 	}
 }
+
+// TestSeedBugDropTailOnOpen: the seeded bug is observable, a restarted
+// member's state lacks the writes at the end of its log.
+func TestSeedBugDropTailOnOpen(t *testing.T) {
+	seedBugs(t, SeedBugs{DropTailOnOpen: 5})
+	s, _ := openSoloLeader(t)
+	putServices(t, s, "s", 0, 20)
+	crash(s)
+	again, m := openFake(t, func() Config { c := s.cfg; c.RaftBind = s.RaftAddr(); return c }())
+	testutil.WaitFor(t, 10*time.Second, "leadership after the restart", again.IsLeader)
+	if err := again.EstablishLeadership(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.state().Services); n >= 20 {
+		t.Fatalf("%d services after the restart: the seeded bug dropped nothing", n)
+	}
+}

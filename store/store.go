@@ -128,9 +128,19 @@ type Store struct {
 	codec     codec
 	adapter   *fsmAdapter
 
+	// logs is the log as raft reads it (behind its cache); appends sees
+	// every append on the way to disk (appendhealth.go).
+	logs    raft.LogStore
+	appends *appendHealth
+	// ctrans reads the leader's commit index off incoming replication
+	// RPCs into catchUp (caughtup.go).
+	ctrans  *commitTransport
+	catchUp *catchUp
+
 	hadState bool
 	// openTarget is the last log index at Open whose entry the machine will
-	// see; Ready waits until it is applied.
+	// see; a stale read before the member has caught up with a leader waits
+	// until it is applied.
 	openTarget uint64
 
 	remoteReadIndex atomic.Pointer[remoteReadIndexFunc]
@@ -195,6 +205,11 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = storage.log.close(); _ = storage.bolt.Close() })
+	if dropTailOnOpen > 0 && storage.hadState {
+		if err := dropTail(storage, dropTailOnOpen, logger); err != nil {
+			return nil, err
+		}
+	}
 	hadState, openTarget := storage.hadState, storage.openTarget
 
 	transport, tlsStream, err := newRaftTransport(cfg, logger)
@@ -202,13 +217,16 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { _ = transport.Close() })
+	cu := &catchUp{}
+	ctrans := newCommitTransport(transport, func(commit uint64) { cu.observe(commit, time.Now()) })
+	cleanup = append(cleanup, ctrans.stopForwarding)
 
 	adapter := newFSMAdapter(m, c, logger.Named("fsm"))
 	rc, err := raftConfig(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	r, err := raft.NewRaft(rc, adapter, storage.logs, storage.bolt, storage.snaps, transport)
+	r, err := raft.NewRaft(rc, adapter, storage.logs, storage.bolt, storage.snaps, ctrans)
 	if err != nil {
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
@@ -247,6 +265,10 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		tlsStream:    tlsStream,
 		bolt:         storage.bolt,
 		log:          storage.log,
+		logs:         storage.logs,
+		appends:      storage.appends,
+		ctrans:       ctrans,
+		catchUp:      cu,
 		machine:      m,
 		codec:        c,
 		adapter:      adapter,
@@ -287,6 +309,7 @@ type raftStorage struct {
 	// durable is log.store behind checksums (logcheck.go); logs is durable
 	// behind raft's cache.
 	durable *checksumLogStore
+	appends *appendHealth // durable, watched for failing appends
 	logs    raft.LogStore
 	snaps   raft.SnapshotStore
 	// hadState: the dir held raft state already (a restart).
@@ -336,12 +359,14 @@ func openRaftStorage(dir, logStore string, logger hclog.Logger) (_ *raftStorage,
 	if err != nil {
 		return nil, err
 	}
-	logs, err := raft.NewLogCache(logCacheSize, durable)
+	// Appends are watched below raft's cache, where they reach the disk.
+	appends := newAppendHealth(durable, time.Now)
+	logs, err := raft.NewLogCache(logCacheSize, appends)
 	if err != nil {
 		return nil, fmt.Errorf("creating raft log cache: %w", err)
 	}
 	opened = true
-	return &raftStorage{bolt: bolt, log: rlog, durable: durable, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
+	return &raftStorage{bolt: bolt, log: rlog, durable: durable, appends: appends, logs: logs, snaps: snaps, hadState: hadState, openTarget: openTarget}, nil
 }
 
 // newRaftTransport listens on cfg.RaftBind. With TLS it also returns the
@@ -441,30 +466,29 @@ func (s *Store) Close() error {
 // simulate a crash without it).
 func (s *Store) close(graceful bool) error {
 	s.closing.Store(true)
-	if graceful && s.raft.State() == raft.Leader && s.hasStayingVoters() {
-		s.logger.Info("handing leadership over before shutdown")
-		done := make(chan error, 1)
-		f := s.raft.LeadershipTransfer()
-		go func() { done <- f.Error() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				s.logger.Warn("leadership transfer before shutdown failed", "error", err)
-			}
-		case <-time.After(closeTransferWait):
-			s.logger.Warn("leadership transfer before shutdown timed out", "waited", closeTransferWait)
-		}
+	if graceful {
+		s.handOver()
 	}
 	var errs []error
-	if err := s.raft.Shutdown().Error(); err != nil {
-		errs = append(errs, fmt.Errorf("shutting raft down: %w", err))
-	}
-	s.raft.DeregisterObserver(s.observer)
-	close(s.stopCh)
-	s.wg.Wait()
+	// The transport closes as soon as raft is told to stop, before waiting
+	// for raft's goroutines: raft waits for its replication and heartbeat
+	// goroutines, which may sit in an RPC to a peer that is stopping too.
+	// That peer's raft no longer answers, and its transport would hold the
+	// RPC until its own raft's goroutines ended (it closes the transport only
+	// then): in a whole-cluster stop, members waited on each other for the
+	// RPC timeout (10 s) with heartbeats still going. Closing here fails
+	// such RPCs at once on both sides.
+	shutdown := s.raft.Shutdown()
 	if err := s.transport.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing raft transport: %w", err))
 	}
+	if err := shutdown.Error(); err != nil {
+		errs = append(errs, fmt.Errorf("shutting raft down: %w", err))
+	}
+	s.ctrans.stopForwarding()
+	s.raft.DeregisterObserver(s.observer)
+	close(s.stopCh)
+	s.wg.Wait()
 	if err := s.log.close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing raft log: %w", err))
 	}
@@ -473,6 +497,47 @@ func (s *Store) close(graceful bool) error {
 	}
 	s.logger.Info("store closed", "applied_index", s.AppliedIndex())
 	return errors.Join(errs...)
+}
+
+// HandOverForShutdown hands leadership to another voter before this member
+// stops (bounded); a no-op on a follower or when every other voter is
+// leaving too. Close does it as well; calling it first lets the caller
+// drain requests between the handover and the end of Raft.
+func (s *Store) HandOverForShutdown() { s.handOver() }
+
+// handOver transfers leadership away, waiting at most closeTransferWait,
+// and stops waiting as soon as every other voter turns out to be leaving
+// as well (a whole-cluster stop, where their leaving flags may arrive after
+// the transfer began): nobody would be left to lead.
+func (s *Store) handOver() {
+	if s.raft.State() != raft.Leader || !s.hasStayingVoters() {
+		return
+	}
+	s.logger.Info("handing leadership over before shutdown")
+	done := make(chan error, 1)
+	f := s.raft.LeadershipTransfer()
+	go func() { done <- f.Error() }()
+	deadline := time.NewTimer(closeTransferWait)
+	defer deadline.Stop()
+	recheck := time.NewTicker(s.cfg.CommitTimeout)
+	defer recheck.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				s.logger.Warn("leadership transfer before shutdown failed", "error", err)
+			}
+			return
+		case <-recheck.C:
+			if !s.hasStayingVoters() {
+				s.logger.Info("every other voter is stopping too: not waiting for the leadership transfer")
+				return
+			}
+		case <-deadline.C:
+			s.logger.Warn("leadership transfer before shutdown timed out", "waited", closeTransferWait)
+			return
+		}
+	}
 }
 
 // ID is this member's raft id.
@@ -514,11 +579,15 @@ func (s *Store) LastContact() time.Time {
 	return s.raft.LastContact()
 }
 
-// Ready reports whether this member knows a leader and has applied the log
-// it had at Open.
+// Ready reports whether this member can serve from a current state: it
+// knows a leader, appending to its log works, and it either leads with an
+// entry of its term applied or has applied the commit index a leader sent
+// it within the last heartbeat timeout (caughtup.go). Nothing read from the
+// disk at Open matters: a member whose unacknowledged tail a new leader
+// replaced is ready as soon as it has what the leader committed.
 func (s *Store) Ready() bool {
-	id, _ := s.Leader()
-	return id != "" && s.AppliedIndex() >= s.openTarget
+	check, _ := s.notReadyReason()
+	return check == ""
 }
 
 // RaftStatus is this member's view of Raft at one moment: what the layer

@@ -143,8 +143,8 @@ docs/chaos.md.`,
 // printJepsenSummary prints the verdict line, what fail and info mean (a
 // first-time reader takes them for errors), and each anomaly.
 func printJepsenSummary(out io.Writer, sum jepsen.Summary, outDir string) {
-	fmt.Fprintf(out, "jepsen: %s — %d ops (%d ok, %d fail, %d info), %d faults, %d anomalies; see %s\n",
-		sum.Verdict, sum.Ops, sum.OpsOK, sum.OpsFail, sum.OpsInfo, sum.NemesisEvents, len(sum.Anomalies), outDir)
+	fmt.Fprintf(out, "jepsen: %s — %d ops (%d ok, %d fail, %d info), %d faults, %d anomalies, lost_acknowledged_writes: %d; see %s\n",
+		sum.Verdict, sum.Ops, sum.OpsOK, sum.OpsFail, sum.OpsInfo, sum.NemesisEvents, len(sum.Anomalies), sum.LostAcknowledgedWrites, outDir)
 	fmt.Fprintln(out, "  fail: refused with nothing changed (expected while faults run: no leader, a member down); "+
 		"info: outcome unknown (a timeout after sending), judged both ways. Neither is an error; only anomalies are.")
 	for _, a := range sum.Anomalies {

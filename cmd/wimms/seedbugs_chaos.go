@@ -41,6 +41,11 @@ var seedBugs = []seedBug{
 		fsm:         fsm.SeedBugs{SkipCapacityCheck: true},
 	},
 	{
+		name:        "drop-tail-on-open",
+		description: "a restarted member silently drops the last 32 entries of its log, as a damaged tail segment would",
+		store:       store.SeedBugs{DropTailOnOpen: 32},
+	},
+	{
 		name:        "delete-keeps-load",
 		description: "deleting a record leaves its node's current_load and available as they were",
 		fsm:         fsm.SeedBugs{DeleteKeepsLoad: true},

@@ -21,7 +21,8 @@ func TestSeedBugEachSwitchesOneThing(t *testing.T) {
 		}
 		seen[b.name] = true
 		on := 0
-		for _, v := range []bool{b.fsm.SkipCapacityCheck, b.fsm.DeleteKeepsLoad, b.store.StaleLinearizableRead, b.store.AckBeforeCommit} {
+		for _, v := range []bool{b.fsm.SkipCapacityCheck, b.fsm.DeleteKeepsLoad, b.store.StaleLinearizableRead, b.store.AckBeforeCommit,
+			b.store.DropTailOnOpen > 0} {
 			if v {
 				on++
 			}

@@ -435,9 +435,13 @@ func runServer(parent context.Context, f serverFlags) error {
 	return nil
 }
 
-// shutdown hands leadership over (store.Close does that first on a leader),
-// then stops HTTP and gossip. Leadership goes first so that in-flight
-// forwarded writes find a new leader quickly.
+// shutdown stops the member in the order that loses the least: gossip hears
+// it is leaving (so a leader elsewhere knows, and a leader here knows when
+// everyone is going), HTTP stops accepting, a leader hands leadership over
+// (bounded, and cut short when every other voter is leaving), in-flight
+// HTTP requests drain, Raft closes, and gossip is left with a short wait
+// (none when no peer stays). In a whole-cluster stop nothing here waits for
+// a peer that is itself going away.
 func shutdown(logger hclog.Logger, timeout time.Duration, srv *http.Server, cl *cluster.Cluster, st *store.Store) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -445,11 +449,16 @@ func shutdown(logger hclog.Logger, timeout time.Duration, srv *http.Server, cl *
 	go func() {
 		defer close(done)
 		cl.AnnounceLeaving()
+		// Shutdown closes the listeners at once and then waits for the
+		// requests in flight; the handover runs meanwhile.
+		httpDone := make(chan error, 1)
+		go func() { httpDone <- srv.Shutdown(ctx) }()
+		st.HandOverForShutdown()
+		if err := <-httpDone; err != nil {
+			logger.Warn("closing HTTP server", "error", err)
+		}
 		if err := st.Close(); err != nil {
 			logger.Warn("closing store", "error", err)
-		}
-		if err := srv.Shutdown(ctx); err != nil {
-			logger.Warn("closing HTTP server", "error", err)
 		}
 		if err := cl.Close(); err != nil {
 			logger.Warn("leaving gossip", "error", err)

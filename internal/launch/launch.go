@@ -54,8 +54,11 @@ type Member struct {
 	done    chan struct{} // closed when the current process has exited
 	exitErr error         // how the last process ended; valid once done is closed
 	expect  bool          // the caller is stopping it: an exit is not a crash
-	paused  bool
-	crashes []string
+	// allowExit, when not 0, is an exit status of the current process that
+	// is not a crash either (StartAllowingExit).
+	allowExit int
+	paused    bool
+	crashes   []string
 }
 
 // Args are the command line of `wimms server` for this member.
@@ -101,7 +104,14 @@ func (m *Member) logger() hclog.Logger {
 }
 
 // Start launches the process. It must not be running.
-func (m *Member) Start() error {
+func (m *Member) Start() error { return m.start(0) }
+
+// StartAllowingExit starts the member like Start, but an exit with status
+// code (say, 3: the member found damaged data and refused to start) is an
+// outcome the caller expects, not a crash.
+func (m *Member) StartAllowingExit(code int) error { return m.start(code) }
+
+func (m *Member) start(allowExit int) error {
 	args := m.Args()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -134,7 +144,7 @@ func (m *Member) Start() error {
 		return fmt.Errorf("start %s: %w", m.ID, err)
 	}
 	done := make(chan struct{})
-	m.cmd, m.done, m.exitErr, m.expect, m.paused = cmd, done, nil, false, false
+	m.cmd, m.done, m.exitErr, m.expect, m.paused, m.allowExit = cmd, done, nil, false, false, allowExit
 	log := m.logger()
 	log.Info("member started", "member", m.ID, "pid", cmd.Process.Pid, "gid", m.GID, "http", m.HTTPAddr)
 	go func() {
@@ -143,7 +153,7 @@ func (m *Member) Start() error {
 		logFile.Close()
 		m.mu.Lock()
 		m.exitErr = waitErr
-		if !m.expect {
+		if allowed := m.allowExit != 0 && cmd.ProcessState.ExitCode() == m.allowExit; !m.expect && !allowed {
 			m.crashes = append(m.crashes, fmt.Sprintf("exited on its own (%v) at %s", waitErr, time.Now().Format(time.RFC3339)))
 			log.Error("member exited unexpectedly", "member", m.ID, "error", waitErr)
 		}

@@ -63,3 +63,34 @@ func TestEnvDropsWimmsVariables(t *testing.T) {
 		}
 	}
 }
+
+// An exit with the status the caller allowed is not a crash; any other is.
+func TestAllowedExitIsNotACrash(t *testing.T) {
+	if sh, err := os.Stat("/bin/sh"); err != nil || sh.IsDir() {
+		t.Skip("needs /bin/sh")
+	}
+	dir := t.TempDir()
+	m := &Member{ID: "x", Bin: "/bin/sh", HTTPAddr: "127.0.0.1:1", RaftAddr: "127.0.0.1:2", GossipAddr: "127.0.0.1:3",
+		DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "x.log"), Zone: "z"}
+	// sh cannot open the script "server" and fails with its own status.
+	run := func(allow int) int {
+		t.Helper()
+		if err := m.StartAllowingExit(allow); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WaitExit(m.Exited(), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return m.ExitCode()
+	}
+	code := run(0)
+	if code <= 0 || len(m.Crashes()) != 1 {
+		t.Fatalf("exit %d with nothing allowed: crashes %q, want one", code, m.Crashes())
+	}
+	if run(code); len(m.Crashes()) != 1 {
+		t.Fatalf("exit %d allowed: crashes %q, want still one", code, m.Crashes())
+	}
+	if run(code + 1); len(m.Crashes()) != 2 {
+		t.Fatalf("exit %d with only %d allowed: crashes %q, want two", code, code+1, m.Crashes())
+	}
+}
