@@ -99,7 +99,7 @@ func checkLog(rep *CheckReport) (err error) {
 	} else if ok {
 		// The log is raft-wal's (store/logstore.go): raft.db, locked by a
 		// running member, was opened above, so the member is stopped.
-		w, err := openWAL(walDir, hclog.NewNullLogger())
+		w, err := openWAL(walDir, hclog.NewNullLogger(), 0)
 		if err != nil {
 			rep.Log.Problems = append(rep.Log.Problems, &CorruptionError{DataDir: rep.DataDir, What: "raft log (wal) unreadable", Err: err})
 			return nil

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/raft-wal/segment"
+)
+
+// raft-wal's tail segment recovery (segment.Writer.recoverTail in v0.4.1)
+// reads frames until the first header it cannot decode, a zero header or
+// the end of the file, then keeps every batch up to the last commit frame
+// and drops the last batch if its CRC fails. That is right for a torn
+// final write, and wrong for anything else: one damaged frame header in
+// the middle of the segment silently cuts the log there, and every
+// complete batch after it is gone. raft-wal cannot tell the two apart
+// because it looks no further than the first bad frame.
+//
+// scanTailSegment is an independent reader of the same on-disk format
+// (documented in raft-wal's segment/format.go: a 32-byte file header, then
+// 8-byte frame headers {type, 3 reserved zero bytes, length or CRC}, each
+// payload padded to 8 bytes, every append batch ending in a commit frame
+// carrying the CRC32C of everything written since the previous commit
+// frame, the file header included for the first). It checks every batch's
+// CRC, not only the last, and then looks past the point where it stopped:
+// a torn final batch is followed only by zeros (the rest of the
+// preallocated file was never written), so a complete batch (a commit
+// frame whose CRC matches the bytes since the previous commit-looking
+// frame) beyond that point means the segment was damaged, not torn.
+const (
+	walFileHeaderLen  = 32
+	walFrameHeaderLen = 8
+	walFrameEntry     = 1
+	walFrameIndex     = 2
+	walFrameCommit    = 3
+)
+
+// tailScan is what scanTailSegment found in one segment file.
+type tailScan struct {
+	Path string
+	// Entries is how many entries the CRC-valid batches hold (the segment's
+	// intact log is BaseIndex .. BaseIndex+Entries-1).
+	Entries uint64
+	// End is the file offset where the last CRC-valid batch ends.
+	End int64
+	// Unaccounted is how many bytes between End and the last non-zero
+	// byte of the file are not part of a valid batch: a torn final batch
+	// when Damage is empty.
+	Unaccounted int64
+	// Damage, when set, says why the bytes after End are not a torn write.
+	Damage string
+}
+
+func walPad(n uint32) int64 { return int64((walFrameHeaderLen - n%walFrameHeaderLen) % walFrameHeaderLen) }
+
+// scanTailSegment reads the segment file at path.
+func scanTailSegment(path string) (tailScan, error) {
+	ts := tailScan{Path: path}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ts, fmt.Errorf("reading tail segment %s: %w", path, err)
+	}
+	size := int64(len(b))
+	off, batchStart, pending := int64(walFileHeaderLen), int64(0), uint64(0)
+walk:
+	for off+walFrameHeaderLen <= size {
+		h := b[off : off+walFrameHeaderLen]
+		if h[1] != 0 || h[2] != 0 || h[3] != 0 {
+			break
+		}
+		switch h[0] {
+		case walFrameEntry, walFrameIndex:
+			n := binary.LittleEndian.Uint32(h[4:])
+			next := off + walFrameHeaderLen + int64(n) + walPad(n)
+			if next > size {
+				break walk
+			}
+			if h[0] == walFrameEntry {
+				pending++
+			}
+			off = next
+		case walFrameCommit:
+			if crc32.Checksum(b[batchStart:off], castagnoli) != binary.LittleEndian.Uint32(h[4:]) {
+				break walk
+			}
+			off += walFrameHeaderLen
+			ts.Entries += pending
+			pending, batchStart, ts.End = 0, off, off
+		default: // a zero header (end of written data) or an unknown type
+			break walk
+		}
+	}
+	last := size
+	for last > ts.End && b[last-1] == 0 {
+		last--
+	}
+	if last <= ts.End {
+		return ts, nil
+	}
+	ts.Unaccounted = last - ts.End
+	// Look for a complete batch past End: commit-looking frame headers at
+	// 8-byte-aligned offsets whose CRC matches the bytes since the previous
+	// one. Payload bytes can look like a commit header, but matching a
+	// CRC32C by chance is a one in four billion event.
+	prev := ts.End
+	for p := ts.End + (8-ts.End%8)%8; p+walFrameHeaderLen <= last; p += 8 {
+		h := b[p : p+walFrameHeaderLen]
+		if h[0] != walFrameCommit || h[1] != 0 || h[2] != 0 || h[3] != 0 {
+			continue
+		}
+		if crc32.Checksum(b[prev:p], castagnoli) == binary.LittleEndian.Uint32(h[4:]) && p > prev {
+			ts.Damage = fmt.Sprintf("unreadable frame at offset %d of tail segment %s, followed by a complete batch ending at offset %d",
+				ts.End, filepath.Base(path), p+walFrameHeaderLen)
+			return ts, nil
+		}
+		prev = p + walFrameHeaderLen
+	}
+	return ts, nil
+}
+
+// walTail scans the tail segment of the open WAL w (the one raft-wal's
+// meta db lists as unsealed, else the last one). ok is false when the WAL
+// has no segment.
+func walTail(w *openedWAL, walDir string) (ts tailScan, base uint64, ok bool, err error) {
+	st, err := w.meta.Load(walDir)
+	if err != nil {
+		return ts, 0, false, fmt.Errorf("reading raft-wal meta db in %s: %w", walDir, err)
+	}
+	if len(st.Segments) == 0 {
+		return ts, 0, false, nil
+	}
+	tail := st.Segments[len(st.Segments)-1]
+	for _, s := range st.Segments {
+		if s.SealTime.IsZero() {
+			tail = s
+		}
+	}
+	ts, err = scanTailSegment(filepath.Join(walDir, segment.FileName(tail)))
+	return ts, tail.BaseIndex, true, err
+}
