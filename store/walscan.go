@@ -54,7 +54,9 @@ type tailScan struct {
 	Damage string
 }
 
-func walPad(n uint32) int64 { return int64((walFrameHeaderLen - n%walFrameHeaderLen) % walFrameHeaderLen) }
+func walPad(n uint32) int64 {
+	return int64((walFrameHeaderLen - n%walFrameHeaderLen) % walFrameHeaderLen)
+}
 
 // scanTailSegment reads the segment file at path.
 func scanTailSegment(path string) (tailScan, error) {
