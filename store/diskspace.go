@@ -16,6 +16,13 @@ func ValidWALSegmentSize(n int) error {
 	return fmt.Errorf("WAL segment size %d is outside %d (1 MiB) .. %d (1 GiB)", n, MinWALSegmentSize, MaxWALSegmentSize)
 }
 
+// CheckRoomForLog refuses, before anything is created, a data dir whose
+// file system cannot hold the raft-wal segment its first start creates
+// (nil when the dir already has one, or keeps its log in raft.db).
+func CheckRoomForLog(dataDir, logStore string, segmentSize int) error {
+	return checkRoomForSegment(dataDir, logStore, segmentSize, freeBytes)
+}
+
 // segmentHeadroom is what a new data dir needs besides its first segment:
 // raft.db, raft-wal's meta db and the watermark file start well below it.
 const segmentHeadroom = 1 << 20
