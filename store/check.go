@@ -20,9 +20,9 @@ import (
 
 // CheckReport is what Check found in a stopped member's data directory.
 type CheckReport struct {
-	DataDir   string
-	HasLog    bool
-	Log       LogReport
+	DataDir string
+	HasLog  bool
+	Log     LogReport
 	// Tail is the end of the log: last index and term, the watermark,
 	// what an operator compares across members (docs/cluster.md).
 	Tail      LogTail
