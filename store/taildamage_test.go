@@ -313,3 +313,78 @@ func (s *syncBuf) String() string {
 func runCmd(name string, args ...string) ([]byte, error) {
 	return exec.Command(name, args...).CombinedOutput()
 }
+
+// snapshotsOf writes `rounds` batches of services, taking a snapshot after
+// each, then stops the member: its data dir then holds two snapshots.
+func snapshotsOf(t *testing.T, trailingLogs uint64) (Config, []*raft.SnapshotMeta) {
+	t.Helper()
+	cfg := testConfig(t, testutil.Logger(t), "solo", true)
+	cfg.LogStore = LogStoreWAL
+	cfg.TrailingLogs = trailingLogs
+	cfg.SnapshotThreshold = 1 << 20 // only the snapshots this test asks for
+	s, _ := openFake(t, cfg)
+	testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
+	for round := range 2 {
+		putServices(t, s, fmt.Sprintf("r%d-", round), 0, 5)
+		if err := s.raft.Snapshot().Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putServices(t, s, "tail-", 0, 2)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, snapshotsRetained, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	metas, err := snaps.List()
+	if err != nil || len(metas) != 2 {
+		t.Fatalf("snapshots: %v, %v", metas, err)
+	}
+	return cfg, metas // newest first
+}
+
+func damageSnapshot(t *testing.T, dataDir, id string) {
+	t.Helper()
+	rewrite(t, filepath.Join(dataDir, "snapshots", id, "state.bin"), func(b []byte) []byte { b[len(b)/2] ^= 0x01; return b })
+}
+
+// TestDamagedSnapshotFallsBackOnlyWhenTheLogCoversTheGap: the newest
+// snapshot fails its CRC. With the log still holding everything since the
+// older snapshot, the member starts from the older one and says so; after
+// compaction (the log no longer reaches back) the damage is named.
+func TestDamagedSnapshotFallsBackOnlyWhenTheLogCoversTheGap(t *testing.T) {
+	t.Run("covered", func(t *testing.T) {
+		cfg, metas := snapshotsOf(t, 10240)
+		damageSnapshot(t, cfg.DataDir, metas[0].ID)
+		logs := &syncBuf{}
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "test", Level: hclog.Warn, Output: logs})
+		s, m := openFake(t, cfg)
+		testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
+		if !strings.Contains(logs.String(), "snapshot is damaged; starting from the older intact snapshot") ||
+			!strings.Contains(logs.String(), metas[0].ID) {
+			t.Fatalf("the fallback was not logged:\n%s", logs.String())
+		}
+		if err := s.WaitApplied(ctxTimeout(t, 5*time.Second), metas[0].Index); err != nil {
+			t.Fatal(err)
+		}
+		requireServices(t, m, "r0-0-1.0", "r1-4-1.0", "tail-1-1.0")
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "snapshots.damaged", metas[0].ID)); err != nil {
+			t.Fatalf("the damaged snapshot was not kept aside: %v", err)
+		}
+	})
+	t.Run("compacted", func(t *testing.T) {
+		cfg, metas := snapshotsOf(t, 1)
+		damageSnapshot(t, cfg.DataDir, metas[0].ID)
+		err := openErr(cfg)
+		var ce *CorruptionError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "snapshot "+metas[0].ID+" is damaged") ||
+			!strings.Contains(err.Error(), "CRC") || ce.Index != metas[0].Index {
+			t.Fatalf("open with a damaged newest snapshot and a compacted log: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "snapshots", metas[0].ID)); err != nil {
+			t.Fatalf("a refused start moved the snapshot: %v", err)
+		}
+	})
+}
