@@ -24,8 +24,9 @@ import (
 // 8-byte frame headers {type, 3 reserved zero bytes, length or CRC}, each
 // payload padded to 8 bytes, every append batch ending in a commit frame
 // carrying the CRC32C of everything written since the previous commit
-// frame, the file header included for the first). It checks every batch's
-// CRC, not only the last, and then looks past the point where it stopped:
+// frame, the file header included for the first). It keeps what raft-wal
+// keeps (a middle batch failing its CRC is left to the per-entry
+// checksums), and then looks past the point where it stopped:
 // a torn final batch is followed only by zeros (the rest of the
 // preallocated file was never written), so a complete batch (a commit
 // frame whose CRC matches the bytes since the previous commit-looking
@@ -66,7 +67,14 @@ func scanTailSegment(path string) (tailScan, error) {
 		return ts, fmt.Errorf("reading tail segment %s: %w", path, err)
 	}
 	size := int64(len(b))
-	off, batchStart, pending := int64(walFileHeaderLen), int64(0), uint64(0)
+	// First as raft-wal reads it: frames until the first header that does
+	// not decode (or a zero header, or the end of the file), every batch up
+	// to the last commit frame kept, the last batch only if its CRC holds.
+	// A middle batch failing its CRC is kept, as raft-wal keeps it: its
+	// damaged entry fails the entry checksum when read.
+	type commit struct{ end, entries, crcFrom int64 }
+	var commits []commit
+	off, batchStart, entries := int64(walFileHeaderLen), int64(0), int64(0)
 walk:
 	for off+walFrameHeaderLen <= size {
 		h := b[off : off+walFrameHeaderLen]
@@ -81,19 +89,26 @@ walk:
 				break walk
 			}
 			if h[0] == walFrameEntry {
-				pending++
+				entries++
 			}
 			off = next
 		case walFrameCommit:
-			if crc32.Checksum(b[batchStart:off], castagnoli) != binary.LittleEndian.Uint32(h[4:]) {
-				break walk
-			}
+			commits = append(commits, commit{end: off + walFrameHeaderLen, entries: entries, crcFrom: batchStart})
 			off += walFrameHeaderLen
-			ts.Entries += pending
-			pending, batchStart, ts.End = 0, off, off
+			batchStart = off
 		default: // a zero header (end of written data) or an unknown type
 			break walk
 		}
+	}
+	if n := len(commits); n > 0 {
+		c := commits[n-1]
+		crcAt := c.end - walFrameHeaderLen
+		if crc32.Checksum(b[c.crcFrom:crcAt], castagnoli) != binary.LittleEndian.Uint32(b[crcAt+4:]) {
+			commits = commits[:n-1] // a last batch failing its CRC is dropped
+		}
+	}
+	if n := len(commits); n > 0 {
+		ts.End, ts.Entries = commits[n-1].end, uint64(commits[n-1].entries)
 	}
 	last := size
 	for last > ts.End && b[last-1] == 0 {

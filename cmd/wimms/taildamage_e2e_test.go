@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -349,4 +350,36 @@ func TestRecoveryDrillAfterTailDamageOnAMajority(t *testing.T) {
 		}
 	}
 	expect(t, call(t, "POST", ms[2].url("/v1/services/sync-1.5/users"), map[string]any{"email": "after-drill@example.com"}), 201, "write after the drill")
+}
+
+// TestSmallDiskRefusedThenSmallerSegments: on a 20 MiB file system a first
+// start with 64 MiB segments is refused with one line and leaves nothing
+// behind; with --wal-segment-size 4MiB the member runs.
+func TestSmallDiskRefusedThenSmallerSegments(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a 20 MiB tmpfs")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
+	m := newMember(t, "tiny", "a")
+	m.DataDir = filepath.Join(mnt, "data")
+	code, out := startDamaged(t, m)
+	lines := wimmsLines.FindAllString(lastLaunch(out), -1)
+	if code == 0 || len(lines) != 1 || !strings.Contains(lines[0], "not enough disk space for data dir "+m.DataDir) ||
+		!strings.Contains(lines[0], "--wal-segment-size") {
+		t.Fatalf("first start on 20 MiB: exit %d, lines %q:\n%s", code, lines, out)
+	}
+	// The launcher creates the (empty) data dir itself; the member must
+	// leave it empty.
+	if ents, _ := os.ReadDir(m.DataDir); len(ents) != 0 {
+		t.Fatalf("the refused start left %v behind", ents)
+	}
+	m.Flags = append(m.Flags, "--wal-segment-size", "4MiB")
+	m.start()
+	m.waitReady(30 * time.Second)
+	seedService(t, m, 10)
+	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": "tiny@example.com"}), 201, "allocate")
 }
