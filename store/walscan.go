@@ -2,6 +2,8 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
+	"io/fs"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -155,6 +157,13 @@ func walTail(w *openedWAL, walDir string) (ts tailScan, base uint64, ok bool, er
 			tail = s
 		}
 	}
-	ts, err = scanTailSegment(filepath.Join(walDir, segment.FileName(tail)))
+	path := filepath.Join(walDir, segment.FileName(tail))
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		// A crash while raft-wal rotated: the new tail was listed but not
+		// yet written, so it holds nothing to lose (raft-wal's own open has
+		// dealt with it).
+		return ts, tail.BaseIndex, false, nil
+	}
+	ts, err = scanTailSegment(path)
 	return ts, tail.BaseIndex, true, err
 }
