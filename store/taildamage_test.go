@@ -114,6 +114,22 @@ func TestLostAcknowledgedBatchRefusesToOpen(t *testing.T) {
 	}
 }
 
+// TestFlippedByteInLastBatchRefusesToOpen: a flipped data byte in the last
+// (acknowledged) batch makes raft-wal drop that batch as torn at open.
+func TestFlippedByteInLastBatchRefusesToOpen(t *testing.T) {
+	cfg, _ := writeAndStopOn(t, LogStoreWAL, 6)
+	wm, _, _ := ReadWatermark(cfg.DataDir)
+	rewrite(t, walSegmentOf(t, cfg.DataDir), func(b []byte) []byte {
+		_, entries := segmentLayout(t, b)
+		b[entries[len(entries)-1]+12] ^= 0x01
+		return b
+	})
+	err := openErr(cfg)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("..%d are missing", wm.Durable)) {
+		t.Fatalf("open of a log whose last batch fails its CRC: %v", err)
+	}
+}
+
 func TestFlippedFrameHeaderInTailRefusesToOpen(t *testing.T) {
 	cfg, _ := writeAndStopOn(t, LogStoreWAL, 8)
 	seg := walSegmentOf(t, cfg.DataDir)
