@@ -3,9 +3,9 @@ package store
 import (
 	"encoding/binary"
 	"errors"
-	"io/fs"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"os"
 	"path/filepath"
 

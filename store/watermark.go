@@ -155,7 +155,7 @@ func (w *watermark) writeLocked(durable, commit uint64) error {
 	if _, err := w.f.WriteAt(encodeWatermark(next), off); err != nil {
 		return fmt.Errorf("writing log watermark %s: %w", w.path, err)
 	}
-	if err := w.f.Sync(); err != nil {
+	if err := datasync(w.f); err != nil {
 		return fmt.Errorf("syncing log watermark %s: %w", w.path, err)
 	}
 	w.cur = next
