@@ -338,6 +338,10 @@ func openRaftStorage(dir, logStore string, segmentSize int, logger hclog.Logger)
 	if err != nil {
 		return nil, err
 	}
+	// Every check passed: only now change anything.
+	if err := setAsideDamaged(dir, snapState, logger); err != nil {
+		return nil, err
+	}
 	if err := discardTornBatch(tail, logger); err != nil {
 		return nil, err
 	}

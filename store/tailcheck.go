@@ -114,6 +114,16 @@ func discardTornBatch(t LogTail, logger hclog.Logger) error {
 type snapshotState struct {
 	// Index of the newest intact snapshot raft will restore (0: none).
 	Index uint64
+	// damaged lists the snapshots setAsideDamaged moves away, with why.
+	damaged []damagedSnapshot
+	// logFirst and logLast are the log's range when they were checked.
+	logFirst, logLast uint64
+}
+
+type damagedSnapshot struct {
+	id    string
+	index uint64
+	cause error
 }
 
 // checkSnapshotsAtOpen verifies raft's CRC of the snapshots newer than the
@@ -121,20 +131,16 @@ type snapshotState struct {
 // snapshot and restore an older one without a word (then fail on a log
 // that no longer covers the gap, "log not found"), or fail with "failed to
 // load any existing snapshots". A damaged snapshot is tolerated only when
-// an older intact one plus the log cover everything it held; it is then
-// moved to snapshots.damaged/ (kept for a post-mortem) and the fallback is
-// logged. Otherwise it is damage, named.
+// an older intact one plus the log cover everything it held (then
+// setAsideDamaged moves it away and logs the fallback). Otherwise it is
+// damage, named.
 func checkSnapshotsAtOpen(dataDir string, snaps raft.SnapshotStore, logs raft.LogStore, logger hclog.Logger) (snapshotState, error) {
 	var st snapshotState
 	metas, err := snaps.List()
 	if err != nil {
 		return st, &CorruptionError{DataDir: dataDir, What: "snapshots unreadable", Err: err}
 	}
-	type damaged struct {
-		id    string
-		index uint64
-		cause error
-	}
+	type damaged = damagedSnapshot
 	var bad []damaged
 	// raft's List skips a snapshot whose meta.json it cannot read: that is
 	// damage too.
@@ -202,21 +208,31 @@ func checkSnapshotsAtOpen(dataDir string, snaps raft.SnapshotStore, logs raft.Lo
 			"snapshot %s is damaged and cannot be replaced: %s and %s, so indexes %d..%d are lost here",
 			newest.id, base, logRange, from, newest.index)}
 	}
+	st.damaged, st.logFirst, st.logLast = bad, first, last
+	return st, nil
+}
+
+// setAsideDamaged moves the damaged snapshots checkSnapshotsAtOpen found
+// (the log covers them) to snapshots.damaged/, kept for a post-mortem, and
+// says so. It runs only once every check of the data dir passed, so a
+// refused start changes nothing.
+func setAsideDamaged(dataDir string, st snapshotState, logger hclog.Logger) error {
+	if len(st.damaged) == 0 {
+		return nil
+	}
+	dir := filepath.Join(dataDir, "snapshots")
 	aside := filepath.Join(dataDir, "snapshots.damaged")
 	if err := os.MkdirAll(aside, snapshotDirMode); err != nil {
-		return st, fmt.Errorf("creating %s: %w", aside, err)
+		return fmt.Errorf("creating %s: %w", aside, err)
 	}
-	for _, b := range bad {
+	for _, b := range st.damaged {
 		logger.Warn("snapshot is damaged; starting from the older intact snapshot and replaying the log, which covers the gap",
-			"damaged", b.id, "cause", b.cause, "intact_snapshot_index", st.Index, "log_first", first, "log_last", last, "moved_to", aside)
+			"damaged", b.id, "cause", b.cause, "intact_snapshot_index", st.Index, "log_first", st.logFirst, "log_last", st.logLast, "moved_to", aside)
 		if err := os.Rename(filepath.Join(dir, b.id), filepath.Join(aside, b.id)); err != nil {
-			return st, fmt.Errorf("moving damaged snapshot %s aside: %w", b.id, err)
+			return fmt.Errorf("moving damaged snapshot %s aside: %w", b.id, err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
-		return st, err
-	}
-	return st, nil
+	return syncDir(dir)
 }
 
 // snapshotIndexFromName reads the index from raft's snapshot directory name
