@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -64,7 +65,7 @@ func walPad(n uint32) int64 {
 // scanTailSegment reads the segment file at path.
 func scanTailSegment(path string) (tailScan, error) {
 	ts := tailScan{Path: path}
-	b, err := os.ReadFile(path)
+	b, err := readWritten(path)
 	if err != nil {
 		return ts, fmt.Errorf("reading tail segment %s: %w", path, err)
 	}
@@ -138,6 +139,45 @@ walk:
 		prev = p + walFrameHeaderLen
 	}
 	return ts, nil
+}
+
+// readWritten reads path up to its last non-zero byte: a segment is
+// preallocated (64 MiB by default) and mostly zeros until it fills, and
+// nothing after the written data matters to the scan.
+func readWritten(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	const chunk = 1 << 20
+	buf := make([]byte, chunk)
+	end := fi.Size()
+	for end > 0 {
+		from := max(end-chunk, 0)
+		n, err := f.ReadAt(buf[:end-from], from)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		i := n
+		for i > 0 && buf[i-1] == 0 {
+			i--
+		}
+		if i > 0 {
+			end = from + int64(i)
+			break
+		}
+		end = from
+	}
+	b := make([]byte, end)
+	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b, nil
 }
 
 // walTail scans the tail segment of the open WAL w (the one raft-wal's
