@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,9 +20,12 @@ import (
 
 // CheckReport is what Check found in a stopped member's data directory.
 type CheckReport struct {
-	DataDir   string
-	HasLog    bool
-	Log       LogReport
+	DataDir string
+	HasLog  bool
+	Log     LogReport
+	// Tail is the end of the log: last index and term, the watermark,
+	// what an operator compares across members (docs/cluster.md).
+	Tail      LogTail
 	Snapshots []SnapshotReport
 }
 
@@ -58,10 +62,10 @@ func Check(dataDir string) (CheckReport, error) {
 	} else if !st.IsDir() {
 		return rep, fmt.Errorf("data directory %s: not a directory", dataDir)
 	}
+	checkSnapshots(&rep)
 	if err := checkLog(&rep); err != nil {
 		return rep, err
 	}
-	checkSnapshots(&rep)
 	return rep, nil
 }
 
@@ -93,22 +97,36 @@ func checkLog(rep *CheckReport) (err error) {
 	}
 	defer bolt.Close()
 	var logs raft.LogStore = bolt
+	rlog := &raftLog{kind: LogStoreBolt}
 	walDir := filepath.Join(rep.DataDir, walDirName)
 	if ok, err := dirExists(walDir); err != nil {
 		return err
 	} else if ok {
 		// The log is raft-wal's (store/logstore.go): raft.db, locked by a
 		// running member, was opened above, so the member is stopped.
-		w, err := openWAL(walDir, hclog.NewNullLogger())
+		w, err := openWAL(walDir, hclog.NewNullLogger(), 0)
 		if err != nil {
 			rep.Log.Problems = append(rep.Log.Problems, &CorruptionError{DataDir: rep.DataDir, What: "raft log (wal) unreadable", Err: err})
 			return nil
 		}
 		defer w.Close()
 		logs = w
+		rlog = &raftLog{kind: LogStoreWAL, wal: w, walDir: walDir}
 	}
-	lr, err := verifyLog(newChecksumLogStore(logs, rep.DataDir), false, checkMaxProblems)
+	durable := newChecksumLogStore(logs, rep.DataDir)
+	lr, err := verifyLog(durable, false, checkMaxProblems)
 	rep.Log = lr
+	if err != nil {
+		rep.Log.Problems = append(rep.Log.Problems, err)
+	}
+	var snapIndex uint64
+	for _, s := range rep.Snapshots {
+		if s.Err == nil && s.Index > snapIndex {
+			snapIndex = s.Index
+		}
+	}
+	tail, err := inspectLogTail(rep.DataDir, rlog, durable, snapIndex)
+	rep.Tail = tail
 	if err != nil {
 		rep.Log.Problems = append(rep.Log.Problems, err)
 	}
@@ -129,8 +147,19 @@ func checkSnapshots(rep *CheckReport) {
 		rep.Snapshots = append(rep.Snapshots, SnapshotReport{Err: fmt.Errorf("listing snapshots: %w", err)})
 		return
 	}
+	listed := map[string]bool{}
 	for _, m := range metas {
+		listed[m.ID] = true
 		rep.Snapshots = append(rep.Snapshots, checkSnapshot(rep.DataDir, snaps, m))
+	}
+	// raft's List leaves out a snapshot whose meta.json it cannot read.
+	ents, _ := os.ReadDir(filepath.Join(rep.DataDir, "snapshots"))
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasSuffix(e.Name(), ".tmp") && !listed[e.Name()] {
+			idx := snapshotIndexFromName(e.Name())
+			rep.Snapshots = append(rep.Snapshots, SnapshotReport{ID: e.Name(), Index: idx, Err: &CorruptionError{
+				DataDir: rep.DataDir, Index: idx, What: "snapshot " + e.Name() + " is damaged: its meta.json is unreadable"}})
+		}
 	}
 }
 

@@ -18,6 +18,9 @@ type CorruptionError struct {
 	Index   uint64 // Raft index of the damaged entry; 0 when not about one entry
 	What    string // e.g. "log entry fails its checksum"
 	Err     error  // the underlying failure, if any
+	// Remedy replaces the default advice (replace the member empty) when
+	// set.
+	Remedy string
 }
 
 func (e *CorruptionError) Error() string {
@@ -29,10 +32,13 @@ func (e *CorruptionError) Error() string {
 	if e.Err != nil {
 		cause = ": " + e.Err.Error()
 	}
-	return fmt.Sprintf("data corruption in data directory %s: %s%s%s; "+
-		"this member's data cannot be trusted: stop it, move the data directory aside "+
-		"and add the member back empty (docs/cluster.md, \"Replacing a damaged member\")",
-		e.DataDir, e.What, where, cause)
+	remedy := e.Remedy
+	if remedy == "" {
+		remedy = "this member's data cannot be trusted: stop it, move the data directory aside " +
+			"and add the member back empty (docs/cluster.md, \"Replacing a damaged member\")"
+	}
+	return fmt.Sprintf("data corruption in data directory %s: %s%s%s; %s",
+		e.DataDir, e.What, where, cause, remedy)
 }
 
 func (e *CorruptionError) Is(target error) bool { return target == ErrCorrupt }

@@ -71,6 +71,12 @@ type checksumLogStore struct {
 	// raft panics when a read it depends on fails, so the member must stop
 	// with the named cause before that happens.
 	onCorrupt atomic.Pointer[func(error)]
+	// mark, when set, is the log watermark (watermark.go) that StoreLogs
+	// advances after every durable append; nil when only reading (check).
+	mark *watermark
+	// commitIndex, once raft runs, reports the commit index it learned, which
+	// the watermark records beside the durable index.
+	commitIndex atomic.Pointer[func() uint64]
 }
 
 // IsMonotonic forwards raft.MonotonicLogStore: raft-wal refuses a gap in
@@ -98,7 +104,41 @@ func (s *checksumLogStore) StoreLogs(logs []*raft.Log) error {
 		c.Extensions = checksumExtension(l)
 		out[i] = &c
 	}
-	return s.LogStore.StoreLogs(out)
+	if err := s.LogStore.StoreLogs(out); err != nil {
+		return err
+	}
+	if s.mark == nil || len(logs) == 0 {
+		return nil
+	}
+	// Recorded before returning, so before raft acknowledges or counts any
+	// of these entries: every index that could be part of a commit quorum
+	// is at or below the durable watermark. Costs one small fsync per
+	// batch (docs/decisions.md, "The log watermark").
+	var commit uint64
+	if fn := s.commitIndex.Load(); fn != nil {
+		commit = (*fn)()
+	}
+	last := logs[len(logs)-1].Index
+	return s.mark.set(last, min(commit, last))
+}
+
+// DeleteRange lowers the watermark first when the deletion reaches the end
+// of the log (a follower dropping conflicting entries, raft clearing the
+// log after installing a snapshot): a crash between the two then leaves
+// the watermark below the log, never above it.
+func (s *checksumLogStore) DeleteRange(lo, hi uint64) error {
+	if s.mark != nil && lo > 0 {
+		last, err := s.LogStore.LastIndex()
+		if err != nil {
+			return fmt.Errorf("reading last log index before deleting %d..%d: %w", lo, hi, err)
+		}
+		if hi >= last {
+			if err := s.mark.lower(lo - 1); err != nil {
+				return err
+			}
+		}
+	}
+	return s.LogStore.DeleteRange(lo, hi)
 }
 
 func (s *checksumLogStore) GetLog(idx uint64, l *raft.Log) error {

@@ -40,6 +40,18 @@ const (
 	migrateBatchBytes = 4 << 20
 )
 
+// raft-wal segment sizes (Config.WALSegmentSize, `--wal-segment-size`).
+// Every segment file is preallocated at this size when it is created.
+const (
+	DefaultWALSegmentSize = 64 << 20 // raft-wal's own default
+	// MinWALSegmentSize keeps segment rotation (a meta db commit and a new
+	// preallocated file) rare next to appends.
+	MinWALSegmentSize = 1 << 20
+	// MaxWALSegmentSize stays well below raft-wal's limit (frame offsets
+	// are 32-bit, files at most 2 GiB).
+	MaxWALSegmentSize = 1 << 30
+)
+
 // ValidLogStore reports whether kind names a log store ("" = keep what the
 // data dir holds, or DefaultLogStore for a new one).
 func ValidLogStore(kind string) bool {
@@ -51,6 +63,10 @@ type raftLog struct {
 	kind  string
 	store raft.LogStore
 	close func() error
+	// wal and walDir are set for LogStoreWAL: the tail check (walscan.go)
+	// reads raft-wal's meta db and tail segment.
+	wal    *openedWAL
+	walDir string
 }
 
 // openLogStore opens the raft log in dir, the only place that decides
@@ -66,6 +82,12 @@ type raftLog struct {
 // refuses gaps, and raft only clears the log after a snapshot install when
 // it knows that).
 func openLogStore(dir, want string, stable *raftboltdb.BoltStore, logger hclog.Logger) (*raftLog, error) {
+	return openLogStoreSized(dir, want, stable, logger, 0)
+}
+
+// openLogStoreSized is openLogStore with raft-wal's segment size (0: raft-wal's
+// default, DefaultWALSegmentSize).
+func openLogStoreSized(dir, want string, stable *raftboltdb.BoltStore, logger hclog.Logger, segmentSize int) (*raftLog, error) {
 	if !ValidLogStore(want) {
 		return nil, fmt.Errorf("unknown log store %q (want %q or %q)", want, LogStoreWAL, LogStoreBolt)
 	}
@@ -114,7 +136,7 @@ func openLogStore(dir, want string, stable *raftboltdb.BoltStore, logger hclog.L
 	if want == LogStoreBolt {
 		return &raftLog{kind: LogStoreBolt, store: stable, close: func() error { return nil }}, nil
 	}
-	w, err := openWAL(walDir, logger)
+	w, err := openWAL(walDir, logger, segmentSize)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +146,7 @@ func openLogStore(dir, want string, stable *raftboltdb.BoltStore, logger hclog.L
 		_ = w.Close()
 		return nil, err
 	}
-	return &raftLog{kind: LogStoreWAL, store: w, close: w.Close}, nil
+	return &raftLog{kind: LogStoreWAL, store: w, close: w.Close, wal: w, walDir: walDir}, nil
 }
 
 // openedWAL is a raft-wal log and its meta db: WAL.Close (v0.4.0) leaves
@@ -139,12 +161,15 @@ func (w *openedWAL) Close() error {
 	return errors.Join(w.WAL.Close(), w.meta.Close())
 }
 
-func openWAL(walDir string, logger hclog.Logger) (*openedWAL, error) {
+func openWAL(walDir string, logger hclog.Logger, segmentSize int) (*openedWAL, error) {
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating raft log dir %s: %w", walDir, err)
 	}
 	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta))
+	if segmentSize <= 0 {
+		segmentSize = DefaultWALSegmentSize
+	}
+	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta), wal.WithSegmentSize(segmentSize))
 	if err != nil {
 		_ = meta.Close()
 		return nil, fmt.Errorf("opening raft log %s: %w", walDir, err)
@@ -157,7 +182,7 @@ func openWAL(walDir string, logger hclog.Logger) (*openedWAL, error) {
 // it wal/ is (openLogStore then clears raft.db's copy).
 func migrateBoltToWAL(dir string, stable *raftboltdb.BoltStore, logger hclog.Logger) error {
 	build := filepath.Join(dir, walBuildDirName)
-	w, err := openWAL(build, logger)
+	w, err := openWAL(build, logger, 0)
 	if err != nil {
 		return err
 	}
@@ -185,7 +210,7 @@ func migrateWALToBolt(dir string, stable *raftboltdb.BoltStore, logger hclog.Log
 	if err := clearBoltLog(stable); err != nil {
 		return err
 	}
-	w, err := openWAL(filepath.Join(dir, walDirName), logger)
+	w, err := openWAL(filepath.Join(dir, walDirName), logger, 0)
 	if err != nil {
 		return err
 	}

@@ -26,9 +26,13 @@ type Config struct {
 	DataDir string
 	// LogStore is LogStoreWAL or LogStoreBolt; "" keeps what DataDir holds
 	// (DefaultLogStore for a new one). See openLogStore.
-	LogStore      string
-	RaftBind      string // host:port to listen on
-	RaftAdvertise string // defaults to the bound address
+	LogStore string
+	// WALSegmentSize is raft-wal's segment size in bytes (0: 64 MiB;
+	// MinWALSegmentSize..MaxWALSegmentSize). Each segment is preallocated,
+	// so a new data dir needs this much free space before it starts.
+	WALSegmentSize int
+	RaftBind       string // host:port to listen on
+	RaftAdvertise  string // defaults to the bound address
 	// Bootstrap a one-member cluster iff the data dir holds no Raft state;
 	// a restart never bootstraps again.
 	Bootstrap bool
@@ -107,6 +111,9 @@ func (c *Config) validate() error {
 	if !ValidLogStore(c.LogStore) {
 		problems = append(problems, fmt.Sprintf("LogStore %q is neither %q nor %q", c.LogStore, LogStoreWAL, LogStoreBolt))
 	}
+	if err := ValidWALSegmentSize(c.WALSegmentSize); err != nil {
+		problems = append(problems, err.Error())
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid store config: %s", strings.Join(problems, "; "))
 	}
@@ -176,6 +183,12 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		return nil, err
 	}
 	logger := cfg.Logger.With("member", cfg.ID)
+	// Before anything is created: a first start that fails half way must
+	// not leave a data dir that changes the next one (raft-wal would leave
+	// a 0-byte segment and start without its reservation).
+	if err := checkRoomForSegment(cfg.DataDir, cfg.LogStore, cfg.WALSegmentSize, freeBytes); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
 	}
@@ -200,7 +213,7 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		}
 	}()
 
-	storage, err := openRaftStorage(cfg.DataDir, cfg.LogStore, logger)
+	storage, err := openRaftStorage(cfg.DataDir, cfg.LogStore, cfg.WALSegmentSize, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -228,8 +241,15 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 	}
 	r, err := raft.NewRaft(rc, adapter, storage.logs, storage.bolt, storage.snaps, ctrans)
 	if err != nil {
+		if strings.Contains(err.Error(), "failed to load any existing snapshots") {
+			// The CRCs passed (checkSnapshotsAtOpen) but a state failed to
+			// decode.
+			return nil, &CorruptionError{DataDir: cfg.DataDir, What: "no snapshot could be restored (a snapshot's state does not decode)", Err: err}
+		}
 		return nil, fmt.Errorf("starting raft: %w", err)
 	}
+	commitIndex := r.CommitIndex
+	storage.durable.commitIndex.Store(&commitIndex)
 	cleanup = append(cleanup, func() { _ = r.Shutdown().Error() })
 	if hadState {
 		conf := r.GetConfiguration()
@@ -319,7 +339,7 @@ type raftStorage struct {
 }
 
 // openRaftStorage opens (or creates) the raft state in dir.
-func openRaftStorage(dir, logStore string, logger hclog.Logger) (_ *raftStorage, err error) {
+func openRaftStorage(dir, logStore string, segmentSize int, logger hclog.Logger) (_ *raftStorage, err error) {
 	// NoSync stays false: an acknowledged write must survive kill -9; group
 	// commit amortises the fsync across concurrent writes.
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
@@ -334,7 +354,7 @@ func openRaftStorage(dir, logStore string, logger hclog.Logger) (_ *raftStorage,
 			_ = bolt.Close()
 		}
 	}()
-	rlog, err := openLogStore(dir, logStore, bolt, logger)
+	rlog, err := openLogStoreSized(dir, logStore, bolt, logger, segmentSize)
 	if err != nil {
 		return nil, err
 	}
@@ -351,6 +371,29 @@ func openRaftStorage(dir, logStore string, logger hclog.Logger) (_ *raftStorage,
 	if err != nil {
 		return nil, err
 	}
+	snapState, err := checkSnapshotsAtOpen(dir, snaps, durable, logger)
+	if err != nil {
+		return nil, err
+	}
+	// Damage found here means raft never starts on this log: it could not
+	// vote or be elected with entries missing that others counted on.
+	tail, err := inspectLogTail(dir, rlog, durable, snapState.Index)
+	if err != nil {
+		return nil, err
+	}
+	// Every check passed: only now change anything.
+	if err := setAsideDamaged(dir, snapState, logger); err != nil {
+		return nil, err
+	}
+	if err := discardTornBatch(tail, logger); err != nil {
+		return nil, err
+	}
+	mark, err := openWatermark(dir, Watermark{Durable: tail.LastIndex})
+	if err != nil {
+		return nil, err
+	}
+	durable.mark = mark
+	rlog = withWatermarkClose(rlog, mark)
 	hadState, err := raft.HasExistingState(durable, bolt, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("checking for existing raft state in %s: %w", dir, err)

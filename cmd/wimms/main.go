@@ -42,6 +42,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newUsersCmd())
 	root.AddCommand(newRecordsCmd())
 	root.AddCommand(newEventCmd())
-	root.AddCommand(newImportCmd(), newExportCmd(), newBackupCmd(), newRestoreCmd())
+	root.AddCommand(newImportCmd(), newExportCmd(), newBackupCmd(), newRestoreCmd(), newRecoverCmd())
 	return root
 }

@@ -291,6 +291,12 @@ func runServer(parent context.Context, f serverFlags) error {
 	if err != nil {
 		return fmt.Errorf("token server: %w", err)
 	}
+	segmentSize, _ := f.storage.segmentSize() // validated
+	// Before the data dir is created: a start refused for lack of space
+	// leaves nothing that changes the next one.
+	if err := store.CheckRoomForLog(f.dataDir, f.storage.logStore, segmentSize); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
@@ -311,6 +317,7 @@ func runServer(parent context.Context, f serverFlags) error {
 		ID:                f.id,
 		DataDir:           f.dataDir,
 		LogStore:          f.storage.logStore,
+		WALSegmentSize:    segmentSize,
 		RaftBind:          f.raftAddr,
 		RaftAdvertise:     f.raftAdvertise,
 		Bootstrap:         len(f.join) == 0,

@@ -14,13 +14,15 @@ import (
 
 // storageFlags are the server's storage and memory settings.
 type storageFlags struct {
-	logStore    string
-	memoryLimit string
+	logStore       string
+	memoryLimit    string
+	walSegmentSize string
 }
 
 func (s *storageFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&s.logStore, "log-store", "", fmt.Sprintf("raft log store: %q or %q (default: what the data dir already uses, %q for a new one; naming the other one migrates the log)",
 		store.LogStoreWAL, store.LogStoreBolt, store.DefaultLogStore))
+	fl.StringVar(&s.walSegmentSize, "wal-segment-size", "64MiB", "size of each raft-wal log segment file, preallocated when created (1MiB to 1GiB); a new data dir needs this much free space plus 1 MiB")
 	fl.StringVar(&s.memoryLimit, "memory-limit", "", "soft memory limit for the Go runtime (GOMEMLIMIT), e.g. 3GiB or 512MiB; empty leaves GOMEMLIMIT as the environment sets it")
 }
 
@@ -28,10 +30,25 @@ func (s *storageFlags) validate() error {
 	if !store.ValidLogStore(s.logStore) {
 		return fmt.Errorf("--log-store %q: want %q or %q", s.logStore, store.LogStoreWAL, store.LogStoreBolt)
 	}
+	if _, err := s.segmentSize(); err != nil {
+		return err
+	}
 	if _, err := parseByteSize(s.memoryLimit); err != nil {
 		return fmt.Errorf("--memory-limit: %w", err)
 	}
 	return nil
+}
+
+// segmentSize is --wal-segment-size in bytes.
+func (s *storageFlags) segmentSize() (int, error) {
+	n, err := parseByteSize(s.walSegmentSize)
+	if err == nil {
+		err = store.ValidWALSegmentSize(int(n))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--wal-segment-size %q: %w", s.walSegmentSize, err)
+	}
+	return int(n), nil
 }
 
 // applyMemoryLimit sets the runtime's soft memory limit from --memory-limit.

@@ -27,3 +27,19 @@ func TestStorageFlagsRejectUnknownLogStore(t *testing.T) {
 		t.Fatal("--memory-limit lots accepted")
 	}
 }
+
+func TestWALSegmentSizeBounds(t *testing.T) {
+	for in, want := range map[string]int{"64MiB": 64 << 20, "1MiB": 1 << 20, "1GiB": 1 << 30, "": 0} {
+		s := storageFlags{walSegmentSize: in}
+		got, err := s.segmentSize()
+		if err != nil || got != want || s.validate() != nil {
+			t.Errorf("--wal-segment-size %q = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"512KiB", "2GiB", "big"} {
+		s := storageFlags{walSegmentSize: in}
+		if err := s.validate(); err == nil {
+			t.Errorf("--wal-segment-size %q accepted", in)
+		}
+	}
+}
