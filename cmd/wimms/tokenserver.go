@@ -31,6 +31,7 @@ const (
 type tokenFlags struct {
 	jwksFile, oauthURL         string
 	oauthTimeout               time.Duration
+	maxVerify                  int
 	emailDomain, nodeType      string
 	duration                   time.Duration
 	masterSecretFile, hashFile string
@@ -46,7 +47,8 @@ func (t *tokenFlags) registerSecrets(fl *pflag.FlagSet) {
 func (t *tokenFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&t.jwksFile, "fxa-jwks-file", "", "enables GET /1.0/{app}/{version}: FxA's public keys (a JWKS document, re-read when it changes)")
 	fl.StringVar(&t.oauthURL, "fxa-oauth-server-url", "", "FxA OAuth server; tokens that are not JWTs are checked with POST {url}/v1/verify (also enables the endpoint)")
-	fl.DurationVar(&t.oauthTimeout, "fxa-oauth-timeout", 5*time.Second, "timeout of a POST /v1/verify")
+	fl.DurationVar(&t.oauthTimeout, "fxa-oauth-timeout", 5*time.Second, "timeout of a POST /v1/verify or GET /v1/jwks")
+	fl.IntVar(&t.maxVerify, "fxa-verify-concurrency", fxa.DefaultMaxConcurrentVerify, "most POST /v1/verify calls in flight; more get 503 with Retry-After")
 	fl.StringVar(&t.emailDomain, "fxa-email-domain", tokenserver.DefaultEmailDomain, "users are {fxa uid}@this domain")
 	fl.DurationVar(&t.duration, "token-duration", tokenserver.DefaultTokenDuration, "lifetime of a storage-node token")
 	fl.StringVar(&t.nodeType, "token-node-type", tokenserver.DefaultNodeType, "node_type reported to clients")
@@ -89,13 +91,22 @@ func (t *tokenFlags) issuer(logger hclog.Logger) (httpapi.TokenIssuer, error) {
 	if len(hash) == 0 {
 		return nil, fmt.Errorf("a metrics hash secret is required: --metrics-hash-secret-file or $%s", envMetricsHashSecret)
 	}
-	v := &fxa.Verifier{OAuthServerURL: t.oauthURL, HTTPClient: &http.Client{Timeout: t.oauthTimeout}}
+	if t.maxVerify < 1 {
+		return nil, fmt.Errorf("--fxa-verify-concurrency %d: must be at least 1", t.maxVerify)
+	}
+	v := &fxa.Verifier{OAuthServerURL: t.oauthURL, HTTPClient: &http.Client{Timeout: t.oauthTimeout}, MaxConcurrentVerify: t.maxVerify}
 	if t.jwksFile != "" {
 		keys, err := fxa.NewJWKSFile(t.jwksFile)
 		if err != nil {
 			return nil, fmt.Errorf("--fxa-jwks-file: %w", err)
 		}
 		v.Keys = keys
+	} else if t.oauthURL != "" {
+		// As Mozilla's server does without configured keys: FxA's own
+		// published keys, and the verify endpoint while they are unavailable.
+		v.Keys = fxa.NewRemoteJWKS(t.oauthURL, &http.Client{Timeout: t.oauthTimeout}, func(err error) {
+			logger.Warn("fetching FxA's keys failed; keeping the last keys, tokens go to the verify endpoint meanwhile", "error", err)
+		})
 	} else {
 		v.Keys = fxa.StaticKeys{}
 	}
