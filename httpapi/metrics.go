@@ -24,6 +24,8 @@ type httpMetrics struct {
 	// read (they changed nothing, so no member applies them and
 	// wimms_logins_total, counted as entries apply, never sees them).
 	loginReads *prometheus.CounterVec
+	// webhookEvents counts FxA account events by type and outcome.
+	webhookEvents *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
@@ -40,7 +42,14 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 		Name: "wimms_login_reads_total",
 		Help: "Logins this member decided from a linearizable read, without a Raft write (they changed nothing), by service and outcome (ok, retired, or the error status). All logins: max over members of wimms_logins_total plus the sum over members of this.",
 	}, []string{"service", "outcome"})
+	webhookEvents := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wimms_fxa_webhook_events_total",
+		Help: "FxA account events received on /1.0/webhooks/fxa/events, by event (delete-user, password-change, other) and outcome (applied, repeated: a redelivery that changed nothing, counted: --fxa-webhook-metrics-only, dropped: not acted on).",
+	}, []string{"event", "outcome"})
 	var err error
+	if webhookEvents, err = registerOrReuse(reg, webhookEvents); err != nil {
+		return nil, err
+	}
 	if requests, err = registerOrReuse(reg, requests); err != nil {
 		return nil, err
 	}
@@ -50,7 +59,7 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 	if loginReads, err = registerOrReuse(reg, loginReads); err != nil {
 		return nil, err
 	}
-	return &httpMetrics{requests: requests, duration: duration, loginReads: loginReads}, nil
+	return &httpMetrics{requests: requests, duration: duration, loginReads: loginReads, webhookEvents: webhookEvents}, nil
 }
 
 // loginRead counts one login decided from a read.

@@ -50,7 +50,7 @@ type tokenEnv struct {
 	clock   time.Time
 }
 
-func newTokenEnv(t *testing.T) *tokenEnv {
+func newTokenEnv(t *testing.T, edit ...func(*tokenserver.Config)) *tokenEnv {
 	t.Helper()
 	trusted, foreign := tokenKeys(t)
 	keys, err := fxa.ParseJWKS(fxa.JWKS(trusted))
@@ -59,13 +59,17 @@ func newTokenEnv(t *testing.T) *tokenEnv {
 	}
 	st := &fsmStore{f: fsm.New(fsm.Options{}), clock: 1_000_000}
 	clock := time.Unix(1_800_000_000, 0)
-	iss, err := tokenserver.New(tokenserver.Config{
+	cfg := tokenserver.Config{
 		Verifier:          &fxa.Verifier{Keys: fxa.StaticKeys(keys), Now: func() time.Time { return clock }},
 		MasterSecrets:     []string{"old-secret", tsMaster},
 		Mode:              tokenlib.SecretModeMaster,
 		MetricsHashSecret: []byte("hash-secret"),
 		Now:               func() time.Time { return clock },
-	})
+	}
+	for _, f := range edit {
+		f(&cfg)
+	}
+	iss, err := tokenserver.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

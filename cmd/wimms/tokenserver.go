@@ -32,6 +32,7 @@ type tokenFlags struct {
 	jwksFile, oauthURL         string
 	oauthTimeout               time.Duration
 	maxVerify                  int
+	webhook                    tokenserver.Webhook
 	emailDomain, nodeType      string
 	duration                   time.Duration
 	masterSecretFile, hashFile string
@@ -48,6 +49,9 @@ func (t *tokenFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&t.jwksFile, "fxa-jwks-file", "", "enables GET /1.0/{app}/{version}: FxA's public keys (a JWKS document, re-read when it changes)")
 	fl.StringVar(&t.oauthURL, "fxa-oauth-server-url", "", "FxA OAuth server; tokens that are not JWTs are checked with POST {url}/v1/verify (also enables the endpoint)")
 	fl.DurationVar(&t.oauthTimeout, "fxa-oauth-timeout", 5*time.Second, "timeout of a POST /v1/verify or GET /v1/jwks")
+	fl.StringVar(&t.webhook.ClientID, "fxa-webhook-client-id", "", "enables POST /1.0/webhooks/fxa/events: the audience (this relying party's OAuth client id) of FxA's Security Event Tokens (needs --fxa-webhook-issuer)")
+	fl.StringVar(&t.webhook.Issuer, "fxa-webhook-issuer", "", "the issuer (iss) of FxA's Security Event Tokens, e.g. https://accounts.firefox.com")
+	fl.BoolVar(&t.webhook.MetricsOnly, "fxa-webhook-metrics-only", false, "count FxA account events without acting on them")
 	fl.IntVar(&t.maxVerify, "fxa-verify-concurrency", fxa.DefaultMaxConcurrentVerify, "most POST /v1/verify calls in flight; more get 503 with Retry-After")
 	fl.StringVar(&t.emailDomain, "fxa-email-domain", tokenserver.DefaultEmailDomain, "users are {fxa uid}@this domain")
 	fl.DurationVar(&t.duration, "token-duration", tokenserver.DefaultTokenDuration, "lifetime of a storage-node token")
@@ -78,6 +82,9 @@ func (t *tokenFlags) minter() (*tokenserver.Minter, error) {
 // Nothing here logs a secret; only which sources were used.
 func (t *tokenFlags) issuer(logger hclog.Logger) (httpapi.TokenIssuer, error) {
 	if !t.enabled() {
+		if t.webhook.ClientID != "" || t.webhook.Issuer != "" || t.webhook.MetricsOnly {
+			return nil, fmt.Errorf("--fxa-webhook-* needs FxA's keys: --fxa-jwks-file or --fxa-oauth-server-url")
+		}
 		return nil, nil
 	}
 	m, err := t.minter()
@@ -111,12 +118,14 @@ func (t *tokenFlags) issuer(logger hclog.Logger) (httpapi.TokenIssuer, error) {
 		v.Keys = fxa.StaticKeys{}
 	}
 	iss, err := tokenserver.New(tokenserver.Config{Verifier: v, MasterSecrets: m.MasterSecrets, Mode: m.Mode,
-		MetricsHashSecret: []byte(hash[len(hash)-1]), EmailDomain: t.emailDomain, Duration: t.duration, NodeType: t.nodeType})
+		MetricsHashSecret: []byte(hash[len(hash)-1]), EmailDomain: t.emailDomain, Duration: t.duration, NodeType: t.nodeType,
+		Webhook: t.webhook})
 	if err != nil {
 		return nil, err
 	}
 	logger.Info("token server enabled", "path", "/1.0/{app}/{version}", "jwks_file", t.jwksFile, "oauth_server", t.oauthURL,
-		"node_secret_mode", m.Mode, "master_secrets", len(m.MasterSecrets), "email_domain", t.emailDomain, "token_duration", t.duration)
+		"node_secret_mode", m.Mode, "master_secrets", len(m.MasterSecrets), "email_domain", t.emailDomain, "token_duration", t.duration,
+		"fxa_webhook", t.webhook.ClientID != "", "fxa_webhook_metrics_only", t.webhook.MetricsOnly)
 	return iss, nil
 }
 

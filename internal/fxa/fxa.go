@@ -289,28 +289,7 @@ func (v *Verifier) verifyJWT(jt decodedJWT, keys []Key) (Identity, error) {
 	if typ != "application/at+jwt" {
 		return Identity{}, refuse("JWT typ %q, want at+JWT", h.Typ)
 	}
-	digest := sha256.Sum256([]byte(jt.signingInput))
-	// The key named by kid first, then every other key in turn (FxA may
-	// omit or reuse kids across a rotation).
-	ordered := slices.Clone(keys)
-	slices.SortStableFunc(ordered, func(a, b Key) int {
-		am, bm := h.Kid != "" && a.ID == h.Kid, h.Kid != "" && b.ID == h.Kid
-		switch {
-		case am && !bm:
-			return -1
-		case bm && !am:
-			return 1
-		}
-		return 0
-	})
-	verified := false
-	for _, k := range ordered {
-		if rsa.VerifyPKCS1v15(k.Pub, crypto.SHA256, digest[:], jt.sig) == nil {
-			verified = true
-			break
-		}
-	}
-	if !verified {
+	if !jt.signedBy(keys) {
 		return Identity{}, refuse("JWT signature matches no trusted key")
 	}
 	dec := json.NewDecoder(bytes.NewReader(jt.claims))
@@ -322,34 +301,70 @@ func (v *Verifier) verifyJWT(jt decodedJWT, keys []Key) (Identity, error) {
 	if c.Exp == nil {
 		return Identity{}, refuse("JWT has no exp")
 	}
-	exp, err := c.Exp.Float64()
-	if err != nil {
-		return Identity{}, refuse("JWT exp is not a number")
-	}
-	now := v.now()
-	if float64(now.Unix()) >= exp {
-		return Identity{}, refuse("JWT expired")
-	}
-	// A token that is not valid yet, or claims to be issued in the future,
-	// is refused beyond a small clock difference.
-	horizon := float64(now.Add(ClockLeeway).Unix())
-	for name, n := range map[string]*json.Number{"nbf": c.Nbf, "iat": c.Iat} {
-		if n == nil {
-			continue
-		}
-		t, err := n.Float64()
-		if err != nil {
-			return Identity{}, refuse("JWT %s is not a number", name)
-		}
-		if t > horizon {
-			return Identity{}, refuse("JWT %s lies more than %s in the future", name, ClockLeeway)
-		}
+	if err := checkTimes(v.now(), c.Exp, c.Nbf, c.Iat); err != nil {
+		return Identity{}, err
 	}
 	scopes, err := parseScope(c.Scope)
 	if err != nil {
 		return Identity{}, refuse("JWT scope: %v", err)
 	}
 	return identity(c.Sub, scopes, c.Generation)
+}
+
+// signedBy reports whether one of keys made the signature: the key named
+// by kid first, then every other key in turn (FxA may omit or reuse kids
+// across a rotation).
+func (jt decodedJWT) signedBy(keys []Key) bool {
+	h := jt.header
+	digest := sha256.Sum256([]byte(jt.signingInput))
+	ordered := slices.Clone(keys)
+	slices.SortStableFunc(ordered, func(a, b Key) int {
+		am, bm := h.Kid != "" && a.ID == h.Kid, h.Kid != "" && b.ID == h.Kid
+		switch {
+		case am && !bm:
+			return -1
+		case bm && !am:
+			return 1
+		}
+		return 0
+	})
+	for _, k := range ordered {
+		if rsa.VerifyPKCS1v15(k.Pub, crypto.SHA256, digest[:], jt.sig) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// checkTimes refuses a token past exp (when given), or whose nbf or iat
+// lies beyond a small clock difference in the future.
+func checkTimes(now time.Time, exp, nbf, iat *json.Number) error {
+	if exp != nil {
+		e, err := exp.Float64()
+		if err != nil {
+			return refuse("JWT exp is not a number")
+		}
+		if float64(now.Unix()) >= e {
+			return refuse("JWT expired")
+		}
+	}
+	horizon := float64(now.Add(ClockLeeway).Unix())
+	for _, c := range []struct {
+		name string
+		n    *json.Number
+	}{{"nbf", nbf}, {"iat", iat}} {
+		if c.n == nil {
+			continue
+		}
+		t, err := c.n.Float64()
+		if err != nil {
+			return refuse("JWT %s is not a number", c.name)
+		}
+		if t > horizon {
+			return refuse("JWT %s lies more than %s in the future", c.name, ClockLeeway)
+		}
+	}
+	return nil
 }
 
 func identity(sub string, scopes []string, gen *json.Number) (Identity, error) {
