@@ -96,6 +96,9 @@ func (s *Server) tokenRoutes() []route {
 
 // tsError answers with one error entry in Mozilla's shape.
 func (rq *request) tsError(code int, status, location, name, desc string) {
+	if tw, ok := rq.w.(*tokenWriter); ok {
+		tw.status = status
+	}
 	rq.writeError(code, status, ErrorDetail{Location: location, Name: name, Description: desc})
 }
 
@@ -185,6 +188,7 @@ func (s *Server) token(rq *request) {
 	if endpoint == "" {
 		endpoint = fmt.Sprintf("%s/1.5/%d", u.NodeURL, u.UID)
 	}
+	rq.noteSignIn("uid", tok.LogUID, "metrics_uid", tok.HashedFxaUID, "first_seen_at", u.FirstSeenAt, "node_type", tok.NodeType)
 	rq.w.Header().Set("X-Content-Type-Options", "nosniff")
 	rq.writeJSON(http.StatusOK, TokenJSON{ID: tok.ID, Key: tok.Key, UID: u.UID, APIEndpoint: endpoint,
 		Duration: int64(tok.Duration / time.Second), HashAlg: "sha256", HashedFxaUID: tok.HashedFxaUID, NodeType: tok.NodeType})
@@ -353,10 +357,12 @@ func tokenService(r *http.Request) (string, bool) {
 // shutting down, a relay that failed) is answered in Mozilla's shape.
 func (s *Server) tokenAnswers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		w.Header().Set("X-Timestamp", strconv.FormatInt(s.now().Unix(), 10))
 		tw := &tokenWriter{ResponseWriter: w}
 		next.ServeHTTP(tw, r)
 		tw.finish()
+		s.logSignIn(r, tw, time.Since(start))
 	})
 }
 
@@ -373,6 +379,34 @@ type tokenWriter struct {
 	code    int
 	held    []byte
 	holding bool
+	status  string // of an error answer, for the request log
+	// summary holds what the handler learned for the request log (the
+	// hashed uid, first_seen_at, node type), as hclog key/value pairs.
+	summary []any
+}
+
+// logSignIn writes the one request-log line of a sign-in, in the fields of
+// Mozilla's token servers ("request.summary"; --log-format mozlog gives it
+// their shape). The FxA uid appears only hashed.
+func (s *Server) logSignIn(r *http.Request, tw *tokenWriter, took time.Duration) {
+	code := tw.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	kv := []any{"uri.method", r.Method, "uri.path", r.URL.Path, "code", code, "user_agent", r.UserAgent(),
+		"t", took.Milliseconds()}
+	if tw.status != "" {
+		kv = append(kv, "status", tw.status)
+	}
+	kv = append(kv, tw.summary...)
+	s.log.Info("request.summary", kv...)
+}
+
+// noteSignIn adds fields to the request-log line of this sign-in.
+func (rq *request) noteSignIn(kv ...any) {
+	if tw, ok := rq.w.(*tokenWriter); ok {
+		tw.summary = append(tw.summary, kv...)
+	}
 }
 
 func (tw *tokenWriter) WriteHeader(code int) {
@@ -404,7 +438,10 @@ func (tw *tokenWriter) finish() {
 	}
 	code, body := tw.code, tw.held
 	var eb ErrorBody
-	if json.Unmarshal(body, &eb) == nil && clusterStatuses[eb.Status] {
+	if json.Unmarshal(body, &eb) == nil {
+		tw.status = eb.Status
+	}
+	if clusterStatuses[eb.Status] {
 		// A sign-in that may or may not have been applied is safe to
 		// retry: the next one sees the record the first one made.
 		code = http.StatusServiceUnavailable
@@ -415,6 +452,7 @@ func (tw *tokenWriter) finish() {
 		h.Del("Content-Length")
 		h.Set("Content-Type", "application/json")
 		h.Set("Retry-After", "1")
+		tw.status = StatusInternalError
 	}
 	tw.ResponseWriter.WriteHeader(code)
 	_, _ = tw.ResponseWriter.Write(body)

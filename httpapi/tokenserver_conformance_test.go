@@ -2,11 +2,16 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/internal/fxa"
+	"github.com/wimms-dev/wimms/internal/tokenlib"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -191,5 +196,58 @@ func TestTokenConformanceClusterUnavailable(t *testing.T) {
 		if r.code != 503 || strings.TrimSpace(string(r.body)) != want || r.header.Get("Retry-After") == "" || r.header.Get("X-Timestamp") == "" {
 			t.Fatalf("%s: %d %v %s", name, r.code, r.header, r.body)
 		}
+	}
+}
+
+// Every sign-in writes one request.summary line with Mozilla's fields;
+// the FxA uid appears only hashed.
+func TestTokenRequestSummaryLog(t *testing.T) {
+	e := newTokenEnv(t)
+	var buf strings.Builder
+	e.srv = New(Config{Store: e.vst, Now: func() time.Time { return e.clock }, Tokens: e.srv.tokens,
+		Logger: hclog.New(&hclog.LoggerOptions{Output: &buf, JSONFormat: true, Level: hclog.Info})})
+	ok := e.do("GET", "/1.0/sync/1.5", "", "Authorization", "Bearer "+e.jwt(e.trusted, e.claims("fxa-secret-uid", 1000)),
+		HeaderKeyID, "1000-qqo", "User-Agent", "Firefox/140.0 FxSync/1.140.0.desktop")
+	refused := e.do("GET", "/1.0/sync/1.5", "", "User-Agent", "curl/8")
+	if ok.code != 200 || refused.code != 401 {
+		t.Fatalf("sign-ins: %d, %d", ok.code, refused.code)
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if m["@message"] == "request.summary" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d summary lines, want 2:\n%s", len(lines), buf.String())
+	}
+	first := lines[0]
+	want := map[string]any{"code": 200.0, "user_agent": "Firefox/140.0 FxSync/1.140.0.desktop", "uri.path": "/1.0/sync/1.5",
+		"uid": tokenlib.MetricsHashFull("fxa-secret-uid", []byte("hash-secret")), "metrics_uid": tokenlib.MetricsHash("fxa-secret-uid", []byte("hash-secret")),
+		"node_type": "spanner"}
+	var u struct {
+		FirstSeenAt float64 `json:"first_seen_at"`
+	}
+	if r := e.do("GET", "/v1/services/sync-1.5/users/fxa-secret-uid%40api.accounts.firefox.com", ""); r.code != 200 || json.Unmarshal(r.body, &u) != nil || u.FirstSeenAt == 0 {
+		t.Fatalf("user: %d %s", r.code, r.body)
+	}
+	want["first_seen_at"] = u.FirstSeenAt
+	for k, v := range want {
+		if first[k] != v {
+			t.Errorf("%s = %v, want %v", k, first[k], v)
+		}
+	}
+	if _, ok := first["t"]; !ok {
+		t.Errorf("no time field: %v", first)
+	}
+	if second := lines[1]; second["code"] != 401.0 || second["status"] != "error" || second["user_agent"] != "curl/8" {
+		t.Errorf("refused sign-in line %v", second)
+	}
+	if strings.Contains(buf.String(), "fxa-secret-uid") {
+		t.Errorf("the FxA uid appears in the log")
 	}
 }

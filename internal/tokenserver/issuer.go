@@ -134,8 +134,10 @@ type Token struct {
 	Key          string
 	Duration     time.Duration
 	HashedFxaUID string
-	NodeType     string
-	Payload      tokenlib.Payload
+	// LogUID is the whole metrics hash of the FxA uid, for the request log.
+	LogUID   string
+	NodeType string
+	Payload  tokenlib.Payload
 }
 
 // Issue mints the token for g.
@@ -163,7 +165,8 @@ func (i *Issuer) Issue(g Grant) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	return Token{ID: id, Key: key, Duration: d, HashedFxaUID: hashed, NodeType: i.cfg.NodeType, Payload: p}, nil
+	return Token{ID: id, Key: key, Duration: d, HashedFxaUID: hashed, LogUID: tokenlib.MetricsHashFull(g.FxaUID, i.cfg.MetricsHashSecret),
+		NodeType: i.cfg.NodeType, Payload: p}, nil
 }
 
 // Minter makes tokens for a node without a sign-in (the purge job's
