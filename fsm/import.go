@@ -21,13 +21,18 @@ import (
 //     backoff are taken as given;
 //   - the next service id, node id and uid go above every imported one, and
 //     the applied time goes up to the newest imported created_at, so that
-//     uids and created_at still grow together (invariant 2);
+//     records this state machine creates later have higher uids and no
+//     lower created_at than any imported one (invariant 2);
+//   - OpImportKeepTimes keeps created_at and replaced_at exactly as given,
+//     even when created_at goes down as uids grow (the source's clock or
+//     uid order allowed it): nothing relies on the two growing together.
+//     OpImport, the first version, refuses such a batch; it stays as it
+//     was so that old logs replay to the state they made;
 //   - the batch is checked as a whole: a user with a live record that is
-//     not its current one, a generation or keys_changed_at that goes down
-//     from a user's older record to a newer one, or a created_at that
-//     decreases as uids grow, is a bad request naming the uid, and nothing
-//     changes. The importer applies
-//     the repair rules before sending (internal/mysqlimport).
+//     not its current one, or a generation or keys_changed_at that goes
+//     down from a user's older record to a newer one, is a bad request
+//     naming the uid, and nothing changes. The importer applies the repair
+//     rules before sending (internal/mysqlimport).
 //
 // Re-importing an unchanged batch changes nothing (the counts say
 // unchanged).
@@ -152,6 +157,7 @@ func (s *state) importBatch(cmd *Command) Result {
 		maxCreated = max(maxCreated, r.CreatedAt)
 	}
 	// Whole-batch checks, on the final state of every touched user and uid.
+	keepTimes := cmd.Op == OpImportKeepTimes
 	for i := range b.Records {
 		r := &b.Records[i]
 		sv := c.svcByName[r.Service]
@@ -168,8 +174,10 @@ func (s *state) importBatch(cmd *Command) Result {
 				}
 			}
 		}
-		if e := c.checkCreatedOrder(r.UID, r.CreatedAt); e != nil {
-			return fail(e)
+		if !keepTimes {
+			if e := c.checkCreatedOrder(r.UID, r.CreatedAt); e != nil {
+				return fail(e)
+			}
 		}
 	}
 	for _, id := range touchedOrder {
@@ -362,8 +370,9 @@ func (s *state) importRecord(in *ImportRecord, count *ImportCount) (int64, *Erro
 }
 
 // checkCreatedOrder checks created_at against the records with the next
-// lower and next higher uid in any service (invariant 2: uids grow in
-// creation order; CountUsers and Restore rely on it). Checking every
+// lower and next higher uid in any service: the rule of OpImport, kept so
+// that a log holding an OpImport replays as it applied when written
+// (OpImportKeepTimes drops it). Checking every
 // imported uid against its neighbours in the final state covers every
 // adjacent pair that involves an imported record.
 func (s *state) checkCreatedOrder(uid, createdAt int64) *Error {
