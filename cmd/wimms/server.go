@@ -254,6 +254,9 @@ func runServer(parent context.Context, f serverFlags) error {
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
+	if err := checkRestoredIdentity(f.dataDir, f.id, f.raftAdvertise); err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
