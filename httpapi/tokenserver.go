@@ -389,6 +389,9 @@ type tokenWriter struct {
 // Mozilla's token servers ("request.summary"; --log-format mozlog gives it
 // their shape). The FxA uid appears only hashed.
 func (s *Server) logSignIn(r *http.Request, tw *tokenWriter, took time.Duration) {
+	if by := tw.Header().Get(HeaderMember); by != "" && by != s.store.Meta().MemberID {
+		return // relayed: the member that answered wrote the line
+	}
 	code := tw.code
 	if code == 0 {
 		code = http.StatusOK

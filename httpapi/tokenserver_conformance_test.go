@@ -251,3 +251,41 @@ func TestTokenRequestSummaryLog(t *testing.T) {
 		t.Errorf("the FxA uid appears in the log")
 	}
 }
+
+// memberRouter relays every request to another member, whose answer names
+// it in X-Wimms-Member.
+type memberRouter struct{}
+
+func (memberRouter) Route(w http.ResponseWriter, r *http.Request, _ []byte, _ store.Placement) bool {
+	w.Header().Set(HeaderMember, "the-leader")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(`{}`))
+	return true
+}
+
+// A sign-in relayed to the leader is logged there, once, not again by the
+// member that relayed it.
+func TestTokenRequestSummaryLogOncePerSignIn(t *testing.T) {
+	te := newTokenEnv(t)
+	var buf strings.Builder
+	e := newEnv(t, func(c *Config) {
+		c.Tokens = te.srv.tokens
+		c.Router = memberRouter{}
+		c.Logger = hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
+	})
+	if r := e.do("GET", "/1.0/sync/1.5", "", "Authorization", "Bearer x", HeaderKeyID, "1-qqo"); r.code != 200 {
+		t.Fatalf("relayed: %d %s", r.code, r.body)
+	}
+	if strings.Contains(buf.String(), "request.summary") {
+		t.Fatalf("the relaying member logged the sign-in:\n%s", buf.String())
+	}
+	local := newEnv(t, func(c *Config) {
+		c.Tokens = te.srv.tokens
+		c.Logger = hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info})
+	})
+	local.do("GET", "/1.0/sync/1.5", "", "Authorization", "Bearer x", HeaderKeyID, "1-qqo")
+	if n := strings.Count(buf.String(), "request.summary"); n != 1 {
+		t.Fatalf("%d summary lines for a sign-in answered here, want 1:\n%s", n, buf.String())
+	}
+}
