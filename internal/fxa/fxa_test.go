@@ -439,3 +439,17 @@ func TestVerifyRemoteBounds(t *testing.T) {
 		t.Fatalf("after the calls finished: %v", err)
 	}
 }
+
+// A sign-in whose client hung up does not make the key fetch fail.
+func TestRemoteJWKSFetchOutlivesCancelledCaller(t *testing.T) {
+	a, _, _ := testKeys(t)
+	mock := &verifyServer{jwks: JWKS(a)}
+	srv := httptest.NewServer(mock)
+	defer srv.Close()
+	keys := NewRemoteJWKS(srv.URL, srv.Client(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if got, err := keys.KeysFor(ctx, "a"); err != nil || len(got) != 1 {
+		t.Fatalf("keys %v, %v", got, err)
+	}
+}

@@ -58,7 +58,10 @@ func (r *RemoteJWKS) KeysFor(ctx context.Context, kid string) ([]Key, error) {
 	need := r.keys == nil || (kid != "" && !known)
 	if need && (!r.tried || r.now().Sub(r.fetched) >= r.minRefresh) {
 		r.tried, r.fetched = true, r.now()
-		keys, err := r.fetch(ctx)
+		// Not the caller's cancellation: a client that hangs up must not
+		// leave every member without keys for a minute. The HTTP client's
+		// timeout bounds the fetch.
+		keys, err := r.fetch(context.WithoutCancel(ctx))
 		if err != nil {
 			r.lastErr = err
 			if r.onError != nil {
