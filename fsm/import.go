@@ -23,15 +23,16 @@ import (
 //     the applied time goes up to the newest imported created_at, so that
 //     records this state machine creates later have higher uids and no
 //     lower created_at than any imported one (invariant 2);
-//   - OpImportKeepTimes keeps created_at and replaced_at exactly as given,
-//     even when created_at goes down as uids grow (the source's clock or
-//     uid order allowed it): nothing relies on the two growing together.
-//     OpImport, the first version, refuses such a batch; it stays as it
-//     was so that old logs replay to the state they made;
+//   - OpImportKeepTimes keeps every field exactly as given, even when
+//     created_at goes down as uids grow (the source's clock or uid order
+//     allowed it) or a user's generation or keys_changed_at goes down from
+//     an older record to a newer one: sign-ins compare with the current
+//     record only, as Mozilla's token server does. OpImport, the first
+//     version, refuses both; it stays as it was so that old logs replay to
+//     the state they made;
 //   - the batch is checked as a whole: a user with a live record that is
-//     not its current one, or a generation or keys_changed_at that goes
-//     down from a user's older record to a newer one, is a bad request
-//     naming the uid, and nothing changes. The importer applies the repair
+//     not its current one (and, for OpImport, the orders above) is a bad
+//     request naming the uid, and nothing changes. The importer applies the repair
 //     rules before sending (internal/mysqlimport).
 //
 // Re-importing an unchanged batch changes nothing (the counts say
@@ -167,7 +168,7 @@ func (s *state) importBatch(cmd *Command) Result {
 			if cur.live() && j+1 < len(u.recs) {
 				return fail(badRequest("replaced_at", "uid %d of %q is live but not the user's newest record", cur.uid, u.email))
 			}
-			if j > 0 {
+			if j > 0 && !keepTimes {
 				prev := &u.recs[j-1]
 				if cur.generation < prev.generation || nullAsLow(cur.keysChangedAt) < nullAsLow(prev.keysChangedAt) {
 					return fail(badRequest("generation", "uid %d of %q has a lower generation or keys_changed_at than the older uid %d (invariant 6)", cur.uid, u.email, prev.uid))

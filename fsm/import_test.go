@@ -371,3 +371,29 @@ func TestImportKeepsCreatedAtOutOfUIDOrder(t *testing.T) {
 		t.Fatalf("new record %+v", res.User.Record)
 	}
 }
+
+// A user whose generation went down in the source (a newer record below
+// an older one) is kept so by OpImportKeepTimes; sign-ins compare with the
+// current record, as Mozilla's server does. OpImport refuses the batch.
+func TestImportKeepsGenerationsAsGiven(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.ok(importCmd(sampleBatch()))
+	older := importRec(300, "sync-1.5", "g@x", 10, t0-500, t0-400)
+	older.Generation = 50
+	newer := importRec(301, "sync-1.5", "g@x", 10, t0-400, Null)
+	newer.Generation = 20
+	b := ImportBatch{Records: []ImportRecord{older, newer}}
+	h.fails(importCmd(b), StatusBadRequest, "generation")
+	keep := importCmd(b)
+	keep.Op = OpImportKeepTimes
+	h.ok(keep)
+	rs := h.records("sync-1.5", "g@x")
+	if len(rs) != 2 || rs[0].Generation != 50 || rs[1].Generation != 20 {
+		t.Fatalf("records %+v", rs)
+	}
+	// The current record decides: generation 30 is above its 20.
+	login := Command{Op: OpLogin, Service: "sync-1.5", Email: "g@x", Generation: SomeInt64(30), ClientState: SomeString("aa")}
+	if res := h.ok(login); res.User.UID != 301 || res.User.Generation != 30 {
+		t.Fatalf("login %+v", res.User)
+	}
+}

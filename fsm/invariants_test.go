@@ -20,10 +20,14 @@ type tracker struct {
 	handLoad  map[int64]bool // current_load set by hand: invariant 3 does not apply
 	mayExceed map[int64]bool // capacity may be exceeded legitimately: invariant 4 does not apply
 	lastKeys  map[userKey][2]int64
+	// keptOrder: users an OpImportKeepTimes batch wrote; their history
+	// holds the source's generations, which may go down (invariant 6 holds
+	// only from their current record on, through lastKeys).
+	keptOrder map[string]bool
 }
 
 func newTracker() *tracker {
-	return &tracker{handLoad: map[int64]bool{}, mayExceed: map[int64]bool{}, lastKeys: map[userKey][2]int64{}}
+	return &tracker{handLoad: map[int64]bool{}, mayExceed: map[int64]bool{}, lastKeys: map[userKey][2]int64{}, keptOrder: map[string]bool{}}
 }
 
 // observe records what cmd (already applied with result res; before is the
@@ -67,6 +71,11 @@ func (tr *tracker) observe(before *state, cmd Command, res Result) {
 		}
 	case OpImport, OpImportKeepTimes:
 		tr.observeImport(cmd.Import)
+		if cmd.Op == OpImportKeepTimes && res.Err == nil {
+			for _, r := range cmd.Import.Records {
+				tr.keptOrder[r.Email] = true
+			}
+		}
 	case OpDeleteRecord:
 		// Purging a user's newest record legitimately exposes an older one
 		// with lower values.
@@ -172,7 +181,7 @@ func invariantViolations(f *FSM, tr *tracker) []string {
 				if i < len(u.recs)-1 && r.live() { // invariant 1
 					report("user %q has live record %d that is not current", u.email, r.uid)
 				}
-				if i > 0 { // invariant 6 within a user's history
+				if i > 0 && !tr.keptOrder[u.email] { // invariant 6 within a user's history
 					p := &u.recs[i-1]
 					if r.generation < p.generation || keyOrder(r.keysChangedAt) < keyOrder(p.keysChangedAt) {
 						report("user %q: record %d has lower generation/keys_changed_at than record %d", u.email, r.uid, p.uid)

@@ -27,7 +27,7 @@ const DefaultPattern = "{node}/1.5/{uid}"
 const (
 	AnomalyTwoLiveRecords  = "two-live-records" // an older live record is marked replaced at the current record's created_at
 	AnomalyUnknownNode     = "unknown-node"     // the record's node does not exist: a live one is marked replaced at its own created_at
-	AnomalyGenerationOrder = "generation-order" // generation/keys_changed_at below an older record's: raised to it
+	AnomalyGenerationOrder = "generation-order" // generation/keys_changed_at below an older record's: kept, reported
 	AnomalyInvalidRow      = "invalid-row"      // a value wimms cannot hold: the row is skipped
 	AnomalyNullPattern     = "null-pattern"     // a service without a pattern gets DefaultPattern
 	AnomalyOtherService    = "node-of-other-service"
@@ -407,17 +407,12 @@ func (r *run) addUser(rows []userRow) {
 	}
 	for i := 1; i < len(recs); i++ {
 		prev, cur := &recs[i-1], &recs[i]
-		raised := false
-		if cur.Generation < prev.Generation {
-			cur.Generation, raised = prev.Generation, true
-		}
-		if prev.KeysChangedAt != nil && (cur.KeysChangedAt == nil || *cur.KeysChangedAt < *prev.KeysChangedAt) {
-			v := *prev.KeysChangedAt
-			cur.KeysChangedAt, raised = &v, true
-		}
-		if raised {
+		if cur.Generation < prev.Generation || (prev.KeysChangedAt != nil && (cur.KeysChangedAt == nil || *cur.KeysChangedAt < *prev.KeysChangedAt)) {
+			// Kept as it is: sign-ins compare with the current record only,
+			// as Mozilla's server does. Reported, since the source's history
+			// is unusual.
 			r.anomaly(Anomaly{Kind: AnomalyGenerationOrder, UID: cur.UID, Service: cur.Service, Email: cur.Email,
-				Detail: "generation or keys_changed_at below the user's older record: raised to it"})
+				Detail: "generation or keys_changed_at below the user's older record: kept as it is"})
 		}
 	}
 	// Race recovery as Mozilla's token server does it on the next sign-in:

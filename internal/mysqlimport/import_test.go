@@ -154,10 +154,10 @@ func genTokenDB(users int, withKCA bool) *tokenDB {
 			e.node = 99
 			d.expected[first.uid] = e
 			special[i] = true
-		case i%1000 == 16: // generation going down: raised
+		case i%1000 == 16: // generation going down: kept, reported
 			d.src[recs[1]].generation = 5
 			e := d.expected[d.src[recs[1]].uid]
-			e.generation = d.src[recs[0]].generation
+			e.generation = 5
 			d.expected[e.uid] = e
 			special[i] = true
 		case i%1000 == 21: // invalid client state: skipped
@@ -436,7 +436,7 @@ func TestImportLargeDatabase(t *testing.T) {
 	// Catch-up: new rows arrive, one user's generation is bumped in place.
 	d.expected = full
 	d.insert(t, db, initial)
-	bump := d.src[12] // a user with a single record (an older one would raise the newer ones too)
+	bump := d.src[12] // a user with a single record
 	if _, err := db.Exec("UPDATE users SET generation = generation + 100 WHERE uid = ?", bump.uid); err != nil {
 		t.Fatal(err)
 	}
@@ -652,9 +652,12 @@ func TestImportExportKeepsEveryByte(t *testing.T) {
 	if err != nil {
 		t.Fatalf("import: %v", err)
 	}
-	// Only the service without a pattern is reported (services are not
-	// users rows; its pattern becomes the default).
-	if n := countAnomalies(sum) - sum.AnomalyCounts[AnomalyNullPattern]; n != 0 || sum.Skipped != 0 {
+	// Reported without a change to any users row: the service without a
+	// pattern (it gets the default) and generations going down (kept).
+	if sum.AnomalyCounts[AnomalyGenerationOrder] == 0 {
+		t.Fatalf("the clean source lost its generation going down: %+v", sum.AnomalyCounts)
+	}
+	if n := countAnomalies(sum) - sum.AnomalyCounts[AnomalyNullPattern] - sum.AnomalyCounts[AnomalyGenerationOrder]; n != 0 || sum.Skipped != 0 {
 		t.Fatalf("%d anomalies, %d skipped on a clean source: %+v", n, sum.Skipped, sum.Anomalies)
 	}
 	// Catch-up: a new user whose record is older than every imported one.
