@@ -23,7 +23,7 @@ const (
 	// so every other command still encodes byte for byte as format 1.
 	commandFormatV2 = 2
 	resultFormatV2  = 2
-	opMax           = OpImport
+	opMax           = OpImportKeepTimes
 )
 
 // Command field bits, format 1. Never renumber.

@@ -291,16 +291,6 @@ func TestRestoreValidatesContent(t *testing.T) {
 				sv.ReleaseRate = "2"
 			}
 		},
-		"created_at decreasing": func(s *state) {
-			var last *user
-			eachUser(s, func(u *user) bool {
-				if last == nil || u.current().uid > last.current().uid {
-					last = u
-				}
-				return true
-			})
-			last.current().createdAt = 0
-		},
 	}
 	for name, breakState := range breakers {
 		f := goldenState(t)

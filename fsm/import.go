@@ -21,13 +21,19 @@ import (
 //     backoff are taken as given;
 //   - the next service id, node id and uid go above every imported one, and
 //     the applied time goes up to the newest imported created_at, so that
-//     uids and created_at still grow together (invariant 2);
+//     records this state machine creates later have higher uids and no
+//     lower created_at than any imported one (invariant 2);
+//   - OpImportKeepTimes keeps every field exactly as given, even when
+//     created_at goes down as uids grow (the source's clock or uid order
+//     allowed it) or a user's generation or keys_changed_at goes down from
+//     an older record to a newer one: sign-ins compare with the current
+//     record only, as Mozilla's token server does. OpImport, the first
+//     version, refuses both; it stays as it was so that old logs replay to
+//     the state they made;
 //   - the batch is checked as a whole: a user with a live record that is
-//     not its current one, a generation or keys_changed_at that goes down
-//     from a user's older record to a newer one, or a created_at that
-//     decreases as uids grow, is a bad request naming the uid, and nothing
-//     changes. The importer applies
-//     the repair rules before sending (internal/mysqlimport).
+//     not its current one (and, for OpImport, the orders above) is a bad
+//     request naming the uid, and nothing changes. The importer applies the repair
+//     rules before sending (internal/mysqlimport).
 //
 // Re-importing an unchanged batch changes nothing (the counts say
 // unchanged).
@@ -152,6 +158,7 @@ func (s *state) importBatch(cmd *Command) Result {
 		maxCreated = max(maxCreated, r.CreatedAt)
 	}
 	// Whole-batch checks, on the final state of every touched user and uid.
+	keepTimes := cmd.Op == OpImportKeepTimes
 	for i := range b.Records {
 		r := &b.Records[i]
 		sv := c.svcByName[r.Service]
@@ -161,15 +168,17 @@ func (s *state) importBatch(cmd *Command) Result {
 			if cur.live() && j+1 < len(u.recs) {
 				return fail(badRequest("replaced_at", "uid %d of %q is live but not the user's newest record", cur.uid, u.email))
 			}
-			if j > 0 {
+			if j > 0 && !keepTimes {
 				prev := &u.recs[j-1]
 				if cur.generation < prev.generation || nullAsLow(cur.keysChangedAt) < nullAsLow(prev.keysChangedAt) {
 					return fail(badRequest("generation", "uid %d of %q has a lower generation or keys_changed_at than the older uid %d (invariant 6)", cur.uid, u.email, prev.uid))
 				}
 			}
 		}
-		if e := c.checkCreatedOrder(r.UID, r.CreatedAt); e != nil {
-			return fail(e)
+		if !keepTimes {
+			if e := c.checkCreatedOrder(r.UID, r.CreatedAt); e != nil {
+				return fail(e)
+			}
 		}
 	}
 	for _, id := range touchedOrder {
@@ -362,8 +371,9 @@ func (s *state) importRecord(in *ImportRecord, count *ImportCount) (int64, *Erro
 }
 
 // checkCreatedOrder checks created_at against the records with the next
-// lower and next higher uid in any service (invariant 2: uids grow in
-// creation order; CountUsers and Restore rely on it). Checking every
+// lower and next higher uid in any service: the rule of OpImport, kept so
+// that a log holding an OpImport replays as it applied when written
+// (OpImportKeepTimes drops it). Checking every
 // imported uid against its neighbours in the final state covers every
 // adjacent pair that involves an imported record.
 func (s *state) checkCreatedOrder(uid, createdAt int64) *Error {

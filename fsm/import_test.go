@@ -142,8 +142,8 @@ func TestImportRejectsBrokenBatchesWhole(t *testing.T) {
 		batch         ImportBatch
 		status, field string
 	}{
+		{"created_at decreasing in uid (OpImport)", ImportBatch{Records: []ImportRecord{importRec(200, svc, "v@x", 10, t0-6000, Null)}}, StatusBadRequest, "created_at"},
 		{"two live records", ImportBatch{Records: []ImportRecord{importRec(200, svc, "v@x", 10, t0, Null), importRec(201, svc, "v@x", 10, t0, Null)}}, StatusBadRequest, "replaced_at"},
-		{"created_at decreasing in uid", ImportBatch{Records: []ImportRecord{importRec(200, svc, "v@x", 10, t0-6000, Null)}}, StatusBadRequest, "created_at"},
 		{"uid of another user", ImportBatch{Records: []ImportRecord{importRec(107, svc, "other@x", 10, t0-3000, Null)}}, StatusConflict, "uid"},
 		{"service id taken", ImportBatch{Services: []ImportService{{ID: 3, Name: "sync-1.1", Pattern: testPattern}}}, StatusConflict, "service"},
 		{"node id taken", ImportBatch{Nodes: []ImportNode{{ID: 12, Service: svc, URL: "https://z", Capacity: 1}}}, StatusConflict, "node"},
@@ -329,4 +329,71 @@ func FuzzDecodeImportCommand(f *testing.F) {
 			t.Fatalf("failing command changed the state")
 		}
 	})
+}
+
+// OpImportKeepTimes keeps imported times exactly as the source holds
+// them, even when created_at goes down as uids grow; reads, snapshots and
+// records created afterwards stay correct. (OpImport refuses such a
+// batch: TestImportRejectsBrokenBatchesWhole.)
+func TestImportKeepsCreatedAtOutOfUIDOrder(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.ok(importCmd(sampleBatch()))
+	// uid 200 was created (in the source) before every other record.
+	keep := importCmd(ImportBatch{Records: []ImportRecord{importRec(200, "sync-1.5", "v@x", 10, t0-6000, Null)}})
+	keep.Op = OpImportKeepTimes
+	h.ok(keep)
+	if u := h.user("sync-1.5", "v@x"); u.CreatedAt != t0-6000 || u.FirstSeenAt != t0-6000 {
+		t.Fatalf("user %+v: created_at changed", u)
+	}
+	// Live records created at or before each time: v@x (t0-6000), u1@x's
+	// uid 105 (t0-4000), u2@x (t0-3000).
+	for asOf, want := range map[int64]int64{t0 - 6001: 0, t0 - 6000: 1, t0 - 4000: 2, t0 - 3000: 3, t0 + 1: 3} {
+		if n, err := h.f.CountUsers("sync-1.5", asOf); err != nil || n != want {
+			t.Errorf("CountUsers(asOf %d) = %d, %v; want %d", asOf-t0, n, err, want)
+		}
+	}
+	// A snapshot of this state restores.
+	var buf bytes.Buffer
+	if _, err := h.f.st.writeSnapshot(&buf, true); err != nil {
+		t.Fatal(err)
+	}
+	g := New(Options{})
+	if err := g.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if !bytes.Equal(domainBytes(t, g), domainBytes(t, h.f)) {
+		t.Fatalf("restored state differs")
+	}
+	// A new user gets a uid above every imported one, created now.
+	h.tick(10)
+	res := h.ok(allocate("sync-1.5", "new@x"))
+	if res.User.UID <= 200 || res.User.CreatedAt < t0 {
+		t.Fatalf("new record %+v", res.User.Record)
+	}
+}
+
+// A user whose generation went down in the source (a newer record below
+// an older one) is kept so by OpImportKeepTimes; sign-ins compare with the
+// current record, as Mozilla's server does. OpImport refuses the batch.
+func TestImportKeepsGenerationsAsGiven(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.ok(importCmd(sampleBatch()))
+	older := importRec(300, "sync-1.5", "g@x", 10, t0-500, t0-400)
+	older.Generation = 50
+	newer := importRec(301, "sync-1.5", "g@x", 10, t0-400, Null)
+	newer.Generation = 20
+	b := ImportBatch{Records: []ImportRecord{older, newer}}
+	h.fails(importCmd(b), StatusBadRequest, "generation")
+	keep := importCmd(b)
+	keep.Op = OpImportKeepTimes
+	h.ok(keep)
+	rs := h.records("sync-1.5", "g@x")
+	if len(rs) != 2 || rs[0].Generation != 50 || rs[1].Generation != 20 {
+		t.Fatalf("records %+v", rs)
+	}
+	// The current record decides: generation 30 is above its 20.
+	login := Command{Op: OpLogin, Service: "sync-1.5", Email: "g@x", Generation: SomeInt64(30), ClientState: SomeString("aa")}
+	if res := h.ok(login); res.User.UID != 301 || res.User.Generation != 30 {
+		t.Fatalf("login %+v", res.User)
+	}
 }

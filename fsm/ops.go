@@ -44,7 +44,7 @@ func (s *state) dispatch(cmd *Command, now int64, opts *Options) Result {
 		return s.deleteRecord(cmd)
 	case OpAccountEvent:
 		return s.accountEvent(cmd, now)
-	case OpImport:
+	case OpImport, OpImportKeepTimes:
 		return s.importBatch(cmd)
 	}
 	return Result{Err: badRequest("op", "unknown op %d", cmd.Op)}

@@ -160,14 +160,13 @@ func (v *View) CountUsers(service string, asOf int64) (int64, error) {
 		if asOf >= s.lastTS {
 			continue
 		}
+		// Every record is looked at: imported records keep their source's
+		// created_at, which need not grow with the uid, so no uid bounds
+		// the ones created after asOf.
 		for _, t := range sv.trees {
-			t.recs.Descend(func(e recEntry) bool {
+			t.recs.Ascend(func(e recEntry) bool {
 				i, _ := e.u.recByUID(e.uid)
-				r := &e.u.recs[i]
-				if r.createdAt <= asOf {
-					return false
-				}
-				if r.live() {
+				if r := &e.u.recs[i]; r.live() && r.createdAt > asOf {
 					total--
 				}
 				return true

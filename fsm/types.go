@@ -106,6 +106,10 @@ const (
 	OpDeleteRecord  Op = 13 //
 	OpAccountEvent  Op = 14 //
 	OpImport        Op = 15 // upsert a batch of imported services, nodes and records (import.go)
+	// OpImportKeepTimes is OpImport that also takes created_at going down
+	// as uids grow. Propose it only once every member runs a binary that
+	// knows it (an older one cannot decode it).
+	OpImportKeepTimes Op = 16
 )
 
 // OptInt64 / OptString / OptBool are optional command fields ("absent" is

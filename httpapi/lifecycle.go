@@ -101,7 +101,8 @@ func (s *Server) importBatch(rq *request) {
 			Description: fmt.Sprintf("a batch holds at most %d items, got %d", fsm.MaxImportBatch, n)})
 		return
 	}
-	res, ok := rq.apply(fsm.Command{Op: fsm.OpImport, Import: importBatchToFSM(&in)})
+	// OpImportKeepTimes: every created_at is kept as the source holds it.
+	res, ok := rq.apply(fsm.Command{Op: fsm.OpImportKeepTimes, Import: importBatchToFSM(&in)})
 	if !ok {
 		return
 	}

@@ -29,6 +29,8 @@ type httpMetrics struct {
 	// read. Deprecated: wimms_logins_total counts them too; kept for one
 	// release.
 	loginReads *prometheus.CounterVec
+	// webhookEvents counts FxA account events by type and outcome.
+	webhookEvents *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
@@ -49,8 +51,15 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 		Name: metricLogins,
 		Help: "Logins this member decided (the login endpoint and the token server), by service and outcome (ok, retired, unavailable, or the error status). Each login is counted by one member: sum over members.",
 	}, []string{"service", "outcome"})
+	webhookEvents := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wimms_fxa_webhook_events_total",
+		Help: "FxA account events received on /1.0/webhooks/fxa/events, by event (delete-user, password-change, other) and outcome (applied, repeated: a redelivery that changed nothing, counted: --fxa-webhook-metrics-only, dropped: not acted on).",
+	}, []string{"event", "outcome"})
 	var err error
 	if logins, err = registerOrReuse(reg, logins); err != nil {
+		return nil, err
+	}
+	if webhookEvents, err = registerOrReuse(reg, webhookEvents); err != nil {
 		return nil, err
 	}
 	if requests, err = registerOrReuse(reg, requests); err != nil {
@@ -62,7 +71,7 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 	if loginReads, err = registerOrReuse(reg, loginReads); err != nil {
 		return nil, err
 	}
-	return &httpMetrics{requests: requests, duration: duration, logins: logins, loginReads: loginReads}, nil
+	return &httpMetrics{requests: requests, duration: duration, logins: logins, loginReads: loginReads, webhookEvents: webhookEvents}, nil
 }
 
 // loginRead counts one login decided from a read (the deprecated series;

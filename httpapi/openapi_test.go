@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/wimms-dev/wimms/httpapi/internal/fake"
+	"github.com/wimms-dev/wimms/internal/fxa"
 )
 
 // TestOpenAPIDocsCopyIsCurrent: docs/openapi.json is the embedded document,
@@ -57,8 +59,9 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 		}
 	}
 
-	// With a token-server configuration, so its route exists too.
-	srv := New(Config{Store: fake.NewStore(), Tokens: failingIssuer{}})
+	// With a token-server configuration and the FxA webhook, so their
+	// routes exist too.
+	srv := New(Config{Store: fake.NewStore(), Tokens: webhookIssuer{}})
 	served := map[string]bool{}
 	err := srv.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tpl, err := route.GetPathTemplate()
@@ -122,4 +125,13 @@ func TestOpenAPIServed(t *testing.T) {
 	if !bytes.Equal(rec.Body.Bytes(), OpenAPIDocument) {
 		t.Fatal("served document differs from the embedded one")
 	}
+}
+
+// webhookIssuer is a token server with the FxA webhook enabled.
+type webhookIssuer struct{ failingIssuer }
+
+func (webhookIssuer) WebhookEnabled() (bool, bool) { return true, false }
+
+func (webhookIssuer) VerifyEvent(context.Context, string) (fxa.SET, error) {
+	return fxa.SET{}, fxa.ErrInvalidCredentials
 }

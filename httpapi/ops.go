@@ -4,7 +4,7 @@ package httpapi
 // (routes), the token server's route, and the operator endpoints kept in
 // their own files.
 func (s *Server) allRoutes() []route {
-	all := append(s.routes(), s.tokenRoutes()...)
+	all := append(append(s.routes(), s.tokenRoutes()...), s.webhookRoutes()...)
 	all = append(all, s.dockerflowRoutes()...)
 	all = append(all, s.opsRoutes()...)
 	all = append(all, s.activityRoutes()...)

@@ -62,7 +62,11 @@ func (s *Server) mount(r *mux.Router, routes []route) {
 			}).Subrouter()
 			groups[key] = sub
 		}
-		sub.Handle(rt.path, s.serve(rt)).Methods(rt.method).Name(rt.name)
+		h := s.serve(rt)
+		if rt.name == routeToken {
+			h = s.tokenAnswers(h)
+		}
+		sub.Handle(rt.path, h).Methods(rt.method).Name(rt.name)
 	}
 }
 

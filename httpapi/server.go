@@ -514,6 +514,10 @@ func (rq *request) read(fn func(fsm.Reader) error) bool {
 // had to run, so leadership moved since, and the client retries (503 with
 // Retry-After; nothing was proposed).
 func (rq *request) storeError(err error) {
+	if rq.rt.name == routeToken {
+		rq.tsStoreError(err)
+		return
+	}
 	f := classifyStoreError(err, rq.rt.kind != kindRead)
 	if f.internal {
 		rq.s.log.Error("request failed", "route", rq.rt.name, "method", rq.r.Method, "error", err)
@@ -522,6 +526,10 @@ func (rq *request) storeError(err error) {
 }
 
 func (rq *request) fsmError(e *fsm.Error) {
+	if rq.rt.name == routeToken {
+		rq.tsFSMError(e)
+		return
+	}
 	code, known := httpStatusForFSM(e.Status, rq.rt.name)
 	if !known {
 		rq.s.log.Error("state machine returned an unknown status", "route", rq.rt.name, "status", e.Status, "error", e)
@@ -553,6 +561,10 @@ func (rq *request) fsmError(e *fsm.Error) {
 // successful command without the object it must return).
 func (rq *request) internalError(what string) {
 	rq.s.log.Error("internal error", "route", rq.rt.name, "method", rq.r.Method, "problem", what)
+	if rq.rt.name == routeToken {
+		rq.tsError(http.StatusInternalServerError, StatusInternalError, tsLocationInternal, "", tsDescServerError)
+		return
+	}
 	rq.writeError(http.StatusInternalServerError, StatusInternalError,
 		ErrorDetail{Location: LocationBody, Name: "request", Description: "internal error"})
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/internal/fxa"
 	"github.com/wimms-dev/wimms/internal/tokenserver"
+	"github.com/wimms-dev/wimms/store"
 )
 
 // The token server's endpoint (GET /1.0/{app}/{version}): Firefox's sign-in
@@ -57,6 +60,27 @@ type TokenJSON struct {
 	NodeType     string `json:"node_type"`
 }
 
+// The error entries of Mozilla's token server: its locations include
+// "url" and "internal", and most entries have an empty name.
+const (
+	tsLocationURL      = "url"
+	tsLocationInternal = "internal"
+	// tsStatusError is the status of answers Mozilla gives no specific one.
+	tsStatusError          = "error"
+	tsStatusInvalidKeyID   = "invalid-key-id"
+	tsDescUnauthorized     = "Unauthorized"
+	tsDescServerError      = "Server error"
+	tsDescUnavailable      = "Resource is not available"
+	tsDescInvalidQuery     = "invalid query params"
+	tsDescBadClientState   = "Invalid client state value"
+	tsDescUnsupportedApp   = "Unsupported application"
+	tsDescUnsupportedVer   = "Unsupported application version"
+	tsDescNewUsersDisabled = "New users are not allowed"
+)
+
+// clientStateHeader is what Mozilla's server accepts in X-Client-State.
+var clientStateHeader = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,32}$`)
+
 // tokenRoutes is empty (so the path answers 404) unless the member was
 // given a token-server configuration. The route is open: its
 // Authorization header carries the user's FxA token, not the API token.
@@ -70,52 +94,69 @@ func (s *Server) tokenRoutes() []route {
 		kind: kindControl, place: placeLeaderAlone, handle: s.token, subject: subjectUser, query: []string{"duration"}}}
 }
 
-func (rq *request) refuseCredentials(name, desc string) {
-	rq.writeError(http.StatusUnauthorized, StatusInvalidCredentials,
-		ErrorDetail{Location: LocationHeader, Name: name, Description: desc})
+// tsError answers with one error entry in Mozilla's shape.
+func (rq *request) tsError(code int, status, location, name, desc string) {
+	if tw, ok := rq.w.(*tokenWriter); ok {
+		tw.status = status
+	}
+	rq.writeError(code, status, ErrorDetail{Location: location, Name: name, Description: desc})
 }
 
+func (rq *request) tsUnauthorized(status, desc string) {
+	rq.tsError(http.StatusUnauthorized, status, LocationBody, "", desc)
+}
+
+// tsServerError is Mozilla's answer to every failure of its database: the
+// detail goes to the log, never to the client.
+func (rq *request) tsServerError(code int, what string) {
+	rq.s.log.Warn("token request failed", "problem", what, "status", code)
+	rq.tsError(code, StatusInternalError, tsLocationInternal, "", tsDescServerError)
+}
+
+// The checks run in the order of Mozilla's token server, so a request
+// with several problems gets the same answer: Authorization, the FxA
+// token, X-KeyID (with X-Client-State), the application and version, the
+// query, then the sign-in rules.
 func (s *Server) token(rq *request) {
-	if rq.invalid() {
-		return
-	}
-	service, ok := tokenService(rq.r)
-	if !ok {
-		rq.writeError(http.StatusNotFound, fsm.StatusNotFound,
-			ErrorDetail{Location: LocationPath, Name: "application", Description: "unsupported application or version"})
-		return
-	}
-	accessToken, ok := bearerToken(rq.r)
-	if !ok {
-		rq.refuseCredentials("Authorization", "Unauthorized: a Bearer FxA OAuth token is required")
+	accessToken, desc := bearerTokenOf(rq.r.Header.Values("Authorization"))
+	if desc != "" {
+		rq.tsUnauthorized(tsStatusError, desc)
 		return
 	}
 	id, err := s.tokens.Authenticate(rq.r.Context(), accessToken)
 	if err != nil {
-		if errors.Is(err, fxa.ErrInvalidCredentials) {
+		switch {
+		case errors.Is(err, fxa.ErrInvalidCredentials):
 			// The reason names the failed check, never the token.
 			s.log.Debug("token request refused", "reason", err)
-			rq.refuseCredentials("Authorization", "Unauthorized")
-			return
+			rq.tsUnauthorized(StatusInvalidCredentials, tsDescUnauthorized)
+		case errors.Is(err, fxa.ErrBusy):
+			s.log.Warn("FxA verify calls at their limit; answering 503", "error", err)
+			rq.tsError(http.StatusServiceUnavailable, tsStatusError, LocationBody, "", tsDescUnavailable)
+		default:
+			s.log.Warn("verifying an FxA token failed", "error", err)
+			rq.tsError(http.StatusServiceUnavailable, StatusFxAUnavailable, LocationBody, "", tsDescUnavailable)
 		}
-		s.log.Warn("verifying an FxA token failed", "error", err)
-		rq.writeError(http.StatusServiceUnavailable, StatusFxAUnavailable,
-			ErrorDetail{Location: LocationHeader, Name: "Authorization", Description: "the FxA verify endpoint could not be reached"})
 		return
 	}
-	kid, desc := parseKeyID(rq.r.Header.Values(HeaderKeyID))
-	if desc != "" {
-		rq.refuseCredentials(HeaderKeyID, desc)
+	kid, ok := rq.tsKeyID()
+	if !ok {
 		return
 	}
-	if cs := rq.r.Header.Get(HeaderClientState); cs != "" && cs != kid.clientState {
-		rq.writeError(http.StatusUnauthorized, fsm.StatusInvalidClientState,
-			ErrorDetail{Location: LocationHeader, Name: HeaderClientState, Description: "X-Client-State does not match X-KeyID"})
+	service, ok := tokenService(rq.r)
+	if !ok {
+		rq.tsUnsupported()
+		return
+	}
+	values, err := url.ParseQuery(rq.r.URL.RawQuery)
+	if err != nil || len(values["duration"]) > 1 {
+		rq.tsError(http.StatusBadRequest, tsStatusError, tsLocationURL, "", tsDescInvalidQuery)
 		return
 	}
 	email := id.FxaUID + "@" + s.tokens.EmailDomain()
 	if checkEmail(email) != "" {
-		rq.refuseCredentials("Authorization", "Unauthorized: the FxA uid cannot form an email")
+		s.log.Debug("token request refused", "reason", "the FxA uid cannot form an email")
+		rq.tsUnauthorized(StatusInvalidCredentials, tsDescUnauthorized)
 		return
 	}
 	cmd := fsm.Command{Op: fsm.OpLogin, Service: service, Email: email, ClientState: fsm.SomeString(kid.clientState)}
@@ -138,7 +179,7 @@ func (s *Server) token(rq *request) {
 	}
 	u := res.User
 	tok, err := s.tokens.Issue(tokenserver.Grant{Node: u.NodeURL, UID: u.UID, FxaUID: id.FxaUID, FxaKid: res.FxaKid,
-		Duration: requestedDuration(rq.query["duration"], s.tokens.MaxDuration())})
+		Duration: requestedDuration(values.Get("duration"), s.tokens.MaxDuration())})
 	if err != nil {
 		rq.internalError("minting the token: " + err.Error())
 		return
@@ -147,23 +188,92 @@ func (s *Server) token(rq *request) {
 	if endpoint == "" {
 		endpoint = fmt.Sprintf("%s/1.5/%d", u.NodeURL, u.UID)
 	}
-	h := rq.w.Header()
-	h.Set("X-Timestamp", strconv.FormatInt(s.now().Unix(), 10))
-	h.Set("X-Content-Type-Options", "nosniff")
+	rq.noteSignIn("uid", tok.LogUID, "metrics_uid", tok.HashedFxaUID, "first_seen_at", u.FirstSeenAt, "node_type", tok.NodeType)
+	rq.w.Header().Set("X-Content-Type-Options", "nosniff")
 	rq.writeJSON(http.StatusOK, TokenJSON{ID: tok.ID, Key: tok.Key, UID: u.UID, APIEndpoint: endpoint,
 		Duration: int64(tok.Duration / time.Second), HashAlg: "sha256", HashedFxaUID: tok.HashedFxaUID, NodeType: tok.NodeType})
 }
 
-// tokenService is the service a token request names: {app}-{version}.
-func tokenService(r *http.Request) (string, bool) {
-	vars := mux.Vars(r)
-	app, err1 := url.PathUnescape(vars["app"])
-	version, err2 := url.PathUnescape(vars["version"])
-	if err1 != nil || err2 != nil || strings.Contains(app, "-") {
-		return "", false
+// bearerTokenOf reads "Authorization: Bearer <token>" as Mozilla's server
+// does (the scheme in any case, split at the first space) and returns the
+// error description otherwise.
+func bearerTokenOf(values []string) (string, string) {
+	if len(values) == 0 || !visibleASCII(values[0]) {
+		return "", tsDescUnauthorized
 	}
-	service := app + "-" + version
-	return service, checkServiceName(service) == ""
+	scheme, token, ok := strings.Cut(values[0], " ")
+	if !ok {
+		return "", tsDescUnauthorized
+	}
+	if !strings.EqualFold(scheme, "bearer") {
+		return "", "Unsupported"
+	}
+	return token, ""
+}
+
+// visibleASCII: what a header value must be for Mozilla's server to read
+// it as text (tab, space and printable ASCII).
+func visibleASCII(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c != '\t' && (c < 0x20 || c > 0x7e) {
+			return false
+		}
+	}
+	return true
+}
+
+// tsUnsupported answers 404 for an application or version this member
+// does not serve: "application" when no service {app}-* exists, else the
+// version, as Mozilla's server names them.
+func (rq *request) tsUnsupported() {
+	app, _ := url.PathUnescape(mux.Vars(rq.r)["app"])
+	version, _ := url.PathUnescape(mux.Vars(rq.r)["version"])
+	appKnown := false
+	if app != "" && !strings.Contains(app, "-") {
+		// A stale read is enough to choose between two 404 answers.
+		_, _ = rq.s.store.Read(rq.r.Context(), store.ReadOptions{Level: store.ReadStale}, func(rd fsm.Reader) error {
+			for _, svc := range rd.ListServices() {
+				if strings.HasPrefix(svc.Name, app+"-") {
+					appKnown = true
+				}
+			}
+			return nil
+		})
+	}
+	if !appKnown {
+		rq.tsError(http.StatusNotFound, tsStatusError, tsLocationURL, "application", tsDescUnsupportedApp)
+		return
+	}
+	rq.tsError(http.StatusNotFound, tsStatusError, tsLocationURL, version, tsDescUnsupportedVer)
+}
+
+// tsFSMError answers a refused sign-in as Mozilla's server does.
+func (rq *request) tsFSMError(e *fsm.Error) {
+	switch e.Status {
+	case fsm.StatusInvalidGeneration, fsm.StatusInvalidKeysChangedAt:
+		rq.tsUnauthorized(e.Status, tsDescUnauthorized)
+	case fsm.StatusInvalidClientState:
+		desc := "Unacceptable client-state value"
+		if e.Reason != "" {
+			desc += " " + e.Reason
+		}
+		rq.tsError(http.StatusUnauthorized, e.Status, LocationHeader, HeaderClientState, desc)
+	case fsm.StatusNewUsersDisabled:
+		rq.tsError(http.StatusForbidden, e.Status, LocationBody, "", tsDescNewUsersDisabled)
+	case fsm.StatusNotFound:
+		rq.tsUnsupported()
+	case fsm.StatusNoNodeAvailable:
+		rq.tsServerError(http.StatusServiceUnavailable, "no node can take the user: "+e.Error())
+	default:
+		rq.tsServerError(http.StatusInternalServerError, "the sign-in was refused: "+e.Error())
+	}
+}
+
+// tsStoreError: the cluster could not decide (no leader, shutting down,
+// timed out). Mozilla's server answers a database failure 503
+// internal-error; retrying a sign-in is always safe.
+func (rq *request) tsStoreError(err error) {
+	rq.tsServerError(http.StatusServiceUnavailable, err.Error())
 }
 
 // requestedDuration honours ?duration= only when it is a whole number of
@@ -185,32 +295,171 @@ type keyID struct {
 	clientState   string // hex
 }
 
-// parseKeyID reads X-KeyID: "<keys_changed_at>-<base64url, no padding, of
-// the client state bytes>" (e.g. "1234-qqo"). It returns a description of
-// the problem, or "".
-func parseKeyID(values []string) (keyID, string) {
-	switch len(values) {
-	case 0:
-		return keyID{}, "Unauthorized: missing X-KeyID header"
-	case 1:
-	default:
-		return keyID{}, "Unauthorized: X-KeyID given more than once"
+// tsKeyID reads X-KeyID: "<keys_changed_at>-<base64url, no padding, of
+// the client state bytes>" (e.g. "1234-qqo") and checks X-Client-State
+// against it, answering as Mozilla's server does when something is wrong.
+func (rq *request) tsKeyID() (keyID, bool) {
+	values := rq.r.Header.Values(HeaderKeyID)
+	if len(values) == 0 {
+		rq.tsError(http.StatusUnauthorized, tsStatusInvalidKeyID, LocationHeader, "", "Missing X-KeyID header")
+		return keyID{}, false
+	}
+	if !visibleASCII(values[0]) {
+		rq.tsError(http.StatusUnauthorized, tsStatusInvalidKeyID, LocationHeader, "", "Invalid X-KeyID header")
+		return keyID{}, false
 	}
 	ts, b64, ok := strings.Cut(values[0], "-")
 	if !ok {
-		return keyID{}, "Unauthorized: X-KeyID must be <keys_changed_at>-<client state>"
-	}
-	kca, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || kca < 0 {
-		return keyID{}, "Unauthorized: X-KeyID keys_changed_at is not a non-negative integer"
+		rq.tsUnauthorized(StatusInvalidCredentials, tsDescUnauthorized)
+		return keyID{}, false
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(b64)
 	if err != nil {
-		return keyID{}, "Unauthorized: X-KeyID client state is not unpadded base64url"
+		rq.tsUnauthorized(StatusInvalidCredentials, tsDescUnauthorized)
+		return keyID{}, false
 	}
 	cs := hex.EncodeToString(raw)
-	if checkClientState(cs) != "" {
-		return keyID{}, "Unauthorized: X-KeyID client state is longer than 16 bytes"
+	if xcs := rq.r.Header.Values(HeaderClientState); len(xcs) > 0 {
+		if !clientStateHeader.MatchString(xcs[0]) {
+			rq.tsError(http.StatusBadRequest, tsStatusError, LocationHeader, HeaderClientState, tsDescBadClientState)
+			return keyID{}, false
+		}
+		if xcs[0] != cs {
+			rq.tsUnauthorized(fsm.StatusInvalidClientState, tsDescUnauthorized)
+			return keyID{}, false
+		}
 	}
-	return keyID{keysChangedAt: kca, clientState: cs}, ""
+	kca, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || kca < 0 || checkClientState(cs) != "" {
+		// wimms also refuses a client state over 16 bytes (the longest
+		// the state machine stores).
+		rq.tsUnauthorized(StatusInvalidCredentials, tsDescUnauthorized)
+		return keyID{}, false
+	}
+	return keyID{keysChangedAt: kca, clientState: cs}, true
 }
+
+// tokenService is the service a token request names: {app}-{version}.
+func tokenService(r *http.Request) (string, bool) {
+	vars := mux.Vars(r)
+	app, err1 := url.PathUnescape(vars["app"])
+	version, err2 := url.PathUnescape(vars["version"])
+	if err1 != nil || err2 != nil || strings.Contains(app, "-") {
+		return "", false
+	}
+	service := app + "-" + version
+	return service, checkServiceName(service) == ""
+}
+
+// tokenAnswers wraps the token route: every answer carries X-Timestamp
+// (Mozilla's clients read the server's clock from it, on errors too), and
+// an error the cluster layer wrote before the handler ran (no leader,
+// shutting down, a relay that failed) is answered in Mozilla's shape.
+func (s *Server) tokenAnswers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w.Header().Set("X-Timestamp", strconv.FormatInt(s.now().Unix(), 10))
+		tw := &tokenWriter{ResponseWriter: w}
+		next.ServeHTTP(tw, r)
+		tw.finish()
+		s.logSignIn(r, tw, time.Since(start))
+	})
+}
+
+// clusterStatuses are the statuses of wimms' own cluster-level failures.
+var clusterStatuses = map[string]bool{
+	StatusNotLeader: true, StatusNoLeader: true, StatusShuttingDown: true, StatusUnknownOutcome: true,
+	StatusTimeout: true, StatusNotReady: true, StatusStaleRead: true, StatusNoCluster: true,
+}
+
+// tokenWriter holds back error answers (status >= 500) so a cluster-level
+// one can be rewritten; everything else passes straight through.
+type tokenWriter struct {
+	http.ResponseWriter
+	code    int
+	held    []byte
+	holding bool
+	status  string // of an error answer, for the request log
+	// summary holds what the handler learned for the request log (the
+	// hashed uid, first_seen_at, node type), as hclog key/value pairs.
+	summary []any
+}
+
+// logSignIn writes the one request-log line of a sign-in, in the fields of
+// Mozilla's token servers ("request.summary"; --log-format mozlog gives it
+// their shape). The FxA uid appears only hashed.
+func (s *Server) logSignIn(r *http.Request, tw *tokenWriter, took time.Duration) {
+	if by := tw.Header().Get(HeaderMember); by != "" && by != s.store.Meta().MemberID {
+		return // relayed: the member that answered wrote the line
+	}
+	code := tw.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	kv := []any{"uri.method", r.Method, "uri.path", r.URL.Path, "code", code, "user_agent", r.UserAgent(),
+		"t", took.Milliseconds()}
+	if tw.status != "" {
+		kv = append(kv, "status", tw.status)
+	}
+	kv = append(kv, tw.summary...)
+	s.log.Info("request.summary", kv...)
+}
+
+// noteSignIn adds fields to the request-log line of this sign-in.
+func (rq *request) noteSignIn(kv ...any) {
+	if tw, ok := rq.w.(*tokenWriter); ok {
+		tw.summary = append(tw.summary, kv...)
+	}
+}
+
+func (tw *tokenWriter) WriteHeader(code int) {
+	if tw.code != 0 {
+		return
+	}
+	tw.code = code
+	if code >= 500 {
+		tw.holding = true
+		return
+	}
+	tw.ResponseWriter.WriteHeader(code)
+}
+
+func (tw *tokenWriter) Write(b []byte) (int, error) {
+	if tw.code == 0 {
+		tw.WriteHeader(http.StatusOK)
+	}
+	if tw.holding {
+		tw.held = append(tw.held, b...)
+		return len(b), nil
+	}
+	return tw.ResponseWriter.Write(b)
+}
+
+func (tw *tokenWriter) finish() {
+	if !tw.holding {
+		return
+	}
+	code, body := tw.code, tw.held
+	var eb ErrorBody
+	if json.Unmarshal(body, &eb) == nil {
+		tw.status = eb.Status
+	}
+	if clusterStatuses[eb.Status] {
+		// A sign-in that may or may not have been applied is safe to
+		// retry: the next one sees the record the first one made.
+		code = http.StatusServiceUnavailable
+		body, _ = json.Marshal(ErrorBody{Status: StatusInternalError,
+			Errors: []ErrorDetail{{Location: tsLocationInternal, Name: "", Description: tsDescServerError}}})
+		body = append(body, '\n')
+		h := tw.ResponseWriter.Header()
+		h.Del("Content-Length")
+		h.Set("Content-Type", "application/json")
+		h.Set("Retry-After", "1")
+		tw.status = StatusInternalError
+	}
+	tw.ResponseWriter.WriteHeader(code)
+	_, _ = tw.ResponseWriter.Write(body)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (tw *tokenWriter) Unwrap() http.ResponseWriter { return tw.ResponseWriter }

@@ -68,6 +68,13 @@ func TestBackupRestoreEndToEnd(t *testing.T) {
 	if out, code := testutil.RunWimms(t, "restore", "--in", file, "--data-dir", dst.DataDir, "--id", dst.ID, "--raft-addr", dst.RaftAddr); code == 0 {
 		t.Fatalf("restore over a prepared data dir succeeded: %s", out)
 	}
+	// Started with another id, the member exits with one line naming the
+	// id and address the data dir was restored for, instead of waiting.
+	wrongOut, wrongCode := testutil.RunWimms(t, "server", "--id", "not-"+dst.ID, "--data-dir", dst.DataDir, "--raft-addr", dst.RaftAddr,
+		"--http-addr", testutil.FreeAddr(t, "127.0.0.1"))
+	if wrongCode == 0 || !strings.Contains(wrongOut, "restored for member "+dst.ID+" at raft address "+dst.RaftAddr) || !strings.Contains(wrongOut, "--id not-"+dst.ID) {
+		t.Fatalf("server with the wrong id on a restored dir: exit %d, output %q", wrongCode, wrongOut)
+	}
 	src.kill9() // the old cluster is gone; the restored one stands alone
 	dst.start()
 	dst.waitReady(30 * time.Second)

@@ -52,6 +52,7 @@ type serverFlags struct {
 	metricsToken                        string // from --metrics-token-file only
 	logLevel                            string
 	logJSON                             bool
+	logFormat                           string
 	reapAfter, applyTimeout, leaderWait time.Duration
 	snapshotThreshold                   uint64
 	shutdownTimeout                     time.Duration
@@ -107,7 +108,8 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.StringVar(&f.apiToken, "api-token", "", "bearer token every /v1 request must carry")
 	fl.StringVar(&f.adminToken, "admin-token", "", "bearer token for mutating service, node, event and cluster endpoints")
 	fl.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
-	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text")
+	fl.BoolVar(&f.logJSON, "log-json", false, "log JSON lines instead of text (same as --log-format json)")
+	fl.StringVar(&f.logFormat, "log-format", "text", "text, json, or mozlog (Mozilla's JSON log lines: Timestamp, Type, Logger, Hostname, EnvVersion, Severity, Pid, Fields)")
 	fl.DurationVar(&f.reapAfter, "reap-after", 72*time.Hour, "the leader removes a member gossip has seen dead this long (never below quorum)")
 	fl.DurationVar(&f.applyTimeout, "apply-timeout", 10*time.Second, "how long a write waits for commit before its outcome is reported unknown")
 	fl.DurationVar(&f.leaderWait, "leader-wait", 5*time.Second, "how long a forwarded request waits for a leader before 503 no-leader")
@@ -146,11 +148,22 @@ func newLogger(f serverFlags) (hclog.Logger, error) {
 	if level == hclog.NoLevel {
 		return nil, fmt.Errorf("--log-level %q: want trace, debug, info, warn or error", f.logLevel)
 	}
+	var out io.Writer = os.Stderr
+	jsonFormat := f.logJSON
+	switch f.logFormat {
+	case "text", "":
+	case "json":
+		jsonFormat = true
+	case "mozlog":
+		jsonFormat, out = true, newMozlogWriter(os.Stderr)
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text, json or mozlog", f.logFormat)
+	}
 	return hclog.New(&hclog.LoggerOptions{
 		Name:            "wimms",
 		Level:           level,
-		JSONFormat:      f.logJSON,
-		Output:          os.Stderr,
+		JSONFormat:      jsonFormat,
+		Output:          out,
 		IncludeLocation: false,
 	}).With("member", f.id), nil
 }
@@ -299,6 +312,9 @@ func runServer(parent context.Context, f serverFlags) error {
 	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
+	}
+	if err := checkRestoredIdentity(f.dataDir, f.id, f.raftAdvertise); err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)

@@ -31,6 +31,8 @@ const (
 type tokenFlags struct {
 	jwksFile, oauthURL         string
 	oauthTimeout               time.Duration
+	maxVerify                  int
+	webhook                    tokenserver.Webhook
 	emailDomain, nodeType      string
 	duration                   time.Duration
 	masterSecretFile, hashFile string
@@ -46,7 +48,11 @@ func (t *tokenFlags) registerSecrets(fl *pflag.FlagSet) {
 func (t *tokenFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&t.jwksFile, "fxa-jwks-file", "", "enables GET /1.0/{app}/{version}: FxA's public keys (a JWKS document, re-read when it changes)")
 	fl.StringVar(&t.oauthURL, "fxa-oauth-server-url", "", "FxA OAuth server; tokens that are not JWTs are checked with POST {url}/v1/verify (also enables the endpoint)")
-	fl.DurationVar(&t.oauthTimeout, "fxa-oauth-timeout", 5*time.Second, "timeout of a POST /v1/verify")
+	fl.DurationVar(&t.oauthTimeout, "fxa-oauth-timeout", 5*time.Second, "timeout of a POST /v1/verify or GET /v1/jwks")
+	fl.StringVar(&t.webhook.ClientID, "fxa-webhook-client-id", "", "enables POST /1.0/webhooks/fxa/events: the audience (this relying party's OAuth client id) of FxA's Security Event Tokens (needs --fxa-webhook-issuer)")
+	fl.StringVar(&t.webhook.Issuer, "fxa-webhook-issuer", "", "the issuer (iss) of FxA's Security Event Tokens, e.g. https://accounts.firefox.com")
+	fl.BoolVar(&t.webhook.MetricsOnly, "fxa-webhook-metrics-only", false, "count FxA account events without acting on them")
+	fl.IntVar(&t.maxVerify, "fxa-verify-concurrency", fxa.DefaultMaxConcurrentVerify, "most POST /v1/verify calls in flight; more get 503 with Retry-After")
 	fl.StringVar(&t.emailDomain, "fxa-email-domain", tokenserver.DefaultEmailDomain, "users are {fxa uid}@this domain")
 	fl.DurationVar(&t.duration, "token-duration", tokenserver.DefaultTokenDuration, "lifetime of a storage-node token")
 	fl.StringVar(&t.nodeType, "token-node-type", tokenserver.DefaultNodeType, "node_type reported to clients")
@@ -76,6 +82,9 @@ func (t *tokenFlags) minter() (*tokenserver.Minter, error) {
 // Nothing here logs a secret; only which sources were used.
 func (t *tokenFlags) issuer(logger hclog.Logger) (httpapi.TokenIssuer, error) {
 	if !t.enabled() {
+		if t.webhook.ClientID != "" || t.webhook.Issuer != "" || t.webhook.MetricsOnly {
+			return nil, fmt.Errorf("--fxa-webhook-* needs FxA's keys: --fxa-jwks-file or --fxa-oauth-server-url")
+		}
 		return nil, nil
 	}
 	m, err := t.minter()
@@ -89,23 +98,34 @@ func (t *tokenFlags) issuer(logger hclog.Logger) (httpapi.TokenIssuer, error) {
 	if len(hash) == 0 {
 		return nil, fmt.Errorf("a metrics hash secret is required: --metrics-hash-secret-file or $%s", envMetricsHashSecret)
 	}
-	v := &fxa.Verifier{OAuthServerURL: t.oauthURL, HTTPClient: &http.Client{Timeout: t.oauthTimeout}}
+	if t.maxVerify < 1 {
+		return nil, fmt.Errorf("--fxa-verify-concurrency %d: must be at least 1", t.maxVerify)
+	}
+	v := &fxa.Verifier{OAuthServerURL: t.oauthURL, HTTPClient: &http.Client{Timeout: t.oauthTimeout}, MaxConcurrentVerify: t.maxVerify}
 	if t.jwksFile != "" {
 		keys, err := fxa.NewJWKSFile(t.jwksFile)
 		if err != nil {
 			return nil, fmt.Errorf("--fxa-jwks-file: %w", err)
 		}
 		v.Keys = keys
+	} else if t.oauthURL != "" {
+		// As Mozilla's server does without configured keys: FxA's own
+		// published keys, and the verify endpoint while they are unavailable.
+		v.Keys = fxa.NewRemoteJWKS(t.oauthURL, &http.Client{Timeout: t.oauthTimeout}, func(err error) {
+			logger.Warn("fetching FxA's keys failed; keeping the last keys, tokens go to the verify endpoint meanwhile", "error", err)
+		})
 	} else {
 		v.Keys = fxa.StaticKeys{}
 	}
 	iss, err := tokenserver.New(tokenserver.Config{Verifier: v, MasterSecrets: m.MasterSecrets, Mode: m.Mode,
-		MetricsHashSecret: []byte(hash[len(hash)-1]), EmailDomain: t.emailDomain, Duration: t.duration, NodeType: t.nodeType})
+		MetricsHashSecret: []byte(hash[len(hash)-1]), EmailDomain: t.emailDomain, Duration: t.duration, NodeType: t.nodeType,
+		Webhook: t.webhook})
 	if err != nil {
 		return nil, err
 	}
 	logger.Info("token server enabled", "path", "/1.0/{app}/{version}", "jwks_file", t.jwksFile, "oauth_server", t.oauthURL,
-		"node_secret_mode", m.Mode, "master_secrets", len(m.MasterSecrets), "email_domain", t.emailDomain, "token_duration", t.duration)
+		"node_secret_mode", m.Mode, "master_secrets", len(m.MasterSecrets), "email_domain", t.emailDomain, "token_duration", t.duration,
+		"fxa_webhook", t.webhook.ClientID != "", "fxa_webhook_metrics_only", t.webhook.MetricsOnly)
 	return iss, nil
 }
 

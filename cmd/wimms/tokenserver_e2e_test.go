@@ -275,12 +275,12 @@ func TestTokenServerCluster(t *testing.T) {
 	for _, c := range []struct {
 		name, jwt, keyID, status string
 	}{
-		{"no token", "", "100-qqo", "invalid-credentials"},
+		{"no token", "", "100-qqo", "error"},
 		{"foreign key", stranger.jwt(t, syncClaims("fxa-user-1", 100)), "100-qqo", "invalid-credentials"},
 		{"not yet trusted key", k2.jwt(t, syncClaims("fxa-user-1", 100)), "100-qqo", "invalid-credentials"},
 		{"wrong scope", k1.jwt(t, wrongScope), "100-qqo", "invalid-credentials"},
 		{"expired", k1.jwt(t, expired), "100-qqo", "invalid-credentials"},
-		{"missing X-KeyID", k1.jwt(t, syncClaims("fxa-user-1", 100)), "", "invalid-credentials"},
+		{"missing X-KeyID", k1.jwt(t, syncClaims("fxa-user-1", 100)), "", "invalid-key-id"},
 		{"malformed X-KeyID", k1.jwt(t, syncClaims("fxa-user-1", 100)), "100-qq=o", "invalid-credentials"},
 		{"lower generation", k1.jwt(t, syncClaims("fxa-user-1", 99)), "100-qqo", "invalid-generation"},
 		{"new client state without keys_changed_at change", k1.jwt(t, syncClaims("fxa-user-1", 200)), "100-u7s", "invalid-client-state"},

@@ -154,28 +154,80 @@ func (f *JWKSFile) Keys() ([]Key, error) {
 	return nil, fmt.Errorf("jwks file %s: %w", f.path, err)
 }
 
+// Bounds of the verify fallback. Anyone can make a member call it, so a
+// caller must not be able to make it carry large bodies or pile up
+// outstanding calls to FxA.
+const (
+	// MaxRemoteTokenBytes: FxA's opaque tokens are 64 hex digits and its
+	// JWTs about 1 KiB; a longer token is refused without asking FxA.
+	MaxRemoteTokenBytes = 4 << 10
+	// DefaultMaxConcurrentVerify bounds verify calls in flight per member.
+	DefaultMaxConcurrentVerify = 32
+	// ClockLeeway is how far in the future a JWT's nbf and iat may lie
+	// (clocks of FxA and the member differ a little).
+	ClockLeeway = 60 * time.Second
+)
+
+// ErrBusy: the verify fallback already has its maximum of calls in flight.
+// It is not a refusal of the credentials; the caller should retry.
+var ErrBusy = errors.New("too many FxA verify calls in flight")
+
 // Verifier checks access tokens.
 type Verifier struct {
 	Keys KeySource
-	// OAuthServerURL, when set, verifies tokens that are not JWTs with
-	// POST {url}/v1/verify.
+	// OAuthServerURL, when set, verifies tokens that do not decode as an
+	// RS256 JWT, and tokens that arrive while no key is available, with
+	// POST {url}/v1/verify (as Mozilla's token server does).
 	OAuthServerURL string
 	// HTTPClient for the verify fallback; its Timeout bounds the call.
 	HTTPClient *http.Client
-	Now        func() time.Time
+	// MaxConcurrentVerify bounds verify calls in flight (0: default).
+	MaxConcurrentVerify int
+	Now                 func() time.Time
+
+	semOnce sync.Once
+	sem     chan struct{}
+}
+
+// KidKeySource is a KeySource that can look for a key it does not hold
+// yet (RemoteJWKS refreshes on an unknown kid).
+type KidKeySource interface {
+	KeysFor(ctx context.Context, kid string) ([]Key, error)
 }
 
 // Verify checks an access token and returns its identity. Every refusal
-// wraps ErrInvalidCredentials; other errors (the OAuth server is down)
-// do not.
+// wraps ErrInvalidCredentials; other errors (FxA is down, ErrBusy) do not.
 func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
-	if strings.Count(token, ".") == 2 {
-		return v.verifyJWT(token)
+	jt, ok := decodeJWT(token)
+	if !ok {
+		// Like Mozilla's server: what does not decode as an RS256 JWT may
+		// still be a token FxA knows (an opaque one, or a future format).
+		if v.OAuthServerURL == "" {
+			return Identity{}, refuse("not an RS256 JWT and no OAuth server is configured")
+		}
+		return v.verifyRemote(ctx, token)
 	}
-	if v.OAuthServerURL == "" {
-		return Identity{}, refuse("not a JWT and no OAuth server is configured")
+	keys, err := v.keysFor(ctx, jt.header.Kid)
+	if err != nil || len(keys) == 0 {
+		if v.OAuthServerURL != "" {
+			return v.verifyRemote(ctx, token)
+		}
+		if err != nil {
+			return Identity{}, fmt.Errorf("fxa keys: %w", err)
+		}
+		return Identity{}, refuse("no trusted key")
 	}
-	return v.verifyRemote(ctx, token)
+	return v.verifyJWT(jt, keys)
+}
+
+func (v *Verifier) keysFor(ctx context.Context, kid string) ([]Key, error) {
+	if v.Keys == nil {
+		return nil, nil
+	}
+	if ks, ok := v.Keys.(KidKeySource); ok {
+		return ks.KeysFor(ctx, kid)
+	}
+	return v.Keys.Keys()
 }
 
 type jwtHeader struct {
@@ -188,22 +240,46 @@ type jwtClaims struct {
 	Sub        string          `json:"sub"`
 	Scope      json.RawMessage `json:"scope"`
 	Exp        *json.Number    `json:"exp"`
+	Nbf        *json.Number    `json:"nbf"`
+	Iat        *json.Number    `json:"iat"`
 	Generation *json.Number    `json:"fxa-generation"`
 }
 
-func (v *Verifier) verifyJWT(token string) (Identity, error) {
+// decodedJWT is a token that has the structure of an RS256 JWT; nothing
+// about it is verified yet.
+type decodedJWT struct {
+	header       jwtHeader
+	signingInput string
+	sig          []byte
+	claims       []byte
+}
+
+// decodeJWT reports whether token is structurally an RS256 JWT: three
+// base64url parts, a JSON header naming RS256 and JSON claims.
+func decodeJWT(token string) (decodedJWT, bool) {
 	parts := strings.Split(token, ".")
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return Identity{}, refuse("JWT header is not base64url")
+	if len(parts) != 3 {
+		return decodedJWT{}, false
+	}
+	hb, err1 := base64.RawURLEncoding.DecodeString(parts[0])
+	cb, err2 := base64.RawURLEncoding.DecodeString(parts[1])
+	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || err3 != nil {
+		return decodedJWT{}, false
 	}
 	var h jwtHeader
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return Identity{}, refuse("JWT header is not JSON")
+	if json.Unmarshal(hb, &h) != nil || h.Alg != "RS256" {
+		return decodedJWT{}, false
 	}
-	if h.Alg != "RS256" {
-		return Identity{}, refuse("JWT alg %q, want RS256", h.Alg)
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(cb, &probe) != nil {
+		return decodedJWT{}, false
 	}
+	return decodedJWT{header: h, signingInput: parts[0] + "." + parts[1], sig: sig, claims: cb}, true
+}
+
+func (v *Verifier) verifyJWT(jt decodedJWT, keys []Key) (Identity, error) {
+	h := jt.header
 	// FxA marks access tokens typ "at+JWT" (RFC 9068); syncstorage-rs
 	// refuses any other, so a signed ID token cannot pass for one.
 	typ := strings.ToLower(h.Typ)
@@ -213,17 +289,34 @@ func (v *Verifier) verifyJWT(token string) (Identity, error) {
 	if typ != "application/at+jwt" {
 		return Identity{}, refuse("JWT typ %q, want at+JWT", h.Typ)
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return Identity{}, refuse("JWT signature is not base64url")
+	if !jt.signedBy(keys) {
+		return Identity{}, refuse("JWT signature matches no trusted key")
 	}
-	keys, err := v.Keys.Keys()
-	if err != nil {
-		return Identity{}, fmt.Errorf("fxa keys: %w", err)
+	dec := json.NewDecoder(bytes.NewReader(jt.claims))
+	dec.UseNumber()
+	var c jwtClaims
+	if err := dec.Decode(&c); err != nil {
+		return Identity{}, refuse("JWT claims: %v", err)
 	}
-	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	// The key named by kid first, then every other key in turn (FxA may
-	// omit or reuse kids across a rotation).
+	if c.Exp == nil {
+		return Identity{}, refuse("JWT has no exp")
+	}
+	if err := checkTimes(v.now(), c.Exp, c.Nbf, c.Iat); err != nil {
+		return Identity{}, err
+	}
+	scopes, err := parseScope(c.Scope)
+	if err != nil {
+		return Identity{}, refuse("JWT scope: %v", err)
+	}
+	return identity(c.Sub, scopes, c.Generation)
+}
+
+// signedBy reports whether one of keys made the signature: the key named
+// by kid first, then every other key in turn (FxA may omit or reuse kids
+// across a rotation).
+func (jt decodedJWT) signedBy(keys []Key) bool {
+	h := jt.header
+	digest := sha256.Sum256([]byte(jt.signingInput))
 	ordered := slices.Clone(keys)
 	slices.SortStableFunc(ordered, func(a, b Key) int {
 		am, bm := h.Kid != "" && a.ID == h.Kid, h.Kid != "" && b.ID == h.Kid
@@ -235,41 +328,43 @@ func (v *Verifier) verifyJWT(token string) (Identity, error) {
 		}
 		return 0
 	})
-	verified := false
 	for _, k := range ordered {
-		if rsa.VerifyPKCS1v15(k.Pub, crypto.SHA256, digest[:], sig) == nil {
-			verified = true
-			break
+		if rsa.VerifyPKCS1v15(k.Pub, crypto.SHA256, digest[:], jt.sig) == nil {
+			return true
 		}
 	}
-	if !verified {
-		return Identity{}, refuse("JWT signature matches no trusted key")
+	return false
+}
+
+// checkTimes refuses a token past exp (when given), or whose nbf or iat
+// lies beyond a small clock difference in the future.
+func checkTimes(now time.Time, exp, nbf, iat *json.Number) error {
+	if exp != nil {
+		e, err := exp.Float64()
+		if err != nil {
+			return refuse("JWT exp is not a number")
+		}
+		if float64(now.Unix()) >= e {
+			return refuse("JWT expired")
+		}
 	}
-	cb, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return Identity{}, refuse("JWT claims are not base64url")
+	horizon := float64(now.Add(ClockLeeway).Unix())
+	for _, c := range []struct {
+		name string
+		n    *json.Number
+	}{{"nbf", nbf}, {"iat", iat}} {
+		if c.n == nil {
+			continue
+		}
+		t, err := c.n.Float64()
+		if err != nil {
+			return refuse("JWT %s is not a number", c.name)
+		}
+		if t > horizon {
+			return refuse("JWT %s lies more than %s in the future", c.name, ClockLeeway)
+		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(cb))
-	dec.UseNumber()
-	var c jwtClaims
-	if err := dec.Decode(&c); err != nil {
-		return Identity{}, refuse("JWT claims are not JSON")
-	}
-	if c.Exp == nil {
-		return Identity{}, refuse("JWT has no exp")
-	}
-	exp, err := c.Exp.Float64()
-	if err != nil {
-		return Identity{}, refuse("JWT exp is not a number")
-	}
-	if now := v.now(); float64(now.Unix()) >= exp {
-		return Identity{}, refuse("JWT expired")
-	}
-	scopes, err := parseScope(c.Scope)
-	if err != nil {
-		return Identity{}, refuse("JWT scope: %v", err)
-	}
-	return identity(c.Sub, scopes, c.Generation)
+	return nil
 }
 
 func identity(sub string, scopes []string, gen *json.Number) (Identity, error) {
@@ -308,6 +403,25 @@ func parseScope(raw json.RawMessage) ([]string, error) {
 }
 
 func (v *Verifier) verifyRemote(ctx context.Context, token string) (Identity, error) {
+	if len(token) > MaxRemoteTokenBytes {
+		return Identity{}, refuse("token of %d bytes, at most %d are sent to FxA", len(token), MaxRemoteTokenBytes)
+	}
+	if token == "" {
+		return Identity{}, refuse("empty token")
+	}
+	v.semOnce.Do(func() {
+		n := v.MaxConcurrentVerify
+		if n <= 0 {
+			n = DefaultMaxConcurrentVerify
+		}
+		v.sem = make(chan struct{}, n)
+	})
+	select {
+	case v.sem <- struct{}{}:
+		defer func() { <-v.sem }()
+	default:
+		return Identity{}, ErrBusy
+	}
 	body, _ := json.Marshal(map[string]string{"token": token})
 	url := strings.TrimRight(v.OAuthServerURL, "/") + "/v1/verify"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))

@@ -77,6 +77,7 @@ type Claims struct {
 	Scope      string `json:"scope"`
 	Exp        int64  `json:"exp"`
 	Iat        int64  `json:"iat,omitempty"`
+	Nbf        int64  `json:"nbf,omitempty"`
 	Generation int64  `json:"fxa-generation,omitempty"`
 	ClientID   string `json:"client_id,omitempty"`
 }
@@ -86,9 +87,10 @@ func (k SigningKey) Mint(c Claims) (string, error) {
 	return k.MintWithHeader(map[string]string{"alg": "RS256", "typ": "at+JWT", "kid": k.ID}, c)
 }
 
-// MintWithHeader signs claims under an arbitrary header (tests use it to
-// build tokens a verifier must refuse).
-func (k SigningKey) MintWithHeader(header map[string]string, c Claims) (string, error) {
+// MintWithHeader signs claims (any JSON value: tests also sign security
+// event tokens) under an arbitrary header (tests use it to build tokens a
+// verifier must refuse).
+func (k SigningKey) MintWithHeader(header map[string]string, c any) (string, error) {
 	hb, _ := json.Marshal(header)
 	cb, err := json.Marshal(c)
 	if err != nil {

@@ -25,10 +25,9 @@ const DefaultPattern = "{node}/1.5/{uid}"
 
 // Anomaly kinds.
 const (
-	AnomalyTwoLiveRecords  = "two-live-records" // an older live record is marked replaced at the newer's created_at
+	AnomalyTwoLiveRecords  = "two-live-records" // an older live record is marked replaced at the current record's created_at
 	AnomalyUnknownNode     = "unknown-node"     // the record's node does not exist: a live one is marked replaced at its own created_at
-	AnomalyCreatedAtOrder  = "created-at-order" // created_at below a lower uid's: raised to it
-	AnomalyGenerationOrder = "generation-order" // generation/keys_changed_at below an older record's: raised to it
+	AnomalyGenerationOrder = "generation-order" // generation/keys_changed_at below an older record's: kept, reported
 	AnomalyInvalidRow      = "invalid-row"      // a value wimms cannot hold: the row is skipped
 	AnomalyNullPattern     = "null-pattern"     // a service without a pattern gets DefaultPattern
 	AnomalyOtherService    = "node-of-other-service"
@@ -121,9 +120,7 @@ type run struct {
 	nodes    map[int64]*nodeInfo
 	nodeIDs  []int64
 	hasKCA   bool
-	// createdFix: uid → raised created_at (pass 1), only for anomalous rows.
-	createdFix map[int64]int64
-	batch      wire.ImportBatch
+	batch    wire.ImportBatch
 }
 
 func (r *run) anomaly(a Anomaly) {
@@ -156,7 +153,7 @@ func Import(ctx context.Context, db *sql.DB, sink Sink, opts Options) (*Summary,
 		return nil, fmt.Errorf("mysql: starting a consistent snapshot: %w", err)
 	}
 	defer func() { _, _ = conn.ExecContext(context.Background(), "ROLLBACK") }()
-	r := &run{conn: conn, sink: sink, opts: opts, sum: sum, services: map[int64]string{}, nodes: map[int64]*nodeInfo{}, createdFix: map[int64]int64{}}
+	r := &run{conn: conn, sink: sink, opts: opts, sum: sum, services: map[int64]string{}, nodes: map[int64]*nodeInfo{}}
 	if r.hasKCA, err = hasColumn(ctx, conn, "users", "keys_changed_at"); err != nil {
 		return nil, err
 	}
@@ -294,15 +291,13 @@ func flushInChunks[T any](ctx context.Context, r *run, items []T, slot *[]T) err
 	return nil
 }
 
-// passByUID streams uid and created_at in uid order: it finds created_at
-// values that go down as uids grow (raised to the running maximum) and
-// counts the records on each node (for the load drift).
+// passByUID streams the users table in uid order and counts the records
+// on each node (for the load drift). created_at is kept as the source
+// holds it, in whatever order its uids have.
 func (r *run) passByUID(ctx context.Context) error {
-	runningMax := int64(-1)
-	return r.eachRow(ctx, "users by uid", "SELECT uid, service, email, created_at, nodeid FROM users ORDER BY uid", func(rows *sql.Rows) error {
+	return r.eachRow(ctx, "users by uid", "SELECT uid, service, created_at, nodeid FROM users ORDER BY uid", func(rows *sql.Rows) error {
 		var uid, svc, created, node int64
-		var email string
-		if err := rows.Scan(&uid, &svc, &email, &created, &node); err != nil {
+		if err := rows.Scan(&uid, &svc, &created, &node); err != nil {
 			return err
 		}
 		if _, ok := r.services[svc]; !ok || created < 0 {
@@ -311,12 +306,6 @@ func (r *run) passByUID(ctx context.Context) error {
 		if n := r.nodes[node]; n != nil && n.service == svc {
 			n.records++
 		}
-		if created < runningMax {
-			r.createdFix[uid] = runningMax
-			r.anomaly(Anomaly{Kind: AnomalyCreatedAtOrder, UID: uid, Service: r.services[svc], Email: email,
-				Detail: fmt.Sprintf("created_at %d is below %d of a lower uid: raised to it", created, runningMax)})
-		}
-		runningMax = max(runningMax, created)
 		return nil
 	})
 }
@@ -397,9 +386,6 @@ func (r *run) addUser(rows []userRow) {
 		}
 		rec := wire.ImportRecord{UID: u.uid, Service: name, Email: u.email, NodeID: u.node, Generation: u.generation,
 			ClientState: u.clientState, CreatedAt: u.created}
-		if fixed, ok := r.createdFix[u.uid]; ok {
-			rec.CreatedAt = fixed
-		}
 		if u.kca.Valid {
 			v := u.kca.Int64
 			rec.KeysChangedAt = &v
@@ -421,25 +407,26 @@ func (r *run) addUser(rows []userRow) {
 	}
 	for i := 1; i < len(recs); i++ {
 		prev, cur := &recs[i-1], &recs[i]
-		raised := false
-		if cur.Generation < prev.Generation {
-			cur.Generation, raised = prev.Generation, true
-		}
-		if prev.KeysChangedAt != nil && (cur.KeysChangedAt == nil || *cur.KeysChangedAt < *prev.KeysChangedAt) {
-			v := *prev.KeysChangedAt
-			cur.KeysChangedAt, raised = &v, true
-		}
-		if raised {
+		if cur.Generation < prev.Generation || (prev.KeysChangedAt != nil && (cur.KeysChangedAt == nil || *cur.KeysChangedAt < *prev.KeysChangedAt)) {
+			// Kept as it is: sign-ins compare with the current record only,
+			// as Mozilla's server does. Reported, since the source's history
+			// is unusual.
 			r.anomaly(Anomaly{Kind: AnomalyGenerationOrder, UID: cur.UID, Service: cur.Service, Email: cur.Email,
-				Detail: "generation or keys_changed_at below the user's older record: raised to it"})
+				Detail: "generation or keys_changed_at below the user's older record: kept as it is"})
 		}
 	}
-	for i := 0; i+1 < len(recs); i++ {
-		if recs[i].ReplacedAt == nil {
-			v := recs[i+1].CreatedAt
-			recs[i].ReplacedAt = &v
-			r.anomaly(Anomaly{Kind: AnomalyTwoLiveRecords, UID: recs[i].UID, Service: recs[i].Service, Email: recs[i].Email,
-				Detail: fmt.Sprintf("live but older than uid %d: marked replaced at that record's created_at %d", recs[i+1].UID, v)})
+	// Race recovery as Mozilla's token server does it on the next sign-in:
+	// every older live record is marked replaced at the created_at of the
+	// user's current (newest) record.
+	if n := len(recs); n > 1 {
+		cur := recs[n-1]
+		for i := 0; i+1 < n; i++ {
+			if recs[i].ReplacedAt == nil {
+				v := cur.CreatedAt
+				recs[i].ReplacedAt = &v
+				r.anomaly(Anomaly{Kind: AnomalyTwoLiveRecords, UID: recs[i].UID, Service: recs[i].Service, Email: recs[i].Email,
+					Detail: fmt.Sprintf("live but older than the current uid %d: marked replaced at its created_at %d", cur.UID, v)})
+			}
 		}
 	}
 	r.batch.Records = append(r.batch.Records, recs...)

@@ -192,7 +192,14 @@ func NodeSecret(mode SecretMode, master, node string) (string, error) {
 // MetricsHash is the token servers' hashed_fxa_uid: the first 32 hex
 // digits of HMAC-SHA256(key, fxaUID).
 func MetricsHash(fxaUID string, key []byte) string {
-	return hmacHex(key, fxaUID)[:32]
+	return MetricsHashFull(fxaUID, key)[:32]
+}
+
+// MetricsHashFull is the whole HMAC-SHA256(key, fxaUID) in hex: the "uid"
+// of the token servers' request log lines (MetricsHash is its first 32
+// digits, their "metrics_uid").
+func MetricsHashFull(fxaUID string, key []byte) string {
+	return hmacHex(key, fxaUID)
 }
 
 // HashedDeviceID is the token servers' hashed_device_id for OAuth sign-ins,

@@ -40,6 +40,20 @@ type Config struct {
 	// in syncstorage-rs).
 	NodeType string
 	Now      func() time.Time
+	// Webhook, when ClientID and Issuer are set, enables FxA's account
+	// events (POST /1.0/webhooks/fxa/events).
+	Webhook Webhook
+}
+
+// Webhook is the configuration of FxA's account-event webhook.
+type Webhook struct {
+	// ClientID is this relying party's OAuth client id: the audience of
+	// the Security Event Tokens.
+	ClientID string
+	// Issuer is FxA's issuer (the tokens' iss).
+	Issuer string
+	// MetricsOnly counts events without acting on them.
+	MetricsOnly bool
 }
 
 // Issuer verifies FxA tokens and mints storage-node tokens.
@@ -73,6 +87,9 @@ func New(cfg Config) (*Issuer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if (cfg.Webhook.ClientID == "") != (cfg.Webhook.Issuer == "") {
+		return nil, errors.New("token server: the FxA webhook needs both a client id and an issuer")
+	}
 	return &Issuer{cfg: cfg}, nil
 }
 
@@ -80,6 +97,19 @@ func New(cfg Config) (*Issuer, error) {
 // on refusal).
 func (i *Issuer) Authenticate(ctx context.Context, accessToken string) (fxa.Identity, error) {
 	return i.cfg.Verifier.Verify(ctx, accessToken)
+}
+
+// WebhookEnabled reports whether account events are accepted, and
+// whether only counted.
+func (i *Issuer) WebhookEnabled() (enabled, metricsOnly bool) {
+	w := i.cfg.Webhook
+	return w.ClientID != "" && w.Issuer != "", w.MetricsOnly
+}
+
+// VerifyEvent checks a Security Event Token from FxA (refusals wrap
+// fxa.ErrInvalidCredentials).
+func (i *Issuer) VerifyEvent(ctx context.Context, token string) (fxa.SET, error) {
+	return i.cfg.Verifier.VerifySET(ctx, token, i.cfg.Webhook.ClientID, i.cfg.Webhook.Issuer)
 }
 
 // EmailDomain is appended to the FxA uid to make the user's email.
@@ -104,8 +134,10 @@ type Token struct {
 	Key          string
 	Duration     time.Duration
 	HashedFxaUID string
-	NodeType     string
-	Payload      tokenlib.Payload
+	// LogUID is the whole metrics hash of the FxA uid, for the request log.
+	LogUID   string
+	NodeType string
+	Payload  tokenlib.Payload
 }
 
 // Issue mints the token for g.
@@ -133,7 +165,8 @@ func (i *Issuer) Issue(g Grant) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	return Token{ID: id, Key: key, Duration: d, HashedFxaUID: hashed, NodeType: i.cfg.NodeType, Payload: p}, nil
+	return Token{ID: id, Key: key, Duration: d, HashedFxaUID: hashed, LogUID: tokenlib.MetricsHashFull(g.FxaUID, i.cfg.MetricsHashSecret),
+		NodeType: i.cfg.NodeType, Payload: p}, nil
 }
 
 // Minter makes tokens for a node without a sign-in (the purge job's
