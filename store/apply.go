@@ -145,6 +145,7 @@ var opNames = map[fsm.Op]string{
 	fsm.OpRemoveNode: "remove-node", fsm.OpAllocate: "allocate", fsm.OpUpdateUser: "update-user",
 	fsm.OpLogin: "login", fsm.OpRetire: "retire", fsm.OpReplace: "replace",
 	fsm.OpDeleteRecord: "delete-record", fsm.OpAccountEvent: "account-event", fsm.OpImport: "import",
+	fsm.OpImportKeepTimes: "import-keep-times",
 }
 
 func opName(op fsm.Op) string {
