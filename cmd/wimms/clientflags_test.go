@@ -227,7 +227,7 @@ func TestStatusAndHealthAddress(t *testing.T) {
 			t.Fatalf("health of a dead member: %v", err)
 		}
 		_, err = runRoot("status", "--addr", dead)
-		if !errors.As(err, &exit) || exit.code != 1 || !strings.HasPrefix(exit.msg, "cluster status of "+dead+": ") {
+		if !errors.As(err, &exit) || exit.code != exitUnreachable || !strings.HasPrefix(exit.msg, "cluster status of "+dead+": ") {
 			t.Fatalf("status of a dead member: %v", err)
 		}
 	})
