@@ -28,6 +28,8 @@ type module struct {
 	// docs; a path in a doc is checked only when it starts with one, so
 	// shell paths (`/tmp/base`, `bin/wimms`, `d1/`) are left alone.
 	topDirs map[string]bool
+	// pkgDirs are the directories holding Go files, relative to the root.
+	pkgDirs map[string]bool
 	// pkgNames maps a package name (`store`, `wire`) to its declarations,
 	// merged over every package of that name.
 	pkgs map[string]*decls
@@ -63,6 +65,7 @@ func loadModule(t *testing.T, root string) *module {
 	m := &module{
 		root:    root,
 		topDirs: map[string]bool{"docs": true},
+		pkgDirs: map[string]bool{},
 		pkgs:    map[string]*decls{},
 		types:   map[string]map[string]bool{},
 		idents:  map[string]bool{},
@@ -84,6 +87,7 @@ func loadModule(t *testing.T, root string) *module {
 		}
 		rel, _ := filepath.Rel(root, path)
 		m.topDirs[strings.Split(filepath.ToSlash(rel), "/")[0]] = true
+		m.pkgDirs[filepath.ToSlash(filepath.Dir(rel))] = true
 		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
 		if err != nil {
 			return err
@@ -448,5 +452,60 @@ func TestCheckDocCatchesStaleNames(t *testing.T) {
 				t.Errorf("checkDoc(%q) reported %q, want %q", tc.doc, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestArchitectureTreeListsEveryPackage: docs/architecture.md's tree is the
+// map a newcomer reads first, so every Go package directory must have its
+// line there (a package that is gone fails TestDocsNameOnlyWhatExists).
+func TestArchitectureTreeListsEveryPackage(t *testing.T) {
+	root := moduleRoot(t)
+	m := loadModule(t, root)
+	b, err := os.ReadFile(filepath.Join(root, "docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := treeDirs(string(b))
+	if len(listed) == 0 {
+		t.Fatal("docs/architecture.md has no tree (a code block after \"## The tree\")")
+	}
+	var dirs []string
+	for d := range m.pkgDirs {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(dirs)
+	for _, d := range dirs {
+		if d != "internal/docscheck" && !listed[d] {
+			t.Errorf("docs/architecture.md's tree has no line for package directory %s/", d)
+		}
+	}
+	if !listed["internal/docscheck"] {
+		t.Errorf("docs/architecture.md's tree has no line for internal/docscheck/")
+	}
+}
+
+// treeDirs returns the directories that start a line of the first code
+// block after the "## The tree" heading.
+func treeDirs(doc string) map[string]bool {
+	_, after, ok := strings.Cut(doc, "## The tree")
+	if !ok {
+		return nil
+	}
+	block := fence.FindString(after)
+	out := map[string]bool{}
+	for _, line := range strings.Split(block, "\n") {
+		first, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if strings.HasSuffix(first, "/") {
+			out[strings.TrimSuffix(first, "/")] = true
+		}
+	}
+	return out
+}
+
+func TestTreeDirs(t *testing.T) {
+	doc := "# x\n```\nfsm/ a\n```\n## The tree\ntext\n```\nstore/     the store\nhttpapi/wire/  objects\n.ci/run  ci\n```\n```\njepsen/ later block\n```\n"
+	got := treeDirs(doc)
+	if len(got) != 2 || !got["store"] || !got["httpapi/wire"] {
+		t.Errorf("treeDirs = %v, want store and httpapi/wire only", got)
 	}
 }
