@@ -6,6 +6,7 @@
 package docscheck
 
 import (
+	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -30,6 +31,9 @@ type module struct {
 	topDirs map[string]bool
 	// pkgDirs are the directories holding Go files, relative to the root.
 	pkgDirs map[string]bool
+	// imports maps a package directory to the module's packages its
+	// non-test files import (every build tag's files together).
+	imports map[string]map[string]bool
 	// pkgNames maps a package name (`store`, `wire`) to its declarations,
 	// merged over every package of that name.
 	pkgs map[string]*decls
@@ -66,6 +70,7 @@ func loadModule(t *testing.T, root string) *module {
 		root:    root,
 		topDirs: map[string]bool{"docs": true},
 		pkgDirs: map[string]bool{},
+		imports: map[string]map[string]bool{},
 		pkgs:    map[string]*decls{},
 		types:   map[string]map[string]bool{},
 		idents:  map[string]bool{},
@@ -87,7 +92,8 @@ func loadModule(t *testing.T, root string) *module {
 		}
 		rel, _ := filepath.Rel(root, path)
 		m.topDirs[strings.Split(filepath.ToSlash(rel), "/")[0]] = true
-		m.pkgDirs[filepath.ToSlash(filepath.Dir(rel))] = true
+		dir := filepath.ToSlash(filepath.Dir(rel))
+		m.pkgDirs[dir] = true
 		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
 		if err != nil {
 			return err
@@ -98,6 +104,16 @@ func loadModule(t *testing.T, root string) *module {
 		}
 		if m.pkgs[pkg] == nil {
 			m.pkgs[pkg] = newDecls()
+		}
+		if m.imports[dir] == nil {
+			m.imports[dir] = map[string]bool{}
+		}
+		if !strings.HasSuffix(name, "_test.go") {
+			for _, imp := range f.Imports {
+				if p, ok := strings.CutPrefix(strings.Trim(imp.Path.Value, `"`), modulePath+"/"); ok {
+					m.imports[dir][p] = true
+				}
+			}
 		}
 		m.addFile(m.pkgs[pkg], f)
 		return nil
@@ -507,5 +523,100 @@ func TestTreeDirs(t *testing.T) {
 	got := treeDirs(doc)
 	if len(got) != 2 || !got["store"] || !got["httpapi/wire"] {
 		t.Errorf("treeDirs = %v, want store and httpapi/wire only", got)
+	}
+}
+
+// TestArchitectureDependenciesAreTheModules: the "## Dependencies" block
+// of docs/architecture.md says, per package, which of the module's
+// packages it imports. It must be what the code imports, so that "points
+// one way" is checked rather than claimed.
+func TestArchitectureDependenciesAreTheModules(t *testing.T) {
+	root := moduleRoot(t)
+	m := loadModule(t, root)
+	b, err := os.ReadFile(filepath.Join(root, "docs", "architecture.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented, err := dependencyBlock(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir, imports := range m.imports {
+		want := sortedKeys(imports)
+		got, ok := documented[dir]
+		if !ok {
+			t.Errorf("docs/architecture.md's dependencies have no line for %s (it imports %s)", dir, orNothing(want))
+			continue
+		}
+		if strings.Join(got, ", ") != strings.Join(want, ", ") {
+			t.Errorf("docs/architecture.md says %s imports %s; it imports %s", dir, orNothing(got), orNothing(want))
+		}
+	}
+	for dir := range documented {
+		if m.imports[dir] == nil {
+			t.Errorf("docs/architecture.md's dependencies list %s, which is no package", dir)
+		}
+	}
+}
+
+const nothing = "nothing of the module"
+
+// dependencyBlock reads the first code block after "## Dependencies":
+// lines "dir → a, b" or "dir → nothing of the module".
+func dependencyBlock(doc string) (map[string][]string, error) {
+	_, after, ok := strings.Cut(doc, "## Dependencies")
+	if !ok {
+		return nil, errors.New(`docs/architecture.md has no "## Dependencies" section`)
+	}
+	block := strings.Trim(fence.FindString(after), "`")
+	out := map[string][]string{}
+	for _, line := range strings.Split(block, "\n") {
+		dir, imports, ok := strings.Cut(line, "→")
+		if !ok {
+			continue
+		}
+		dir = strings.TrimSpace(dir)
+		var list []string
+		if imports = strings.TrimSpace(imports); imports != nothing {
+			for _, p := range strings.Split(imports, ",") {
+				list = append(list, strings.TrimSpace(p))
+			}
+		}
+		sort.Strings(list)
+		out[dir] = list
+	}
+	if len(out) == 0 {
+		return nil, errors.New(`docs/architecture.md's "## Dependencies" has no "dir → imports" lines`)
+	}
+	return out, nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func orNothing(list []string) string {
+	if len(list) == 0 {
+		return nothing
+	}
+	return strings.Join(list, ", ")
+}
+
+func TestDependencyBlock(t *testing.T) {
+	doc := "## Dependencies\n```\nfsm          → nothing of the module\nstore        → internal/netguard, fsm\n```\n"
+	got, err := dependencyBlock(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || len(got["fsm"]) != 0 || strings.Join(got["store"], ",") != "fsm,internal/netguard" {
+		t.Errorf("dependencyBlock = %v", got)
+	}
+	if _, err := dependencyBlock("no such section"); err == nil {
+		t.Error("a doc without the section was accepted")
 	}
 }
