@@ -31,6 +31,8 @@ type module struct {
 	topDirs map[string]bool
 	// pkgDirs are the directories holding Go files, relative to the root.
 	pkgDirs map[string]bool
+	// flags are the long flag names cmd/wimms declares (any subcommand's).
+	flags map[string]bool
 	// imports maps a package directory to the module's packages its
 	// non-test files import (every build tag's files together).
 	imports map[string]map[string]bool
@@ -71,6 +73,7 @@ func loadModule(t *testing.T, root string) *module {
 		topDirs: map[string]bool{"docs": true},
 		pkgDirs: map[string]bool{},
 		imports: map[string]map[string]bool{},
+		flags:   map[string]bool{},
 		pkgs:    map[string]*decls{},
 		types:   map[string]map[string]bool{},
 		idents:  map[string]bool{},
@@ -107,6 +110,9 @@ func loadModule(t *testing.T, root string) *module {
 		}
 		if m.imports[dir] == nil {
 			m.imports[dir] = map[string]bool{}
+		}
+		if dir == "cmd/wimms" && !strings.HasSuffix(name, "_test.go") {
+			m.addFlags(f)
 		}
 		if !strings.HasSuffix(name, "_test.go") {
 			for _, imp := range f.Imports {
@@ -183,6 +189,53 @@ func (m *module) addFile(d *decls, f *ast.File) {
 			}
 		}
 	}
+}
+
+// flagMethods are the flag-set methods cmd/wimms declares flags with; the
+// first string literal among a call's arguments is the flag's name.
+var flagMethods = map[string]bool{}
+
+func init() {
+	for _, typ := range []string{"String", "Int", "Bool", "Duration", "Int64", "Uint64", "Float64", "StringSlice", "StringArray", "Uint", ""} {
+		for _, suffix := range []string{"", "Var", "P", "VarP"} {
+			flagMethods[typ+suffix] = true
+		}
+	}
+	delete(flagMethods, "")
+}
+
+// addFlags records the flag names f declares.
+func (m *module) addFlags(f *ast.File) {
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok || !flagMethods[sel.Sel.Name] {
+			return true
+		}
+		for _, arg := range call.Args {
+			if lit, ok := arg.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				m.flags[strings.Trim(lit.Value, "`\"")] = true
+				break
+			}
+		}
+		return true
+	})
+}
+
+// flagPrefix: `--tls-*` stands for the flags that start with `tls-`.
+func (m *module) flagPrefix(flag string) bool {
+	if !strings.HasSuffix(flag, "-") {
+		return false
+	}
+	for f := range m.flags {
+		if strings.HasPrefix(f, flag) {
+			return true
+		}
+	}
+	return false
 }
 
 // addFields records a struct's fields (embedded ones by their type name)
@@ -268,6 +321,36 @@ var external = map[string]bool{
 	"DerivedSecrets": true,
 }
 
+var (
+	// a backquoted span that starts with a flag: `--apply-timeout 10s`
+	flagSpanRE = regexp.MustCompile("`--([a-z][a-z0-9-]*)")
+	// a wimms command line in a code block, up to the end of the line
+	wimmsLineRE = regexp.MustCompile(`(?m)\bwimms(?:-new|-base)?\s+[a-z].*$`)
+	longFlagRE  = regexp.MustCompile(`(?:^|\s|=)--([a-z][a-z0-9-]*)`)
+)
+
+// externalFlags are flags of other programs that the docs show beside
+// wimms' own in a backquoted span.
+var externalFlags = map[string]bool{
+	"help":    true,                         // cobra's own
+	"no-deps": true, "force-recreate": true, // docker-compose
+}
+
+// docFlags returns the long flags a doc gives to wimms: backquoted spans
+// that start with one, and every flag on a line that runs wimms.
+func docFlags(text string) []string {
+	var out []string
+	for _, sm := range flagSpanRE.FindAllStringSubmatch(text, -1) {
+		out = append(out, sm[1])
+	}
+	for _, line := range wimmsLineRE.FindAllString(text, -1) {
+		for _, sm := range longFlagRE.FindAllStringSubmatch(line, -1) {
+			out = append(out, sm[1])
+		}
+	}
+	return out
+}
+
 // knownGone are single-word names that once were identifiers of this
 // module; bare CamelCase of one word is too common in prose to check
 // generally, so the removed ones are listed by name.
@@ -342,6 +425,11 @@ func (m *module) checkDoc(docRel, text string) []finding {
 		name := sm[1]
 		if !m.idents[name] && !external[name] {
 			add(name, "no identifier of this name in the module")
+		}
+	}
+	for _, flag := range docFlags(text) {
+		if !m.flags[flag] && !externalFlags[flag] && !m.flagPrefix(flag) {
+			add("--"+flag, "wimms declares no flag of this name")
 		}
 	}
 	for _, name := range knownGone {
@@ -457,6 +545,10 @@ func TestCheckDocCatchesStaleNames(t *testing.T) {
 		{"bare stale", "the `RelayPlanner` decides", []string{"RelayPlanner"}},
 		{"known gone", "the Forwarder relays", []string{"Forwarder"}},
 		{"code block bare names are shell", "```sh\n`FooBarBaz`\n```", nil},
+		{"live flags", "`--apply-timeout 10s`, `--tls-*` and\n```sh\nbin/wimms server --id m1 --data-dir d1 --zone a &\n```", nil},
+		{"stale flag in prose", "set `--gossip-secret`", []string{"--gossip-secret"}},
+		{"stale flag on a command line", "```sh\nbin/wimms bench --spawn 3 --workers 8\n```", []string{"--workers"}},
+		{"other programs' flags", "```sh\ngit worktree add --detach /tmp/base\n```", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
