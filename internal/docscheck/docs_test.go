@@ -293,7 +293,7 @@ var (
 	// A bare backquoted identifier in CamelCase with at least two words
 	// (`EstablishLeadership`, `Forwarder` is one word and is listed in
 	// knownGone instead).
-	bareRE  = regexp.MustCompile("`([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)(?:\\(\\))?`")
+	bareRE  = regexp.MustCompile("`([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)(?:\\(\\))?(?:/[^`\\s]*)?`")
 	fence   = regexp.MustCompile("(?ms)^```.*?^```")
 	alertRE = regexp.MustCompile(`(?m)^\s*- alert: (\w+)`)
 	// a path that ends in an identifier: internal/tlsconf.Holder
@@ -543,6 +543,8 @@ func TestCheckDocCatchesStaleNames(t *testing.T) {
 		{"alert name", "`WimmsNoLeader` fires", nil},
 		{"stale alert name", "`WimmsLeaderless` fires", []string{"WimmsLeaderless"}},
 		{"bare stale", "the `RelayPlanner` decides", []string{"RelayPlanner"}},
+		{"test and subtest", "`TestCheckDocCatchesStaleNames/bare_live`", nil},
+		{"stale test and subtest", "`TestGoneAway/some_case`", []string{"TestGoneAway"}},
 		{"known gone", "the Forwarder relays", []string{"Forwarder"}},
 		{"code block bare names are shell", "```sh\n`FooBarBaz`\n```", nil},
 		{"live flags", "`--apply-timeout 10s`, `--tls-*` and\n```sh\nbin/wimms server --id m1 --data-dir d1 --zone a &\n```", nil},
