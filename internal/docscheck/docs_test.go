@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -31,6 +32,9 @@ type module struct {
 	topDirs map[string]bool
 	// pkgDirs are the directories holding Go files, relative to the root.
 	pkgDirs map[string]bool
+	// words are the words inside the module's string literals and struct
+	// tags: wire values such as `passwordChange` are named in the docs.
+	words map[string]bool
 	// flags are the long flag names cmd/wimms declares (any subcommand's).
 	flags map[string]bool
 	// imports maps a package directory to the module's packages its
@@ -64,16 +68,28 @@ func (d *decls) addMember(typ, name string) {
 	d.members[typ][name] = true
 }
 
+var (
+	loadedMu sync.Mutex
+	loaded   = map[string]*module{}
+)
+
 // loadModule parses every Go file under root (tests included: benchmarks
-// and fuzz targets are named in the docs) for its declarations.
+// and fuzz targets are named in the docs) for its declarations, once per
+// test binary.
 func loadModule(t *testing.T, root string) *module {
 	t.Helper()
+	loadedMu.Lock()
+	defer loadedMu.Unlock()
+	if m := loaded[root]; m != nil {
+		return m
+	}
 	m := &module{
 		root:    root,
 		topDirs: map[string]bool{"docs": true},
 		pkgDirs: map[string]bool{},
 		imports: map[string]map[string]bool{},
 		flags:   map[string]bool{},
+		words:   map[string]bool{},
 		pkgs:    map[string]*decls{},
 		types:   map[string]map[string]bool{},
 		idents:  map[string]bool{},
@@ -111,6 +127,15 @@ func loadModule(t *testing.T, root string) *module {
 		if m.imports[dir] == nil {
 			m.imports[dir] = map[string]bool{}
 		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			// This package's literals are the fake docs of its own tests.
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING && dir != "internal/docscheck" {
+				for _, w := range wordRE.FindAllString(lit.Value, -1) {
+					m.words[w] = true
+				}
+			}
+			return true
+		})
 		if dir == "cmd/wimms" && !strings.HasSuffix(name, "_test.go") {
 			m.addFlags(f)
 		}
@@ -134,6 +159,7 @@ func loadModule(t *testing.T, root string) *module {
 	for _, sm := range alertRE.FindAllStringSubmatch(string(alerts), -1) {
 		m.idents[sm[1]] = true
 	}
+	loaded[root] = m
 	return m
 }
 
@@ -293,7 +319,10 @@ var (
 	// A bare backquoted identifier in CamelCase with at least two words
 	// (`EstablishLeadership`, `Forwarder` is one word and is listed in
 	// knownGone instead).
-	bareRE  = regexp.MustCompile("`([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)(?:\\(\\))?(?:/[^`\\s]*)?`")
+	bareRE = regexp.MustCompile("`([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)(?:\\(\\))?(?:/[^`\\s]*)?`")
+	wordRE = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`)
+	// a backquoted unexported name with at least two words: `serveLogin`
+	lowerRE = regexp.MustCompile("`([a-z][a-z0-9]*[A-Z]\\w*)(?:\\(\\))?`")
 	fence   = regexp.MustCompile("(?ms)^```.*?^```")
 	alertRE = regexp.MustCompile(`(?m)^\s*- alert: (\w+)`)
 	// a path that ends in an identifier: internal/tlsconf.Holder
@@ -309,6 +338,7 @@ var external = map[string]bool{
 	"BatchApplyCh": true, "LogCommand": true, "VerifyLeader": true, "NotifyCh": true,
 	"LeaderCommitIndex": true, "NewRaft": true, "RecoverCluster": true,
 	"WithMetaStore": true,
+	"appendEntries": true, "processLogs": true, // raft's unexported functions
 	// memberlist
 	"CleanupDeadServers": true,
 	// the standard library
@@ -427,6 +457,11 @@ func (m *module) checkDoc(docRel, text string) []finding {
 			add(name, "no identifier of this name in the module")
 		}
 	}
+	for _, sm := range lowerRE.FindAllStringSubmatch(prose, -1) {
+		if name := sm[1]; !m.idents[name] && !m.words[name] && !external[name] {
+			add(name, "no identifier or string of this name in the module")
+		}
+	}
 	for _, flag := range docFlags(text) {
 		if !m.flags[flag] && !externalFlags[flag] && !m.flagPrefix(flag) {
 			add("--"+flag, "wimms declares no flag of this name")
@@ -543,6 +578,9 @@ func TestCheckDocCatchesStaleNames(t *testing.T) {
 		{"alert name", "`WimmsNoLeader` fires", nil},
 		{"stale alert name", "`WimmsLeaderless` fires", []string{"WimmsLeaderless"}},
 		{"bare stale", "the `RelayPlanner` decides", []string{"RelayPlanner"}},
+		{"unexported live", "`serveLogin` reads once; `loginPlacement()`", nil},
+		{"unexported stale", "`loginTwiceFromRead` reads twice", []string{"loginTwiceFromRead"}},
+		{"wire value", "the `passwordChange` event", nil},
 		{"test and subtest", "`TestCheckDocCatchesStaleNames/bare_live`", nil},
 		{"stale test and subtest", "`TestGoneAway/some_case`", []string{"TestGoneAway"}},
 		{"known gone", "the Forwarder relays", []string{"Forwarder"}},
