@@ -752,3 +752,27 @@ func TestDependencyBlock(t *testing.T) {
 		t.Error("a doc without the section was accepted")
 	}
 }
+
+// TestReadmeLayoutListsEveryPackage: the README's layout table is the
+// first map a visitor sees; every package directory is named there in
+// backquotes.
+func TestReadmeLayoutListsEveryPackage(t *testing.T) {
+	root := moduleRoot(t)
+	m := loadModule(t, root)
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(b), "## Layout")
+	if !ok {
+		t.Fatal(`README.md has no "## Layout" section`)
+	}
+	if next := strings.Index(layout, "\n## "); next >= 0 {
+		layout = layout[:next]
+	}
+	for _, d := range sortedKeys(m.pkgDirs) {
+		if !strings.Contains(layout, "`"+d+"`") && !strings.Contains(layout, "`"+d+"/`") {
+			t.Errorf("README.md's layout table does not name package directory `%s`", d)
+		}
+	}
+}
