@@ -1,8 +1,11 @@
-// Package docscheck holds only a test: the repository's Markdown must not
-// name a package path or a Go identifier of this module that no longer
-// exists. Docs drift silently when code moves (a renamed type, a package
-// folded into another); this test makes the drift a failing build instead
-// of a newcomer's wrong turn.
+// Package docscheck holds only tests: the repository's Markdown (README.md,
+// docs/*.md, every DESIGN.md) must not name a package path, a Go
+// identifier, an alert or a wimms flag that no longer exists, and the maps
+// a newcomer reads first (docs/architecture.md's tree and dependencies,
+// README.md's layout) must list every package as the code has it. Docs
+// drift silently when code moves (a renamed type, a package folded into
+// another); these tests make the drift a failing build instead of a
+// newcomer's wrong turn. A failure names the doc and the stale reference.
 package docscheck
 
 import (
@@ -40,7 +43,7 @@ type module struct {
 	// imports maps a package directory to the module's packages its
 	// non-test files import (every build tag's files together).
 	imports map[string]map[string]bool
-	// pkgNames maps a package name (`store`, `wire`) to its declarations,
+	// pkgs maps a package name (`store`, `wire`) to its declarations,
 	// merged over every package of that name.
 	pkgs map[string]*decls
 	// types maps a type name to its methods and fields, over all packages,
@@ -329,8 +332,8 @@ var (
 	pathIdentRE = regexp.MustCompile(`^(.*)\.([A-Z]\w*)$`)
 )
 
-// external are backquoted CamelCase names the docs use that belong to a
-// dependency or the standard library, not to this module.
+// external are backquoted names the docs use that belong to a dependency
+// or the standard library, not to this module.
 var external = map[string]bool{
 	// hashicorp/raft, raft-wal and raft-boltdb
 	"CommitTimeout": true, "StoreLogs": true, "NoFreelistSync": true, "NoSync": true,
