@@ -14,9 +14,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wimms-dev/wimms/httpapi"
-	"github.com/wimms-dev/wimms/internal/fxa"
-	"github.com/wimms-dev/wimms/internal/tokenlib"
-	"github.com/wimms-dev/wimms/internal/tokenserver"
+	"github.com/wimms-dev/wimms/tokenserver"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
+	"github.com/wimms-dev/wimms/tokenserver/tokenlib"
 )
 
 // Environment variables that may hold secrets instead of files. They are

@@ -18,8 +18,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/internal/ctxtime"
-	"github.com/wimms-dev/wimms/internal/hawk"
-	"github.com/wimms-dev/wimms/internal/tokenlib"
+	"github.com/wimms-dev/wimms/tokenserver/hawk"
+	"github.com/wimms-dev/wimms/tokenserver/tokenlib"
 )
 
 // Record is one replaced record, as GET .../records/old lists it.

@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/wimms-dev/wimms/internal/hawk"
-	"github.com/wimms-dev/wimms/internal/tokenlib"
-	"github.com/wimms-dev/wimms/internal/tokenserver"
+	"github.com/wimms-dev/wimms/tokenserver"
+	"github.com/wimms-dev/wimms/tokenserver/hawk"
+	"github.com/wimms-dev/wimms/tokenserver/tokenlib"
 )
 
 // fakeRecords lists records in a fixed order and forgets deleted ones, as

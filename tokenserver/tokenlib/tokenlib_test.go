@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wimms-dev/wimms/internal/hawk"
+	"github.com/wimms-dev/wimms/tokenserver/hawk"
 )
 
 // The vectors below are syncstorage-rs's own: the storage node's Hawk
