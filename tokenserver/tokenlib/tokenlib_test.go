@@ -124,14 +124,3 @@ func TestNodeSecret(t *testing.T) {
 		t.Fatal("accepted an unknown mode")
 	}
 }
-
-func TestFxaKid(t *testing.T) {
-	k, err := FxaKid(1234, 99, "aaaa")
-	if err != nil || k != "0000000001234-qqo" {
-		t.Fatalf("%q %v", k, err)
-	}
-	k, _ = FxaKid(0, 99, "aaaa")
-	if k != "0000000000099-qqo" {
-		t.Fatalf("generation fallback: %q", k)
-	}
-}
