@@ -1,50 +1,16 @@
-package tokenserver_test
+package purge
 
 import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/tokenserver"
 	"github.com/wimms-dev/wimms/tokenserver/fxa"
-	"github.com/wimms-dev/wimms/tokenserver/hawk"
-	"github.com/wimms-dev/wimms/tokenserver/purge"
 	"github.com/wimms-dev/wimms/tokenserver/tokenlib"
 )
-
-// kidNode is a storage node that records the fxa_kid of each DELETE's
-// token after checking the token and its Hawk MAC.
-type kidNode struct {
-	secret string
-	mu     sync.Mutex
-	kids   []string
-}
-
-func (n *kidNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p, err := hawk.Parse(r.Header.Get("Authorization"))
-	if err != nil {
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	payload, _, err := tokenlib.ParseToken(p.ID, n.secret)
-	if err != nil {
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	key, _ := tokenlib.DerivedSecret(p.ID, payload.Salt, n.secret)
-	req, _ := hawk.RequestOf(r.Method, r.URL, r.Host)
-	if !hawk.Verify(p, key, req) {
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	n.mu.Lock()
-	n.kids = append(n.kids, payload.FxaKid)
-	n.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-}
 
 // TestFxaKidSameOnEveryPath: a user's kid is the same in the state
 // machine's login answer, in the token the endpoint's Issuer mints from
@@ -52,7 +18,7 @@ func (n *kidNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // empty and a non-hex client state (fsm.FxaKid is the one rule).
 func TestFxaKidSameOnEveryPath(t *testing.T) {
 	const secret = "00112233445566778899aabbccddeeff"
-	node := &kidNode{secret: secret}
+	node := &storageNode{t: t, secret: secret, status: http.StatusNoContent}
 	srv := httptest.NewServer(node)
 	defer srv.Close()
 
@@ -61,7 +27,7 @@ func TestFxaKidSameOnEveryPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes := &purge.HawkNodes{Minter: iss.Minter()}
+	nodes := &HawkNodes{Minter: iss.Minter()}
 
 	f := fsm.New(fsm.Options{})
 	ts := int64(1_800_000_000_000)
@@ -111,7 +77,7 @@ func TestFxaKidSameOnEveryPath(t *testing.T) {
 				t.Fatalf("issued token kid %q (%v), want %q", p.FxaKid, err, c.want)
 			}
 
-			rec := purge.Record{UID: u.UID, Email: u.Email, Node: u.NodeURL, Generation: u.Generation, ClientState: u.ClientState}
+			rec := Record{UID: u.UID, Email: u.Email, Node: u.NodeURL, Generation: u.Generation, ClientState: u.ClientState}
 			if u.KeysChangedAt != fsm.Null {
 				rec.KeysChangedAt = u.KeysChangedAt
 			}
