@@ -190,7 +190,7 @@ func invariantViolations(f *FSM, tr *tracker) []string {
 				if r.createdAt > s.lastTS {
 					report("record %d created in the future", r.uid)
 				}
-				if !validClientStateString(r.clientState) || r.generation < 0 || (r.keysChangedAt != Null && r.keysChangedAt < 0) {
+				if !ValidClientState(r.clientState) || r.generation < 0 || (r.keysChangedAt != Null && r.keysChangedAt < 0) {
 					report("record %d holds invalid fields", r.uid)
 				}
 				perNode[r.nodeID]++
@@ -297,8 +297,6 @@ func invariantViolations(f *FSM, tr *tracker) []string {
 	})
 	return bad
 }
-
-func validClientStateString(cs string) bool { return checkClientState(SomeString(cs)) == nil }
 
 // checkInvariants fails t for every broken invariant.
 func checkInvariants(t tb, f *FSM, tr *tracker) {

@@ -636,6 +636,12 @@ func (s *state) loginResult(sv *svcState, u *user) Result {
 // padding) of the hex-decoded client state. A client state that is not
 // valid hex (the data model allows [A-Za-z0-9._-]) is encoded from its raw
 // bytes instead, so every stored user has a well-defined kid.
+//
+// It is the only implementation: login answers carry it (and idempotent
+// repeats replay the stored answer, so the rule is part of the replicated
+// results and must not change), and the token server's purge calls it for
+// a listed record so that its DELETE names the same kid the user's tokens
+// did.
 func FxaKid(keysChangedAt, generation int64, clientState string) string {
 	v := generation
 	if keysChangedAt != Null && keysChangedAt > 0 {

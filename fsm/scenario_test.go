@@ -541,6 +541,12 @@ func TestFxaKid(t *testing.T) {
 			t.Errorf("FxaKid(%d, %d, %q) = %q, want %q", c.kca, c.gen, c.cs, got, c.want)
 		}
 	}
+	for cs, want := range map[string]bool{"": true, "0f": true, "abc.def_-Z9": true, strings.Repeat("a", 32): true,
+		strings.Repeat("a", 33): false, "a b": false, "a/b": false, "é": false, "a\x00": false} {
+		if got := ValidClientState(cs); got != want {
+			t.Errorf("ValidClientState(%q) = %v, want %v", cs, got, want)
+		}
+	}
 	h := loginUser(t)
 	if kid := h.ok(login(svcA, "a@x", 10, 10, "aa")).FxaKid; kid != "0000000000010-qg" {
 		t.Fatalf("login kid %q", kid)

@@ -169,6 +169,12 @@ func checkClientState(cs OptString) *Error {
 	return nil
 }
 
+// ValidClientState reports whether cs is a client state the data model
+// allows ([A-Za-z0-9._-]{0,32}), that is one a stored record can hold.
+// Callers outside the state machine (the purge job, reading records over
+// HTTP) check it before deriving anything from a client state.
+func ValidClientState(cs string) bool { return checkClientState(SomeString(cs)) == nil }
+
 func checkNonNegative(field string, v OptInt64) *Error {
 	if v.Set && v.V < 0 {
 		return badRequest(field, "%s must be >= 0", field)

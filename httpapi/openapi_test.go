@@ -15,7 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/wimms-dev/wimms/httpapi/internal/fake"
-	"github.com/wimms-dev/wimms/internal/fxa"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
 )
 
 // TestOpenAPIDocsCopyIsCurrent: docs/openapi.json is the embedded document,

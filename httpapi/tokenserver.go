@@ -17,9 +17,9 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/wimms-dev/wimms/fsm"
-	"github.com/wimms-dev/wimms/internal/fxa"
-	"github.com/wimms-dev/wimms/internal/tokenserver"
 	"github.com/wimms-dev/wimms/store"
+	"github.com/wimms-dev/wimms/tokenserver"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
 )
 
 // The token server's endpoint (GET /1.0/{app}/{version}): Firefox's sign-in

@@ -10,9 +10,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/wimms-dev/wimms/internal/fxa"
-	"github.com/wimms-dev/wimms/internal/tokenlib"
 	"github.com/wimms-dev/wimms/store"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
+	"github.com/wimms-dev/wimms/tokenserver/tokenlib"
 )
 
 // The answers of Mozilla's token server (syncstorage-rs, and the view

@@ -14,10 +14,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/fsm"
-	"github.com/wimms-dev/wimms/internal/fxa"
-	"github.com/wimms-dev/wimms/internal/tokenlib"
-	"github.com/wimms-dev/wimms/internal/tokenserver"
 	"github.com/wimms-dev/wimms/store"
+	"github.com/wimms-dev/wimms/tokenserver"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
+	"github.com/wimms-dev/wimms/tokenserver/tokenlib"
 )
 
 var (

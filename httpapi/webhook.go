@@ -11,7 +11,7 @@ import (
 	"sort"
 
 	"github.com/wimms-dev/wimms/fsm"
-	"github.com/wimms-dev/wimms/internal/fxa"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
 )
 
 // FxA's account events (POST /1.0/webhooks/fxa/events), as Mozilla's

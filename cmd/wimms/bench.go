@@ -16,7 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/wimms-dev/wimms/internal/bench"
-	"github.com/wimms-dev/wimms/internal/fxa"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
 )
 
 type benchFlags struct {

@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wimms-dev/wimms/httpapi/client"
-	"github.com/wimms-dev/wimms/internal/purge"
+	"github.com/wimms-dev/wimms/tokenserver/purge"
 )
 
 // apiRecords is purge.Records over the API client.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wimms-dev/wimms/internal/fxa"
 	"github.com/wimms-dev/wimms/internal/testutil"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
 )
 
 // The helpers make a key, a JWKS that trusts it, and tokens it signs.

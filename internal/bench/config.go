@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/wimms-dev/wimms/internal/fxa"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
 )
 
 // Workload names what each client does in a loop.

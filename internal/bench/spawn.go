@@ -13,8 +13,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/httpapi/client"
-	"github.com/wimms-dev/wimms/internal/fxa"
 	"github.com/wimms-dev/wimms/internal/launch"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
 )
 
 // SpawnConfig describes a throwaway loopback cluster for a benchmark.

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/httpapi/client"
-	"github.com/wimms-dev/wimms/internal/fxa"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
 )
 
 // The token workload signs users in through the token server's endpoint

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wimms-dev/wimms/internal/fxa"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
 )
 
 func TestTokenKeyIDFormat(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package tokenserver holds the token-server configuration of a member:
 // how FxA credentials are verified and how storage-node tokens are minted
-// (internal/fxa, internal/tokenlib). httpapi serves GET /1.0/{app}/{version}
+// (tokenserver/fxa, tokenserver/tokenlib). httpapi serves GET /1.0/{app}/{version}
 // through the Issuer; the sign-in decision itself is the replicated login
 // command.
 package tokenserver
@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wimms-dev/wimms/internal/fxa"
-	"github.com/wimms-dev/wimms/internal/tokenlib"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
+	"github.com/wimms-dev/wimms/tokenserver/tokenlib"
 )
 
 // Defaults of the token server.

@@ -7,7 +7,7 @@ import (
 )
 
 // The MAC vectors of syncstorage-rs's storage node are checked in
-// internal/tokenlib (they need its derived secret); here: header round
+// tokenserver/tokenlib (they need its derived secret); here: header round
 // trips and refusals.
 func TestSignParseVerify(t *testing.T) {
 	r, _ := http.NewRequest(http.MethodDelete, "https://sync.example.com/1.5/42?x=1", nil)

@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/wimms-dev/wimms/internal/hawk"
-	"github.com/wimms-dev/wimms/internal/tokenlib"
-	"github.com/wimms-dev/wimms/internal/tokenserver"
+	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/tokenserver"
+	"github.com/wimms-dev/wimms/tokenserver/hawk"
+	"github.com/wimms-dev/wimms/tokenserver/tokenlib"
 )
 
 // fakeRecords lists records in a fixed order and forgets deleted ones, as
@@ -57,6 +59,7 @@ type storageNode struct {
 	status int
 	mu     sync.Mutex
 	got    []int64
+	kids   []string // fxa_kid of each accepted token
 }
 
 func (n *storageNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -78,6 +81,7 @@ func (n *storageNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	n.mu.Lock()
 	n.got = append(n.got, payload.UID)
+	n.kids = append(n.kids, payload.FxaKid)
 	n.mu.Unlock()
 	w.WriteHeader(n.status)
 }
@@ -184,6 +188,69 @@ func TestHawkNodesDerivedMode(t *testing.T) {
 	err := h.DeleteUserData(context.Background(), Record{UID: 9, Email: "a@b", Node: nodeURL})
 	if !IsStatus(err, http.StatusUnauthorized) || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("master-mode token on a derived-mode node: %v", err)
+	}
+}
+
+// A client state that is not hex is one the data model allows (the admin
+// API stores it): the DELETE is signed with the kid the state machine's
+// login answers gave, never with an empty one.
+func TestHawkNodesNonHexClientState(t *testing.T) {
+	const secret = "abcdef0123456789"
+	node := &storageNode{t: t, secret: secret, status: http.StatusNoContent}
+	srv := httptest.NewServer(node)
+	defer srv.Close()
+	h := &HawkNodes{Minter: &tokenserver.Minter{MasterSecrets: []string{secret}, Mode: tokenlib.SecretModeMaster}}
+	for _, r := range []Record{
+		{UID: 1, Email: "a@b", Node: srv.URL, Generation: 9, ClientState: "abc.def"},
+		{UID: 2, Email: "a@b", Node: srv.URL, Generation: 9, KeysChangedAt: 12, ClientState: "abc"},
+	} {
+		if err := h.DeleteUserData(context.Background(), r); err != nil {
+			t.Fatalf("uid %d: %v", r.UID, err)
+		}
+	}
+	if want := []string{"0000000000009-YWJjLmRlZg", "0000000000012-YWJj"}; !slices.Equal(node.kids, want) {
+		t.Fatalf("kids %q, want %q", node.kids, want)
+	}
+	for i, r := range []struct {
+		kca, gen int64
+		cs       string
+	}{{0, 9, "abc.def"}, {12, 9, "abc"}} {
+		if k := fsm.FxaKid(r.kca, r.gen, r.cs); k != node.kids[i] {
+			t.Fatalf("purge signed %q, the state machine answers %q", node.kids[i], k)
+		}
+	}
+}
+
+// A listed record the state machine could not have stored is refused with
+// a logged reason: its node is not asked, the record stays, and the same
+// node's other records are still purged.
+func TestOnceRefusesUnsignableRecord(t *testing.T) {
+	const secret = "abcdef0123456789"
+	node := &storageNode{t: t, secret: secret, status: http.StatusNoContent}
+	srv := httptest.NewServer(node)
+	defer srv.Close()
+	recs := &fakeRecords{recs: []Record{
+		{UID: 1, Email: "a@b", Node: srv.URL, Generation: 5, ClientState: "not a state"},
+		{UID: 2, Email: "b@b", Node: srv.URL, Generation: -1, ClientState: "aa"},
+		{UID: 3, Email: "c@b", Node: srv.URL, Generation: 5, ClientState: "aa"},
+	}}
+	var logs strings.Builder
+	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})
+	nodes := &HawkNodes{Minter: &tokenserver.Minter{MasterSecrets: []string{secret}, Mode: tokenlib.SecretModeMaster}}
+	sum, err := Once(context.Background(), Config{Service: "sync-1.5", Logger: logger}, recs, nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Purged != 1 || sum.Failed != 2 || !slices.Equal(recs.deleted, []int64{3}) || !slices.Equal(node.got, []int64{3}) {
+		t.Fatalf("summary %+v, deleted %v, node asked for %v", sum, recs.deleted, node.got)
+	}
+	if slices.Contains(node.kids, "") {
+		t.Fatalf("signed with an empty kid: %q", node.kids)
+	}
+	out := logs.String()
+	if strings.Count(out, ErrUnsignable.Error()) != 2 || !strings.Contains(out, "client state is not") ||
+		!strings.Contains(out, "negative generation") || strings.Contains(out, "not a state") {
+		t.Fatalf("log lines:\n%s", out)
 	}
 }
 

@@ -214,18 +214,3 @@ func hmacHex(key []byte, msg string) string {
 	mac.Write([]byte(msg))
 	return hex.EncodeToString(mac.Sum(nil))
 }
-
-// FxaKid formats the X-KeyID value and fxa_kid of a token:
-// keys_changed_at (or generation when it is 0) as 13 zero-padded digits,
-// "-", then base64url without padding of the client state's bytes.
-func FxaKid(keysChangedAt, generation int64, clientStateHex string) (string, error) {
-	b, err := hex.DecodeString(clientStateHex)
-	if err != nil {
-		return "", fmt.Errorf("client state %q is not hex: %w", clientStateHex, err)
-	}
-	ts := keysChangedAt
-	if ts == 0 {
-		ts = generation
-	}
-	return fmt.Sprintf("%013d-%s", ts, base64.RawURLEncoding.EncodeToString(b)), nil
-}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wimms-dev/wimms/internal/hawk"
+	"github.com/wimms-dev/wimms/tokenserver/hawk"
 )
 
 // The vectors below are syncstorage-rs's own: the storage node's Hawk
@@ -122,16 +122,5 @@ func TestNodeSecret(t *testing.T) {
 	}
 	if _, err := ParseSecretMode("both"); err == nil {
 		t.Fatal("accepted an unknown mode")
-	}
-}
-
-func TestFxaKid(t *testing.T) {
-	k, err := FxaKid(1234, 99, "aaaa")
-	if err != nil || k != "0000000001234-qqo" {
-		t.Fatalf("%q %v", k, err)
-	}
-	k, _ = FxaKid(0, 99, "aaaa")
-	if k != "0000000000099-qqo" {
-		t.Fatalf("generation fallback: %q", k)
 	}
 }

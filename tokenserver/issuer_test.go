@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wimms-dev/wimms/internal/fxa"
-	"github.com/wimms-dev/wimms/internal/tokenlib"
+	"github.com/wimms-dev/wimms/tokenserver/fxa"
+	"github.com/wimms-dev/wimms/tokenserver/tokenlib"
 )
 
 func TestLoadSecrets(t *testing.T) {

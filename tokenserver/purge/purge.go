@@ -17,9 +17,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/internal/ctxtime"
-	"github.com/wimms-dev/wimms/internal/hawk"
-	"github.com/wimms-dev/wimms/internal/tokenlib"
+	"github.com/wimms-dev/wimms/tokenserver/hawk"
 )
 
 // Record is one replaced record, as GET .../records/old lists it.
@@ -164,9 +164,15 @@ func purgeOne(ctx context.Context, cfg Config, recs Records, nodes Nodes, r Reco
 			return true
 		}
 		if err := nodes.DeleteUserData(ctx, r); err != nil {
-			failing[r.Node] = err
 			sum.Failed++
 			ns.Failed++
+			if errors.Is(err, ErrUnsignable) {
+				// The record, not the node, is at fault: the node's other
+				// records are still asked.
+				log.Warn("a record cannot be signed for; it stays, the node's other records go on", "node", r.Node, "uid", r.UID, "reason", err)
+				return true
+			}
+			failing[r.Node] = err
 			log.Warn("storage node did not delete the user's data; its records stay for the next pass", "node", r.Node, "uid", r.UID, "error", err)
 			return true
 		}
@@ -217,11 +223,11 @@ type HawkNodes struct {
 }
 
 func (h *HawkNodes) DeleteUserData(ctx context.Context, r Record) error {
-	fxaUID, _, _ := strings.Cut(r.Email, "@")
-	kid, err := tokenlib.FxaKid(r.KeysChangedAt, r.Generation, r.ClientState)
+	kid, err := recordKid(r)
 	if err != nil {
-		kid = ""
+		return err
 	}
+	fxaUID, _, _ := strings.Cut(r.Email, "@")
 	id, key, err := h.Minter.Mint(r.Node, r.UID, fxaUID, kid, 5*time.Minute)
 	if err != nil {
 		return fmt.Errorf("minting a token: %w", err)
@@ -251,6 +257,26 @@ func (h *HawkNodes) DeleteUserData(ctx context.Context, r Record) error {
 		return nil
 	}
 	return fmt.Errorf("DELETE %s: %w", url, &StatusError{Code: resp.StatusCode})
+}
+
+// ErrUnsignable marks a listed record whose fields cannot form a token:
+// its node is not asked and the record stays, while the node's other
+// records go on.
+var ErrUnsignable = errors.New("the record cannot be signed for")
+
+// recordKid is the fxa_kid of the tokens the user held for r: the state
+// machine's own rule (fsm.FxaKid), so the DELETE names the kid the
+// record's login answers gave. A record the state machine could not have
+// stored (it came over HTTP) is refused rather than signed for with a
+// made-up kid; the reason names the field, never its value.
+func recordKid(r Record) (string, error) {
+	switch {
+	case !fsm.ValidClientState(r.ClientState):
+		return "", fmt.Errorf("uid %d: %w: its client state is not [A-Za-z0-9._-]{0,32}", r.UID, ErrUnsignable)
+	case r.Generation < 0 || r.KeysChangedAt < 0:
+		return "", fmt.Errorf("uid %d: %w: a negative generation or keys_changed_at", r.UID, ErrUnsignable)
+	}
+	return fsm.FxaKid(r.KeysChangedAt, r.Generation, r.ClientState), nil
 }
 
 // StatusError is a storage node's refusal.
