@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"sync"
 
 	dto "github.com/prometheus/client_model/go"
 )
@@ -98,42 +97,24 @@ func sumByLabel(f *dto.MetricFamily, label string, into map[string]int64) {
 func (s *Server) clusterActivity(rq *request) {
 	self := s.ownActivity()
 	out := ClusterActivity{Logins: map[string]int64{}, Allocations: self.Allocations}
-	st := s.selfStatus()
-	if s.cluster != nil {
-		var err error
-		if st, err = s.cluster.Status(rq.r.Context()); err != nil {
-			rq.storeError(err)
-			return
-		}
+	st, ok := s.clusterMembers(rq)
+	if !ok {
+		return
 	}
 	prober, _ := s.cluster.(ActivityProber)
 	out.Members = make([]MemberActivityOrError, len(st.Members))
-	var wg sync.WaitGroup
 	for i, m := range st.Members {
 		out.Members[i].ID = m.ID
-		switch {
-		case m.ID == self.Member:
-			out.Members[i].MemberActivity = &self
-		case prober == nil:
-			out.Members[i].Error = "this member cannot probe others"
-		case m.HTTPAddr == "":
-			out.Members[i].Error = "HTTP address unknown"
-		default:
-			wg.Add(1)
-			go func(i int, addr string) {
-				defer wg.Done()
-				ctx, cancel := context.WithTimeout(rq.r.Context(), probeTimeout)
-				defer cancel()
-				a, err := prober.ProbeActivity(ctx, addr, rq.r.Header.Get("Authorization"))
-				if err != nil {
-					out.Members[i].Error = err.Error()
-					return
-				}
-				out.Members[i].MemberActivity = &a
-			}(i, m.HTTPAddr)
-		}
 	}
-	wg.Wait()
+	probeMembers(rq, st.Members, self.Member, prober != nil, func(i int) {
+		out.Members[i].MemberActivity = &self
+	}, func(ctx context.Context, i int, addr string) error {
+		a, err := prober.ProbeActivity(ctx, addr, rq.r.Header.Get("Authorization"))
+		if err == nil {
+			out.Members[i].MemberActivity = &a
+		}
+		return err
+	}, func(i int, why string) { out.Members[i].Error = why })
 	for _, m := range out.Members {
 		if m.MemberActivity == nil {
 			continue
