@@ -106,7 +106,7 @@ func loginPlacement(r *http.Request) Placement {
 // been a plain write, or this member proposes it when it is the leader. It
 // returns false when the answer is written already (relayed, or failed).
 func (rq *request) proposeOnLeader(cmd fsm.Command) (fsm.Result, bool) {
-	if rq.s.routing != nil && rq.s.routing.Route(rq.w, rq.r, rq.body, Placement{Where: store.OnLeader, Relay: RelayWrite}) {
+	if rq.s.routing != nil && rq.s.routing.route(rq.w, rq.r, rq.body, Placement{Where: store.OnLeader, Relay: RelayWrite}, rq.rt.path) {
 		rq.relayed = true
 		return fsm.Result{}, false
 	}

@@ -161,6 +161,21 @@ func (s *statusRecorder) Flush() {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// recovered turns the panic v of a handler into a logged 500 (unless
+// headers went out already); http.ErrAbortHandler panics on, as net/http
+// expects.
+func (s *Server) recovered(v any, rec *statusRecorder, r *http.Request, route string) {
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.log.Error("handler panicked", "route", route, "method", r.Method, "panic", fmt.Sprint(v))
+	if !rec.wroteHeader {
+		rq := &request{s: s, w: rec, r: r}
+		rq.writeError(http.StatusInternalServerError, StatusInternalError,
+			ErrorDetail{Location: LocationBody, Name: "request", Description: "internal error"})
+	}
+}
+
 // observe wraps every handler: it counts and times the request and turns a
 // panic into a logged 500 so one bad request cannot take the member down.
 func (s *Server) observe(next http.Handler) http.Handler {
@@ -170,15 +185,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		route := routeLabel(r)
 		defer func() {
 			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				s.log.Error("handler panicked", "route", route, "method", r.Method, "panic", fmt.Sprint(v))
-				if !rec.wroteHeader {
-					rq := &request{s: s, w: rec, r: r}
-					rq.writeError(http.StatusInternalServerError, StatusInternalError,
-						ErrorDetail{Location: LocationBody, Name: "request", Description: "internal error"})
-				}
+				s.recovered(v, rec, r, route)
 			}
 			code := rec.code
 			if !rec.wroteHeader {

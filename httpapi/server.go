@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -66,9 +67,11 @@ type Config struct {
 
 // Server translates HTTP requests into state-machine commands and reads.
 type Server struct {
-	store      Store
-	cluster    Cluster
-	routing    Router
+	store   Store
+	cluster Cluster
+	// routing is cfg.Router with the relayed requests counted; nil when
+	// every request is served here.
+	routing    *countingRouter
 	log        hclog.Logger
 	apiToken   string
 	adminToken string
@@ -80,8 +83,11 @@ type Server struct {
 	// metricsHandler serves /metrics from registry.
 	metricsHandler http.Handler
 	router         *mux.Router
-	tokens         TokenIssuer
-	version        VersionInfo
+	// hot are the routes served without the router (hotpath.go).
+	hot     hotRoutes
+	handler http.Handler
+	tokens  TokenIssuer
+	version VersionInfo
 }
 
 // New builds a Server. It panics when cfg.Store is nil or the metrics
@@ -93,7 +99,6 @@ func New(cfg Config) *Server {
 	s := &Server{
 		store:        cfg.Store,
 		cluster:      cfg.Cluster,
-		routing:      cfg.Router,
 		log:          cfg.Logger,
 		apiToken:     cfg.APIToken,
 		adminToken:   cfg.AdminToken,
@@ -117,8 +122,8 @@ func New(cfg Config) *Server {
 		panic(fmt.Sprintf("httpapi.New: %v", err))
 	}
 	s.metrics = m
-	if s.routing != nil {
-		if s.routing, err = newCountingRouter(s.routing, s.registry); err != nil {
+	if cfg.Router != nil {
+		if s.routing, err = newCountingRouter(cfg.Router, s.registry); err != nil {
 			panic(fmt.Sprintf("httpapi.New: %v", err))
 		}
 	}
@@ -133,7 +138,9 @@ func New(cfg Config) *Server {
 	r.UseEncodedPath()
 	r.SkipClean(true)
 	r.Use(s.observe)
-	s.mount(r, s.allRoutes())
+	all := s.allRoutes()
+	s.mount(r, all)
+	s.hot = s.newHotRoutes(all)
 	s.mountStatic(r)
 	if cfg.ExtraRoutes != nil {
 		cfg.ExtraRoutes(r)
@@ -149,11 +156,12 @@ func New(cfg Config) *Server {
 			ErrorDetail{Location: LocationPath, Name: "method", Description: req.Method + " is not allowed on this path"})
 	}))
 	s.router = r
+	s.handler = http.HandlerFunc(s.serveHTTP)
 	return s
 }
 
 // Handler is the API's http.Handler.
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // access is who may call a route.
 type access int
@@ -200,15 +208,20 @@ type request struct {
 	fields *fieldReader
 	errs   []ErrorDetail // path, query and header problems
 
+	// vars are the escaped path variables when the request was served
+	// without the router (hotpath.go); else mux.Vars has them.
+	vars pathVars
 	// Decoded path variables.
 	service, email, member string
 	nodeID, uid            int64
-	pathVars               []string // "name=value", route order, for the request hash
 
-	query    map[string]string
-	readOpts store.ReadOptions
-	levelBad bool // ?consistency did not parse: served here, which answers 400
-	idemKey  string
+	query map[string]string // nil when only the read level was given (parseQuery)
+	// consistency and maxStaleness are the read-level parameters, set
+	// when given.
+	consistency, maxStaleness fsm.OptString
+	readOpts                  store.ReadOptions
+	levelBad                  bool // ?consistency did not parse: served here, which answers 400
+	idemKey                   string
 
 	meta *store.Meta // from Apply/Read; nil → Store.Meta()
 	// relayed: the answer came from the leader this member relayed the
@@ -219,8 +232,15 @@ type request struct {
 // serve runs the checks every API request goes through, in an order that
 // guarantees nothing reaches the store before the whole request is valid.
 func (s *Server) serve(rt route) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rq := &request{s: s, w: w, r: r, rt: rt}
+	f := s.serveFunc(rt)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f(w, r, pathVars{}) })
+}
+
+// serveFunc is serve with the path variables given (hotpath.go) instead
+// of taken from mux.Vars.
+func (s *Server) serveFunc(rt route) func(http.ResponseWriter, *http.Request, pathVars) {
+	return func(w http.ResponseWriter, r *http.Request, vars pathVars) {
+		rq := &request{s: s, w: w, r: r, rt: rt, vars: vars}
 		if !s.authorized(r, rt.access) {
 			rq.refuseUnauthorized(rt.access)
 			return
@@ -237,7 +257,7 @@ func (s *Server) serve(rt route) http.Handler {
 		// that serves the request.
 		rq.parsePath()
 		rq.parseQuery()
-		if s.routing != nil && s.routing.Route(w, r, rq.body, rq.placement()) {
+		if s.routing != nil && s.routing.route(w, r, rq.body, rq.placement(), rt.path) {
 			return
 		}
 		if rt.kind == kindWrite {
@@ -250,7 +270,7 @@ func (s *Server) serve(rt route) http.Handler {
 		}
 		rq.fields = newFieldReader(obj)
 		rt.handle(rq)
-	})
+	}
 }
 
 func (rq *request) readBody() bool {
@@ -279,10 +299,18 @@ func (rq *request) readBody() bool {
 // pathVarOrder fixes the order variables enter the request hash.
 var pathVarOrder = []string{"service", "email", "id", "uid", "member"}
 
+// pathVar is the escaped path variable name, as the router matched it.
+func (rq *request) pathVar(name string) (string, bool) {
+	if rq.vars.set {
+		return rq.vars.get(name)
+	}
+	v, ok := mux.Vars(rq.r)[name]
+	return v, ok
+}
+
 func (rq *request) parsePath() {
-	vars := mux.Vars(rq.r)
 	for _, name := range pathVarOrder {
-		escaped, ok := vars[name]
+		escaped, ok := rq.pathVar(name)
 		if !ok {
 			continue
 		}
@@ -291,7 +319,6 @@ func (rq *request) parsePath() {
 			rq.pathError(name, "invalid percent-encoding")
 			continue
 		}
-		rq.pathVars = append(rq.pathVars, name+"="+v)
 		switch name {
 		case "service":
 			if desc := checkServiceName(v); desc != "" {
@@ -327,13 +354,12 @@ func (rq *request) parsePath() {
 // inPath reports whether name is one of this route's path variables (as the
 // API names them: the member variable is "id").
 func (rq *request) inPath(name string) bool {
-	vars := mux.Vars(rq.r)
 	if name == "id" {
-		_, member := vars["member"]
-		_, node := vars["id"]
+		_, member := rq.pathVar("member")
+		_, node := rq.pathVar("id")
 		return member || node
 	}
-	_, ok := vars[name]
+	_, ok := rq.pathVar(name)
 	return ok
 }
 
@@ -346,6 +372,53 @@ func (rq *request) queryError(name, desc string) {
 }
 
 func (rq *request) parseQuery() {
+	if !rq.parseLevelQuery() {
+		rq.parseAnyQuery()
+	}
+	if rq.rt.kind == kindRead {
+		rq.parseReadLevel()
+	}
+}
+
+// parseLevelQuery reads a query of a read that gives only its level
+// (consistency, max_staleness, each once) and nothing that needs
+// unescaping, without building maps: the query of nearly every read. It
+// returns false, having set nothing, for any other query, which
+// parseAnyQuery then reads and reports on.
+func (rq *request) parseLevelQuery() bool {
+	raw := rq.r.URL.RawQuery
+	if len(rq.rt.query) != 0 || (raw != "" && rq.rt.kind != kindRead) || strings.ContainsAny(raw, "%+;") {
+		return false
+	}
+	var consistency, maxStaleness fsm.OptString
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		var dst *fsm.OptString
+		switch k {
+		case "consistency":
+			dst = &consistency
+		case "max_staleness":
+			dst = &maxStaleness
+		default:
+			return false
+		}
+		if dst.Set {
+			return false
+		}
+		*dst = fsm.SomeString(v)
+	}
+	rq.consistency, rq.maxStaleness = consistency, maxStaleness
+	return true
+}
+
+// parseAnyQuery reads any query into rq.query, reporting unknown and
+// repeated parameters in key order.
+func (rq *request) parseAnyQuery() {
 	rq.query = map[string]string{}
 	values, err := url.ParseQuery(rq.r.URL.RawQuery)
 	if err != nil {
@@ -376,16 +449,25 @@ func (rq *request) parseQuery() {
 			rq.query[k] = values[k][0]
 		}
 	}
-	if rq.rt.kind != kindRead {
-		return
+	if v, ok := rq.query["consistency"]; ok {
+		rq.consistency = fsm.SomeString(v)
 	}
-	level, err := store.ParseReadLevel(rq.query["consistency"])
+	if v, ok := rq.query["max_staleness"]; ok {
+		rq.maxStaleness = fsm.SomeString(v)
+	}
+}
+
+// parseReadLevel turns a read's consistency and max_staleness into its
+// ReadOptions.
+func (rq *request) parseReadLevel() {
+	level, err := store.ParseReadLevel(rq.consistency.V)
 	if err != nil {
 		rq.queryError("consistency", err.Error())
 		rq.levelBad = true
 	}
 	rq.readOpts.Level = level
-	if raw, ok := rq.query["max_staleness"]; ok {
+	if rq.maxStaleness.Set {
+		raw := rq.maxStaleness.V
 		d, err := time.ParseDuration(raw)
 		switch {
 		case err != nil:
@@ -459,8 +541,13 @@ func (rq *request) requestHash() uint64 {
 	}
 	write(rq.r.Method)
 	write(rq.rt.path)
-	for _, v := range rq.pathVars {
-		write(v)
+	// "name=value" of each decoded path variable, in pathVarOrder. Only
+	// a valid request is hashed, so every variable decodes.
+	for _, name := range pathVarOrder {
+		if escaped, ok := rq.pathVar(name); ok {
+			v, _ := url.PathUnescape(escaped)
+			write(name + "=" + v)
+		}
 	}
 	_, _ = h.Write(rq.fields.obj.canonical(rq.fields.canon))
 	return h.Sum64()
