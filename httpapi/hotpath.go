@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wimms-dev/wimms/store"
 )
 
 // The two requests a token server sends most, a user lookup and a login,
@@ -186,4 +188,49 @@ func (rs *routeSeries) counter(code int) prometheus.Counter {
 	next := append(append(make([]codeCounter, 0, len(old)+1), old...), codeCounter{code, c})
 	rs.codes.Store(&next)
 	return c
+}
+
+// Header values are shared between answers where they repeat (net/http
+// and the handlers only replace a header's values, never write into
+// them): building a []string per header per answer was a good part of a
+// lookup's allocations.
+var (
+	headerJSON  = []string{"application/json"}
+	headerTrue  = []string{"true"}
+	headerFalse = []string{"false"}
+	// lastContactHeaders are the values of X-Wimms-Last-Contact below 1 s,
+	// what a follower in touch with its leader reports.
+	lastContactHeaders = func() [][]string {
+		out := make([][]string, 1000)
+		for i := range out {
+			out[i] = []string{strconv.Itoa(i)}
+		}
+		return out
+	}()
+)
+
+func lastContactHeader(ms int64) []string {
+	if ms >= 0 && ms < int64(len(lastContactHeaders)) {
+		return lastContactHeaders[ms]
+	}
+	return []string{strconv.FormatInt(ms, 10)}
+}
+
+// metaHeaderValues are the X-Wimms-Index and X-Wimms-Member values of one
+// Meta; the last ones built are reused while the index stays (reads
+// between writes).
+type metaHeaderValues struct {
+	indexN        uint64
+	memberID      string
+	index, member []string
+}
+
+func (s *Server) metaHeaders(m store.Meta) *metaHeaderValues {
+	if mh := s.lastMeta.Load(); mh != nil && mh.indexN == m.Index && mh.memberID == m.MemberID {
+		return mh
+	}
+	mh := &metaHeaderValues{indexN: m.Index, memberID: m.MemberID,
+		index: []string{strconv.FormatUint(m.Index, 10)}, member: []string{m.MemberID}}
+	s.lastMeta.Store(mh)
+	return mh
 }

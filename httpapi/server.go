@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -86,8 +86,10 @@ type Server struct {
 	// hot are the routes served without the router (hotpath.go).
 	hot     hotRoutes
 	handler http.Handler
-	tokens  TokenIssuer
-	version VersionInfo
+	// lastMeta are the header values of the last Meta answered (hotpath.go).
+	lastMeta atomic.Pointer[metaHeaderValues]
+	tokens   TokenIssuer
+	version  VersionInfo
 }
 
 // New builds a Server. It panics when cfg.Store is nil or the metrics
@@ -662,11 +664,15 @@ func (rq *request) setMetaHeaders() {
 		m = *rq.meta
 	}
 	h := rq.w.Header()
-	h.Set(HeaderIndex, strconv.FormatUint(m.Index, 10))
-	h.Set(HeaderMember, m.MemberID)
+	mh := rq.s.metaHeaders(m)
+	h[HeaderIndex] = mh.index
+	h[HeaderMember] = mh.member
 	if rq.rt.kind == kindRead {
-		h.Set(HeaderKnownLeader, strconv.FormatBool(m.KnownLeader))
-		h.Set(HeaderLastContact, strconv.FormatInt(m.LastContactMs, 10))
+		h[HeaderKnownLeader] = headerFalse
+		if m.KnownLeader {
+			h[HeaderKnownLeader] = headerTrue
+		}
+		h[HeaderLastContact] = lastContactHeader(m.LastContactMs)
 	}
 }
 
@@ -678,9 +684,15 @@ func (rq *request) writeJSON(code int, v any) {
 		b, _ = json.Marshal(ErrorBody{Status: StatusInternalError,
 			Errors: []ErrorDetail{{Location: LocationBody, Name: "response", Description: "internal error"}}})
 	}
+	rq.writeRendered(code, b)
+}
+
+// writeRendered answers code with the JSON value b, which it may extend
+// (by the newline the answers end with).
+func (rq *request) writeRendered(code int, b []byte) {
 	rq.setMetaHeaders()
 	h := rq.w.Header()
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = headerJSON
 	if code == http.StatusServiceUnavailable {
 		h.Set("Retry-After", "1")
 	}
