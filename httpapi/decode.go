@@ -24,14 +24,20 @@ const MaxBodyBytes = 64 << 10
 type jsonObject struct {
 	fields map[string]json.RawMessage
 	order  []string // keys in body order, so unknown fields are reported deterministically
+	// orderBuf holds order for the usual few members.
+	orderBuf [8]string
 }
+
+// emptyObject is every empty body's object; nothing writes to an object
+// once parsed.
+var emptyObject = &jsonObject{}
 
 // parseObject reads exactly one JSON object from body. An empty body is an
 // empty object. Duplicate keys and anything after the object are rejected:
 // both would let two readers of the same bytes disagree about the request.
 func parseObject(body []byte) (*jsonObject, *ErrorDetail) {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return &jsonObject{}, nil
+		return emptyObject, nil
 	}
 	if obj, ok := splitFlatObject(body); ok {
 		return obj, nil
@@ -97,6 +103,7 @@ func splitFlatObject(body []byte) (obj *jsonObject, ok bool) {
 		return nil, false
 	}
 	obj = &jsonObject{}
+	obj.order = obj.orderBuf[:0]
 	i = skipJSONSpace(body, i+1)
 	if i < len(body) && body[i] == '}' {
 		return obj, skipJSONSpace(body, i+1) == len(body)
@@ -117,7 +124,7 @@ func splitFlatObject(body []byte) (obj *jsonObject, ok bool) {
 		if end >= len(body) {
 			return nil, false
 		}
-		key := string(body[start:end])
+		key := fieldName(body[start:end])
 		i = skipJSONSpace(body, end+1)
 		if i >= len(body) || body[i] != ':' {
 			return nil, false
@@ -148,6 +155,24 @@ func splitFlatObject(body []byte) (obj *jsonObject, ok bool) {
 			return nil, false
 		}
 	}
+}
+
+// fieldName is the key k as a string, without allocating for the field
+// names of the hot requests.
+func fieldName(k []byte) string {
+	switch string(k) {
+	case "generation":
+		return "generation"
+	case "keys_changed_at":
+		return "keys_changed_at"
+	case "client_state":
+		return "client_state"
+	case "email":
+		return "email"
+	case "node":
+		return "node"
+	}
+	return string(k)
 }
 
 func skipJSONSpace(b []byte, i int) int {
@@ -292,9 +317,14 @@ type fieldReader struct {
 }
 
 func newFieldReader(obj *jsonObject) *fieldReader {
-	f := &fieldReader{obj: obj}
-	f.used = f.usedBuf[:0]
+	f := &fieldReader{}
+	f.init(obj)
 	return f
+}
+
+func (f *fieldReader) init(obj *jsonObject) {
+	*f = fieldReader{obj: obj}
+	f.used = f.usedBuf[:0]
 }
 
 func (f *fieldReader) isUsed(name string) bool {

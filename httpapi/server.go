@@ -208,7 +208,9 @@ type request struct {
 	body []byte
 
 	fields *fieldReader
-	errs   []ErrorDetail // path, query and header problems
+	// fieldsBuf is where fields points: one allocation with the request.
+	fieldsBuf fieldReader
+	errs      []ErrorDetail // path, query and header problems
 
 	// vars are the escaped path variables when the request was served
 	// without the router (hotpath.go); else mux.Vars has them.
@@ -270,12 +272,17 @@ func (s *Server) serveFunc(rt route) func(http.ResponseWriter, *http.Request, pa
 			rq.writeError(http.StatusBadRequest, fsm.StatusBadRequest, append(rq.errs, *bad)...)
 			return
 		}
-		rq.fields = newFieldReader(obj)
+		rq.fieldsBuf.init(obj)
+		rq.fields = &rq.fieldsBuf
 		rt.handle(rq)
 	}
 }
 
 func (rq *request) readBody() bool {
+	if rq.r.Body == http.NoBody {
+		// What net/http gives a request without a body (a GET).
+		return true
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
