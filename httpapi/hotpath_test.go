@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wimms-dev/wimms/httpapi/internal/fake"
@@ -249,5 +250,30 @@ func TestMetaHeadersFollowTheMeta(t *testing.T) {
 				t.Errorf("meta %+v: %s = %q, want %q", m, h, got, v)
 			}
 		}
+	}
+}
+
+// TestCounterCacheCountsEverySeries: the cached children count in the
+// series of their labels, also past the cache's size limit.
+func TestCounterCacheCountsEverySeries(t *testing.T) {
+	vec := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x_total"}, []string{"service", "outcome"})
+	c := newCounterCache(vec)
+	n := maxCachedSeries + 50
+	for round := 0; round < 2; round++ {
+		for i := 0; i < n; i++ {
+			c.with(fmt.Sprint("s", i), "ok").Inc()
+		}
+		c.with("s0", "retired").Inc()
+	}
+	for i := 0; i < n; i++ {
+		if got := promtest.ToFloat64(vec.WithLabelValues(fmt.Sprint("s", i), "ok")); got != 2 {
+			t.Fatalf("series s%d: %v, want 2", i, got)
+		}
+	}
+	if got := promtest.ToFloat64(vec.WithLabelValues("s0", "retired")); got != 2 {
+		t.Fatalf("series s0 retired: %v, want 2", got)
+	}
+	if m := c.m.Load(); m == nil || len(*m) != maxCachedSeries {
+		t.Fatalf("cache holds %v series, want %d", m, maxCachedSeries)
 	}
 }
