@@ -122,6 +122,7 @@ func benchHot(b *testing.B, method, target, body string) {
 	var rd *reuseBody
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+		req.ContentLength = int64(len(body))
 		rd = &reuseBody{}
 	}
 	w := &reuseWriter{h: http.Header{}}

@@ -234,6 +234,12 @@ type request struct {
 	idemKey                   string
 
 	meta *store.Meta // from Apply/Read; nil → Store.Meta()
+	// metaBuf is where meta points after setMeta, and loginCmd/loginRes
+	// what loginFromRead's read decides: kept in the request so that
+	// they share its one allocation.
+	metaBuf  store.Meta
+	loginCmd fsm.Command
+	loginRes fsm.Result
 	// relayed: the answer came from the leader this member relayed the
 	// request to, which counted it.
 	relayed bool
@@ -577,12 +583,12 @@ func (rq *request) apply(cmd fsm.Command) (fsm.Result, bool) {
 	res, meta, err := rq.s.store.Apply(rq.r.Context(), cmd)
 	if err != nil {
 		if meta.MemberID != "" {
-			rq.meta = &meta
+			rq.setMeta(meta)
 		}
 		rq.storeError(err)
 		return res, false
 	}
-	rq.meta = &meta
+	rq.setMeta(meta)
 	if res.Repeated {
 		rq.w.Header().Set(HeaderReplayed, "true")
 	}
@@ -593,11 +599,16 @@ func (rq *request) apply(cmd fsm.Command) (fsm.Result, bool) {
 	return res, true
 }
 
+func (rq *request) setMeta(m store.Meta) {
+	rq.metaBuf = m
+	rq.meta = &rq.metaBuf
+}
+
 // read runs fn at the requested level. On failure it has answered already.
 func (rq *request) read(fn func(fsm.Reader) error) bool {
 	meta, err := rq.s.store.Read(rq.r.Context(), rq.readOpts, fn)
 	if meta.MemberID != "" {
-		rq.meta = &meta
+		rq.setMeta(meta)
 	}
 	if err != nil {
 		var fe *fsm.Error
