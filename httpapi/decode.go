@@ -316,12 +316,7 @@ type fieldReader struct {
 	canon map[string]any
 }
 
-func newFieldReader(obj *jsonObject) *fieldReader {
-	f := &fieldReader{}
-	f.init(obj)
-	return f
-}
-
+// init readies f to read obj's fields.
 func (f *fieldReader) init(obj *jsonObject) {
 	*f = fieldReader{obj: obj}
 	f.used = f.usedBuf[:0]
