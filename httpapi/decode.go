@@ -24,16 +24,31 @@ const MaxBodyBytes = 64 << 10
 type jsonObject struct {
 	fields map[string]json.RawMessage
 	order  []string // keys in body order, so unknown fields are reported deterministically
+	// orderBuf holds order for the usual few members.
+	orderBuf [8]string
 }
+
+// emptyObject is every empty body's object; nothing writes to an object
+// once parsed.
+var emptyObject = &jsonObject{}
 
 // parseObject reads exactly one JSON object from body. An empty body is an
 // empty object. Duplicate keys and anything after the object are rejected:
 // both would let two readers of the same bytes disagree about the request.
 func parseObject(body []byte) (*jsonObject, *ErrorDetail) {
-	obj := &jsonObject{fields: map[string]json.RawMessage{}}
 	if len(bytes.TrimSpace(body)) == 0 {
+		return emptyObject, nil
+	}
+	if obj, ok := splitFlatObject(body); ok {
 		return obj, nil
 	}
+	return decodeObject(body)
+}
+
+// decodeObject is parseObject for any body, with json.Decoder, which names
+// what is wrong with a body.
+func decodeObject(body []byte) (*jsonObject, *ErrorDetail) {
+	obj := &jsonObject{fields: map[string]json.RawMessage{}}
 	bad := func(desc string) *ErrorDetail {
 		return &ErrorDetail{Location: LocationBody, Name: "body", Description: desc}
 	}
@@ -72,6 +87,180 @@ func parseObject(body []byte) (*jsonObject, *ErrorDetail) {
 		return nil, bad("unexpected data after the JSON object")
 	}
 	return obj, nil
+}
+
+// splitFlatObject splits the bodies clients send, without json.Decoder's
+// per-token allocations: one object whose keys are ASCII strings without
+// escapes and whose values are strings without escapes or control
+// characters, numbers, true, false or null, with JSON whitespace between
+// tokens. ok is false for any other body (nested values, escapes, a
+// duplicate key, anything invalid or after the object): decodeObject then
+// reads it and reports what is wrong. For a body both accept they return
+// the same members (TestSplitFlatObjectAgreesWithTheDecoder).
+func splitFlatObject(body []byte) (obj *jsonObject, ok bool) {
+	i := skipJSONSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, false
+	}
+	obj = &jsonObject{}
+	obj.order = obj.orderBuf[:0]
+	i = skipJSONSpace(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return obj, skipJSONSpace(body, i+1) == len(body)
+	}
+	for {
+		// A key: ASCII, no escapes (decoding one would change it).
+		if i >= len(body) || body[i] != '"' {
+			return nil, false
+		}
+		start := i + 1
+		end := start
+		for end < len(body) && body[end] != '"' {
+			if c := body[end]; c < 0x20 || c == '\\' || c >= 0x80 {
+				return nil, false
+			}
+			end++
+		}
+		if end >= len(body) {
+			return nil, false
+		}
+		key := fieldName(body[start:end])
+		i = skipJSONSpace(body, end+1)
+		if i >= len(body) || body[i] != ':' {
+			return nil, false
+		}
+		i = skipJSONSpace(body, i+1)
+		n := flatValueLen(body[i:])
+		if n == 0 {
+			return nil, false
+		}
+		if obj.fields == nil {
+			obj.fields = make(map[string]json.RawMessage, 4)
+		}
+		if _, dup := obj.fields[key]; dup {
+			return nil, false
+		}
+		obj.fields[key] = json.RawMessage(body[i : i+n])
+		obj.order = append(obj.order, key)
+		i = skipJSONSpace(body, i+n)
+		if i >= len(body) {
+			return nil, false
+		}
+		switch body[i] {
+		case ',':
+			i = skipJSONSpace(body, i+1)
+		case '}':
+			return obj, skipJSONSpace(body, i+1) == len(body)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// fieldName is the key k as a string, without allocating for the field
+// names of the hot requests.
+func fieldName(k []byte) string {
+	switch string(k) {
+	case "generation":
+		return "generation"
+	case "keys_changed_at":
+		return "keys_changed_at"
+	case "client_state":
+		return "client_state"
+	case "email":
+		return "email"
+	case "node":
+		return "node"
+	}
+	return string(k)
+}
+
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// flatValueLen is the length of the scalar JSON value b starts with: a
+// string without escapes or control characters, a number, true, false or
+// null; 0 when b starts with none of those.
+func flatValueLen(b []byte) int {
+	if len(b) == 0 {
+		return 0
+	}
+	switch c := b[0]; {
+	case c == '"':
+		for i := 1; i < len(b); i++ {
+			switch c := b[i]; {
+			case c == '"':
+				return i + 1
+			case c < 0x20 || c == '\\':
+				return 0
+			}
+		}
+		return 0
+	case c == 't' && bytes.HasPrefix(b, []byte("true")):
+		return literalLen(b, 4)
+	case c == 'f' && bytes.HasPrefix(b, []byte("false")):
+		return literalLen(b, 5)
+	case c == 'n' && bytes.HasPrefix(b, []byte("null")):
+		return literalLen(b, 4)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return numberLen(b)
+	}
+	return 0
+}
+
+// literalLen is n when b's literal of n bytes ends there (a delimiter or
+// the end follows), else 0.
+func literalLen(b []byte, n int) int {
+	if n < len(b) && !isJSONDelim(b[n]) {
+		return 0
+	}
+	return n
+}
+
+func isJSONDelim(c byte) bool {
+	return c == ',' || c == '}' || c == ' ' || c == '\t' || c == '\n' || c == '\r'
+}
+
+// numberLen is the length of the JSON number b starts with (RFC 8259:
+// -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?), followed by a
+// delimiter or the end; else 0.
+func numberLen(b []byte) int {
+	i := 0
+	digits := func() int {
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	if b[i] == '-' {
+		i++
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return 0
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return 0
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return 0
+		}
+	}
+	return literalLen(b, i)
 }
 
 // canonical returns a byte form of the object that is the same for bodies
@@ -117,16 +306,29 @@ func (o *jsonObject) canonical(overrides map[string]any) []byte {
 // fieldReader extracts typed, validated fields from a jsonObject, collecting
 // every problem instead of stopping at the first.
 type fieldReader struct {
-	obj  *jsonObject
-	used map[string]bool
-	errs []ErrorDetail
+	obj *jsonObject
+	// used names the fields asked for (a handful; usedBuf holds them).
+	used    []string
+	usedBuf [8]string
+	errs    []ErrorDetail
 	// canon holds canonical values of fields whose JSON spelling may vary
-	// without changing meaning, for the request hash.
+	// without changing meaning, for the request hash (nil until one is).
 	canon map[string]any
 }
 
-func newFieldReader(obj *jsonObject) *fieldReader {
-	return &fieldReader{obj: obj, used: map[string]bool{}, canon: map[string]any{}}
+// init readies f to read obj's fields.
+func (f *fieldReader) init(obj *jsonObject) {
+	*f = fieldReader{obj: obj}
+	f.used = f.usedBuf[:0]
+}
+
+func (f *fieldReader) isUsed(name string) bool {
+	for _, u := range f.used {
+		if u == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *fieldReader) fail(name, desc string) {
@@ -136,7 +338,9 @@ func (f *fieldReader) fail(name, desc string) {
 // raw returns the field's JSON and whether it is present and not null. A
 // null optional field is treated as absent; a required one as missing.
 func (f *fieldReader) raw(name string, required bool) (json.RawMessage, bool) {
-	f.used[name] = true
+	if !f.isUsed(name) {
+		f.used = append(f.used, name)
+	}
 	raw, ok := f.obj.fields[name]
 	if ok && string(raw) == "null" {
 		ok = false
@@ -169,7 +373,7 @@ func readField[T any](f *fieldReader, name string, required bool, parse func(jso
 func (f *fieldReader) unknown() []ErrorDetail {
 	var out []ErrorDetail
 	for _, k := range f.obj.order {
-		if !f.used[k] {
+		if !f.isUsed(k) {
 			out = append(out, ErrorDetail{Location: LocationBody, Name: k, Description: "unknown field"})
 		}
 	}
@@ -224,6 +428,12 @@ func parseInt64Literal(s string) (int64, string) {
 // when the value is acceptable).
 func (f *fieldReader) String(name string, required bool, check func(string) string) fsm.OptString {
 	v, ok := readField(f, name, required, func(raw json.RawMessage) (string, string) {
+		if s, ok := plainJSONString(raw); ok {
+			if check == nil {
+				return s, ""
+			}
+			return s, check(s)
+		}
 		var s string
 		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
 			return "", "must be a string"
@@ -234,6 +444,22 @@ func (f *fieldReader) String(name string, required bool, check func(string) stri
 		return s, check(s)
 	})
 	return fsm.OptString{Set: ok, V: v}
+}
+
+// plainJSONString decodes a JSON string of printable ASCII without
+// escapes, which is its own text; ok is false for any other raw value
+// (json.Unmarshal decodes those).
+func plainJSONString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return string(inner), true
 }
 
 // Bool reads a boolean field.
@@ -262,6 +488,9 @@ func (f *fieldReader) ReleaseRate(name string) fsm.OptString {
 	})
 	if !ok {
 		return fsm.OptString{}
+	}
+	if f.canon == nil {
+		f.canon = map[string]any{}
 	}
 	f.canon[name] = json.Number(text)
 	return fsm.SomeString(text)

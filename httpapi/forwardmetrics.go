@@ -15,7 +15,7 @@ type countingRouter struct {
 	forwarded *prometheus.CounterVec
 }
 
-func newCountingRouter(next Router, reg *prometheus.Registry) (Router, error) {
+func newCountingRouter(next Router, reg *prometheus.Registry) (*countingRouter, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wimms_http_forwarded_requests_total",
 		Help: "Requests this member relayed to the leader, by route template and the status code answered.",
@@ -27,8 +27,16 @@ func newCountingRouter(next Router, reg *prometheus.Registry) (Router, error) {
 	return &countingRouter{next: next, forwarded: c}, nil
 }
 
-func (f *countingRouter) Route(w http.ResponseWriter, r *http.Request, body []byte, p Placement) bool {
-	rec := &statusRecorder{ResponseWriter: w}
+// route is next's Route, counting a relayed request under the route
+// template label. The recorder comes from a pool: most requests are served
+// here, and the Router keeps no writer past its call.
+func (f *countingRouter) route(w http.ResponseWriter, r *http.Request, body []byte, p Placement, label string) bool {
+	rec := recorderPool.Get().(*statusRecorder)
+	*rec = statusRecorder{ResponseWriter: w}
+	defer func() {
+		*rec = statusRecorder{}
+		recorderPool.Put(rec)
+	}()
 	if !f.next.Route(rec, r, body, p) {
 		return false
 	}
@@ -36,6 +44,6 @@ func (f *countingRouter) Route(w http.ResponseWriter, r *http.Request, body []by
 	if !rec.wroteHeader {
 		code = http.StatusOK
 	}
-	f.forwarded.WithLabelValues(routeLabel(r), strconv.Itoa(code)).Inc()
+	f.forwarded.WithLabelValues(label, strconv.Itoa(code)).Inc()
 	return true
 }

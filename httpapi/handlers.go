@@ -202,11 +202,25 @@ func (s *Server) allocate(rq *request) {
 	}
 }
 
+// getUser renders the user inside the read (appendUserJSON), into a
+// pooled buffer: the lookup is the hottest request.
 func (s *Server) getUser(rq *request) {
-	readJSON(rq, func(rd fsm.Reader) (wire.User, error) {
+	if rq.invalid() {
+		return
+	}
+	buf := getAnswerBuf()
+	defer putAnswerBuf(buf)
+	if !rq.read(func(rd fsm.Reader) error {
 		u, err := rd.GetUser(rq.service, rq.email)
-		return toUserJSON(u), err
-	})
+		if err != nil {
+			return err
+		}
+		buf.b = appendUserJSON(buf.b[:0], &u, false, "")
+		return nil
+	}) {
+		return
+	}
+	rq.writeRendered(http.StatusOK, buf.b)
 }
 
 func (s *Server) updateUser(rq *request) {
@@ -240,7 +254,10 @@ func (s *Server) login(rq *request) {
 		rq.internalError("login succeeded without a user")
 		return
 	}
-	rq.writeJSON(http.StatusOK, wire.LoginResult{User: toUserJSON(*res.User), FxaKid: res.FxaKid})
+	buf := getAnswerBuf()
+	defer putAnswerBuf(buf)
+	buf.b = appendUserJSON(buf.b, res.User, true, res.FxaKid)
+	rq.writeRendered(http.StatusOK, buf.b)
 }
 
 func (s *Server) retire(rq *request) {

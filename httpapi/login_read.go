@@ -23,13 +23,14 @@ func (rq *request) loginFromRead(cmd fsm.Command) (res fsm.Result, served bool) 
 	if rq.idemKey != "" {
 		return fsm.Result{}, false
 	}
+	rq.loginCmd = cmd
 	meta, err := rq.s.store.Read(rq.r.Context(), store.ReadOptions{Level: store.ReadLinearizable}, func(rd fsm.Reader) error {
 		d, ok := rd.(fsm.LoginDecider)
 		if !ok {
 			return errLoginChanges
 		}
 		var changes bool
-		if res, changes = d.DecideLogin(cmd); changes {
+		if rq.loginRes, changes = d.DecideLogin(rq.loginCmd); changes {
 			return errLoginChanges
 		}
 		return nil
@@ -37,9 +38,9 @@ func (rq *request) loginFromRead(cmd fsm.Command) (res fsm.Result, served bool) 
 	if err != nil {
 		return fsm.Result{}, false
 	}
-	rq.meta = &meta
-	rq.s.metrics.loginRead(cmd.Service, res)
-	return res, true
+	rq.setMeta(meta)
+	rq.s.metrics.loginRead(cmd.Service, rq.loginRes)
+	return rq.loginRes, true
 }
 
 // serveLogin is the one path of every login (the login endpoint, the
@@ -106,7 +107,7 @@ func loginPlacement(r *http.Request) Placement {
 // been a plain write, or this member proposes it when it is the leader. It
 // returns false when the answer is written already (relayed, or failed).
 func (rq *request) proposeOnLeader(cmd fsm.Command) (fsm.Result, bool) {
-	if rq.s.routing != nil && rq.s.routing.Route(rq.w, rq.r, rq.body, Placement{Where: store.OnLeader, Relay: RelayWrite}) {
+	if rq.s.routing != nil && rq.s.routing.route(rq.w, rq.r, rq.body, Placement{Where: store.OnLeader, Relay: RelayWrite}, rq.rt.path) {
 		rq.relayed = true
 		return fsm.Result{}, false
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -31,6 +33,51 @@ type httpMetrics struct {
 	loginReads *prometheus.CounterVec
 	// webhookEvents counts FxA account events by type and outcome.
 	webhookEvents *prometheus.CounterVec
+	// loginsBy and loginReadsBy are logins and loginReads by (service,
+	// outcome), looked up once per pair.
+	loginsBy, loginReadsBy *counterCache
+}
+
+// counterCache holds the children of a CounterVec with two labels as they
+// are first used: WithLabelValues hashes its labels on every call, and a
+// login counted two series per request. The map is replaced as a whole on
+// a miss; past maxCachedSeries pairs (a client naming services that do not
+// exist) misses are not cached.
+type counterCache struct {
+	vec *prometheus.CounterVec
+	m   atomic.Pointer[map[[2]string]prometheus.Counter]
+	mu  sync.Mutex
+}
+
+const maxCachedSeries = 256
+
+func newCounterCache(vec *prometheus.CounterVec) *counterCache {
+	return &counterCache{vec: vec}
+}
+
+func (c *counterCache) with(a, b string) prometheus.Counter {
+	key := [2]string{a, b}
+	if m := c.m.Load(); m != nil {
+		if ctr, ok := (*m)[key]; ok {
+			return ctr
+		}
+	}
+	ctr := c.vec.WithLabelValues(a, b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil && len(*old) >= maxCachedSeries {
+		return ctr
+	}
+	next := make(map[[2]string]prometheus.Counter, 1)
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[key] = ctr
+	c.m.Store(&next)
+	return ctr
 }
 
 func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
@@ -71,19 +118,20 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 	if loginReads, err = registerOrReuse(reg, loginReads); err != nil {
 		return nil, err
 	}
-	return &httpMetrics{requests: requests, duration: duration, logins: logins, loginReads: loginReads, webhookEvents: webhookEvents}, nil
+	return &httpMetrics{requests: requests, duration: duration, logins: logins, loginReads: loginReads, webhookEvents: webhookEvents,
+		loginsBy: newCounterCache(logins), loginReadsBy: newCounterCache(loginReads)}, nil
 }
 
 // loginRead counts one login decided from a read (the deprecated series;
 // loginDecided counts it in wimms_logins_total).
 func (m *httpMetrics) loginRead(service string, res fsm.Result) {
-	m.loginReads.WithLabelValues(service, loginOutcome(res, true)).Inc()
+	m.loginReadsBy.with(service, loginOutcome(res, true)).Inc()
 }
 
 // loginDecided counts one login this member decided; answered is false
 // when it failed outside the state machine (no leader, a timeout).
 func (m *httpMetrics) loginDecided(service string, res fsm.Result, answered bool) {
-	m.logins.WithLabelValues(service, loginOutcome(res, answered)).Inc()
+	m.loginsBy.with(service, loginOutcome(res, answered)).Inc()
 }
 
 // OutcomeUnavailable is a login that got no decision: the cluster could
@@ -161,6 +209,21 @@ func (s *statusRecorder) Flush() {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// recovered turns the panic v of a handler into a logged 500 (unless
+// headers went out already); http.ErrAbortHandler panics on, as net/http
+// expects.
+func (s *Server) recovered(v any, rec *statusRecorder, r *http.Request, route string) {
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.log.Error("handler panicked", "route", route, "method", r.Method, "panic", fmt.Sprint(v))
+	if !rec.wroteHeader {
+		rq := &request{s: s, w: rec, r: r}
+		rq.writeError(http.StatusInternalServerError, StatusInternalError,
+			ErrorDetail{Location: LocationBody, Name: "request", Description: "internal error"})
+	}
+}
+
 // observe wraps every handler: it counts and times the request and turns a
 // panic into a logged 500 so one bad request cannot take the member down.
 func (s *Server) observe(next http.Handler) http.Handler {
@@ -170,15 +233,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		route := routeLabel(r)
 		defer func() {
 			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				s.log.Error("handler panicked", "route", route, "method", r.Method, "panic", fmt.Sprint(v))
-				if !rec.wroteHeader {
-					rq := &request{s: s, w: rec, r: r}
-					rq.writeError(http.StatusInternalServerError, StatusInternalError,
-						ErrorDetail{Location: LocationBody, Name: "request", Description: "internal error"})
-				}
+				s.recovered(v, rec, r, route)
 			}
 			code := rec.code
 			if !rec.wroteHeader {

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -66,12 +69,17 @@ type Config struct {
 
 // Server translates HTTP requests into state-machine commands and reads.
 type Server struct {
-	store      Store
-	cluster    Cluster
-	routing    Router
+	store   Store
+	cluster Cluster
+	// routing is cfg.Router with the relayed requests counted; nil when
+	// every request is served here.
+	routing    *countingRouter
 	log        hclog.Logger
 	apiToken   string
 	adminToken string
+	// apiSum and adminSum are the tokens' SHA-256 digests, computed once
+	// (authorized compares digests).
+	apiSum, adminSum [sha256.Size]byte
 	// metricsToken guards /metrics when set.
 	metricsToken string
 	registry     *prometheus.Registry
@@ -80,8 +88,13 @@ type Server struct {
 	// metricsHandler serves /metrics from registry.
 	metricsHandler http.Handler
 	router         *mux.Router
-	tokens         TokenIssuer
-	version        VersionInfo
+	// hot are the routes served without the router (hotpath.go).
+	hot     hotRoutes
+	handler http.Handler
+	// lastMeta are the header values of the last Meta answered (hotpath.go).
+	lastMeta atomic.Pointer[metaHeaderValues]
+	tokens   TokenIssuer
+	version  VersionInfo
 }
 
 // New builds a Server. It panics when cfg.Store is nil or the metrics
@@ -93,7 +106,6 @@ func New(cfg Config) *Server {
 	s := &Server{
 		store:        cfg.Store,
 		cluster:      cfg.Cluster,
-		routing:      cfg.Router,
 		log:          cfg.Logger,
 		apiToken:     cfg.APIToken,
 		adminToken:   cfg.AdminToken,
@@ -106,6 +118,7 @@ func New(cfg Config) *Server {
 	if s.log == nil {
 		s.log = hclog.Default().Named("httpapi")
 	}
+	s.apiSum, s.adminSum = sha256.Sum256([]byte(s.apiToken)), sha256.Sum256([]byte(s.adminToken))
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
@@ -117,8 +130,8 @@ func New(cfg Config) *Server {
 		panic(fmt.Sprintf("httpapi.New: %v", err))
 	}
 	s.metrics = m
-	if s.routing != nil {
-		if s.routing, err = newCountingRouter(s.routing, s.registry); err != nil {
+	if cfg.Router != nil {
+		if s.routing, err = newCountingRouter(cfg.Router, s.registry); err != nil {
 			panic(fmt.Sprintf("httpapi.New: %v", err))
 		}
 	}
@@ -133,7 +146,9 @@ func New(cfg Config) *Server {
 	r.UseEncodedPath()
 	r.SkipClean(true)
 	r.Use(s.observe)
-	s.mount(r, s.allRoutes())
+	all := s.allRoutes()
+	s.mount(r, all)
+	s.hot = s.newHotRoutes(all)
 	s.mountStatic(r)
 	if cfg.ExtraRoutes != nil {
 		cfg.ExtraRoutes(r)
@@ -149,11 +164,12 @@ func New(cfg Config) *Server {
 			ErrorDetail{Location: LocationPath, Name: "method", Description: req.Method + " is not allowed on this path"})
 	}))
 	s.router = r
+	s.handler = http.HandlerFunc(s.serveHTTP)
 	return s
 }
 
 // Handler is the API's http.Handler.
-func (s *Server) Handler() http.Handler { return s.router }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // access is who may call a route.
 type access int
@@ -198,19 +214,32 @@ type request struct {
 	body []byte
 
 	fields *fieldReader
-	errs   []ErrorDetail // path, query and header problems
+	// fieldsBuf is where fields points: one allocation with the request.
+	fieldsBuf fieldReader
+	errs      []ErrorDetail // path, query and header problems
 
+	// vars are the escaped path variables when the request was served
+	// without the router (hotpath.go); else mux.Vars has them.
+	vars pathVars
 	// Decoded path variables.
 	service, email, member string
 	nodeID, uid            int64
-	pathVars               []string // "name=value", route order, for the request hash
 
-	query    map[string]string
-	readOpts store.ReadOptions
-	levelBad bool // ?consistency did not parse: served here, which answers 400
-	idemKey  string
+	query map[string]string // nil when only the read level was given (parseQuery)
+	// consistency and maxStaleness are the read-level parameters, set
+	// when given.
+	consistency, maxStaleness fsm.OptString
+	readOpts                  store.ReadOptions
+	levelBad                  bool // ?consistency did not parse: served here, which answers 400
+	idemKey                   string
 
 	meta *store.Meta // from Apply/Read; nil → Store.Meta()
+	// metaBuf is where meta points after setMeta, and loginCmd/loginRes
+	// what loginFromRead's read decides: kept in the request so that
+	// they share its one allocation.
+	metaBuf  store.Meta
+	loginCmd fsm.Command
+	loginRes fsm.Result
 	// relayed: the answer came from the leader this member relayed the
 	// request to, which counted it.
 	relayed bool
@@ -219,8 +248,15 @@ type request struct {
 // serve runs the checks every API request goes through, in an order that
 // guarantees nothing reaches the store before the whole request is valid.
 func (s *Server) serve(rt route) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rq := &request{s: s, w: w, r: r, rt: rt}
+	f := s.serveFunc(rt)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f(w, r, pathVars{}) })
+}
+
+// serveFunc is serve with the path variables given (hotpath.go) instead
+// of taken from mux.Vars.
+func (s *Server) serveFunc(rt route) func(http.ResponseWriter, *http.Request, pathVars) {
+	return func(w http.ResponseWriter, r *http.Request, vars pathVars) {
+		rq := &request{s: s, w: w, r: r, rt: rt, vars: vars}
 		if !s.authorized(r, rt.access) {
 			rq.refuseUnauthorized(rt.access)
 			return
@@ -237,7 +273,7 @@ func (s *Server) serve(rt route) http.Handler {
 		// that serves the request.
 		rq.parsePath()
 		rq.parseQuery()
-		if s.routing != nil && s.routing.Route(w, r, rq.body, rq.placement()) {
+		if s.routing != nil && s.routing.route(w, r, rq.body, rq.placement(), rt.path) {
 			return
 		}
 		if rt.kind == kindWrite {
@@ -248,12 +284,17 @@ func (s *Server) serve(rt route) http.Handler {
 			rq.writeError(http.StatusBadRequest, fsm.StatusBadRequest, append(rq.errs, *bad)...)
 			return
 		}
-		rq.fields = newFieldReader(obj)
+		rq.fieldsBuf.init(obj)
+		rq.fields = &rq.fieldsBuf
 		rt.handle(rq)
-	})
+	}
 }
 
 func (rq *request) readBody() bool {
+	if rq.r.Body == http.NoBody {
+		// What net/http gives a request without a body (a GET).
+		return true
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -279,10 +320,18 @@ func (rq *request) readBody() bool {
 // pathVarOrder fixes the order variables enter the request hash.
 var pathVarOrder = []string{"service", "email", "id", "uid", "member"}
 
+// pathVar is the escaped path variable name, as the router matched it.
+func (rq *request) pathVar(name string) (string, bool) {
+	if rq.vars.set {
+		return rq.vars.get(name)
+	}
+	v, ok := mux.Vars(rq.r)[name]
+	return v, ok
+}
+
 func (rq *request) parsePath() {
-	vars := mux.Vars(rq.r)
 	for _, name := range pathVarOrder {
-		escaped, ok := vars[name]
+		escaped, ok := rq.pathVar(name)
 		if !ok {
 			continue
 		}
@@ -291,7 +340,6 @@ func (rq *request) parsePath() {
 			rq.pathError(name, "invalid percent-encoding")
 			continue
 		}
-		rq.pathVars = append(rq.pathVars, name+"="+v)
 		switch name {
 		case "service":
 			if desc := checkServiceName(v); desc != "" {
@@ -327,13 +375,12 @@ func (rq *request) parsePath() {
 // inPath reports whether name is one of this route's path variables (as the
 // API names them: the member variable is "id").
 func (rq *request) inPath(name string) bool {
-	vars := mux.Vars(rq.r)
 	if name == "id" {
-		_, member := vars["member"]
-		_, node := vars["id"]
+		_, member := rq.pathVar("member")
+		_, node := rq.pathVar("id")
 		return member || node
 	}
-	_, ok := vars[name]
+	_, ok := rq.pathVar(name)
 	return ok
 }
 
@@ -346,6 +393,53 @@ func (rq *request) queryError(name, desc string) {
 }
 
 func (rq *request) parseQuery() {
+	if !rq.parseLevelQuery() {
+		rq.parseAnyQuery()
+	}
+	if rq.rt.kind == kindRead {
+		rq.parseReadLevel()
+	}
+}
+
+// parseLevelQuery reads a query of a read that gives only its level
+// (consistency, max_staleness, each once) and nothing that needs
+// unescaping, without building maps: the query of nearly every read. It
+// returns false, having set nothing, for any other query, which
+// parseAnyQuery then reads and reports on.
+func (rq *request) parseLevelQuery() bool {
+	raw := rq.r.URL.RawQuery
+	if len(rq.rt.query) != 0 || (raw != "" && rq.rt.kind != kindRead) || strings.ContainsAny(raw, "%+;") {
+		return false
+	}
+	var consistency, maxStaleness fsm.OptString
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		var dst *fsm.OptString
+		switch k {
+		case "consistency":
+			dst = &consistency
+		case "max_staleness":
+			dst = &maxStaleness
+		default:
+			return false
+		}
+		if dst.Set {
+			return false
+		}
+		*dst = fsm.SomeString(v)
+	}
+	rq.consistency, rq.maxStaleness = consistency, maxStaleness
+	return true
+}
+
+// parseAnyQuery reads any query into rq.query, reporting unknown and
+// repeated parameters in key order.
+func (rq *request) parseAnyQuery() {
 	rq.query = map[string]string{}
 	values, err := url.ParseQuery(rq.r.URL.RawQuery)
 	if err != nil {
@@ -376,16 +470,25 @@ func (rq *request) parseQuery() {
 			rq.query[k] = values[k][0]
 		}
 	}
-	if rq.rt.kind != kindRead {
-		return
+	if v, ok := rq.query["consistency"]; ok {
+		rq.consistency = fsm.SomeString(v)
 	}
-	level, err := store.ParseReadLevel(rq.query["consistency"])
+	if v, ok := rq.query["max_staleness"]; ok {
+		rq.maxStaleness = fsm.SomeString(v)
+	}
+}
+
+// parseReadLevel turns a read's consistency and max_staleness into its
+// ReadOptions.
+func (rq *request) parseReadLevel() {
+	level, err := store.ParseReadLevel(rq.consistency.V)
 	if err != nil {
 		rq.queryError("consistency", err.Error())
 		rq.levelBad = true
 	}
 	rq.readOpts.Level = level
-	if raw, ok := rq.query["max_staleness"]; ok {
+	if rq.maxStaleness.Set {
+		raw := rq.maxStaleness.V
 		d, err := time.ParseDuration(raw)
 		switch {
 		case err != nil:
@@ -459,8 +562,13 @@ func (rq *request) requestHash() uint64 {
 	}
 	write(rq.r.Method)
 	write(rq.rt.path)
-	for _, v := range rq.pathVars {
-		write(v)
+	// "name=value" of each decoded path variable, in pathVarOrder. Only
+	// a valid request is hashed, so every variable decodes.
+	for _, name := range pathVarOrder {
+		if escaped, ok := rq.pathVar(name); ok {
+			v, _ := url.PathUnescape(escaped)
+			write(name + "=" + v)
+		}
 	}
 	_, _ = h.Write(rq.fields.obj.canonical(rq.fields.canon))
 	return h.Sum64()
@@ -475,12 +583,12 @@ func (rq *request) apply(cmd fsm.Command) (fsm.Result, bool) {
 	res, meta, err := rq.s.store.Apply(rq.r.Context(), cmd)
 	if err != nil {
 		if meta.MemberID != "" {
-			rq.meta = &meta
+			rq.setMeta(meta)
 		}
 		rq.storeError(err)
 		return res, false
 	}
-	rq.meta = &meta
+	rq.setMeta(meta)
 	if res.Repeated {
 		rq.w.Header().Set(HeaderReplayed, "true")
 	}
@@ -491,11 +599,16 @@ func (rq *request) apply(cmd fsm.Command) (fsm.Result, bool) {
 	return res, true
 }
 
+func (rq *request) setMeta(m store.Meta) {
+	rq.metaBuf = m
+	rq.meta = &rq.metaBuf
+}
+
 // read runs fn at the requested level. On failure it has answered already.
 func (rq *request) read(fn func(fsm.Reader) error) bool {
 	meta, err := rq.s.store.Read(rq.r.Context(), rq.readOpts, fn)
 	if meta.MemberID != "" {
-		rq.meta = &meta
+		rq.setMeta(meta)
 	}
 	if err != nil {
 		var fe *fsm.Error
@@ -575,11 +688,15 @@ func (rq *request) setMetaHeaders() {
 		m = *rq.meta
 	}
 	h := rq.w.Header()
-	h.Set(HeaderIndex, strconv.FormatUint(m.Index, 10))
-	h.Set(HeaderMember, m.MemberID)
+	mh := rq.s.metaHeaders(m)
+	h[HeaderIndex] = mh.index
+	h[HeaderMember] = mh.member
 	if rq.rt.kind == kindRead {
-		h.Set(HeaderKnownLeader, strconv.FormatBool(m.KnownLeader))
-		h.Set(HeaderLastContact, strconv.FormatInt(m.LastContactMs, 10))
+		h[HeaderKnownLeader] = headerFalse
+		if m.KnownLeader {
+			h[HeaderKnownLeader] = headerTrue
+		}
+		h[HeaderLastContact] = lastContactHeader(m.LastContactMs)
 	}
 }
 
@@ -591,9 +708,15 @@ func (rq *request) writeJSON(code int, v any) {
 		b, _ = json.Marshal(ErrorBody{Status: StatusInternalError,
 			Errors: []ErrorDetail{{Location: LocationBody, Name: "response", Description: "internal error"}}})
 	}
+	rq.writeRendered(code, b)
+}
+
+// writeRendered answers code with the JSON value b, which it may extend
+// (by the newline the answers end with).
+func (rq *request) writeRendered(code int, b []byte) {
 	rq.setMetaHeaders()
 	h := rq.w.Header()
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = headerJSON
 	if code == http.StatusServiceUnavailable {
 		h.Set("Retry-After", "1")
 	}
@@ -615,8 +738,10 @@ func (rq *request) writeError(code int, status string, details ...ErrorDetail) {
 
 // authorized checks the bearer token a route needs. Tokens are compared as
 // digests in constant time so neither content nor length leaks via timing.
+// The configured tokens' digests are computed once, in New; the rule is
+// HasBearerToken's.
 func (s *Server) authorized(r *http.Request, a access) bool {
-	var want []string
+	var api, admin bool // which tokens are accepted
 	switch a {
 	case accessOpen:
 		return true
@@ -624,21 +749,30 @@ func (s *Server) authorized(r *http.Request, a access) bool {
 		if s.apiToken == "" {
 			return true
 		}
-		want = []string{s.apiToken}
-		if s.adminToken != "" {
-			want = append(want, s.adminToken)
-		}
+		api, admin = true, s.adminToken != ""
 	case accessAdmin:
 		switch {
 		case s.adminToken != "":
-			want = []string{s.adminToken}
+			admin = true
 		case s.apiToken != "":
-			want = []string{s.apiToken}
+			api = true
 		default:
 			return true
 		}
 	}
-	return HasBearerToken(r, want...)
+	got, ok := bearerToken(r)
+	if !ok {
+		return false
+	}
+	gotSum := sha256.Sum256([]byte(got))
+	match := 0
+	if api {
+		match |= subtle.ConstantTimeCompare(gotSum[:], s.apiSum[:])
+	}
+	if admin {
+		match |= subtle.ConstantTimeCompare(gotSum[:], s.adminSum[:])
+	}
+	return match == 1
 }
 
 // refuseUnauthorized answers 401 naming the token the call needs, so a
