@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -47,4 +48,38 @@ func TestActivityCountsEveryLoginOnce(t *testing.T) {
 			t.Errorf("GET %s: logins %v, want ok 2 and invalid-generation 1", path, a.Logins)
 		}
 	}
+}
+
+// A login names its service in the path; one whose service does not exist
+// is counted under one "(unknown)" label, so made-up names cannot add
+// series to /metrics without bound.
+func TestLoginsOfMadeUpServicesShareOneLabel(t *testing.T) {
+	st := &fsmStore{f: fsm.New(fsm.Options{}), clock: 1_000_000}
+	srv := New(Config{Store: st, Logger: hclog.NewNullLogger(), Now: st.now})
+	e := &testEnv{t: t, srv: srv}
+	for i := range 20 {
+		r := e.do("POST", fmt.Sprintf("/v1/services/made-up%d-1.0/users/a@example.com/login", i), `{"generation":1,"client_state":""}`)
+		if r.code != 404 {
+			t.Fatalf("login to a made-up service: %d %s", r.code, r.body)
+		}
+	}
+	fams, err := srv.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != metricLogins {
+			continue
+		}
+		if n := len(f.GetMetric()); n != 1 {
+			t.Fatalf("%d wimms_logins_total series for 20 made-up services, want 1", n)
+		}
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			if l.GetName() == "service" && l.GetValue() != unknownService {
+				t.Fatalf("service label %q, want %q", l.GetValue(), unknownService)
+			}
+		}
+		return
+	}
+	t.Fatal("no wimms_logins_total series")
 }

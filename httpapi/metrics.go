@@ -125,13 +125,29 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 // loginRead counts one login decided from a read (the deprecated series;
 // loginDecided counts it in wimms_logins_total).
 func (m *httpMetrics) loginRead(service string, res fsm.Result) {
-	m.loginReadsBy.with(service, loginOutcome(res, true)).Inc()
+	outcome := loginOutcome(res, true)
+	m.loginReadsBy.with(serviceLabel(service, outcome), outcome).Inc()
 }
 
 // loginDecided counts one login this member decided; answered is false
 // when it failed outside the state machine (no leader, a timeout).
 func (m *httpMetrics) loginDecided(service string, res fsm.Result, answered bool) {
-	m.loginsBy.with(service, loginOutcome(res, answered)).Inc()
+	outcome := loginOutcome(res, answered)
+	m.loginsBy.with(serviceLabel(service, outcome), outcome).Inc()
+}
+
+// unknownService labels a login whose service may not exist: the name
+// comes from the request, and a label per name a client makes up would
+// let any caller grow /metrics without bound.
+const unknownService = "(unknown)"
+
+// serviceLabel is service when the login's outcome shows the service
+// exists (the state machine decided it), else unknownService.
+func serviceLabel(service, outcome string) string {
+	if outcome == fsm.StatusNotFound || outcome == OutcomeUnavailable || outcome == fsm.StatusBadRequest {
+		return unknownService
+	}
+	return service
 }
 
 // OutcomeUnavailable is a login that got no decision: the cluster could
