@@ -387,7 +387,7 @@ func decideLogin(s userState, in UserInput) decision {
 func ExpectedFxaKid(generation, keysChangedAt int64, clientState string) string {
 	raw, err := hex.DecodeString(clientState)
 	if err != nil {
-		return ""
+		raw = []byte(clientState) // docs/spec.md §4: a state that is not hex counts as its bytes
 	}
 	ts := keysChangedAt
 	if ts == fsm.Null || ts <= 0 {

@@ -239,7 +239,7 @@ func TestExpectedFxaKid(t *testing.T) {
 		{1500, fsm.Null, "aa", "0000000001500-qg"},
 		{1500, 0, "aa", "0000000001500-qg"},
 		{7, 9, "", "0000000000009-"},
-		{7, 9, "zz", ""},
+		{7, 9, "zz", "0000000000009-eno"}, // not hex: its bytes, as the state machine does
 	}
 	for _, c := range cases {
 		if got := ExpectedFxaKid(c.gen, c.kca, c.cs); got != c.want {
