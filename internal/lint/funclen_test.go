@@ -32,7 +32,6 @@ var longFuncAllowed = map[string]string{
 
 	// Split one by one in the commits that follow this checker.
 	"cmd/wimms.benchConfig":       "split pending",
-	"cmd/wimms.newJepsenCmd":      "split pending",
 	"fsm.state.importBatch":       "split pending",
 	"internal/bench.Compare":      "split pending",
 	"internal/bench.Run":          "split pending",
