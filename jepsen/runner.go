@@ -79,6 +79,12 @@ type Options struct {
 }
 
 func (o Options) withDefaults() (Options, error) {
+	o.fillDefaults()
+	return o, o.validate()
+}
+
+// fillDefaults sets every option left zero.
+func (o *Options) fillDefaults() {
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d
@@ -120,44 +126,49 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano())
 	}
+}
+
+// validate refuses options a run cannot start with, before anything is
+// started.
+func (o Options) validate() error {
 	// A docker run given an existing image starts no binary of its own.
 	needBin := o.Docker == nil || o.Docker.Image == ""
 	switch {
 	case needBin && o.Bin == "" && o.SeedBug == "":
-		return o, errors.New("no server binary (--bin)")
+		return errors.New("no server binary (--bin)")
 	case !needBin && o.SeedBug != "":
-		return o, errSeedBugWithImage
+		return errSeedBugWithImage
 	case o.OutDir == "":
-		return o, errors.New("no output directory (--out)")
+		return errors.New("no output directory (--out)")
 	case o.Members < 1 || o.FirstIP+o.Members > 255:
-		return o, fmt.Errorf("members must be 1..%d, got %d", 255-o.FirstIP, o.Members)
+		return fmt.Errorf("members must be 1..%d, got %d", 255-o.FirstIP, o.Members)
 	case o.Clients < 1 || o.Emails < 1 || o.Nodes < 1 || o.Rate <= 0:
-		return o, errors.New("clients, emails, nodes and rate must be positive")
+		return errors.New("clients, emails, nodes and rate must be positive")
 	case o.FaultHold[0] > o.FaultHold[1] || o.FaultGap[0] > o.FaultGap[1]:
-		return o, errors.New("fault hold and gap ranges must be [min, max]")
+		return errors.New("fault hold and gap ranges must be [min, max]")
 	case o.SeedBug != "" && !knownSeedBug(o.SeedBug):
-		return o, fmt.Errorf("unknown seed bug %q (see --list-seed-bugs)", o.SeedBug)
+		return fmt.Errorf("unknown seed bug %q (see --list-seed-bugs)", o.SeedBug)
 	}
 	for _, k := range o.Nemesis {
 		if k.isPartition() && o.Members < 2 {
-			return o, fmt.Errorf("nemesis %s needs at least 2 members", k)
+			return fmt.Errorf("nemesis %s needs at least 2 members", k)
 		}
 		if k == FaultDiskFull && o.Docker != nil {
-			return o, errors.New("nemesis disk-full is not available with --docker (it mounts the members' data directories)")
+			return errors.New("nemesis disk-full is not available with --docker (it mounts the members' data directories)")
 		}
 		if k == FaultTailDamage && o.Docker != nil {
-			return o, errors.New("nemesis tail-damage is not available with --docker (it edits the members' data directories)")
+			return errors.New("nemesis tail-damage is not available with --docker (it edits the members' data directories)")
 		}
 	}
 	if !needBin || o.Bin == "" {
-		return o, nil
+		return nil
 	}
 	if info, err := os.Stat(o.Bin); err != nil {
-		return o, fmt.Errorf("server binary: %w", err)
+		return fmt.Errorf("server binary: %w", err)
 	} else if info.IsDir() || info.Mode()&0o111 == 0 {
-		return o, fmt.Errorf("server binary %s is not executable", o.Bin)
+		return fmt.Errorf("server binary %s is not executable", o.Bin)
 	}
-	return o, nil
+	return nil
 }
 
 // Summary is summary.json.

@@ -35,7 +35,6 @@ var longFuncAllowed = map[string]string{
 	"internal/mysqlimport.Export": "split pending",
 	"jepsen.Run":                  "split pending",
 	"jepsen.runner.run":           "split pending",
-	"jepsen.Options.withDefaults": "split pending",
 	"store.open":                  "split pending",
 }
 
