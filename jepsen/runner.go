@@ -308,29 +308,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	if opts.Docker != nil {
-		if err := CheckDocker(opts.Nemesis); err != nil {
-			return Summary{}, err
-		}
-	} else {
-		if NeedsIptables(opts.Nemesis) {
-			if err := CheckIptables(); err != nil {
-				return Summary{}, err
-			}
-		}
-		if slices.Contains(opts.Nemesis, FaultDiskFull) {
-			if err := CheckDiskFull(); err != nil {
-				return Summary{}, err
-			}
-		}
-		// Loopback runs share addresses, ports and the host's chains; a
-		// docker run shares nothing with anyone (its own project).
-		release, err := acquireRunLock()
-		if err != nil {
-			return Summary{}, err
-		}
-		defer release()
+	release, err := checkHost(opts)
+	if err != nil {
+		return Summary{}, err
 	}
+	defer release()
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return Summary{}, fmt.Errorf("create output directory: %w", err)
 	}
@@ -338,36 +320,23 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		opts.CoreWorkload = true
 	}
 	if opts.SeedBug != "" {
-		tmp, err := os.MkdirTemp("", "wimms-jepsen-chaos")
-		if err != nil {
+		var removeBin func()
+		if opts.Bin, removeBin, err = seedBugBinary(ctx, opts); err != nil {
 			return Summary{}, err
 		}
-		defer os.RemoveAll(tmp)
-		progress := func(format string, args ...any) {
-			if opts.Progress != nil {
-				fmt.Fprintf(opts.Progress, "jepsen: "+format+"\n", args...)
-			}
-		}
-		if opts.Bin, err = chaosBinary(ctx, opts.Bin, opts.SeedBug, tmp, progress); err != nil {
-			return Summary{}, err
-		}
+		defer removeBin()
 	}
 	var clientTLS *tls.Config
 	if opts.TLS {
-		var err error
 		if clientTLS, err = setupTLS(opts); err != nil {
 			return Summary{}, err
 		}
 	}
-	logger := opts.Logger
-	if logger == nil {
-		f, err := os.OpenFile(filepath.Join(opts.OutDir, "jepsen.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-		if err != nil {
-			return Summary{}, fmt.Errorf("open jepsen.log: %w", err)
-		}
-		defer f.Close()
-		logger = hclog.New(&hclog.LoggerOptions{Name: "jepsen", Output: f, Level: hclog.Debug})
+	logger, closeLog, err := runLogger(opts)
+	if err != nil {
+		return Summary{}, err
 	}
+	defer closeLog()
 	r := &runner{
 		opts:      opts,
 		log:       logger,
@@ -380,6 +349,70 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	defer r.teardown()
 	sum, err := r.run(ctx)
+	return r.finish(sum, err)
+}
+
+// checkHost checks that this host can make the faults asked for and, for
+// a loopback run, takes the lock that keeps two runs apart: they would
+// share addresses, ports and the host's chains (a docker run shares
+// nothing with anyone: its own project). release frees the lock.
+func checkHost(opts Options) (release func(), err error) {
+	if opts.Docker != nil {
+		if err := CheckDocker(opts.Nemesis); err != nil {
+			return nil, err
+		}
+		return func() {}, nil
+	}
+	if NeedsIptables(opts.Nemesis) {
+		if err := CheckIptables(); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(opts.Nemesis, FaultDiskFull) {
+		if err := CheckDiskFull(); err != nil {
+			return nil, err
+		}
+	}
+	return acquireRunLock()
+}
+
+// seedBugBinary returns a chaos build of opts.Bin for the seeded bug,
+// built into a temporary directory when opts.Bin is not one; remove
+// deletes that directory once the run is over.
+func seedBugBinary(ctx context.Context, opts Options) (bin string, remove func(), err error) {
+	tmp, err := os.MkdirTemp("", "wimms-jepsen-chaos")
+	if err != nil {
+		return "", nil, err
+	}
+	progress := func(format string, args ...any) {
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "jepsen: "+format+"\n", args...)
+		}
+	}
+	if bin, err = chaosBinary(ctx, opts.Bin, opts.SeedBug, tmp, progress); err != nil {
+		os.RemoveAll(tmp)
+		return "", nil, err
+	}
+	return bin, func() { os.RemoveAll(tmp) }, nil
+}
+
+// runLogger is opts.Logger or, without one, a debug log in
+// OutDir/jepsen.log; closeLog closes that file once the run is over.
+func runLogger(opts Options) (logger hclog.Logger, closeLog func(), err error) {
+	if opts.Logger != nil {
+		return opts.Logger, func() {}, nil
+	}
+	f, err := os.OpenFile(filepath.Join(opts.OutDir, "jepsen.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open jepsen.log: %w", err)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "jepsen", Output: f, Level: hclog.Debug}), func() { f.Close() }, nil
+}
+
+// finish tears the cluster down and writes summary.json for a run that
+// ended with sum and err; a run that could not be judged gets the unknown
+// verdict and its error in the summary.
+func (r *runner) finish(sum Summary, err error) (Summary, error) {
 	if err == nil {
 		err = r.takePanic()
 	}
@@ -388,7 +421,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	r.teardown()
 	if err == nil && sum.Valid {
 		// A target may copy the members' data out as it tears down.
-		os.RemoveAll(filepath.Join(opts.OutDir, "data"))
+		os.RemoveAll(filepath.Join(r.opts.OutDir, "data"))
 	}
 	if info, ok := r.dockerInfo(); ok {
 		sum.Docker = &info
