@@ -503,17 +503,36 @@ func (r *runner) dockerInfo() (DockerInfo, bool) {
 	return r.lastDocker, r.lastDocker.Project != ""
 }
 
+// run is one run from cluster start to verdict: set up, load under
+// faults, heal and read the final state, judge. The caller tears down.
 func (r *runner) run(ctx context.Context) (Summary, error) {
 	o := r.opts
 	r.log.Info("run starting", "members", o.Members, "clients", o.Clients, "duration", o.Duration,
 		"nemesis", o.Nemesis, "seed", o.Seed, "seed_bug", o.SeedBug, "bin", o.Bin)
+	if err := r.setUp(ctx); err != nil {
+		return Summary{}, err
+	}
+	if err := r.loadUnderFaults(ctx); err != nil {
+		return Summary{}, err
+	}
+	final, extra, err := r.healAndRead(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	return r.judge(final, extra)
+}
+
+// setUp creates the target, starts its members and prepares the
+// workload's service, nodes and shared users.
+func (r *runner) setUp(ctx context.Context) error {
+	o := r.opts
 	if o.Docker != nil {
 		d, err := newDockerCluster(ctx, o, r.log, r.progressf)
 		if d != nil {
 			r.target = d // even half set up: teardown removes what exists
 		}
 		if err != nil {
-			return Summary{}, fmt.Errorf("set up the docker cluster: %w", err)
+			return fmt.Errorf("set up the docker cluster: %w", err)
 		}
 	} else {
 		r.target = newLocalCluster(o, r.log)
@@ -521,48 +540,58 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	r.members = r.target.Members()
 	r.progressf("starting %d members", len(r.members))
 	if err := r.startCluster(ctx); err != nil {
-		return Summary{}, fmt.Errorf("start cluster: %w", err)
+		return fmt.Errorf("start cluster: %w", err)
 	}
 	if err := r.setupWorkload(ctx); err != nil {
-		return Summary{}, fmt.Errorf("set up the workload's service and nodes: %w", err)
+		return fmt.Errorf("set up the workload's service and nodes: %w", err)
 	}
 	if err := r.allocateSharedUsers(ctx); err != nil {
-		return Summary{}, fmt.Errorf("allocate the shared users: %w", err)
+		return fmt.Errorf("allocate the shared users: %w", err)
 	}
 	r.target.Audit(r.note)
+	return nil
+}
 
-	// The workload and the nemesis run for Duration; a failure of either
-	// (a panic) or Ctrl-C ends them early.
-	wctx, cancel := context.WithTimeout(ctx, o.Duration)
+// loadUnderFaults runs the clients and the nemesis for Duration; a failure of either
+// (a panic) or Ctrl-C ends them early and the run with an error.
+func (r *runner) loadUnderFaults(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, r.opts.Duration)
 	defer cancel()
 	var wg sync.WaitGroup
 	stopProgress := r.startProgress(r.clock())
 	r.goSafe(&wg, cancel, "nemesis", func() { r.nemesisLoop(wctx) })
-	for i := range o.Clients {
+	for i := range r.opts.Clients {
 		r.goSafe(&wg, cancel, fmt.Sprintf("client %d", i), func() { r.clientLoop(wctx, i) })
 	}
 	wg.Wait()
 	stopProgress()
 	if err := r.takePanic(); err != nil {
-		return Summary{}, err
+		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return Summary{}, fmt.Errorf("interrupted: %w", err)
+		return fmt.Errorf("interrupted: %w", err)
 	}
+	return nil
+}
 
+// healAndRead heals every fault, waits for the cluster to recover, reads
+// the final state and stops the members. A cluster that does not recover
+// and a member that crashed are anomalies for the verdict, not errors; the
+// error is only an interruption.
+func (r *runner) healAndRead(ctx context.Context) (FinalState, []Anomaly, error) {
 	r.progressf("healing and waiting for recovery")
 	var extra []Anomaly
 	r.healAll()
-	if err := r.waitRecovered(ctx, o.RecoveryTimeout); err != nil {
+	if err := r.waitRecovered(ctx, r.opts.RecoveryTimeout); err != nil {
 		if ctx.Err() != nil {
-			return Summary{}, fmt.Errorf("interrupted: %w", ctx.Err())
+			return FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
 		}
 		extra = append(extra, Anomaly{Kind: AnomalyNoRecovery, Detail: err.Error()})
 	}
 	r.progressf("reading the final state")
 	final, err := r.readFinal(ctx)
 	if err != nil && ctx.Err() != nil {
-		return Summary{}, fmt.Errorf("interrupted: %w", ctx.Err())
+		return FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	// Stop the members before judging, so that a crash at shutdown counts.
 	r.target.StopAll()
@@ -572,11 +601,16 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 				Detail: fmt.Sprintf("%s %s; see %s", m.ID, c, filepath.Base(m.LogPath))})
 		}
 	}
+	return final, extra, nil
+}
 
+// judge checks the history against the final state, adds the anomalies
+// the run itself found, and writes the history files.
+func (r *runner) judge(final FinalState, extra []Anomaly) (Summary, error) {
 	r.progressf("checking %d operations", len(r.hist.Ops()))
 	history := r.hist.Ops()
 	res := Check(CheckInput{History: history, Final: final, Emails: r.wl.allEmails(),
-		MaxCapacity: r.wl.maxCapacity(history), Timeout: o.CheckTimeout})
+		MaxCapacity: r.wl.maxCapacity(history), Timeout: r.opts.CheckTimeout})
 	res.Anomalies = append(res.Anomalies, extra...)
 	res.Verdict = verdictOf(res.Anomalies)
 
@@ -588,7 +622,7 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	}
 	if res.Valid() {
 		// Members' data is evidence only when something was wrong.
-		if err := os.RemoveAll(filepath.Join(o.OutDir, "data")); err != nil {
+		if err := os.RemoveAll(filepath.Join(r.opts.OutDir, "data")); err != nil {
 			r.log.Warn("remove data of a valid run", "error", err)
 		}
 	}

@@ -33,7 +33,6 @@ var longFuncAllowed = map[string]string{
 	// Split one by one in the commits that follow this checker.
 	"fsm.state.importBatch":       "split pending",
 	"internal/mysqlimport.Export": "split pending",
-	"jepsen.runner.run":           "split pending",
 	"store.open":                  "split pending",
 }
 
