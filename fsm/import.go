@@ -121,68 +121,98 @@ func (s *state) importBatch(cmd *Command) Result {
 		return fail(e)
 	}
 	c := s.clone()
-	var counts ImportCounts
-	touched := map[int64]bool{} // service ids whose loads are recomputed
-	var touchedOrder []int64
+	counts, touched, maxCreated, e := c.importItems(b)
+	if e != nil {
+		return fail(e)
+	}
+	if e := c.checkImportedUsers(b, cmd.Op == OpImportKeepTimes); e != nil {
+		return fail(e)
+	}
+	c.recountLoads(touched)
+	c.lastTS = max(c.lastTS, maxCreated)
+	*s = *c
+	return Result{Import: &counts}
+}
+
+// importItems imports the batch's services, nodes and records, in that
+// order, into s (the caller's clone). It returns the counts, the ids of
+// the services whose nodes or records changed (in first-touched order, so
+// recounting is deterministic) and the newest created_at of the records
+// (-1 when there are none).
+func (s *state) importItems(b *ImportBatch) (counts ImportCounts, touched []int64, maxCreated int64, e *Error) {
+	seenService := map[int64]bool{}
 	touch := func(id int64) {
-		if !touched[id] {
-			touched[id] = true
-			touchedOrder = append(touchedOrder, id)
+		if !seenService[id] {
+			seenService[id] = true
+			touched = append(touched, id)
 		}
 	}
 	for i := range b.Services {
-		if e := c.importService(&b.Services[i], &counts.Services); e != nil {
-			return fail(e)
+		if e := s.importService(&b.Services[i], &counts.Services); e != nil {
+			return counts, nil, 0, e
 		}
 	}
 	for i := range b.Nodes {
-		sid, e := c.importNode(&b.Nodes[i], &counts.Nodes)
+		sid, e := s.importNode(&b.Nodes[i], &counts.Nodes)
 		if e != nil {
-			return fail(e)
+			return counts, nil, 0, e
 		}
 		touch(sid)
 	}
 	seen := make(map[int64]bool, len(b.Records))
-	maxCreated := int64(-1)
+	maxCreated = -1
 	for i := range b.Records {
 		r := &b.Records[i]
 		if seen[r.UID] {
-			return fail(badRequest("uid", "uid %d appears twice in the batch", r.UID))
+			return counts, nil, 0, badRequest("uid", "uid %d appears twice in the batch", r.UID)
 		}
 		seen[r.UID] = true
-		sid, e := c.importRecord(r, &counts.Records)
+		sid, e := s.importRecord(r, &counts.Records)
 		if e != nil {
-			return fail(e)
+			return counts, nil, 0, e
 		}
 		touch(sid)
 		maxCreated = max(maxCreated, r.CreatedAt)
 	}
-	// Whole-batch checks, on the final state of every touched user and uid.
-	keepTimes := cmd.Op == OpImportKeepTimes
+	return counts, touched, maxCreated, nil
+}
+
+// checkImportedUsers runs the whole-batch checks, on the final state of
+// every touched user and uid: only the newest record may be live and,
+// unless the batch keeps the source's times, generation and
+// keys_changed_at never go down and uids follow creation order.
+func (s *state) checkImportedUsers(b *ImportBatch, keepTimes bool) *Error {
 	for i := range b.Records {
 		r := &b.Records[i]
-		sv := c.svcByName[r.Service]
+		sv := s.svcByName[r.Service]
 		u, _ := sv.findByUID(r.UID)
 		for j := range u.recs {
 			cur := &u.recs[j]
 			if cur.live() && j+1 < len(u.recs) {
-				return fail(badRequest("replaced_at", "uid %d of %q is live but not the user's newest record", cur.uid, u.email))
+				return badRequest("replaced_at", "uid %d of %q is live but not the user's newest record", cur.uid, u.email)
 			}
 			if j > 0 && !keepTimes {
 				prev := &u.recs[j-1]
 				if cur.generation < prev.generation || nullAsLow(cur.keysChangedAt) < nullAsLow(prev.keysChangedAt) {
-					return fail(badRequest("generation", "uid %d of %q has a lower generation or keys_changed_at than the older uid %d (invariant 6)", cur.uid, u.email, prev.uid))
+					return badRequest("generation", "uid %d of %q has a lower generation or keys_changed_at than the older uid %d (invariant 6)", cur.uid, u.email, prev.uid)
 				}
 			}
 		}
 		if !keepTimes {
-			if e := c.checkCreatedOrder(r.UID, r.CreatedAt); e != nil {
-				return fail(e)
+			if e := s.checkCreatedOrder(r.UID, r.CreatedAt); e != nil {
+				return e
 			}
 		}
 	}
-	for _, id := range touchedOrder {
-		sv := c.svcByID[id]
+	return nil
+}
+
+// recountLoads sets every node's current_load of the given services to
+// the records stored on it (invariant 3): an import never takes a load
+// from the source, and its records may have moved users between nodes.
+func (s *state) recountLoads(services []int64) {
+	for _, id := range services {
+		sv := s.svcByID[id]
 		for k := range sv.nodes {
 			nd := &sv.nodes[k]
 			nd.CurrentLoad = 0
@@ -191,9 +221,6 @@ func (s *state) importBatch(cmd *Command) Result {
 			}
 		}
 	}
-	c.lastTS = max(c.lastTS, maxCreated)
-	*s = *c
-	return Result{Import: &counts}
 }
 
 // checkImportDuplicates rejects a batch that names one service or node

@@ -370,96 +370,148 @@ func checkStaleReads(history []Op, okEmails map[string]bool, timeout time.Durati
 // healing, and that every record a client was told about is stored.
 func checkFinalState(in CheckInput) []Anomaly {
 	var out []Anomaly
-	add := func(a Anomaly) { out = append(out, a) }
+	if in.Final.Nodes == nil {
+		out = append(out, Anomaly{Kind: AnomalyFinalReadFailed, Detail: "could not read the final nodes"})
+	}
+	t := finalTally{
+		complete:      true,
+		recordsOnNode: map[int64]int64{},
+		usersOnNode:   map[int64]map[string]bool{},
+		uidOwner:      map[int64]string{},
+	}
 	nodes := map[int64]NodeView{}
 	for _, n := range in.Final.Nodes {
 		nodes[n.ID] = n
 	}
-	if in.Final.Nodes == nil {
-		add(Anomaly{Kind: AnomalyFinalReadFailed, Detail: "could not read the final nodes"})
-	}
-	complete := true // every user's records were read: counts per node are exact
-	recordsOnNode := map[int64]int64{}
-	usersOnNode := map[int64]map[string]bool{} // users with a stored record on the node
-	uidOwner := map[int64]string{}
 	removed := removedNodes(in.History)
 	retired := retiredUsers(in.History)
 	for _, email := range in.Emails {
 		recs, ok := in.Final.Records[email]
 		if !ok {
-			add(Anomaly{Kind: AnomalyFinalReadFailed, Email: email, Detail: "could not read the final records"})
-			complete = false
+			out = append(out, Anomaly{Kind: AnomalyFinalReadFailed, Email: email, Detail: "could not read the final records"})
+			t.complete = false
 			continue
 		}
-		live := 0
-		for i, r := range recs {
-			recordsOnNode[r.NodeID]++
-			if usersOnNode[r.NodeID] == nil {
-				usersOnNode[r.NodeID] = map[string]bool{}
-			}
-			usersOnNode[r.NodeID][email] = true
-			if owner, dup := uidOwner[r.UID]; dup {
-				add(Anomaly{Kind: AnomalyUIDReused, Email: email,
-					Detail: fmt.Sprintf("uid %d is stored for %s and %s", r.UID, owner, email)})
-			}
-			uidOwner[r.UID] = email
-			if r.ReplacedAt == fsm.Null {
-				live++
-				if i != len(recs)-1 {
-					add(Anomaly{Kind: AnomalyMultipleLive, Email: email,
-						Detail: fmt.Sprintf("record uid %d is live but is not the newest", r.UID)})
-				}
-			} else if r.ReplacedAt < r.CreatedAt {
-				add(Anomaly{Kind: AnomalyReplacedAt, Email: email,
-					Detail: fmt.Sprintf("record uid %d was replaced at %d, before it was created at %d", r.UID, r.ReplacedAt, r.CreatedAt)})
-			}
-			if in.Final.Nodes != nil {
-				if _, known := nodes[r.NodeID]; !known && !removed[r.NodeID] {
-					add(Anomaly{Kind: AnomalyUnknownNode, Email: email, NodeID: r.NodeID,
-						Detail: fmt.Sprintf("record uid %d is on node %d, which does not exist and was never removed", r.UID, r.NodeID)})
-				}
-			}
-			if i == 0 {
-				continue
-			}
-			prev := recs[i-1]
-			if r.UID <= prev.UID || r.CreatedAt < prev.CreatedAt {
-				add(Anomaly{Kind: AnomalyUIDOrder, Email: email,
-					Detail: fmt.Sprintf("records out of order: uid %d (created %d) after uid %d (created %d)",
-						r.UID, r.CreatedAt, prev.UID, prev.CreatedAt)})
-			}
-			if r.Generation < prev.Generation || kcaValue(r.KeysChangedAt) < kcaValue(prev.KeysChangedAt) {
-				add(Anomaly{Kind: AnomalyDecrease, Email: email,
-					Detail: fmt.Sprintf("uid %d has generation %d / keys_changed_at %d, below uid %d's %d / %d",
-						r.UID, r.Generation, kcaValue(r.KeysChangedAt), prev.UID, prev.Generation, kcaValue(prev.KeysChangedAt))})
-			}
+		// A record's node is only judged unknown when the nodes were read.
+		var known map[int64]NodeView
+		if in.Final.Nodes != nil {
+			known = nodes
 		}
-		if live > 1 {
-			add(Anomaly{Kind: AnomalyMultipleLive, Email: email, Detail: fmt.Sprintf("%d live records", live)})
-		}
-		// Retired is for good: only a purge of every record could undo it,
-		// and the workload never deletes a user's newest record.
+		out = append(out, t.checkRecords(email, recs, known, removed)...)
 		if ids, ok := retired[email]; ok {
-			if len(recs) == 0 {
-				add(Anomaly{Kind: AnomalyRetiredLive, Email: email, OpIDs: ids, Detail: "answered as retired, but has no record left"})
-			} else if last := recs[len(recs)-1]; last.Generation != fsm.MaxGeneration || last.ReplacedAt == fsm.Null {
-				add(Anomaly{Kind: AnomalyRetiredLive, Email: email, OpIDs: ids,
-					Detail: fmt.Sprintf("answered as retired, but its newest record uid %d has generation %d, replaced_at %d",
-						last.UID, last.Generation, last.ReplacedAt)})
-			}
+			out = append(out, checkRetired(email, recs, ids)...)
 		}
 	}
 	out = append(out, checkRecordObservations(in)...)
+	out = append(out, t.checkNodes(in)...)
+	out = append(out, checkAcknowledged(in)...)
+	return out
+}
+
+// finalTally is what the per-user checks of the final state gather for the
+// per-node ones.
+type finalTally struct {
+	complete      bool // every user's records were read: counts per node are exact
+	recordsOnNode map[int64]int64
+	usersOnNode   map[int64]map[string]bool // users with a stored record on the node
+	uidOwner      map[int64]string
+}
+
+// checkRecords checks one user's stored records: uids never reused across
+// users, at most one live record and it the newest, replaced_at not before
+// created_at, no record on a node that never existed, and order with
+// non-decreasing generation and keys_changed_at. nodes nil skips the
+// unknown-node check (the nodes could not be read).
+func (t *finalTally) checkRecords(email string, recs []RecordView, nodes map[int64]NodeView, removed map[int64]bool) []Anomaly {
+	var out []Anomaly
+	add := func(a Anomaly) { out = append(out, a) }
+	live := 0
+	for i, r := range recs {
+		t.recordsOnNode[r.NodeID]++
+		if t.usersOnNode[r.NodeID] == nil {
+			t.usersOnNode[r.NodeID] = map[string]bool{}
+		}
+		t.usersOnNode[r.NodeID][email] = true
+		if owner, dup := t.uidOwner[r.UID]; dup {
+			add(Anomaly{Kind: AnomalyUIDReused, Email: email,
+				Detail: fmt.Sprintf("uid %d is stored for %s and %s", r.UID, owner, email)})
+		}
+		t.uidOwner[r.UID] = email
+		if r.ReplacedAt == fsm.Null {
+			live++
+			if i != len(recs)-1 {
+				add(Anomaly{Kind: AnomalyMultipleLive, Email: email,
+					Detail: fmt.Sprintf("record uid %d is live but is not the newest", r.UID)})
+			}
+		} else if r.ReplacedAt < r.CreatedAt {
+			add(Anomaly{Kind: AnomalyReplacedAt, Email: email,
+				Detail: fmt.Sprintf("record uid %d was replaced at %d, before it was created at %d", r.UID, r.ReplacedAt, r.CreatedAt)})
+		}
+		if nodes != nil {
+			if _, known := nodes[r.NodeID]; !known && !removed[r.NodeID] {
+				add(Anomaly{Kind: AnomalyUnknownNode, Email: email, NodeID: r.NodeID,
+					Detail: fmt.Sprintf("record uid %d is on node %d, which does not exist and was never removed", r.UID, r.NodeID)})
+			}
+		}
+		if i > 0 {
+			out = append(out, checkRecordOrder(email, recs[i-1], r)...)
+		}
+	}
+	if live > 1 {
+		add(Anomaly{Kind: AnomalyMultipleLive, Email: email, Detail: fmt.Sprintf("%d live records", live)})
+	}
+	return out
+}
+
+// checkRecordOrder checks a record against the one stored before it: a
+// newer uid and creation time, and neither generation nor keys_changed_at
+// going down.
+func checkRecordOrder(email string, prev, r RecordView) []Anomaly {
+	var out []Anomaly
+	if r.UID <= prev.UID || r.CreatedAt < prev.CreatedAt {
+		out = append(out, Anomaly{Kind: AnomalyUIDOrder, Email: email,
+			Detail: fmt.Sprintf("records out of order: uid %d (created %d) after uid %d (created %d)",
+				r.UID, r.CreatedAt, prev.UID, prev.CreatedAt)})
+	}
+	if r.Generation < prev.Generation || kcaValue(r.KeysChangedAt) < kcaValue(prev.KeysChangedAt) {
+		out = append(out, Anomaly{Kind: AnomalyDecrease, Email: email,
+			Detail: fmt.Sprintf("uid %d has generation %d / keys_changed_at %d, below uid %d's %d / %d",
+				r.UID, r.Generation, kcaValue(r.KeysChangedAt), prev.UID, prev.Generation, kcaValue(prev.KeysChangedAt))})
+	}
+	return out
+}
+
+// checkRetired checks a user some answer called retired (operations ids).
+// Retired is for good: only a purge of every record could undo it, and the
+// workload never deletes a user's newest record.
+func checkRetired(email string, recs []RecordView, ids []int) []Anomaly {
+	if len(recs) == 0 {
+		return []Anomaly{{Kind: AnomalyRetiredLive, Email: email, OpIDs: ids, Detail: "answered as retired, but has no record left"}}
+	}
+	if last := recs[len(recs)-1]; last.Generation != fsm.MaxGeneration || last.ReplacedAt == fsm.Null {
+		return []Anomaly{{Kind: AnomalyRetiredLive, Email: email, OpIDs: ids,
+			Detail: fmt.Sprintf("answered as retired, but its newest record uid %d has generation %d, replaced_at %d",
+				last.UID, last.Generation, last.ReplacedAt)}}
+	}
+	return nil
+}
+
+// checkNodes checks each final node: available never negative and, when
+// every user's records were read, current_load equal to the stored records
+// and no more users on it than its capacity ever allowed.
+func (t *finalTally) checkNodes(in CheckInput) []Anomaly {
+	var out []Anomaly
+	add := func(a Anomaly) { out = append(out, a) }
 	for _, n := range in.Final.Nodes {
 		if n.Available < 0 {
 			add(Anomaly{Kind: AnomalyNegativeAvailable, NodeID: n.ID, Detail: fmt.Sprintf("available = %d", n.Available)})
 		}
-		if !complete {
+		if !t.complete {
 			continue
 		}
-		if n.CurrentLoad != recordsOnNode[n.ID] {
+		if n.CurrentLoad != t.recordsOnNode[n.ID] {
 			add(Anomaly{Kind: AnomalyLoadMismatch, NodeID: n.ID,
-				Detail: fmt.Sprintf("current_load %d but %d stored records", n.CurrentLoad, recordsOnNode[n.ID])})
+				Detail: fmt.Sprintf("current_load %d but %d stored records", n.CurrentLoad, t.recordsOnNode[n.ID])})
 		}
 		capacity, known := in.MaxCapacity[n.ID]
 		if !known {
@@ -470,12 +522,11 @@ func checkFinalState(in CheckInput) []Anomaly {
 		// distinct users (with a stored record there) above its capacity;
 		// key changes and updates of a replaced user add records without
 		// a choice, but never a new user; deletes only remove records.
-		if users := int64(len(usersOnNode[n.ID])); users > capacity {
+		if users := int64(len(t.usersOnNode[n.ID])); users > capacity {
 			add(Anomaly{Kind: AnomalyOverCapacity, NodeID: n.ID,
 				Detail: fmt.Sprintf("%d users have records on it, capacity was never above %d", users, capacity)})
 		}
 	}
-	out = append(out, checkAcknowledged(in)...)
 	return out
 }
 

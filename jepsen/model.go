@@ -239,42 +239,10 @@ func decide(s userState, in UserInput) decision {
 		return decision{next: s}
 
 	case OpAllocate:
-		if s.Exists && (!s.Replaced || s.retired()) {
-			return decision{next: s}
-		}
-		if s.Exists {
-			// Re-allocation after replace / unassign / remove: the stored
-			// fields, a fresh uid, a node chosen afresh.
-			return decision{newRecord: true, anyNode: true, created: true, mayNoNode: true, next: renew(s)}
-		}
-		kca := fsm.Null
-		if in.KeysChangedAt.Set {
-			kca = in.KeysChangedAt.V
-		}
-		return decision{create: true, created: true, mayNoNode: true, next: userState{
-			Exists: true, Generation: in.Generation.V, KeysChangedAt: kca, ClientState: in.ClientState.V,
-		}}
+		return decideAllocate(s, in)
 
 	case OpUpdate:
-		if !s.Exists {
-			return decision{status: fsm.StatusNotFound}
-		}
-		if s.retired() {
-			return decision{next: s} // nothing can change a retired user
-		}
-		next := s
-		next.Generation = max(s.Generation, in.Generation.V)
-		next.KeysChangedAt = maxKCA(s.KeysChangedAt, in.KeysChangedAt)
-		if !in.ClientState.Set || in.ClientState.V == s.ClientState {
-			return decision{next: next} // in place, replaced or not
-		}
-		if s.hasOldState(in.ClientState.V) {
-			return decision{status: fsm.StatusInvalidClientState}
-		}
-		next = renew(next)
-		next.ClientState = in.ClientState.V
-		// Same node while it exists (even for a replaced user); else §3.
-		return decision{newRecord: true, anyNode: s.NodeGone, mayNoNode: s.NodeGone, next: next}
+		return decideUpdate(s, in)
 
 	case OpLogin:
 		return decideLogin(s, in)
@@ -294,25 +262,76 @@ func decide(s userState, in UserInput) decision {
 		return decision{counted: true, count: 1, next: next}
 
 	case OpEvent:
-		switch {
-		case !s.Exists:
-			return decision{counted: true, next: s}
-		case in.Event == fsm.EventDelete:
-			if s.Replaced {
-				return decision{counted: true, next: s}
-			}
-			return decision{counted: true, count: 1, next: retire(s)}
-		}
-		// reset / passwordChange: the current record, in place, replaced
-		// or not, gets generation max(stored, given − 1).
-		next := s
-		next.Generation = max(s.Generation, in.Generation.V-1)
-		if next.Generation == s.Generation {
-			return decision{counted: true, next: s}
-		}
-		return decision{counted: true, count: 1, next: next}
+		return decideEvent(s, in)
 	}
 	panic(fmt.Sprintf("jepsen: model has no rule for %q", in.Kind))
+}
+
+// decideAllocate: an existing user that is live or retired keeps its
+// record; a replaced one gets a new record on a node chosen afresh; a new
+// user gets its first record.
+func decideAllocate(s userState, in UserInput) decision {
+	if s.Exists && (!s.Replaced || s.retired()) {
+		return decision{next: s}
+	}
+	if s.Exists {
+		// Re-allocation after replace / unassign / remove: the stored
+		// fields, a fresh uid, a node chosen afresh.
+		return decision{newRecord: true, anyNode: true, created: true, mayNoNode: true, next: renew(s)}
+	}
+	kca := fsm.Null
+	if in.KeysChangedAt.Set {
+		kca = in.KeysChangedAt.V
+	}
+	return decision{create: true, created: true, mayNoNode: true, next: userState{
+		Exists: true, Generation: in.Generation.V, KeysChangedAt: kca, ClientState: in.ClientState.V,
+	}}
+}
+
+// decideUpdate: generation and keys_changed_at only grow, in place; a new
+// client state starts a new record, refused when it is an old one.
+func decideUpdate(s userState, in UserInput) decision {
+	if !s.Exists {
+		return decision{status: fsm.StatusNotFound}
+	}
+	if s.retired() {
+		return decision{next: s} // nothing can change a retired user
+	}
+	next := s
+	next.Generation = max(s.Generation, in.Generation.V)
+	next.KeysChangedAt = maxKCA(s.KeysChangedAt, in.KeysChangedAt)
+	if !in.ClientState.Set || in.ClientState.V == s.ClientState {
+		return decision{next: next} // in place, replaced or not
+	}
+	if s.hasOldState(in.ClientState.V) {
+		return decision{status: fsm.StatusInvalidClientState}
+	}
+	next = renew(next)
+	next.ClientState = in.ClientState.V
+	// Same node while it exists (even for a replaced user); else §3.
+	return decision{newRecord: true, anyNode: s.NodeGone, mayNoNode: s.NodeGone, next: next}
+}
+
+// decideEvent applies an FxA account event: delete retires the user,
+// reset and passwordChange raise the current record's generation.
+func decideEvent(s userState, in UserInput) decision {
+	switch {
+	case !s.Exists:
+		return decision{counted: true, next: s}
+	case in.Event == fsm.EventDelete:
+		if s.Replaced {
+			return decision{counted: true, next: s}
+		}
+		return decision{counted: true, count: 1, next: retire(s)}
+	}
+	// reset / passwordChange: the current record, in place, replaced
+	// or not, gets generation max(stored, given − 1).
+	next := s
+	next.Generation = max(s.Generation, in.Generation.V-1)
+	if next.Generation == s.Generation {
+		return decision{counted: true, next: s}
+	}
+	return decision{counted: true, count: 1, next: next}
 }
 
 // retire: a live current record gets replaced_at and MAX_GENERATION; a

@@ -79,71 +79,12 @@ func (r *runner) pickTarget(ctx context.Context, kind FaultKind) (int, string) {
 // nothing was injected).
 func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func() error) {
 	ev := NemesisEvent{Kind: kind, Start: r.clock()}
-	n := len(r.members)
-	ids := func(idx ...int) []string {
-		var out []string
-		for _, i := range idx {
-			out = append(out, r.members[i].ID)
-		}
-		return out
-	}
 	switch kind {
 	case FaultPartitionHalves, FaultPartitionLeader, FaultPartitionRing, FaultPartitionBridge:
-		var pairs []pair
-		var names []string
-		for _, m := range r.members {
-			names = append(names, m.ID)
-		}
-		switch kind {
-		case FaultPartitionHalves:
-			pairs, ev.Detail = halvesCut(n, r.rng, names)
-		case FaultPartitionRing:
-			pairs, ev.Detail = ringCut(n, r.rng, names)
-		case FaultPartitionBridge:
-			pairs, ev.Detail = bridgeCut(n, r.rng, names)
-		case FaultPartitionLeader:
-			target, why := r.pickTarget(ctx, kind)
-			if target < 0 {
-				ev.Error = why
-				return ev, nil
-			}
-			pairs, ev.Detail = isolateCut(n, target, names)
-			ev.Detail += " (" + why + ")"
-		}
-		involved := map[int]bool{}
-		for _, p := range pairs {
-			involved[p[0]], involved[p[1]] = true, true
-		}
-		for i := range n {
-			if involved[i] {
-				ev.Targets = append(ev.Targets, r.members[i].ID)
-			}
-		}
-		ev.Detail = fmt.Sprintf("cut %s; %d pairs (%s)", ev.Detail, len(pairs), r.target.Mechanism(kind))
-		if err := r.target.Partition(pairs); err != nil {
-			ev.Error = err.Error()
-		}
-		ev.Injected = ev.Error == ""
-		return ev, r.target.HealNetwork
+		return r.injectPartition(ctx, kind, ev)
 
 	case FaultKill, FaultKillLeader, FaultPause, FaultPauseLeader:
-		// A kill is undone by a restart, a pause by a resume; the target is
-		// picked the same way for both.
-		fault, undo := r.target.Kill, r.target.Restart
-		if kind == FaultPause || kind == FaultPauseLeader {
-			fault, undo = r.target.Pause, r.target.Resume
-		}
-		target, why := r.pickTarget(ctx, kind)
-		if target < 0 {
-			ev.Error = why
-			return ev, nil
-		}
-		ev.Targets, ev.Detail = ids(target), r.target.Mechanism(kind)+" ("+why+")"
-		if err := fault(target); err != nil {
-			ev.Error = err.Error()
-		}
-		ev.Injected = ev.Error == ""
-		return ev, func() error { return undo(target) }
+		return r.injectStop(ctx, kind, ev)
 
 	case FaultMembership:
 		return r.injectMembership(ctx, ev)
@@ -155,23 +96,101 @@ func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func
 		return r.injectTailDamage(ctx, ev)
 
 	case FaultDiskFull:
+		return r.injectDiskFull(ctx, ev)
+	}
+	ev.Error = "unknown fault kind"
+	return ev, nil
+}
+
+// memberIDs names the members at the given indexes, for an event's
+// Targets.
+func (r *runner) memberIDs(idx ...int) []string {
+	var out []string
+	for _, i := range idx {
+		out = append(out, r.members[i].ID)
+	}
+	return out
+}
+
+// injectPartition cuts the network along the kind's shape; the event
+// names every member on either side of a cut pair. The heal restores the
+// whole network.
+func (r *runner) injectPartition(ctx context.Context, kind FaultKind, ev NemesisEvent) (NemesisEvent, func() error) {
+	n := len(r.members)
+	var pairs []pair
+	var names []string
+	for _, m := range r.members {
+		names = append(names, m.ID)
+	}
+	switch kind {
+	case FaultPartitionHalves:
+		pairs, ev.Detail = halvesCut(n, r.rng, names)
+	case FaultPartitionRing:
+		pairs, ev.Detail = ringCut(n, r.rng, names)
+	case FaultPartitionBridge:
+		pairs, ev.Detail = bridgeCut(n, r.rng, names)
+	case FaultPartitionLeader:
 		target, why := r.pickTarget(ctx, kind)
 		if target < 0 {
 			ev.Error = why
 			return ev, nil
 		}
-		ev.Targets = ids(target)
-		detail, err := r.target.FillDisk(target)
-		ev.Detail = detail + " (" + why + ")"
-		if err != nil {
-			ev.Error = err.Error()
-		}
-		ev.Injected = err == nil
-		// Freed even when filling failed half-way.
-		return ev, func() error { return r.target.FreeDisk(target) }
+		pairs, ev.Detail = isolateCut(n, target, names)
+		ev.Detail += " (" + why + ")"
 	}
-	ev.Error = "unknown fault kind"
-	return ev, nil
+	involved := map[int]bool{}
+	for _, p := range pairs {
+		involved[p[0]], involved[p[1]] = true, true
+	}
+	for i := range n {
+		if involved[i] {
+			ev.Targets = append(ev.Targets, r.members[i].ID)
+		}
+	}
+	ev.Detail = fmt.Sprintf("cut %s; %d pairs (%s)", ev.Detail, len(pairs), r.target.Mechanism(kind))
+	if err := r.target.Partition(pairs); err != nil {
+		ev.Error = err.Error()
+	}
+	ev.Injected = ev.Error == ""
+	return ev, r.target.HealNetwork
+}
+
+// injectStop kills or pauses one member. A kill is undone by a restart, a
+// pause by a resume; the target is picked the same way for both.
+func (r *runner) injectStop(ctx context.Context, kind FaultKind, ev NemesisEvent) (NemesisEvent, func() error) {
+	fault, undo := r.target.Kill, r.target.Restart
+	if kind == FaultPause || kind == FaultPauseLeader {
+		fault, undo = r.target.Pause, r.target.Resume
+	}
+	target, why := r.pickTarget(ctx, kind)
+	if target < 0 {
+		ev.Error = why
+		return ev, nil
+	}
+	ev.Targets, ev.Detail = r.memberIDs(target), r.target.Mechanism(kind)+" ("+why+")"
+	if err := fault(target); err != nil {
+		ev.Error = err.Error()
+	}
+	ev.Injected = ev.Error == ""
+	return ev, func() error { return undo(target) }
+}
+
+// injectDiskFull fills one member's data disk; the heal frees it.
+func (r *runner) injectDiskFull(ctx context.Context, ev NemesisEvent) (NemesisEvent, func() error) {
+	target, why := r.pickTarget(ctx, FaultDiskFull)
+	if target < 0 {
+		ev.Error = why
+		return ev, nil
+	}
+	ev.Targets = r.memberIDs(target)
+	detail, err := r.target.FillDisk(target)
+	ev.Detail = detail + " (" + why + ")"
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	ev.Injected = err == nil
+	// Freed even when filling failed half-way.
+	return ev, func() error { return r.target.FreeDisk(target) }
 }
 
 // injectMembership removes a member (DELETE /v1/cluster/members/{id} through

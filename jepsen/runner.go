@@ -79,6 +79,12 @@ type Options struct {
 }
 
 func (o Options) withDefaults() (Options, error) {
+	o.fillDefaults()
+	return o, o.validate()
+}
+
+// fillDefaults sets every option left zero.
+func (o *Options) fillDefaults() {
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d
@@ -120,44 +126,49 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Seed == 0 {
 		o.Seed = uint64(time.Now().UnixNano())
 	}
+}
+
+// validate refuses options a run cannot start with, before anything is
+// started.
+func (o Options) validate() error {
 	// A docker run given an existing image starts no binary of its own.
 	needBin := o.Docker == nil || o.Docker.Image == ""
 	switch {
 	case needBin && o.Bin == "" && o.SeedBug == "":
-		return o, errors.New("no server binary (--bin)")
+		return errors.New("no server binary (--bin)")
 	case !needBin && o.SeedBug != "":
-		return o, errSeedBugWithImage
+		return errSeedBugWithImage
 	case o.OutDir == "":
-		return o, errors.New("no output directory (--out)")
+		return errors.New("no output directory (--out)")
 	case o.Members < 1 || o.FirstIP+o.Members > 255:
-		return o, fmt.Errorf("members must be 1..%d, got %d", 255-o.FirstIP, o.Members)
+		return fmt.Errorf("members must be 1..%d, got %d", 255-o.FirstIP, o.Members)
 	case o.Clients < 1 || o.Emails < 1 || o.Nodes < 1 || o.Rate <= 0:
-		return o, errors.New("clients, emails, nodes and rate must be positive")
+		return errors.New("clients, emails, nodes and rate must be positive")
 	case o.FaultHold[0] > o.FaultHold[1] || o.FaultGap[0] > o.FaultGap[1]:
-		return o, errors.New("fault hold and gap ranges must be [min, max]")
+		return errors.New("fault hold and gap ranges must be [min, max]")
 	case o.SeedBug != "" && !knownSeedBug(o.SeedBug):
-		return o, fmt.Errorf("unknown seed bug %q (see --list-seed-bugs)", o.SeedBug)
+		return fmt.Errorf("unknown seed bug %q (see --list-seed-bugs)", o.SeedBug)
 	}
 	for _, k := range o.Nemesis {
 		if k.isPartition() && o.Members < 2 {
-			return o, fmt.Errorf("nemesis %s needs at least 2 members", k)
+			return fmt.Errorf("nemesis %s needs at least 2 members", k)
 		}
 		if k == FaultDiskFull && o.Docker != nil {
-			return o, errors.New("nemesis disk-full is not available with --docker (it mounts the members' data directories)")
+			return errors.New("nemesis disk-full is not available with --docker (it mounts the members' data directories)")
 		}
 		if k == FaultTailDamage && o.Docker != nil {
-			return o, errors.New("nemesis tail-damage is not available with --docker (it edits the members' data directories)")
+			return errors.New("nemesis tail-damage is not available with --docker (it edits the members' data directories)")
 		}
 	}
 	if !needBin || o.Bin == "" {
-		return o, nil
+		return nil
 	}
 	if info, err := os.Stat(o.Bin); err != nil {
-		return o, fmt.Errorf("server binary: %w", err)
+		return fmt.Errorf("server binary: %w", err)
 	} else if info.IsDir() || info.Mode()&0o111 == 0 {
-		return o, fmt.Errorf("server binary %s is not executable", o.Bin)
+		return fmt.Errorf("server binary %s is not executable", o.Bin)
 	}
-	return o, nil
+	return nil
 }
 
 // Summary is summary.json.
@@ -297,29 +308,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	if opts.Docker != nil {
-		if err := CheckDocker(opts.Nemesis); err != nil {
-			return Summary{}, err
-		}
-	} else {
-		if NeedsIptables(opts.Nemesis) {
-			if err := CheckIptables(); err != nil {
-				return Summary{}, err
-			}
-		}
-		if slices.Contains(opts.Nemesis, FaultDiskFull) {
-			if err := CheckDiskFull(); err != nil {
-				return Summary{}, err
-			}
-		}
-		// Loopback runs share addresses, ports and the host's chains; a
-		// docker run shares nothing with anyone (its own project).
-		release, err := acquireRunLock()
-		if err != nil {
-			return Summary{}, err
-		}
-		defer release()
+	release, err := checkHost(opts)
+	if err != nil {
+		return Summary{}, err
 	}
+	defer release()
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return Summary{}, fmt.Errorf("create output directory: %w", err)
 	}
@@ -327,36 +320,23 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		opts.CoreWorkload = true
 	}
 	if opts.SeedBug != "" {
-		tmp, err := os.MkdirTemp("", "wimms-jepsen-chaos")
-		if err != nil {
+		var removeBin func()
+		if opts.Bin, removeBin, err = seedBugBinary(ctx, opts); err != nil {
 			return Summary{}, err
 		}
-		defer os.RemoveAll(tmp)
-		progress := func(format string, args ...any) {
-			if opts.Progress != nil {
-				fmt.Fprintf(opts.Progress, "jepsen: "+format+"\n", args...)
-			}
-		}
-		if opts.Bin, err = chaosBinary(ctx, opts.Bin, opts.SeedBug, tmp, progress); err != nil {
-			return Summary{}, err
-		}
+		defer removeBin()
 	}
 	var clientTLS *tls.Config
 	if opts.TLS {
-		var err error
 		if clientTLS, err = setupTLS(opts); err != nil {
 			return Summary{}, err
 		}
 	}
-	logger := opts.Logger
-	if logger == nil {
-		f, err := os.OpenFile(filepath.Join(opts.OutDir, "jepsen.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-		if err != nil {
-			return Summary{}, fmt.Errorf("open jepsen.log: %w", err)
-		}
-		defer f.Close()
-		logger = hclog.New(&hclog.LoggerOptions{Name: "jepsen", Output: f, Level: hclog.Debug})
+	logger, closeLog, err := runLogger(opts)
+	if err != nil {
+		return Summary{}, err
 	}
+	defer closeLog()
 	r := &runner{
 		opts:      opts,
 		log:       logger,
@@ -369,6 +349,70 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	}
 	defer r.teardown()
 	sum, err := r.run(ctx)
+	return r.finish(sum, err)
+}
+
+// checkHost checks that this host can make the faults asked for and, for
+// a loopback run, takes the lock that keeps two runs apart: they would
+// share addresses, ports and the host's chains (a docker run shares
+// nothing with anyone: its own project). release frees the lock.
+func checkHost(opts Options) (release func(), err error) {
+	if opts.Docker != nil {
+		if err := CheckDocker(opts.Nemesis); err != nil {
+			return nil, err
+		}
+		return func() {}, nil
+	}
+	if NeedsIptables(opts.Nemesis) {
+		if err := CheckIptables(); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(opts.Nemesis, FaultDiskFull) {
+		if err := CheckDiskFull(); err != nil {
+			return nil, err
+		}
+	}
+	return acquireRunLock()
+}
+
+// seedBugBinary returns a chaos build of opts.Bin for the seeded bug,
+// built into a temporary directory when opts.Bin is not one; remove
+// deletes that directory once the run is over.
+func seedBugBinary(ctx context.Context, opts Options) (bin string, remove func(), err error) {
+	tmp, err := os.MkdirTemp("", "wimms-jepsen-chaos")
+	if err != nil {
+		return "", nil, err
+	}
+	progress := func(format string, args ...any) {
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "jepsen: "+format+"\n", args...)
+		}
+	}
+	if bin, err = chaosBinary(ctx, opts.Bin, opts.SeedBug, tmp, progress); err != nil {
+		os.RemoveAll(tmp)
+		return "", nil, err
+	}
+	return bin, func() { os.RemoveAll(tmp) }, nil
+}
+
+// runLogger is opts.Logger or, without one, a debug log in
+// OutDir/jepsen.log; closeLog closes that file once the run is over.
+func runLogger(opts Options) (logger hclog.Logger, closeLog func(), err error) {
+	if opts.Logger != nil {
+		return opts.Logger, func() {}, nil
+	}
+	f, err := os.OpenFile(filepath.Join(opts.OutDir, "jepsen.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open jepsen.log: %w", err)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "jepsen", Output: f, Level: hclog.Debug}), func() { f.Close() }, nil
+}
+
+// finish tears the cluster down and writes summary.json for a run that
+// ended with sum and err; a run that could not be judged gets the unknown
+// verdict and its error in the summary.
+func (r *runner) finish(sum Summary, err error) (Summary, error) {
 	if err == nil {
 		err = r.takePanic()
 	}
@@ -377,7 +421,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 	r.teardown()
 	if err == nil && sum.Valid {
 		// A target may copy the members' data out as it tears down.
-		os.RemoveAll(filepath.Join(opts.OutDir, "data"))
+		os.RemoveAll(filepath.Join(r.opts.OutDir, "data"))
 	}
 	if info, ok := r.dockerInfo(); ok {
 		sum.Docker = &info
@@ -459,17 +503,36 @@ func (r *runner) dockerInfo() (DockerInfo, bool) {
 	return r.lastDocker, r.lastDocker.Project != ""
 }
 
+// run is one run from cluster start to verdict: set up, load under
+// faults, heal and read the final state, judge. The caller tears down.
 func (r *runner) run(ctx context.Context) (Summary, error) {
 	o := r.opts
 	r.log.Info("run starting", "members", o.Members, "clients", o.Clients, "duration", o.Duration,
 		"nemesis", o.Nemesis, "seed", o.Seed, "seed_bug", o.SeedBug, "bin", o.Bin)
+	if err := r.setUp(ctx); err != nil {
+		return Summary{}, err
+	}
+	if err := r.loadUnderFaults(ctx); err != nil {
+		return Summary{}, err
+	}
+	final, extra, err := r.healAndRead(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	return r.judge(final, extra)
+}
+
+// setUp creates the target, starts its members and prepares the
+// workload's service, nodes and shared users.
+func (r *runner) setUp(ctx context.Context) error {
+	o := r.opts
 	if o.Docker != nil {
 		d, err := newDockerCluster(ctx, o, r.log, r.progressf)
 		if d != nil {
 			r.target = d // even half set up: teardown removes what exists
 		}
 		if err != nil {
-			return Summary{}, fmt.Errorf("set up the docker cluster: %w", err)
+			return fmt.Errorf("set up the docker cluster: %w", err)
 		}
 	} else {
 		r.target = newLocalCluster(o, r.log)
@@ -477,48 +540,58 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	r.members = r.target.Members()
 	r.progressf("starting %d members", len(r.members))
 	if err := r.startCluster(ctx); err != nil {
-		return Summary{}, fmt.Errorf("start cluster: %w", err)
+		return fmt.Errorf("start cluster: %w", err)
 	}
 	if err := r.setupWorkload(ctx); err != nil {
-		return Summary{}, fmt.Errorf("set up the workload's service and nodes: %w", err)
+		return fmt.Errorf("set up the workload's service and nodes: %w", err)
 	}
 	if err := r.allocateSharedUsers(ctx); err != nil {
-		return Summary{}, fmt.Errorf("allocate the shared users: %w", err)
+		return fmt.Errorf("allocate the shared users: %w", err)
 	}
 	r.target.Audit(r.note)
+	return nil
+}
 
-	// The workload and the nemesis run for Duration; a failure of either
-	// (a panic) or Ctrl-C ends them early.
-	wctx, cancel := context.WithTimeout(ctx, o.Duration)
+// loadUnderFaults runs the clients and the nemesis for Duration; a failure of either
+// (a panic) or Ctrl-C ends them early and the run with an error.
+func (r *runner) loadUnderFaults(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, r.opts.Duration)
 	defer cancel()
 	var wg sync.WaitGroup
 	stopProgress := r.startProgress(r.clock())
 	r.goSafe(&wg, cancel, "nemesis", func() { r.nemesisLoop(wctx) })
-	for i := range o.Clients {
+	for i := range r.opts.Clients {
 		r.goSafe(&wg, cancel, fmt.Sprintf("client %d", i), func() { r.clientLoop(wctx, i) })
 	}
 	wg.Wait()
 	stopProgress()
 	if err := r.takePanic(); err != nil {
-		return Summary{}, err
+		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return Summary{}, fmt.Errorf("interrupted: %w", err)
+		return fmt.Errorf("interrupted: %w", err)
 	}
+	return nil
+}
 
+// healAndRead heals every fault, waits for the cluster to recover, reads
+// the final state and stops the members. A cluster that does not recover
+// and a member that crashed are anomalies for the verdict, not errors; the
+// error is only an interruption.
+func (r *runner) healAndRead(ctx context.Context) (FinalState, []Anomaly, error) {
 	r.progressf("healing and waiting for recovery")
 	var extra []Anomaly
 	r.healAll()
-	if err := r.waitRecovered(ctx, o.RecoveryTimeout); err != nil {
+	if err := r.waitRecovered(ctx, r.opts.RecoveryTimeout); err != nil {
 		if ctx.Err() != nil {
-			return Summary{}, fmt.Errorf("interrupted: %w", ctx.Err())
+			return FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
 		}
 		extra = append(extra, Anomaly{Kind: AnomalyNoRecovery, Detail: err.Error()})
 	}
 	r.progressf("reading the final state")
 	final, err := r.readFinal(ctx)
 	if err != nil && ctx.Err() != nil {
-		return Summary{}, fmt.Errorf("interrupted: %w", ctx.Err())
+		return FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	// Stop the members before judging, so that a crash at shutdown counts.
 	r.target.StopAll()
@@ -528,11 +601,16 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 				Detail: fmt.Sprintf("%s %s; see %s", m.ID, c, filepath.Base(m.LogPath))})
 		}
 	}
+	return final, extra, nil
+}
 
+// judge checks the history against the final state, adds the anomalies
+// the run itself found, and writes the history files.
+func (r *runner) judge(final FinalState, extra []Anomaly) (Summary, error) {
 	r.progressf("checking %d operations", len(r.hist.Ops()))
 	history := r.hist.Ops()
 	res := Check(CheckInput{History: history, Final: final, Emails: r.wl.allEmails(),
-		MaxCapacity: r.wl.maxCapacity(history), Timeout: o.CheckTimeout})
+		MaxCapacity: r.wl.maxCapacity(history), Timeout: r.opts.CheckTimeout})
 	res.Anomalies = append(res.Anomalies, extra...)
 	res.Verdict = verdictOf(res.Anomalies)
 
@@ -544,7 +622,7 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	}
 	if res.Valid() {
 		// Members' data is evidence only when something was wrong.
-		if err := os.RemoveAll(filepath.Join(o.OutDir, "data")); err != nil {
+		if err := os.RemoveAll(filepath.Join(r.opts.OutDir, "data")); err != nil {
 			r.log.Warn("remove data of a valid run", "error", err)
 		}
 	}

@@ -183,22 +183,14 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		return nil, err
 	}
 	logger := cfg.Logger.With("member", cfg.ID)
-	// Before anything is created: a first start that fails half way must
-	// not leave a data dir that changes the next one (raft-wal would leave
-	// a 0-byte segment and start without its reservation).
-	if err := checkRoomForSegment(cfg.DataDir, cfg.LogStore, cfg.WALSegmentSize, freeBytes); err != nil {
+	if err := createDataDir(cfg); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
-	}
 
-	var cleanup []func()
+	var undo undoStack
 	defer func() {
 		if err != nil {
-			for i := len(cleanup) - 1; i >= 0; i-- {
-				cleanup[i]()
-			}
+			undo.run()
 		}
 	}()
 	// Damaged data can make bbolt or raft panic while reading it (a bad page,
@@ -213,26 +205,107 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		}
 	}()
 
+	storage, err := openStorage(cfg, logger, &undo)
+	if err != nil {
+		return nil, err
+	}
+	node, err := startRaft(cfg, logger, storage, m, c, &undo)
+	if err != nil {
+		return nil, err
+	}
+	if storage.hadState {
+		if err := checkRaftIdentity(node.raft, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if node.tlsStream != nil {
+		node.tlsStream.setConfiguration(func() []raft.Server {
+			f := node.raft.GetConfiguration()
+			if f.Error() != nil {
+				return nil
+			}
+			return f.Configuration().Servers
+		}, cfg.ID)
+	}
+	if cfg.Bootstrap && !storage.hadState {
+		if err := bootstrapOneMember(node.raft, cfg.ID, node.transport.LocalAddr()); err != nil {
+			return nil, err
+		}
+		logger.Info("bootstrapped a new one-member cluster", "raft_addr", node.transport.LocalAddr())
+	}
+
+	s = newStore(cfg, logger, storage, node, m, c)
+	logger.Info("store open", "raft_addr", node.transport.LocalAddr(), "data_dir", cfg.DataDir, "log_store", storage.log.kind,
+		"had_state", storage.hadState, "open_target_index", storage.openTarget, "applied_index", node.adapter.applied.Load())
+	return s, nil
+}
+
+// createDataDir creates the data dir once there is room for the log in
+// it. Before anything is created: a first start that fails half way must
+// not leave a data dir that changes the next one (raft-wal would leave a
+// 0-byte segment and start without its reservation).
+func createDataDir(cfg Config) error {
+	if err := checkRoomForSegment(cfg.DataDir, cfg.LogStore, cfg.WALSegmentSize, freeBytes); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data dir %s: %w", cfg.DataDir, err)
+	}
+	return nil
+}
+
+// undoStack is what open has built so far; run tears it down newest
+// first when open fails or panics half way.
+type undoStack []func()
+
+func (u *undoStack) push(f func()) { *u = append(*u, f) }
+
+func (u undoStack) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}
+
+// openStorage opens the data dir's stable store, log and snapshots and
+// pushes their closing onto undo as soon as they are open, so that a
+// failure or a panic after it (in a seeded bug's dropTail too) closes them.
+func openStorage(cfg Config, logger hclog.Logger, undo *undoStack) (*raftStorage, error) {
 	storage, err := openRaftStorage(cfg.DataDir, cfg.LogStore, cfg.WALSegmentSize, logger)
 	if err != nil {
 		return nil, err
 	}
-	cleanup = append(cleanup, func() { _ = storage.log.close(); _ = storage.bolt.Close() })
+	undo.push(func() { _ = storage.log.close(); _ = storage.bolt.Close() })
 	if dropTailOnOpen > 0 && storage.hadState {
 		if err := dropTail(storage, dropTailOnOpen, logger); err != nil {
 			return nil, err
 		}
 	}
-	hadState, openTarget := storage.hadState, storage.openTarget
+	return storage, nil
+}
 
+// raftNode is the running raft instance with the transport pieces the
+// Store keeps.
+type raftNode struct {
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	tlsStream *tlsStreamLayer // nil without TLS
+	ctrans    *commitTransport
+	catchUp   *catchUp
+	adapter   *fsmAdapter
+}
+
+// startRaft binds the Raft transport and starts raft on storage, which
+// restores the newest snapshot and replays the log. Each piece's shutdown
+// goes onto undo as soon as it exists.
+func startRaft(cfg Config, logger hclog.Logger, storage *raftStorage, m machine, c codec, undo *undoStack) (*raftNode, error) {
 	transport, tlsStream, err := newRaftTransport(cfg, logger)
 	if err != nil {
 		return nil, err
 	}
-	cleanup = append(cleanup, func() { _ = transport.Close() })
+	undo.push(func() { _ = transport.Close() })
 	cu := &catchUp{}
 	ctrans := newCommitTransport(transport, func(commit uint64) { cu.observe(commit, time.Now()) })
-	cleanup = append(cleanup, ctrans.stopForwarding)
+	undo.push(ctrans.stopForwarding)
 
 	adapter := newFSMAdapter(m, c, logger.Named("fsm"))
 	rc, err := raftConfig(cfg, logger)
@@ -250,50 +323,40 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 	}
 	commitIndex := r.CommitIndex
 	storage.durable.commitIndex.Store(&commitIndex)
-	cleanup = append(cleanup, func() { _ = r.Shutdown().Error() })
-	if hadState {
-		conf := r.GetConfiguration()
-		if err := conf.Error(); err != nil {
-			return nil, fmt.Errorf("reading the raft configuration: %w", err)
-		}
-		if err := checkIdentity(cfg.DataDir, cfg.ID, !cfg.Bootstrap, conf.Configuration()); err != nil {
-			return nil, err
-		}
-	}
-	if tlsStream != nil {
-		tlsStream.setConfiguration(func() []raft.Server {
-			f := r.GetConfiguration()
-			if f.Error() != nil {
-				return nil
-			}
-			return f.Configuration().Servers
-		}, cfg.ID)
-	}
+	undo.push(func() { _ = r.Shutdown().Error() })
+	return &raftNode{raft: r, transport: transport, tlsStream: tlsStream, ctrans: ctrans, catchUp: cu, adapter: adapter}, nil
+}
 
-	if cfg.Bootstrap && !hadState {
-		if err := bootstrapOneMember(r, cfg.ID, transport.LocalAddr()); err != nil {
-			return nil, err
-		}
-		logger.Info("bootstrapped a new one-member cluster", "raft_addr", transport.LocalAddr())
+// checkRaftIdentity checks a restarted member's raft configuration against
+// its id and whether it joins (checkIdentity).
+func checkRaftIdentity(r *raft.Raft, cfg Config) error {
+	conf := r.GetConfiguration()
+	if err := conf.Error(); err != nil {
+		return fmt.Errorf("reading the raft configuration: %w", err)
 	}
+	return checkIdentity(cfg.DataDir, cfg.ID, !cfg.Bootstrap, conf.Configuration())
+}
 
-	s = &Store{
+// newStore assembles the Store around the started raft node and starts
+// watching it: log corruption, leader changes and raft state.
+func newStore(cfg Config, logger hclog.Logger, storage *raftStorage, node *raftNode, m machine, c codec) *Store {
+	s := &Store{
 		cfg:          cfg,
 		logger:       logger,
-		raft:         r,
-		transport:    transport,
-		tlsStream:    tlsStream,
+		raft:         node.raft,
+		transport:    node.transport,
+		tlsStream:    node.tlsStream,
 		bolt:         storage.bolt,
 		log:          storage.log,
 		logs:         storage.logs,
 		appends:      storage.appends,
-		ctrans:       ctrans,
-		catchUp:      cu,
+		ctrans:       node.ctrans,
+		catchUp:      node.catchUp,
 		machine:      m,
 		codec:        c,
-		adapter:      adapter,
-		hadState:     hadState,
-		openTarget:   openTarget,
+		adapter:      node.adapter,
+		hadState:     storage.hadState,
+		openTarget:   storage.openTarget,
 		establishing: make(chan struct{}, 1),
 		stopCh:       make(chan struct{}),
 	}
@@ -310,14 +373,11 @@ func open(cfg Config, m machine, c codec) (s *Store, err error) {
 		}
 		return false
 	})
-	r.RegisterObserver(s.observer)
+	node.raft.RegisterObserver(s.observer)
 
 	s.wg.Add(1)
 	go s.watchObservations(obsCh)
-
-	logger.Info("store open", "raft_addr", transport.LocalAddr(), "data_dir", cfg.DataDir, "log_store", storage.log.kind,
-		"had_state", hadState, "open_target_index", openTarget, "applied_index", adapter.applied.Load())
-	return s, nil
+	return s
 }
 
 // raftStorage is a member's durable raft state in its data dir: the stable

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/wimms-dev/wimms/internal/bench"
@@ -124,38 +125,8 @@ func benchConfig(cmd *cobra.Command, f benchFlags) (bench.Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("--mix: %w", err)
 	}
-	if fl.Changed("mix") && wl != bench.WorkloadMix {
-		return cfg, errors.New("--mix only applies to --workload mix")
-	}
-	if fl.Changed("read-level") && wl != bench.WorkloadLookup {
-		return cfg, errors.New("--read-level only applies to --workload lookup")
-	}
-	if fl.Changed("ops") && fl.Changed("duration") {
-		return cfg, errors.New("give --duration or --ops, not both")
-	}
-	if fl.Changed("ops") && f.ops <= 0 {
-		return cfg, fmt.Errorf("--ops %d: want a positive number", f.ops)
-	}
-	if f.duration <= 0 && f.ops == 0 {
-		return cfg, fmt.Errorf("--duration %s: want a positive duration", f.duration)
-	}
-	if f.clients < 1 {
-		return cfg, fmt.Errorf("--clients %d: want at least 1", f.clients)
-	}
-	if f.timeout <= 0 {
-		return cfg, fmt.Errorf("--request-timeout %s: want a positive duration", f.timeout)
-	}
-	if f.spawn < 0 {
-		return cfg, fmt.Errorf("--spawn %d: must not be negative", f.spawn)
-	}
-	if f.spawn > 0 && fl.Changed("addrs") {
-		return cfg, errors.New("--addrs and --spawn exclude each other: --spawn benches the members it starts")
-	}
-	if err := checkCompareFlags(fl, f); err != nil {
+	if err := checkBenchFlags(fl, f, wl); err != nil {
 		return cfg, err
-	}
-	if f.spawn == 0 && fl.Changed("bin") {
-		return cfg, errors.New("--bin only applies with --spawn")
 	}
 	tokenKey, err := benchTokenKey(f, wl)
 	if err != nil {
@@ -195,6 +166,46 @@ func benchConfig(cmd *cobra.Command, f benchFlags) (bench.Config, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// checkBenchFlags refuses flags that are out of range or that do not
+// apply to the chosen workload or mode, so a flag is never silently
+// ignored.
+func checkBenchFlags(fl *pflag.FlagSet, f benchFlags, wl bench.Workload) error {
+	if fl.Changed("mix") && wl != bench.WorkloadMix {
+		return errors.New("--mix only applies to --workload mix")
+	}
+	if fl.Changed("read-level") && wl != bench.WorkloadLookup {
+		return errors.New("--read-level only applies to --workload lookup")
+	}
+	if fl.Changed("ops") && fl.Changed("duration") {
+		return errors.New("give --duration or --ops, not both")
+	}
+	if fl.Changed("ops") && f.ops <= 0 {
+		return fmt.Errorf("--ops %d: want a positive number", f.ops)
+	}
+	if f.duration <= 0 && f.ops == 0 {
+		return fmt.Errorf("--duration %s: want a positive duration", f.duration)
+	}
+	if f.clients < 1 {
+		return fmt.Errorf("--clients %d: want at least 1", f.clients)
+	}
+	if f.timeout <= 0 {
+		return fmt.Errorf("--request-timeout %s: want a positive duration", f.timeout)
+	}
+	if f.spawn < 0 {
+		return fmt.Errorf("--spawn %d: must not be negative", f.spawn)
+	}
+	if f.spawn > 0 && fl.Changed("addrs") {
+		return errors.New("--addrs and --spawn exclude each other: --spawn benches the members it starts")
+	}
+	if err := checkCompareFlags(fl, f); err != nil {
+		return err
+	}
+	if f.spawn == 0 && fl.Changed("bin") {
+		return errors.New("--bin only applies with --spawn")
+	}
+	return nil
 }
 
 func runBench(cmd *cobra.Command, f benchFlags) error {

@@ -286,34 +286,13 @@ func bindBeforeBootstrap(f serverFlags) (net.Listener, error) {
 	return ln, nil
 }
 
+// runServer starts one member and serves until a signal or a fatal HTTP
+// error. Each step refuses the start before the next one writes anything:
+// flags and data dir first, then every port, then the store, membership
+// and HTTP, and only then the join.
 func runServer(parent context.Context, f serverFlags) error {
-	if err := validateServerFlags(&f); err != nil {
-		return err
-	}
-	sec, err := resolveSecurity(&f)
+	sec, logger, tokens, err := prepareServer(&f)
 	if err != nil {
-		return err
-	}
-	logger, err := newLogger(f)
-	if err != nil {
-		return err
-	}
-	sec.logPosture(logger, f.adminToken != "")
-	f.storage.applyMemoryLimit(logger)
-	tokens, err := f.tokens.issuer(logger.Named("tokenserver"))
-	if err != nil {
-		return fmt.Errorf("token server: %w", err)
-	}
-	segmentSize, _ := f.storage.segmentSize() // validated
-	// Before the data dir is created: a start refused for lack of space
-	// leaves nothing that changes the next one.
-	if err := store.CheckRoomForLog(f.dataDir, f.storage.logStore, segmentSize); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
-		return fmt.Errorf("creating data dir: %w", err)
-	}
-	if err := checkRestoredIdentity(f.dataDir, f.id, f.raftAdvertise); err != nil {
 		return err
 	}
 
@@ -329,7 +308,65 @@ func runServer(parent context.Context, f serverFlags) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(store.Config{
+	st, err := store.Open(storeConfig(f, sec, guard, logger))
+	if err != nil {
+		_ = ln.Close()
+		return openStoreError(err)
+	}
+	cl, err := cluster.New(clusterConfig(f, sec, guard, logger, st))
+	if err != nil {
+		_ = ln.Close()
+		_ = st.Close()
+		return fmt.Errorf("creating cluster membership: %w", err)
+	}
+	st.SetPeerLeaving(cl.PeerLeaving)
+
+	api := newAPIServer(f, tokens, st, cl, newRegistry(st, cl, guard), logger)
+	srv, gl := newHTTPServer(f, sec, api, st, guard, logger, ln)
+	sec.reloadOnSIGHUP(ctx, logger)
+	return serve(ctx, f, sec, logger, srv, gl, st, cl)
+}
+
+// prepareServer runs every check that can refuse a start before the
+// member binds a port: flags, secrets, logger, the token server's keys,
+// then room on disk and the restored identity, creating the data dir in
+// between. A start refused for lack of space leaves nothing that changes
+// the next one, hence the room check before the data dir exists.
+func prepareServer(f *serverFlags) (security, hclog.Logger, httpapi.TokenIssuer, error) {
+	if err := validateServerFlags(f); err != nil {
+		return security{}, nil, nil, err
+	}
+	sec, err := resolveSecurity(f)
+	if err != nil {
+		return security{}, nil, nil, err
+	}
+	logger, err := newLogger(*f)
+	if err != nil {
+		return security{}, nil, nil, err
+	}
+	sec.logPosture(logger, f.adminToken != "")
+	f.storage.applyMemoryLimit(logger)
+	tokens, err := f.tokens.issuer(logger.Named("tokenserver"))
+	if err != nil {
+		return security{}, nil, nil, fmt.Errorf("token server: %w", err)
+	}
+	segmentSize, _ := f.storage.segmentSize() // validated
+	if err := store.CheckRoomForLog(f.dataDir, f.storage.logStore, segmentSize); err != nil {
+		return security{}, nil, nil, err
+	}
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return security{}, nil, nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	if err := checkRestoredIdentity(f.dataDir, f.id, f.raftAdvertise); err != nil {
+		return security{}, nil, nil, err
+	}
+	return sec, logger, tokens, nil
+}
+
+// storeConfig maps the server flags onto the store's configuration.
+func storeConfig(f serverFlags, sec security, guard *netguard.Metrics, logger hclog.Logger) store.Config {
+	segmentSize, _ := f.storage.segmentSize() // validated
+	return store.Config{
 		ID:                f.id,
 		DataDir:           f.dataDir,
 		LogStore:          f.storage.logStore,
@@ -342,13 +379,12 @@ func runServer(parent context.Context, f serverFlags) error {
 		SnapshotThreshold: f.snapshotThreshold,
 		TLS:               sec.raftTLS(guard),
 		OnCorruption:      exitOnCorruption,
-	})
-	if err != nil {
-		_ = ln.Close()
-		return openStoreError(err)
 	}
+}
 
-	cl, err := cluster.New(cluster.Config{
+// clusterConfig maps the server flags onto membership's configuration.
+func clusterConfig(f serverFlags, sec security, guard *netguard.Metrics, logger hclog.Logger, st *store.Store) cluster.Config {
+	return cluster.Config{
 		ID:              f.id,
 		Zone:            f.zone,
 		HTTPAddr:        f.httpAdvertise,
@@ -370,19 +406,23 @@ func runServer(parent context.Context, f serverFlags) error {
 		AuthenticatedJoinOnly: sec.secured(),
 		AdmitRaftPeers:        st.AdmitRaftPeers,
 		GuardMetrics:          guard,
-	})
-	if err != nil {
-		_ = ln.Close()
-		_ = st.Close()
-		return fmt.Errorf("creating cluster membership: %w", err)
 	}
-	st.SetPeerLeaving(cl.PeerLeaving)
+}
 
+// newRegistry gathers the process's, the store's, membership's and the
+// listeners' metrics for /metrics.
+func newRegistry(st *store.Store, cl *cluster.Cluster, guard *netguard.Metrics) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, c := range append(append(st.Collectors(), cl.Collectors()...), guard.Collectors()...) {
 		reg.MustRegister(c)
 	}
+	return reg
+}
+
+// newAPIServer builds the HTTP API with membership's internal routes and,
+// with --pprof, the profiles.
+func newAPIServer(f serverFlags, tokens httpapi.TokenIssuer, st *store.Store, cl *cluster.Cluster, reg *prometheus.Registry, logger hclog.Logger) *httpapi.Server {
 	// pprof sits behind the admin token; the routes are mounted while api
 	// is being built, so the check looks api up per request.
 	var api *httpapi.Server
@@ -410,7 +450,13 @@ func runServer(parent context.Context, f serverFlags) error {
 			}
 		},
 	})
+	return api
+}
 
+// newHTTPServer wraps the bound listener in the connection limits (and
+// TLS when the member is secured) and builds the server that will serve
+// api on it.
+func newHTTPServer(f serverFlags, sec security, api *httpapi.Server, st *store.Store, guard *netguard.Metrics, logger hclog.Logger, ln net.Listener) (*http.Server, *httpapi.Listener) {
 	handler := api.Handler()
 	var serverTLS *tls.Config
 	if sec.holder != nil {
@@ -428,7 +474,12 @@ func runServer(parent context.Context, f serverFlags) error {
 	sec.trackHTTPSConns(srv)
 	// Failed TLS handshakes (plain HTTP, wrong CA) are logged here.
 	srv.ErrorLog = logger.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
-	sec.reloadOnSIGHUP(ctx, logger)
+	return srv, gl
+}
+
+// serve starts HTTP, joins the cluster, and waits for a signal or a fatal
+// HTTP error; every way out goes through shutdown.
+func serve(ctx context.Context, f serverFlags, sec security, logger hclog.Logger, srv *http.Server, gl *httpapi.Listener, st *store.Store, cl *cluster.Cluster) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(gl) }()
 	scheme := "http"

@@ -131,36 +131,13 @@ type CompareResult struct {
 // their ratios. Setup (service, nodes, users) happens in each cluster's
 // first run and is reused afterwards.
 func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
-	if cfg.Old == "" || cfg.New == "" {
-		return nil, errors.New("compare: two binaries are needed")
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Rounds == 0 {
-		cfg.Rounds = 3
-	}
-	if cfg.Rounds < 1 {
-		return nil, fmt.Errorf("compare: rounds %d: want at least 1", cfg.Rounds)
-	}
-	if cfg.Members == 0 {
-		cfg.Members = 3
-	}
-	if cfg.Target == "" {
-		cfg.Target = TargetAll
-	}
-	if _, err := ParseTarget(string(cfg.Target)); err != nil {
-		return nil, fmt.Errorf("compare: %w", err)
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = hclog.NewNullLogger()
-	}
-	probe := cfg.Run
-	probe.Addrs = []string{"127.0.0.1:1"}
-	if err := probe.Validate(); err != nil {
-		return nil, fmt.Errorf("compare: workload: %w", err)
-	}
-
-	bins := [2]string{cfg.Old, cfg.New}
-	names := [2]string{"old", "new"}
 	var clusters [2]*Cluster
+	// Deferred before spawning: a cluster that came up stops even when
+	// the other one fails to.
 	defer func() {
 		for _, c := range clusters {
 			if c != nil {
@@ -170,19 +147,8 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 			}
 		}
 	}()
-	for i, bin := range bins {
-		sc := cfg.Spawn
-		sc.Members, sc.Bin = cfg.Members, bin
-		if cfg.Spawn.BasePort > 0 {
-			sc.BasePort = cfg.Spawn.BasePort + i*3*cfg.Members
-		}
-		sc.Logger = cfg.Logger.Named(names[i])
-		cfg.Logger.Info("spawning", "binary", names[i], "path", bin, "members", cfg.Members)
-		c, err := Spawn(ctx, sc)
-		if err != nil {
-			return nil, fmt.Errorf("compare: spawning the %s cluster (%s): %w", names[i], bin, err)
-		}
-		clusters[i] = c
+	if err := spawnCompared(ctx, cfg, &clusters); err != nil {
+		return nil, err
 	}
 
 	res := &CompareResult{Old: cfg.Old, New: cfg.New, Workload: string(cfg.Run.Workload), Target: cfg.Target, Rounds: cfg.Rounds}
@@ -196,27 +162,15 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 				res.Interrupted = true
 				return finishCompare(res), nil
 			}
-			targets, err := clusters[i].Targets(ctx, cfg.Target)
+			targets, s, err := runCompared(ctx, cfg, clusters[i], compareNames[i])
 			if err != nil {
-				return nil, fmt.Errorf("compare: round %d, %s cluster: %w", round, names[i], err)
-			}
-			run := cfg.Run
-			run.Addrs = targets
-			if k := clusters[i].TokenKey(); k != nil {
-				run.TokenKey = k // each cluster trusts its own key
-			}
-			run.Progress = nil
-			run.MembersCPU = clusters[i].MembersCPU
-			run.Logger = cfg.Logger.Named(names[i])
-			s, err := Run(ctx, run)
-			if err != nil {
-				return nil, fmt.Errorf("compare: round %d, %s cluster: %w", round, names[i], err)
+				return nil, fmt.Errorf("compare: round %d, %s cluster: %w", round, compareNames[i], err)
 			}
 			res.Clients = s.Clients
-			res.Runs = append(res.Runs, CompareRun{Round: round, Binary: names[i], Targets: targets, Summary: s})
+			res.Runs = append(res.Runs, CompareRun{Round: round, Binary: compareNames[i], Targets: targets, Summary: s})
 			if cfg.Progress != nil {
 				fmt.Fprintf(cfg.Progress, "round %d %s: %.0f ok/s, p50 %.2f ms, p99 %.2f ms, %d errors\n",
-					round, names[i], s.OKThroughput, s.Latency.P50, s.Latency.P99, s.Errors)
+					round, compareNames[i], s.OKThroughput, s.Latency.P50, s.Latency.P99, s.Errors)
 			}
 			if s.Interrupted {
 				res.Interrupted = true
@@ -225,6 +179,85 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		}
 	}
 	return finishCompare(res), nil
+}
+
+// compareNames are the two binaries as CompareRun.Binary names them,
+// indexed like the clusters: 0 the baseline, 1 the candidate.
+var compareNames = [2]string{"old", "new"}
+
+// withDefaults fills the defaults and refuses a comparison that could not
+// run, before any cluster is spawned for it.
+func (cfg CompareConfig) withDefaults() (CompareConfig, error) {
+	if cfg.Old == "" || cfg.New == "" {
+		return cfg, errors.New("compare: two binaries are needed")
+	}
+	if cfg.Rounds == 0 {
+		cfg.Rounds = 3
+	}
+	if cfg.Rounds < 1 {
+		return cfg, fmt.Errorf("compare: rounds %d: want at least 1", cfg.Rounds)
+	}
+	if cfg.Members == 0 {
+		cfg.Members = 3
+	}
+	if cfg.Target == "" {
+		cfg.Target = TargetAll
+	}
+	if _, err := ParseTarget(string(cfg.Target)); err != nil {
+		return cfg, fmt.Errorf("compare: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	probe := cfg.Run
+	probe.Addrs = []string{"127.0.0.1:1"}
+	if err := probe.Validate(); err != nil {
+		return cfg, fmt.Errorf("compare: workload: %w", err)
+	}
+	return cfg, nil
+}
+
+// spawnCompared starts the old binary's cluster, then the new one's on the
+// ports after it, into clusters as each comes up (the caller stops them).
+func spawnCompared(ctx context.Context, cfg CompareConfig, clusters *[2]*Cluster) error {
+	bins := [2]string{cfg.Old, cfg.New}
+	for i, bin := range bins {
+		sc := cfg.Spawn
+		sc.Members, sc.Bin = cfg.Members, bin
+		if cfg.Spawn.BasePort > 0 {
+			sc.BasePort = cfg.Spawn.BasePort + i*3*cfg.Members
+		}
+		sc.Logger = cfg.Logger.Named(compareNames[i])
+		cfg.Logger.Info("spawning", "binary", compareNames[i], "path", bin, "members", cfg.Members)
+		c, err := Spawn(ctx, sc)
+		if err != nil {
+			return fmt.Errorf("compare: spawning the %s cluster (%s): %w", compareNames[i], bin, err)
+		}
+		clusters[i] = c
+	}
+	return nil
+}
+
+// runCompared runs the workload once against one cluster, on the members
+// cfg.Target picks there, and returns them with the run's summary.
+func runCompared(ctx context.Context, cfg CompareConfig, c *Cluster, name string) ([]string, *Summary, error) {
+	targets, err := c.Targets(ctx, cfg.Target)
+	if err != nil {
+		return nil, nil, err
+	}
+	run := cfg.Run
+	run.Addrs = targets
+	if k := c.TokenKey(); k != nil {
+		run.TokenKey = k // each cluster trusts its own key
+	}
+	run.Progress = nil
+	run.MembersCPU = c.MembersCPU
+	run.Logger = cfg.Logger.Named(name)
+	s, err := Run(ctx, run)
+	if err != nil {
+		return nil, nil, err
+	}
+	return targets, s, nil
 }
 
 func finishCompare(r *CompareResult) *CompareResult {

@@ -40,6 +40,27 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	defer api.close()
 
 	runID := fmt.Sprintf("%012x", rand.Uint64()&(1<<48-1))
+	workers := newWorkers(&cfg, runID)
+
+	setupStart := time.Now()
+	if err := setUp(ctx, api, &cfg, workers); err != nil {
+		return nil, fmt.Errorf("bench setup: %w", err)
+	}
+	setupTime := time.Since(setupStart)
+	log.Info("setup done", "elapsed", setupTime, "run_id", runID)
+
+	elapsed, cpuFrom, cpuTo := runLoad(ctx, api, &cfg, workers)
+	interrupted := ctx.Err() != nil
+	s := summarize(&cfg, workers, elapsed, setupTime, interrupted)
+	s.CPU = cpuCost(cpuFrom, cpuTo, s.Ops, elapsed)
+	log.Info("run done", "ops", s.Ops, "errors", s.Errors, "throughput", s.Throughput, "interrupted", interrupted)
+	return s, nil
+}
+
+// newWorkers makes one worker per client, spread round-robin over the
+// members, each with its own random stream so that clients do not pick
+// the same users in step.
+func newWorkers(cfg *Config, runID string) []*worker {
 	workers := make([]*worker, cfg.Clients)
 	for i := range workers {
 		addr := cfg.Addrs[i%len(cfg.Addrs)]
@@ -48,20 +69,27 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			addr:  addr,
 			paths: newPaths(cfg.Service),
 			query: "consistency=" + cfg.ReadLevel,
-			cfg:   &cfg,
+			cfg:   cfg,
 			rng:   rand.New(rand.NewPCG(rand.Uint64(), uint64(i))),
 			runID: runID,
 		}
 		w.stats.init()
 		workers[i] = w
 	}
+	return workers
+}
 
-	setupStart := time.Now()
+// setUp creates what the workload needs before the load starts (service
+// and nodes with Config.Setup, users for lookup and mix, token users) and
+// waits until the members have applied it, so that no measured read
+// misses a record the setup wrote.
+func setUp(ctx context.Context, api *api, cfg *Config, workers []*worker) error {
+	log := cfg.Logger
 	var mark highWater
 	if cfg.Setup {
 		log.Info("setup: service and nodes", "service", cfg.Service, "nodes", cfg.Nodes, "member", cfg.Addrs[0])
-		if err := setupServiceAndNodes(ctx, api, &cfg, &mark); err != nil {
-			return nil, fmt.Errorf("bench setup: %w", err)
+		if err := setupServiceAndNodes(ctx, api, cfg, &mark); err != nil {
+			return err
 		}
 	}
 	if cfg.Workload == WorkloadLookup || cfg.Workload == WorkloadMix {
@@ -71,38 +99,38 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 			n := prepared.Load()
 			return n, fmt.Sprintf("setup: %d/%d users", n, cfg.Users)
 		})
-		users, err := prepareUsers(ctx, api, workers, &cfg, &mark, func(n int64) { prepared.Store(n) })
+		users, err := prepareUsers(ctx, api, workers, cfg, &mark, func(n int64) { prepared.Store(n) })
 		stopProgress()
 		if err != nil {
-			return nil, fmt.Errorf("bench setup: %w", err)
+			return err
 		}
 		for _, w := range workers {
 			w.lookup = users
 		}
 	}
 	if cfg.Workload == WorkloadToken {
-		if err := prepareTokenUsers(ctx, &cfg, workers); err != nil {
-			return nil, fmt.Errorf("bench setup: %w", err)
+		if err := prepareTokenUsers(ctx, cfg, workers); err != nil {
+			return err
 		}
 	}
-	waitApplied(ctx, api, &cfg, mark.v.Load())
-	setupTime := time.Since(setupStart)
-	log.Info("setup done", "elapsed", setupTime, "run_id", runID)
+	waitApplied(ctx, api, cfg, mark.v.Load())
+	return nil
+}
 
+// runLoad runs the workers through warmup and the measured phase and
+// returns how long was measured (zero when ctx ended during warmup) with
+// the members' CPU samples at both ends of it.
+func runLoad(ctx context.Context, api *api, cfg *Config, workers []*worker) (elapsed time.Duration, cpuFrom, cpuTo cpuSample) {
 	ph := &phase{opsLimit: cfg.Ops}
 	var measureStart time.Time
-	var cpuFrom cpuSample
 	if cfg.Warmup <= 0 {
 		// Measure from the first operation: started later, the flag would
 		// let the first operations slip through uncounted.
-		cpuFrom = sampleCPU(cfg.MembersCPU)
-		measureStart = time.Now()
-		ph.measureStart.Store(measureStart.UnixNano())
-		ph.measuring.Store(true)
+		measureStart, cpuFrom = ph.beginMeasuring(cfg)
 	}
 	loadStart := time.Now()
-	stopProgress := startProgress(cfg.Progress, progressTotal(&cfg), func() (int64, string) {
-		return progressSample(&cfg, ph, loadStart)
+	stopProgress := startProgress(cfg.Progress, progressTotal(cfg), func() (int64, string) {
+		return progressSample(cfg, ph, loadStart)
 	})
 	var wg sync.WaitGroup
 	for _, w := range workers {
@@ -120,13 +148,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}()
 
 	if measureStart.IsZero() && waitFor(ctx, finished, cfg.Warmup) {
-		cpuFrom = sampleCPU(cfg.MembersCPU)
-		measureStart = time.Now()
-		ph.measureStart.Store(measureStart.UnixNano())
-		ph.measuring.Store(true)
+		measureStart, cpuFrom = ph.beginMeasuring(cfg)
 	}
 	if !measureStart.IsZero() && ctx.Err() == nil {
-		log.Info("measuring", "warmup", cfg.Warmup, "clients", cfg.Clients, "workload", cfg.Workload)
+		cfg.Logger.Info("measuring", "warmup", cfg.Warmup, "clients", cfg.Clients, "workload", cfg.Workload)
 		if cfg.Ops == 0 {
 			waitFor(ctx, finished, cfg.Duration)
 		} else {
@@ -138,17 +163,23 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	ph.stop.Store(true)
 	<-finished
-	var elapsed time.Duration
 	if !measureStart.IsZero() {
 		elapsed = time.Since(measureStart)
 	}
-	cpuTo := sampleCPU(cfg.MembersCPU)
+	cpuTo = sampleCPU(cfg.MembersCPU)
 	stopProgress()
-	interrupted := ctx.Err() != nil
-	s := summarize(&cfg, workers, elapsed, setupTime, interrupted)
-	s.CPU = cpuCost(cpuFrom, cpuTo, s.Ops, elapsed)
-	log.Info("run done", "ops", s.Ops, "errors", s.Errors, "throughput", s.Throughput, "interrupted", interrupted)
-	return s, nil
+	return elapsed, cpuFrom, cpuTo
+}
+
+// beginMeasuring ends warmup: operations started from now on are counted.
+// The CPU sample is taken first so that the measured interval holds all of
+// the measured operations' work.
+func (ph *phase) beginMeasuring(cfg *Config) (time.Time, cpuSample) {
+	cpuFrom := sampleCPU(cfg.MembersCPU)
+	start := time.Now()
+	ph.measureStart.Store(start.UnixNano())
+	ph.measuring.Store(true)
+	return start, cpuFrom
 }
 
 // waitFor sleeps d unless ctx ends or the workers finish first; it reports

@@ -51,16 +51,8 @@ func Export(ctx context.Context, db *sql.DB, v *fsm.View) (*ExportSummary, error
 		return nil, fmt.Errorf("mysql: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	for _, table := range []string{"services", "nodes", "users"} {
-		var n int64
-		// FOR UPDATE locks the (empty) range so that nobody inserts
-		// concurrently with the export.
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table+" FOR UPDATE").Scan(&n); err != nil {
-			return nil, fmt.Errorf("mysql: checking table %s: %w", table, err)
-		}
-		if n > 0 {
-			return nil, fmt.Errorf("mysql: table %s holds %d rows: %w (export writes into empty tables only)", table, n, ErrNotEmpty)
-		}
+	if err := checkEmptyTables(ctx, tx); err != nil {
+		return nil, err
 	}
 	// Records of removed nodes name node ids that have no row; the Rust
 	// token server's schema dropped its foreign keys for the same reason.
@@ -69,6 +61,40 @@ func Export(ctx context.Context, db *sql.DB, v *fsm.View) (*ExportSummary, error
 	}
 	defer func() { _, _ = conn.ExecContext(context.Background(), "SET SESSION foreign_key_checks = 1") }()
 
+	svcID, err := exportServicesAndNodes(ctx, tx, v, sum)
+	if err != nil {
+		return nil, err
+	}
+	if err := exportRecords(ctx, tx, v, svcID, hasKCA, sum); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("mysql: commit: %w", err)
+	}
+	sum.Seconds = time.Since(start).Seconds()
+	return sum, nil
+}
+
+// checkEmptyTables refuses to export into tables that hold rows: export
+// is for going back, not for merging.
+func checkEmptyTables(ctx context.Context, tx *sql.Tx) error {
+	for _, table := range []string{"services", "nodes", "users"} {
+		var n int64
+		// FOR UPDATE locks the (empty) range so that nobody inserts
+		// concurrently with the export.
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table+" FOR UPDATE").Scan(&n); err != nil {
+			return fmt.Errorf("mysql: checking table %s: %w", table, err)
+		}
+		if n > 0 {
+			return fmt.Errorf("mysql: table %s holds %d rows: %w (export writes into empty tables only)", table, n, ErrNotEmpty)
+		}
+	}
+	return nil
+}
+
+// exportServicesAndNodes writes every service and its nodes, counting them
+// in sum, and returns the service ids by name for the users rows.
+func exportServicesAndNodes(ctx context.Context, tx *sql.Tx, v *fsm.View, sum *ExportSummary) (map[string]int64, error) {
 	svcID := map[string]int64{}
 	for _, sv := range v.ListServices() {
 		svcID[sv.Name] = sv.ID
@@ -88,7 +114,13 @@ func Export(ctx context.Context, db *sql.DB, v *fsm.View) (*ExportSummary, error
 			sum.Nodes++
 		}
 	}
+	return svcID, nil
+}
 
+// exportRecords writes every record as a users row, exportRowsPerInsert
+// rows to an INSERT, counting them in sum. Without a keys_changed_at
+// column a record's value is dropped and counted as such.
+func exportRecords(ctx context.Context, tx *sql.Tx, v *fsm.View, svcID map[string]int64, hasKCA bool, sum *ExportSummary) error {
 	cols := "uid, service, email, generation, client_state, created_at, replaced_at, nodeid"
 	perRow := 8
 	if hasKCA {
@@ -127,14 +159,7 @@ func Export(ctx context.Context, db *sql.DB, v *fsm.View) (*ExportSummary, error
 	if werr == nil {
 		werr = flush()
 	}
-	if werr != nil {
-		return nil, werr
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("mysql: commit: %w", err)
-	}
-	sum.Seconds = time.Since(start).Seconds()
-	return sum, nil
+	return werr
 }
 
 func boolInt(b bool) int {
