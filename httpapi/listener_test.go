@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/wimms-dev/wimms/internal/netguard"
 	wtest "github.com/wimms-dev/wimms/internal/testutil"
 )
@@ -74,31 +72,11 @@ func getFrom(ip, addr string) (int, error) {
 // counter reads the counter name with the given label pairs from m.
 func counter(t *testing.T, m *netguard.Metrics, name string, labels ...string) float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(m.Collectors()...)
-	mfs, err := reg.Gather()
+	n, err := m.Total(name, labels...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, mt := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range mt.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if got[labels[i]] != labels[i+1] {
-					continue next
-				}
-			}
-			return mt.GetCounter().GetValue()
-		}
-	}
-	return 0
+	return n
 }
 
 func idleCount(l *Listener) int {

@@ -21,31 +21,8 @@ func BenchmarkLogStoreAppend(b *testing.B) {
 	for _, kind := range []string{LogStoreBolt, LogStoreWAL} {
 		for _, batch := range []int{1, 64} {
 			b.Run(fmt.Sprintf("%s/batch=%d", kind, batch), func(b *testing.B) {
-				dir := b.TempDir()
-				bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer func() { _ = bolt.Close() }()
-				l, err := openLogStore(dir, kind, bolt, testutil.Logger(b))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer func() { _ = l.close() }()
-				payload := make([]byte, 200)
-				logs := make([]*raft.Log, batch)
-				next := uint64(1)
-				b.SetBytes(int64(batch * len(payload)))
-				b.ResetTimer()
-				for range b.N {
-					for j := range logs {
-						logs[j] = &raft.Log{Index: next, Term: 1, Type: raft.LogCommand, Data: payload}
-						next++
-					}
-					if err := l.store.StoreLogs(logs); err != nil {
-						b.Fatal(err)
-					}
-				}
+				l := openBenchLogStore(b, b.TempDir(), kind)
+				benchAppend(b, l.store, batch)
 			})
 		}
 	}
@@ -61,38 +38,52 @@ func BenchmarkLogStoreAppendWatermark(b *testing.B) {
 		for _, withMark := range []bool{false, true} {
 			b.Run(fmt.Sprintf("wal/batch=%d/watermark=%v", batch, withMark), func(b *testing.B) {
 				dir := b.TempDir()
-				bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer func() { _ = bolt.Close() }()
-				l, err := openLogStore(dir, LogStoreWAL, bolt, testutil.Logger(b))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer func() { _ = l.close() }()
+				l := openBenchLogStore(b, dir, LogStoreWAL)
 				s := newChecksumLogStore(l.store, dir)
 				if withMark {
+					var err error
 					if s.mark, err = openWatermark(dir, Watermark{}); err != nil {
 						b.Fatal(err)
 					}
-					defer func() { _ = s.mark.Close() }()
+					b.Cleanup(func() { _ = s.mark.Close() })
 				}
-				payload := make([]byte, 200)
-				logs := make([]*raft.Log, batch)
-				next := uint64(1)
-				b.SetBytes(int64(batch * len(payload)))
-				b.ResetTimer()
-				for range b.N {
-					for j := range logs {
-						logs[j] = &raft.Log{Index: next, Term: 1, Type: raft.LogCommand, Data: payload}
-						next++
-					}
-					if err := s.StoreLogs(logs); err != nil {
-						b.Fatal(err)
-					}
-				}
+				benchAppend(b, s, batch)
 			})
+		}
+	}
+}
+
+// openBenchLogStore opens a log store of kind in dir, closed when b ends.
+func openBenchLogStore(b *testing.B, dir, kind string) *raftLog {
+	b.Helper()
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = bolt.Close() })
+	l, err := openLogStore(dir, kind, bolt, testutil.Logger(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = l.close() })
+	return l
+}
+
+// benchAppend stores b.N batches of batch 200-byte entries (about an
+// encoded allocate command) in logs.
+func benchAppend(b *testing.B, logs raft.LogStore, batch int) {
+	payload := make([]byte, 200)
+	entries := make([]*raft.Log, batch)
+	next := uint64(1)
+	b.SetBytes(int64(batch * len(payload)))
+	b.ResetTimer()
+	for range b.N {
+		for j := range entries {
+			entries[j] = &raft.Log{Index: next, Term: 1, Type: raft.LogCommand, Data: payload}
+			next++
+		}
+		if err := logs.StoreLogs(entries); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

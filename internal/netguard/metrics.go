@@ -69,3 +69,52 @@ func (m *Metrics) BadGossipPacket() {
 		m.badGossip.Inc()
 	}
 }
+
+// Total sums the series of the counter name whose labels include the given
+// name/value pairs: what a test or a diagnostic asks of these counters,
+// read the way /metrics would show them.
+func (m *Metrics) Total(name string, labels ...string) (float64, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(multiCollector(m.Collectors())); err != nil {
+		return 0, err
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, mt := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range mt.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if got[labels[i]] != labels[i+1] {
+					continue series
+				}
+			}
+			sum += mt.GetCounter().GetValue()
+		}
+	}
+	return sum, nil
+}
+
+// multiCollector registers several collectors as one.
+type multiCollector []prometheus.Collector
+
+func (c multiCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, x := range c {
+		x.Describe(ch)
+	}
+}
+
+func (c multiCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, x := range c {
+		x.Collect(ch)
+	}
+}
