@@ -514,17 +514,7 @@ func TestReloadClosesConnectionsOfARevokedCA(t *testing.T) {
 	}
 	defer ln.Close()
 	accepted := make(chan *tls.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		tc := c.(*tls.Conn)
-		if err := tc.Handshake(); err != nil {
-			return
-		}
-		accepted <- tc
-	}()
+	go acceptHandshaken(ln, accepted)
 	client, err := peer.DialContext(context.Background(), &net.Dialer{}, "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -543,17 +533,7 @@ func TestReloadClosesConnectionsOfARevokedCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer apiLn.Close()
-	go func() {
-		c, err := apiLn.Accept()
-		if err != nil {
-			return
-		}
-		tc := c.(*tls.Conn)
-		if err := tc.Handshake(); err != nil {
-			return
-		}
-		accepted <- tc
-	}()
+	go acceptHandshaken(apiLn, accepted)
 	anon, err := tls.Dial("tcp", apiLn.Addr().String(), &tls.Config{RootCAs: h.current().pool, ServerName: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -590,4 +570,18 @@ func TestReloadClosesConnectionsOfARevokedCA(t *testing.T) {
 	}
 	runtime.KeepAlive(anonSrv)
 	runtime.KeepAlive(srvConn) // the registry holds connections weakly, as their users do not
+}
+
+// acceptHandshaken accepts one connection on ln and sends it on out once
+// its TLS handshake completed; nothing when either fails.
+func acceptHandshaken(ln net.Listener, out chan<- *tls.Conn) {
+	c, err := ln.Accept()
+	if err != nil {
+		return
+	}
+	tc := c.(*tls.Conn)
+	if err := tc.Handshake(); err != nil {
+		return
+	}
+	out <- tc
 }
