@@ -161,13 +161,7 @@ func TestSecureClusterIdentity(t *testing.T) {
 		}
 	})
 
-	after, err := e.view(leader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.Term != before.Term || after.Leader == nil || after.Leader.ID != leaderID {
-		t.Fatalf("the attacks changed the cluster: term %d → %d, leader %s → %+v", before.Term, after.Term, leaderID, after.Leader)
-	}
+	e.checkUnchanged(leader, before, leaderID)
 	if nodes := nodeURLs(t, e, leader); len(nodes) != 1 || nodes[0] != "https://n1.example.com" {
 		t.Fatalf("nodes after the attacks: %v", nodes)
 	}

@@ -238,13 +238,7 @@ func TestSecureCluster(t *testing.T) {
 		}
 	})
 
-	after, err := e.view(leader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.Term != before.Term || after.Leader == nil || after.Leader.ID != leaderID {
-		t.Fatalf("the attacks changed the cluster: term %d → %d, leader %s → %+v", before.Term, after.Term, leaderID, after.Leader)
-	}
+	e.checkUnchanged(leader, before, leaderID)
 
 	t.Run("members without credentials never join", func(t *testing.T) {
 		// One intruder holds the gossip key but no certificate; the other
@@ -487,4 +481,17 @@ func TestTokenFiles(t *testing.T) {
 	m.waitReady(20 * time.Second)
 	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}, "Authorization", "Bearer api-secret"), 401, "api token on an admin route")
 	expect(t, call(t, "PUT", m.url("/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}, "Authorization", "Bearer admin-secret"), 201, "admin token from the environment's file")
+}
+
+// checkUnchanged fails the test unless leader still leads, in the term of
+// before: refused attacks must not have started an election.
+func (e *secureEnv) checkUnchanged(leader *member, before wire.ClusterStatus, leaderID string) {
+	e.t.Helper()
+	after, err := e.view(leader)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if after.Term != before.Term || after.Leader == nil || after.Leader.ID != leaderID {
+		e.t.Fatalf("the attacks changed the cluster: term %d → %d, leader %s → %+v", before.Term, after.Term, leaderID, after.Leader)
+	}
 }
