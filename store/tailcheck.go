@@ -89,24 +89,19 @@ func inspectLogTail(dataDir string, rlog *raftLog, durable raft.LogStore, snapIn
 	return t, nil
 }
 
-// discardTornBatch zeroes the torn final batch inspectLogTail found (raft-wal
-// already ignores it and appends over it; zeroing the rest of it keeps a
-// later start from finding it again) and says so.
+// discardTornBatch says that the torn final batch inspectLogTail found is
+// left behind: raft-wal already ignores it and appends over it. It never
+// writes to the segment: the scan reads raft-wal's format independently,
+// and a disagreement between the two about where the last batch ends must
+// not let this member destroy an entry raft-wal holds (it once zeroed a
+// complete last entry after a graceful stop, which then read back as
+// corruption). A later start may report the same bytes again.
 func discardTornBatch(t LogTail, logger hclog.Logger) error {
 	if t.TornBytes == 0 {
 		return nil
 	}
 	logger.Warn("discarded a torn final batch of the raft log that was never acknowledged: it was being written when the member stopped, and the log still reaches every index made durable",
 		"segment", t.tornPath, "offset", t.tornAt, "bytes", t.TornBytes, "last_index", t.LastIndex, "watermark", t.Watermark.Durable)
-	f, err := os.OpenFile(t.tornPath, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("opening %s to clear its torn batch: %w", t.tornPath, err)
-	}
-	_, werr := f.WriteAt(make([]byte, t.TornBytes), t.tornAt)
-	serr := f.Sync()
-	if err := errors.Join(werr, serr, f.Close()); err != nil {
-		return fmt.Errorf("clearing the torn batch in %s: %w", t.tornPath, err)
-	}
 	return nil
 }
 
