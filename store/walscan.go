@@ -80,19 +80,19 @@ func scanTailSegment(path string) (tailScan, error) {
 	off, batchStart, entries := int64(walFileHeaderLen), int64(0), int64(0)
 walk:
 	for off+walFrameHeaderLen <= size {
+		// raft-wal's reader ignores the three reserved bytes of a frame
+		// header and counts an entry frame before it knows whether its
+		// payload is all there; the scan must keep what raft-wal keeps.
 		h := b[off : off+walFrameHeaderLen]
-		if h[1] != 0 || h[2] != 0 || h[3] != 0 {
-			break
-		}
 		switch h[0] {
 		case walFrameEntry, walFrameIndex:
+			if h[0] == walFrameEntry {
+				entries++
+			}
 			n := binary.LittleEndian.Uint32(h[4:])
 			next := off + walFrameHeaderLen + int64(n) + walPad(n)
 			if next > size {
 				break walk
-			}
-			if h[0] == walFrameEntry {
-				entries++
 			}
 			off = next
 		case walFrameCommit:
@@ -103,7 +103,9 @@ walk:
 			break walk
 		}
 	}
-	if n := len(commits); n > 0 {
+	// raft-wal checks the last batch's CRC only when no entry frame follows
+	// its commit frame: an entry after it means the commit was completed.
+	if n := len(commits); n > 0 && commits[n-1].entries == entries {
 		c := commits[n-1]
 		crcAt := c.end - walFrameHeaderLen
 		if crc32.Checksum(b[c.crcFrom:crcAt], castagnoli) != binary.LittleEndian.Uint32(b[crcAt+4:]) {
@@ -141,7 +143,7 @@ walk:
 	return ts, nil
 }
 
-// readWritten reads path up to its last non-zero byte: a segment is
+// readWritten reads path up to the end of its written data: a segment is
 // preallocated (64 MiB by default) and mostly zeros until it fills, and
 // nothing after the written data matters to the scan.
 func readWritten(path string) ([]byte, error) {
@@ -173,6 +175,12 @@ func readWritten(path string) ([]byte, error) {
 		}
 		end = from
 	}
+	// Every frame is a multiple of 8 bytes long and starts 8-aligned, so
+	// the written data ends on a multiple of 8, and its last bytes can be
+	// zeros: a commit frame whose CRC's top byte is 0, an entry's padding.
+	// Cutting at the last non-zero byte would cut that frame short and
+	// read a complete final batch as torn.
+	end = min(fi.Size(), (end+walFrameHeaderLen-1)/walFrameHeaderLen*walFrameHeaderLen)
 	b := make([]byte, end)
 	if _, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
