@@ -34,9 +34,7 @@ const segmentHeadroom = 1 << 20
 // uses without any reservation. free reports the free bytes of the file
 // system holding a path (tests inject it). Nothing is created here.
 func checkRoomForSegment(dataDir, logStore string, segmentSize int, free func(string) (uint64, error)) error {
-	if segmentSize <= 0 {
-		segmentSize = DefaultWALSegmentSize
-	}
+	segmentSize = resolveSegmentSize(filepath.Join(dataDir, walDirName), segmentSize)
 	need, err := needsNewSegment(dataDir, logStore)
 	if err != nil || !need {
 		return err

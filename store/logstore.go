@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -85,13 +86,14 @@ func openLogStore(dir, want string, stable *raftboltdb.BoltStore, logger hclog.L
 	return openLogStoreSized(dir, want, stable, logger, 0)
 }
 
-// openLogStoreSized is openLogStore with raft-wal's segment size (0: raft-wal's
-// default, DefaultWALSegmentSize).
+// openLogStoreSized is openLogStore with raft-wal's segment size (0: what
+// the data dir uses, resolveSegmentSize).
 func openLogStoreSized(dir, want string, stable *raftboltdb.BoltStore, logger hclog.Logger, segmentSize int) (*raftLog, error) {
 	if !ValidLogStore(want) {
 		return nil, fmt.Errorf("unknown log store %q (want %q or %q)", want, LogStoreWAL, LogStoreBolt)
 	}
 	walDir := filepath.Join(dir, walDirName)
+	segmentSize = resolveSegmentSize(walDir, segmentSize)
 	// Leftovers of an interrupted migration: never the log (see the
 	// rename points below), so they can go.
 	for _, stale := range []string{walBuildDirName, walRetiredDirName} {
@@ -279,4 +281,24 @@ func dirExists(path string) (bool, error) {
 	default:
 		return false, fmt.Errorf("checking %s: %w", path, err)
 	}
+}
+
+// resolveSegmentSize is the segment size to create new segments with: the
+// one asked for, else the size of walDir's newest segment (segments are
+// preallocated to their size), else DefaultWALSegmentSize. A member that
+// was started once with a small --wal-segment-size (a small disk) keeps it
+// on later starts and in `wimms recover` without being told again: a
+// 64 MiB segment would not fit where it runs.
+func resolveSegmentSize(walDir string, asked int) int {
+	if asked > 0 {
+		return asked
+	}
+	segs, _ := filepath.Glob(filepath.Join(walDir, "*.wal"))
+	sort.Strings(segs) // named by base index: the newest sorts last
+	for i := len(segs) - 1; i >= 0; i-- {
+		if fi, err := os.Stat(segs[i]); err == nil && ValidWALSegmentSize(int(fi.Size())) == nil && fi.Size() > 0 {
+			return int(fi.Size())
+		}
+	}
+	return DefaultWALSegmentSize
 }

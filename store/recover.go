@@ -32,7 +32,10 @@ type RecoverInfo struct {
 // configuration is the one voter, and the log is cleared. `wimms server`
 // started on the dir with the same id and Raft address then elects itself;
 // the other members rejoin with empty data dirs.
-func Recover(dataDir, memberID, raftAddr string, logger hclog.Logger) (RecoverInfo, error) {
+//
+// segmentSize is the size of the raft-wal segment it creates after
+// clearing the log (0: the size the data dir already uses).
+func Recover(dataDir, memberID, raftAddr string, segmentSize int, logger hclog.Logger) (RecoverInfo, error) {
 	var info RecoverInfo
 	if memberID == "" || raftAddr == "" {
 		return info, errors.New("recover: member id and raft address are required")
@@ -55,7 +58,7 @@ func Recover(dataDir, memberID, raftAddr string, logger hclog.Logger) (RecoverIn
 	if err := probe.Close(); err != nil {
 		return info, fmt.Errorf("recover: closing %s: %w", db, err)
 	}
-	storage, err := openRaftStorage(dataDir, "", 0, logger)
+	storage, err := openRaftStorage(dataDir, "", segmentSize, logger)
 	if err != nil {
 		return info, err
 	}

@@ -27,8 +27,9 @@ type Config struct {
 	// LogStore is LogStoreWAL or LogStoreBolt; "" keeps what DataDir holds
 	// (DefaultLogStore for a new one). See openLogStore.
 	LogStore string
-	// WALSegmentSize is raft-wal's segment size in bytes (0: 64 MiB;
-	// MinWALSegmentSize..MaxWALSegmentSize). Each segment is preallocated,
+	// WALSegmentSize is raft-wal's segment size in bytes
+	// (MinWALSegmentSize..MaxWALSegmentSize; 0: the size of the data dir's
+	// newest segment, 64 MiB for a new one). Each segment is preallocated,
 	// so a new data dir needs this much free space before it starts.
 	WALSegmentSize int
 	RaftBind       string // host:port to listen on

@@ -406,3 +406,34 @@ func TestDamagedSnapshotFallsBackOnlyWhenTheLogCoversTheGap(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoverKeepsTheSegmentSize: `wimms recover` clears the log, and
+// raft-wal then creates a new segment: it must have the size the data dir
+// already uses (a member on a small disk runs with small segments, and a
+// 64 MiB one would not fit), unless another size is asked for.
+func TestRecoverKeepsTheSegmentSize(t *testing.T) {
+	for _, c := range []struct{ asked, want int }{{0, 4 << 20}, {2 << 20, 2 << 20}} {
+		cfg := testConfig(t, testutil.Logger(t), "solo", true)
+		cfg.LogStore, cfg.WALSegmentSize = LogStoreWAL, 4<<20
+		s, _ := openFake(t, cfg)
+		testutil.WaitFor(t, 10*time.Second, "leadership", s.IsLeader)
+		for i := range 5 {
+			if _, _, err := s.Apply(ctxTimeout(t, 5*time.Second), putService(fmt.Sprintf("svc%d-1.0", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Recover(cfg.DataDir, "solo", "127.0.0.1:1", c.asked, testutil.Logger(t)); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(walSegmentOf(t, cfg.DataDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() != int64(c.want) {
+			t.Fatalf("recover asked for %d: its new segment is %d bytes, want %d", c.asked, fi.Size(), c.want)
+		}
+	}
+}

@@ -14,7 +14,7 @@ import (
 // newRecoverCmd rewrites a stopped member's Raft configuration to just
 // itself: the way back after losing (or finding damaged) a majority.
 func newRecoverCmd() *cobra.Command {
-	var dataDir, id, raftAddr string
+	var dataDir, id, raftAddr, segmentSize string
 	cmd := &cobra.Command{
 		Use:   "recover",
 		Short: "make a stopped member the only voter of its cluster, keeping its data (after losing a majority)",
@@ -33,8 +33,12 @@ majority". Exit 0: recovered; 2: could not run; 3: the data dir is damaged.`,
 			if id == "" || raftAddr == "" {
 				return exitError{code: 2, msg: "recover: --id and --raft-addr are required (the id and Raft address the member will run with)"}
 			}
+			segBytes, err := parseWALSegmentSize(segmentSize)
+			if err != nil {
+				return exitError{code: 2, msg: "recover: " + err.Error()}
+			}
 			logger := hclog.New(&hclog.LoggerOptions{Name: "recover", Level: hclog.Info, Output: cmd.ErrOrStderr()})
-			info, err := store.Recover(dataDir, id, raftAddr, logger)
+			info, err := store.Recover(dataDir, id, raftAddr, segBytes, logger)
 			if err != nil {
 				if errors.Is(err, store.ErrCorrupt) {
 					return exitError{code: exitCorrupt, msg: "recover: " + err.Error()}
@@ -51,5 +55,6 @@ majority". Exit 0: recovered; 2: could not run; 3: the data dir is damaged.`,
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "the stopped member's data directory")
 	cmd.Flags().StringVar(&id, "id", "", "this member's id (as it runs with)")
 	cmd.Flags().StringVar(&raftAddr, "raft-addr", "", "the Raft address it will advertise")
+	addWALSegmentSizeFlag(cmd.Flags(), &segmentSize)
 	return cmd
 }

@@ -22,7 +22,7 @@ type storageFlags struct {
 func (s *storageFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&s.logStore, "log-store", "", fmt.Sprintf("raft log store: %q or %q (default: what the data dir already uses, %q for a new one; naming the other one migrates the log)",
 		store.LogStoreWAL, store.LogStoreBolt, store.DefaultLogStore))
-	fl.StringVar(&s.walSegmentSize, "wal-segment-size", "64MiB", "size of each raft-wal log segment file, preallocated when created (1MiB to 1GiB); a new data dir needs this much free space plus 1 MiB")
+	addWALSegmentSizeFlag(fl, &s.walSegmentSize)
 	fl.StringVar(&s.memoryLimit, "memory-limit", "", "soft memory limit for the Go runtime (GOMEMLIMIT), e.g. 3GiB or 512MiB; empty leaves GOMEMLIMIT as the environment sets it")
 }
 
@@ -39,14 +39,27 @@ func (s *storageFlags) validate() error {
 	return nil
 }
 
-// segmentSize is --wal-segment-size in bytes.
+// addWALSegmentSizeFlag registers --wal-segment-size (the server's and
+// recover's).
+func addWALSegmentSizeFlag(fl *pflag.FlagSet, v *string) {
+	fl.StringVar(v, "wal-segment-size", "", "size of each new raft-wal log segment file, preallocated when created (1MiB to 1GiB; default: the size of the data dir's newest segment, 64MiB for a new data dir); a new data dir needs this much free space plus 1 MiB")
+}
+
+// segmentSize is --wal-segment-size in bytes (0: not given).
 func (s *storageFlags) segmentSize() (int, error) {
-	n, err := parseByteSize(s.walSegmentSize)
+	return parseWALSegmentSize(s.walSegmentSize)
+}
+
+func parseWALSegmentSize(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := parseByteSize(v)
 	if err == nil {
 		err = store.ValidWALSegmentSize(int(n))
 	}
 	if err != nil {
-		return 0, fmt.Errorf("--wal-segment-size %q: %w", s.walSegmentSize, err)
+		return 0, fmt.Errorf("--wal-segment-size %q: %w", v, err)
 	}
 	return int(n), nil
 }

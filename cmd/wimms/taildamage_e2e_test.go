@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"regexp"
 	"sort"
 	"strconv"
@@ -382,4 +383,18 @@ func TestSmallDiskRefusedThenSmallerSegments(t *testing.T) {
 	m.waitReady(30 * time.Second)
 	seedService(t, m, 10)
 	expect(t, call(t, "POST", m.url("/v1/services/sync-1.5/users"), map[string]any{"email": "tiny@example.com"}), 201, "allocate")
+
+	// The small segments are remembered: recover (which clears the log, so
+	// raft-wal creates a new segment) and the next start both fit on the
+	// 20 MiB disk without being told the size again.
+	if code := m.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d", code)
+	}
+	if out, code := testutil.RunWimms(t, "recover", "--data-dir", m.DataDir, "--id", m.ID, "--raft-addr", m.RaftAddr); code != 0 {
+		t.Fatalf("recover on the small disk: exit %d\n%s", code, out)
+	}
+	m.Flags = slices.DeleteFunc(m.Flags, func(f string) bool { return f == "--wal-segment-size" || f == "4MiB" })
+	m.start()
+	m.waitReady(30 * time.Second)
+	expect(t, call(t, "GET", m.url("/v1/services/sync-1.5/users/tiny@example.com"), nil), 200, "lookup after recover")
 }
