@@ -54,7 +54,8 @@ type serverFlags struct {
 	logJSON                             bool
 	logFormat                           string
 	reapAfter, applyTimeout, leaderWait time.Duration
-	snapshotThreshold                   uint64
+	snapshotThreshold, trailingLogs     uint64
+	snapshotInterval                    time.Duration
 	shutdownTimeout                     time.Duration
 	pprof                               bool
 	tokens                              tokenFlags // tokenserver.go
@@ -114,6 +115,8 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	fl.DurationVar(&f.applyTimeout, "apply-timeout", 10*time.Second, "how long a write waits for commit before its outcome is reported unknown")
 	fl.DurationVar(&f.leaderWait, "leader-wait", 5*time.Second, "how long a forwarded request waits for a leader before 503 no-leader")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
+	fl.DurationVar(&f.snapshotInterval, "snapshot-interval", 30*time.Second, "how often the member checks whether --snapshot-threshold entries have accumulated")
+	fl.Uint64Var(&f.trailingLogs, "trailing-logs", 10240, "log entries kept behind a snapshot, so that a follower that fell slightly behind catches up from the log instead of a whole snapshot")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "bound on graceful shutdown")
 	fl.BoolVar(&f.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP address (behind --admin-token when tokens are set)")
 	f.tokens.register(fl)
@@ -377,6 +380,8 @@ func storeConfig(f serverFlags, sec security, guard *netguard.Metrics, logger hc
 		Logger:            logger.Named("store"),
 		ApplyTimeout:      f.applyTimeout,
 		SnapshotThreshold: f.snapshotThreshold,
+		SnapshotInterval:  f.snapshotInterval,
+		TrailingLogs:      f.trailingLogs,
 		TLS:               sec.raftTLS(guard),
 		OnCorruption:      exitOnCorruption,
 	}
