@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 	bbolt "go.etcd.io/bbolt"
@@ -104,12 +105,15 @@ func (s *checksumLogStore) StoreLogs(logs []*raft.Log) error {
 		c.Extensions = checksumExtension(l)
 		out[i] = &c
 	}
+	start := time.Now()
 	if err := s.LogStore.StoreLogs(out); err != nil {
 		return err
 	}
+	observeStage(stageLogAppend, time.Since(start))
 	if s.mark == nil || len(logs) == 0 {
 		return nil
 	}
+	defer func(start time.Time) { observeStage(stageWatermarkSync, time.Since(start)) }(time.Now())
 	// Recorded before returning, so before raft acknowledges or counts any
 	// of these entries: every index that could be part of a commit quorum
 	// is at or below the durable watermark. Costs one small fsync per

@@ -129,6 +129,11 @@ func TestMetricsAnswerQuestions(t *testing.T) {
 	if n := sample(fams, "wimms_raft_fsm_apply_duration_seconds"); n < 1 {
 		t.Errorf("raft apply latency histogram has %v samples, want at least one batch", n)
 	}
+	for _, stage := range []string{"leader_append", "log_append", "watermark_sync"} {
+		if n := sample(fams, "wimms_raft_stage_duration_seconds", "stage", stage); n < 1 {
+			t.Errorf("write stage %s has %v samples, want at least one append", stage, n)
+		}
+	}
 	if _, ok := fams["wimms_raft_commit_duration_seconds"]; !ok {
 		t.Error("raft commit latency histogram missing")
 	}
