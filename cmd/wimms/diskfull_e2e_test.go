@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -42,14 +41,7 @@ func fillFileSystem(t *testing.T, dir string) string {
 // allocation was acknowledged after the disk filled is refused with 503
 // stale-read, never 404. Once space is freed it catches up and answers.
 func TestFullDiskFollowerIsNotReadyAndRefusesStaleReads(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
+	mnt := mountSmallDisk(t, "16m")
 
 	ms := make([]*member, 3)
 	for i := range ms {

@@ -357,14 +357,7 @@ func TestRecoveryDrillAfterTailDamageOnAMajority(t *testing.T) {
 // start with 64 MiB segments is refused with one line and leaves nothing
 // behind; with --wal-segment-size 4MiB the member runs.
 func TestSmallDiskRefusedThenSmallerSegments(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a 20 MiB tmpfs")
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
+	mnt := mountSmallDisk(t, "20m")
 	m := newMember(t, "tiny", "a")
 	m.DataDir = filepath.Join(mnt, "data")
 	code, out := startDamaged(t, m)
@@ -397,4 +390,19 @@ func TestSmallDiskRefusedThenSmallerSegments(t *testing.T) {
 	m.start()
 	m.waitReady(30 * time.Second)
 	expect(t, call(t, "GET", m.url("/v1/services/sync-1.5/users/tiny@example.com"), nil), 200, "lookup after recover")
+}
+
+// mountSmallDisk mounts a tmpfs of size (e.g. "20m") for the test's
+// duration: a real file system with a real limit. Skips without root.
+func mountSmallDisk(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
+	return mnt
 }
