@@ -70,7 +70,9 @@ type Config struct {
 	// the same one).
 	Members *MemberClient
 	// LeaderWait: how long a relay waits for a leader before answering
-	// 503 no-leader. ForwardTimeout bounds one relayed exchange.
+	// 503 no-leader. ForwardTimeout bounds one relayed exchange. Both are
+	// required: cluster passes its own, defaults applied
+	// (cluster.DefaultLeaderWait; the apply timeout + cluster.ForwardMargin).
 	LeaderWait, ForwardTimeout time.Duration
 	Logger                     hclog.Logger
 	// Now is the clock (time.Now when nil).
