@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +15,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 
-	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/cluster/routing"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/netguard"
 	"github.com/wimms-dev/wimms/store"
 )
@@ -128,31 +128,28 @@ type raftStore interface {
 }
 
 var (
-	_ httpapi.Cluster = (*Cluster)(nil)
-	_ httpapi.Router  = (*Cluster)(nil)
-	_ raftStore       = (*store.Store)(nil)
+	_ raftStore     = (*store.Store)(nil)
+	_ routing.Peers = (*peerDirectory)(nil)
 )
 
 // Cluster is one member's view of and actions on the membership.
 type Cluster struct {
-	cfg    Config
-	st     raftStore
-	log    hclog.Logger
-	now    func() time.Time
-	peers  *registry
-	client *http.Client // member-to-member and forwarded requests
+	cfg   Config
+	st    raftStore
+	log   hclog.Logger
+	now   func() time.Time
+	peers *registry
+	// members is the member-to-member client (joins, status, probes; the
+	// router relays over it too).
+	members *routing.MemberClient
+	// router decides where requests run and carries them to the leader;
+	// it finds members' addresses in peers.
+	router *routing.Router
 	// reconciles counts finished reconcile passes of the leader loop, so
 	// a test can wait for "the leader looked again" instead of sleeping.
 	reconciles atomic.Uint64
-	// relays are the writes waiting to be relayed to the leader in a batch.
-	relays       relayQueue
-	relayMetrics relayMetrics
-	// local is this member's API handler, which runs the requests of a
-	// batch relayed to it (set by InternalRoutes).
-	local http.Handler
 	// leavingAnnounced: AnnounceLeaving has gossiped the leaving flag.
 	leavingAnnounced atomic.Bool
-	httpTr           *http.Transport
 	// memberEvents wakes the leader loop when gossip sees a member join,
 	// change or go; buffered(1): one pending wake-up stands for any number
 	// of events, since a reconcile reads the whole picture afresh.
@@ -186,7 +183,7 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	// A follower's linearizable reads ask the leader over HTTP.
-	cfg.Store.SetRemoteReadIndex(c.remoteReadIndex)
+	cfg.Store.SetRemoteReadIndex(c.router.RemoteReadIndex)
 	return c, nil
 }
 
@@ -202,10 +199,10 @@ func newCluster(cfg Config, st raftStore) (*Cluster, error) {
 		now:          time.Now,
 		tombstones:   map[string]tombstone{},
 		memberEvents: make(chan struct{}, 1),
-		relayMetrics: newRelayMetrics(),
 	}
 	c.peers = newRegistry(func() time.Time { return c.now() })
-	c.client, c.httpTr = newMemberClient(hostIP(cfg.HTTPAddr), cfg.DialTLS)
+	c.members = routing.NewMemberClient(routing.MemberClientConfig{
+		LocalIP: hostIP(cfg.HTTPAddr), DialTLS: cfg.DialTLS, APIToken: cfg.APIToken, AdminToken: cfg.AdminToken})
 	meta, err := encodeMeta(nodeMeta{
 		ID:          cfg.ID,
 		HTTP:        cfg.HTTPAddr,
@@ -219,6 +216,12 @@ func newCluster(cfg Config, st raftStore) (*Cluster, error) {
 	}
 	c.metaBytes = meta
 	c.loopCtx, c.stopLoops = context.WithCancel(context.Background())
+	c.router = routing.New(c.loopCtx, routing.Config{
+		ID: cfg.ID, HTTPAddr: cfg.HTTPAddr, RaftAddr: cfg.RaftAddr,
+		Store: st, Peers: &peerDirectory{c: c}, Members: c.members,
+		LeaderWait: cfg.LeaderWait, ForwardTimeout: cfg.ForwardTimeout,
+		Logger: logger, Now: func() time.Time { return c.now() },
+	})
 	return c, nil
 }
 
@@ -352,7 +355,7 @@ func (c *Cluster) Close() error {
 		c.mu.Unlock()
 		c.stopLoops()
 		c.loopsDone.Wait()
-		c.relays.close()
+		c.router.Close()
 		if ml != nil {
 			// Tell peers this is a graceful leave (shown as "left", not
 			// "failed"), then leave.
@@ -375,9 +378,36 @@ func (c *Cluster) Close() error {
 				c.closeError = fmt.Errorf("cluster: shut gossip down: %w", err)
 			}
 		}
-		c.httpTr.CloseIdleConnections()
+		c.members.CloseIdleConnections()
 	})
 	return c.closeError
+}
+
+// Router is this member's request router (httpapi.Router) and the
+// member-to-member endpoints it serves (InternalRoutes); cmd wires it into
+// the HTTP API.
+func (c *Cluster) Router() *routing.Router { return c.router }
+
+// peerDirectory is the registry as the router sees it: members' HTTP
+// addresses, and what a relayed join taught.
+type peerDirectory struct{ c *Cluster }
+
+func (d *peerDirectory) HTTPAddr(id, raftAddr string) (string, bool) {
+	if p, ok := d.c.peers.get(id); ok && p.meta.HTTP != "" {
+		return p.meta.HTTP, true
+	}
+	if raftAddr != "" {
+		if p, ok := d.c.peers.byRaftAddr(raftAddr); ok && p.meta.HTTP != "" {
+			return p.meta.HTTP, true
+		}
+	}
+	return "", false
+}
+
+func (d *peerDirectory) Changed() <-chan struct{} { return d.c.peers.changes() }
+
+func (d *peerDirectory) Learn(m wire.Member) {
+	d.c.peers.learn(nodeMeta{ID: m.ID, HTTP: m.HTTPAddr, Raft: m.RaftAddr, Gossip: m.GossipAddr, Zone: m.Zone})
 }
 
 // GossipAddr is the gossip address this member advertises (with the port

@@ -1,5 +1,7 @@
 // Package cluster provides membership (join, gossip, zones, removal,
-// reaping) and forwarding of requests a follower cannot serve to the
-// leader. Gossip only advises; the Raft configuration kept by package store
-// decides who is in the cluster. See DESIGN.md in this directory.
+// reaping) and the leader loop. Gossip only advises; the Raft configuration
+// kept by package store decides who is in the cluster. Where a request runs
+// and relaying it to the leader is the sub-package cluster/routing, which
+// each Cluster builds and hands its gossip registry. See DESIGN.md in this
+// directory.
 package cluster

@@ -1,4 +1,4 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wimms-dev/wimms/cluster"
 	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
@@ -29,7 +30,7 @@ type member struct {
 	httpAddr   string
 	gossipAddr string
 	st         *store.Store
-	cl         *Cluster
+	cl         *cluster.Cluster
 	srv        *http.Server
 	stopped    bool
 }
@@ -87,7 +88,7 @@ func startMember(t, owner *testing.T, id, ip string, join []string, prev *member
 		t.Fatalf("listen http %s: %v", id, err)
 	}
 	m.httpAddr = ln.Addr().String()
-	cl, err := New(Config{
+	cl, err := cluster.New(cluster.Config{
 		ID:                  id,
 		Zone:                "zone-" + id,
 		HTTPAddr:            m.httpAddr,
@@ -107,7 +108,7 @@ func startMember(t, owner *testing.T, id, ip string, join []string, prev *member
 		t.Fatalf("cluster.New %s: %v", id, err)
 	}
 	m.cl = cl
-	api := httpapi.New(httpapi.Config{Store: st, Cluster: cl, Router: cl, Logger: logger, ExtraRoutes: cl.InternalRoutes})
+	api := httpapi.New(httpapi.Config{Store: st, Cluster: cl, Router: cl.Router(), Logger: logger, ExtraRoutes: cl.Router().InternalRoutes})
 	m.srv = &http.Server{Handler: api.Handler()}
 	go func() { _ = m.srv.Serve(ln) }()
 	owner.Cleanup(m.stop)
@@ -135,11 +136,7 @@ func (m *member) stop() {
 // crash stops the member without leaving gossip: peers see it fail.
 func (m *member) crash() {
 	m.stopped = true
-	m.cl.mu.Lock()
-	ml := m.cl.ml
-	m.cl.ml = nil
-	m.cl.mu.Unlock()
-	_ = ml.Shutdown()
+	cluster.CrashGossip(m.cl)
 	_ = m.cl.Close()
 	_ = m.srv.Close()
 	_ = m.st.Close()
@@ -353,13 +350,13 @@ func TestClusterInProcess(t *testing.T) {
 		// d is still alive in gossip; no leader loop may re-add it.
 		for _, m := range rest {
 			testutil.WaitFor(t, gossipDeadline, "d's removed flag to reach "+m.id, func() bool {
-				p, ok := m.cl.peers.get("d")
-				return ok && p.meta.Removed && p.state == gossipAlive
+				state, removed, ok := cluster.GossipSeen(m.cl, "d")
+				return ok && removed && state == "alive"
 			})
 		}
 		l := leader(t, rest...)
-		after := l.cl.reconciles.Load()
-		testutil.WaitFor(t, changeDeadline, "several reconcile passes", func() bool { return l.cl.reconciles.Load() >= after+5 })
+		after := cluster.Reconciles(l.cl)
+		testutil.WaitFor(t, changeDeadline, "several reconcile passes", func() bool { return cluster.Reconciles(l.cl) >= after+5 })
 		if ids := leaderConfig(t, rest...); slices.Contains(ids, "d") {
 			t.Fatalf("the leader loop re-added the removed member d: %v", ids)
 		}
@@ -368,8 +365,8 @@ func TestClusterInProcess(t *testing.T) {
 		// to be added again.
 		d.stop()
 		testutil.WaitFor(t, gossipDeadline, "d to be seen leaving gracefully", func() bool {
-			p, ok := a.cl.peers.get("d")
-			return ok && p.state == gossipLeft
+			state, _, ok := cluster.GossipSeen(a.cl, "d")
+			return ok && state == "left"
 		})
 		d = startMember(t, top, "d", "127.0.0.4", []string{b.httpAddr}, d)
 		all[3] = d
@@ -383,8 +380,8 @@ func TestClusterInProcess(t *testing.T) {
 		// for ReapAfter.
 		for _, m := range others(all, d) {
 			testutil.WaitFor(t, gossipDeadline, m.id+" to see the restarted d alive", func() bool {
-				p, ok := m.cl.peers.get("d")
-				return ok && p.state == gossipAlive && !p.meta.Removed
+				state, removed, ok := cluster.GossipSeen(m.cl, "d")
+				return ok && state == "alive" && !removed
 			})
 		}
 		d.crash()
@@ -395,8 +392,8 @@ func TestClusterInProcess(t *testing.T) {
 		c.crash()
 		for _, m := range []*member{a, b} {
 			testutil.WaitFor(t, gossipDeadline, m.id+" to see c failed", func() bool {
-				p, ok := m.cl.peers.get("c")
-				return ok && p.state == gossipFailed
+				state, _, ok := cluster.GossipSeen(m.cl, "c")
+				return ok && state == "failed"
 			})
 		}
 		// Past the reap delay, the leader reconciles several more times and
@@ -404,10 +401,10 @@ func TestClusterInProcess(t *testing.T) {
 		failedAt := time.Now()
 		l := leader(t, a, b)
 		testutil.WaitFor(t, reapDeadline, "the leader to reconcile past the reap delay", func() bool {
-			return time.Since(failedAt) > testReapAfter && l.cl.reconciles.Load() > 0
+			return time.Since(failedAt) > testReapAfter && cluster.Reconciles(l.cl) > 0
 		})
-		after := l.cl.reconciles.Load()
-		testutil.WaitFor(t, changeDeadline, "three more reconcile passes", func() bool { return l.cl.reconciles.Load() >= after+3 })
+		after := cluster.Reconciles(l.cl)
+		testutil.WaitFor(t, changeDeadline, "three more reconcile passes", func() bool { return cluster.Reconciles(l.cl) >= after+3 })
 		if ids := leaderConfig(t, a, b); !slices.Equal(ids, []string{"a", "b", "c"}) {
 			t.Fatalf("reaped below three voters: %v", ids)
 		}

@@ -144,13 +144,13 @@ func (c *Cluster) postJoin(ctx context.Context, addr string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL(addr)+joinPath, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.members.URL(addr, wire.MembersPath), bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("join via %s: %w", addr, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	c.setMemberAuth(req, true)
-	resp, err := c.client.Do(req)
+	c.members.SetAuth(req, true)
+	resp, err := c.members.Do(req)
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "malformed HTTP response") {
 			return fmt.Errorf("join via %s: no HTTP answer (%v): --join takes a member's HTTP address (its --http-addr), not its Raft or gossip port", addr, err)
@@ -171,12 +171,12 @@ func (c *Cluster) fetchStatus(ctx context.Context, addr string) (wire.ClusterSta
 	var st wire.ClusterStatus
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.baseURL(addr)+"/v1/cluster?consistency=stale", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.members.URL(addr, "/v1/cluster?consistency=stale"), nil)
 	if err != nil {
 		return st, fmt.Errorf("cluster status of %s: %w", addr, err)
 	}
-	c.setMemberAuth(req, false)
-	resp, err := c.client.Do(req)
+	c.members.SetAuth(req, false)
+	resp, err := c.members.Do(req)
 	if err != nil {
 		return st, fmt.Errorf("cluster status of %s: %w", addr, err)
 	}

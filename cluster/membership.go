@@ -230,7 +230,7 @@ func (c *Cluster) removeSelfViaNewLeader(ctx context.Context) error {
 	if err := c.st.TransferLeadership(ctx, ""); err != nil {
 		return fmt.Errorf("remove %s (the leader): hand leadership over: %w", id, retryable(err))
 	}
-	newLeader, addr, err := c.awaitLeader(ctx, time.Now().Add(c.cfg.LeaderWait),
+	newLeader, addr, err := c.router.AwaitLeader(ctx, time.Now().Add(c.cfg.LeaderWait),
 		func(rs store.RaftStatus) bool { return rs.LeaderID != "" && rs.LeaderID != id })
 	switch {
 	case ctx.Err() != nil:
@@ -240,13 +240,13 @@ func (c *Cluster) removeSelfViaNewLeader(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodDelete, c.baseURL(addr)+"/v1/cluster/members/"+url.PathEscape(id), nil)
+	req, err := http.NewRequestWithContext(rctx, http.MethodDelete, c.members.URL(addr, "/v1/cluster/members/"+url.PathEscape(id)), nil)
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
-	c.setMemberAuth(req, true)
-	req.Header.Set(ForwardedHeader, id)
-	resp, err := c.client.Do(req)
+	c.members.SetAuth(req, true)
+	req.Header.Set(wire.HeaderForwarded, id)
+	resp, err := c.members.Do(req)
 	if err != nil {
 		return fmt.Errorf("remove %s: ask the new leader %s at %s: %w: %w", id, newLeader, addr, store.ErrNoLeader, err)
 	}

@@ -16,28 +16,10 @@ type membersCollector struct {
 	members          *prometheus.Desc
 }
 
-// relayMetrics count the batches of writes this member relayed to the
-// leader; writes/batches is the mean batch size.
-type relayMetrics struct {
-	batches, writes prometheus.Counter
-}
-
-func newRelayMetrics() relayMetrics {
-	return relayMetrics{
-		batches: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wimms_forward_batches_total",
-			Help: "Batches of writes this member relayed to the leader in one request each.",
-		}),
-		writes: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wimms_forward_batched_writes_total",
-			Help: "Writes this member relayed to the leader inside batches.",
-		}),
-	}
-}
-
-// Collectors are the cluster's Prometheus metrics; the caller registers them.
+// Collectors are the cluster's Prometheus metrics (the router has its
+// own, Router().Collectors); the caller registers them.
 func (c *Cluster) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{c.relayMetrics.batches, c.relayMetrics.writes, &membersCollector{
+	return []prometheus.Collector{&membersCollector{
 		c: c,
 		memberUp: prometheus.NewDesc("wimms_cluster_member_up",
 			"1 while a member of the Raft configuration is the leader or an alive follower as seen by this member, else 0.",

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 const (
@@ -12,16 +14,9 @@ const (
 	routeClusterActivity = "cluster-activity"
 )
 
-// MemberActivity is GET /v1/member/activity: this member's sign-in and
-// allocation counters, summed over services. Sign-ins are counted by the
-// member that decided them (wimms_logins_total), so the cluster's are the
-// sum over members; allocations are counted as the log applies
-// (wimms_allocations_total), so any member's are the cluster's.
-type MemberActivity struct {
-	Member      string           `json:"member"`
-	Logins      map[string]int64 `json:"logins"`      // by outcome
-	Allocations map[string]int64 `json:"allocations"` // by result
-}
+// MemberActivity is GET /v1/member/activity, declared in package wire
+// (the member that asks another decodes it).
+type MemberActivity = wire.MemberActivity
 
 // ActivityProber asks another member for its MemberActivity, with the
 // Authorization of the request being answered. cluster.Cluster implements

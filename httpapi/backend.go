@@ -50,9 +50,11 @@ type Router interface {
 	// r with body (already read) to the leader and copied the leader's
 	// answer to w; it never sends a write twice, and answers itself (503
 	// no-leader, 504 unknown-outcome) when the leader's answer cannot be had.
-	// p is what the route table declared for r (Placement); the Router
-	// works nothing out again from r's method or path.
-	Route(w http.ResponseWriter, r *http.Request, body []byte, p Placement) bool
+	// where and relay are what the route table declared for r (its
+	// Placement); the Router works nothing out again from r's method or
+	// path. They come apart because the Router's package may import
+	// neither this one nor anything that holds both.
+	Route(w http.ResponseWriter, r *http.Request, body []byte, where store.Placement, relay wire.Relay) bool
 }
 
 // Placement is where one request runs and how a follower sends it to the
@@ -67,37 +69,14 @@ type Placement struct {
 	Relay Relay
 }
 
-// Relay is how a follower sends a request to the leader.
-type Relay int
+// Relay is how a follower sends a request to the leader, declared in
+// package wire (the Router acts on it and may not import this package).
+type Relay = wire.Relay
 
+// The Relay kinds (see wire.Relay).
 const (
-	// RelayRead: alone. It changes nothing, so a failure after it may have
-	// reached the leader is 503 no-leader and the client may retry it.
-	RelayRead Relay = iota
-	// RelayWrite: in a batch with other writes. Once it may have reached
-	// the leader it is never sent again; a failure is 504 unknown-outcome.
-	RelayWrite
-	// RelayAlone: alone, and it may change the state (a token request is
-	// a GET that may allocate): a failure is 504 unknown-outcome.
-	RelayAlone
-	// RelayJoin: a join, alone, 504 like a write; the leader's 2xx answer
-	// names the new member, whose addresses the follower learns.
-	RelayJoin
+	RelayRead  = wire.RelayRead
+	RelayWrite = wire.RelayWrite
+	RelayAlone = wire.RelayAlone
+	RelayJoin  = wire.RelayJoin
 )
-
-// MayChange reports whether a request relayed this way may change the
-// state, so that its outcome is unknown once it may have reached the
-// leader.
-func (r Relay) MayChange() bool { return r != RelayRead }
-
-func (r Relay) String() string {
-	switch r {
-	case RelayWrite:
-		return "write"
-	case RelayAlone:
-		return "alone"
-	case RelayJoin:
-		return "join"
-	}
-	return "read"
-}

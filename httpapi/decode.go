@@ -11,11 +11,12 @@ import (
 	"strings"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // MaxBodyBytes is the largest request body accepted (docs/api.md: over 64 KiB is
-// 400 bad-request).
-const MaxBodyBytes = 64 << 10
+// 400 bad-request); declared in package wire.
+const MaxBodyBytes = wire.MaxBodyBytes
 
 // jsonObject is a request body split into its top-level members. Bodies are
 // flat objects of scalars, so splitting first lets every problem be reported

@@ -10,28 +10,28 @@ import (
 	"github.com/wimms-dev/wimms/store"
 )
 
-// Statuses the HTTP layer adds to the state machine's (fsm.Status*). They
-// appear as "status" in error bodies.
+// Statuses the HTTP layer adds to the state machine's (fsm.Status*),
+// declared in package wire. They appear as "status" in error bodies.
 const (
-	StatusUnauthorized     = "unauthorized"
-	StatusNotLeader        = "not-leader"
-	StatusNoLeader         = "no-leader"
-	StatusStaleRead        = "stale-read"
-	StatusUnknownOutcome   = "unknown-outcome"
-	StatusShuttingDown     = "shutting-down"
-	StatusInternalError    = "internal-error"
-	StatusNotReady         = "not-ready"
-	StatusNoCluster        = "no-cluster"
-	StatusMethodNotAllowed = "method-not-allowed"
-	StatusTimeout          = "timeout"
+	StatusUnauthorized     = wire.StatusUnauthorized
+	StatusNotLeader        = wire.StatusNotLeader
+	StatusNoLeader         = wire.StatusNoLeader
+	StatusStaleRead        = wire.StatusStaleRead
+	StatusUnknownOutcome   = wire.StatusUnknownOutcome
+	StatusShuttingDown     = wire.StatusShuttingDown
+	StatusInternalError    = wire.StatusInternalError
+	StatusNotReady         = wire.StatusNotReady
+	StatusNoCluster        = wire.StatusNoCluster
+	StatusMethodNotAllowed = wire.StatusMethodNotAllowed
+	StatusTimeout          = wire.StatusTimeout
 )
 
 // Locations of an ErrorDetail (the token server's vocabulary).
 const (
-	LocationBody        = "body"
-	LocationPath        = "path"
-	LocationQuerystring = "querystring"
-	LocationHeader      = "header"
+	LocationBody        = wire.LocationBody
+	LocationPath        = wire.LocationPath
+	LocationQuerystring = wire.LocationQuerystring
+	LocationHeader      = wire.LocationHeader
 )
 
 // ErrorDetail and ErrorBody are the error body of every non-2xx answer,

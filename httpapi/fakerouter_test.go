@@ -28,7 +28,8 @@ type fakeRouter struct {
 	calls    []routed
 }
 
-func (f *fakeRouter) Route(w http.ResponseWriter, r *http.Request, body []byte, p Placement) bool {
+func (f *fakeRouter) Route(w http.ResponseWriter, r *http.Request, body []byte, where store.Placement, relayBy Relay) bool {
+	p := Placement{Where: where, Relay: relayBy}
 	f.mu.Lock()
 	relay := f.Follower && p.Where != store.AnyMember
 	f.calls = append(f.calls, routed{Method: r.Method, Path: r.URL.EscapedPath(), Where: p.Where, Relay: p.Relay,

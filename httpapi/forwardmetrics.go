@@ -37,7 +37,7 @@ func (f *countingRouter) route(w http.ResponseWriter, r *http.Request, body []by
 		*rec = statusRecorder{}
 		recorderPool.Put(rec)
 	}()
-	if !f.next.Route(rec, r, body, p) {
+	if !f.next.Route(rec, r, body, p.Where, p.Relay) {
 		return false
 	}
 	code := rec.code

@@ -466,7 +466,7 @@ func (s *Server) serveMetrics(rq *request) {
 	rq.setMetaHeaders()
 	// The metrics name storage nodes and their loads, which the API keeps
 	// behind its token; a member given a metrics token keeps them there too.
-	if s.metricsToken != "" && !HasBearerToken(rq.r, s.metricsToken, s.adminToken) {
+	if s.metricsToken != "" && !wire.HasBearerToken(rq.r, s.metricsToken, s.adminToken) {
 		rq.w.Header().Set("WWW-Authenticate", `Bearer realm="wimms-metrics"`)
 		rq.writeError(http.StatusUnauthorized, StatusUnauthorized,
 			ErrorDetail{Location: LocationHeader, Name: "Authorization", Description: "missing or invalid bearer token (see --metrics-token-file)"})

@@ -52,7 +52,9 @@ func (s *hotStore) Ready() bool      { return true }
 // serveHere is a follower's Router for requests any member may serve.
 type serveHere struct{}
 
-func (serveHere) Route(http.ResponseWriter, *http.Request, []byte, Placement) bool { return false }
+func (serveHere) Route(http.ResponseWriter, *http.Request, []byte, store.Placement, Relay) bool {
+	return false
+}
 
 // reuseWriter is a ResponseWriter reset between requests.
 type reuseWriter struct {

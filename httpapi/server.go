@@ -21,22 +21,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
-// Headers of the API.
+// Headers of the API, declared in package wire (the router and the clients
+// name them too).
 const (
-	HeaderIndex          = "X-Wimms-Index"
-	HeaderMember         = "X-Wimms-Member"
-	HeaderKnownLeader    = "X-Wimms-Known-Leader"
-	HeaderLastContact    = "X-Wimms-Last-Contact"
-	HeaderIdempotencyKey = "Idempotency-Key"
-	// HeaderForwarded marks a request a member relayed to the leader; its
-	// value is the relaying member's id (the Router sets it, cluster).
-	HeaderForwarded = "X-Wimms-Forwarded"
-	// HeaderReplayed is "true" on an answer that the state machine returned
-	// from its idempotency table instead of acting again.
-	HeaderReplayed = "X-Wimms-Idempotent-Replay"
+	HeaderIndex          = wire.HeaderIndex
+	HeaderMember         = wire.HeaderMember
+	HeaderKnownLeader    = wire.HeaderKnownLeader
+	HeaderLastContact    = wire.HeaderLastContact
+	HeaderIdempotencyKey = wire.HeaderIdempotencyKey
+	HeaderForwarded      = wire.HeaderForwarded
+	HeaderReplayed       = wire.HeaderReplayed
 )
 
 // Config configures a Server.
@@ -739,7 +737,7 @@ func (rq *request) writeError(code int, status string, details ...ErrorDetail) {
 // authorized checks the bearer token a route needs. Tokens are compared as
 // digests in constant time so neither content nor length leaks via timing.
 // The configured tokens' digests are computed once, in New; the rule is
-// HasBearerToken's.
+// wire.HasBearerToken's.
 func (s *Server) authorized(r *http.Request, a access) bool {
 	var api, admin bool // which tokens are accepted
 	switch a {
@@ -760,7 +758,7 @@ func (s *Server) authorized(r *http.Request, a access) bool {
 			return true
 		}
 	}
-	got, ok := bearerToken(r)
+	got, ok := wire.BearerToken(r)
 	if !ok {
 		return false
 	}

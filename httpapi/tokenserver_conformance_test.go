@@ -173,7 +173,7 @@ func TestTokenConformanceVerifyBusy(t *testing.T) {
 // failingRouter answers every request as a member without a leader does.
 type failingRouter struct{}
 
-func (failingRouter) Route(w http.ResponseWriter, r *http.Request, _ []byte, _ Placement) bool {
+func (failingRouter) Route(w http.ResponseWriter, r *http.Request, _ []byte, _ store.Placement, _ Relay) bool {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusServiceUnavailable)
 	_, _ = w.Write([]byte(`{"status":"no-leader","errors":[{"location":"header","name":"X-Wimms-Member","description":"no leader is known"}]}`))
@@ -256,7 +256,7 @@ func TestTokenRequestSummaryLog(t *testing.T) {
 // it in X-Wimms-Member.
 type memberRouter struct{}
 
-func (memberRouter) Route(w http.ResponseWriter, r *http.Request, _ []byte, _ Placement) bool {
+func (memberRouter) Route(w http.ResponseWriter, r *http.Request, _ []byte, _ store.Placement, _ Relay) bool {
 	w.Header().Set(HeaderMember, "the-leader")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)

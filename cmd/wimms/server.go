@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,7 +26,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wimms-dev/wimms/cluster"
+	"github.com/wimms-dev/wimms/cluster/routing"
 	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/netguard"
 	"github.com/wimms-dev/wimms/internal/tlsconf"
 	"github.com/wimms-dev/wimms/store"
@@ -419,13 +422,22 @@ func clusterConfig(f serverFlags, sec security, guard *netguard.Metrics, logger 
 func newRegistry(st *store.Store, cl *cluster.Cluster, guard *netguard.Metrics) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, c := range append(append(st.Collectors(), cl.Collectors()...), guard.Collectors()...) {
+	for _, c := range slices.Concat(st.Collectors(), cl.Collectors(), cl.Router().Collectors(), guard.Collectors()) {
 		reg.MustRegister(c)
 	}
 	return reg
 }
 
-// newAPIServer builds the HTTP API with membership's internal routes and,
+// The HTTP API reaches membership and the router only through its own
+// interfaces; these are the implementations this binary wires in.
+var (
+	_ httpapi.Cluster        = (*cluster.Cluster)(nil)
+	_ httpapi.MemberProber   = (*cluster.Cluster)(nil)
+	_ httpapi.ActivityProber = (*cluster.Cluster)(nil)
+	_ httpapi.Router         = (*routing.Router)(nil)
+)
+
+// newAPIServer builds the HTTP API with the router's internal routes and,
 // with --pprof, the profiles.
 func newAPIServer(f serverFlags, tokens httpapi.TokenIssuer, st *store.Store, cl *cluster.Cluster, reg *prometheus.Registry, logger hclog.Logger) *httpapi.Server {
 	// pprof sits behind the admin token; the routes are mounted while api
@@ -438,7 +450,7 @@ func newAPIServer(f serverFlags, tokens httpapi.TokenIssuer, st *store.Store, cl
 		Tokens:       tokens,
 		Store:        st,
 		Cluster:      cl,
-		Router:       cl,
+		Router:       cl.Router(),
 		Logger:       logger.Named("http"),
 		APIToken:     f.apiToken,
 		AdminToken:   f.adminToken,
@@ -446,7 +458,7 @@ func newAPIServer(f serverFlags, tokens httpapi.TokenIssuer, st *store.Store, cl
 		Registry:     reg,
 		Version:      buildVersion(),
 		ExtraRoutes: func(r *mux.Router) {
-			cl.InternalRoutes(r)
+			cl.Router().InternalRoutes(r)
 			if f.pprof {
 				// Specific handlers first: Index only serves named runtime profiles.
 				r.Handle("/debug/pprof/profile", adminOnly(http.HandlerFunc(pprof.Profile)))
@@ -465,7 +477,7 @@ func newHTTPServer(f serverFlags, sec security, api *httpapi.Server, st *store.S
 	handler := api.Handler()
 	var serverTLS *tls.Config
 	if sec.holder != nil {
-		handler = tlsconf.GuardMemberRoutes(handler, "/v1/cluster/members", cluster.ForwardedHeader, f.adminToken != "", st.IsServer)
+		handler = tlsconf.GuardMemberRoutes(handler, wire.MembersPath, wire.HeaderForwarded, f.adminToken != "", st.IsServer)
 		serverTLS = sec.holder.ServerConfig(false)
 	}
 	// The listener runs the TLS handshake itself, under its own cap and

@@ -1,9 +1,12 @@
 // Package wire holds the JSON objects of the wimms HTTP API (docs/api.md):
 // the answers httpapi renders, the bodies clients send, the member shape
 // cluster reports, and the field rules (validate.go) the server and the
-// admin CLI both apply. It is a leaf: it imports nothing of the server, so
-// the client, the server and the tools agree on one declaration of each
-// object and each rule.
+// admin CLI both apply; and the vocabulary below them (vocab.go, relay.go,
+// auth.go): header names, statuses, the relay kinds and the bearer-token
+// rule that the HTTP layer and the router (cluster/routing) share. It is a
+// leaf: it imports nothing of the module, so the client, the server, the
+// router and the tools agree on one declaration of each object and each
+// rule without importing each other.
 package wire
 
 import (

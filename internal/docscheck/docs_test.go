@@ -562,14 +562,14 @@ func TestCheckDocCatchesStaleNames(t *testing.T) {
 		want      []string // the stale references, in order; nil: none
 	}{
 		{"live package path", "see `store/` and internal/launch and httpapi/wire", nil},
-		{"live file", "batching lives in cluster/relaybatch.go.", nil},
+		{"live file", "batching lives in cluster/routing/relaybatch.go.", nil},
 		{"path and live identifier", "cmd wires `internal/tlsconf.Holder`", nil},
 		{"path and stale identifier", "cmd wires `internal/tlsconf.Registry`", []string{"internal/tlsconf.Registry"}},
 		{"stale package path", "the bench was jepsen/bench once", []string{"jepsen/bench"}},
 		{"stale nested path", "see [bench](../internal/nobench/DESIGN.md)", []string{"internal/nobench/DESIGN.md"}},
 		{"URL path is not a package", "relayed with `POST /internal/v1/relay`", nil},
 		{"module import path", "import github.com/wimms-dev/wimms/internal/gone", []string{"internal/gone"}},
-		{"live qualified", "`store.Placement`, `cluster.Route`, `fsm.View.DecideLogin`", nil},
+		{"live qualified", "`store.Placement`, `routing.Router.Route`, `fsm.View.DecideLogin`", nil},
 		{"method named through its package", "a restarted member (`store.HadState()`)", nil},
 		{"stale qualified", "`store.Forwarder` decides", []string{"store.Forwarder"}},
 		{"stale member", "`fsm.View.DecideEverything`", []string{"fsm.View.DecideEverything"}},

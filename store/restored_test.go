@@ -1,4 +1,4 @@
-package main
+package store
 
 import (
 	"io"
@@ -36,11 +36,11 @@ func prepared(t *testing.T, id, addr string) string {
 
 func TestCheckRestoredIdentity(t *testing.T) {
 	dir := prepared(t, "m1", "10.0.0.1:8081")
-	if err := checkRestoredIdentity(dir, "m1", "10.0.0.1:8081"); err != nil {
+	if err := CheckRestoredIdentity(dir, "m1", "10.0.0.1:8081"); err != nil {
 		t.Fatalf("the restored member: %v", err)
 	}
 	for _, c := range []struct{ id, addr string }{{"m2", "10.0.0.1:8081"}, {"m1", "10.0.0.2:8081"}} {
-		err := checkRestoredIdentity(dir, c.id, c.addr)
+		err := CheckRestoredIdentity(dir, c.id, c.addr)
 		if err == nil || strings.Contains(err.Error(), "\n") ||
 			!strings.Contains(err.Error(), "restored for member m1 at raft address 10.0.0.1:8081") ||
 			!strings.Contains(err.Error(), "--id "+c.id+" at "+c.addr) {
@@ -51,11 +51,11 @@ func TestCheckRestoredIdentity(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "raft.db"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkRestoredIdentity(dir, "m2", "10.0.0.1:8081"); err != nil {
+	if err := CheckRestoredIdentity(dir, "m2", "10.0.0.1:8081"); err != nil {
 		t.Fatalf("a data dir with Raft state: %v", err)
 	}
 	// An empty data dir: a new member.
-	if err := checkRestoredIdentity(t.TempDir(), "m2", "x:1"); err != nil {
+	if err := CheckRestoredIdentity(t.TempDir(), "m2", "x:1"); err != nil {
 		t.Fatalf("empty dir: %v", err)
 	}
 }

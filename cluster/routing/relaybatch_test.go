@@ -1,4 +1,4 @@
-package cluster
+package routing
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"github.com/gorilla/mux"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/store"
 )
 
@@ -26,11 +26,11 @@ func batchLeader(t *testing.T, api func(*mux.Router)) (*httptest.Server, *atomic
 	t.Helper()
 	st := newFakeStore("L")
 	st.setLeader(true, "L", "raft-L")
-	c := newFakeCluster(t, st, func(cfg *Config) { cfg.ID = "L" })
+	rt := newTestRouter(t, st, func(cfg *testConfig) { cfg.ID = "L" })
 	r := mux.NewRouter()
 	r.UseEncodedPath()
 	api(r)
-	c.InternalRoutes(r)
+	rt.InternalRoutes(r)
 	var exchanges atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		exchanges.Add(1)
@@ -41,12 +41,12 @@ func batchLeader(t *testing.T, api func(*mux.Router)) (*httptest.Server, *atomic
 }
 
 // routeWrite sends one write through the follower's router.
-func routeWrite(c *Cluster, path, body string) *httptest.ResponseRecorder {
+func routeWrite(rt *Router, path, body string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Idempotency-Key", "key-"+body)
 	w := httptest.NewRecorder()
-	c.Route(w, r, []byte(body), httpapi.Placement{Where: store.OnLeader, Relay: httpapi.RelayWrite})
+	rt.Route(w, r, []byte(body), store.OnLeader, wire.RelayWrite)
 	return w
 }
 
@@ -80,14 +80,14 @@ func TestRelayBatchesWritesThatWait(t *testing.T) {
 	// A failed wait below must not leave the leader's handlers blocked:
 	// the server's Close (an earlier cleanup, so it runs later) waits for them.
 	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
-	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+	rt, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
 
 	const busy, waiting = maxRelaySenders, 20
 	answers := make([]*httptest.ResponseRecorder, busy+waiting)
 	var wg sync.WaitGroup
 	send := func(i int) {
 		defer wg.Done()
-		answers[i] = routeWrite(c, fmt.Sprintf("/v1/services/s-1/users/u%%2F%d", i), fmt.Sprint(i))
+		answers[i] = routeWrite(rt, fmt.Sprintf("/v1/services/s-1/users/u%%2F%d", i), fmt.Sprint(i))
 	}
 	// One at a time, so that each busy sender carries one write (two
 	// sent at once could leave together, and a sender would be free).
@@ -101,9 +101,9 @@ func TestRelayBatchesWritesThatWait(t *testing.T) {
 		go send(i)
 	}
 	waitFor(t, "the later writes queued", func() bool {
-		c.relays.mu.Lock()
-		defer c.relays.mu.Unlock()
-		return len(c.relays.waiting) == waiting
+		rt.relays.mu.Lock()
+		defer rt.relays.mu.Unlock()
+		return len(rt.relays.waiting) == waiting
 	})
 	releaseOnce.Do(func() { close(release) })
 	wg.Wait()
@@ -121,7 +121,7 @@ func TestRelayBatchesWritesThatWait(t *testing.T) {
 	if n := exchanges.Load(); n != busy+1 {
 		t.Errorf("%d writes took %d requests to the leader, want %d", busy+waiting, n, busy+1)
 	}
-	if b, w := promtest.ToFloat64(c.relayMetrics.batches), promtest.ToFloat64(c.relayMetrics.writes); b != busy+1 || w != busy+waiting {
+	if b, w := promtest.ToFloat64(rt.relayMetrics.batches), promtest.ToFloat64(rt.relayMetrics.writes); b != busy+1 || w != busy+waiting {
 		t.Errorf("metrics: %v batches, %v writes; want %d and %d", b, w, busy+1, busy+waiting)
 	}
 }
@@ -131,8 +131,8 @@ func TestRelayBatchesWritesThatWait(t *testing.T) {
 // unknown-outcome and none is sent again.
 func TestRelayBatchLostAfterSendingIsUnknownOutcome(t *testing.T) {
 	leader, hangups := hangUpLeader(t)
-	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
-	w := routeWrite(c, "/v1/services/s-1/users", `{"email":"x@y"}`)
+	rt, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+	w := routeWrite(rt, "/v1/services/s-1/users", `{"email":"x@y"}`)
 	if w.Code != http.StatusGatewayTimeout {
 		t.Fatalf("status %d, want 504", w.Code)
 	}
@@ -199,28 +199,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestForwardTimeoutCoversApplyTimeout: a relayed write may wait on the
-// leader for as long as the store's apply timeout; the follower must wait
-// longer than that for the answer, or it answers 504 while the leader
-// still works.
-func TestForwardTimeoutCoversApplyTimeout(t *testing.T) {
-	for _, apply := range []time.Duration{0, time.Second, 10 * time.Second, 40 * time.Second, 5 * time.Minute} {
-		c := newFakeCluster(t, newFakeStore("f1"), func(cfg *Config) { cfg.ApplyTimeout = apply })
-		want := apply
-		if want == 0 {
-			want = DefaultApplyTimeout
-		}
-		if got := c.cfg.ForwardTimeout; got < want+ForwardMargin {
-			t.Errorf("apply timeout %s: forward timeout %s, want at least %s", apply, got, want+ForwardMargin)
-		}
-	}
-	// Set explicitly, it is kept.
-	c := newFakeCluster(t, newFakeStore("f1"), func(cfg *Config) { cfg.ApplyTimeout = time.Minute; cfg.ForwardTimeout = 2 * time.Minute })
-	if c.cfg.ForwardTimeout != 2*time.Minute {
-		t.Errorf("explicit forward timeout became %s", c.cfg.ForwardTimeout)
-	}
-}
-
 // TestRelayBatchCancelDoesNotAbortLeaderApplies: when the follower gives
 // up on a batch (its forward timeout, its own shutdown), the writes the
 // leader is running go on: they may be proposed already, and abandoning
@@ -232,14 +210,14 @@ func TestRelayBatchCancelDoesNotAbortLeaderApplies(t *testing.T) {
 	subErr := make(chan error, 1)
 	st := newFakeStore("L")
 	st.setLeader(true, "L", "raft-L")
-	c := newFakeCluster(t, st, func(cfg *Config) { cfg.ID = "L" })
+	rt := newTestRouter(t, st, func(cfg *testConfig) { cfg.ID = "L" })
 	r := mux.NewRouter()
 	r.HandleFunc("/v1/events", func(w http.ResponseWriter, req *http.Request) {
 		close(started)
 		<-release
 		subErr <- req.Context().Err()
 	})
-	c.InternalRoutes(r)
+	rt.InternalRoutes(r)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var buf bytes.Buffer
@@ -261,10 +239,10 @@ func TestRelayBatchCancelDoesNotAbortLeaderApplies(t *testing.T) {
 	<-done
 }
 
-// TestCloseWaitsForRelaySenders: Close ends the senders of relayed
-// batches and waits for them; a write whose batch was on its way is
-// answered (unknown outcome), none is left to a goroutine that outlives
-// the member.
+// TestCloseWaitsForRelaySenders: the member's context ends the senders of
+// relayed batches and Close waits for them (Cluster.Close does both, in
+// that order); a write whose batch was on its way is answered (unknown
+// outcome), none is left to a goroutine that outlives the member.
 func TestCloseWaitsForRelaySenders(t *testing.T) {
 	arrived := make(chan struct{}, 1)
 	hold := make(chan struct{})
@@ -277,17 +255,18 @@ func TestCloseWaitsForRelaySenders(t *testing.T) {
 		}
 	}))
 	t.Cleanup(func() { close(hold); leader.Close() })
-	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+	member, stop := context.WithCancel(context.Background())
+	defer stop()
+	rt, _ := followerOf(t, "L", leader.Listener.Addr().String(), func(cfg *testConfig) { cfg.ctx = member })
 
 	answered := make(chan int, 1)
-	go func() { answered <- routeWrite(c, "/v1/events", `{}`).Code }()
+	go func() { answered <- routeWrite(rt, "/v1/events", `{}`).Code }()
 	<-arrived
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	c.relays.mu.Lock()
-	senders := c.relays.senders
-	c.relays.mu.Unlock()
+	stop()
+	rt.Close()
+	rt.relays.mu.Lock()
+	senders := rt.relays.senders
+	rt.relays.mu.Unlock()
 	if senders != 0 {
 		t.Fatalf("%d relay senders still running after Close", senders)
 	}

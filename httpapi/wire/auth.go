@@ -1,4 +1,4 @@
-package httpapi
+package wire
 
 import (
 	"crypto/sha256"
@@ -11,9 +11,9 @@ import (
 // t one of want (empty entries never match). Tokens are compared as
 // digests in constant time, so neither their content nor their length
 // leaks through timing. The API and the members' internal endpoints
-// (cluster) check tokens with it.
+// (cluster/routing) check tokens with it, so both accept exactly the same.
 func HasBearerToken(r *http.Request, want ...string) bool {
-	got, ok := bearerToken(r)
+	got, ok := BearerToken(r)
 	if !ok {
 		return false
 	}
@@ -29,7 +29,8 @@ func HasBearerToken(r *http.Request, want ...string) bool {
 	return match == 1
 }
 
-func bearerToken(r *http.Request) (string, bool) {
+// BearerToken is the token of r's "Authorization: Bearer <t>", if any.
+func BearerToken(r *http.Request) (string, bool) {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false

@@ -1,4 +1,4 @@
-package cluster
+package routing
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
@@ -24,15 +23,15 @@ import (
 
 // followerOf builds a follower Cluster whose store names leaderID at
 // leaderHTTP as the leader.
-func followerOf(t *testing.T, leaderID, leaderHTTP string, edit func(*Config)) (*Cluster, *fakeStore) {
+func followerOf(t *testing.T, leaderID, leaderHTTP string, edit func(*testConfig)) (*Router, *fakeStore) {
 	t.Helper()
 	st := newFakeStore("f1")
-	c := newFakeCluster(t, st, edit)
+	rt := newTestRouter(t, st, edit)
 	if leaderID != "" {
-		c.peers.learn(nodeMeta{ID: leaderID, HTTP: leaderHTTP, Raft: "raft-" + leaderID})
+		learn(rt, leaderID, leaderHTTP, "raft-"+leaderID)
 		st.setLeader(false, leaderID, "raft-"+leaderID)
 	}
-	return c, st
+	return rt, st
 }
 
 type seenRequest struct {
@@ -56,7 +55,7 @@ func TestForwardRelaysRequestAndAnswerUnchanged(t *testing.T) {
 		_, _ = w.Write([]byte(`{"uid":9223372036854775807}`))
 	}))
 	defer leader.Close()
-	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+	rt, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
 
 	body := []byte(`{"email":"a@b","generation":9223372036854775807}`)
 	uri := "/v1/services/sync-1.5/users/a%2Fb%40c/login?consistency=stale&x=1%202"
@@ -69,7 +68,7 @@ func TestForwardRelaysRequestAndAnswerUnchanged(t *testing.T) {
 	r.Header.Set("X-Hop", "must not pass")
 	w := httptest.NewRecorder()
 	w.Header().Set("X-Wimms-Member", "f1") // set by the follower's handler before forwarding
-	c.relay(w, r, body, httpapi.RelayWrite)
+	rt.relay(w, r, body, wire.RelayWrite)
 
 	if got.method != http.MethodPost || got.requestURI != uri {
 		t.Errorf("leader saw %s %s, want POST %s", got.method, got.requestURI, uri)
@@ -109,13 +108,13 @@ func TestForwardWaitsForALeader(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer leader.Close()
-	c, st := followerOf(t, "", "", func(cfg *Config) { cfg.LeaderWait = 5 * time.Second })
+	rt, st := followerOf(t, "", "", func(cfg *testConfig) { cfg.LeaderWait = 5 * time.Second })
 	time.AfterFunc(150*time.Millisecond, func() {
-		c.peers.learn(nodeMeta{ID: "L", HTTP: leader.Listener.Addr().String()})
+		learn(rt, "L", leader.Listener.Addr().String(), "")
 		st.setLeader(false, "L", "raft-L")
 	})
 	w := httptest.NewRecorder()
-	c.relay(w, httptest.NewRequest(http.MethodDelete, "/v1/services/s-1", nil), nil, httpapi.RelayWrite)
+	rt.relay(w, httptest.NewRequest(http.MethodDelete, "/v1/services/s-1", nil), nil, wire.RelayWrite)
 	if w.Code != http.StatusNoContent || hits.Load() != 1 {
 		t.Fatalf("status %d, leader hits %d; want 204 after the leader became known", w.Code, hits.Load())
 	}
@@ -134,10 +133,10 @@ func decodeErrorBody(t *testing.T, b []byte) wire.ErrorBody {
 }
 
 func TestForwardNoLeaderAnswers503AfterWaiting(t *testing.T) {
-	c, _ := followerOf(t, "", "", func(cfg *Config) { cfg.LeaderWait = 200 * time.Millisecond })
-	for method, mode := range map[string]httpapi.Relay{http.MethodGet: httpapi.RelayRead, http.MethodPost: httpapi.RelayWrite} {
+	rt, _ := followerOf(t, "", "", func(cfg *testConfig) { cfg.LeaderWait = 200 * time.Millisecond })
+	for method, mode := range map[string]wire.Relay{http.MethodGet: wire.RelayRead, http.MethodPost: wire.RelayWrite} {
 		w := httptest.NewRecorder()
-		c.relay(w, httptest.NewRequest(method, "/v1/services", nil), nil, mode)
+		rt.relay(w, httptest.NewRequest(method, "/v1/services", nil), nil, mode)
 		if w.Code != http.StatusServiceUnavailable {
 			t.Fatalf("%s: status %d, want 503", method, w.Code)
 		}
@@ -179,12 +178,12 @@ func hangUpLeader(t *testing.T) (*httptest.Server, *atomic.Int32) {
 
 func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
 	leader, hangups := hangUpLeader(t)
-	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), func(cfg *Config) { cfg.LeaderWait = 2 * time.Second })
+	rt, _ := followerOf(t, "L", leader.Listener.Addr().String(), func(cfg *testConfig) { cfg.LeaderWait = 2 * time.Second })
 
 	// Warm the pool so the write goes over a reused keep-alive connection,
 	// the case where net/http itself would retry a replayable request.
 	w := httptest.NewRecorder()
-	c.relay(w, httptest.NewRequest(http.MethodGet, "/ok", nil), nil, httpapi.RelayRead)
+	rt.relay(w, httptest.NewRequest(http.MethodGet, "/ok", nil), nil, wire.RelayRead)
 	if w.Code != http.StatusOK {
 		t.Fatalf("warm-up status %d", w.Code)
 	}
@@ -194,7 +193,7 @@ func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/v1/services/s-1/users", bytes.NewReader(body))
 		r.Header.Set("Idempotency-Key", "abc")
 		w = httptest.NewRecorder()
-		c.relay(w, r, body, httpapi.RelayWrite)
+		rt.relay(w, r, body, wire.RelayWrite)
 		if w.Code != http.StatusGatewayTimeout {
 			t.Fatalf("body %q: status %d, want 504", body, w.Code)
 		}
@@ -205,12 +204,12 @@ func TestForwardNeverRetriesAWriteThatReachedTheLeader(t *testing.T) {
 			t.Fatalf("body %q: the leader received the write %d times, want exactly 1", body, n)
 		}
 		// Reuse the pool again for the next round.
-		c.relay(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/ok", nil), nil, httpapi.RelayRead)
+		rt.relay(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/ok", nil), nil, wire.RelayRead)
 	}
 
 	// A read that fails the same way is answered 503 no-leader.
 	w = httptest.NewRecorder()
-	c.relay(w, httptest.NewRequest(http.MethodGet, "/v1/services", nil), nil, httpapi.RelayRead)
+	rt.relay(w, httptest.NewRequest(http.MethodGet, "/v1/services", nil), nil, wire.RelayRead)
 	if w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("read: status %d, want 503", w.Code)
 	}
@@ -228,22 +227,22 @@ func TestForwardRetriesOnlyFailedDials(t *testing.T) {
 	}))
 	defer live.Close()
 
-	c, st := followerOf(t, "old", dead, func(cfg *Config) { cfg.LeaderWait = 5 * time.Second })
+	rt, st := followerOf(t, "old", dead, func(cfg *testConfig) { cfg.LeaderWait = 5 * time.Second })
 	// The leader changes while the first dials are refused.
 	time.AfterFunc(200*time.Millisecond, func() {
-		c.peers.learn(nodeMeta{ID: "new", HTTP: live.Listener.Addr().String()})
+		learn(rt, "new", live.Listener.Addr().String(), "")
 		st.setLeader(false, "new", "raft-new")
 	})
 	w := httptest.NewRecorder()
-	c.relay(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`), httpapi.RelayWrite)
+	rt.relay(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`), wire.RelayWrite)
 	if w.Code != http.StatusOK || hits.Load() != 1 {
 		t.Fatalf("status %d, hits %d; want the write delivered once to the new leader", w.Code, hits.Load())
 	}
 
 	// A leader that stays unreachable: 503 no-leader (nothing was sent).
-	c2, _ := followerOf(t, "old", dead, func(cfg *Config) { cfg.LeaderWait = 300 * time.Millisecond })
+	c2, _ := followerOf(t, "old", dead, func(cfg *testConfig) { cfg.LeaderWait = 300 * time.Millisecond })
 	w = httptest.NewRecorder()
-	c2.relay(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`), httpapi.RelayWrite)
+	c2.relay(w, httptest.NewRequest(http.MethodPost, "/v1/events", strings.NewReader(`{}`)), []byte(`{}`), wire.RelayWrite)
 	if w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503", w.Code)
 	}
@@ -274,7 +273,7 @@ func TestRouteDecidesBeforeServing(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer leader.Close()
-	c, st := followerOf(t, "L", leader.Listener.Addr().String(), func(cfg *Config) { cfg.LeaderWait = 300 * time.Millisecond })
+	rt, st := followerOf(t, "L", leader.Listener.Addr().String(), func(cfg *testConfig) { cfg.LeaderWait = 300 * time.Millisecond })
 	defer func() {
 		if n := batchTries.Load(); n != 1 {
 			t.Errorf("the follower tried the batch endpoint %d times, want once (then one by one for a while)", n)
@@ -283,9 +282,9 @@ func TestRouteDecidesBeforeServing(t *testing.T) {
 
 	route := func(method string, where store.Placement, header ...string) (bool, int) {
 		t.Helper()
-		p := httpapi.Placement{Where: where, Relay: httpapi.RelayWrite}
+		relay := wire.RelayWrite
 		if method == http.MethodGet {
-			p.Relay = httpapi.RelayRead
+			relay = wire.RelayRead
 		}
 		t.Helper()
 		r := httptest.NewRequest(method, "/v1/events", nil)
@@ -293,7 +292,7 @@ func TestRouteDecidesBeforeServing(t *testing.T) {
 			r.Header.Set(header[i], header[i+1])
 		}
 		w := httptest.NewRecorder()
-		relayed := c.Route(w, r, nil, p)
+		relayed := rt.Route(w, r, nil, where, relay)
 		return relayed, w.Code
 	}
 
@@ -341,20 +340,21 @@ func TestRelayedJoinTeachesTheFollower(t *testing.T) {
 		_, _ = w.Write([]byte(`{"id":"n","raft_addr":"127.0.0.9:7000","http_addr":"127.0.0.9:8000","zone":"z"}`))
 	}))
 	defer leader.Close()
-	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+	rt, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
 	body := []byte(`{"id":"n","raft_addr":"127.0.0.9:7000","http_addr":"127.0.0.9:8000"}`)
 	w := httptest.NewRecorder()
-	if !c.Route(w, httptest.NewRequest(http.MethodPost, joinPath, bytes.NewReader(body)), body, httpapi.Placement{Where: store.OnLeader, Relay: httpapi.RelayJoin}) || w.Code != http.StatusOK {
+	if !rt.Route(w, httptest.NewRequest(http.MethodPost, wire.MembersPath, bytes.NewReader(body)), body, store.OnLeader, wire.RelayJoin) || w.Code != http.StatusOK {
 		t.Fatalf("join not relayed: %d", w.Code)
 	}
-	if addr, ok := c.leaderHTTPAddr("n", ""); !ok || addr != "127.0.0.9:8000" {
+	if addr, ok := rt.leaderHTTPAddr("n", ""); !ok || addr != "127.0.0.9:8000" {
 		t.Fatalf("the follower does not know the joined member's HTTP address: %q %v", addr, ok)
 	}
 }
 
-// TestDialersBindOwnIP: member-to-member TCP must leave from the member's
-// own loopback IP, or iptables partitions by source address cannot work.
-func TestDialersBindOwnIP(t *testing.T) {
+// TestRelayDialsFromOwnIP: a relay leaves from the member's own loopback
+// IP, or iptables partitions by source address cannot work (cluster's
+// TestDialersBindOwnIP covers gossip and the probe).
+func TestRelayDialsFromOwnIP(t *testing.T) {
 	remoteIPs := make(chan string, 4)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -387,40 +387,23 @@ func TestDialersBindOwnIP(t *testing.T) {
 
 	// The forwarding client.
 	st := newFakeStore("m2")
-	c := newFakeCluster(t, st, func(cfg *Config) {
+	rt := newTestRouter(t, st, func(cfg *testConfig) {
 		cfg.HTTPAddr = "127.0.0.2:8080"
 		cfg.RaftAddr = "127.0.0.2:8300"
-		cfg.GossipBind = "127.0.0.3:0"
+		cfg.Client.LocalIP = net.ParseIP("127.0.0.2")
 		cfg.LeaderWait = 300 * time.Millisecond
 	})
-	c.peers.learn(nodeMeta{ID: "L", HTTP: target})
+	learn(rt, "L", target, "")
 	st.setLeader(false, "L", "raft-L")
-	c.relay(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/events", nil), nil, httpapi.RelayWrite)
+	rt.relay(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/events", nil), nil, wire.RelayWrite)
 	expect("forward", "127.0.0.2")
-
-	// Gossip streams, through the transport memberlist really uses.
-	ml, err := c.createMemberlist()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ml.Shutdown()
-	if n, _ := ml.Join([]string{target}); n != 0 {
-		t.Fatalf("joined a listener that does not speak gossip")
-	}
-	expect("gossip", "127.0.0.3")
-
-	// The leader loop's raft reachability probe.
-	if err := c.probeTCP(context.Background(), target); err != nil {
-		t.Fatal(err)
-	}
-	expect("probe", "127.0.0.2")
 }
 
 func TestReadIndexEndpointAndRemoteReadIndex(t *testing.T) {
 	leaderStore := newFakeStore("L")
 	leaderStore.readIndex = 77
 	leaderStore.setLeader(true, "L", "raft-L")
-	lc := newFakeCluster(t, leaderStore, func(cfg *Config) { cfg.APIToken = "api"; cfg.AdminToken = "admin" })
+	lc := newTestRouter(t, leaderStore, func(cfg *testConfig) { cfg.Client.APIToken = "api"; cfg.Client.AdminToken = "admin" })
 	router := mux.NewRouter()
 	lc.InternalRoutes(router)
 	srv := httptest.NewServer(router)
@@ -450,8 +433,8 @@ func TestReadIndexEndpointAndRemoteReadIndex(t *testing.T) {
 	}
 
 	// A follower asks the leader with its member token.
-	fc, fst := followerOf(t, "L", srv.Listener.Addr().String(), func(cfg *Config) { cfg.APIToken = "api" })
-	idx, err := fc.remoteReadIndex(context.Background())
+	fc, fst := followerOf(t, "L", srv.Listener.Addr().String(), func(cfg *testConfig) { cfg.Client.APIToken = "api" })
+	idx, err := fc.RemoteReadIndex(context.Background())
 	if err != nil || idx != 77 {
 		t.Fatalf("remoteReadIndex = %d, %v; want 77", idx, err)
 	}
@@ -462,13 +445,13 @@ func TestReadIndexEndpointAndRemoteReadIndex(t *testing.T) {
 	if code, b := get("api"); code != http.StatusServiceUnavailable || !bytes.Contains(b, []byte("not-leader")) {
 		t.Errorf("not leader: %d %s", code, b)
 	}
-	if _, err := fc.remoteReadIndex(context.Background()); !errors.Is(err, store.ErrNoLeader) {
+	if _, err := fc.RemoteReadIndex(context.Background()); !errors.Is(err, store.ErrNoLeader) {
 		t.Errorf("remoteReadIndex from a deposed leader: %v, want ErrNoLeader", err)
 	}
 
 	// No leader known at all.
 	fst.setLeader(false, "", "")
-	if _, err := fc.remoteReadIndex(context.Background()); !errors.Is(err, store.ErrNoLeader) {
+	if _, err := fc.RemoteReadIndex(context.Background()); !errors.Is(err, store.ErrNoLeader) {
 		t.Errorf("remoteReadIndex with no leader: %v, want ErrNoLeader", err)
 	}
 }
@@ -483,15 +466,15 @@ func BenchmarkForward(b *testing.B) {
 	}))
 	defer leader.Close()
 	st := newFakeStore("f1")
-	c := newFakeCluster(b, st, nil)
-	c.peers.learn(nodeMeta{ID: "L", HTTP: leader.Listener.Addr().String()})
+	rt := newTestRouter(b, st, nil)
+	learn(rt, "L", leader.Listener.Addr().String(), "")
 	st.setLeader(false, "L", "raft-L")
 	body := []byte(`{"email":"a@b","generation":1}`)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			w := httptest.NewRecorder()
-			c.relay(w, httptest.NewRequest(http.MethodPost, "/v1/services/s-1/users", bytes.NewReader(body)), body, httpapi.RelayWrite)
+			rt.relay(w, httptest.NewRequest(http.MethodPost, "/v1/services/s-1/users", bytes.NewReader(body)), body, wire.RelayWrite)
 			if w.Code != http.StatusOK {
 				b.Errorf("status %d", w.Code)
 			}
@@ -505,9 +488,9 @@ func BenchmarkForward(b *testing.B) {
 // no-leader ("nothing was sent").
 func TestRelayedTokenRequestLostIsUnknownOutcome(t *testing.T) {
 	leader, hangups := hangUpLeader(t)
-	c, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
+	rt, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
 	w := httptest.NewRecorder()
-	if !c.Route(w, httptest.NewRequest(http.MethodGet, "/1.0/sync/1.5", nil), nil, httpapi.Placement{Where: store.OnLeader, Relay: httpapi.RelayAlone}) {
+	if !rt.Route(w, httptest.NewRequest(http.MethodGet, "/1.0/sync/1.5", nil), nil, store.OnLeader, wire.RelayAlone) {
 		t.Fatal("the token request was not relayed")
 	}
 	if w.Code != http.StatusGatewayTimeout {
@@ -525,10 +508,10 @@ func TestRelayedTokenRequestLostIsUnknownOutcome(t *testing.T) {
 // HTTP address) wakes when the store announces a leader change or the
 // registry learns an address, and looks again only then: it does not poll.
 func TestAwaitLeaderWaitsForBroadcasts(t *testing.T) {
-	c, st := followerOf(t, "", "", nil)
+	rt, st := followerOf(t, "", "", nil)
 	// Nobody ever leads: one look at the start, one at the deadline at most.
 	before := st.raftStatusCalls()
-	if _, _, err := c.awaitLeaderHTTP(context.Background(), time.Now().Add(400*time.Millisecond)); !errors.Is(err, store.ErrNoLeader) {
+	if _, _, err := rt.awaitLeaderHTTP(context.Background(), time.Now().Add(400*time.Millisecond)); !errors.Is(err, store.ErrNoLeader) {
 		t.Fatalf("no leader: %v, want ErrNoLeader", err)
 	}
 	if n := st.raftStatusCalls() - before; n > 2 {
@@ -543,12 +526,12 @@ func TestAwaitLeaderWaitsForBroadcasts(t *testing.T) {
 	got := make(chan result, 1)
 	before = st.raftStatusCalls()
 	go func() {
-		id, addr, err := c.awaitLeaderHTTP(context.Background(), time.Now().Add(time.Minute))
+		id, addr, err := rt.awaitLeaderHTTP(context.Background(), time.Now().Add(time.Minute))
 		got <- result{id, addr, err}
 	}()
 	waitFor(t, "the waiter's first look", func() bool { return st.raftStatusCalls() > before })
 	st.setLeader(false, "L", "raft-L")
-	c.peers.learn(nodeMeta{ID: "L", HTTP: "127.0.0.1:9"})
+	learn(rt, "L", "127.0.0.1:9", "")
 	if r := <-got; r.err != nil || r.id != "L" || r.addr != "127.0.0.1:9" {
 		t.Fatalf("awaitLeaderHTTP = %+v, want L at 127.0.0.1:9", r)
 	}

@@ -1,4 +1,4 @@
-package cluster
+package routing
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
-	"github.com/wimms-dev/wimms/httpapi"
+	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
 // Batched relaying: a follower sends the writes that arrive while earlier
@@ -59,7 +59,7 @@ const (
 	maxRelaySenders = 4
 	// maxRelayBatchBytes bounds a batch's body on the leader: every
 	// request at the API's body limit plus generous headers.
-	maxRelayBatchBytes = maxRelayBatch * (httpapi.MaxBodyBytes + 64<<10)
+	maxRelayBatchBytes = maxRelayBatch * (wire.MaxBodyBytes + 64<<10)
 	// relayBatchRetryAfter is how long a follower relays writes one by one
 	// after a leader answered the batch endpoint 404 (a leader of an older
 	// version during a rolling upgrade) before it tries batching again.
@@ -88,14 +88,14 @@ type relayQueue struct {
 	waiting  []*relayCall
 	senders  int
 	soloTill time.Time // batching is off until then (an older leader)
-	// closed: Cluster.Close has begun; no sender starts any more, and
-	// Close waits for the running ones (running) after cancelling them.
+	// closed: Router.Close has begun; no sender starts any more, and
+	// Close waits for the running ones (running), whose context has ended.
 	closed  bool
 	running sync.WaitGroup
 }
 
 // close stops new senders and waits for the running ones, whose batches
-// Close has cancelled (they run on Cluster.loopCtx).
+// end with the context New was given (the member's, cancelled first).
 func (q *relayQueue) close() {
 	q.mu.Lock()
 	q.closed = true
@@ -105,24 +105,24 @@ func (q *relayQueue) close() {
 
 // relayBatched relays the write r to the leader in a batch with the
 // writes that wait with it, and copies the leader's answer to w.
-func (c *Cluster) relayBatched(w http.ResponseWriter, r *http.Request, body []byte) {
+func (rt *Router) relayBatched(w http.ResponseWriter, r *http.Request, body []byte) {
 	call := &relayCall{r: r, body: body, done: make(chan struct{})}
-	if !c.enqueueRelay(call) {
-		c.relay(w, r, body, httpapi.RelayWrite)
+	if !rt.enqueueRelay(call) {
+		rt.relay(w, r, body, wire.RelayWrite)
 		return
 	}
 	select {
 	case <-call.done:
 	case <-r.Context().Done():
 		// The client has gone; the write may still run on the leader.
-		c.writeRouteError(w, errUnknownOutcome("the request was cancelled while it was being relayed to the leader; its outcome is unknown"), false)
+		rt.writeRouteError(w, errUnknownOutcome("the request was cancelled while it was being relayed to the leader; its outcome is unknown"), false)
 		return
 	}
 	switch {
 	case call.relaySolo:
-		c.relay(w, r, body, httpapi.RelayWrite)
+		rt.relay(w, r, body, wire.RelayWrite)
 	case call.failure != nil:
-		c.writeRouteError(w, *call.failure, false)
+		rt.writeRouteError(w, *call.failure, false)
 	default:
 		h := w.Header()
 		for k := range h {
@@ -139,11 +139,11 @@ func (c *Cluster) relayBatched(w http.ResponseWriter, r *http.Request, body []by
 // is free; false when batching is off (the leader is of an older version,
 // or this member is closing: the request is then relayed alone, on its own
 // context).
-func (c *Cluster) enqueueRelay(call *relayCall) bool {
-	q := &c.relays
+func (rt *Router) enqueueRelay(call *relayCall) bool {
+	q := &rt.relays
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed || c.now().Before(q.soloTill) {
+	if q.closed || rt.now().Before(q.soloTill) {
 		return false
 	}
 	q.waiting = append(q.waiting, call)
@@ -152,17 +152,17 @@ func (c *Cluster) enqueueRelay(call *relayCall) bool {
 		q.running.Add(1)
 		go func() {
 			defer q.running.Done()
-			c.sendRelayBatches(c.loopCtx)
+			rt.sendRelayBatches(rt.ctx)
 		}()
 	}
 	return true
 }
 
 // sendRelayBatches sends what waits, batch after batch, until nothing
-// does. ctx ends at Close: what is on its way then is answered
+// does. ctx ends when the member stops: what is on its way then is answered
 // unknown-outcome, what waits is answered no-leader (never sent).
-func (c *Cluster) sendRelayBatches(ctx context.Context) {
-	q := &c.relays
+func (rt *Router) sendRelayBatches(ctx context.Context) {
+	q := &rt.relays
 	for {
 		q.mu.Lock()
 		n := min(len(q.waiting), maxRelayBatch)
@@ -181,13 +181,13 @@ func (c *Cluster) sendRelayBatches(ctx context.Context) {
 		q.waiting = append(q.waiting[:0:0], q.waiting[n:]...)
 		q.mu.Unlock()
 		if len(calls) > 0 {
-			c.relayBatch(ctx, calls)
+			rt.relayBatch(ctx, calls)
 		}
 	}
 }
 
 // relayBatch delivers calls to the leader and settles every one of them.
-func (c *Cluster) relayBatch(ctx context.Context, calls []*relayCall) {
+func (rt *Router) relayBatch(ctx context.Context, calls []*relayCall) {
 	settled := 0
 	fail := func(e routeError) {
 		for _, call := range calls[settled:] {
@@ -195,8 +195,8 @@ func (c *Cluster) relayBatch(ctx context.Context, calls []*relayCall) {
 			close(call.done)
 		}
 	}
-	leaderID, addr, err := c.toLeader(ctx, func(addr string) error {
-		n, err := c.sendRelayBatch(ctx, calls, addr)
+	leaderID, addr, err := rt.toLeader(ctx, func(addr string) error {
+		n, err := rt.sendRelayBatch(ctx, calls, addr)
 		settled = n
 		return err
 	})
@@ -211,7 +211,7 @@ func (c *Cluster) relayBatch(ctx context.Context, calls []*relayCall) {
 	case errors.As(err, &unreachable):
 		fail(errNoLeader(unreachable.desc))
 	default:
-		c.log.Warn("forward: a batch failed after it may have reached the leader",
+		rt.log.Warn("forward: a batch failed after it may have reached the leader",
 			"leader", leaderID, "addr", addr, "requests", len(calls), "answered", settled, "error", err)
 		fail(errUnknownOutcome(unknownOutcomeDesc(leaderID, addr, err)))
 	}
@@ -220,14 +220,14 @@ func (c *Cluster) relayBatch(ctx context.Context, calls []*relayCall) {
 // sendRelayBatch sends calls to the leader at addr in one request and
 // settles each call whose answer came back, in order; it returns how many
 // it settled. errBatchRefused: nothing was run, nothing settled.
-func (c *Cluster) sendRelayBatch(ctx context.Context, calls []*relayCall, addr string) (int, error) {
+func (rt *Router) sendRelayBatch(ctx context.Context, calls []*relayCall, addr string) (int, error) {
 	var buf bytes.Buffer
 	for _, call := range calls {
-		writeRelayedRequest(&buf, call.r, call.body, addr, c.cfg.ID)
+		writeRelayedRequest(&buf, call.r, call.body, addr, rt.cfg.ID)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.ForwardTimeout)
+	ctx, cancel := context.WithTimeout(ctx, rt.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.baseURL(addr)+relayBatchPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rt.members.URL(addr, relayBatchPath), nil)
 	if err != nil {
 		return 0, fmt.Errorf("build relay batch: %w", err)
 	}
@@ -235,11 +235,11 @@ func (c *Cluster) sendRelayBatch(ctx context.Context, calls []*relayCall, addr s
 	req.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
 	req.ContentLength = int64(buf.Len())
 	req.Header.Set("Content-Type", relayBatchContentType)
-	req.Header.Set(ForwardedHeader, c.cfg.ID)
-	c.setMemberAuth(req, false)
-	c.relayMetrics.batches.Inc()
-	c.relayMetrics.writes.Add(float64(len(calls)))
-	resp, err := c.client.Do(req)
+	req.Header.Set(ForwardedHeader, rt.cfg.ID)
+	rt.members.SetAuth(req, false)
+	rt.relayMetrics.batches.Inc()
+	rt.relayMetrics.writes.Add(float64(len(calls)))
+	resp, err := rt.members.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -247,10 +247,10 @@ func (c *Cluster) sendRelayBatch(ctx context.Context, calls []*relayCall, addr s
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		if resp.StatusCode == http.StatusNotFound {
-			c.relays.mu.Lock()
-			c.relays.soloTill = c.now().Add(relayBatchRetryAfter)
-			c.relays.mu.Unlock()
-			c.log.Info("forward: the leader has no batch endpoint (an older version?); relaying writes one by one for a while", "addr", addr)
+			rt.relays.mu.Lock()
+			rt.relays.soloTill = rt.now().Add(relayBatchRetryAfter)
+			rt.relays.mu.Unlock()
+			rt.log.Info("forward: the leader has no batch endpoint (an older version?); relaying writes one by one for a while", "addr", addr)
 		}
 		return 0, fmt.Errorf("%w: status %d", errBatchRefused, resp.StatusCode)
 	}
@@ -296,18 +296,18 @@ func readRelayedAnswer(br *bufio.Reader, req *http.Request) (*http.Response, []b
 // serveRelayBatch is the leader's half: it runs every request of a batch
 // through this member's own API handler, concurrently (Raft commits their
 // proposals together), and answers with their answers in order.
-func (c *Cluster) serveRelayBatch(w http.ResponseWriter, r *http.Request) {
-	if !c.memberAuthorized(r) {
-		c.writeRouteError(w, routeError{code: http.StatusUnauthorized, status: httpapi.StatusUnauthorized, name: "Authorization", desc: "a member token is required"}, false)
+func (rt *Router) serveRelayBatch(w http.ResponseWriter, r *http.Request) {
+	if !rt.members.Authorized(r) {
+		rt.writeRouteError(w, routeError{code: http.StatusUnauthorized, status: wire.StatusUnauthorized, name: "Authorization", desc: "a member token is required"}, false)
 		return
 	}
-	if c.local == nil {
-		c.writeRouteError(w, errNotLeader("this member cannot run relayed batches"), false)
+	if rt.local == nil {
+		rt.writeRouteError(w, errNotLeader("this member cannot run relayed batches"), false)
 		return
 	}
 	subs, err := readRelayBatch(r)
 	if err != nil {
-		c.writeRouteError(w, routeError{code: http.StatusBadRequest, status: fsm.StatusBadRequest, name: "body", desc: err.Error()}, false)
+		rt.writeRouteError(w, routeError{code: http.StatusBadRequest, status: fsm.StatusBadRequest, name: "body", desc: err.Error()}, false)
 		return
 	}
 	// The follower may give up on the batch (its forward timeout, its
@@ -324,12 +324,12 @@ func (c *Cluster) serveRelayBatch(w http.ResponseWriter, r *http.Request) {
 			defer wg.Done()
 			defer func() {
 				if v := recover(); v != nil {
-					c.log.Error("relayed request panicked", "method", sub.Method, "path", sub.URL.Path, "panic", v)
+					rt.log.Error("relayed request panicked", "method", sub.Method, "path", sub.URL.Path, "panic", v)
 					answers[i] = newRelayAnswer()
 					answers[i].WriteHeader(http.StatusInternalServerError)
 				}
 			}()
-			c.local.ServeHTTP(answers[i], sub.WithContext(ctx))
+			rt.local.ServeHTTP(answers[i], sub.WithContext(ctx))
 		}()
 	}
 	wg.Wait()
@@ -338,7 +338,7 @@ func (c *Cluster) serveRelayBatch(w http.ResponseWriter, r *http.Request) {
 		a.writeTo(&buf)
 	}
 	w.Header().Set("Content-Type", relayBatchContentType)
-	w.Header().Set(httpapi.HeaderMember, c.cfg.ID)
+	w.Header().Set(wire.HeaderMember, rt.cfg.ID)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf.Bytes())
 }
@@ -373,7 +373,7 @@ func readRelayBatch(r *http.Request) ([]*http.Request, error) {
 		if isRead(sub.Method) || isJoin(sub) || strings.HasPrefix(sub.URL.Path, "/internal/") {
 			return nil, fmt.Errorf("request %d of the batch: %s %s cannot be relayed in a batch", len(subs)+1, sub.Method, sub.URL.Path)
 		}
-		body, err := io.ReadAll(io.LimitReader(sub.Body, httpapi.MaxBodyBytes+1))
+		body, err := io.ReadAll(io.LimitReader(sub.Body, wire.MaxBodyBytes+1))
 		if err != nil {
 			return nil, fmt.Errorf("request %d of the batch: body: %w", len(subs)+1, err)
 		}
