@@ -2,10 +2,11 @@ package cluster
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/internal/testutil"
 )
 
 // TestForwardTimeoutCoversApplyTimeout: a relayed write may wait on the
@@ -34,35 +35,8 @@ func TestForwardTimeoutCoversApplyTimeout(t *testing.T) {
 // own loopback IP, or iptables partitions by source address cannot work.
 // (cluster/routing's TestRelayDialsFromOwnIP covers a relay.)
 func TestDialersBindOwnIP(t *testing.T) {
-	remoteIPs := make(chan string, 4)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
-			remoteIPs <- host
-			conn.Close()
-		}
-	}()
-	target := ln.Addr().String()
-	expect := func(what, want string) {
-		t.Helper()
-		select {
-		case got := <-remoteIPs:
-			if got != want {
-				t.Errorf("%s: connection came from %s, want %s", what, got, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: no connection", what)
-		}
-	}
+	rec := testutil.ListenSourceIPs(t)
+	target, expect := rec.Target, rec.Expect
 
 	st := newFakeStore("m2")
 	c := newFakeCluster(t, st, func(cfg *Config) {

@@ -355,35 +355,8 @@ func TestRelayedJoinTeachesTheFollower(t *testing.T) {
 // IP, or iptables partitions by source address cannot work (cluster's
 // TestDialersBindOwnIP covers gossip and the probe).
 func TestRelayDialsFromOwnIP(t *testing.T) {
-	remoteIPs := make(chan string, 4)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			host, _, _ := net.SplitHostPort(conn.RemoteAddr().String())
-			remoteIPs <- host
-			conn.Close()
-		}
-	}()
-	target := ln.Addr().String()
-	expect := func(what, want string) {
-		t.Helper()
-		select {
-		case got := <-remoteIPs:
-			if got != want {
-				t.Errorf("%s: connection came from %s, want %s", what, got, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s: no connection", what)
-		}
-	}
+	rec := testutil.ListenSourceIPs(t)
+	target, expect := rec.Target, rec.Expect
 
 	// The forwarding client.
 	st := newFakeStore("m2")
