@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/wimms-dev/wimms/internal/bench"
+	"github.com/wimms-dev/wimms/cmd/internal/bench"
 	"github.com/wimms-dev/wimms/tokenserver/fxa"
 )
 
@@ -47,7 +47,7 @@ type benchFlags struct {
 }
 
 // newBenchCmd wires flags to bench.Run (and bench.Spawn) and prints the
-// summary; the load generator itself lives in internal/bench.
+// summary; the load generator itself lives in cmd/internal/bench.
 func newBenchCmd() *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{
