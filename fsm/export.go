@@ -2,7 +2,7 @@ package fsm
 
 // EachRecord calls fn with every stored record: services by id, users by
 // email, records by uid (the order is deterministic). It stops when fn
-// returns false. Export (internal/mysqlimport) walks a restored backup
+// returns false. Export (cmd/internal/mysqlimport) walks a restored backup
 // with it.
 func (v *View) EachRecord(fn func(Record) bool) {
 	for _, sv := range v.st.servicesByID() {

@@ -33,7 +33,7 @@ import (
 //   - the batch is checked as a whole: a user with a live record that is
 //     not its current one (and, for OpImport, the orders above) is a bad
 //     request naming the uid, and nothing changes. The importer applies the repair
-//     rules before sending (internal/mysqlimport).
+//     rules before sending (cmd/internal/mysqlimport).
 //
 // Re-importing an unchanged batch changes nothing (the counts say
 // unchanged).

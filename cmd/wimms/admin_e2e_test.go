@@ -425,7 +425,11 @@ func TestAdminCLISession(t *testing.T) {
 	if len(nodes.Nodes) != 1 || nodes.Nodes[0].ID != n2.ID {
 		t.Fatalf("nodes after remove: %+v", nodes.Nodes)
 	}
-	if r := cli.ok("node", "remove", n2ID); r.stdout != fmt.Sprintf("removed node %s; unassigned %s\n", n2ID, plural(onN2, "record")) {
+	records := fmt.Sprintf("%d records", onN2)
+	if onN2 == 1 {
+		records = "1 record"
+	}
+	if r := cli.ok("node", "remove", n2ID); r.stdout != fmt.Sprintf("removed node %s; unassigned %s\n", n2ID, records) {
 		t.Fatalf("node remove by id: %q", r.stdout)
 	}
 

@@ -16,7 +16,8 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"github.com/wimms-dev/wimms/internal/bench"
+	"github.com/wimms-dev/wimms/cmd/internal/admincli"
+	"github.com/wimms-dev/wimms/cmd/internal/bench"
 	"github.com/wimms-dev/wimms/tokenserver/fxa"
 )
 
@@ -41,13 +42,13 @@ type benchFlags struct {
 	bin       string
 	logLevel  string
 	tokenKey  string
-	tls       toolTLSFlags
+	tls       admincli.TLSFlags
 	compare   compareFlags
 	yes       bool
 }
 
 // newBenchCmd wires flags to bench.Run (and bench.Spawn) and prints the
-// summary; the load generator itself lives in internal/bench.
+// summary; the load generator itself lives in cmd/internal/bench.
 func newBenchCmd() *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{
@@ -107,7 +108,7 @@ cluster start failed) or no operation succeeded, 2 for bad flags.`,
 	fl.StringVar(&f.tokenKey, "token-jwks-key", "", "token against --addrs: private key PEM (wimms tokenserver keygen) of a JWKS the cluster's --fxa-jwks-file holds")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "bench log level on stderr: trace, debug, info, warn or error")
 	fl.BoolVar(&f.yes, "yes", false, "against --addrs: allow writing the bench service, its nodes and users into that cluster without asking")
-	addToolTLSFlags(fl, &f.tls)
+	admincli.AddTLSFlags(fl, &f.tls)
 	addCompareFlags(fl, &f.compare)
 	return cmd
 }
@@ -155,10 +156,10 @@ func benchConfig(cmd *cobra.Command, f benchFlags) (bench.Config, error) {
 	if f.ops > 0 {
 		cfg.Duration = 0
 	}
-	if f.spawn > 0 && f.tls.ca != "" {
+	if f.spawn > 0 && f.tls.CA != "" {
 		return cfg, errors.New("--tls-ca applies to --addrs: --spawn starts plain members")
 	}
-	if cfg.TLS, err = f.tls.config(); err != nil {
+	if cfg.TLS, err = f.tls.Config(); err != nil {
 		return cfg, err
 	}
 	// Validate now, before a cluster is spawned for a run that cannot start.

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/wimms-dev/wimms/internal/bench"
+	"github.com/wimms-dev/wimms/cmd/internal/bench"
 )
 
 // compareFlags are the flags of `wimms bench --compare` and the spawn

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wimms-dev/wimms/cmd/internal/admincli"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/launch"
 	"github.com/wimms-dev/wimms/internal/testutil"
@@ -316,11 +317,11 @@ func (p *composeProject) agreedLeader(members []string, notLeader string, allVot
 // clusterStatus is the cluster as member m sees it, asked as `wimms status`
 // asks.
 func (p *composeProject) clusterStatus(m string) (wire.ClusterStatus, error) {
-	c, err := (&clientFlags{addr: p.addrs[m], timeout: 5 * time.Second}).connect()
+	c, err := (&admincli.ClientFlags{Addr: p.addrs[m], Timeout: 5 * time.Second}).Connect()
 	if err != nil {
 		return wire.ClusterStatus{}, err
 	}
-	st, err := fetchClusterStatus(context.Background(), c.api)
+	st, err := admincli.FetchClusterStatus(context.Background(), c.API)
 	if err != nil {
 		return st, fmt.Errorf("cluster status of %s: %w", p.addrs[m], err)
 	}

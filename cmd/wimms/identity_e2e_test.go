@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/wimms-dev/wimms/cmd/internal/admincli"
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/testutil"
@@ -171,7 +172,7 @@ func TestSecureClusterIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := toolTLSFlags{ca: e.caFile}.config()
+		cfg, err := admincli.TLSFlags{CA: e.caFile}.Config()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,7 +306,7 @@ func TestSecureClusterIdentity(t *testing.T) {
 		}
 
 		// The cluster runs on the new CA; the injected node never appears.
-		cfg, err := toolTLSFlags{ca: e.caFile}.config()
+		cfg, err := admincli.TLSFlags{CA: e.caFile}.Config()
 		if err != nil {
 			t.Fatal(err)
 		}

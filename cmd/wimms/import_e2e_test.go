@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wimms-dev/wimms/internal/mysqlimport/mariadbtest"
+	"github.com/wimms-dev/wimms/cmd/internal/mysqlimport/mariadbtest"
 	"github.com/wimms-dev/wimms/internal/testutil"
 )
 

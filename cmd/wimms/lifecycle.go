@@ -17,9 +17,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/wimms-dev/wimms/cmd/internal/mysqlimport"
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi/client"
-	"github.com/wimms-dev/wimms/internal/mysqlimport"
 	"github.com/wimms-dev/wimms/store"
 )
 

@@ -1,6 +1,12 @@
 // Command wimms is the single binary of the project: the server, the
-// benchmark driver, the chaos harness and small operator tools. Each
-// subcommand only wires flags to a package; no logic lives here.
+// benchmark driver, the chaos harness and the operator's tools. This
+// package holds the root command and the server's wiring (flags,
+// security, signals, shutdown order); every other subcommand only wires
+// flags to a package: the admin CLI, status, health, tls and check are
+// whole commands in cmd/internal/admincli, the load generator is
+// cmd/internal/bench, import/export cmd/internal/mysqlimport. Nothing
+// outside cmd/ imports those: they are parts of this binary, not
+// libraries.
 package main
 
 import (
@@ -8,6 +14,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wimms-dev/wimms/cmd/internal/admincli"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,13 +43,14 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newHealthCmd(), newStatusCmd(), newJepsenCmd(), newBenchCmd(), newTokenServerCmd(), newPurgeCmd(), newTLSCmd(), newCheckCmd())
-	root.AddCommand(newServiceCmd())
-	root.AddCommand(newNodeCmd())
-	root.AddCommand(newUserCmd())
-	root.AddCommand(newUsersCmd())
-	root.AddCommand(newRecordsCmd())
-	root.AddCommand(newEventCmd())
+	root.AddCommand(newServerCmd(), admincli.NewHealthCmd(), admincli.NewStatusCmd(), newJepsenCmd(), newBenchCmd(), newTokenServerCmd(), newPurgeCmd(),
+		admincli.NewTLSCmd(), admincli.NewCheckCmd())
+	root.AddCommand(admincli.NewServiceCmd())
+	root.AddCommand(admincli.NewNodeCmd())
+	root.AddCommand(admincli.NewUserCmd())
+	root.AddCommand(admincli.NewUsersCmd())
+	root.AddCommand(admincli.NewRecordsCmd())
+	root.AddCommand(admincli.NewEventCmd())
 	root.AddCommand(newImportCmd(), newExportCmd(), newBackupCmd(), newRestoreCmd(), newRecoverCmd())
 	return root
 }

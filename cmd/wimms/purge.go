@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/wimms-dev/wimms/cmd/internal/admincli"
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/tokenserver/purge"
 )
@@ -54,7 +55,7 @@ func (a apiRecords) DeleteRecord(ctx context.Context, service string, uid int64)
 
 // purgeFlags are `wimms purge`'s own flags besides the client flags.
 type purgeFlags struct {
-	conn             clientFlags
+	conn             admincli.ClientFlags
 	service          string
 	cfg              purge.Config
 	once             bool
@@ -79,9 +80,9 @@ fails keeps its records for the next pass and never stops the others.
 
 Progress goes to stderr; each pass's summary is one JSON line on stdout.`,
 	}
-	f.conn.toolCmd(cmd, f.run)
+	f.conn.ToolCmd(cmd, f.run)
 	fl := cmd.Flags()
-	f.conn.registerHTTPAddr(fl)
+	f.conn.RegisterHTTPAddr(fl)
 	fl.StringVar(&f.service, "service", "sync-1.5", "service to purge")
 	fl.DurationVar(&f.cfg.Grace, "grace", 24*time.Hour, "purge records replaced at least this long ago")
 	fl.IntVar(&f.cfg.MaxPerLoop, "max-per-loop", 10, "records per page")
@@ -106,13 +107,13 @@ func (f *purgeFlags) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	mc, err := f.conn.connect()
+	mc, err := f.conn.Connect()
 	if err != nil {
 		return err
 	}
 	cfg := f.cfg
 	cfg.Service, cfg.Logger = f.service, logger
-	recs := apiRecords{c: mc.api}
+	recs := apiRecords{c: mc.API}
 	nodes := &purge.HawkNodes{Minter: m, Client: &http.Client{Timeout: f.nodeTimeout}}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

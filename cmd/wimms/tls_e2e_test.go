@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/wimms-dev/wimms/cmd/internal/admincli"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/internal/tlsconf"
@@ -39,7 +40,7 @@ func newSecureEnv(t *testing.T) *secureEnv {
 	key := strings.TrimSpace(testutil.WimmsOK(t, "tls", "gossip-key"))
 	e := &secureEnv{t: t, dir: dir, caFile: filepath.Join(dir, "ca.pem"), gossipKey: testutil.TempFile(t, "gossip.key", []byte(key+"\n"))}
 	// Trusting the CA as the tools do with --tls-ca.
-	cfg, err := toolTLSFlags{ca: e.caFile}.config()
+	cfg, err := admincli.TLSFlags{CA: e.caFile}.Config()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,7 @@ func TestSecureCluster(t *testing.T) {
 	})
 
 	t.Run("a raft client with a certificate from another CA is refused", func(t *testing.T) {
-		_, issued := newCAWithCert(t, "intruder")
+		_, issued := testutil.CAWithCert(t, "intruder")
 		pair, err := tls.LoadX509KeyPair(issued.CertFile, issued.KeyFile)
 		if err != nil {
 			t.Fatal(err)
@@ -414,7 +415,7 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 	e := newSecureEnv(t)
 	cert, key := e.issue("good")
 	otherCert, otherKey := e.issue("other")
-	_, stranger := newCAWithCert(t, "s")
+	_, stranger := testutil.CAWithCert(t, "s")
 	expired, err := tlsconf.CreateCert(e.dir, tlsconf.CertRequest{Role: tlsconf.RoleMember, Name: "expired", Hosts: []string{"127.0.0.1"}}, e.dir, time.Now().Add(-3*tlsconf.MemberValidity))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,7 @@
 // Package client is the typed Go client of the wimms HTTP API
 // (docs/api.md). `wimms status`, `wimms health`, the admin CLI
 // (`wimms service|node|user|...`, docs/cli.md), the load generator
-// (internal/bench), the chaos harness (jepsen) and the end-to-end tests of
+// (cmd/internal/bench), the chaos harness (jepsen) and the end-to-end tests of
 // cmd/wimms all use it; the objects it sends and decodes are package wire's.
 //
 // It never retries. A non-2xx answer is an *APIError. A call without a

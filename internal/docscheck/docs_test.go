@@ -38,7 +38,8 @@ type module struct {
 	// words are the words inside the module's string literals and struct
 	// tags: wire values such as `passwordChange` are named in the docs.
 	words map[string]bool
-	// flags are the long flag names cmd/wimms declares (any subcommand's).
+	// flags are the long flag names the binary declares (any subcommand's,
+	// in cmd/wimms or the command packages under cmd/internal).
 	flags map[string]bool
 	// imports maps a package directory to the module's packages its
 	// non-test files import (every build tag's files together).
@@ -139,7 +140,7 @@ func loadModule(t *testing.T, root string) *module {
 			}
 			return true
 		})
-		if dir == "cmd/wimms" && !strings.HasSuffix(name, "_test.go") {
+		if strings.HasPrefix(dir, "cmd/") && !strings.HasSuffix(name, "_test.go") {
 			m.addFlags(f)
 		}
 		if !strings.HasSuffix(name, "_test.go") {
@@ -220,7 +221,7 @@ func (m *module) addFile(d *decls, f *ast.File) {
 	}
 }
 
-// flagMethods are the flag-set methods cmd/wimms declares flags with; the
+// flagMethods are the flag-set methods the binary declares flags with; the
 // first string literal among a call's arguments is the flag's name.
 var flagMethods = map[string]bool{}
 

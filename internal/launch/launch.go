@@ -1,5 +1,5 @@
 // Package launch starts and stops `wimms server` processes on this host:
-// the one launcher of the load generator (internal/bench), the chaos
+// the one launcher of the load generator (cmd/internal/bench), the chaos
 // harness (jepsen) and the end-to-end tests of cmd/wimms.
 //
 // A Member is one server and everything needed to start it again: its

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wimms-dev/wimms/cmd/internal/mysqlimport/mariadbtest"
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/httpapi/client"
-	"github.com/wimms-dev/wimms/internal/mysqlimport/mariadbtest"
 	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/store"
 )

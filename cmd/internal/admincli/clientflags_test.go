@@ -1,4 +1,4 @@
-package main
+package admincli
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/wimms-dev/wimms/internal/testutil"
 )
@@ -30,11 +32,11 @@ func TestClientFlagsBaseURL(t *testing.T) {
 		{addr: " ", err: "--addr is empty"},
 	}
 	for _, c := range cases {
-		f := clientFlags{addr: c.addr, tls: toolTLSFlags{ca: c.ca}}
+		f := ClientFlags{Addr: c.addr, tls: TLSFlags{CA: c.ca}}
 		got, err := f.baseURL()
 		if c.err != "" {
-			var exit exitError
-			if !errors.As(err, &exit) || exit.code != exitUsage || !strings.Contains(exit.msg, c.err) {
+			var exit ExitError
+			if !errors.As(err, &exit) || exit.Code != ExitUsage || !strings.Contains(exit.Msg, c.err) {
 				t.Errorf("%q: error %v, want a usage error containing %q", c.addr, err, c.err)
 			}
 			continue
@@ -45,10 +47,13 @@ func TestClientFlagsBaseURL(t *testing.T) {
 	}
 }
 
-// runRoot runs the wimms command line in-process.
+// runRoot runs the admin commands in-process under a root command set up
+// as the binary's is (cmd/wimms adds the same constructors to it).
 func runRoot(args ...string) (string, error) {
 	var out bytes.Buffer
-	root := newRootCmd()
+	root := &cobra.Command{Use: "wimms", SilenceUsage: true, SilenceErrors: true}
+	root.AddCommand(NewServiceCmd(), NewNodeCmd(), NewUserCmd(), NewUsersCmd(), NewRecordsCmd(), NewEventCmd(),
+		NewStatusCmd(), NewHealthCmd(), NewTLSCmd(), NewCheckCmd())
 	root.SetArgs(args)
 	root.SetOut(&out)
 	root.SetErr(&out)
@@ -86,14 +91,14 @@ func TestAdminCommandsVerifyWithTLSCA(t *testing.T) {
 	}
 
 	_, err = runRoot("service", "list", "--addr", ts.URL)
-	var exit exitError
-	if !errors.As(err, &exit) || exit.code != exitUnreachable || !strings.Contains(exit.msg, "certificate") {
+	var exit ExitError
+	if !errors.As(err, &exit) || exit.Code != ExitUnreachable || !strings.Contains(exit.Msg, "certificate") {
 		t.Fatalf("without --tls-ca: %v, want no answer because of the certificate", err)
 	}
 
 	empty := testutil.TempFile(t, "empty.pem", nil)
 	_, err = runRoot("service", "list", "--addr", hostPort, "--tls-ca", empty)
-	if !errors.As(err, &exit) || exit.code != exitUsage || !strings.Contains(exit.msg, "no PEM certificate") {
+	if !errors.As(err, &exit) || exit.Code != ExitUsage || !strings.Contains(exit.Msg, "no PEM certificate") {
 		t.Fatalf("empty CA file: %v", err)
 	}
 }
@@ -222,12 +227,12 @@ func TestStatusAndHealthAddress(t *testing.T) {
 	t.Run("a member that does not answer", func(t *testing.T) {
 		unsetEnv(t, "WIMMS_ADDR", "WIMMS_HTTP_ADDR", "WIMMS_TLS_CA")
 		_, err := runRoot("health", "--ready", "--addr", dead)
-		var exit exitError
-		if !errors.As(err, &exit) || exit.code != 1 || !strings.HasPrefix(exit.msg, dead+"/readyz: ") {
+		var exit ExitError
+		if !errors.As(err, &exit) || exit.Code != 1 || !strings.HasPrefix(exit.Msg, dead+"/readyz: ") {
 			t.Fatalf("health of a dead member: %v", err)
 		}
 		_, err = runRoot("status", "--addr", dead)
-		if !errors.As(err, &exit) || exit.code != exitUnreachable || !strings.HasPrefix(exit.msg, "cluster status of "+dead+": ") {
+		if !errors.As(err, &exit) || exit.Code != ExitUnreachable || !strings.HasPrefix(exit.Msg, "cluster status of "+dead+": ") {
 			t.Fatalf("status of a dead member: %v", err)
 		}
 	})

@@ -1,4 +1,4 @@
-package main
+package admincli
 
 import (
 	"context"
@@ -14,43 +14,43 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
-// newStatusCmd prints the cluster as one member sees it: leader, term,
+// NewStatusCmd is `wimms status`: it prints the cluster as one member sees it: leader, term,
 // indexes and every member with its zone. With --wait it polls until a
 // leader is known, every voter is alive, --members members are present
 // and each has applied what was committed when the wait began to pass
 // (used by `make cluster-up`); an answer that waiting cannot change (no
 // token, wrong scheme, wrong CA) ends the wait at once.
-func newStatusCmd() *cobra.Command {
-	cf := clientFlags{timeout: 5 * time.Second}
+func NewStatusCmd() *cobra.Command {
+	cf := ClientFlags{Timeout: 5 * time.Second}
 	var wait time.Duration
 	var members int
 	var asJSON bool
-	cmd := cf.toolCmd(&cobra.Command{
+	cmd := cf.ToolCmd(&cobra.Command{
 		Use:   "status",
 		Short: "show the cluster (leader, term, members, zones) as seen by one member",
 	}, func(cmd *cobra.Command) error {
 		if members < 0 {
 			return usageErrorf("--members must not be negative")
 		}
-		c, err := cf.connect()
+		c, err := cf.Connect()
 		if err != nil {
 			return err
 		}
 		deadline := time.Now().Add(wait)
 		var caughtUpTo uint64 // the commit index each member must have applied
 		for {
-			st, err := fetchClusterStatus(cmd.Context(), c.api)
+			st, err := FetchClusterStatus(cmd.Context(), c.API)
 			problem := ""
 			switch {
 			case err != nil:
 				problem = err.Error()
 			default:
-				problem = clusterProblem(cmd.Context(), c.api, st, members, caughtUpTo)
+				problem = clusterProblem(cmd.Context(), c.API, st, members, caughtUpTo)
 				caughtUpTo = max(caughtUpTo, st.CommitIndex)
 			}
 			if problem == "" || time.Now().After(deadline) || (err != nil && isFinal(err)) {
 				if err != nil {
-					return callFailed("cluster status of "+cf.addr, err)
+					return callFailed("cluster status of "+cf.Addr, err)
 				}
 				if asJSON {
 					if werr := writeJSON(cmd.OutOrStdout(), st); werr != nil {
@@ -60,7 +60,7 @@ func newStatusCmd() *cobra.Command {
 					printClusterStatus(cmd.OutOrStdout(), st)
 				}
 				if problem != "" {
-					return exitError{code: 1, msg: "cluster not healthy: " + problem}
+					return ExitError{Code: 1, Msg: "cluster not healthy: " + problem}
 				}
 				return nil
 			}
@@ -71,7 +71,7 @@ func newStatusCmd() *cobra.Command {
 			}
 		}
 	})
-	cf.registerHTTPAddr(cmd.Flags())
+	cf.RegisterHTTPAddr(cmd.Flags())
 	cmd.Flags().DurationVar(&wait, "wait", 0, "poll until the cluster is healthy (a leader, every voter alive, --members present and caught up), at most this long")
 	cmd.Flags().IntVar(&members, "members", 0, "with --wait: how many members must be present (0: those the member knows)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
@@ -114,9 +114,9 @@ func clusterProblem(ctx context.Context, c *client.Client, st wire.ClusterStatus
 	return ""
 }
 
-// fetchClusterStatus asks the member c reaches for the cluster status; the
+// FetchClusterStatus asks the member c reaches for the cluster status; the
 // caller names the member in its error (callFailed).
-func fetchClusterStatus(ctx context.Context, c *client.Client) (wire.ClusterStatus, error) {
+func FetchClusterStatus(ctx context.Context, c *client.Client) (wire.ClusterStatus, error) {
 	st, _, err := c.Cluster(ctx)
 	if err != nil {
 		return wire.ClusterStatus{}, err

@@ -1,4 +1,4 @@
-package main
+package admincli
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
-func newNodeCmd() *cobra.Command {
+// NewNodeCmd is `wimms node`: list, get, add, set, down/up, unassign and
+// remove the storage nodes of a service.
+func NewNodeCmd() *cobra.Command {
 	return groupCmd("node", "list, show, add, change, down/up, unassign and remove a service's storage nodes",
 		`A node is a storage server users of a service are assigned to. Commands
 that take NODE accept its id (as "wimms node list" shows it) or its URL,
@@ -74,13 +76,13 @@ func findNodeByURL(ctx context.Context, c *client.Client, service, nodeURL strin
 			return n, nil
 		}
 	}
-	return wire.Node{}, exitError{code: exitAPIError,
-		msg: fmt.Sprintf("no node %s in service %s (\"wimms node list --service %s\" lists them)", nodeURL, service, service)}
+	return wire.Node{}, ExitError{Code: ExitAPIError,
+		Msg: fmt.Sprintf("no node %s in service %s (\"wimms node list --service %s\" lists them)", nodeURL, service, service)}
 }
 
 // nodeArg resolves a NODE argument to an id (looking a URL up first) and
 // the node when the lookup fetched it.
-func (a *adminCmd) nodeArg(ctx context.Context, c memberClients, arg string, opts client.CallOptions) (int64, *wire.Node, error) {
+func (a *adminCmd) nodeArg(ctx context.Context, c MemberClients, arg string, opts client.CallOptions) (int64, *wire.Node, error) {
 	ref, err := parseNodeRef(arg)
 	if err != nil {
 		return 0, nil, err
@@ -88,7 +90,7 @@ func (a *adminCmd) nodeArg(ctx context.Context, c memberClients, arg string, opt
 	if ref.url == "" {
 		return ref.id, nil, nil
 	}
-	n, err := findNodeByURL(ctx, c.api, a.service, ref.url, opts)
+	n, err := findNodeByURL(ctx, c.API, a.service, ref.url, opts)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -103,18 +105,18 @@ func nodeLabel(arg string, id int64) string {
 	return fmt.Sprintf("%s (id %d)", arg, id)
 }
 
-func (a *adminCmd) listNodes(ctx context.Context, c memberClients, out io.Writer, _ []string) error {
-	nodes, _, err := c.api.ListNodes(ctx, a.service, a.readOpts())
+func (a *adminCmd) listNodes(ctx context.Context, c MemberClients, out io.Writer, _ []string) error {
+	nodes, _, err := c.API.ListNodes(ctx, a.service, a.readOpts())
 	return a.answer(out, "list nodes of "+a.service, err, map[string]any{"nodes": orEmpty(nodes)}, func(w io.Writer) { nodeTable(w, nodes...) })
 }
 
-func (a *adminCmd) getNode(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+func (a *adminCmd) getNode(ctx context.Context, c MemberClients, out io.Writer, args []string) error {
 	id, n, err := a.nodeArg(ctx, c, args[0], a.readOpts())
 	if err != nil {
 		return err
 	}
 	if n == nil {
-		n, _, err = c.api.GetNode(ctx, a.service, id, a.readOpts())
+		n, _, err = c.API.GetNode(ctx, a.service, id, a.readOpts())
 	}
 	return a.answer(out, fmt.Sprintf("get node %d of %s", id, a.service), err, n, func(w io.Writer) { nodeTable(w, *n) })
 }
@@ -163,7 +165,7 @@ func newNodeAddCmd() *cobra.Command {
 			"wimms node add https://sync-4.example.com --capacity 1000 --available 100 --backoff",
 		),
 		Args: argsExactly(1),
-	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c MemberClients, out io.Writer, args []string) error {
 		if err := checkNodeURLArg(args[0]); err != nil {
 			return err
 		}
@@ -177,7 +179,7 @@ func newNodeAddCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		n, _, err := c.admin.AddNode(ctx, a.service, wire.AddNodeRequest{Node: args[0], Capacity: f.capacity, NodeState: st}, a.writeOpts())
+		n, _, err := c.Admin.AddNode(ctx, a.service, wire.AddNodeRequest{Node: args[0], Capacity: f.capacity, NodeState: st}, a.writeOpts())
 		return a.answer(out, fmt.Sprintf("add node %s to %s", args[0], a.service), err, n, func(w io.Writer) { nodeTable(w, *n) })
 	})
 	f.register(cmd)
@@ -195,7 +197,7 @@ func newNodeSetCmd() *cobra.Command {
 			"wimms node set 3 --backoff=false",
 		),
 		Args: argsExactly(1),
-	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c MemberClients, out io.Writer, args []string) error {
 		if _, err := parseNodeRef(args[0]); err != nil {
 			return err
 		}
@@ -216,12 +218,12 @@ func newNodeSetCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *adminCmd) updateNode(ctx context.Context, c memberClients, out io.Writer, arg string, req wire.UpdateNodeRequest) error {
+func (a *adminCmd) updateNode(ctx context.Context, c MemberClients, out io.Writer, arg string, req wire.UpdateNodeRequest) error {
 	id, _, err := a.nodeArg(ctx, c, arg, client.CallOptions{})
 	if err != nil {
 		return err
 	}
-	n, _, err := c.admin.UpdateNode(ctx, a.service, id, req, a.writeOpts())
+	n, _, err := c.Admin.UpdateNode(ctx, a.service, id, req, a.writeOpts())
 	return a.answer(out, fmt.Sprintf("update node %s of %s", arg, a.service), err, n, func(w io.Writer) { nodeTable(w, *n) })
 }
 
@@ -239,7 +241,7 @@ func newNodeDownUpCmd(down bool) *cobra.Command {
 Nobody moves on their own; "wimms node unassign" moves the node's users.`
 		cmd.Example = exampleOf("wimms node down https://sync-3.example.com", "wimms node down 3")
 	}
-	return adminCommand(cmd, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	return adminCommand(cmd, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c MemberClients, out io.Writer, args []string) error {
 		if _, err := parseNodeRef(args[0]); err != nil {
 			return err
 		}
@@ -284,12 +286,12 @@ type nodeUnassigner func(c *client.Client, ctx context.Context, service string, 
 // (verb names it in errors) and reports its count with report.
 func nodeUnassigningCmd(cmd *cobra.Command, verb string, act nodeUnassigner, report func(node string, unassigned int64) string) *cobra.Command {
 	cmd.Args = argsExactly(1)
-	return adminCommand(cmd, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	return adminCommand(cmd, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c MemberClients, out io.Writer, args []string) error {
 		id, _, err := a.nodeArg(ctx, c, args[0], client.CallOptions{})
 		if err != nil {
 			return err
 		}
-		n, _, err := act(c.admin, ctx, a.service, id, a.writeOpts())
+		n, _, err := act(c.Admin, ctx, a.service, id, a.writeOpts())
 		return a.answer(out, fmt.Sprintf("%s node %s of %s", verb, args[0], a.service), err, unassignResult{n}, func(w io.Writer) {
 			fmt.Fprintln(w, report(nodeLabel(args[0], id), n))
 		})

@@ -1,4 +1,4 @@
-package main
+package admincli
 
 import (
 	"context"
@@ -14,7 +14,9 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
-func newUserCmd() *cobra.Command {
+// NewUserCmd is `wimms user`: get, allocate, retire and replace a user,
+// and list a user's records.
+func NewUserCmd() *cobra.Command {
 	return groupCmd("user", "show, allocate, retire and replace one user's assignment; list their records", "",
 		adminCommand(&cobra.Command{
 			Use:     "get EMAIL",
@@ -79,8 +81,8 @@ func recordTable(w io.Writer, withEmail bool, recs []wire.Record) {
 	}
 }
 
-func (a *adminCmd) getUser(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-	u, _, err := c.api.GetUser(ctx, a.service, args[0], a.readOpts())
+func (a *adminCmd) getUser(ctx context.Context, c MemberClients, out io.Writer, args []string) error {
+	u, _, err := c.API.GetUser(ctx, a.service, args[0], a.readOpts())
 	return a.answer(out, fmt.Sprintf("get user %s in %s", args[0], a.service), err, u, func(w io.Writer) { userTable(w, *u, nil) })
 }
 
@@ -97,7 +99,7 @@ func newUserAllocateCmd() *cobra.Command {
 			"wimms user allocate bob@example.com --node https://sync-3.example.com --generation 1700000000000",
 		),
 		Args: argsOne(checkEmailArg),
-	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c MemberClients, out io.Writer, args []string) error {
 		email := args[0]
 		req := wire.AllocateRequest{Email: email}
 		var err error
@@ -119,7 +121,7 @@ func newUserAllocateCmd() *cobra.Command {
 			}
 			req.Node = wire.String(node)
 		}
-		u, m, err := c.api.Allocate(ctx, a.service, req, a.writeOpts())
+		u, m, err := c.API.Allocate(ctx, a.service, req, a.writeOpts())
 		return a.answer(out, fmt.Sprintf("allocate %s in %s", email, a.service), err, u, func(w io.Writer) {
 			created := m.Created()
 			userTable(w, *u, &created)
@@ -133,8 +135,8 @@ func newUserAllocateCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *adminCmd) retireUser(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-	u, _, err := c.api.Retire(ctx, a.service, args[0], a.writeOpts())
+func (a *adminCmd) retireUser(ctx context.Context, c MemberClients, out io.Writer, args []string) error {
+	u, _, err := c.API.Retire(ctx, a.service, args[0], a.writeOpts())
 	return a.answer(out, fmt.Sprintf("retire %s in %s", args[0], a.service), err, u, func(w io.Writer) { userTable(w, *u, nil) })
 }
 
@@ -148,13 +150,13 @@ func newUserReplaceCmd() *cobra.Command {
 			"wimms user replace alice@example.com --at 2025-01-31T12:00:00Z",
 		),
 		Args: argsOne(checkEmailArg),
-	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	}, adminOpts{service: true, write: true}, func(a *adminCmd, ctx context.Context, c MemberClients, out io.Writer, args []string) error {
 		email := args[0]
 		atMs, err := a.givenTime("at", at)
 		if err != nil {
 			return err
 		}
-		n, _, err := c.api.Replace(ctx, a.service, email, atMs, a.writeOpts())
+		n, _, err := c.API.Replace(ctx, a.service, email, atMs, a.writeOpts())
 		return a.answer(out, fmt.Sprintf("replace %s in %s", email, a.service), err, map[string]int64{"replaced": n}, func(w io.Writer) {
 			fmt.Fprintf(w, "replaced %s of %s\n", plural(n, "record"), email)
 		})
@@ -163,14 +165,15 @@ func newUserReplaceCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *adminCmd) userRecords(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-	recs, _, err := c.api.Records(ctx, a.service, args[0], a.readOpts())
+func (a *adminCmd) userRecords(ctx context.Context, c MemberClients, out io.Writer, args []string) error {
+	recs, _, err := c.API.Records(ctx, a.service, args[0], a.readOpts())
 	return a.answer(out, fmt.Sprintf("records of %s in %s", args[0], a.service), err, map[string]any{"records": orEmpty(recs)}, func(w io.Writer) {
 		recordTable(w, false, recs)
 	})
 }
 
-func newUsersCmd() *cobra.Command {
+// NewUsersCmd is `wimms users`: counts over a service's users.
+func NewUsersCmd() *cobra.Command {
 	return groupCmd("users", "questions about all users (count)", "", newUsersCountCmd())
 }
 
@@ -185,7 +188,7 @@ func newUsersCountCmd() *cobra.Command {
 			"wimms users count --all --as-of 2025-01-01T00:00:00Z --json",
 		),
 		Args: cobra.NoArgs,
-	}, adminOpts{service: true, read: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, _ []string) error {
+	}, adminOpts{service: true, read: true}, func(a *adminCmd, ctx context.Context, c MemberClients, out io.Writer, _ []string) error {
 		if all && a.given("service") {
 			return usageErrorf("--all and --service exclude each other")
 		}
@@ -197,7 +200,7 @@ func newUsersCountCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		n, _, err := c.api.CountUsers(ctx, service, asOfMs, a.readOpts())
+		n, _, err := c.API.CountUsers(ctx, service, asOfMs, a.readOpts())
 		return a.answer(out, "count users", err, n, func(w io.Writer) {
 			fmt.Fprintf(w, "%s in %s as of %s\n", plural(n.Count, "user"), scope, fmtMillis(n.AsOf))
 		})
@@ -207,7 +210,8 @@ func newUsersCountCmd() *cobra.Command {
 	return cmd
 }
 
-func newRecordsCmd() *cobra.Command {
+// NewRecordsCmd is `wimms records`: list old records and delete records.
+func NewRecordsCmd() *cobra.Command {
 	return groupCmd("records", "list replaced records past their grace period, and delete records (what purge does)", "",
 		newRecordsOldCmd(),
 		adminCommand(&cobra.Command{
@@ -232,7 +236,7 @@ func newRecordsOldCmd() *cobra.Command {
 			"wimms records old --grace 0 --limit 500 --json",
 		),
 		Args: cobra.NoArgs,
-	}, adminOpts{service: true, read: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, _ []string) error {
+	}, adminOpts{service: true, read: true}, func(a *adminCmd, ctx context.Context, c MemberClients, out io.Writer, _ []string) error {
 		if grace < 0 {
 			return usageErrorf("--grace must not be negative")
 		}
@@ -243,7 +247,7 @@ func newRecordsOldCmd() *cobra.Command {
 			return usageErrorf("--offset must not be negative")
 		}
 		graceMs := grace.Milliseconds()
-		recs, _, err := c.api.OldRecords(ctx, a.service, client.OldRecordsQuery{GraceMs: &graceMs, Limit: limit, Offset: offset}, a.readOpts())
+		recs, _, err := c.API.OldRecords(ctx, a.service, client.OldRecordsQuery{GraceMs: &graceMs, Limit: limit, Offset: offset}, a.readOpts())
 		return a.answer(out, "old records of "+a.service, err, map[string]any{"records": orEmpty(recs)}, func(w io.Writer) {
 			recordTable(w, true, recs)
 		})
@@ -255,7 +259,7 @@ func newRecordsOldCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *adminCmd) deleteRecords(ctx context.Context, c memberClients, out io.Writer, args []string) error {
+func (a *adminCmd) deleteRecords(ctx context.Context, c MemberClients, out io.Writer, args []string) error {
 	uids := make([]int64, len(args))
 	for i, s := range args {
 		uid, err := strconv.ParseInt(s, 10, 64)
@@ -266,10 +270,10 @@ func (a *adminCmd) deleteRecords(ctx context.Context, c memberClients, out io.Wr
 	}
 	deleted := []int64{}
 	for _, uid := range uids {
-		if _, err := c.api.DeleteRecord(ctx, a.service, uid); err != nil {
+		if _, err := c.API.DeleteRecord(ctx, a.service, uid); err != nil {
 			failed := callFailed(fmt.Sprintf("delete record %d of %s", uid, a.service), err)
 			if len(deleted) > 0 {
-				failed.msg += fmt.Sprintf(" (deleted before it: %v)", deleted)
+				failed.Msg += fmt.Sprintf(" (deleted before it: %v)", deleted)
 			}
 			return failed
 		}
@@ -282,7 +286,9 @@ func (a *adminCmd) deleteRecords(ctx context.Context, c memberClients, out io.Wr
 	})
 }
 
-func newEventCmd() *cobra.Command {
+// NewEventCmd is `wimms event`: apply an account event (delete, reset,
+// passwordChange) in every service.
+func NewEventCmd() *cobra.Command {
 	var generation int64
 	cmd := adminCommand(&cobra.Command{
 		Use:   "event EVENT EMAIL",
@@ -294,7 +300,7 @@ them; reset and passwordChange record the new --generation.`,
 			"wimms event passwordChange alice@example.com --generation 1700000000000",
 		),
 		Args: argsExactly(2),
-	}, adminOpts{write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	}, adminOpts{write: true}, func(a *adminCmd, ctx context.Context, c MemberClients, out io.Writer, args []string) error {
 		event := args[0]
 		switch event {
 		case "delete", "reset", "passwordChange":
@@ -309,7 +315,7 @@ them; reset and passwordChange record the new --generation.`,
 		if req.Generation, err = a.givenCount("generation", generation); err != nil {
 			return err
 		}
-		n, _, err := c.admin.Event(ctx, req, a.writeOpts())
+		n, _, err := c.Admin.Event(ctx, req, a.writeOpts())
 		return a.answer(out, fmt.Sprintf("%s event for %s", event, args[1]), err, map[string]int64{"applied": n}, func(w io.Writer) {
 			fmt.Fprintf(w, "%s event for %s: applied to %s\n", event, args[1], plural(n, "user"))
 		})

@@ -1,4 +1,4 @@
-package main
+package admincli
 
 import (
 	"crypto/rand"
@@ -32,7 +32,7 @@ func newTLSTokenCmd() *cobra.Command {
 				return usageErrorf("--out FILE is required: the token is written only to a file")
 			}
 			if err := writeNewToken(out); err != nil {
-				return exitError{code: 1, msg: err.Error()}
+				return ExitError{Code: 1, Msg: err.Error()}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote a new token to %s (mode 0600)\n", out)
 			return nil

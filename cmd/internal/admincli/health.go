@@ -1,4 +1,4 @@
-package main
+package admincli
 
 import (
 	"fmt"
@@ -10,12 +10,12 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/client"
 )
 
-// newHealthCmd probes a member's /healthz or /readyz. Container images are
+// NewHealthCmd is `wimms health`: it probes a member's /healthz or /readyz. Container images are
 // FROM scratch (no curl), so the image's HEALTHCHECK runs this.
-func newHealthCmd() *cobra.Command {
-	cf := clientFlags{timeout: 3 * time.Second}
+func NewHealthCmd() *cobra.Command {
+	cf := ClientFlags{Timeout: 3 * time.Second}
 	var ready bool
-	cmd := cf.toolCmd(&cobra.Command{
+	cmd := cf.ToolCmd(&cobra.Command{
 		Use:   "health",
 		Short: "probe a member: exit 0 when /healthz (or /readyz with --ready) answers 200",
 	}, func(cmd *cobra.Command) error {
@@ -23,22 +23,22 @@ func newHealthCmd() *cobra.Command {
 		if ready {
 			path, probe = "/readyz", (*client.Client).Readyz
 		}
-		if cf.tls.ca != "" {
+		if cf.tls.CA != "" {
 			// The image's probe inherits WIMMS_HTTP_ADDR=0.0.0.0:PORT; a
 			// certificate names 127.0.0.1, not the unspecified address.
-			cf.addr = loopbackIfUnspecified(cf.addr)
+			cf.Addr = loopbackIfUnspecified(cf.Addr)
 		}
-		c, err := cf.connect()
+		c, err := cf.Connect()
 		if err != nil {
 			return err
 		}
-		if _, err := probe(c.api, cmd.Context()); err != nil {
-			return exitError{code: 1, msg: fmt.Sprintf("%s%s: %v", cf.addr, path, err)}
+		if _, err := probe(c.API, cmd.Context()); err != nil {
+			return ExitError{Code: 1, Msg: fmt.Sprintf("%s%s: %v", cf.Addr, path, err)}
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s%s: ok\n", cf.addr, path)
+		fmt.Fprintf(cmd.OutOrStdout(), "%s%s: ok\n", cf.Addr, path)
 		return nil
 	})
-	cf.registerHTTPAddr(cmd.Flags())
+	cf.RegisterHTTPAddr(cmd.Flags())
 	cmd.Flags().BoolVar(&ready, "ready", false, "probe /readyz instead of /healthz")
 	return cmd
 }

@@ -1,4 +1,4 @@
-package main
+package admincli
 
 import (
 	"fmt"
@@ -8,8 +8,8 @@ import (
 	"github.com/wimms-dev/wimms/store"
 )
 
-// newCheckCmd verifies a stopped member's data directory offline.
-func newCheckCmd() *cobra.Command {
+// NewCheckCmd is `wimms check`: it verifies a stopped member's data directory offline.
+func NewCheckCmd() *cobra.Command {
 	var dataDir string
 	cmd := &cobra.Command{
 		Use:   "check",
@@ -26,10 +26,10 @@ and recover from the one with the highest last index whose log is intact
 member empty, see docs/cluster.md); 2: the check could not run (e.g. the
 member is still running).`,
 		Args: cobra.NoArgs,
-		RunE: envFirst(func(cmd *cobra.Command) error {
+		RunE: EnvFirst(func(cmd *cobra.Command) error {
 			rep, err := store.Check(dataDir)
 			if err != nil {
-				return exitError{code: 2, msg: "check: " + err.Error()}
+				return ExitError{Code: 2, Msg: "check: " + err.Error()}
 			}
 			out := cmd.OutOrStdout()
 			if rep.HasLog {
@@ -62,7 +62,7 @@ member is still running).`,
 				fmt.Fprintln(out, "DAMAGE:", p)
 			}
 			if len(problems) > 0 {
-				return exitError{code: 1, msg: fmt.Sprintf("%d problem(s) found in %s", len(problems), dataDir)}
+				return ExitError{Code: 1, Msg: fmt.Sprintf("%d problem(s) found in %s", len(problems), dataDir)}
 			}
 			fmt.Fprintln(out, "no damage found")
 			return nil

@@ -1,4 +1,4 @@
-package main
+package admincli
 
 // The admin CLI: `wimms service|node|user|users|records|event`, one
 // command per API call (docs/cli.md). Each command checks its input,
@@ -27,9 +27,9 @@ import (
 
 // Exit codes of the admin commands.
 const (
-	exitAPIError    = 1 // the member answered with an error (printed), or the node was not found
-	exitUsage       = 2 // bad flags or arguments: nothing was sent
-	exitUnreachable = 3 // no complete answer from the member
+	ExitAPIError    = 1 // the member answered with an error (printed), or the node was not found
+	ExitUsage       = 2 // bad flags or arguments: nothing was sent
+	ExitUnreachable = 3 // no complete answer from the member
 )
 
 const defaultService = "sync-1.5"
@@ -38,7 +38,7 @@ const defaultService = "sync-1.5"
 // the output format, the service it addresses and, for reads, the read
 // level.
 type adminCmd struct {
-	conn         clientFlags
+	conn         ClientFlags
 	asJSON       bool
 	service      string
 	consistency  string
@@ -73,7 +73,7 @@ func (a *adminCmd) register(cmd *cobra.Command, o adminOpts) {
 
 // adminBody is what an admin command does once its shared flags (a) are
 // checked and the member's clients are made.
-type adminBody func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error
+type adminBody func(a *adminCmd, ctx context.Context, c MemberClients, out io.Writer, args []string) error
 
 // adminCommand completes cmd, which holds a command's help text and Args,
 // into an admin command: it takes the shared flags opts names, and body
@@ -104,7 +104,7 @@ func (a *adminCmd) run(body adminBody) func(*cobra.Command, []string) error {
 		if err := checkIdempotencyKey(a.idemKey); err != nil {
 			return err
 		}
-		c, err := a.conn.connect()
+		c, err := a.conn.Connect()
 		if err != nil {
 			return err
 		}
@@ -180,13 +180,18 @@ func checkIdempotencyKey(k string) error {
 // emit prints v as indented JSON with --json, else calls table.
 func (a *adminCmd) emit(out io.Writer, v any, table func(w io.Writer)) error {
 	if a.asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return writeJSON(out, v)
 	}
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	table(tw)
 	return tw.Flush()
+}
+
+// writeJSON prints v as indented JSON, the API's own form.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // answer prints what a call answered, v, as emit does; when the call
@@ -202,17 +207,17 @@ func (a *adminCmd) answer(out io.Writer, what string, err error, v any, table fu
 // callFailed turns a client error into the one line the user sees and the
 // exit code: the API's error body (status and each problem), or why no
 // answer came, saying whether a write may have been applied.
-func callFailed(what string, err error) exitError {
+func callFailed(what string, err error) ExitError {
 	var ae *client.APIError
 	var te *client.TransportError
 	if h := hintFor(err); h != "" && !client.IsStatus(err, "unauthorized") {
 		// The member was reached the wrong way: what to change is the
 		// whole message; the raw error would only add noise.
-		code := exitUnreachable
+		code := ExitUnreachable
 		if ae != nil || errors.As(err, &ae) {
-			code = exitAPIError
+			code = ExitAPIError
 		}
-		return exitError{code: code, msg: fmt.Sprintf("%s: %s", what, h)}
+		return ExitError{Code: code, Msg: fmt.Sprintf("%s: %s", what, h)}
 	}
 	switch {
 	case errors.As(err, &ae):
@@ -239,15 +244,15 @@ func callFailed(what string, err error) exitError {
 		if ae.Status == "unknown-outcome" {
 			b.WriteString(" (the change may or may not have been applied: check, or repeat it with the same --idempotency-key)")
 		}
-		return exitError{code: exitAPIError, msg: b.String()}
+		return ExitError{Code: ExitAPIError, Msg: b.String()}
 	case errors.As(err, &te):
 		msg := fmt.Sprintf("%s: no answer from the member: %v", what, te.Err)
 		if te.Sent && te.Method != "GET" {
 			msg += " (the request was sent: the change may or may not have been applied; check, or repeat it with the same --idempotency-key)"
 		}
-		return exitError{code: exitUnreachable, msg: msg}
+		return ExitError{Code: ExitUnreachable, Msg: msg}
 	default:
-		return exitError{code: exitAPIError, msg: fmt.Sprintf("%s: %v", what, err)}
+		return ExitError{Code: ExitAPIError, Msg: fmt.Sprintf("%s: %v", what, err)}
 	}
 }
 

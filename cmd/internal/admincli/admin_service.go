@@ -1,4 +1,4 @@
-package main
+package admincli
 
 import (
 	"context"
@@ -10,7 +10,8 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/wire"
 )
 
-func newServiceCmd() *cobra.Command {
+// NewServiceCmd is `wimms service`: list, get, put and delete services.
+func NewServiceCmd() *cobra.Command {
 	return groupCmd("service", "list, show, create or update, and delete services",
 		`A service is what users are assigned nodes for, named {app}-{version}
 (sync-1.5 for Firefox Sync). Its pattern builds a user's api_endpoint from
@@ -43,13 +44,13 @@ func serviceTable(w io.Writer, svcs ...wire.Service) {
 	}
 }
 
-func (a *adminCmd) listServices(ctx context.Context, c memberClients, out io.Writer, _ []string) error {
-	svcs, _, err := c.api.ListServices(ctx, a.readOpts())
+func (a *adminCmd) listServices(ctx context.Context, c MemberClients, out io.Writer, _ []string) error {
+	svcs, _, err := c.API.ListServices(ctx, a.readOpts())
 	return a.answer(out, "list services", err, map[string]any{"services": orEmpty(svcs)}, func(w io.Writer) { serviceTable(w, svcs...) })
 }
 
-func (a *adminCmd) getService(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-	s, _, err := c.api.GetService(ctx, args[0], a.readOpts())
+func (a *adminCmd) getService(ctx context.Context, c MemberClients, out io.Writer, args []string) error {
+	s, _, err := c.API.GetService(ctx, args[0], a.readOpts())
 	return a.answer(out, "get service "+args[0], err, s, func(w io.Writer) { serviceTable(w, *s) })
 }
 
@@ -69,7 +70,7 @@ create. The pattern may use {node}, {uid} and {service}.`,
 			"wimms service put sync-1.5 --pattern '{node}/1.5/{uid}' --release-rate 0.25 --allow-new-users=false",
 		),
 		Args: argsOne(checkServiceArg),
-	}, adminOpts{write: true}, func(a *adminCmd, ctx context.Context, c memberClients, out io.Writer, args []string) error {
+	}, adminOpts{write: true}, func(a *adminCmd, ctx context.Context, c MemberClients, out io.Writer, args []string) error {
 		if !a.given("pattern") {
 			return usageErrorf("--pattern is required, e.g. --pattern '{node}/1.5/{uid}'")
 		}
@@ -92,7 +93,7 @@ create. The pattern may use {node}, {uid} and {service}.`,
 			}
 			req.Spread = wire.Int64(spread)
 		}
-		s, _, err := c.admin.PutService(ctx, args[0], req, a.writeOpts())
+		s, _, err := c.Admin.PutService(ctx, args[0], req, a.writeOpts())
 		return a.answer(out, "put service "+args[0], err, s, func(w io.Writer) { serviceTable(w, *s) })
 	})
 	fl := cmd.Flags()
@@ -103,8 +104,8 @@ create. The pattern may use {node}, {uid} and {service}.`,
 	return cmd
 }
 
-func (a *adminCmd) deleteService(ctx context.Context, c memberClients, out io.Writer, args []string) error {
-	_, err := c.admin.DeleteService(ctx, args[0], a.writeOpts())
+func (a *adminCmd) deleteService(ctx context.Context, c MemberClients, out io.Writer, args []string) error {
+	_, err := c.Admin.DeleteService(ctx, args[0], a.writeOpts())
 	return a.answer(out, "delete service "+args[0], err, map[string]string{"deleted": args[0]}, func(w io.Writer) {
 		fmt.Fprintf(w, "deleted service %s\n", args[0])
 	})
