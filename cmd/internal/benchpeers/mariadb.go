@@ -125,7 +125,7 @@ func (m *mariadbPeer) schema(ctx context.Context) error {
 	for _, q := range []string{
 		"CREATE DATABASE bench",
 		"CREATE TABLE bench.nodes (service VARCHAR(64) NOT NULL, id INT NOT NULL, name VARCHAR(64) NOT NULL, " +
-			"count BIGINT NOT NULL, capacity BIGINT NOT NULL, PRIMARY KEY (service, id)) ENGINE=InnoDB",
+			"assigned BIGINT NOT NULL, capacity BIGINT NOT NULL, PRIMARY KEY (service, id)) ENGINE=InnoDB",
 		"CREATE TABLE bench.users (service VARCHAR(64) NOT NULL, email VARCHAR(255) NOT NULL, node_id INT NOT NULL, " +
 			"PRIMARY KEY (service, email)) ENGINE=InnoDB",
 	} {
@@ -186,7 +186,7 @@ func (m *mariadbPeer) allocOnce(ctx context.Context, email string) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	rows, err := tx.QueryContext(ctx, "SELECT id, count, capacity FROM bench.nodes WHERE service = ? ORDER BY id FOR UPDATE", mariadbService)
+	rows, err := tx.QueryContext(ctx, "SELECT id, assigned, capacity FROM bench.nodes WHERE service = ? ORDER BY id FOR UPDATE", mariadbService)
 	if err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func (m *mariadbPeer) allocOnce(ctx context.Context, email string) (err error) {
 	if best < 0 {
 		return errNoCapacity
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE bench.nodes SET count = count + 1 WHERE service = ? AND id = ?", mariadbService, best); err != nil {
+	if _, err := tx.ExecContext(ctx, "UPDATE bench.nodes SET assigned = assigned + 1 WHERE service = ? AND id = ?", mariadbService, best); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO bench.users VALUES (?, ?, ?)", mariadbService, email, best); err != nil {
@@ -219,7 +219,7 @@ func (m *mariadbPeer) allocOnce(ctx context.Context, email string) (err error) {
 
 func (m *mariadbPeer) checkAlloc(ctx context.Context, ok, failed int64) (string, error) {
 	var sum, users, over int64
-	err := m.db.QueryRowContext(ctx, "SELECT COALESCE(SUM(count), 0), COALESCE(SUM(count > capacity), 0) FROM bench.nodes WHERE service = ?",
+	err := m.db.QueryRowContext(ctx, "SELECT COALESCE(SUM(assigned), 0), COALESCE(SUM(assigned > capacity), 0) FROM bench.nodes WHERE service = ?",
 		mariadbService).Scan(&sum, &over)
 	if err == nil {
 		err = m.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM bench.users WHERE service = ? AND email LIKE 'new-%'", mariadbService).Scan(&users)

@@ -54,25 +54,34 @@ func allocCheck(sum, users int64, over []string, ok, failed int64) (string, erro
 
 // allocCounts are every allocation's outcome, warmup included, per client
 // (each client writes only its own slot; read after the run).
-type allocCounts struct{ seq, ok, failed []int64 }
+type allocCounts struct {
+	seq, ok, failed []int64
+	lastErr         []string
+}
 
-func (a *allocCounts) totals() (ok, failed int64) {
+// totals adds the clients' counts up; why names one failure's error.
+func (a *allocCounts) totals() (ok, failed int64, why string) {
 	for c := range a.ok {
 		ok += a.ok[c]
 		failed += a.failed[c]
+		if a.lastErr[c] != "" {
+			why = a.lastErr[c]
+		}
 	}
-	return ok, failed
+	return ok, failed, why
 }
 
 // allocOp turns a peer's alloc into the load loop's operation; every
 // client numbers its own new users, so emails never collide.
 func allocOp(p peer, run string, clients int) (opFunc, *allocCounts) {
-	a := &allocCounts{seq: make([]int64, clients), ok: make([]int64, clients), failed: make([]int64, clients)}
+	a := &allocCounts{seq: make([]int64, clients), ok: make([]int64, clients), failed: make([]int64, clients),
+		lastErr: make([]string, clients)}
 	return func(ctx context.Context, c int, _ *rand.Rand) (int, error) {
 		a.seq[c]++
 		retries, err := p.alloc(ctx, c, allocEmail(run, c, a.seq[c]))
 		if err != nil {
 			a.failed[c]++
+			a.lastErr[c] = errKind(err)
 		} else {
 			a.ok[c]++
 		}

@@ -128,9 +128,13 @@ func runPeerAlloc(ctx context.Context, cfg Config, p peer) (Result, error) {
 	}
 	op, counts := allocOp(p, runID(), cfg.Clients)
 	r := drive(ctx, cfg, p.pids(), op)
-	ok, failed := counts.totals()
+	ok, failed, why := counts.totals()
 	check, err := p.checkAlloc(ctx, ok, failed)
 	r.Check = check
+	if failed > 0 {
+		// Failures in the warmup are not among the run's errors; say why.
+		r.Check += " (a failure: " + why + ")"
+	}
 	if err != nil {
 		return r, fmt.Errorf("consistency check: %w", err)
 	}
