@@ -91,11 +91,10 @@ func (m *mariadbPeer) start(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	// Grant tables are skipped: the server listens on loopback only, lives
-	// for one run, and authentication is not what is measured.
-	args := []string{"--no-defaults", "--datadir=" + data, "--socket=" + filepath.Join(dir, "sock"),
+	sock := filepath.Join(dir, "sock")
+	args := []string{"--no-defaults", "--datadir=" + data, "--socket=" + sock,
 		"--pid-file=" + filepath.Join(dir, "pid"), "--bind-address=127.0.0.1", "--port=" + strconv.Itoa(port),
-		"--skip-grant-tables", "--skip-name-resolve", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=1",
+		"--skip-name-resolve", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=1",
 		"--innodb-buffer-pool-size=256M", "--max-connections=" + strconv.Itoa(m.clients+20)}
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
@@ -105,33 +104,50 @@ func (m *mariadbPeer) start(ctx context.Context, dir string) error {
 		return err
 	}
 	m.members = []*member{mem}
+	if err := m.schema(ctx, sock); err != nil {
+		m.stop()
+		return err
+	}
+	// The clients talk TCP over loopback like the other systems' clients;
 	// interpolateParams: one round trip per statement, no server-side
 	// prepare and close around it.
-	m.db, err = sql.Open("mysql", fmt.Sprintf("root@tcp(127.0.0.1:%d)/?interpolateParams=true", port))
+	m.db, err = sql.Open("mysql", fmt.Sprintf("bench@tcp(127.0.0.1:%d)/?interpolateParams=true", port))
 	if err != nil {
 		m.stop()
 		return fmt.Errorf("open mariadb client: %w", err)
 	}
 	m.db.SetMaxOpenConns(m.clients + 8)
 	m.db.SetMaxIdleConns(m.clients + 8)
-	if err := waitUntil(60*time.Second, m.members, func() error { return m.db.PingContext(ctx) }); err != nil {
+	if err := m.db.PingContext(ctx); err != nil {
 		m.stop()
-		return fmt.Errorf("mariadbd: %w", err)
+		return fmt.Errorf("mariadb over TCP: %w", err)
 	}
-	return m.schema(ctx)
+	return nil
 }
 
-func (m *mariadbPeer) schema(ctx context.Context) error {
+// schema waits for the server on its Unix socket, where root (no
+// password, mariadb-install-db's "normal" authentication) may log in, and
+// creates the tables and the bench user the clients log in as over TCP.
+func (m *mariadbPeer) schema(ctx context.Context, sock string) error {
+	admin, err := sql.Open("mysql", "root@unix("+sock+")/")
+	if err != nil {
+		return fmt.Errorf("open mariadb admin client: %w", err)
+	}
+	defer admin.Close()
+	if err := waitUntil(60*time.Second, m.members, func() error { return admin.PingContext(ctx) }); err != nil {
+		return fmt.Errorf("mariadbd: %w", err)
+	}
 	for _, q := range []string{
 		"CREATE DATABASE bench",
 		"CREATE TABLE bench.nodes (service VARCHAR(64) NOT NULL, id INT NOT NULL, name VARCHAR(64) NOT NULL, " +
 			"assigned BIGINT NOT NULL, capacity BIGINT NOT NULL, PRIMARY KEY (service, id)) ENGINE=InnoDB",
 		"CREATE TABLE bench.users (service VARCHAR(64) NOT NULL, email VARCHAR(255) NOT NULL, node_id INT NOT NULL, " +
 			"PRIMARY KEY (service, email)) ENGINE=InnoDB",
+		"CREATE USER 'bench'@'127.0.0.1'",
+		"GRANT ALL ON bench.* TO 'bench'@'127.0.0.1'",
 	} {
-		if _, err := m.db.ExecContext(ctx, q); err != nil {
-			m.stop()
-			return fmt.Errorf("mariadb schema: %w", err)
+		if _, err := admin.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("mariadb schema (%.40s): %w", q, err)
 		}
 	}
 	return nil
