@@ -168,3 +168,44 @@ func TestAllocCheckCatches(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessCPU reads this process's CPU time from /proc and checks it
+// grows with work done (measured by getrusage, no sleep).
+func TestProcessCPU(t *testing.T) {
+	before, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := sampleCPU(nil).client
+	x := 0
+	for sampleCPU(nil).client-start < 100*time.Millisecond {
+		for i := range 100000 {
+			x += i
+		}
+	}
+	after, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// /proc counts in 10 ms ticks.
+	if after-before < 50*time.Millisecond {
+		t.Errorf("process CPU grew by %v after 100 ms of work (x=%d)", after-before, x)
+	}
+	if _, err := processCPU(-1); err == nil {
+		t.Error("no error for a process that does not exist")
+	}
+}
+
+// TestPercentile checks the nearest rank.
+func TestPercentile(t *testing.T) {
+	var lat []time.Duration
+	for i := 1; i <= 100; i++ {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	if p50, p99 := percentileMs(lat, 50), percentileMs(lat, 99); p50 != 50 || p99 != 99 {
+		t.Errorf("p50 %v p99 %v, want 50 and 99", p50, p99)
+	}
+	if percentileMs(nil, 50) != 0 {
+		t.Error("percentile of nothing is not 0")
+	}
+}
