@@ -11,7 +11,7 @@ BUILD     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X 'main.build=$(BUILD)'
 BENCHTIME ?= 1s
 
-.PHONY: build chaos-build run test test-short fuzz bench bench-cluster lint jepsen jepsen-long image certs cluster-up cluster-down cluster-status clean
+.PHONY: build chaos-build run test test-short fuzz bench bench-cluster bench-peers bench-peers-smoke lint jepsen jepsen-long image certs cluster-up cluster-down cluster-status clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/wimms
@@ -46,6 +46,22 @@ bench:
 # End-to-end throughput against a 3-member loopback cluster (see docs/benchmarks.md).
 bench-cluster: build
 	$(BIN) bench --spawn 3 --bin $(BIN) --workload alloc --clients 64 --duration 20s
+
+# wimms against etcd and MariaDB on the same workloads (docs/benchmarks.md
+# "Against peers"). The comparison is a module of its own
+# (cmd/internal/benchpeers) so that etcd and the MySQL driver stay out of
+# wimms's go.mod; `go test ./...` here does not descend into it. MariaDB is
+# skipped with the reason when Debian's mariadbd is not installed.
+PEERS_BIN   ?= bin/benchpeers
+PEERS_FLAGS ?= -rounds 3 -duration 8s -warmup 2s -clients 64
+bench-peers: build
+	cd cmd/internal/benchpeers && $(GO) build -trimpath -o $(abspath $(PEERS_BIN)) .
+	$(PEERS_BIN) -wimms-bin $(BIN) $(PEERS_FLAGS)
+
+# One round of 2 s: that every system runs, not how fast.
+bench-peers-smoke: build
+	cd cmd/internal/benchpeers && $(GO) build -trimpath -o $(abspath $(PEERS_BIN)) .
+	$(PEERS_BIN) -wimms-bin $(BIN) -short
 
 # What .ci/run checks before the tests.
 lint:
