@@ -26,6 +26,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wimms-dev/wimms/cluster"
+	"github.com/wimms-dev/wimms/cmd/internal/admincli"
 	"github.com/wimms-dev/wimms/cluster/routing"
 	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/httpapi/wire"
@@ -132,22 +133,9 @@ WIMMS_DATA_DIR=/var/lib/wimms. A flag given on the command line wins.`,
 	return cmd
 }
 
-// applyEnv reads WIMMS_<FLAG> for every flag not given on the command line.
-func applyEnv(fs *pflag.FlagSet) error {
-	var errs []error
-	fs.VisitAll(func(fl *pflag.Flag) {
-		if fl.Changed {
-			return
-		}
-		name := "WIMMS_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
-			if err := fs.Set(fl.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("environment %s=%q: %w", name, v, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
-}
+// applyEnv is the rule every subcommand follows: WIMMS_<FLAG> for every
+// flag not given on the command line.
+var applyEnv = admincli.ApplyEnv
 
 func newLogger(f serverFlags) (hclog.Logger, error) {
 	level := hclog.LevelFromString(f.logLevel)
