@@ -26,8 +26,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wimms-dev/wimms/cluster"
-	"github.com/wimms-dev/wimms/cmd/internal/admincli"
 	"github.com/wimms-dev/wimms/cluster/routing"
+	"github.com/wimms-dev/wimms/cmd/internal/admincli"
 	"github.com/wimms-dev/wimms/httpapi"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/netguard"
