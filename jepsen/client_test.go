@@ -12,6 +12,7 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/testutil"
+	"github.com/wimms-dev/wimms/jepsen/history"
 )
 
 func TestClassify(t *testing.T) {
@@ -20,23 +21,23 @@ func TestClassify(t *testing.T) {
 		name  string
 		write bool
 		err   error
-		want  Outcome
+		want  history.Outcome
 	}{
-		{"write never connected", true, &client.TransportError{Err: lost}, OutcomeFail},
-		{"write lost after connecting", true, &client.TransportError{Sent: true, Err: lost}, OutcomeInfo},
-		{"read lost after connecting", false, &client.TransportError{Sent: true, Err: lost}, OutcomeFail},
-		{"write 201", true, nil, OutcomeOK},
-		{"write 404 not-found is a result", true, &client.APIError{HTTPStatus: 404, Status: fsm.StatusNotFound}, OutcomeOK},
-		{"login 401 is a result", true, &client.APIError{HTTPStatus: 401, Status: fsm.StatusInvalidGeneration}, OutcomeOK},
-		{"allocate 503 no-node-available is a result", true, &client.APIError{HTTPStatus: 503, Status: fsm.StatusNoNodeAvailable}, OutcomeOK},
-		{"write 503 no-leader never reached the log", true, &client.APIError{HTTPStatus: 503, Status: "no-leader"}, OutcomeFail},
-		{"write 503 not-leader never reached the log", true, &client.APIError{HTTPStatus: 503, Status: "not-leader"}, OutcomeFail},
-		{"write 400 bad-request changes nothing", true, &client.APIError{HTTPStatus: 400, Status: fsm.StatusBadRequest}, OutcomeFail},
-		{"write 504 unknown-outcome", true, &client.APIError{HTTPStatus: 504, Status: "unknown-outcome"}, OutcomeInfo},
-		{"write 503 shutting-down may have been proposed", true, &client.APIError{HTTPStatus: 503, Status: "shutting-down"}, OutcomeInfo},
-		{"write 500 without a body", true, &client.APIError{HTTPStatus: 500}, OutcomeInfo},
-		{"read 503 stale-read", false, &client.APIError{HTTPStatus: 503, Status: "stale-read"}, OutcomeFail},
-		{"read 504", false, &client.APIError{HTTPStatus: 504, Status: "timeout"}, OutcomeFail},
+		{"write never connected", true, &client.TransportError{Err: lost}, history.OutcomeFail},
+		{"write lost after connecting", true, &client.TransportError{Sent: true, Err: lost}, history.OutcomeInfo},
+		{"read lost after connecting", false, &client.TransportError{Sent: true, Err: lost}, history.OutcomeFail},
+		{"write 201", true, nil, history.OutcomeOK},
+		{"write 404 not-found is a result", true, &client.APIError{HTTPStatus: 404, Status: fsm.StatusNotFound}, history.OutcomeOK},
+		{"login 401 is a result", true, &client.APIError{HTTPStatus: 401, Status: fsm.StatusInvalidGeneration}, history.OutcomeOK},
+		{"allocate 503 no-node-available is a result", true, &client.APIError{HTTPStatus: 503, Status: fsm.StatusNoNodeAvailable}, history.OutcomeOK},
+		{"write 503 no-leader never reached the log", true, &client.APIError{HTTPStatus: 503, Status: "no-leader"}, history.OutcomeFail},
+		{"write 503 not-leader never reached the log", true, &client.APIError{HTTPStatus: 503, Status: "not-leader"}, history.OutcomeFail},
+		{"write 400 bad-request changes nothing", true, &client.APIError{HTTPStatus: 400, Status: fsm.StatusBadRequest}, history.OutcomeFail},
+		{"write 504 unknown-outcome", true, &client.APIError{HTTPStatus: 504, Status: "unknown-outcome"}, history.OutcomeInfo},
+		{"write 503 shutting-down may have been proposed", true, &client.APIError{HTTPStatus: 503, Status: "shutting-down"}, history.OutcomeInfo},
+		{"write 500 without a body", true, &client.APIError{HTTPStatus: 500}, history.OutcomeInfo},
+		{"read 503 stale-read", false, &client.APIError{HTTPStatus: 503, Status: "stale-read"}, history.OutcomeFail},
+		{"read 504", false, &client.APIError{HTTPStatus: 504, Status: "timeout"}, history.OutcomeFail},
 	}
 	for _, c := range cases {
 		if got := classify(c.write, c.err); got != c.want {
@@ -65,23 +66,23 @@ func TestAPIClientOutcomes(t *testing.T) {
 	c := clients.of(srv.Listener.Addr().String())
 	ctx := context.Background()
 
-	if _, _, err := c.Allocate(ctx, "slow", wire.AllocateRequest{Email: "a@b.c"}); classify(true, err) != OutcomeInfo {
+	if _, _, err := c.Allocate(ctx, "slow", wire.AllocateRequest{Email: "a@b.c"}); classify(true, err) != history.OutcomeInfo {
 		t.Errorf("timed-out write: %v classified %s, want info", err, classify(true, err))
 	}
 	user, meta, err := c.Allocate(ctx, "user", wire.AllocateRequest{Email: "a@b.c"})
-	if classify(true, err) != OutcomeOK {
+	if classify(true, err) != history.OutcomeOK {
 		t.Fatalf("201: %v", err)
 	}
 	out, err := userOutput(user, "", meta, err)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := UserView{UID: 42, NodeID: 3, Generation: fsm.MaxGeneration, KeysChangedAt: fsm.Null, ClientState: "aa"}
+	want := history.UserView{UID: 42, NodeID: 3, Generation: fsm.MaxGeneration, KeysChangedAt: fsm.Null, ClientState: "aa"}
 	if !out.Created || out.User.UID != want.UID || out.User.Generation != want.Generation ||
 		out.User.KeysChangedAt != fsm.Null || out.User.OldClientStates != nil {
 		t.Errorf("decoded %+v, want %+v (generation must survive as int64)", out, want)
 	}
-	if _, meta, err := c.Allocate(ctx, "noleader", wire.AllocateRequest{Email: "a@b.c"}); classify(true, err) != OutcomeFail ||
+	if _, meta, err := c.Allocate(ctx, "noleader", wire.AllocateRequest{Email: "a@b.c"}); classify(true, err) != history.OutcomeFail ||
 		!client.IsStatus(err, "no-leader") {
 		t.Errorf("no-leader: %s classified %s", describe(meta, err), classify(true, err))
 	}
@@ -90,7 +91,7 @@ func TestAPIClientOutcomes(t *testing.T) {
 	addr := testutil.FreeAddr(t, "127.0.0.1")
 	_, _, err = clients.of(addr).Allocate(ctx, "x", wire.AllocateRequest{Email: "a@b.c"})
 	var te *client.TransportError
-	if !errors.As(err, &te) || te.Sent || classify(true, err) != OutcomeFail {
+	if !errors.As(err, &te) || te.Sent || classify(true, err) != history.OutcomeFail {
 		t.Errorf("refused connection: %v classified %s, want fail, never sent", err, classify(true, err))
 	}
 }

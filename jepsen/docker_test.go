@@ -16,6 +16,7 @@ import (
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/testutil"
+	"github.com/wimms-dev/wimms/jepsen/checker"
 )
 
 // scriptDrops parses the DROP rules of a netnsScript: the source
@@ -411,7 +412,7 @@ func TestDockerChaosRunIsValid(t *testing.T) {
 	for _, a := range sum.Anomalies {
 		t.Logf("  anomaly %s %s node %d: %s", a.Kind, a.Email, a.NodeID, a.Detail)
 	}
-	if sum.Verdict != VerdictValid {
+	if sum.Verdict != checker.VerdictValid {
 		t.Fatalf("healthy deployment judged %s: %+v", sum.Verdict, sum.Anomalies)
 	}
 	if sum.Docker == nil || !sum.Docker.ImageBuilt || len(sum.Docker.MemberIPs) != 3 {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/history"
 	"golang.org/x/term"
 )
 
@@ -86,19 +88,19 @@ func (r *runner) fillSummary(s *Summary) {
 	o := r.opts
 	s.Members, s.Clients, s.Nemesis, s.Seed, s.SeedBug = o.Members, o.Clients, append([]FaultKind{}, o.Nemesis...), o.Seed, o.SeedBug
 	s.Duration, s.StartedAt, s.Elapsed, s.OutDir = o.Duration.String(), r.start, r.clock().Round(time.Millisecond).String(), o.OutDir
-	s.OpsByKind = map[OpKind]map[Outcome]int{}
+	s.OpsByKind = map[history.OpKind]map[history.Outcome]int{}
 	for _, op := range r.hist.Ops() {
 		s.Ops++
 		switch op.Outcome {
-		case OutcomeOK:
+		case history.OutcomeOK:
 			s.OpsOK++
-		case OutcomeFail:
+		case history.OutcomeFail:
 			s.OpsFail++
-		case OutcomeInfo:
+		case history.OutcomeInfo:
 			s.OpsInfo++
 		}
 		if s.OpsByKind[op.Kind] == nil {
-			s.OpsByKind[op.Kind] = map[Outcome]int{}
+			s.OpsByKind[op.Kind] = map[history.Outcome]int{}
 		}
 		s.OpsByKind[op.Kind][op.Outcome]++
 	}
@@ -114,7 +116,7 @@ func (r *runner) fillSummary(s *Summary) {
 		}
 	}
 	if s.Anomalies == nil {
-		s.Anomalies = []Anomaly{}
+		s.Anomalies = []checker.Anomaly{}
 	}
 	entries, _ := os.ReadDir(o.OutDir)
 	for _, e := range entries {
@@ -150,13 +152,13 @@ func (r *runner) writeSummary(s Summary) error {
 
 // writeHistory writes every operation (history.jsonl) and porcupine's
 // visualisation of the checked operations with the faults as annotations.
-func (r *runner) writeHistory(history []Op, res CheckResult) error {
+func (r *runner) writeHistory(ops []history.Op, res checker.CheckResult) error {
 	f, err := os.Create(filepath.Join(r.opts.OutDir, HistoryFile))
 	if err != nil {
 		return fmt.Errorf("create history: %w", err)
 	}
 	w := bufio.NewWriter(f)
-	if err := writeJSONLines(w, history); err != nil {
+	if err := history.WriteJSONLines(w, ops); err != nil {
 		f.Close()
 		return fmt.Errorf("write history: %w", err)
 	}
@@ -173,8 +175,7 @@ func (r *runner) writeHistory(history []Op, res CheckResult) error {
 	return writeVisualization(filepath.Join(r.opts.OutDir, HistoryHTML), res, events)
 }
 
-func writeVisualization(path string, res CheckResult, events []NemesisEvent) error {
-	info := res.info
+func writeVisualization(path string, res checker.CheckResult, events []NemesisEvent) error {
 	var notes []porcupine.Annotation
 	for _, ev := range events {
 		desc := fmt.Sprintf("%s %v", ev.Kind, ev.Targets)
@@ -184,11 +185,7 @@ func writeVisualization(path string, res CheckResult, events []NemesisEvent) err
 		notes = append(notes, porcupine.Annotation{Tag: "nemesis", Start: int64(ev.Start), End: int64(ev.End),
 			Description: desc, Details: ev.Detail + errorSuffix(ev.Error), BackgroundColor: "#f6d6d6"})
 	}
-	info.AddAnnotations(notes)
-	if err := porcupine.VisualizePath(res.model, info, path); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	return nil
+	return res.Visualize(path, notes)
 }
 
 func errorSuffix(e string) string {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/internal/testutil"
+	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/history"
 )
 
 // Full runs start real members and inject real faults: they need root,
@@ -107,7 +109,7 @@ func validHealthyRun(t *testing.T, nemesis string, seed uint64) Summary {
 	}
 	sum := runForTest(t, Options{Members: 3, Duration: 45 * time.Second, Nemesis: kinds, Seed: seed,
 		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
-	if sum.Verdict != VerdictValid {
+	if sum.Verdict != checker.VerdictValid {
 		t.Fatalf("healthy cluster judged %s: %+v", sum.Verdict, sum.Anomalies)
 	}
 	return sum
@@ -141,10 +143,10 @@ func TestChaosCatchesSeededBugs(t *testing.T) {
 			}
 			sum := runForTest(t, Options{Bin: chaosServerBin.Path(t), Members: 3, Duration: 25 * time.Second, Nemesis: kinds, SeedBug: bug.Name, Seed: 12,
 				FaultHold: [2]time.Duration{2 * time.Second, 3 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
-			if sum.Verdict != VerdictInvalid {
+			if sum.Verdict != checker.VerdictInvalid {
 				t.Fatalf("seeded bug %s not caught: verdict %s", bug.Name, sum.Verdict)
 			}
-			caught := slices.ContainsFunc(sum.Anomalies, func(a Anomaly) bool { return slices.Contains(bug.CaughtBy, a.Kind) })
+			caught := slices.ContainsFunc(sum.Anomalies, func(a checker.Anomaly) bool { return slices.Contains(bug.CaughtBy, a.Kind) })
 			if !caught {
 				t.Fatalf("seeded bug %s caught, but not by %v: %+v", bug.Name, bug.CaughtBy, sum.Anomalies)
 			}
@@ -160,9 +162,9 @@ func TestChaosLifecycleRunIsValid(t *testing.T) {
 	if sum.NemesisKinds[FaultRestartAll] == 0 {
 		t.Errorf("no restart-all in 45 s: %v", sum.NemesisKinds)
 	}
-	for _, k := range []OpKind{OpRetire, OpReplace, OpEvent, OpRecords, OpDeleteRecord, OpNodeChange, OpUnassign,
-		OpRemoveNode, OpAddNode} {
-		if sum.OpsByKind[k][OutcomeOK] == 0 {
+	for _, k := range []history.OpKind{history.OpRetire, history.OpReplace, history.OpEvent, history.OpRecords, history.OpDeleteRecord, history.OpNodeChange, history.OpUnassign,
+		history.OpRemoveNode, history.OpAddNode} {
+		if sum.OpsByKind[k][history.OutcomeOK] == 0 {
 			t.Errorf("no %s answered: %v", k, sum.OpsByKind[k])
 		}
 	}

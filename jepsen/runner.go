@@ -22,6 +22,8 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/ctxtime"
+	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/history"
 )
 
 // Options configure one run. Zero values take the defaults of withDefaults.
@@ -173,18 +175,18 @@ func (o Options) validate() error {
 
 // Summary is summary.json.
 type Summary struct {
-	Valid         bool                       `json:"valid"`
-	Verdict       string                     `json:"verdict"`
-	Ops           int                        `json:"ops"`
-	OpsOK         int                        `json:"ops_ok"`
-	OpsFail       int                        `json:"ops_fail"`
-	OpsInfo       int                        `json:"ops_info"`
-	OpsByKind     map[OpKind]map[Outcome]int `json:"ops_by_kind"`
-	NemesisEvents int                        `json:"nemesis_events"`
-	NemesisKinds  map[FaultKind]int          `json:"nemesis_kinds"`
-	Anomalies     []Anomaly                  `json:"anomalies"`
-	Linearizable  string                     `json:"linearizable"`
-	StaleReads    string                     `json:"stale_reads"`
+	Valid         bool                                       `json:"valid"`
+	Verdict       string                                     `json:"verdict"`
+	Ops           int                                        `json:"ops"`
+	OpsOK         int                                        `json:"ops_ok"`
+	OpsFail       int                                        `json:"ops_fail"`
+	OpsInfo       int                                        `json:"ops_info"`
+	OpsByKind     map[history.OpKind]map[history.Outcome]int `json:"ops_by_kind"`
+	NemesisEvents int                                        `json:"nemesis_events"`
+	NemesisKinds  map[FaultKind]int                          `json:"nemesis_kinds"`
+	Anomalies     []checker.Anomaly                          `json:"anomalies"`
+	Linearizable  string                                     `json:"linearizable"`
+	StaleReads    string                                     `json:"stale_reads"`
 	// LostAcknowledgedWrites: acknowledged allocations, logins and updates
 	// the final linearizable read does not show (the run fails when > 0).
 	LostAcknowledgedWrites int            `json:"lost_acknowledged_writes"`
@@ -210,9 +212,9 @@ type Summary struct {
 
 // FinalSummary is a digest of the final state.
 type FinalSummary struct {
-	Users   int        `json:"users"`
-	Records int        `json:"records"`
-	Nodes   []NodeView `json:"nodes"`
+	Users   int                `json:"users"`
+	Records int                `json:"records"`
+	Nodes   []history.NodeView `json:"nodes"`
 }
 
 // target is the cluster under test: whatever runs the members, and the
@@ -284,7 +286,7 @@ type runner struct {
 	// clientTLS: the harness's HTTPS configuration in a --tls run, else nil.
 	clientTLS *tls.Config
 	wl        *workload
-	hist      *History
+	hist      *history.History
 	rng       *rand.Rand // the nemesis's; clients have their own
 
 	mu     sync.Mutex
@@ -344,7 +346,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		admin:     newAPIClients(3*time.Second, clientTLS),
 		clientTLS: clientTLS,
 		wl:        newWorkload(opts.Emails, opts.CoreWorkload),
-		hist:      &History{},
+		hist:      &history.History{},
 		rng:       rand.New(rand.NewPCG(opts.Seed, 0x6e656d65736973)),
 	}
 	defer r.teardown()
@@ -428,7 +430,7 @@ func (r *runner) finish(sum Summary, err error) (Summary, error) {
 	}
 
 	if err != nil {
-		sum.Verdict, sum.Valid, sum.Error = VerdictUnknown, false, err.Error()
+		sum.Verdict, sum.Valid, sum.Error = checker.VerdictUnknown, false, err.Error()
 		r.log.Error("run failed", "error", err)
 	}
 	r.fillSummary(&sum)
@@ -578,26 +580,26 @@ func (r *runner) loadUnderFaults(ctx context.Context) error {
 // the final state and stops the members. A cluster that does not recover
 // and a member that crashed are anomalies for the verdict, not errors; the
 // error is only an interruption.
-func (r *runner) healAndRead(ctx context.Context) (FinalState, []Anomaly, error) {
+func (r *runner) healAndRead(ctx context.Context) (checker.FinalState, []checker.Anomaly, error) {
 	r.progressf("healing and waiting for recovery")
-	var extra []Anomaly
+	var extra []checker.Anomaly
 	r.healAll()
 	if err := r.waitRecovered(ctx, r.opts.RecoveryTimeout); err != nil {
 		if ctx.Err() != nil {
-			return FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
+			return checker.FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
 		}
-		extra = append(extra, Anomaly{Kind: AnomalyNoRecovery, Detail: err.Error()})
+		extra = append(extra, checker.Anomaly{Kind: checker.AnomalyNoRecovery, Detail: err.Error()})
 	}
 	r.progressf("reading the final state")
 	final, err := r.readFinal(ctx)
 	if err != nil && ctx.Err() != nil {
-		return FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
+		return checker.FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	// Stop the members before judging, so that a crash at shutdown counts.
 	r.target.StopAll()
 	for _, m := range r.members {
 		for _, c := range r.target.Crashes(m.Index) {
-			extra = append(extra, Anomaly{Kind: AnomalyMemberCrashed,
+			extra = append(extra, checker.Anomaly{Kind: checker.AnomalyMemberCrashed,
 				Detail: fmt.Sprintf("%s %s; see %s", m.ID, c, filepath.Base(m.LogPath))})
 		}
 	}
@@ -606,18 +608,17 @@ func (r *runner) healAndRead(ctx context.Context) (FinalState, []Anomaly, error)
 
 // judge checks the history against the final state, adds the anomalies
 // the run itself found, and writes the history files.
-func (r *runner) judge(final FinalState, extra []Anomaly) (Summary, error) {
+func (r *runner) judge(final checker.FinalState, extra []checker.Anomaly) (Summary, error) {
 	r.progressf("checking %d operations", len(r.hist.Ops()))
-	history := r.hist.Ops()
-	res := Check(CheckInput{History: history, Final: final, Emails: r.wl.allEmails(),
-		MaxCapacity: r.wl.maxCapacity(history), Timeout: r.opts.CheckTimeout})
-	res.Anomalies = append(res.Anomalies, extra...)
-	res.Verdict = verdictOf(res.Anomalies)
+	ops := r.hist.Ops()
+	res := checker.Check(checker.CheckInput{History: ops, Final: final, Emails: r.wl.allEmails(),
+		MaxCapacity: r.wl.maxCapacity(ops), Timeout: r.opts.CheckTimeout})
+	res.AddAnomalies(extra...)
 
 	sum := Summary{Verdict: res.Verdict, Valid: res.Valid(), Anomalies: res.Anomalies,
 		Linearizable: res.Linearizable, StaleReads: res.StaleReads, LostAcknowledgedWrites: res.LostAcknowledgedWrites,
 		Final: finalSummary(final)}
-	if err := r.writeHistory(history, res); err != nil {
+	if err := r.writeHistory(ops, res); err != nil {
 		return sum, err
 	}
 	if res.Valid() {
@@ -629,7 +630,7 @@ func (r *runner) judge(final FinalState, extra []Anomaly) (Summary, error) {
 	return sum, nil
 }
 
-func finalSummary(f FinalState) *FinalSummary {
+func finalSummary(f checker.FinalState) *FinalSummary {
 	s := &FinalSummary{Nodes: f.Nodes}
 	for _, recs := range f.Records {
 		if len(recs) > 0 {
@@ -728,14 +729,14 @@ func (r *runner) allocateSharedUsers(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for i, email := range r.wl.emails {
 		in := keyed(i, r.wl.gens[i].Load())
-		in.Kind, in.Email = OpAllocate, email
+		in.Kind, in.Email = history.OpAllocate, email
 		for attempt := 0; ; attempt++ {
 			m := r.members[attempt%len(r.members)]
-			op := r.hist.Add(r.wl.execute(ctx, c, m.HTTPAddr, m.ID, r.opts.Clients, plan{kind: OpAllocate, input: in}, r.clock))
-			if op.Outcome == OutcomeOK && op.Output.Status == "" {
+			op := r.hist.Add(r.wl.execute(ctx, c, m.HTTPAddr, m.ID, r.opts.Clients, plan{kind: history.OpAllocate, input: in}, r.clock))
+			if op.Outcome == history.OutcomeOK && op.Output.Status == "" {
 				break
 			}
-			if op.Outcome == OutcomeOK {
+			if op.Outcome == history.OutcomeOK {
 				return fmt.Errorf("%s: %s (capacity %d on %d nodes is too small for %d users)",
 					email, op.Output.Status, r.opts.NodeCapacity, r.opts.Nodes, len(r.wl.emails))
 			}
@@ -748,27 +749,27 @@ func (r *runner) allocateSharedUsers(ctx context.Context) error {
 	return nil
 }
 
-func (r *runner) readNodes(ctx context.Context, addr string) ([]NodeView, error) {
+func (r *runner) readNodes(ctx context.Context, addr string) ([]history.NodeView, error) {
 	nodes, _, err := r.admin.of(addr).ListNodes(ctx, r.wl.service, client.CallOptions{Consistency: "linearizable"})
 	if err != nil {
 		return nil, fmt.Errorf("list nodes via %s: %w", addr, err)
 	}
-	out := []NodeView{}
+	out := []history.NodeView{}
 	for _, n := range nodes {
 		out = append(out, nodeView(n))
 	}
 	return out, nil
 }
 
-func (r *runner) readRecords(ctx context.Context, addr, email string) ([]RecordView, error) {
+func (r *runner) readRecords(ctx context.Context, addr, email string) ([]history.RecordView, error) {
 	recs, _, err := r.admin.of(addr).Records(ctx, r.wl.service, email, client.CallOptions{Consistency: "linearizable"})
 	if client.IsStatus(err, fsm.StatusNotFound) {
-		return []RecordView{}, nil
+		return []history.RecordView{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("records of %s via %s: %w", email, addr, err)
 	}
-	out := []RecordView{}
+	out := []history.RecordView{}
 	for _, rec := range recs {
 		out = append(out, recordView(rec))
 	}
@@ -778,8 +779,8 @@ func (r *runner) readRecords(ctx context.Context, addr, email string) ([]RecordV
 // readFinal reads, linearizably and from any member that answers, every
 // user's stored records, the user itself (recorded in the history, as a
 // last check of the model) and the nodes.
-func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
-	final := FinalState{Records: map[string][]RecordView{}}
+func (r *runner) readFinal(ctx context.Context) (checker.FinalState, error) {
+	final := checker.FinalState{Records: map[string][]history.RecordView{}}
 	deadline := time.Now().Add(30 * time.Second)
 	finalClient := r.opts.Clients // its own lane in history.html
 	c := newAPIClients(r.opts.RequestTimeout, r.clientTLS)
@@ -809,11 +810,11 @@ func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
 			return err
 		})
 		attempt("final read of "+email, func(m memberInfo) error {
-			p := plan{kind: OpGet, input: UserInput{Kind: OpGet, Email: email}}
+			p := plan{kind: history.OpGet, input: history.UserInput{Kind: history.OpGet, Email: email}}
 			op := r.wl.execute(ctx, c, m.HTTPAddr, m.ID, finalClient, p, r.clock)
 			op.Final = true
 			r.hist.Add(op)
-			if op.Outcome != OutcomeOK {
+			if op.Outcome != history.OutcomeOK {
 				return errors.New(op.Error)
 			}
 			return nil

@@ -1,5 +1,9 @@
 package jepsen
 
+import (
+	"github.com/wimms-dev/wimms/jepsen/checker"
+)
+
 // SeedBug is a deliberate bug that a chaos build of the server can be
 // started with (--seed-bug), to prove that the checker can fail. What the
 // bug does is the chaos build's business (`wimms server --list-seed-bugs`);
@@ -24,17 +28,17 @@ func SeedBugs() []SeedBug {
 		{
 			Name:     "stale-linearizable-read",
 			Nemesis:  string(FaultPartitionLeader),
-			CaughtBy: []string{AnomalyNotLinearizable},
+			CaughtBy: []string{checker.AnomalyNotLinearizable},
 		},
 		{
 			Name:     "ack-before-commit",
 			Nemesis:  string(FaultPartitionLeader),
-			CaughtBy: []string{AnomalyNotLinearizable, AnomalyLostWrite, AnomalyUIDReused},
+			CaughtBy: []string{checker.AnomalyNotLinearizable, checker.AnomalyLostWrite, checker.AnomalyUIDReused},
 		},
 		{
 			Name:         "alloc-skip-capacity",
 			Nemesis:      string(FaultPause),
-			CaughtBy:     []string{AnomalyOverCapacity},
+			CaughtBy:     []string{checker.AnomalyOverCapacity},
 			CoreWorkload: true,
 		},
 		{
@@ -43,12 +47,12 @@ func SeedBugs() []SeedBug {
 			// read lacks catches all of it.
 			Name:     "drop-tail-on-open",
 			Nemesis:  string(FaultRestartAll),
-			CaughtBy: []string{AnomalyLostAckWrite},
+			CaughtBy: []string{checker.AnomalyLostAckWrite},
 		},
 		{
 			Name:     "delete-keeps-load",
 			Nemesis:  string(FaultKill),
-			CaughtBy: []string{AnomalyLoadMismatch},
+			CaughtBy: []string{checker.AnomalyLoadMismatch},
 		},
 	}
 }

@@ -1,6 +1,9 @@
 package jepsen
 
-import "testing"
+import (
+	"github.com/wimms-dev/wimms/jepsen/history"
+	"testing"
+)
 
 // Tail damage on a majority: the run is valid only if each damaged member
 // refused to start (exit 3, expected) or came back with every acknowledged
@@ -30,7 +33,7 @@ func TestChaosDiskFullWithBoundedStaleReads(t *testing.T) {
 	if sum.NemesisKinds[FaultDiskFull] == 0 {
 		t.Fatalf("no disk filled: %+v", sum.Events)
 	}
-	if sum.OpsByKind[OpGetStale][OutcomeOK] == 0 {
-		t.Fatalf("no stale read answered: %v", sum.OpsByKind[OpGetStale])
+	if sum.OpsByKind[history.OpGetStale][history.OutcomeOK] == 0 {
+		t.Fatalf("no stale read answered: %v", sum.OpsByKind[history.OpGetStale])
 	}
 }

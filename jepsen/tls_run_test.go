@@ -1,6 +1,7 @@
 package jepsen
 
 import (
+	"github.com/wimms-dev/wimms/jepsen/checker"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ func TestChaosWithTLSIsValid(t *testing.T) {
 	opts := Options{Members: 3, Duration: 30 * time.Second, Nemesis: kinds, Seed: 13, TLS: true,
 		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}}
 	sum := runForTest(t, opts)
-	if sum.Verdict != VerdictValid {
+	if sum.Verdict != checker.VerdictValid {
 		t.Fatalf("TLS cluster judged %s: %+v", sum.Verdict, sum.Anomalies)
 	}
 	checkExercised(t, sum, 3)

@@ -11,6 +11,7 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/jepsen/history"
 )
 
 // The workload's service: one, with a few small nodes, so that capacity runs
@@ -68,11 +69,11 @@ func clientState(email int, epoch int64) string {
 
 // plan is one operation before it is sent.
 type plan struct {
-	kind  OpKind
+	kind  history.OpKind
 	email int
-	input UserInput
-	node  *NodeChange
-	add   *NodeAdd
+	input history.UserInput
+	node  *history.NodeChange
+	add   *history.NodeAdd
 	// maxStaleness bounds a stale read (0: unbounded).
 	maxStaleness time.Duration
 }
@@ -102,9 +103,9 @@ func (w *workload) nextGeneration(rng *rand.Rand, email int) int64 {
 }
 
 // keyed fills generation, keys_changed_at and client state for generation g.
-func keyed(email int, g int64) UserInput {
+func keyed(email int, g int64) history.UserInput {
 	epoch := g / epochSpan
-	return UserInput{Generation: fsm.SomeInt64(g), KeysChangedAt: fsm.SomeInt64(epoch * epochSpan),
+	return history.UserInput{Generation: fsm.SomeInt64(g), KeysChangedAt: fsm.SomeInt64(epoch * epochSpan),
 		ClientState: fsm.SomeString(clientState(email, epoch))}
 }
 
@@ -131,24 +132,24 @@ func (w *workload) next(rng *rand.Rand) plan {
 	// allocations, sign-ins, updates and reads on the shared users.
 	switch x := rng.IntN(1000); {
 	case x < 30:
-		p.kind = OpAllocate
+		p.kind = history.OpAllocate
 		p.input = keyed(email, epochSpan)
 		p.input.Kind, p.input.Email = p.kind, w.newChurnEmail()
 		return p
 	case x < 250:
 		if w.core {
-			p.kind = OpGet
+			p.kind = history.OpGet
 			break
 		}
 		if lp, ok := w.lifecyclePlan(rng, x-30); ok {
 			return lp
 		}
-		p.kind = OpGet
+		p.kind = history.OpGet
 	case x < 350:
-		p.kind = OpAllocate
+		p.kind = history.OpAllocate
 		p.input = keyed(email, w.gens[email].Load())
 	case x < 560:
-		p.kind = OpLogin
+		p.kind = history.OpLogin
 		g := w.nextGeneration(rng, email)
 		p.input = keyed(email, g)
 		if rng.IntN(20) == 0 {
@@ -156,20 +157,20 @@ func (w *workload) next(rng *rand.Rand) plan {
 			p.input.Generation = fsm.SomeInt64(p.input.KeysChangedAt.V - 1)
 		}
 	case x < 690:
-		p.kind = OpUpdate
+		p.kind = history.OpUpdate
 		full := keyed(email, w.nextGeneration(rng, email))
 		switch rng.IntN(3) {
 		case 0:
-			p.input = UserInput{Generation: full.Generation}
+			p.input = history.UserInput{Generation: full.Generation}
 		case 1:
-			p.input = UserInput{Generation: full.Generation, KeysChangedAt: full.KeysChangedAt}
+			p.input = history.UserInput{Generation: full.Generation, KeysChangedAt: full.KeysChangedAt}
 		default:
 			p.input = full
 		}
 	case x < 870:
-		p.kind = OpGet
+		p.kind = history.OpGet
 	default:
-		p.kind = OpGetStale
+		p.kind = history.OpGetStale
 		// Alternating rather than drawn: the random stream, and with it
 		// every seed's run, stays as it was.
 		if w.staleReads.Add(1)%2 == 0 {
@@ -182,8 +183,8 @@ func (w *workload) next(rng *rand.Rand) plan {
 
 // nodeChange flips downed/backoff, moves capacity a little (down as well
 // as up) or sets available: node updates never move a user.
-func (w *workload) nodeChange(rng *rand.Rand, id int64) *NodeChange {
-	c := &NodeChange{NodeID: id}
+func (w *workload) nodeChange(rng *rand.Rand, id int64) *history.NodeChange {
+	c := &history.NodeChange{NodeID: id}
 	switch rng.IntN(4) {
 	case 0:
 		c.Downed = fsm.SomeBool(rng.IntN(4) == 0)
@@ -198,15 +199,15 @@ func (w *workload) nodeChange(rng *rand.Rand, id int64) *NodeChange {
 }
 
 // maxCapacity is the most each node may have been asked to hold.
-func (w *workload) maxCapacity(history []Op) map[int64]int64 {
+func (w *workload) maxCapacity(ops []history.Op) map[int64]int64 {
 	out := map[int64]int64{}
 	w.nodes.mu.Lock()
 	for _, id := range w.nodes.initial {
 		out[id] = w.capacity
 	}
 	w.nodes.mu.Unlock()
-	for _, op := range history {
-		if op.NodeChange != nil && op.NodeChange.Capacity.Set && op.Outcome != OutcomeFail {
+	for _, op := range ops {
+		if op.NodeChange != nil && op.NodeChange.Capacity.Set && op.Outcome != history.OutcomeFail {
 			out[op.NodeChange.NodeID] = max(out[op.NodeChange.NodeID], op.NodeChange.Capacity.V)
 		}
 		if op.NodeAdd != nil && op.NodeAdd.ID != 0 {
@@ -217,7 +218,7 @@ func (w *workload) maxCapacity(history []Op) map[int64]int64 {
 }
 
 // userFields are the planned values of a user operation, as sent.
-func userFields(in UserInput) wire.UserFields {
+func userFields(in history.UserInput) wire.UserFields {
 	return wire.UserFields{
 		Generation:    optional(in.Generation.Set, in.Generation.V),
 		KeysChangedAt: optional(in.KeysChangedAt.Set, in.KeysChangedAt.V),
@@ -228,8 +229,8 @@ func userFields(in UserInput) wire.UserFields {
 // execute sends one planned operation to a member and records what the
 // client learned. clock gives the run's monotonic time.
 func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, memberID string, clientID int, p plan,
-	clock func() time.Duration) Op {
-	op := Op{Client: clientID, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node,
+	clock func() time.Duration) history.Op {
+	op := history.Op{Client: clientID, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node,
 		NodeAdd: p.add, MaxStaleness: p.maxStaleness}
 	c, in := clients.of(httpAddr), p.input
 	var (
@@ -241,9 +242,9 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 	)
 	op.Call = clock()
 	switch p.kind {
-	case OpAllocate:
+	case history.OpAllocate:
 		user, meta, err = c.Allocate(ctx, w.service, wire.AllocateRequest{Email: in.Email, UserFields: userFields(in)})
-	case OpLogin:
+	case history.OpLogin:
 		var login *wire.LoginResult
 		f := userFields(in)
 		login, meta, err = c.Login(ctx, w.service, in.Email,
@@ -251,14 +252,14 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 		if login != nil {
 			user, fxaKid = &login.User, login.FxaKid
 		}
-	case OpUpdate:
+	case history.OpUpdate:
 		user, meta, err = c.UpdateUser(ctx, w.service, in.Email, wire.UpdateUserRequest(userFields(in)))
-	case OpGet:
+	case history.OpGet:
 		user, meta, err = c.GetUser(ctx, w.service, in.Email, client.CallOptions{Consistency: "linearizable"})
-	case OpGetStale:
+	case history.OpGetStale:
 		user, meta, err = c.GetUser(ctx, w.service, in.Email, client.CallOptions{Consistency: "stale", MaxStaleness: p.maxStaleness})
-	case OpNodeChange:
-		op.Email, op.Input = "", UserInput{Kind: OpNodeChange}
+	case history.OpNodeChange:
+		op.Email, op.Input = "", history.UserInput{Kind: history.OpNodeChange}
 		n := p.node
 		_, meta, err = c.UpdateNode(ctx, w.service, n.NodeID, wire.UpdateNodeRequest{
 			Capacity: optional(n.Capacity.Set, n.Capacity.V),
@@ -268,22 +269,22 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 				Backoff:   optional(n.Backoff.Set, n.Backoff.V)}})
 	default:
 		life, meta, err = w.callLifecycle(ctx, c, p)
-		if p.kind.nodeWide() || p.kind == OpAddNode {
+		if p.kind.NodeWide() || p.kind == history.OpAddNode {
 			op.Email = ""
 		}
 	}
 	op.Return = clock()
 	op.HTTPStatus = meta.HTTPStatus
-	op.Outcome = classify(p.kind.isWrite(), err)
-	if op.Outcome != OutcomeOK {
+	op.Outcome = classify(p.kind.IsWrite(), err)
+	if op.Outcome != history.OutcomeOK {
 		op.Error = describe(meta, err)
 		return op
 	}
-	var out UserOutput
+	var out history.UserOutput
 	switch p.kind {
-	case OpNodeChange:
+	case history.OpNodeChange:
 		return op
-	case OpAllocate, OpLogin, OpUpdate, OpGet, OpGetStale:
+	case history.OpAllocate, history.OpLogin, history.OpUpdate, history.OpGet, history.OpGetStale:
 		out, err = userOutput(user, fxaKid, meta, err)
 	default:
 		err = w.lifecycleOutput(&op, life, meta, err)
@@ -292,9 +293,9 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 	if err != nil {
 		// The server answered but we cannot tell what: as good as unseen.
 		op.Error = err.Error()
-		op.Outcome = OutcomeFail
-		if p.kind.isWrite() {
-			op.Outcome = OutcomeInfo
+		op.Outcome = history.OutcomeFail
+		if p.kind.IsWrite() {
+			op.Outcome = history.OutcomeInfo
 		}
 		return op
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wimms-dev/wimms/jepsen"
+	"github.com/wimms-dev/wimms/jepsen/checker"
 )
 
 // newJepsenCmd wires flags to jepsen.Run and maps the verdict to the exit
@@ -113,9 +114,9 @@ func runJepsen(cmd *cobra.Command, f *jepsenFlags) error {
 	}
 	printJepsenSummary(out, sum, f.opts.OutDir)
 	switch sum.Verdict {
-	case jepsen.VerdictValid:
+	case checker.VerdictValid:
 		return nil
-	case jepsen.VerdictInvalid:
+	case checker.VerdictInvalid:
 		return exitError{code: 1}
 	}
 	return exitError{code: 2, msg: "jepsen: the run could not be judged"}
