@@ -13,6 +13,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/wimms-dev/wimms/jepsen/checker"
 	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 	"golang.org/x/term"
 )
 
@@ -86,7 +87,7 @@ func (r *runner) startProgress(since time.Duration) (stop func()) {
 // fillSummary adds what is known whatever the outcome: counts, events, files.
 func (r *runner) fillSummary(s *Summary) {
 	o := r.opts
-	s.Members, s.Clients, s.Nemesis, s.Seed, s.SeedBug = o.Members, o.Clients, append([]FaultKind{}, o.Nemesis...), o.Seed, o.SeedBug
+	s.Members, s.Clients, s.Nemesis, s.Seed, s.SeedBug = o.Members, o.Clients, append([]nemesis.FaultKind{}, o.Nemesis...), o.Seed, o.SeedBug
 	s.Duration, s.StartedAt, s.Elapsed, s.OutDir = o.Duration.String(), r.start, r.clock().Round(time.Millisecond).String(), o.OutDir
 	s.OpsByKind = map[history.OpKind]map[history.Outcome]int{}
 	for _, op := range r.hist.Ops() {
@@ -105,10 +106,10 @@ func (r *runner) fillSummary(s *Summary) {
 		s.OpsByKind[op.Kind][op.Outcome]++
 	}
 	r.mu.Lock()
-	s.Events = append([]NemesisEvent(nil), r.events...)
+	s.Events = append([]nemesis.Event(nil), r.events...)
 	s.Notes = append(s.Notes, r.notes...)
 	r.mu.Unlock()
-	s.NemesisKinds = map[FaultKind]int{}
+	s.NemesisKinds = map[nemesis.FaultKind]int{}
 	for _, ev := range s.Events {
 		if ev.Injected {
 			s.NemesisEvents++
@@ -170,12 +171,12 @@ func (r *runner) writeHistory(ops []history.Op, res checker.CheckResult) error {
 		return fmt.Errorf("write history: %w", err)
 	}
 	r.mu.Lock()
-	events := append([]NemesisEvent(nil), r.events...)
+	events := append([]nemesis.Event(nil), r.events...)
 	r.mu.Unlock()
 	return writeVisualization(filepath.Join(r.opts.OutDir, HistoryHTML), res, events)
 }
 
-func writeVisualization(path string, res checker.CheckResult, events []NemesisEvent) error {
+func writeVisualization(path string, res checker.CheckResult, events []nemesis.Event) error {
 	var notes []porcupine.Annotation
 	for _, ev := range events {
 		desc := fmt.Sprintf("%s %v", ev.Kind, ev.Targets)

@@ -15,6 +15,7 @@ import (
 	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/jepsen/checker"
 	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // Full runs start real members and inject real faults: they need root,
@@ -81,7 +82,7 @@ func runForTest(t *testing.T, opts Options) Summary {
 // After a run no rule and no member may be left.
 func assertCleanedUp(t *testing.T, opts Options) {
 	t.Helper()
-	checkHostRulesOmit(t, ChainAddr, "iptables rules left after the run")
+	checkHostRulesOmit(t, nemesis.ChainAddr, "iptables rules left after the run")
 	firstIP, port := cmp.Or(opts.FirstIP, 10), cmp.Or(opts.HTTPPort, 24080)
 	for i := range opts.Members {
 		addr := net.JoinHostPort("127.0.0."+strconv.Itoa(firstIP+i), strconv.Itoa(port))
@@ -100,10 +101,10 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // validHealthyRun runs a correct three-member cluster for 45 s under the
-// faults of nemesis and fails t unless the run is judged valid.
-func validHealthyRun(t *testing.T, nemesis string, seed uint64) Summary {
+// faults named and fails t unless the run is judged valid.
+func validHealthyRun(t *testing.T, faults string, seed uint64) Summary {
 	t.Helper()
-	kinds, err := ParseNemesis(nemesis)
+	kinds, err := nemesis.Parse(faults)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestChaosCatchesSeededBugs(t *testing.T) {
 	skipUnlessChaos(t)
 	for _, bug := range SeedBugs() {
 		t.Run(bug.Name, func(t *testing.T) {
-			kinds, err := ParseNemesis(bug.Nemesis)
+			kinds, err := nemesis.Parse(bug.Nemesis)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +160,7 @@ func TestChaosCatchesSeededBugs(t *testing.T) {
 func TestChaosLifecycleRunIsValid(t *testing.T) {
 	skipUnlessChaos(t)
 	sum := validHealthyRun(t, "kill,pause,restart-all", 13)
-	if sum.NemesisKinds[FaultRestartAll] == 0 {
+	if sum.NemesisKinds[nemesis.FaultRestartAll] == 0 {
 		t.Errorf("no restart-all in 45 s: %v", sum.NemesisKinds)
 	}
 	for _, k := range []history.OpKind{history.OpRetire, history.OpReplace, history.OpEvent, history.OpRecords, history.OpDeleteRecord, history.OpNodeChange, history.OpUnassign,

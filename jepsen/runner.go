@@ -24,17 +24,18 @@ import (
 	"github.com/wimms-dev/wimms/internal/ctxtime"
 	"github.com/wimms-dev/wimms/jepsen/checker"
 	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // Options configure one run. Zero values take the defaults of withDefaults.
 type Options struct {
-	Bin      string        // the wimms binary to start members from
-	Members  int           // cluster size
-	Duration time.Duration // how long clients and the nemesis run
-	Nemesis  []FaultKind   // faults to inject; empty: none
-	OutDir   string        // where summary.json, history.html and logs go
-	Clients  int           // concurrent clients
-	Seed     uint64        // drives every random choice of the harness
+	Bin      string              // the wimms binary to start members from
+	Members  int                 // cluster size
+	Duration time.Duration       // how long clients and the nemesis run
+	Nemesis  []nemesis.FaultKind // faults to inject; empty: none
+	OutDir   string              // where summary.json, history.html and logs go
+	Clients  int                 // concurrent clients
+	Seed     uint64              // drives every random choice of the harness
 	// SeedBug is passed to every member as --seed-bug. It needs a chaos
 	// build: Run builds one (go build -tags chaos) when Bin is empty or
 	// not a chaos build.
@@ -152,13 +153,13 @@ func (o Options) validate() error {
 		return fmt.Errorf("unknown seed bug %q (see --list-seed-bugs)", o.SeedBug)
 	}
 	for _, k := range o.Nemesis {
-		if k.isPartition() && o.Members < 2 {
+		if k.IsPartition() && o.Members < 2 {
 			return fmt.Errorf("nemesis %s needs at least 2 members", k)
 		}
-		if k == FaultDiskFull && o.Docker != nil {
+		if k == nemesis.FaultDiskFull && o.Docker != nil {
 			return errors.New("nemesis disk-full is not available with --docker (it mounts the members' data directories)")
 		}
-		if k == FaultTailDamage && o.Docker != nil {
+		if k == nemesis.FaultTailDamage && o.Docker != nil {
 			return errors.New("nemesis tail-damage is not available with --docker (it edits the members' data directories)")
 		}
 	}
@@ -183,31 +184,31 @@ type Summary struct {
 	OpsInfo       int                                        `json:"ops_info"`
 	OpsByKind     map[history.OpKind]map[history.Outcome]int `json:"ops_by_kind"`
 	NemesisEvents int                                        `json:"nemesis_events"`
-	NemesisKinds  map[FaultKind]int                          `json:"nemesis_kinds"`
+	NemesisKinds  map[nemesis.FaultKind]int                  `json:"nemesis_kinds"`
 	Anomalies     []checker.Anomaly                          `json:"anomalies"`
 	Linearizable  string                                     `json:"linearizable"`
 	StaleReads    string                                     `json:"stale_reads"`
 	// LostAcknowledgedWrites: acknowledged allocations, logins and updates
 	// the final linearizable read does not show (the run fails when > 0).
-	LostAcknowledgedWrites int            `json:"lost_acknowledged_writes"`
-	Events                 []NemesisEvent `json:"events"`
-	Final                  *FinalSummary  `json:"final_state,omitempty"`
-	Notes                  []string       `json:"notes,omitempty"`
-	Error                  string         `json:"error,omitempty"`
+	LostAcknowledgedWrites int             `json:"lost_acknowledged_writes"`
+	Events                 []nemesis.Event `json:"events"`
+	Final                  *FinalSummary   `json:"final_state,omitempty"`
+	Notes                  []string        `json:"notes,omitempty"`
+	Error                  string          `json:"error,omitempty"`
 
 	// Docker describes the compose project of a --docker run.
 	Docker *DockerInfo `json:"docker,omitempty"`
 
-	Members   int         `json:"members"`
-	Clients   int         `json:"clients"`
-	Nemesis   []FaultKind `json:"nemesis"`
-	Seed      uint64      `json:"seed"`
-	SeedBug   string      `json:"seed_bug,omitempty"`
-	Duration  string      `json:"duration"`
-	StartedAt time.Time   `json:"started_at"`
-	Elapsed   string      `json:"elapsed"`
-	OutDir    string      `json:"out_dir"`
-	Files     []string    `json:"files"`
+	Members   int                 `json:"members"`
+	Clients   int                 `json:"clients"`
+	Nemesis   []nemesis.FaultKind `json:"nemesis"`
+	Seed      uint64              `json:"seed"`
+	SeedBug   string              `json:"seed_bug,omitempty"`
+	Duration  string              `json:"duration"`
+	StartedAt time.Time           `json:"started_at"`
+	Elapsed   string              `json:"elapsed"`
+	OutDir    string              `json:"out_dir"`
+	Files     []string            `json:"files"`
 }
 
 // FinalSummary is a digest of the final state.
@@ -236,7 +237,7 @@ type target interface {
 	Pause(i int) error
 	Resume(i int) error // nothing to do unless paused
 	// Partition cuts every pair, both ways; HealNetwork removes every cut.
-	Partition(cut []pair) error
+	Partition(cut []nemesis.Pair) error
 	HealNetwork() error
 	// FillDisk fills member i's filesystem until writes fail with ENOSPC
 	// (saying how); FreeDisk makes room again.
@@ -260,7 +261,7 @@ type target interface {
 	// Crashes lists the member's exits that no fault explains.
 	Crashes(i int) []string
 	// Mechanism says how a fault kind is made here, for event details.
-	Mechanism(kind FaultKind) string
+	Mechanism(kind nemesis.FaultKind) string
 	// Audit adds notes about the setup once the cluster is up.
 	Audit(note func(format string, args ...any))
 	// Close stops everything the target started and removes every rule;
@@ -290,7 +291,7 @@ type runner struct {
 	rng       *rand.Rand // the nemesis's; clients have their own
 
 	mu     sync.Mutex
-	events []NemesisEvent
+	events []nemesis.Event
 	notes  []string
 	fault  atomic.Pointer[string]
 
@@ -365,13 +366,13 @@ func checkHost(opts Options) (release func(), err error) {
 		}
 		return func() {}, nil
 	}
-	if NeedsIptables(opts.Nemesis) {
-		if err := CheckIptables(); err != nil {
+	if nemesis.NeedsIptables(opts.Nemesis) {
+		if err := nemesis.CheckIptables(); err != nil {
 			return nil, err
 		}
 	}
-	if slices.Contains(opts.Nemesis, FaultDiskFull) {
-		if err := CheckDiskFull(); err != nil {
+	if slices.Contains(opts.Nemesis, nemesis.FaultDiskFull) {
+		if err := nemesis.CheckDiskFull(); err != nil {
 			return nil, err
 		}
 	}

@@ -2,6 +2,7 @@ package jepsen
 
 import (
 	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // SeedBug is a deliberate bug that a chaos build of the server can be
@@ -27,17 +28,17 @@ func SeedBugs() []SeedBug {
 	return []SeedBug{
 		{
 			Name:     "stale-linearizable-read",
-			Nemesis:  string(FaultPartitionLeader),
+			Nemesis:  string(nemesis.FaultPartitionLeader),
 			CaughtBy: []string{checker.AnomalyNotLinearizable},
 		},
 		{
 			Name:     "ack-before-commit",
-			Nemesis:  string(FaultPartitionLeader),
+			Nemesis:  string(nemesis.FaultPartitionLeader),
 			CaughtBy: []string{checker.AnomalyNotLinearizable, checker.AnomalyLostWrite, checker.AnomalyUIDReused},
 		},
 		{
 			Name:         "alloc-skip-capacity",
-			Nemesis:      string(FaultPause),
+			Nemesis:      string(nemesis.FaultPause),
 			CaughtBy:     []string{checker.AnomalyOverCapacity},
 			CoreWorkload: true,
 		},
@@ -46,12 +47,12 @@ func SeedBugs() []SeedBug {
 			// acknowledged writes among them: only counting what the final
 			// read lacks catches all of it.
 			Name:     "drop-tail-on-open",
-			Nemesis:  string(FaultRestartAll),
+			Nemesis:  string(nemesis.FaultRestartAll),
 			CaughtBy: []string{checker.AnomalyLostAckWrite},
 		},
 		{
 			Name:     "delete-keeps-load",
-			Nemesis:  string(FaultKill),
+			Nemesis:  string(nemesis.FaultKill),
 			CaughtBy: []string{checker.AnomalyLoadMismatch},
 		},
 	}

@@ -2,6 +2,7 @@ package jepsen
 
 import (
 	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 	"testing"
 )
 
@@ -11,7 +12,7 @@ import (
 func TestChaosTailDamageKeepsAcknowledgedWrites(t *testing.T) {
 	skipUnlessChaos(t)
 	sum := validHealthyRun(t, "tail-damage", 21)
-	if sum.NemesisKinds[FaultTailDamage] == 0 {
+	if sum.NemesisKinds[nemesis.FaultTailDamage] == 0 {
 		t.Fatalf("no tail damage injected: %+v", sum.Events)
 	}
 	if sum.LostAcknowledgedWrites != 0 {
@@ -26,11 +27,11 @@ func TestChaosTailDamageKeepsAcknowledgedWrites(t *testing.T) {
 // segment; docs/chaos.md.)
 func TestChaosDiskFullWithBoundedStaleReads(t *testing.T) {
 	skipUnlessChaos(t)
-	if err := CheckDiskFull(); err != nil {
+	if err := nemesis.CheckDiskFull(); err != nil {
 		t.Skip(err)
 	}
 	sum := validHealthyRun(t, "disk-full", 22)
-	if sum.NemesisKinds[FaultDiskFull] == 0 {
+	if sum.NemesisKinds[nemesis.FaultDiskFull] == 0 {
 		t.Fatalf("no disk filled: %+v", sum.Events)
 	}
 	if sum.OpsByKind[history.OpGetStale][history.OutcomeOK] == 0 {

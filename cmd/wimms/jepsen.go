@@ -16,6 +16,7 @@ import (
 
 	"github.com/wimms-dev/wimms/jepsen"
 	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // newJepsenCmd wires flags to jepsen.Run and maps the verdict to the exit
@@ -148,7 +149,7 @@ func jepsenCleanup(out io.Writer, f *jepsenFlags) error {
 // directory and where progress goes. A docker-only flag without --docker
 // is refused rather than ignored.
 func (f *jepsenFlags) complete(cmd *cobra.Command) error {
-	kinds, err := jepsen.ParseNemesis(f.nemesis)
+	kinds, err := nemesis.Parse(f.nemesis)
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
 	}
