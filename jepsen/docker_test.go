@@ -18,6 +18,7 @@ import (
 	"github.com/wimms-dev/wimms/internal/testutil"
 	"github.com/wimms-dev/wimms/jepsen/checker"
 	"github.com/wimms-dev/wimms/jepsen/nemesis"
+	"github.com/wimms-dev/wimms/jepsen/workload"
 )
 
 // scriptDrops parses the DROP rules of a netnsScript: the source
@@ -249,9 +250,9 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 		t.Fatal(err)
 	}
 	members := c.Members()
-	api := newAPIClients(2*time.Second, nil)
+	api := workload.NewClients(2*time.Second, nil)
 	status := func(i int) (wire.ClusterStatus, error) {
-		st, _, err := api.of(members[i].HTTPAddr).Cluster(ctx)
+		st, _, err := api.Of(members[i].HTTPAddr).Cluster(ctx)
 		if err != nil {
 			return wire.ClusterStatus{}, fmt.Errorf("%s: %w", members[i].ID, err)
 		}
@@ -372,8 +373,8 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 	if !c.Paused(follower) {
 		t.Fatal("paused member not reported paused")
 	}
-	if meta, err := api.of(members[follower].HTTPAddr).Healthz(ctx); err == nil {
-		t.Fatalf("%s answered /healthz while paused: %s", members[follower].ID, describe(meta, err))
+	if meta, err := api.Of(members[follower].HTTPAddr).Healthz(ctx); err == nil {
+		t.Fatalf("%s answered /healthz while paused: %s", members[follower].ID, workload.Describe(meta, err))
 	}
 	if err := c.Resume(follower); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/ctxtime"
 	"github.com/wimms-dev/wimms/jepsen/nemesis"
+	"github.com/wimms-dev/wimms/jepsen/workload"
 )
 
 // nemesisLoop injects one fault at a time: a quiet gap, a fault held for a
@@ -218,8 +219,8 @@ func (r *runner) injectMembership(ctx context.Context, ev nemesis.Event) (nemesi
 	deadline := time.Now().Add(8 * time.Second)
 	for !removed && time.Now().Before(deadline) && ctx.Err() == nil {
 		via := others[r.rng.IntN(len(others))]
-		meta, err := r.admin.of(via.HTTPAddr).RemoveMember(ctx, m.ID)
-		lastErr = fmt.Sprintf("DELETE via %s: %s", via.ID, describe(meta, err))
+		meta, err := r.admin.Of(via.HTTPAddr).RemoveMember(ctx, m.ID)
+		lastErr = fmt.Sprintf("DELETE via %s: %s", via.ID, workload.Describe(meta, err))
 		if st, err := r.status(ctx, via); err == nil && st.Leader != nil &&
 			!slices.ContainsFunc(st.Members, func(cm wire.Member) bool { return cm.ID == m.ID }) {
 			removed = true

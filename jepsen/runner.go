@@ -25,6 +25,7 @@ import (
 	"github.com/wimms-dev/wimms/jepsen/checker"
 	"github.com/wimms-dev/wimms/jepsen/history"
 	"github.com/wimms-dev/wimms/jepsen/nemesis"
+	"github.com/wimms-dev/wimms/jepsen/workload"
 )
 
 // Options configure one run. Zero values take the defaults of withDefaults.
@@ -283,10 +284,10 @@ type runner struct {
 	start   time.Time
 	target  target
 	members []memberInfo
-	admin   *apiClients
+	admin   *workload.Clients
 	// clientTLS: the harness's HTTPS configuration in a --tls run, else nil.
 	clientTLS *tls.Config
-	wl        *workload
+	wl        *workload.Workload
 	hist      *history.History
 	rng       *rand.Rand // the nemesis's; clients have their own
 
@@ -344,9 +345,9 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		opts:      opts,
 		log:       logger,
 		start:     time.Now(),
-		admin:     newAPIClients(3*time.Second, clientTLS),
+		admin:     workload.NewClients(3*time.Second, clientTLS),
 		clientTLS: clientTLS,
-		wl:        newWorkload(opts.Emails, opts.CoreWorkload),
+		wl:        workload.New(opts.Emails, opts.CoreWorkload),
 		hist:      &history.History{},
 		rng:       rand.New(rand.NewPCG(opts.Seed, 0x6e656d65736973)),
 	}
@@ -612,8 +613,8 @@ func (r *runner) healAndRead(ctx context.Context) (checker.FinalState, []checker
 func (r *runner) judge(final checker.FinalState, extra []checker.Anomaly) (Summary, error) {
 	r.progressf("checking %d operations", len(r.hist.Ops()))
 	ops := r.hist.Ops()
-	res := checker.Check(checker.CheckInput{History: ops, Final: final, Emails: r.wl.allEmails(),
-		MaxCapacity: r.wl.maxCapacity(ops), Timeout: r.opts.CheckTimeout})
+	res := checker.Check(checker.CheckInput{History: ops, Final: final, Emails: r.wl.AllEmails(),
+		MaxCapacity: r.wl.MaxCapacity(ops), Timeout: r.opts.CheckTimeout})
 	res.AddAnomalies(extra...)
 
 	sum := Summary{Verdict: res.Verdict, Valid: res.Valid(), Anomalies: res.Anomalies,
@@ -646,13 +647,13 @@ func finalSummary(f checker.FinalState) *FinalSummary {
 // completes (or times out) rather than being cut short.
 func (r *runner) clientLoop(ctx context.Context, id int) {
 	rng := rand.New(rand.NewPCG(r.opts.Seed, uint64(1000+id)))
-	c := newAPIClients(r.opts.RequestTimeout, r.clientTLS)
+	c := workload.NewClients(r.opts.RequestTimeout, r.clientTLS)
 	// Each client waits Clients/Rate on average between operations.
 	pause := time.Duration(float64(r.opts.Clients) / r.opts.Rate * float64(time.Second))
 	for ctx.Err() == nil {
-		p := r.wl.next(rng)
+		p := r.wl.Next(rng)
 		m := r.members[rng.IntN(len(r.members))]
-		op := r.wl.execute(context.Background(), c, m.HTTPAddr, m.ID, id, p, r.clock)
+		op := r.wl.Execute(context.Background(), c, m.HTTPAddr, m.ID, id, p, r.clock)
 		r.hist.Add(op)
 		if !ctxtime.Sleep(ctx, time.Duration(rng.Int64N(int64(2*pause)+1))) {
 			return
@@ -679,8 +680,8 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 		}
 	}
 	err := retry("create service", func() (bool, error) {
-		_, meta, err := r.admin.of(addr).PutService(ctx, r.wl.service, wire.PutServiceRequest{Pattern: servicePattern})
-		return err == nil, errors.New(describe(meta, err))
+		_, meta, err := r.admin.Of(addr).PutService(ctx, workload.Service, wire.PutServiceRequest{Pattern: workload.ServicePattern})
+		return err == nil, errors.New(workload.Describe(meta, err))
 	})
 	if err != nil {
 		return err
@@ -694,10 +695,10 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 			NodeState: wire.NodeState{Available: wire.Int64(int64(r.opts.Emails))},
 		}
 		err := retry("add node", func() (bool, error) {
-			_, meta, err := r.admin.of(addr).AddNode(ctx, r.wl.service, node)
+			_, meta, err := r.admin.Of(addr).AddNode(ctx, workload.Service, node)
 			var ae *client.APIError
 			added := err == nil || errors.As(err, &ae) && ae.HTTPStatus == http.StatusConflict
-			return added, errors.New(describe(meta, err))
+			return added, errors.New(workload.Describe(meta, err))
 		})
 		if err != nil {
 			return err
@@ -711,12 +712,11 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 		if len(nodes) != r.opts.Nodes {
 			return false, fmt.Errorf("%d nodes listed, want %d", len(nodes), r.opts.Nodes)
 		}
-		r.wl.capacity = r.opts.NodeCapacity
 		var ids []int64
 		for _, n := range nodes {
 			ids = append(ids, n.ID)
 		}
-		r.wl.nodes.reset(ids)
+		r.wl.SetNodes(r.opts.NodeCapacity, ids)
 		return true, nil
 	})
 }
@@ -726,20 +726,20 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 // out for the churn users. The allocations are ordinary operations of the
 // history, on the harness's own lane.
 func (r *runner) allocateSharedUsers(ctx context.Context) error {
-	c := newAPIClients(r.opts.RequestTimeout, r.clientTLS)
+	c := workload.NewClients(r.opts.RequestTimeout, r.clientTLS)
 	deadline := time.Now().Add(30 * time.Second)
-	for i, email := range r.wl.emails {
-		in := keyed(i, r.wl.gens[i].Load())
-		in.Kind, in.Email = history.OpAllocate, email
+	emails := r.wl.Emails()
+	for i, email := range emails {
+		p := r.wl.AllocatePlan(i)
 		for attempt := 0; ; attempt++ {
 			m := r.members[attempt%len(r.members)]
-			op := r.hist.Add(r.wl.execute(ctx, c, m.HTTPAddr, m.ID, r.opts.Clients, plan{kind: history.OpAllocate, input: in}, r.clock))
+			op := r.hist.Add(r.wl.Execute(ctx, c, m.HTTPAddr, m.ID, r.opts.Clients, p, r.clock))
 			if op.Outcome == history.OutcomeOK && op.Output.Status == "" {
 				break
 			}
 			if op.Outcome == history.OutcomeOK {
 				return fmt.Errorf("%s: %s (capacity %d on %d nodes is too small for %d users)",
-					email, op.Output.Status, r.opts.NodeCapacity, r.opts.Nodes, len(r.wl.emails))
+					email, op.Output.Status, r.opts.NodeCapacity, r.opts.Nodes, len(emails))
 			}
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				return fmt.Errorf("%s: %s", email, op.Error)
@@ -751,19 +751,19 @@ func (r *runner) allocateSharedUsers(ctx context.Context) error {
 }
 
 func (r *runner) readNodes(ctx context.Context, addr string) ([]history.NodeView, error) {
-	nodes, _, err := r.admin.of(addr).ListNodes(ctx, r.wl.service, client.CallOptions{Consistency: "linearizable"})
+	nodes, _, err := r.admin.Of(addr).ListNodes(ctx, workload.Service, client.CallOptions{Consistency: "linearizable"})
 	if err != nil {
 		return nil, fmt.Errorf("list nodes via %s: %w", addr, err)
 	}
 	out := []history.NodeView{}
 	for _, n := range nodes {
-		out = append(out, nodeView(n))
+		out = append(out, workload.NodeViewOf(n))
 	}
 	return out, nil
 }
 
 func (r *runner) readRecords(ctx context.Context, addr, email string) ([]history.RecordView, error) {
-	recs, _, err := r.admin.of(addr).Records(ctx, r.wl.service, email, client.CallOptions{Consistency: "linearizable"})
+	recs, _, err := r.admin.Of(addr).Records(ctx, workload.Service, email, client.CallOptions{Consistency: "linearizable"})
 	if client.IsStatus(err, fsm.StatusNotFound) {
 		return []history.RecordView{}, nil
 	}
@@ -772,7 +772,7 @@ func (r *runner) readRecords(ctx context.Context, addr, email string) ([]history
 	}
 	out := []history.RecordView{}
 	for _, rec := range recs {
-		out = append(out, recordView(rec))
+		out = append(out, workload.RecordViewOf(rec))
 	}
 	return out, nil
 }
@@ -784,7 +784,7 @@ func (r *runner) readFinal(ctx context.Context) (checker.FinalState, error) {
 	final := checker.FinalState{Records: map[string][]history.RecordView{}}
 	deadline := time.Now().Add(30 * time.Second)
 	finalClient := r.opts.Clients // its own lane in history.html
-	c := newAPIClients(r.opts.RequestTimeout, r.clientTLS)
+	c := workload.NewClients(r.opts.RequestTimeout, r.clientTLS)
 	var errs []error
 	attempt := func(what string, fn func(m memberInfo) error) {
 		var err error
@@ -802,7 +802,7 @@ func (r *runner) readFinal(ctx context.Context) (checker.FinalState, error) {
 	}
 	// Records first, then the user: the read that starts later must show a
 	// record at least as new (a late write can only add newer ones).
-	for _, email := range r.wl.allEmails() {
+	for _, email := range r.wl.AllEmails() {
 		attempt("records of "+email, func(m memberInfo) error {
 			recs, err := r.readRecords(ctx, m.HTTPAddr, email)
 			if err == nil {
@@ -811,8 +811,7 @@ func (r *runner) readFinal(ctx context.Context) (checker.FinalState, error) {
 			return err
 		})
 		attempt("final read of "+email, func(m memberInfo) error {
-			p := plan{kind: history.OpGet, input: history.UserInput{Kind: history.OpGet, Email: email}}
-			op := r.wl.execute(ctx, c, m.HTTPAddr, m.ID, finalClient, p, r.clock)
+			op := r.wl.Execute(ctx, c, m.HTTPAddr, m.ID, finalClient, workload.ReadPlan(email), r.clock)
 			op.Final = true
 			r.hist.Add(op)
 			if op.Outcome != history.OutcomeOK {

@@ -13,6 +13,7 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/ctxtime"
 	"github.com/wimms-dev/wimms/jepsen/nemesis"
+	"github.com/wimms-dev/wimms/jepsen/workload"
 )
 
 import ()
@@ -168,8 +169,8 @@ func (r *runner) removeMember(ctx context.Context, i int) error {
 			if via.Index == i || !r.target.Running(via.Index) {
 				continue
 			}
-			meta, err := r.admin.of(via.HTTPAddr).RemoveMember(ctx, m.ID)
-			lastErr = fmt.Sprintf("DELETE via %s: %s", via.ID, describe(meta, err))
+			meta, err := r.admin.Of(via.HTTPAddr).RemoveMember(ctx, m.ID)
+			lastErr = fmt.Sprintf("DELETE via %s: %s", via.ID, workload.Describe(meta, err))
 			if st, err := r.status(ctx, via); err == nil && st.Leader != nil &&
 				!slices.ContainsFunc(st.Members, func(cm wire.Member) bool { return cm.ID == m.ID }) {
 				return nil

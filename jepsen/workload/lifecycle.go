@@ -1,4 +1,4 @@
-package jepsen
+package workload
 
 import (
 	"context"
@@ -122,7 +122,7 @@ func (s *superseded) pop(rng *rand.Rand) (string, int64, bool) {
 }
 
 // randomChurn returns a churn user used so far, if any.
-func (w *workload) randomChurn(rng *rand.Rand) (string, bool) {
+func (w *Workload) randomChurn(rng *rand.Rand) (string, bool) {
 	w.churnMu.Lock()
 	defer w.churnMu.Unlock()
 	if len(w.churn) == 0 {
@@ -134,9 +134,9 @@ func (w *workload) randomChurn(rng *rand.Rand) (string, bool) {
 // lifecyclePlan plans one of the lifecycle operations; x in [0, 1000) picks
 // which. It returns false when the pick does not apply now (no churn user
 // yet, no superseded record known, too few nodes).
-func (w *workload) lifecyclePlan(rng *rand.Rand, x int) (plan, bool) {
+func (w *Workload) lifecyclePlan(rng *rand.Rand, x int) (Plan, bool) {
 	email := rng.IntN(len(w.emails))
-	p := plan{email: email}
+	p := Plan{email: email}
 	switch {
 	case x < 60:
 		// Churn users live a whole life: allocated once, then retired,
@@ -221,7 +221,7 @@ type lifecycleAnswer struct {
 
 // callLifecycle sends a lifecycle operation through the API client
 // (docs/api.md).
-func (w *workload) callLifecycle(ctx context.Context, c *client.Client, p plan) (lifecycleAnswer, client.Meta, error) {
+func (w *Workload) callLifecycle(ctx context.Context, c *client.Client, p Plan) (lifecycleAnswer, client.Meta, error) {
 	var (
 		a    lifecycleAnswer
 		meta client.Meta
@@ -256,7 +256,7 @@ func (w *workload) callLifecycle(ctx context.Context, c *client.Client, p plan) 
 // lifecycleOutput records a definite answer to a lifecycle operation (err
 // is nil or the state machine's refusal) in op. It returns an error when
 // the answer cannot be understood.
-func (w *workload) lifecycleOutput(op *history.Op, a lifecycleAnswer, meta client.Meta, err error) error {
+func (w *Workload) lifecycleOutput(op *history.Op, a lifecycleAnswer, meta client.Meta, err error) error {
 	var ae *client.APIError
 	if errors.As(err, &ae) {
 		op.Output = history.UserOutput{Status: ae.Status}
@@ -278,7 +278,7 @@ func (w *workload) lifecycleOutput(op *history.Op, a lifecycleAnswer, meta clien
 	case history.OpRecords:
 		op.Records = []history.RecordView{}
 		for _, r := range a.records {
-			op.Records = append(op.Records, recordView(r))
+			op.Records = append(op.Records, RecordViewOf(r))
 		}
 		w.superseded.remember(op.Email, op.Records)
 	case history.OpAddNode:

@@ -1,4 +1,4 @@
-package jepsen
+package workload
 
 import (
 	"encoding/hex"
@@ -20,17 +20,17 @@ import (
 // carries a positive generation and keys_changed_at and a hex client state;
 // node changes never lower capacity.
 func TestWorkloadStaysInsideTheModel(t *testing.T) {
-	w := newWorkload(16, false)
+	w := New(16, false)
 	w.nodes.reset([]int64{1, 2, 3})
 	w.capacity = 3
 	rng := rand.New(rand.NewPCG(7, 7))
 	kinds := map[history.OpKind]int{}
 	for range 20000 {
-		p := w.next(rng)
+		p := w.Next(rng)
 		kinds[p.kind]++
 		in := p.input
 		nodeOp := p.kind == history.OpNodeChange || p.kind == history.OpAddNode || p.kind.NodeWide()
-		if in.Kind != p.kind || (!nodeOp && !slices.Contains(w.allEmails(), in.Email)) {
+		if in.Kind != p.kind || (!nodeOp && !slices.Contains(w.AllEmails(), in.Email)) {
 			t.Fatalf("plan %+v: kind or email wrong", p)
 		}
 		switch p.kind {
@@ -63,8 +63,8 @@ func TestWorkloadStaysInsideTheModel(t *testing.T) {
 
 // commandFor turns a plan into the state machine command the server would
 // propose for it.
-func commandFor(p plan, ts int64) fsm.Command {
-	cmd := fsm.Command{TS: ts, Service: workloadService, Email: p.input.Email,
+func commandFor(p Plan, ts int64) fsm.Command {
+	cmd := fsm.Command{TS: ts, Service: Service, Email: p.input.Email,
 		Generation: p.input.Generation, KeysChangedAt: p.input.KeysChangedAt, ClientState: p.input.ClientState}
 	switch p.kind {
 	case history.OpAllocate:
@@ -74,7 +74,7 @@ func commandFor(p plan, ts int64) fsm.Command {
 	case history.OpUpdate:
 		cmd.Op = fsm.OpUpdateUser
 	case history.OpNodeChange:
-		cmd = fsm.Command{Op: fsm.OpUpdateNode, TS: ts, Service: workloadService, NodeID: p.node.NodeID,
+		cmd = fsm.Command{Op: fsm.OpUpdateNode, TS: ts, Service: Service, NodeID: p.node.NodeID,
 			Downed: p.node.Downed, Backoff: p.node.Backoff, Capacity: p.node.Capacity, Available: p.node.Available}
 	case history.OpRetire:
 		cmd.Op = fsm.OpRetire
@@ -83,13 +83,13 @@ func commandFor(p plan, ts int64) fsm.Command {
 	case history.OpEvent:
 		cmd = fsm.Command{Op: fsm.OpAccountEvent, TS: ts, Email: p.input.Email, Event: p.input.Event, Generation: p.input.Generation}
 	case history.OpDeleteRecord:
-		cmd = fsm.Command{Op: fsm.OpDeleteRecord, TS: ts, Service: workloadService, UID: p.input.UID}
+		cmd = fsm.Command{Op: fsm.OpDeleteRecord, TS: ts, Service: Service, UID: p.input.UID}
 	case history.OpUnassign:
-		cmd = fsm.Command{Op: fsm.OpUnassignNode, TS: ts, Service: workloadService, NodeID: p.input.NodeID}
+		cmd = fsm.Command{Op: fsm.OpUnassignNode, TS: ts, Service: Service, NodeID: p.input.NodeID}
 	case history.OpRemoveNode:
-		cmd = fsm.Command{Op: fsm.OpRemoveNode, TS: ts, Service: workloadService, NodeID: p.input.NodeID}
+		cmd = fsm.Command{Op: fsm.OpRemoveNode, TS: ts, Service: Service, NodeID: p.input.NodeID}
 	case history.OpAddNode:
-		cmd = fsm.Command{Op: fsm.OpAddNode, TS: ts, Service: workloadService, NodeURL: p.add.URL,
+		cmd = fsm.Command{Op: fsm.OpAddNode, TS: ts, Service: Service, NodeURL: p.add.URL,
 			Capacity: fsm.SomeInt64(p.add.Capacity), Available: fsm.SomeInt64(p.add.Available)}
 	}
 	return cmd
@@ -120,14 +120,14 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 			cmd.TS = ts
 			return sm.Apply(cmd)
 		}
-		if res := apply(fsm.Command{Op: fsm.OpPutService, Service: workloadService, Pattern: fsm.SomeString(servicePattern)}); res.Err != nil {
+		if res := apply(fsm.Command{Op: fsm.OpPutService, Service: Service, Pattern: fsm.SomeString(ServicePattern)}); res.Err != nil {
 			t.Fatalf("create service: %v", res.Err)
 		}
-		w := newWorkload(6, false)
+		w := New(6, false)
 		w.capacity = 3
 		var ids []int64
 		for i := range 3 {
-			res := apply(fsm.Command{Op: fsm.OpAddNode, Service: workloadService, NodeURL: "https://n" + string(rune('1'+i)),
+			res := apply(fsm.Command{Op: fsm.OpAddNode, Service: Service, NodeURL: "https://n" + string(rune('1'+i)),
 				Capacity: fsm.SomeInt64(w.capacity), Available: fsm.SomeInt64(6)})
 			if res.Err != nil {
 				t.Fatalf("add node: %v", res.Err)
@@ -139,11 +139,11 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 		h := &histtest.Builder{}
 		seen := map[string]int{}
 		for i := range 4000 {
-			p := w.next(rng)
+			p := w.Next(rng)
 			var out history.UserOutput
 			switch p.kind {
 			case history.OpRecords:
-				recs, err := sm.Records(workloadService, p.input.Email)
+				recs, err := sm.Records(Service, p.input.Email)
 				var fe *fsm.Error
 				if err != nil && !errors.As(err, &fe) {
 					t.Fatalf("records: %v", err)
@@ -175,7 +175,7 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 				h.OK(p.input, out, 2*i, 2*i+1)
 				continue
 			case history.OpGet, history.OpGetStale:
-				u, err := sm.GetUser(workloadService, p.input.Email)
+				u, err := sm.GetUser(Service, p.input.Email)
 				var fe *fsm.Error
 				if err != nil && !errors.As(err, &fe) {
 					t.Fatalf("get: %v", err)
@@ -239,11 +239,11 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 func TestCoreWorkloadHasNoLifecycleWrites(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, core := range []bool{true, false} {
-		w := newWorkload(6, core)
+		w := New(6, core)
 		w.nodes.reset([]int64{1, 2, 3})
 		kinds := map[history.OpKind]int{}
 		for range 20000 {
-			kinds[w.next(rng).kind]++
+			kinds[w.Next(rng).kind]++
 		}
 		lifecycle := kinds[history.OpRetire] + kinds[history.OpReplace] + kinds[history.OpAddNode] + kinds[history.OpUnassign] + kinds[history.OpRemoveNode]
 		if core && lifecycle != 0 {

@@ -1,4 +1,4 @@
-package jepsen
+package workload
 
 import (
 	"crypto/tls"
@@ -14,34 +14,34 @@ import (
 	"github.com/wimms-dev/wimms/jepsen/history"
 )
 
-// apiClients hands out the harness's clients of the members: deliberately
+// Clients hands out the harness's clients of the members: deliberately
 // plain, one connection per request (no keep-alive), so that "could not
 // connect" is distinguishable from "sent, then lost", no automatic retries
 // of any kind, and every call bounded by timeout. With tlsCfg (a --tls run)
 // they talk HTTPS verified with it.
-type apiClients struct {
+type Clients struct {
 	transport http.RoundTripper
 	timeout   time.Duration
 	scheme    string
 }
 
-func newAPIClients(timeout time.Duration, tlsCfg *tls.Config) *apiClients {
+func NewClients(timeout time.Duration, tlsCfg *tls.Config) *Clients {
 	t := client.NewTransport(client.TransportOptions{NoKeepAlive: true, DialTimeout: timeout, ResponseHeaderTimeout: timeout, TLS: tlsCfg})
 	scheme := "http://"
 	if tlsCfg != nil {
 		scheme = "https://"
 	}
-	return &apiClients{transport: t, timeout: timeout, scheme: scheme}
+	return &Clients{transport: t, timeout: timeout, scheme: scheme}
 }
 
-// of is the client of the member at httpAddr.
-func (a *apiClients) of(httpAddr string) *client.Client {
+// Of is the client of the member at httpAddr.
+func (a *Clients) Of(httpAddr string) *client.Client {
 	return client.New(a.scheme+httpAddr, client.WithTransport(a.transport), client.WithTimeout(a.timeout))
 }
 
-// describe is how a call's result shows in the history: the HTTP code and
+// Describe is how a call's result shows in the history: the HTTP code and
 // the API's status, or the transport error.
-func describe(meta client.Meta, err error) string {
+func Describe(meta client.Meta, err error) string {
 	var ae *client.APIError
 	switch {
 	case errors.As(err, &ae) && ae.Status != "":
@@ -116,12 +116,14 @@ func userView(u wire.User) history.UserView {
 	return v
 }
 
-func recordView(a wire.Record) history.RecordView {
+// RecordViewOf is a stored record as the history and checker see it.
+func RecordViewOf(a wire.Record) history.RecordView {
 	return history.RecordView{UID: a.UID, NodeID: a.NodeID, Generation: a.Generation, KeysChangedAt: nullable(a.KeysChangedAt),
 		ClientState: a.ClientState, CreatedAt: a.CreatedAt, ReplacedAt: nullable(a.ReplacedAt)}
 }
 
-func nodeView(n wire.Node) history.NodeView {
+// NodeViewOf is a node as the history and checker see it.
+func NodeViewOf(n wire.Node) history.NodeView {
 	return history.NodeView{ID: n.ID, URL: n.Node, Capacity: n.Capacity, Available: n.Available,
 		CurrentLoad: n.CurrentLoad, Downed: n.Downed, Backoff: n.Backoff}
 }

@@ -1,4 +1,4 @@
-package jepsen
+package workload
 
 import (
 	"context"
@@ -14,18 +14,19 @@ import (
 	"github.com/wimms-dev/wimms/jepsen/history"
 )
 
-// The workload's service: one, with a few small nodes, so that capacity runs
-// out while the run is going (and alloc-skip-capacity shows).
+// Service is the workload's one service (ServicePattern its pattern), with
+// a few small nodes, so that capacity runs out while the run is going (and
+// alloc-skip-capacity shows).
 const (
-	workloadService = "sync-1.5"
-	servicePattern  = "{node}/1.5/{uid}"
+	Service        = "sync-1.5"
+	ServicePattern = "{node}/1.5/{uid}"
 	// A generation g belongs to key epoch g/epochSpan, whose
 	// keys_changed_at is epoch*epochSpan and whose client state is
 	// clientState(email, epoch): crossing an epoch boundary is a key change.
 	epochSpan = 1000
 )
 
-// workload generates operations over a small set of emails so that they
+// Workload generates operations over a small set of emails so that they
 // collide. Each email has a generation clock shared by the clients, which
 // most writes advance: a write that changes the state is one a stale read
 // can miss, so the workload is only as sharp as the share of writes that
@@ -35,7 +36,7 @@ const (
 // Besides these shared users, a trickle of new users ("churn"), each
 // allocated once, keeps asking for capacity after the nodes are full: that
 // is where a server that ignores capacity shows.
-type workload struct {
+type Workload struct {
 	service  string
 	emails   []string
 	nodes    nodePool
@@ -53,8 +54,10 @@ type workload struct {
 	staleReads atomic.Uint64 // stale reads planned; every other one is bounded
 }
 
-func newWorkload(emails int, core bool) *workload {
-	w := &workload{service: workloadService, gens: make([]atomic.Int64, emails), core: core}
+// New is a workload over emails shared users; core leaves out the
+// lifecycle writes (Options.CoreWorkload).
+func New(emails int, core bool) *Workload {
+	w := &Workload{service: Service, gens: make([]atomic.Int64, emails), core: core}
 	for i := range emails {
 		w.emails = append(w.emails, fmt.Sprintf("jepsen-%02d@example.com", i))
 		w.gens[i].Store(epochSpan)
@@ -67,8 +70,8 @@ func clientState(email int, epoch int64) string {
 	return fmt.Sprintf("%02x%04x", email, epoch&0xffff)
 }
 
-// plan is one operation before it is sent.
-type plan struct {
+// Plan is one operation before it is sent.
+type Plan struct {
 	kind  history.OpKind
 	email int
 	input history.UserInput
@@ -86,7 +89,7 @@ const staleReadBound = time.Second
 // nextGeneration: mostly the clock advanced by a little (the account moved
 // on), sometimes a jump to the next key epoch (a password reset: a key
 // change), sometimes an older value (a device that has not caught up).
-func (w *workload) nextGeneration(rng *rand.Rand, email int) int64 {
+func (w *Workload) nextGeneration(rng *rand.Rand, email int) int64 {
 	clock := &w.gens[email]
 	switch p := rng.Float64(); {
 	case p < 0.08:
@@ -109,8 +112,31 @@ func keyed(email int, g int64) history.UserInput {
 		ClientState: fsm.SomeString(clientState(email, epoch))}
 }
 
+// SetNodes tells the workload the nodes set up (ids) and their capacity,
+// before any client starts.
+func (w *Workload) SetNodes(capacity int64, ids []int64) {
+	w.capacity = capacity
+	w.nodes.reset(ids)
+}
+
+// Emails lists the shared users (not the churn users).
+func (w *Workload) Emails() []string { return append([]string(nil), w.emails...) }
+
+// AllocatePlan is the first allocation of shared user i, at its current
+// generation.
+func (w *Workload) AllocatePlan(i int) Plan {
+	in := keyed(i, w.gens[i].Load())
+	in.Kind, in.Email = history.OpAllocate, w.emails[i]
+	return Plan{kind: history.OpAllocate, input: in}
+}
+
+// ReadPlan is a linearizable read of email (the final reads).
+func ReadPlan(email string) Plan {
+	return Plan{kind: history.OpGet, input: history.UserInput{Kind: history.OpGet, Email: email}}
+}
+
 // newChurnEmail names a user that has never been used.
-func (w *workload) newChurnEmail() string {
+func (w *Workload) newChurnEmail() string {
 	w.churnMu.Lock()
 	defer w.churnMu.Unlock()
 	email := fmt.Sprintf("new-%04d@example.com", len(w.churn))
@@ -118,16 +144,17 @@ func (w *workload) newChurnEmail() string {
 	return email
 }
 
-// allEmails lists the shared users and every churn user used so far.
-func (w *workload) allEmails() []string {
+// AllEmails lists the shared users and every churn user used so far.
+func (w *Workload) AllEmails() []string {
 	w.churnMu.Lock()
 	defer w.churnMu.Unlock()
 	return append(append([]string(nil), w.emails...), w.churn...)
 }
 
-func (w *workload) next(rng *rand.Rand) plan {
+// Next plans the next operation of a client.
+func (w *Workload) Next(rng *rand.Rand) Plan {
 	email := rng.IntN(len(w.emails))
-	p := plan{email: email}
+	p := Plan{email: email}
 	// Per mille: the lifecycle writes take 22 %, the rest is the core of
 	// allocations, sign-ins, updates and reads on the shared users.
 	switch x := rng.IntN(1000); {
@@ -183,7 +210,7 @@ func (w *workload) next(rng *rand.Rand) plan {
 
 // nodeChange flips downed/backoff, moves capacity a little (down as well
 // as up) or sets available: node updates never move a user.
-func (w *workload) nodeChange(rng *rand.Rand, id int64) *history.NodeChange {
+func (w *Workload) nodeChange(rng *rand.Rand, id int64) *history.NodeChange {
 	c := &history.NodeChange{NodeID: id}
 	switch rng.IntN(4) {
 	case 0:
@@ -198,8 +225,8 @@ func (w *workload) nodeChange(rng *rand.Rand, id int64) *history.NodeChange {
 	return c
 }
 
-// maxCapacity is the most each node may have been asked to hold.
-func (w *workload) maxCapacity(ops []history.Op) map[int64]int64 {
+// MaxCapacity is the most each node may have been asked to hold.
+func (w *Workload) MaxCapacity(ops []history.Op) map[int64]int64 {
 	out := map[int64]int64{}
 	w.nodes.mu.Lock()
 	for _, id := range w.nodes.initial {
@@ -226,13 +253,13 @@ func userFields(in history.UserInput) wire.UserFields {
 	}
 }
 
-// execute sends one planned operation to a member and records what the
+// Execute sends one planned operation to a member and records what the
 // client learned. clock gives the run's monotonic time.
-func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, memberID string, clientID int, p plan,
+func (w *Workload) Execute(ctx context.Context, clients *Clients, httpAddr, memberID string, clientID int, p Plan,
 	clock func() time.Duration) history.Op {
 	op := history.Op{Client: clientID, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node,
 		NodeAdd: p.add, MaxStaleness: p.maxStaleness}
-	c, in := clients.of(httpAddr), p.input
+	c, in := clients.Of(httpAddr), p.input
 	var (
 		user   *wire.User
 		fxaKid string
@@ -277,7 +304,7 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 	op.HTTPStatus = meta.HTTPStatus
 	op.Outcome = classify(p.kind.IsWrite(), err)
 	if op.Outcome != history.OutcomeOK {
-		op.Error = describe(meta, err)
+		op.Error = Describe(meta, err)
 		return op
 	}
 	var out history.UserOutput

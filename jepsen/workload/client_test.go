@@ -1,4 +1,4 @@
-package jepsen
+package workload
 
 import (
 	"context"
@@ -62,8 +62,8 @@ func TestAPIClientOutcomes(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	defer close(release)
-	clients := newAPIClients(300*time.Millisecond, nil)
-	c := clients.of(srv.Listener.Addr().String())
+	clients := NewClients(300*time.Millisecond, nil)
+	c := clients.Of(srv.Listener.Addr().String())
 	ctx := context.Background()
 
 	if _, _, err := c.Allocate(ctx, "slow", wire.AllocateRequest{Email: "a@b.c"}); classify(true, err) != history.OutcomeInfo {
@@ -84,12 +84,12 @@ func TestAPIClientOutcomes(t *testing.T) {
 	}
 	if _, meta, err := c.Allocate(ctx, "noleader", wire.AllocateRequest{Email: "a@b.c"}); classify(true, err) != history.OutcomeFail ||
 		!client.IsStatus(err, "no-leader") {
-		t.Errorf("no-leader: %s classified %s", describe(meta, err), classify(true, err))
+		t.Errorf("no-leader: %s classified %s", Describe(meta, err), classify(true, err))
 	}
 
 	// A port nobody listens on: the request was never sent.
 	addr := testutil.FreeAddr(t, "127.0.0.1")
-	_, _, err = clients.of(addr).Allocate(ctx, "x", wire.AllocateRequest{Email: "a@b.c"})
+	_, _, err = clients.Of(addr).Allocate(ctx, "x", wire.AllocateRequest{Email: "a@b.c"})
 	var te *client.TransportError
 	if !errors.As(err, &te) || te.Sent || classify(true, err) != history.OutcomeFail {
 		t.Errorf("refused connection: %v classified %s, want fail, never sent", err, classify(true, err))
