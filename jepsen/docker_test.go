@@ -21,7 +21,7 @@ import (
 	"github.com/wimms-dev/wimms/jepsen/workload"
 )
 
-// scriptDrops parses the DROP rules of a netnsScript: the source
+// scriptDrops parses the DROP rules of a nemesis.NetnsScript: the source
 // addresses it drops.
 func scriptDrops(t *testing.T, script string) []string {
 	t.Helper()

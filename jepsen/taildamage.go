@@ -16,7 +16,13 @@ import (
 	"github.com/wimms-dev/wimms/jepsen/workload"
 )
 
-import ()
+// The tail-damage fault against the loopback cluster: a majority is killed
+// at once and each one's tail segment damaged (nemesis.DamageTail), then
+// restarted allowing exit nemesis.ExitDamagedData. A member that refuses is
+// brought back as an operator would: while a majority runs, removed from
+// the cluster, wiped and added back; otherwise (no quorum to remove it) its
+// data from before the damage is put back, standing in for a repair from
+// the member's intact copy.
 
 // backupDir is where the tail-damage fault keeps member id's data from
 // before the damage.

@@ -19,7 +19,7 @@ const (
 	OpDeleteRecord OpKind = "delete-record" // DELETE /records/{uid}: only uids a records read showed superseded
 	OpRecords      OpKind = "records"       // GET /users/{email}/records?consistency=linearizable; outside the model
 	OpAddNode      OpKind = "add-node"      // POST /nodes; outside the model (a new candidate is "any node")
-	// Node-wide writes: every user's partition gets a copy (see partitionByEmail).
+	// Node-wide writes: every user's partition gets a copy (see model.PartitionByEmail).
 	OpUnassign   OpKind = "unassign-node" // POST /nodes/{id}/unassign
 	OpRemoveNode OpKind = "remove-node"   // DELETE /nodes/{id}
 )

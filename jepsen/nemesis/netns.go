@@ -53,7 +53,7 @@ func NetnsScript(self int, cut []Pair, ips []string) string {
 	return b.String()
 }
 
-// WithJump adds the jump from INPUT to a netnsScript: once per namespace,
+// WithJump adds the jump from INPUT to a NetnsScript: once per namespace,
 // since restore --noflush appends it again every time.
 func WithJump(script string) string {
 	return strings.Replace(script, "COMMIT\n", fmt.Sprintf("-I INPUT 1 -j %s\nCOMMIT\n", ChainAddr), 1)
@@ -77,7 +77,7 @@ func InNetns(ctx context.Context, pid int, stdin string, args ...string) (string
 	return string(out), nil
 }
 
-// RestoreInNetns applies a netnsScript in pid's namespace.
+// RestoreInNetns applies a NetnsScript in pid's namespace.
 func RestoreInNetns(ctx context.Context, pid int, script string) error {
 	_, err := InNetns(ctx, pid, script, "iptables-restore", "-w", "5", "--noflush")
 	return err

@@ -17,11 +17,10 @@ import (
 // ExitDamagedData), or start and recover what it lost from the others. Both
 // are fine so long as every acknowledged write survives (the checker's
 // lost_acknowledged_writes); serving a shorter log is what must not happen.
-//
-// A member that refuses is brought back as an operator would: while a
-// majority runs, removed from the cluster, wiped and added back; otherwise
-// (no quorum to remove it) its data from before the damage is put back,
-// standing in for a repair from the member's intact copy.
+
+// Choosing the members and bringing back the ones that refuse is the
+// runner's (jepsen/taildamage.go); this file only damages a stopped
+// member's files.
 
 // ExitDamagedData is the server's exit status for damaged data.
 const ExitDamagedData = 3

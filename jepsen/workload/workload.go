@@ -48,14 +48,14 @@ type Workload struct {
 	churnMu sync.Mutex
 	churn   []string
 
-	// core: no lifecycle writes (Options.CoreWorkload).
+	// core: no lifecycle writes (jepsen.Options.CoreWorkload).
 	core bool
 
 	staleReads atomic.Uint64 // stale reads planned; every other one is bounded
 }
 
 // New is a workload over emails shared users; core leaves out the
-// lifecycle writes (Options.CoreWorkload).
+// lifecycle writes (jepsen.Options.CoreWorkload).
 func New(emails int, core bool) *Workload {
 	w := &Workload{service: Service, gens: make([]atomic.Int64, emails), core: core}
 	for i := range emails {

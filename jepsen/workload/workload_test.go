@@ -234,7 +234,7 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 	}
 }
 
-// The core workload (Options.CoreWorkload) plans none of the lifecycle
+// The core workload (jepsen.Options.CoreWorkload) plans none of the lifecycle
 // writes, so nodes fill up.
 func TestCoreWorkloadHasNoLifecycleWrites(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
