@@ -1,9 +1,10 @@
 package jepsen
 
 import (
-	"github.com/wimms-dev/wimms/jepsen/nemesis"
 	"os"
 	"testing"
+
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 func TestDiskFullRefusedWithDocker(t *testing.T) {

@@ -1,9 +1,10 @@
 package jepsen
 
 import (
-	"github.com/wimms-dev/wimms/jepsen/history"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/jepsen/history"
 )
 
 // minOKOpsPerSecond is the floor of judged successful operations per

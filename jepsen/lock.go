@@ -3,10 +3,11 @@ package jepsen
 import (
 	"errors"
 	"fmt"
-	"github.com/wimms-dev/wimms/jepsen/nemesis"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // LockPath is the file every run locks: runs share the member addresses,

@@ -54,7 +54,7 @@ type localCluster struct {
 	log     hclog.Logger
 	members []*member
 	fw      *nemesis.Firewall    // nil unless the nemesis partitions
-	disks   []*nemesis.DiskMount // per member; nil unless the nemesis fills disks (nemesis.DiskMount)
+	disks   []*nemesis.DiskMount // per member; nil unless the nemesis fills disks (disk-full)
 }
 
 func newLocalCluster(o Options, log hclog.Logger) *localCluster {

@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"golang.org/x/term"
+
 	"github.com/wimms-dev/wimms/jepsen/checker"
 	"github.com/wimms-dev/wimms/jepsen/history"
 	"github.com/wimms-dev/wimms/jepsen/nemesis"
-	"golang.org/x/term"
 )
 
 // Files of the output directory.

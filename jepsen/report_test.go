@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
 	"github.com/wimms-dev/wimms/jepsen/checker"
 	"github.com/wimms-dev/wimms/jepsen/history"
 	"github.com/wimms-dev/wimms/jepsen/internal/histtest"

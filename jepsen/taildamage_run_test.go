@@ -1,9 +1,10 @@
 package jepsen
 
 import (
+	"testing"
+
 	"github.com/wimms-dev/wimms/jepsen/history"
 	"github.com/wimms-dev/wimms/jepsen/nemesis"
-	"testing"
 )
 
 // Tail damage on a majority: the run is valid only if each damaged member

@@ -1,10 +1,11 @@
 package jepsen
 
 import (
-	"github.com/wimms-dev/wimms/jepsen/nemesis"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 func TestTailDamageRefusedWithDocker(t *testing.T) {

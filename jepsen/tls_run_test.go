@@ -1,11 +1,12 @@
 package jepsen
 
 import (
-	"github.com/wimms-dev/wimms/jepsen/checker"
-	"github.com/wimms-dev/wimms/jepsen/nemesis"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // The same faults against members that run with mutual TLS and a gossip
