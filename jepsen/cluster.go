@@ -44,7 +44,7 @@ func (r *runner) startCluster(ctx context.Context) error {
 }
 
 func (r *runner) ready(ctx context.Context, m memberInfo) bool {
-	_, err := r.admin.of(m.HTTPAddr).Readyz(ctx)
+	_, err := r.admin.Of(m.HTTPAddr).Readyz(ctx)
 	return err == nil
 }
 
@@ -63,7 +63,7 @@ func (r *runner) waitReady(ctx context.Context, m memberInfo, timeout time.Durat
 }
 
 func (r *runner) status(ctx context.Context, m memberInfo) (wire.ClusterStatus, error) {
-	st, _, err := r.admin.of(m.HTTPAddr).Cluster(ctx)
+	st, _, err := r.admin.Of(m.HTTPAddr).Cluster(ctx)
 	if err != nil {
 		return wire.ClusterStatus{}, fmt.Errorf("cluster status from %s: %w", m.ID, err)
 	}

@@ -1,55 +1,15 @@
 package jepsen
 
 import (
-	"errors"
 	"os"
-	"path/filepath"
-	"syscall"
 	"testing"
+
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 func TestDiskFullRefusedWithDocker(t *testing.T) {
-	if _, err := (Options{Bin: os.Args[0], OutDir: t.TempDir(), Nemesis: []FaultKind{FaultDiskFull},
+	if _, err := (Options{Bin: os.Args[0], OutDir: t.TempDir(), Nemesis: []nemesis.FaultKind{nemesis.FaultDiskFull},
 		Docker: &DockerOptions{}}).withDefaults(); err == nil {
 		t.Fatal("disk-full with --docker accepted")
-	}
-}
-
-// The member's filesystem really fills: a write into the data directory
-// fails with ENOSPC while it is full, and succeeds again once freed.
-func TestDiskMountFillsAndFrees(t *testing.T) {
-	if err := CheckDiskFull(); err != nil {
-		t.Skip(err)
-	}
-	d := &diskMount{dir: filepath.Join(t.TempDir(), "disk", "n1")}
-	if err := d.mount(); err != nil {
-		t.Skip("cannot mount a tmpfs here: ", err)
-	}
-	defer d.unmount("")
-	if err := os.MkdirAll(d.dataDir(), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	probe := filepath.Join(d.dataDir(), "probe")
-	if n, err := d.fill(); err != nil || n < 64<<20 {
-		t.Fatalf("filled %d bytes: %v", n, err)
-	}
-	if err := os.WriteFile(probe, make([]byte, 8192), 0o600); !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("write on a full disk: %v, want ENOSPC", err)
-	}
-	if err := d.free(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(probe, make([]byte, 8192), 0o600); err != nil {
-		t.Fatalf("write after freeing: %v", err)
-	}
-	keep := filepath.Join(t.TempDir(), "kept")
-	if err := d.unmount(keep); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(keep, "probe")); err != nil {
-		t.Fatalf("data not kept: %v", err)
-	}
-	if _, err := os.Stat(d.dir); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("mount point left: %v", err)
 	}
 }

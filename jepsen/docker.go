@@ -44,6 +44,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/internal/ctxtime"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // DockerOptions select the compose deployment a --docker run tests.
@@ -76,7 +77,7 @@ var ErrNoDocker = errors.New("docker runs need a Docker engine and docker-compos
 // CheckDocker says why a --docker run with these faults cannot run here, or
 // nil. Kills and pauses need only Docker; partitions also need root,
 // nsenter and iptables(-restore), which run in the containers' namespaces.
-func CheckDocker(kinds []FaultKind) error {
+func CheckDocker(kinds []nemesis.FaultKind) error {
 	if _, err := exec.LookPath("docker"); err != nil {
 		return fmt.Errorf("%w: no docker command on PATH", ErrNoDocker)
 	}
@@ -88,16 +89,16 @@ func CheckDocker(kinds []FaultKind) error {
 	if _, err := exec.LookPath("docker-compose"); err != nil {
 		return fmt.Errorf("%w: no docker-compose (v1) command on PATH", ErrNoDocker)
 	}
-	if !NeedsIptables(kinds) {
+	if !nemesis.NeedsIptables(kinds) {
 		return nil
 	}
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("%w: partitions of containers need root (nsenter into their network namespaces)", ErrNoIptables)
+		return fmt.Errorf("%w: partitions of containers need root (nsenter into their network namespaces)", nemesis.ErrNoIptables)
 	}
 	for _, tool := range []string{"nsenter", "iptables", "iptables-restore"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%w: %s not found in PATH (partitions of containers run the host's %s in their namespaces)",
-				ErrNoIptables, tool, tool)
+				nemesis.ErrNoIptables, tool, tool)
 		}
 	}
 	return nil
@@ -337,7 +338,7 @@ func (m *dockerMember) setPaused(id string, pause bool) error {
 // Partition makes every container's chain hold exactly the DROP rules of
 // this cut; a container outside the cut whose namespace has the chain gets
 // it emptied, one not yet armed is left alone.
-func (c *dockerCluster) Partition(cut []pair) error {
+func (c *dockerCluster) Partition(cut []nemesis.Pair) error {
 	ips := make([]string, len(c.members))
 	for i, m := range c.members {
 		_, ips[i], _, _ = m.state()
@@ -347,14 +348,14 @@ func (c *dockerCluster) Partition(cut []pair) error {
 		involved[p[0]], involved[p[1]] = true, true
 	}
 	return c.applyChains(func(i int) (string, bool) {
-		return netnsScript(i, cut, ips), involved[i]
+		return nemesis.NetnsScript(i, cut, ips), involved[i]
 	})
 }
 
 // HealNetwork empties the chain in every namespace that has it: exactly the
 // rules the harness added go, the jump to the (empty) chain stays.
 func (c *dockerCluster) HealNetwork() error {
-	return c.applyChains(func(i int) (string, bool) { return netnsScript(i, nil, nil), false })
+	return c.applyChains(func(i int) (string, bool) { return nemesis.NetnsScript(i, nil, nil), false })
 }
 
 // applyChains runs script(i) in every running member's namespace that is
@@ -382,9 +383,9 @@ func (c *dockerCluster) applyChains(script func(i int) (s string, need bool)) er
 			continue
 		}
 		if !armed {
-			s = withJump(s)
+			s = nemesis.WithJump(s)
 		}
-		if err := restoreInNetns(ctx, st.Pid, s); err != nil {
+		if err := nemesis.RestoreInNetns(ctx, st.Pid, s); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", m.Service, err))
 			continue
 		}
@@ -494,13 +495,13 @@ func (c *dockerCluster) Crashes(i int) []string {
 	return append([]string(nil), m.crashes...)
 }
 
-func (c *dockerCluster) Mechanism(kind FaultKind) string {
+func (c *dockerCluster) Mechanism(kind nemesis.FaultKind) string {
 	switch {
-	case kind.isPartition():
+	case kind.IsPartition():
 		return "iptables DROP on INPUT in the containers' network namespaces"
-	case kind == FaultKill || kind == FaultKillLeader:
+	case kind == nemesis.FaultKill || kind == nemesis.FaultKillLeader:
 		return "docker kill -s KILL, docker start on heal"
-	case kind == FaultPause || kind == FaultPauseLeader:
+	case kind == nemesis.FaultPause || kind == nemesis.FaultPauseLeader:
 		return "docker pause, docker unpause on heal"
 	}
 	return string(kind)

@@ -16,9 +16,12 @@ import (
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/testutil"
+	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
+	"github.com/wimms-dev/wimms/jepsen/workload"
 )
 
-// scriptDrops parses the DROP rules of a netnsScript: the source
+// scriptDrops parses the DROP rules of a nemesis.NetnsScript: the source
 // addresses it drops.
 func scriptDrops(t *testing.T, script string) []string {
 	t.Helper()
@@ -28,7 +31,7 @@ func scriptDrops(t *testing.T, script string) []string {
 		if len(f) == 0 || f[0] != "-A" {
 			continue
 		}
-		if len(f) != 6 || f[1] != ChainAddr || f[2] != "-s" || f[4] != "-j" || f[5] != "DROP" || !strings.HasSuffix(f[3], "/32") {
+		if len(f) != 6 || f[1] != nemesis.ChainAddr || f[2] != "-s" || f[4] != "-j" || f[5] != "DROP" || !strings.HasSuffix(f[3], "/32") {
 			t.Fatalf("unexpected rule %q in\n%s", line, script)
 		}
 		drops = append(drops, strings.TrimSuffix(f[3], "/32"))
@@ -39,10 +42,10 @@ func scriptDrops(t *testing.T, script string) []string {
 func TestDockerNetnsScriptCutsExactlyThePairs(t *testing.T) {
 	ips := []string{"10.213.5.11", "10.213.5.12", "10.213.5.13", "10.213.5.14", "10.213.5.15"}
 	// The simplest case, spelled out.
-	cut := []pair{{0, 2}}
+	cut := []nemesis.Pair{{0, 2}}
 	want := map[int][]string{0: {"10.213.5.13"}, 1: nil, 2: {"10.213.5.11"}}
 	for self, w := range want {
-		if got := scriptDrops(t, netnsScript(self, cut, ips[:3])); !slices.Equal(got, w) {
+		if got := scriptDrops(t, nemesis.NetnsScript(self, cut, ips[:3])); !slices.Equal(got, w) {
 			t.Errorf("member %d drops %v, want %v", self, got, w)
 		}
 	}
@@ -52,21 +55,21 @@ func TestDockerNetnsScriptCutsExactlyThePairs(t *testing.T) {
 	// ways on arrival and nothing else is touched.
 	for n := 2; n <= 5; n++ {
 		rng := rand.New(rand.NewPCG(uint64(n), 9))
-		shapes := map[string][]pair{}
-		shapes["halves"], _ = halvesCut(n, rng, nil)
-		shapes["isolate"], _ = isolateCut(n, n-1, nil)
+		shapes := map[string][]nemesis.Pair{}
+		shapes["halves"], _ = nemesis.HalvesCut(n, rng, nil)
+		shapes["isolate"], _ = nemesis.IsolateCut(n, n-1, nil)
 		if n >= 3 { // with two there is no room for a bridge: nothing is cut
-			shapes["ring"], _ = ringCut(n, rng, nil)
-			shapes["bridge"], _ = bridgeCut(n, rng, nil)
+			shapes["ring"], _ = nemesis.RingCut(n, rng, nil)
+			shapes["bridge"], _ = nemesis.BridgeCut(n, rng, nil)
 		}
 		for name, cut := range shapes {
 			if len(cut) == 0 {
 				t.Fatalf("n=%d %s: empty cut", n, name)
 			}
 			for a := range n {
-				drops := scriptDrops(t, netnsScript(a, cut, ips[:n]))
+				drops := scriptDrops(t, nemesis.NetnsScript(a, cut, ips[:n]))
 				for b := range n {
-					isCut := a != b && slices.Contains(cut, newPair(a, b))
+					isCut := a != b && slices.Contains(cut, nemesis.NewPair(a, b))
 					if slices.Contains(drops, ips[b]) != isCut {
 						t.Errorf("n=%d %s: member %d drops %s: %v, pair cut: %v", n, name, a, ips[b], !isCut, isCut)
 					}
@@ -82,16 +85,16 @@ func TestDockerNetnsScriptCutsExactlyThePairs(t *testing.T) {
 // A heal script empties the chain (declaring it is what flushes it), and
 // the jump is added exactly once, before COMMIT.
 func TestDockerNetnsScriptHealAndJump(t *testing.T) {
-	heal := netnsScript(1, nil, nil)
-	if want := "*filter\n:" + ChainAddr + " - [0:0]\nCOMMIT\n"; heal != want {
+	heal := nemesis.NetnsScript(1, nil, nil)
+	if want := "*filter\n:" + nemesis.ChainAddr + " - [0:0]\nCOMMIT\n"; heal != want {
 		t.Fatalf("heal script %q, want %q", heal, want)
 	}
-	s := withJump(netnsScript(0, []pair{{0, 1}}, []string{"10.0.0.1", "10.0.0.2"}))
+	s := nemesis.WithJump(nemesis.NetnsScript(0, []nemesis.Pair{{0, 1}}, []string{"10.0.0.1", "10.0.0.2"}))
 	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if n := strings.Count(s, "-I INPUT 1 -j "+ChainAddr); n != 1 {
+	if n := strings.Count(s, "-I INPUT 1 -j "+nemesis.ChainAddr); n != 1 {
 		t.Fatalf("%d jumps in\n%s", n, s)
 	}
-	if lines[len(lines)-1] != "COMMIT" || lines[len(lines)-2] != "-I INPUT 1 -j "+ChainAddr {
+	if lines[len(lines)-1] != "COMMIT" || lines[len(lines)-2] != "-I INPUT 1 -j "+nemesis.ChainAddr {
 		t.Fatalf("jump not right before COMMIT:\n%s", s)
 	}
 	if got := scriptDrops(t, s); !slices.Equal(got, []string{"10.0.0.2"}) {
@@ -154,32 +157,32 @@ func TestDockerNetnsScriptInANamespace(t *testing.T) {
 	ips := []string{"192.0.2.11", "192.0.2.12", "192.0.2.13"}
 	rules := func() []string {
 		t.Helper()
-		r, err := netnsRules(ctx, pid)
+		r, err := nemesis.NetnsRules(ctx, pid)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
-	jump := "-A INPUT -j " + ChainAddr
+	jump := "-A INPUT -j " + nemesis.ChainAddr
 
 	// Member 0 isolated: its namespace drops both peers.
-	if err := restoreInNetns(ctx, pid, withJump(netnsScript(0, []pair{{0, 1}, {0, 2}}, ips))); err != nil {
+	if err := nemesis.RestoreInNetns(ctx, pid, nemesis.WithJump(nemesis.NetnsScript(0, []nemesis.Pair{{0, 1}, {0, 2}}, ips))); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{jump, "-A " + ChainAddr + " -s 192.0.2.12/32 -j DROP", "-A " + ChainAddr + " -s 192.0.2.13/32 -j DROP"}
+	want := []string{jump, "-A " + nemesis.ChainAddr + " -s 192.0.2.12/32 -j DROP", "-A " + nemesis.ChainAddr + " -s 192.0.2.13/32 -j DROP"}
 	if got := rules(); !slices.Equal(got, want) {
 		t.Fatalf("after isolating member 0:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	// The next cut replaces the previous one; the jump stays single.
-	if err := restoreInNetns(ctx, pid, netnsScript(0, []pair{{0, 2}}, ips)); err != nil {
+	if err := nemesis.RestoreInNetns(ctx, pid, nemesis.NetnsScript(0, []nemesis.Pair{{0, 2}}, ips)); err != nil {
 		t.Fatal(err)
 	}
-	want = []string{jump, "-A " + ChainAddr + " -s 192.0.2.13/32 -j DROP"}
+	want = []string{jump, "-A " + nemesis.ChainAddr + " -s 192.0.2.13/32 -j DROP"}
 	if got := rules(); !slices.Equal(got, want) {
 		t.Fatalf("after the second cut:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	// Heal removes every DROP rule.
-	if err := restoreInNetns(ctx, pid, netnsScript(0, nil, nil)); err != nil {
+	if err := nemesis.RestoreInNetns(ctx, pid, nemesis.NetnsScript(0, nil, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if got := rules(); !slices.Equal(got, []string{jump}) {
@@ -196,7 +199,7 @@ func skipUnlessDocker(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("docker chaos: needs root (nsenter into the containers' network namespaces)")
 	}
-	if err := CheckDocker([]FaultKind{FaultPartitionHalves}); err != nil {
+	if err := CheckDocker([]nemesis.FaultKind{nemesis.FaultPartitionHalves}); err != nil {
 		t.Skipf("docker chaos: %v", err)
 	}
 }
@@ -247,9 +250,9 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 		t.Fatal(err)
 	}
 	members := c.Members()
-	api := newAPIClients(2*time.Second, nil)
+	api := workload.NewClients(2*time.Second, nil)
 	status := func(i int) (wire.ClusterStatus, error) {
-		st, _, err := api.of(members[i].HTTPAddr).Cluster(ctx)
+		st, _, err := api.Of(members[i].HTTPAddr).Cluster(ctx)
 		if err != nil {
 			return wire.ClusterStatus{}, fmt.Errorf("%s: %w", members[i].ID, err)
 		}
@@ -298,7 +301,7 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 
 	// Isolate the leader: the rules are where they should be, and the two
 	// others elect someone else.
-	cut, desc := isolateCut(3, leader, nil)
+	cut, desc := nemesis.IsolateCut(3, leader, nil)
 	if err := c.Partition(cut); err != nil {
 		t.Fatal(err)
 	}
@@ -307,13 +310,13 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := netnsRules(ctx, st.Pid)
+		got, err := nemesis.NetnsRules(ctx, st.Pid)
 		if err != nil {
 			t.Fatal(err)
 		}
 		drops := 0
 		for _, r := range got {
-			if strings.HasPrefix(r, "-A "+ChainAddr+" ") {
+			if strings.HasPrefix(r, "-A "+nemesis.ChainAddr+" ") {
 				drops++
 			}
 		}
@@ -336,7 +339,7 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 	}
 	for _, m := range c.members {
 		st, _ := inspectContainer(ctx, m.container)
-		got, err := netnsRules(ctx, st.Pid)
+		got, err := nemesis.NetnsRules(ctx, st.Pid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,8 +373,8 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 	if !c.Paused(follower) {
 		t.Fatal("paused member not reported paused")
 	}
-	if meta, err := api.of(members[follower].HTTPAddr).Healthz(ctx); err == nil {
-		t.Fatalf("%s answered /healthz while paused: %s", members[follower].ID, describe(meta, err))
+	if meta, err := api.Of(members[follower].HTTPAddr).Healthz(ctx); err == nil {
+		t.Fatalf("%s answered /healthz while paused: %s", members[follower].ID, workload.Describe(meta, err))
 	}
 	if err := c.Resume(follower); err != nil {
 		t.Fatal(err)
@@ -391,7 +394,7 @@ func TestDockerFaultsTakeEffect(t *testing.T) {
 // injected each kind of fault, and must leave nothing behind.
 func TestDockerChaosRunIsValid(t *testing.T) {
 	skipUnlessDocker(t)
-	kinds, _ := ParseNemesis("partition,kill,pause")
+	kinds, _ := nemesis.Parse("partition,kill,pause")
 	opts := Options{Members: 3, Duration: 40 * time.Second, Nemesis: kinds,
 		// Seed 1 draws ring, halves, pause and kill first (none needs a
 		// leader lookup, so the order does not depend on timing).
@@ -411,7 +414,7 @@ func TestDockerChaosRunIsValid(t *testing.T) {
 	for _, a := range sum.Anomalies {
 		t.Logf("  anomaly %s %s node %d: %s", a.Kind, a.Email, a.NodeID, a.Detail)
 	}
-	if sum.Verdict != VerdictValid {
+	if sum.Verdict != checker.VerdictValid {
 		t.Fatalf("healthy deployment judged %s: %+v", sum.Verdict, sum.Anomalies)
 	}
 	if sum.Docker == nil || !sum.Docker.ImageBuilt || len(sum.Docker.MemberIPs) != 3 {
@@ -426,12 +429,12 @@ func TestDockerChaosRunIsValid(t *testing.T) {
 			continue
 		}
 		switch ev.Kind {
-		case FaultKill, FaultKillLeader:
+		case nemesis.FaultKill, nemesis.FaultKillLeader:
 			families["kill"] = true
-		case FaultPause, FaultPauseLeader:
+		case nemesis.FaultPause, nemesis.FaultPauseLeader:
 			families["pause"] = true
 		default:
-			families["partition"] = families["partition"] || ev.Kind.isPartition()
+			families["partition"] = families["partition"] || ev.Kind.IsPartition()
 		}
 	}
 	for _, f := range []string{"partition", "kill", "pause"} {

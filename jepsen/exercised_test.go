@@ -3,6 +3,8 @@ package jepsen
 import (
 	"testing"
 	"time"
+
+	"github.com/wimms-dev/wimms/jepsen/history"
 )
 
 // minOKOpsPerSecond is the floor of judged successful operations per
@@ -27,13 +29,13 @@ func checkExercised(t *testing.T, sum Summary, minFaults int) {
 		return
 	}
 	floor := int(elapsed.Seconds() * minOKOpsPerSecond)
-	if sum.OpsOK < floor || sum.OpsByKind[OpAllocate][OutcomeOK] == 0 || sum.OpsByKind[OpGet][OutcomeOK] == 0 {
+	if sum.OpsOK < floor || sum.OpsByKind[history.OpAllocate][history.OutcomeOK] == 0 || sum.OpsByKind[history.OpGet][history.OutcomeOK] == 0 {
 		t.Errorf("too little work checked: %d ok ops in %s (floor %d), %v", sum.OpsOK, elapsed, floor, sum.OpsByKind)
 	}
 }
 
 func TestCheckExercisedScalesWithTimeRun(t *testing.T) {
-	kinds := map[OpKind]map[Outcome]int{OpAllocate: {OutcomeOK: 1}, OpGet: {OutcomeOK: 1}}
+	kinds := map[history.OpKind]map[history.Outcome]int{history.OpAllocate: {history.OutcomeOK: 1}, history.OpGet: {history.OutcomeOK: 1}}
 	for _, c := range []struct {
 		name   string
 		sum    Summary
@@ -42,7 +44,7 @@ func TestCheckExercisedScalesWithTimeRun(t *testing.T) {
 		{"slow but enough for its time", Summary{NemesisEvents: 3, OpsOK: 498, Elapsed: "31.2s", OpsByKind: kinds}, true},
 		{"too few for its time", Summary{NemesisEvents: 3, OpsOK: 100, Elapsed: "31.2s", OpsByKind: kinds}, false},
 		{"too few faults", Summary{NemesisEvents: 2, OpsOK: 498, Elapsed: "31.2s", OpsByKind: kinds}, false},
-		{"no lookup succeeded", Summary{NemesisEvents: 3, OpsOK: 498, Elapsed: "31.2s", OpsByKind: map[OpKind]map[Outcome]int{OpAllocate: {OutcomeOK: 498}}}, false},
+		{"no lookup succeeded", Summary{NemesisEvents: 3, OpsOK: 498, Elapsed: "31.2s", OpsByKind: map[history.OpKind]map[history.Outcome]int{history.OpAllocate: {history.OutcomeOK: 498}}}, false},
 	} {
 		inner := &testing.T{}
 		ran := make(chan struct{})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/internal/testutil"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // The helper process of TestFirewallCutsTraffic: it dials the address in
@@ -33,7 +34,7 @@ func TestHelperDial(t *testing.T) {
 
 func skipWithoutIptables(t *testing.T) {
 	t.Helper()
-	if err := CheckIptables(); err != nil {
+	if err := nemesis.CheckIptables(); err != nil {
 		t.Skipf("needs root and iptables: %v", err)
 	}
 }
@@ -111,18 +112,18 @@ func TestFirewallCutsTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(release)
-	fw, err := NewFirewall()
+	fw, err := nemesis.NewFirewall()
 	if err != nil {
 		t.Fatalf("NewFirewall: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := cleanupIptables(); err != nil {
+		if err := nemesis.RemoveChains(); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
 	marks := make([]uint32, len(ips))
 	for i, gid := range gids {
-		marks[i] = MemberMark(i)
+		marks[i] = nemesis.MemberMark(i)
 		if err := fw.MarkProcesses(gid, marks[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +142,7 @@ func TestFirewallCutsTraffic(t *testing.T) {
 		t.Fatalf("before the cut, gid %d -> %s: %v", gids[0], addrs[1], err)
 	}
 
-	if err := fw.Drop(dropRules([]pair{{0, 1}}, ips, marks)); err != nil {
+	if err := fw.Drop(nemesis.DropRules([]nemesis.Pair{{0, 1}}, ips, marks)); err != nil {
 		t.Fatalf("Drop: %v", err)
 	}
 	for _, dir := range [][2]int{{0, 1}, {1, 0}} {
@@ -209,11 +210,11 @@ func TestFirewallCutsTraffic(t *testing.T) {
 // problem says what such a rule would mean.
 func checkHostRulesOmit(t *testing.T, s, problem string) {
 	t.Helper()
-	rules, err := iptables("-S")
+	rules, err := exec.Command("iptables", "-w", "5", "-S").CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("iptables -S: %v: %s", err, rules)
 	}
-	if strings.Contains(rules, s) {
+	if strings.Contains(string(rules), s) {
 		t.Errorf("%s:\n%s", problem, rules)
 	}
 }
@@ -233,7 +234,7 @@ func TestConcurrentRunsRefused(t *testing.T) {
 	if _, err := Run(t.Context(), Options{Bin: bin, OutDir: t.TempDir()}); !errors.Is(err, ErrBusy) {
 		t.Fatalf("second run: want ErrBusy, got %v", err)
 	}
-	if CheckIptables() == nil {
+	if nemesis.CheckIptables() == nil {
 		if err := CleanupIptables(); !errors.Is(err, ErrBusy) {
 			t.Fatalf("cleanup during a run: want ErrBusy, got %v", err)
 		}
@@ -249,8 +250,8 @@ func TestRunRefusesPartitionsWithoutIptables(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := t.TempDir()
-	_, err = Run(t.Context(), Options{Bin: bin, OutDir: out, Nemesis: []FaultKind{FaultPartitionHalves}})
-	if !errors.Is(err, ErrNoIptables) {
+	_, err = Run(t.Context(), Options{Bin: bin, OutDir: out, Nemesis: []nemesis.FaultKind{nemesis.FaultPartitionHalves}})
+	if !errors.Is(err, nemesis.ErrNoIptables) {
 		t.Fatalf("want ErrNoIptables, got %v", err)
 	}
 	if entries, _ := os.ReadDir(out); len(entries) != 0 {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // LockPath is the file every run locks: runs share the member addresses,
@@ -45,4 +47,20 @@ func tryLock(path string, busy error) (*os.File, error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// CleanupIptables deletes every jump to the harness's chains and the chains
+// themselves, whatever run left them (`wimms jepsen --cleanup`). It refuses
+// while a run is in progress: those rules are that run's. It is safe to
+// call when nothing is installed, and it checks that nothing is left.
+func CleanupIptables() error {
+	if err := nemesis.CheckIptables(); err != nil {
+		return err
+	}
+	release, err := acquireRunLock()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return nemesis.RemoveChains()
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/ctxtime"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
+	"github.com/wimms-dev/wimms/jepsen/workload"
 )
 
 // nemesisLoop injects one fault at a time: a quiet gap, a fault held for a
@@ -58,15 +60,15 @@ func (r *runner) between(rng [2]time.Duration) time.Duration {
 
 // pickTarget returns a running, unpaused member: the leader for *-leader
 // faults when one is known, else a random one. -1 when none is left.
-func (r *runner) pickTarget(ctx context.Context, kind FaultKind) (int, string) {
-	if kind.targetsLeader() {
+func (r *runner) pickTarget(ctx context.Context, kind nemesis.FaultKind) (int, string) {
+	if kind.TargetsLeader() {
 		if i := r.leaderIndex(ctx); i >= 0 {
 			return i, "leader"
 		}
 	}
 	for _, i := range r.rng.Perm(len(r.members)) {
 		if r.target.Running(i) && !r.target.Paused(i) {
-			if kind.targetsLeader() {
+			if kind.TargetsLeader() {
 				return i, "leader unknown, random member"
 			}
 			return i, "random member"
@@ -77,25 +79,25 @@ func (r *runner) pickTarget(ctx context.Context, kind FaultKind) (int, string) {
 
 // inject starts one fault. It returns the event and how to heal it (nil if
 // nothing was injected).
-func (r *runner) inject(ctx context.Context, kind FaultKind) (NemesisEvent, func() error) {
-	ev := NemesisEvent{Kind: kind, Start: r.clock()}
+func (r *runner) inject(ctx context.Context, kind nemesis.FaultKind) (nemesis.Event, func() error) {
+	ev := nemesis.Event{Kind: kind, Start: r.clock()}
 	switch kind {
-	case FaultPartitionHalves, FaultPartitionLeader, FaultPartitionRing, FaultPartitionBridge:
+	case nemesis.FaultPartitionHalves, nemesis.FaultPartitionLeader, nemesis.FaultPartitionRing, nemesis.FaultPartitionBridge:
 		return r.injectPartition(ctx, kind, ev)
 
-	case FaultKill, FaultKillLeader, FaultPause, FaultPauseLeader:
+	case nemesis.FaultKill, nemesis.FaultKillLeader, nemesis.FaultPause, nemesis.FaultPauseLeader:
 		return r.injectStop(ctx, kind, ev)
 
-	case FaultMembership:
+	case nemesis.FaultMembership:
 		return r.injectMembership(ctx, ev)
 
-	case FaultRestartAll:
+	case nemesis.FaultRestartAll:
 		return r.injectRestartAll(ev)
 
-	case FaultTailDamage:
+	case nemesis.FaultTailDamage:
 		return r.injectTailDamage(ctx, ev)
 
-	case FaultDiskFull:
+	case nemesis.FaultDiskFull:
 		return r.injectDiskFull(ctx, ev)
 	}
 	ev.Error = "unknown fault kind"
@@ -115,27 +117,27 @@ func (r *runner) memberIDs(idx ...int) []string {
 // injectPartition cuts the network along the kind's shape; the event
 // names every member on either side of a cut pair. The heal restores the
 // whole network.
-func (r *runner) injectPartition(ctx context.Context, kind FaultKind, ev NemesisEvent) (NemesisEvent, func() error) {
+func (r *runner) injectPartition(ctx context.Context, kind nemesis.FaultKind, ev nemesis.Event) (nemesis.Event, func() error) {
 	n := len(r.members)
-	var pairs []pair
+	var pairs []nemesis.Pair
 	var names []string
 	for _, m := range r.members {
 		names = append(names, m.ID)
 	}
 	switch kind {
-	case FaultPartitionHalves:
-		pairs, ev.Detail = halvesCut(n, r.rng, names)
-	case FaultPartitionRing:
-		pairs, ev.Detail = ringCut(n, r.rng, names)
-	case FaultPartitionBridge:
-		pairs, ev.Detail = bridgeCut(n, r.rng, names)
-	case FaultPartitionLeader:
+	case nemesis.FaultPartitionHalves:
+		pairs, ev.Detail = nemesis.HalvesCut(n, r.rng, names)
+	case nemesis.FaultPartitionRing:
+		pairs, ev.Detail = nemesis.RingCut(n, r.rng, names)
+	case nemesis.FaultPartitionBridge:
+		pairs, ev.Detail = nemesis.BridgeCut(n, r.rng, names)
+	case nemesis.FaultPartitionLeader:
 		target, why := r.pickTarget(ctx, kind)
 		if target < 0 {
 			ev.Error = why
 			return ev, nil
 		}
-		pairs, ev.Detail = isolateCut(n, target, names)
+		pairs, ev.Detail = nemesis.IsolateCut(n, target, names)
 		ev.Detail += " (" + why + ")"
 	}
 	involved := map[int]bool{}
@@ -157,9 +159,9 @@ func (r *runner) injectPartition(ctx context.Context, kind FaultKind, ev Nemesis
 
 // injectStop kills or pauses one member. A kill is undone by a restart, a
 // pause by a resume; the target is picked the same way for both.
-func (r *runner) injectStop(ctx context.Context, kind FaultKind, ev NemesisEvent) (NemesisEvent, func() error) {
+func (r *runner) injectStop(ctx context.Context, kind nemesis.FaultKind, ev nemesis.Event) (nemesis.Event, func() error) {
 	fault, undo := r.target.Kill, r.target.Restart
-	if kind == FaultPause || kind == FaultPauseLeader {
+	if kind == nemesis.FaultPause || kind == nemesis.FaultPauseLeader {
 		fault, undo = r.target.Pause, r.target.Resume
 	}
 	target, why := r.pickTarget(ctx, kind)
@@ -176,8 +178,8 @@ func (r *runner) injectStop(ctx context.Context, kind FaultKind, ev NemesisEvent
 }
 
 // injectDiskFull fills one member's data disk; the heal frees it.
-func (r *runner) injectDiskFull(ctx context.Context, ev NemesisEvent) (NemesisEvent, func() error) {
-	target, why := r.pickTarget(ctx, FaultDiskFull)
+func (r *runner) injectDiskFull(ctx context.Context, ev nemesis.Event) (nemesis.Event, func() error) {
+	target, why := r.pickTarget(ctx, nemesis.FaultDiskFull)
 	if target < 0 {
 		ev.Error = why
 		return ev, nil
@@ -198,8 +200,8 @@ func (r *runner) injectDiskFull(ctx context.Context, ev NemesisEvent) (NemesisEv
 // its data, start it again joining the others (target.Replace). Its data is
 // only wiped once the cluster no longer lists it: wiping a voter would let
 // it vote twice.
-func (r *runner) injectMembership(ctx context.Context, ev NemesisEvent) (NemesisEvent, func() error) {
-	target, why := r.pickTarget(ctx, FaultMembership)
+func (r *runner) injectMembership(ctx context.Context, ev nemesis.Event) (nemesis.Event, func() error) {
+	target, why := r.pickTarget(ctx, nemesis.FaultMembership)
 	if target < 0 || len(r.members) < 2 {
 		ev.Error = "no member to remove: " + why
 		return ev, nil
@@ -217,8 +219,8 @@ func (r *runner) injectMembership(ctx context.Context, ev NemesisEvent) (Nemesis
 	deadline := time.Now().Add(8 * time.Second)
 	for !removed && time.Now().Before(deadline) && ctx.Err() == nil {
 		via := others[r.rng.IntN(len(others))]
-		meta, err := r.admin.of(via.HTTPAddr).RemoveMember(ctx, m.ID)
-		lastErr = fmt.Sprintf("DELETE via %s: %s", via.ID, describe(meta, err))
+		meta, err := r.admin.Of(via.HTTPAddr).RemoveMember(ctx, m.ID)
+		lastErr = fmt.Sprintf("DELETE via %s: %s", via.ID, workload.Describe(meta, err))
 		if st, err := r.status(ctx, via); err == nil && st.Leader != nil &&
 			!slices.ContainsFunc(st.Members, func(cm wire.Member) bool { return cm.ID == m.ID }) {
 			removed = true
@@ -241,7 +243,7 @@ func (r *runner) injectMembership(ctx context.Context, ev NemesisEvent) (Nemesis
 // injectRestartAll kills every running member at once; the heal starts
 // them all again with their data. Nothing acknowledged may be lost: every
 // acknowledged write was on a majority's disk.
-func (r *runner) injectRestartAll(ev NemesisEvent) (NemesisEvent, func() error) {
+func (r *runner) injectRestartAll(ev nemesis.Event) (nemesis.Event, func() error) {
 	// Signalled concurrently, so that no member sees the others leave.
 	errs := make([]error, len(r.members))
 	var wg sync.WaitGroup
@@ -264,7 +266,7 @@ func (r *runner) injectRestartAll(ev NemesisEvent) (NemesisEvent, func() error) 
 			ev.Targets = append(ev.Targets, m.ID)
 		}
 	}
-	ev.Detail = r.target.Mechanism(FaultRestartAll)
+	ev.Detail = r.target.Mechanism(nemesis.FaultRestartAll)
 	if err := errors.Join(errs...); err != nil {
 		ev.Error = err.Error()
 	}

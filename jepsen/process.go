@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/wimms-dev/wimms/internal/launch"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // member is one `wimms server` process of a loopback run, with its place
@@ -52,8 +53,8 @@ type localCluster struct {
 	opts    Options
 	log     hclog.Logger
 	members []*member
-	fw      *Firewall    // nil unless the nemesis partitions
-	disks   []*diskMount // per member; nil unless the nemesis fills disks (diskfull.go)
+	fw      *nemesis.Firewall    // nil unless the nemesis partitions
+	disks   []*nemesis.DiskMount // per member; nil unless the nemesis fills disks (disk-full)
 }
 
 func newLocalCluster(o Options, log hclog.Logger) *localCluster {
@@ -78,9 +79,9 @@ func newLocalCluster(o Options, log hclog.Logger) *localCluster {
 		if i > 0 {
 			m.SetJoin([]string{fmt.Sprintf("127.0.0.%d:%d", o.FirstIP, o.HTTPPort)})
 		}
-		if slices.Contains(o.Nemesis, FaultDiskFull) {
-			d := &diskMount{dir: filepath.Join(o.OutDir, "disk", m.ID)}
-			m.DataDir = d.dataDir()
+		if slices.Contains(o.Nemesis, nemesis.FaultDiskFull) {
+			d := nemesis.NewDiskMount(filepath.Join(o.OutDir, "disk", m.ID))
+			m.DataDir = d.DataDir()
 			c.disks = append(c.disks, d)
 		}
 		c.members = append(c.members, m)
@@ -104,8 +105,8 @@ func (c *localCluster) Start(_ context.Context, waitReady func(i int) error) err
 	if err := os.RemoveAll(filepath.Join(c.opts.OutDir, "data")); err != nil {
 		return fmt.Errorf("remove old data: %w", err)
 	}
-	if NeedsIptables(c.opts.Nemesis) {
-		fw, err := NewFirewall()
+	if nemesis.NeedsIptables(c.opts.Nemesis) {
+		fw, err := nemesis.NewFirewall()
 		if err != nil {
 			return fmt.Errorf("set up iptables: %w", err)
 		}
@@ -114,13 +115,13 @@ func (c *localCluster) Start(_ context.Context, waitReady func(i int) error) err
 			if m.GID == 0 {
 				continue
 			}
-			if err := c.fw.MarkProcesses(m.GID, MemberMark(m.Index)); err != nil {
+			if err := c.fw.MarkProcesses(m.GID, nemesis.MemberMark(m.Index)); err != nil {
 				return fmt.Errorf("set up iptables: %w", err)
 			}
 		}
 	}
 	for _, d := range c.disks {
-		if err := d.mount(); err != nil {
+		if err := d.Mount(); err != nil {
 			return err
 		}
 	}
@@ -148,7 +149,7 @@ func (c *localCluster) Resume(i int) error  { return c.members[i].Resume() }
 
 // Partition drops, at the receiving end, every packet between each cut
 // pair, by address and by the sender's packet mark (see ChainOwner).
-func (c *localCluster) Partition(cut []pair) error {
+func (c *localCluster) Partition(cut []nemesis.Pair) error {
 	if c.fw == nil {
 		return errors.New("no firewall: the run was started without partitions")
 	}
@@ -157,10 +158,10 @@ func (c *localCluster) Partition(cut []pair) error {
 	for i, m := range c.members {
 		ips[i] = m.IP
 		if m.GID != 0 {
-			marks[i] = MemberMark(i)
+			marks[i] = nemesis.MemberMark(i)
 		}
 	}
-	return c.fw.Drop(dropRules(cut, ips, marks))
+	return c.fw.Drop(nemesis.DropRules(cut, ips, marks))
 }
 
 func (c *localCluster) HealNetwork() error {
@@ -208,19 +209,19 @@ func (c *localCluster) stopAll(grace time.Duration) {
 
 func (c *localCluster) Crashes(i int) []string { return c.members[i].Crashes() }
 
-func (c *localCluster) Mechanism(kind FaultKind) string {
+func (c *localCluster) Mechanism(kind nemesis.FaultKind) string {
 	switch {
-	case kind.isPartition():
+	case kind.IsPartition():
 		return "iptables DROP on the host"
-	case kind == FaultKill || kind == FaultKillLeader:
+	case kind == nemesis.FaultKill || kind == nemesis.FaultKillLeader:
 		return "kill -9"
-	case kind == FaultPause || kind == FaultPauseLeader:
+	case kind == nemesis.FaultPause || kind == nemesis.FaultPauseLeader:
 		return "SIGSTOP"
-	case kind == FaultRestartAll:
+	case kind == nemesis.FaultRestartAll:
 		return "kill -9 of every member, all restarted on heal"
-	case kind == FaultDiskFull:
+	case kind == nemesis.FaultDiskFull:
 		return "a filler file on the member's size-limited tmpfs"
-	case kind == FaultTailDamage:
+	case kind == nemesis.FaultTailDamage:
 		return "kill -9 of a majority, their tail log segments edited on disk, restarted on heal"
 	}
 	return string(kind)
@@ -235,7 +236,7 @@ func (c *localCluster) Close() error {
 	for i, d := range c.disks {
 		// The data is copied out before the filesystem goes; the runner
 		// removes it again when the run was valid.
-		if err := d.unmount(filepath.Join(c.opts.OutDir, "data", c.members[i].ID)); err != nil {
+		if err := d.Unmount(filepath.Join(c.opts.OutDir, "data", c.members[i].ID)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -257,13 +258,13 @@ func (c *localCluster) FillDisk(i int) (string, error) {
 	if c.disks == nil {
 		return "", errors.New("no member filesystems: the run was started without disk-full")
 	}
-	n, err := c.disks[i].fill()
-	return fmt.Sprintf("filled its %s tmpfs with %d MB", diskSize, n>>20), err
+	n, err := c.disks[i].Fill()
+	return fmt.Sprintf("filled its %s tmpfs with %d MB", nemesis.DiskSize, n>>20), err
 }
 
 func (c *localCluster) FreeDisk(i int) error {
 	if c.disks == nil {
 		return nil
 	}
-	return c.disks[i].free()
+	return c.disks[i].Free()
 }

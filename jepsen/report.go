@@ -12,6 +12,10 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"golang.org/x/term"
+
+	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // Files of the output directory.
@@ -84,29 +88,29 @@ func (r *runner) startProgress(since time.Duration) (stop func()) {
 // fillSummary adds what is known whatever the outcome: counts, events, files.
 func (r *runner) fillSummary(s *Summary) {
 	o := r.opts
-	s.Members, s.Clients, s.Nemesis, s.Seed, s.SeedBug = o.Members, o.Clients, append([]FaultKind{}, o.Nemesis...), o.Seed, o.SeedBug
+	s.Members, s.Clients, s.Nemesis, s.Seed, s.SeedBug = o.Members, o.Clients, append([]nemesis.FaultKind{}, o.Nemesis...), o.Seed, o.SeedBug
 	s.Duration, s.StartedAt, s.Elapsed, s.OutDir = o.Duration.String(), r.start, r.clock().Round(time.Millisecond).String(), o.OutDir
-	s.OpsByKind = map[OpKind]map[Outcome]int{}
+	s.OpsByKind = map[history.OpKind]map[history.Outcome]int{}
 	for _, op := range r.hist.Ops() {
 		s.Ops++
 		switch op.Outcome {
-		case OutcomeOK:
+		case history.OutcomeOK:
 			s.OpsOK++
-		case OutcomeFail:
+		case history.OutcomeFail:
 			s.OpsFail++
-		case OutcomeInfo:
+		case history.OutcomeInfo:
 			s.OpsInfo++
 		}
 		if s.OpsByKind[op.Kind] == nil {
-			s.OpsByKind[op.Kind] = map[Outcome]int{}
+			s.OpsByKind[op.Kind] = map[history.Outcome]int{}
 		}
 		s.OpsByKind[op.Kind][op.Outcome]++
 	}
 	r.mu.Lock()
-	s.Events = append([]NemesisEvent(nil), r.events...)
+	s.Events = append([]nemesis.Event(nil), r.events...)
 	s.Notes = append(s.Notes, r.notes...)
 	r.mu.Unlock()
-	s.NemesisKinds = map[FaultKind]int{}
+	s.NemesisKinds = map[nemesis.FaultKind]int{}
 	for _, ev := range s.Events {
 		if ev.Injected {
 			s.NemesisEvents++
@@ -114,7 +118,7 @@ func (r *runner) fillSummary(s *Summary) {
 		}
 	}
 	if s.Anomalies == nil {
-		s.Anomalies = []Anomaly{}
+		s.Anomalies = []checker.Anomaly{}
 	}
 	entries, _ := os.ReadDir(o.OutDir)
 	for _, e := range entries {
@@ -150,13 +154,13 @@ func (r *runner) writeSummary(s Summary) error {
 
 // writeHistory writes every operation (history.jsonl) and porcupine's
 // visualisation of the checked operations with the faults as annotations.
-func (r *runner) writeHistory(history []Op, res CheckResult) error {
+func (r *runner) writeHistory(ops []history.Op, res checker.CheckResult) error {
 	f, err := os.Create(filepath.Join(r.opts.OutDir, HistoryFile))
 	if err != nil {
 		return fmt.Errorf("create history: %w", err)
 	}
 	w := bufio.NewWriter(f)
-	if err := writeJSONLines(w, history); err != nil {
+	if err := history.WriteJSONLines(w, ops); err != nil {
 		f.Close()
 		return fmt.Errorf("write history: %w", err)
 	}
@@ -168,13 +172,12 @@ func (r *runner) writeHistory(history []Op, res CheckResult) error {
 		return fmt.Errorf("write history: %w", err)
 	}
 	r.mu.Lock()
-	events := append([]NemesisEvent(nil), r.events...)
+	events := append([]nemesis.Event(nil), r.events...)
 	r.mu.Unlock()
 	return writeVisualization(filepath.Join(r.opts.OutDir, HistoryHTML), res, events)
 }
 
-func writeVisualization(path string, res CheckResult, events []NemesisEvent) error {
-	info := res.info
+func writeVisualization(path string, res checker.CheckResult, events []nemesis.Event) error {
 	var notes []porcupine.Annotation
 	for _, ev := range events {
 		desc := fmt.Sprintf("%s %v", ev.Kind, ev.Targets)
@@ -184,11 +187,7 @@ func writeVisualization(path string, res CheckResult, events []NemesisEvent) err
 		notes = append(notes, porcupine.Annotation{Tag: "nemesis", Start: int64(ev.Start), End: int64(ev.End),
 			Description: desc, Details: ev.Detail + errorSuffix(ev.Error), BackgroundColor: "#f6d6d6"})
 	}
-	info.AddAnnotations(notes)
-	if err := porcupine.VisualizePath(res.model, info, path); err != nil {
-		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
-	}
-	return nil
+	return res.Visualize(path, notes)
 }
 
 func errorSuffix(e string) string {

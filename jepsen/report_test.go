@@ -9,25 +9,32 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/internal/histtest"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 func TestReportFiles(t *testing.T) {
 	dir := t.TempDir()
 	r := &runner{opts: Options{OutDir: dir, Members: 3, Clients: 4, Duration: time.Minute, Seed: 5,
-		Nemesis: []FaultKind{FaultKill, FaultPartitionHalves}}, log: hclog.NewNullLogger(), start: time.Now(), hist: &History{}}
-	in := goodRun()
-	for _, op := range in.History {
+		Nemesis: []nemesis.FaultKind{nemesis.FaultKill, nemesis.FaultPartitionHalves}}, log: hclog.NewNullLogger(), start: time.Now(), hist: &history.History{}}
+	run := histtest.GoodRun()
+	in := checker.CheckInput{Emails: []string{histtest.Email, histtest.OtherEmail},
+		Final: checker.FinalState{Nodes: run.Nodes, Records: run.Records}, MaxCapacity: run.MaxCapacity, Timeout: 10 * time.Second}
+	for _, op := range run.Ops {
 		r.hist.Add(op)
 	}
-	r.hist.Add(Op{Kind: OpUpdate, Email: testEmail, Input: updateGen(1), Outcome: OutcomeInfo})
-	r.hist.Add(Op{Kind: OpGet, Email: testEmail, Input: get(), Outcome: OutcomeFail})
-	r.events = []NemesisEvent{
-		{Kind: FaultKill, Targets: []string{"n1"}, Start: 1, End: 2, Injected: true},
-		{Kind: FaultKill, Targets: []string{"n2"}, Start: 3, End: 4, Injected: true},
-		{Kind: FaultPartitionLeader, Error: "no running member", Start: 5, End: 5},
+	r.hist.Add(history.Op{Kind: history.OpUpdate, Email: histtest.Email, Input: histtest.UpdateGen(1), Outcome: history.OutcomeInfo})
+	r.hist.Add(history.Op{Kind: history.OpGet, Email: histtest.Email, Input: histtest.Get(), Outcome: history.OutcomeFail})
+	r.events = []nemesis.Event{
+		{Kind: nemesis.FaultKill, Targets: []string{"n1"}, Start: 1, End: 2, Injected: true},
+		{Kind: nemesis.FaultKill, Targets: []string{"n2"}, Start: 3, End: 4, Injected: true},
+		{Kind: nemesis.FaultPartitionLeader, Error: "no running member", Start: 5, End: 5},
 	}
 	in.History = r.hist.Ops()
-	res := Check(in)
+	res := checker.Check(in)
 	if err := r.writeHistory(in.History, res); err != nil {
 		t.Fatal(err)
 	}

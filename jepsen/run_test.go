@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/internal/testutil"
+	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // Full runs start real members and inject real faults: they need root,
@@ -79,7 +82,7 @@ func runForTest(t *testing.T, opts Options) Summary {
 // After a run no rule and no member may be left.
 func assertCleanedUp(t *testing.T, opts Options) {
 	t.Helper()
-	checkHostRulesOmit(t, ChainAddr, "iptables rules left after the run")
+	checkHostRulesOmit(t, nemesis.ChainAddr, "iptables rules left after the run")
 	firstIP, port := cmp.Or(opts.FirstIP, 10), cmp.Or(opts.HTTPPort, 24080)
 	for i := range opts.Members {
 		addr := net.JoinHostPort("127.0.0."+strconv.Itoa(firstIP+i), strconv.Itoa(port))
@@ -98,16 +101,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // validHealthyRun runs a correct three-member cluster for 45 s under the
-// faults of nemesis and fails t unless the run is judged valid.
-func validHealthyRun(t *testing.T, nemesis string, seed uint64) Summary {
+// faults named and fails t unless the run is judged valid.
+func validHealthyRun(t *testing.T, faults string, seed uint64) Summary {
 	t.Helper()
-	kinds, err := ParseNemesis(nemesis)
+	kinds, err := nemesis.Parse(faults)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := runForTest(t, Options{Members: 3, Duration: 45 * time.Second, Nemesis: kinds, Seed: seed,
 		FaultHold: [2]time.Duration{2 * time.Second, 4 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
-	if sum.Verdict != VerdictValid {
+	if sum.Verdict != checker.VerdictValid {
 		t.Fatalf("healthy cluster judged %s: %+v", sum.Verdict, sum.Anomalies)
 	}
 	return sum
@@ -135,16 +138,16 @@ func TestChaosCatchesSeededBugs(t *testing.T) {
 	skipUnlessChaos(t)
 	for _, bug := range SeedBugs() {
 		t.Run(bug.Name, func(t *testing.T) {
-			kinds, err := ParseNemesis(bug.Nemesis)
+			kinds, err := nemesis.Parse(bug.Nemesis)
 			if err != nil {
 				t.Fatal(err)
 			}
 			sum := runForTest(t, Options{Bin: chaosServerBin.Path(t), Members: 3, Duration: 25 * time.Second, Nemesis: kinds, SeedBug: bug.Name, Seed: 12,
 				FaultHold: [2]time.Duration{2 * time.Second, 3 * time.Second}, FaultGap: [2]time.Duration{time.Second, 2 * time.Second}})
-			if sum.Verdict != VerdictInvalid {
+			if sum.Verdict != checker.VerdictInvalid {
 				t.Fatalf("seeded bug %s not caught: verdict %s", bug.Name, sum.Verdict)
 			}
-			caught := slices.ContainsFunc(sum.Anomalies, func(a Anomaly) bool { return slices.Contains(bug.CaughtBy, a.Kind) })
+			caught := slices.ContainsFunc(sum.Anomalies, func(a checker.Anomaly) bool { return slices.Contains(bug.CaughtBy, a.Kind) })
 			if !caught {
 				t.Fatalf("seeded bug %s caught, but not by %v: %+v", bug.Name, bug.CaughtBy, sum.Anomalies)
 			}
@@ -157,12 +160,12 @@ func TestChaosCatchesSeededBugs(t *testing.T) {
 func TestChaosLifecycleRunIsValid(t *testing.T) {
 	skipUnlessChaos(t)
 	sum := validHealthyRun(t, "kill,pause,restart-all", 13)
-	if sum.NemesisKinds[FaultRestartAll] == 0 {
+	if sum.NemesisKinds[nemesis.FaultRestartAll] == 0 {
 		t.Errorf("no restart-all in 45 s: %v", sum.NemesisKinds)
 	}
-	for _, k := range []OpKind{OpRetire, OpReplace, OpEvent, OpRecords, OpDeleteRecord, OpNodeChange, OpUnassign,
-		OpRemoveNode, OpAddNode} {
-		if sum.OpsByKind[k][OutcomeOK] == 0 {
+	for _, k := range []history.OpKind{history.OpRetire, history.OpReplace, history.OpEvent, history.OpRecords, history.OpDeleteRecord, history.OpNodeChange, history.OpUnassign,
+		history.OpRemoveNode, history.OpAddNode} {
+		if sum.OpsByKind[k][history.OutcomeOK] == 0 {
 			t.Errorf("no %s answered: %v", k, sum.OpsByKind[k])
 		}
 	}

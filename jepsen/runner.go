@@ -22,17 +22,21 @@ import (
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
 	"github.com/wimms-dev/wimms/internal/ctxtime"
+	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
+	"github.com/wimms-dev/wimms/jepsen/workload"
 )
 
 // Options configure one run. Zero values take the defaults of withDefaults.
 type Options struct {
-	Bin      string        // the wimms binary to start members from
-	Members  int           // cluster size
-	Duration time.Duration // how long clients and the nemesis run
-	Nemesis  []FaultKind   // faults to inject; empty: none
-	OutDir   string        // where summary.json, history.html and logs go
-	Clients  int           // concurrent clients
-	Seed     uint64        // drives every random choice of the harness
+	Bin      string              // the wimms binary to start members from
+	Members  int                 // cluster size
+	Duration time.Duration       // how long clients and the nemesis run
+	Nemesis  []nemesis.FaultKind // faults to inject; empty: none
+	OutDir   string              // where summary.json, history.html and logs go
+	Clients  int                 // concurrent clients
+	Seed     uint64              // drives every random choice of the harness
 	// SeedBug is passed to every member as --seed-bug. It needs a chaos
 	// build: Run builds one (go build -tags chaos) when Bin is empty or
 	// not a chaos build.
@@ -150,13 +154,13 @@ func (o Options) validate() error {
 		return fmt.Errorf("unknown seed bug %q (see --list-seed-bugs)", o.SeedBug)
 	}
 	for _, k := range o.Nemesis {
-		if k.isPartition() && o.Members < 2 {
+		if k.IsPartition() && o.Members < 2 {
 			return fmt.Errorf("nemesis %s needs at least 2 members", k)
 		}
-		if k == FaultDiskFull && o.Docker != nil {
+		if k == nemesis.FaultDiskFull && o.Docker != nil {
 			return errors.New("nemesis disk-full is not available with --docker (it mounts the members' data directories)")
 		}
-		if k == FaultTailDamage && o.Docker != nil {
+		if k == nemesis.FaultTailDamage && o.Docker != nil {
 			return errors.New("nemesis tail-damage is not available with --docker (it edits the members' data directories)")
 		}
 	}
@@ -173,46 +177,46 @@ func (o Options) validate() error {
 
 // Summary is summary.json.
 type Summary struct {
-	Valid         bool                       `json:"valid"`
-	Verdict       string                     `json:"verdict"`
-	Ops           int                        `json:"ops"`
-	OpsOK         int                        `json:"ops_ok"`
-	OpsFail       int                        `json:"ops_fail"`
-	OpsInfo       int                        `json:"ops_info"`
-	OpsByKind     map[OpKind]map[Outcome]int `json:"ops_by_kind"`
-	NemesisEvents int                        `json:"nemesis_events"`
-	NemesisKinds  map[FaultKind]int          `json:"nemesis_kinds"`
-	Anomalies     []Anomaly                  `json:"anomalies"`
-	Linearizable  string                     `json:"linearizable"`
-	StaleReads    string                     `json:"stale_reads"`
+	Valid         bool                                       `json:"valid"`
+	Verdict       string                                     `json:"verdict"`
+	Ops           int                                        `json:"ops"`
+	OpsOK         int                                        `json:"ops_ok"`
+	OpsFail       int                                        `json:"ops_fail"`
+	OpsInfo       int                                        `json:"ops_info"`
+	OpsByKind     map[history.OpKind]map[history.Outcome]int `json:"ops_by_kind"`
+	NemesisEvents int                                        `json:"nemesis_events"`
+	NemesisKinds  map[nemesis.FaultKind]int                  `json:"nemesis_kinds"`
+	Anomalies     []checker.Anomaly                          `json:"anomalies"`
+	Linearizable  string                                     `json:"linearizable"`
+	StaleReads    string                                     `json:"stale_reads"`
 	// LostAcknowledgedWrites: acknowledged allocations, logins and updates
 	// the final linearizable read does not show (the run fails when > 0).
-	LostAcknowledgedWrites int            `json:"lost_acknowledged_writes"`
-	Events                 []NemesisEvent `json:"events"`
-	Final                  *FinalSummary  `json:"final_state,omitempty"`
-	Notes                  []string       `json:"notes,omitempty"`
-	Error                  string         `json:"error,omitempty"`
+	LostAcknowledgedWrites int             `json:"lost_acknowledged_writes"`
+	Events                 []nemesis.Event `json:"events"`
+	Final                  *FinalSummary   `json:"final_state,omitempty"`
+	Notes                  []string        `json:"notes,omitempty"`
+	Error                  string          `json:"error,omitempty"`
 
 	// Docker describes the compose project of a --docker run.
 	Docker *DockerInfo `json:"docker,omitempty"`
 
-	Members   int         `json:"members"`
-	Clients   int         `json:"clients"`
-	Nemesis   []FaultKind `json:"nemesis"`
-	Seed      uint64      `json:"seed"`
-	SeedBug   string      `json:"seed_bug,omitempty"`
-	Duration  string      `json:"duration"`
-	StartedAt time.Time   `json:"started_at"`
-	Elapsed   string      `json:"elapsed"`
-	OutDir    string      `json:"out_dir"`
-	Files     []string    `json:"files"`
+	Members   int                 `json:"members"`
+	Clients   int                 `json:"clients"`
+	Nemesis   []nemesis.FaultKind `json:"nemesis"`
+	Seed      uint64              `json:"seed"`
+	SeedBug   string              `json:"seed_bug,omitempty"`
+	Duration  string              `json:"duration"`
+	StartedAt time.Time           `json:"started_at"`
+	Elapsed   string              `json:"elapsed"`
+	OutDir    string              `json:"out_dir"`
+	Files     []string            `json:"files"`
 }
 
 // FinalSummary is a digest of the final state.
 type FinalSummary struct {
-	Users   int        `json:"users"`
-	Records int        `json:"records"`
-	Nodes   []NodeView `json:"nodes"`
+	Users   int                `json:"users"`
+	Records int                `json:"records"`
+	Nodes   []history.NodeView `json:"nodes"`
 }
 
 // target is the cluster under test: whatever runs the members, and the
@@ -234,7 +238,7 @@ type target interface {
 	Pause(i int) error
 	Resume(i int) error // nothing to do unless paused
 	// Partition cuts every pair, both ways; HealNetwork removes every cut.
-	Partition(cut []pair) error
+	Partition(cut []nemesis.Pair) error
 	HealNetwork() error
 	// FillDisk fills member i's filesystem until writes fail with ENOSPC
 	// (saying how); FreeDisk makes room again.
@@ -258,7 +262,7 @@ type target interface {
 	// Crashes lists the member's exits that no fault explains.
 	Crashes(i int) []string
 	// Mechanism says how a fault kind is made here, for event details.
-	Mechanism(kind FaultKind) string
+	Mechanism(kind nemesis.FaultKind) string
 	// Audit adds notes about the setup once the cluster is up.
 	Audit(note func(format string, args ...any))
 	// Close stops everything the target started and removes every rule;
@@ -280,15 +284,15 @@ type runner struct {
 	start   time.Time
 	target  target
 	members []memberInfo
-	admin   *apiClients
+	admin   *workload.Clients
 	// clientTLS: the harness's HTTPS configuration in a --tls run, else nil.
 	clientTLS *tls.Config
-	wl        *workload
-	hist      *History
+	wl        *workload.Workload
+	hist      *history.History
 	rng       *rand.Rand // the nemesis's; clients have their own
 
 	mu     sync.Mutex
-	events []NemesisEvent
+	events []nemesis.Event
 	notes  []string
 	fault  atomic.Pointer[string]
 
@@ -341,10 +345,10 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 		opts:      opts,
 		log:       logger,
 		start:     time.Now(),
-		admin:     newAPIClients(3*time.Second, clientTLS),
+		admin:     workload.NewClients(3*time.Second, clientTLS),
 		clientTLS: clientTLS,
-		wl:        newWorkload(opts.Emails, opts.CoreWorkload),
-		hist:      &History{},
+		wl:        workload.New(opts.Emails, opts.CoreWorkload),
+		hist:      &history.History{},
 		rng:       rand.New(rand.NewPCG(opts.Seed, 0x6e656d65736973)),
 	}
 	defer r.teardown()
@@ -363,13 +367,13 @@ func checkHost(opts Options) (release func(), err error) {
 		}
 		return func() {}, nil
 	}
-	if NeedsIptables(opts.Nemesis) {
-		if err := CheckIptables(); err != nil {
+	if nemesis.NeedsIptables(opts.Nemesis) {
+		if err := nemesis.CheckIptables(); err != nil {
 			return nil, err
 		}
 	}
-	if slices.Contains(opts.Nemesis, FaultDiskFull) {
-		if err := CheckDiskFull(); err != nil {
+	if slices.Contains(opts.Nemesis, nemesis.FaultDiskFull) {
+		if err := nemesis.CheckDiskFull(); err != nil {
 			return nil, err
 		}
 	}
@@ -428,7 +432,7 @@ func (r *runner) finish(sum Summary, err error) (Summary, error) {
 	}
 
 	if err != nil {
-		sum.Verdict, sum.Valid, sum.Error = VerdictUnknown, false, err.Error()
+		sum.Verdict, sum.Valid, sum.Error = checker.VerdictUnknown, false, err.Error()
 		r.log.Error("run failed", "error", err)
 	}
 	r.fillSummary(&sum)
@@ -578,26 +582,26 @@ func (r *runner) loadUnderFaults(ctx context.Context) error {
 // the final state and stops the members. A cluster that does not recover
 // and a member that crashed are anomalies for the verdict, not errors; the
 // error is only an interruption.
-func (r *runner) healAndRead(ctx context.Context) (FinalState, []Anomaly, error) {
+func (r *runner) healAndRead(ctx context.Context) (checker.FinalState, []checker.Anomaly, error) {
 	r.progressf("healing and waiting for recovery")
-	var extra []Anomaly
+	var extra []checker.Anomaly
 	r.healAll()
 	if err := r.waitRecovered(ctx, r.opts.RecoveryTimeout); err != nil {
 		if ctx.Err() != nil {
-			return FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
+			return checker.FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
 		}
-		extra = append(extra, Anomaly{Kind: AnomalyNoRecovery, Detail: err.Error()})
+		extra = append(extra, checker.Anomaly{Kind: checker.AnomalyNoRecovery, Detail: err.Error()})
 	}
 	r.progressf("reading the final state")
 	final, err := r.readFinal(ctx)
 	if err != nil && ctx.Err() != nil {
-		return FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
+		return checker.FinalState{}, nil, fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	// Stop the members before judging, so that a crash at shutdown counts.
 	r.target.StopAll()
 	for _, m := range r.members {
 		for _, c := range r.target.Crashes(m.Index) {
-			extra = append(extra, Anomaly{Kind: AnomalyMemberCrashed,
+			extra = append(extra, checker.Anomaly{Kind: checker.AnomalyMemberCrashed,
 				Detail: fmt.Sprintf("%s %s; see %s", m.ID, c, filepath.Base(m.LogPath))})
 		}
 	}
@@ -606,18 +610,17 @@ func (r *runner) healAndRead(ctx context.Context) (FinalState, []Anomaly, error)
 
 // judge checks the history against the final state, adds the anomalies
 // the run itself found, and writes the history files.
-func (r *runner) judge(final FinalState, extra []Anomaly) (Summary, error) {
+func (r *runner) judge(final checker.FinalState, extra []checker.Anomaly) (Summary, error) {
 	r.progressf("checking %d operations", len(r.hist.Ops()))
-	history := r.hist.Ops()
-	res := Check(CheckInput{History: history, Final: final, Emails: r.wl.allEmails(),
-		MaxCapacity: r.wl.maxCapacity(history), Timeout: r.opts.CheckTimeout})
-	res.Anomalies = append(res.Anomalies, extra...)
-	res.Verdict = verdictOf(res.Anomalies)
+	ops := r.hist.Ops()
+	res := checker.Check(checker.CheckInput{History: ops, Final: final, Emails: r.wl.AllEmails(),
+		MaxCapacity: r.wl.MaxCapacity(ops), Timeout: r.opts.CheckTimeout})
+	res.AddAnomalies(extra...)
 
 	sum := Summary{Verdict: res.Verdict, Valid: res.Valid(), Anomalies: res.Anomalies,
 		Linearizable: res.Linearizable, StaleReads: res.StaleReads, LostAcknowledgedWrites: res.LostAcknowledgedWrites,
 		Final: finalSummary(final)}
-	if err := r.writeHistory(history, res); err != nil {
+	if err := r.writeHistory(ops, res); err != nil {
 		return sum, err
 	}
 	if res.Valid() {
@@ -629,7 +632,7 @@ func (r *runner) judge(final FinalState, extra []Anomaly) (Summary, error) {
 	return sum, nil
 }
 
-func finalSummary(f FinalState) *FinalSummary {
+func finalSummary(f checker.FinalState) *FinalSummary {
 	s := &FinalSummary{Nodes: f.Nodes}
 	for _, recs := range f.Records {
 		if len(recs) > 0 {
@@ -644,13 +647,13 @@ func finalSummary(f FinalState) *FinalSummary {
 // completes (or times out) rather than being cut short.
 func (r *runner) clientLoop(ctx context.Context, id int) {
 	rng := rand.New(rand.NewPCG(r.opts.Seed, uint64(1000+id)))
-	c := newAPIClients(r.opts.RequestTimeout, r.clientTLS)
+	c := workload.NewClients(r.opts.RequestTimeout, r.clientTLS)
 	// Each client waits Clients/Rate on average between operations.
 	pause := time.Duration(float64(r.opts.Clients) / r.opts.Rate * float64(time.Second))
 	for ctx.Err() == nil {
-		p := r.wl.next(rng)
+		p := r.wl.Next(rng)
 		m := r.members[rng.IntN(len(r.members))]
-		op := r.wl.execute(context.Background(), c, m.HTTPAddr, m.ID, id, p, r.clock)
+		op := r.wl.Execute(context.Background(), c, m.HTTPAddr, m.ID, id, p, r.clock)
 		r.hist.Add(op)
 		if !ctxtime.Sleep(ctx, time.Duration(rng.Int64N(int64(2*pause)+1))) {
 			return
@@ -677,8 +680,8 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 		}
 	}
 	err := retry("create service", func() (bool, error) {
-		_, meta, err := r.admin.of(addr).PutService(ctx, r.wl.service, wire.PutServiceRequest{Pattern: servicePattern})
-		return err == nil, errors.New(describe(meta, err))
+		_, meta, err := r.admin.Of(addr).PutService(ctx, workload.Service, wire.PutServiceRequest{Pattern: workload.ServicePattern})
+		return err == nil, errors.New(workload.Describe(meta, err))
 	})
 	if err != nil {
 		return err
@@ -692,10 +695,10 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 			NodeState: wire.NodeState{Available: wire.Int64(int64(r.opts.Emails))},
 		}
 		err := retry("add node", func() (bool, error) {
-			_, meta, err := r.admin.of(addr).AddNode(ctx, r.wl.service, node)
+			_, meta, err := r.admin.Of(addr).AddNode(ctx, workload.Service, node)
 			var ae *client.APIError
 			added := err == nil || errors.As(err, &ae) && ae.HTTPStatus == http.StatusConflict
-			return added, errors.New(describe(meta, err))
+			return added, errors.New(workload.Describe(meta, err))
 		})
 		if err != nil {
 			return err
@@ -709,12 +712,11 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 		if len(nodes) != r.opts.Nodes {
 			return false, fmt.Errorf("%d nodes listed, want %d", len(nodes), r.opts.Nodes)
 		}
-		r.wl.capacity = r.opts.NodeCapacity
 		var ids []int64
 		for _, n := range nodes {
 			ids = append(ids, n.ID)
 		}
-		r.wl.nodes.reset(ids)
+		r.wl.SetNodes(r.opts.NodeCapacity, ids)
 		return true, nil
 	})
 }
@@ -724,20 +726,20 @@ func (r *runner) setupWorkload(ctx context.Context) error {
 // out for the churn users. The allocations are ordinary operations of the
 // history, on the harness's own lane.
 func (r *runner) allocateSharedUsers(ctx context.Context) error {
-	c := newAPIClients(r.opts.RequestTimeout, r.clientTLS)
+	c := workload.NewClients(r.opts.RequestTimeout, r.clientTLS)
 	deadline := time.Now().Add(30 * time.Second)
-	for i, email := range r.wl.emails {
-		in := keyed(i, r.wl.gens[i].Load())
-		in.Kind, in.Email = OpAllocate, email
+	emails := r.wl.Emails()
+	for i, email := range emails {
+		p := r.wl.AllocatePlan(i)
 		for attempt := 0; ; attempt++ {
 			m := r.members[attempt%len(r.members)]
-			op := r.hist.Add(r.wl.execute(ctx, c, m.HTTPAddr, m.ID, r.opts.Clients, plan{kind: OpAllocate, input: in}, r.clock))
-			if op.Outcome == OutcomeOK && op.Output.Status == "" {
+			op := r.hist.Add(r.wl.Execute(ctx, c, m.HTTPAddr, m.ID, r.opts.Clients, p, r.clock))
+			if op.Outcome == history.OutcomeOK && op.Output.Status == "" {
 				break
 			}
-			if op.Outcome == OutcomeOK {
+			if op.Outcome == history.OutcomeOK {
 				return fmt.Errorf("%s: %s (capacity %d on %d nodes is too small for %d users)",
-					email, op.Output.Status, r.opts.NodeCapacity, r.opts.Nodes, len(r.wl.emails))
+					email, op.Output.Status, r.opts.NodeCapacity, r.opts.Nodes, len(emails))
 			}
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				return fmt.Errorf("%s: %s", email, op.Error)
@@ -748,29 +750,29 @@ func (r *runner) allocateSharedUsers(ctx context.Context) error {
 	return nil
 }
 
-func (r *runner) readNodes(ctx context.Context, addr string) ([]NodeView, error) {
-	nodes, _, err := r.admin.of(addr).ListNodes(ctx, r.wl.service, client.CallOptions{Consistency: "linearizable"})
+func (r *runner) readNodes(ctx context.Context, addr string) ([]history.NodeView, error) {
+	nodes, _, err := r.admin.Of(addr).ListNodes(ctx, workload.Service, client.CallOptions{Consistency: "linearizable"})
 	if err != nil {
 		return nil, fmt.Errorf("list nodes via %s: %w", addr, err)
 	}
-	out := []NodeView{}
+	out := []history.NodeView{}
 	for _, n := range nodes {
-		out = append(out, nodeView(n))
+		out = append(out, workload.NodeViewOf(n))
 	}
 	return out, nil
 }
 
-func (r *runner) readRecords(ctx context.Context, addr, email string) ([]RecordView, error) {
-	recs, _, err := r.admin.of(addr).Records(ctx, r.wl.service, email, client.CallOptions{Consistency: "linearizable"})
+func (r *runner) readRecords(ctx context.Context, addr, email string) ([]history.RecordView, error) {
+	recs, _, err := r.admin.Of(addr).Records(ctx, workload.Service, email, client.CallOptions{Consistency: "linearizable"})
 	if client.IsStatus(err, fsm.StatusNotFound) {
-		return []RecordView{}, nil
+		return []history.RecordView{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("records of %s via %s: %w", email, addr, err)
 	}
-	out := []RecordView{}
+	out := []history.RecordView{}
 	for _, rec := range recs {
-		out = append(out, recordView(rec))
+		out = append(out, workload.RecordViewOf(rec))
 	}
 	return out, nil
 }
@@ -778,11 +780,11 @@ func (r *runner) readRecords(ctx context.Context, addr, email string) ([]RecordV
 // readFinal reads, linearizably and from any member that answers, every
 // user's stored records, the user itself (recorded in the history, as a
 // last check of the model) and the nodes.
-func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
-	final := FinalState{Records: map[string][]RecordView{}}
+func (r *runner) readFinal(ctx context.Context) (checker.FinalState, error) {
+	final := checker.FinalState{Records: map[string][]history.RecordView{}}
 	deadline := time.Now().Add(30 * time.Second)
 	finalClient := r.opts.Clients // its own lane in history.html
-	c := newAPIClients(r.opts.RequestTimeout, r.clientTLS)
+	c := workload.NewClients(r.opts.RequestTimeout, r.clientTLS)
 	var errs []error
 	attempt := func(what string, fn func(m memberInfo) error) {
 		var err error
@@ -800,7 +802,7 @@ func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
 	}
 	// Records first, then the user: the read that starts later must show a
 	// record at least as new (a late write can only add newer ones).
-	for _, email := range r.wl.allEmails() {
+	for _, email := range r.wl.AllEmails() {
 		attempt("records of "+email, func(m memberInfo) error {
 			recs, err := r.readRecords(ctx, m.HTTPAddr, email)
 			if err == nil {
@@ -809,11 +811,10 @@ func (r *runner) readFinal(ctx context.Context) (FinalState, error) {
 			return err
 		})
 		attempt("final read of "+email, func(m memberInfo) error {
-			p := plan{kind: OpGet, input: UserInput{Kind: OpGet, Email: email}}
-			op := r.wl.execute(ctx, c, m.HTTPAddr, m.ID, finalClient, p, r.clock)
+			op := r.wl.Execute(ctx, c, m.HTTPAddr, m.ID, finalClient, workload.ReadPlan(email), r.clock)
 			op.Final = true
 			r.hist.Add(op)
-			if op.Outcome != OutcomeOK {
+			if op.Outcome != history.OutcomeOK {
 				return errors.New(op.Error)
 			}
 			return nil

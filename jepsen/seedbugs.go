@@ -1,5 +1,10 @@
 package jepsen
 
+import (
+	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
+)
+
 // SeedBug is a deliberate bug that a chaos build of the server can be
 // started with (--seed-bug), to prove that the checker can fail. What the
 // bug does is the chaos build's business (`wimms server --list-seed-bugs`);
@@ -23,18 +28,18 @@ func SeedBugs() []SeedBug {
 	return []SeedBug{
 		{
 			Name:     "stale-linearizable-read",
-			Nemesis:  string(FaultPartitionLeader),
-			CaughtBy: []string{AnomalyNotLinearizable},
+			Nemesis:  string(nemesis.FaultPartitionLeader),
+			CaughtBy: []string{checker.AnomalyNotLinearizable},
 		},
 		{
 			Name:     "ack-before-commit",
-			Nemesis:  string(FaultPartitionLeader),
-			CaughtBy: []string{AnomalyNotLinearizable, AnomalyLostWrite, AnomalyUIDReused},
+			Nemesis:  string(nemesis.FaultPartitionLeader),
+			CaughtBy: []string{checker.AnomalyNotLinearizable, checker.AnomalyLostWrite, checker.AnomalyUIDReused},
 		},
 		{
 			Name:         "alloc-skip-capacity",
-			Nemesis:      string(FaultPause),
-			CaughtBy:     []string{AnomalyOverCapacity},
+			Nemesis:      string(nemesis.FaultPause),
+			CaughtBy:     []string{checker.AnomalyOverCapacity},
 			CoreWorkload: true,
 		},
 		{
@@ -42,13 +47,13 @@ func SeedBugs() []SeedBug {
 			// acknowledged writes among them: only counting what the final
 			// read lacks catches all of it.
 			Name:     "drop-tail-on-open",
-			Nemesis:  string(FaultRestartAll),
-			CaughtBy: []string{AnomalyLostAckWrite},
+			Nemesis:  string(nemesis.FaultRestartAll),
+			CaughtBy: []string{checker.AnomalyLostAckWrite},
 		},
 		{
 			Name:     "delete-keeps-load",
-			Nemesis:  string(FaultKill),
-			CaughtBy: []string{AnomalyLoadMismatch},
+			Nemesis:  string(nemesis.FaultKill),
+			CaughtBy: []string{checker.AnomalyLoadMismatch},
 		},
 	}
 }

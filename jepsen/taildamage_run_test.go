@@ -1,6 +1,11 @@
 package jepsen
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
+)
 
 // Tail damage on a majority: the run is valid only if each damaged member
 // refused to start (exit 3, expected) or came back with every acknowledged
@@ -8,7 +13,7 @@ import "testing"
 func TestChaosTailDamageKeepsAcknowledgedWrites(t *testing.T) {
 	skipUnlessChaos(t)
 	sum := validHealthyRun(t, "tail-damage", 21)
-	if sum.NemesisKinds[FaultTailDamage] == 0 {
+	if sum.NemesisKinds[nemesis.FaultTailDamage] == 0 {
 		t.Fatalf("no tail damage injected: %+v", sum.Events)
 	}
 	if sum.LostAcknowledgedWrites != 0 {
@@ -23,14 +28,14 @@ func TestChaosTailDamageKeepsAcknowledgedWrites(t *testing.T) {
 // segment; docs/chaos.md.)
 func TestChaosDiskFullWithBoundedStaleReads(t *testing.T) {
 	skipUnlessChaos(t)
-	if err := CheckDiskFull(); err != nil {
+	if err := nemesis.CheckDiskFull(); err != nil {
 		t.Skip(err)
 	}
 	sum := validHealthyRun(t, "disk-full", 22)
-	if sum.NemesisKinds[FaultDiskFull] == 0 {
+	if sum.NemesisKinds[nemesis.FaultDiskFull] == 0 {
 		t.Fatalf("no disk filled: %+v", sum.Events)
 	}
-	if sum.OpsByKind[OpGetStale][OutcomeOK] == 0 {
-		t.Fatalf("no stale read answered: %v", sum.OpsByKind[OpGetStale])
+	if sum.OpsByKind[history.OpGetStale][history.OutcomeOK] == 0 {
+		t.Fatalf("no stale read answered: %v", sum.OpsByKind[history.OpGetStale])
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wimms-dev/wimms/jepsen"
+	"github.com/wimms-dev/wimms/jepsen/checker"
+	"github.com/wimms-dev/wimms/jepsen/nemesis"
 )
 
 // newJepsenCmd wires flags to jepsen.Run and maps the verdict to the exit
@@ -113,9 +115,9 @@ func runJepsen(cmd *cobra.Command, f *jepsenFlags) error {
 	}
 	printJepsenSummary(out, sum, f.opts.OutDir)
 	switch sum.Verdict {
-	case jepsen.VerdictValid:
+	case checker.VerdictValid:
 		return nil
-	case jepsen.VerdictInvalid:
+	case checker.VerdictInvalid:
 		return exitError{code: 1}
 	}
 	return exitError{code: 2, msg: "jepsen: the run could not be judged"}
@@ -147,7 +149,7 @@ func jepsenCleanup(out io.Writer, f *jepsenFlags) error {
 // directory and where progress goes. A docker-only flag without --docker
 // is refused rather than ignored.
 func (f *jepsenFlags) complete(cmd *cobra.Command) error {
-	kinds, err := jepsen.ParseNemesis(f.nemesis)
+	kinds, err := nemesis.Parse(f.nemesis)
 	if err != nil {
 		return exitError{code: 2, msg: err.Error()}
 	}

@@ -1,4 +1,4 @@
-package jepsen
+package workload
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/jepsen/history"
 )
 
 // The lifecycle part of the workload: every write of docs/spec.md §4 that
@@ -18,14 +19,6 @@ import (
 // record deletion, and node add / update / unassign / remove. Its calls,
 // through the typed API client like every other operation's, are all in
 // callLifecycle and lifecycleOutput below.
-
-// NodeAdd is a POST of a new node. ID is the id answered (0: not seen).
-type NodeAdd struct {
-	URL       string `json:"node"`
-	Capacity  int64  `json:"capacity"`
-	Available int64  `json:"available"`
-	ID        int64  `json:"id,omitempty"`
-}
 
 // nodePool is the workload's belief about the service's nodes: the ids it
 // may target. A node leaves it when a remove is sent (whatever the
@@ -91,7 +84,7 @@ type superseded struct {
 	uids map[string][]int64
 }
 
-func (s *superseded) remember(email string, recs []RecordView) {
+func (s *superseded) remember(email string, recs []history.RecordView) {
 	if len(recs) < 2 {
 		return
 	}
@@ -129,7 +122,7 @@ func (s *superseded) pop(rng *rand.Rand) (string, int64, bool) {
 }
 
 // randomChurn returns a churn user used so far, if any.
-func (w *workload) randomChurn(rng *rand.Rand) (string, bool) {
+func (w *Workload) randomChurn(rng *rand.Rand) (string, bool) {
 	w.churnMu.Lock()
 	defer w.churnMu.Unlock()
 	if len(w.churn) == 0 {
@@ -141,9 +134,9 @@ func (w *workload) randomChurn(rng *rand.Rand) (string, bool) {
 // lifecyclePlan plans one of the lifecycle operations; x in [0, 1000) picks
 // which. It returns false when the pick does not apply now (no churn user
 // yet, no superseded record known, too few nodes).
-func (w *workload) lifecyclePlan(rng *rand.Rand, x int) (plan, bool) {
+func (w *Workload) lifecyclePlan(rng *rand.Rand, x int) (Plan, bool) {
 	email := rng.IntN(len(w.emails))
-	p := plan{email: email}
+	p := Plan{email: email}
 	switch {
 	case x < 60:
 		// Churn users live a whole life: allocated once, then retired,
@@ -154,63 +147,63 @@ func (w *workload) lifecyclePlan(rng *rand.Rand, x int) (plan, bool) {
 		}
 		switch y := rng.IntN(100); {
 		case y < 20:
-			p.kind, p.input = OpAllocate, keyed(email, epochSpan)
+			p.kind, p.input = history.OpAllocate, keyed(email, epochSpan)
 		case y < 40:
-			p.kind, p.input = OpLogin, keyed(email, epochSpan+1+rng.Int64N(3))
+			p.kind, p.input = history.OpLogin, keyed(email, epochSpan+1+rng.Int64N(3))
 		case y < 60:
-			p.kind = OpGet
+			p.kind = history.OpGet
 		case y < 75:
-			p.kind = OpRetire
+			p.kind = history.OpRetire
 		case y < 85:
-			p.kind, p.input = OpEvent, UserInput{Event: fsm.EventDelete}
+			p.kind, p.input = history.OpEvent, history.UserInput{Event: fsm.EventDelete}
 		default:
-			p.kind = OpReplace
+			p.kind = history.OpReplace
 		}
 		p.input.Kind, p.input.Email = p.kind, churn
 		return p, true
 	case x < 85:
-		p.kind = OpReplace
+		p.kind = history.OpReplace
 	case x < 105:
-		p.kind = OpEvent
+		p.kind = history.OpEvent
 		event := fsm.EventReset
 		if rng.IntN(2) == 0 {
 			event = fsm.EventPasswordChange
 		}
-		p.input = UserInput{Event: event, Generation: fsm.SomeInt64(w.nextGeneration(rng, email) + 1)}
+		p.input = history.UserInput{Event: event, Generation: fsm.SomeInt64(w.nextGeneration(rng, email) + 1)}
 	case x < 135:
-		p.kind = OpRecords
+		p.kind = history.OpRecords
 	case x < 165:
 		e, uid, ok := w.superseded.pop(rng)
 		if !ok {
 			return p, false
 		}
-		p.kind, p.input = OpDeleteRecord, UserInput{Kind: OpDeleteRecord, Email: e, UID: uid}
+		p.kind, p.input = history.OpDeleteRecord, history.UserInput{Kind: history.OpDeleteRecord, Email: e, UID: uid}
 		return p, true
 	case x < 195:
 		id, ok := w.nodes.pick(rng)
 		if !ok {
 			return p, false
 		}
-		p.kind, p.node = OpNodeChange, w.nodeChange(rng, id)
-		p.input = UserInput{Kind: p.kind}
+		p.kind, p.node = history.OpNodeChange, w.nodeChange(rng, id)
+		p.input = history.UserInput{Kind: p.kind}
 		return p, true
 	case x < 205:
 		id, ok := w.nodes.pick(rng)
 		if !ok {
 			return p, false
 		}
-		p.kind, p.input = OpUnassign, UserInput{Kind: OpUnassign, NodeID: id}
+		p.kind, p.input = history.OpUnassign, history.UserInput{Kind: history.OpUnassign, NodeID: id}
 		return p, true
 	case x < 211:
 		id, ok := w.nodes.take(rng, 2)
 		if !ok {
 			return p, false
 		}
-		p.kind, p.input = OpRemoveNode, UserInput{Kind: OpRemoveNode, NodeID: id}
+		p.kind, p.input = history.OpRemoveNode, history.UserInput{Kind: history.OpRemoveNode, NodeID: id}
 		return p, true
 	default:
-		p.kind, p.input = OpAddNode, UserInput{Kind: OpAddNode}
-		p.add = &NodeAdd{URL: w.nodes.nextURL(), Capacity: w.capacity, Available: int64(len(w.emails))}
+		p.kind, p.input = history.OpAddNode, history.UserInput{Kind: history.OpAddNode}
+		p.add = &history.NodeAdd{URL: w.nodes.nextURL(), Capacity: w.capacity, Available: int64(len(w.emails))}
 		return p, true
 	}
 	p.input.Kind, p.input.Email = p.kind, w.emails[email]
@@ -228,7 +221,7 @@ type lifecycleAnswer struct {
 
 // callLifecycle sends a lifecycle operation through the API client
 // (docs/api.md).
-func (w *workload) callLifecycle(ctx context.Context, c *client.Client, p plan) (lifecycleAnswer, client.Meta, error) {
+func (w *Workload) callLifecycle(ctx context.Context, c *client.Client, p Plan) (lifecycleAnswer, client.Meta, error) {
 	var (
 		a    lifecycleAnswer
 		meta client.Meta
@@ -236,22 +229,22 @@ func (w *workload) callLifecycle(ctx context.Context, c *client.Client, p plan) 
 	)
 	in := p.input
 	switch p.kind {
-	case OpRetire:
+	case history.OpRetire:
 		a.user, meta, err = c.Retire(ctx, w.service, in.Email)
-	case OpReplace:
+	case history.OpReplace:
 		a.count, meta, err = c.Replace(ctx, w.service, in.Email, nil)
-	case OpEvent:
+	case history.OpEvent:
 		a.count, meta, err = c.Event(ctx, wire.EventRequest{Event: in.Event, Email: in.Email,
 			Generation: optional(in.Generation.Set, in.Generation.V)})
-	case OpRecords:
+	case history.OpRecords:
 		a.records, meta, err = c.Records(ctx, w.service, in.Email, client.CallOptions{Consistency: "linearizable"})
-	case OpDeleteRecord:
+	case history.OpDeleteRecord:
 		meta, err = c.DeleteRecord(ctx, w.service, in.UID)
-	case OpUnassign:
+	case history.OpUnassign:
 		a.count, meta, err = c.UnassignNode(ctx, w.service, in.NodeID)
-	case OpRemoveNode:
+	case history.OpRemoveNode:
 		a.count, meta, err = c.RemoveNode(ctx, w.service, in.NodeID)
-	case OpAddNode:
+	case history.OpAddNode:
 		a.node, meta, err = c.AddNode(ctx, w.service, wire.AddNodeRequest{Node: p.add.URL, Capacity: p.add.Capacity,
 			NodeState: wire.NodeState{Available: &p.add.Available}})
 	default:
@@ -263,12 +256,12 @@ func (w *workload) callLifecycle(ctx context.Context, c *client.Client, p plan) 
 // lifecycleOutput records a definite answer to a lifecycle operation (err
 // is nil or the state machine's refusal) in op. It returns an error when
 // the answer cannot be understood.
-func (w *workload) lifecycleOutput(op *Op, a lifecycleAnswer, meta client.Meta, err error) error {
+func (w *Workload) lifecycleOutput(op *history.Op, a lifecycleAnswer, meta client.Meta, err error) error {
 	var ae *client.APIError
 	if errors.As(err, &ae) {
-		op.Output = UserOutput{Status: ae.Status}
-		if op.Kind == OpRecords && ae.Status == fsm.StatusNotFound {
-			op.Records, op.Output = []RecordView{}, UserOutput{}
+		op.Output = history.UserOutput{Status: ae.Status}
+		if op.Kind == history.OpRecords && ae.Status == fsm.StatusNotFound {
+			op.Records, op.Output = []history.RecordView{}, history.UserOutput{}
 		}
 		return nil
 	}
@@ -276,19 +269,19 @@ func (w *workload) lifecycleOutput(op *Op, a lifecycleAnswer, meta client.Meta, 
 		return err
 	}
 	switch op.Kind {
-	case OpRetire:
+	case history.OpRetire:
 		out, err := userOutput(a.user, "", meta, nil)
 		op.Output = out
 		return err
-	case OpReplace, OpEvent, OpUnassign, OpRemoveNode:
-		op.Output = UserOutput{Count: a.count}
-	case OpRecords:
-		op.Records = []RecordView{}
+	case history.OpReplace, history.OpEvent, history.OpUnassign, history.OpRemoveNode:
+		op.Output = history.UserOutput{Count: a.count}
+	case history.OpRecords:
+		op.Records = []history.RecordView{}
 		for _, r := range a.records {
-			op.Records = append(op.Records, recordView(r))
+			op.Records = append(op.Records, RecordViewOf(r))
 		}
 		w.superseded.remember(op.Email, op.Records)
-	case OpAddNode:
+	case history.OpAddNode:
 		if a.node == nil || a.node.ID == 0 {
 			return errors.New("decode node: answer has no id")
 		}
@@ -296,7 +289,7 @@ func (w *workload) lifecycleOutput(op *Op, a lifecycleAnswer, meta client.Meta, 
 		added.ID = a.node.ID
 		op.NodeAdd = &added
 		w.nodes.add(a.node.ID)
-	case OpDeleteRecord:
+	case history.OpDeleteRecord:
 	}
 	return nil
 }

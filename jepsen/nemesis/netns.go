@@ -1,4 +1,4 @@
-package jepsen
+package nemesis
 
 import (
 	"context"
@@ -25,8 +25,8 @@ import (
 // the previous cut with the next atomically, and a heal is the same call
 // with no rules.
 
-// cutPeers lists the members self is cut from, in index order.
-func cutPeers(self int, cut []pair) []int {
+// CutPeers lists the members self is cut from, in index order.
+func CutPeers(self int, cut []Pair) []int {
 	var peers []int
 	for _, p := range cut {
 		switch self {
@@ -40,29 +40,29 @@ func cutPeers(self int, cut []pair) []int {
 	return slices.Compact(peers)
 }
 
-// netnsScript is the iptables-restore input that leaves member self's
+// NetnsScript is the iptables-restore input that leaves member self's
 // chain holding exactly the DROP rules of this cut (none: emptied).
-func netnsScript(self int, cut []pair, ips []string) string {
+func NetnsScript(self int, cut []Pair, ips []string) string {
 	var b strings.Builder
 	b.WriteString("*filter\n")
 	fmt.Fprintf(&b, ":%s - [0:0]\n", ChainAddr)
-	for _, peer := range cutPeers(self, cut) {
+	for _, peer := range CutPeers(self, cut) {
 		fmt.Fprintf(&b, "-A %s -s %s/32 -j DROP\n", ChainAddr, ips[peer])
 	}
 	b.WriteString("COMMIT\n")
 	return b.String()
 }
 
-// withJump adds the jump from INPUT to a netnsScript: once per namespace,
+// WithJump adds the jump from INPUT to a NetnsScript: once per namespace,
 // since restore --noflush appends it again every time.
-func withJump(script string) string {
+func WithJump(script string) string {
 	return strings.Replace(script, "COMMIT\n", fmt.Sprintf("-I INPUT 1 -j %s\nCOMMIT\n", ChainAddr), 1)
 }
 
-// inNetns runs the host's binary in the network namespace of process pid
+// InNetns runs the host's binary in the network namespace of process pid
 // (only the network namespace: the xtables lock and the binary are the
 // host's). The image is FROM scratch: there is nothing to run inside it.
-func inNetns(ctx context.Context, pid int, stdin string, args ...string) (string, error) {
+func InNetns(ctx context.Context, pid int, stdin string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(pid), "-n", "--"}, args...)...)
@@ -77,16 +77,16 @@ func inNetns(ctx context.Context, pid int, stdin string, args ...string) (string
 	return string(out), nil
 }
 
-// restoreInNetns applies a netnsScript in pid's namespace.
-func restoreInNetns(ctx context.Context, pid int, script string) error {
-	_, err := inNetns(ctx, pid, script, "iptables-restore", "-w", "5", "--noflush")
+// RestoreInNetns applies a NetnsScript in pid's namespace.
+func RestoreInNetns(ctx context.Context, pid int, script string) error {
+	_, err := InNetns(ctx, pid, script, "iptables-restore", "-w", "5", "--noflush")
 	return err
 }
 
-// netnsRules lists the filter rules in pid's namespace (iptables -S), the
+// NetnsRules lists the filter rules in pid's namespace (iptables -S), the
 // harness's and anyone else's.
-func netnsRules(ctx context.Context, pid int) ([]string, error) {
-	out, err := inNetns(ctx, pid, "", "iptables", "-w", "5", "-S")
+func NetnsRules(ctx context.Context, pid int) ([]string, error) {
+	out, err := InNetns(ctx, pid, "", "iptables", "-w", "5", "-S")
 	if err != nil {
 		return nil, err
 	}

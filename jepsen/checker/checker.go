@@ -1,4 +1,4 @@
-package jepsen
+package checker
 
 import (
 	"fmt"
@@ -11,6 +11,8 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/model"
 )
 
 // Anomaly kinds. Each is a reason the run is invalid, except the ones listed
@@ -51,41 +53,18 @@ type Anomaly struct {
 	OpIDs  []int  `json:"op_ids,omitempty"`
 }
 
-// NodeView is one node of the final state (GET /nodes).
-type NodeView struct {
-	ID          int64  `json:"id"`
-	URL         string `json:"node"`
-	Capacity    int64  `json:"capacity"`
-	Available   int64  `json:"available"`
-	CurrentLoad int64  `json:"current_load"`
-	Downed      bool   `json:"downed"`
-	Backoff     bool   `json:"backoff"`
-}
-
-// RecordView is one stored record of the final state. KeysChangedAt and
-// ReplacedAt are fsm.Null when null.
-type RecordView struct {
-	UID           int64  `json:"uid"`
-	NodeID        int64  `json:"node_id"`
-	Generation    int64  `json:"generation"`
-	KeysChangedAt int64  `json:"keys_changed_at"`
-	ClientState   string `json:"client_state"`
-	CreatedAt     int64  `json:"created_at"`
-	ReplacedAt    int64  `json:"replaced_at"`
-}
-
 // FinalState is what the harness read, linearizably, after healing.
 type FinalState struct {
-	Nodes []NodeView `json:"nodes"`
+	Nodes []history.NodeView `json:"nodes"`
 	// Records holds every workload email that was read; an email with no
 	// record maps to an empty slice. An email missing from the map could
 	// not be read.
-	Records map[string][]RecordView `json:"records"`
+	Records map[string][]history.RecordView `json:"records"`
 }
 
 // CheckInput is everything the checker judges.
 type CheckInput struct {
-	History []Op
+	History []history.Op
 	Final   FinalState
 	Emails  []string
 	// MaxCapacity is, per node id, the highest capacity the node ever had
@@ -119,6 +98,13 @@ type CheckResult struct {
 // Valid is true when nothing at all was wrong.
 func (r CheckResult) Valid() bool { return r.Verdict == VerdictValid }
 
+// AddAnomalies adds what the run itself found (a member that crashed, a
+// cluster that did not recover) and recomputes the verdict.
+func (r *CheckResult) AddAnomalies(anomalies ...Anomaly) {
+	r.Anomalies = append(r.Anomalies, anomalies...)
+	r.Verdict = verdictOf(r.Anomalies)
+}
+
 // verdictOf turns anomalies into a verdict.
 func verdictOf(anomalies []Anomaly) string {
 	verdict := VerdictValid
@@ -131,44 +117,10 @@ func verdictOf(anomalies []Anomaly) string {
 	return verdict
 }
 
-// linearOps turns the checked part of the history into porcupine operations:
-// answered user ops and unknown-outcome writes. An unknown write's return is
-// put after everything else, which lets it take effect at any point after
-// its call, or never be observed. Stale reads, failed ops and node changes
-// are left out.
-func linearOps(history []Op) []porcupine.Operation {
-	var last time.Duration
-	for _, op := range history {
-		last = max(last, op.Return)
-	}
-	var ops []porcupine.Operation
-	for _, op := range history {
-		if !op.Kind.inUserModel() {
-			continue
-		}
-		ret := op.Return
-		out := op.Output
-		switch {
-		case op.Outcome == OutcomeOK:
-		case op.Outcome == OutcomeInfo && op.Kind.isWrite():
-			ret = last + 1
-			out = UserOutput{Unknown: true}
-		default:
-			continue
-		}
-		ops = append(ops, porcupine.Operation{
-			ClientId: op.Client, Input: op.Input, Output: out,
-			Call: int64(op.Call), Return: int64(ret),
-			Metadata: fmt.Sprintf("op %d via %s", op.ID, op.Member),
-		})
-	}
-	return ops
-}
-
 // Check judges a history and final state.
 func Check(in CheckInput) CheckResult {
-	res := CheckResult{model: UserModel()}
-	ops := linearOps(in.History)
+	res := CheckResult{model: model.UserModel()}
+	ops := model.Operations(in.History)
 	result, info := porcupine.CheckOperationsVerbose(res.model, ops, in.Timeout)
 	res.Linearizable, res.info = string(result), info
 	okEmails := map[string]bool{}
@@ -177,8 +129,8 @@ func Check(in CheckInput) CheckResult {
 		res.Anomalies = append(res.Anomalies, Anomaly{Kind: AnomalyCheckTimeout,
 			Detail: fmt.Sprintf("linearizability search of %d operations did not finish within %s", len(ops), in.Timeout)})
 	default:
-		for i, part := range partitionByEmail(ops) {
-			email := part[0].Input.(UserInput).Email
+		for i, part := range model.PartitionByEmail(ops) {
+			email := part[0].Input.(history.UserInput).Email
 			longest := 0
 			for _, lin := range info.PartialLinearizations()[i] {
 				longest = max(longest, len(lin))
@@ -217,12 +169,12 @@ func countLostAcknowledged(in CheckInput) (int, []Anomaly) {
 	n := 0
 	for _, op := range in.History {
 		switch op.Kind {
-		case OpAllocate, OpLogin, OpUpdate:
+		case history.OpAllocate, history.OpLogin, history.OpUpdate:
 		default:
 			continue
 		}
 		u := op.Output.User
-		if op.Outcome != OutcomeOK || op.Output.Status != "" || op.Email == "" || u.UID == 0 {
+		if op.Outcome != history.OutcomeOK || op.Output.Status != "" || op.Email == "" || u.UID == 0 {
 			continue
 		}
 		recs, read := in.Final.Records[op.Email]
@@ -230,7 +182,7 @@ func countLostAcknowledged(in CheckInput) (int, []Anomaly) {
 			continue
 		}
 		var problem string
-		i := slices.IndexFunc(recs, func(r RecordView) bool { return r.UID == u.UID })
+		i := slices.IndexFunc(recs, func(r history.RecordView) bool { return r.UID == u.UID })
 		switch {
 		case i < 0 && deleted[u.UID]:
 		case i < 0:
@@ -303,10 +255,10 @@ func frontierOps(part []porcupine.Operation, partials [][]int) []int {
 // the user was in at some point before the read returned: the read is
 // checked as a linearizable read whose call is moved to the start of the
 // run. It runs only for users whose strict history linearized.
-func checkStaleReads(history []Op, okEmails map[string]bool, timeout time.Duration, anomalies []Anomaly) (string, []Anomaly) {
-	staleByEmail := map[string][]Op{}
-	for _, op := range history {
-		if op.Kind == OpGetStale && op.Outcome == OutcomeOK {
+func checkStaleReads(hist []history.Op, okEmails map[string]bool, timeout time.Duration, anomalies []Anomaly) (string, []Anomaly) {
+	staleByEmail := map[string][]history.Op{}
+	for _, op := range hist {
+		if op.Kind == history.OpGetStale && op.Outcome == history.OutcomeOK {
 			staleByEmail[op.Email] = append(staleByEmail[op.Email], op)
 		}
 	}
@@ -314,7 +266,7 @@ func checkStaleReads(history []Op, okEmails map[string]bool, timeout time.Durati
 		return "none", anomalies
 	}
 	verdict := string(porcupine.Ok)
-	model := UserModel()
+	userModel := model.UserModel()
 	// One budget for all users: a pathological history must not multiply
 	// the timeout by the number of users.
 	deadline := time.Now().Add(timeout)
@@ -324,13 +276,13 @@ func checkStaleReads(history []Op, okEmails map[string]bool, timeout time.Durati
 		}
 		return max(time.Until(deadline), time.Second)
 	}
-	strict := linearOps(history)
+	strict := model.Operations(hist)
 	for _, email := range slices.Sorted(maps.Keys(staleByEmail)) {
 		if !okEmails[email] {
 			continue // already invalid; the search would only repeat the failure
 		}
-		base := opsOfEmail(strict, email)
-		asEarlyReads := func(reads []Op) []porcupine.Operation {
+		base := model.OpsOfEmail(strict, email)
+		asEarlyReads := func(reads []history.Op) []porcupine.Operation {
 			ops := append([]porcupine.Operation(nil), base...)
 			for _, r := range reads {
 				ops = append(ops, porcupine.Operation{ClientId: r.Client, Input: r.Input, Output: r.Output,
@@ -338,7 +290,7 @@ func checkStaleReads(history []Op, okEmails map[string]bool, timeout time.Durati
 			}
 			return ops
 		}
-		switch porcupine.CheckOperationsTimeout(model, asEarlyReads(staleByEmail[email]), budget()) {
+		switch porcupine.CheckOperationsTimeout(userModel, asEarlyReads(staleByEmail[email]), budget()) {
 		case porcupine.Ok:
 			continue
 		case porcupine.Unknown:
@@ -353,7 +305,7 @@ func checkStaleReads(history []Op, okEmails map[string]bool, timeout time.Durati
 		// Name the culprits: reads that are impossible even on their own.
 		var culprits []int
 		for _, r := range staleByEmail[email] {
-			if porcupine.CheckOperationsTimeout(model, asEarlyReads([]Op{r}), budget()) == porcupine.Illegal {
+			if porcupine.CheckOperationsTimeout(userModel, asEarlyReads([]history.Op{r}), budget()) == porcupine.Illegal {
 				culprits = append(culprits, r.ID)
 			}
 		}
@@ -379,7 +331,7 @@ func checkFinalState(in CheckInput) []Anomaly {
 		usersOnNode:   map[int64]map[string]bool{},
 		uidOwner:      map[int64]string{},
 	}
-	nodes := map[int64]NodeView{}
+	nodes := map[int64]history.NodeView{}
 	for _, n := range in.Final.Nodes {
 		nodes[n.ID] = n
 	}
@@ -393,7 +345,7 @@ func checkFinalState(in CheckInput) []Anomaly {
 			continue
 		}
 		// A record's node is only judged unknown when the nodes were read.
-		var known map[int64]NodeView
+		var known map[int64]history.NodeView
 		if in.Final.Nodes != nil {
 			known = nodes
 		}
@@ -422,7 +374,7 @@ type finalTally struct {
 // created_at, no record on a node that never existed, and order with
 // non-decreasing generation and keys_changed_at. nodes nil skips the
 // unknown-node check (the nodes could not be read).
-func (t *finalTally) checkRecords(email string, recs []RecordView, nodes map[int64]NodeView, removed map[int64]bool) []Anomaly {
+func (t *finalTally) checkRecords(email string, recs []history.RecordView, nodes map[int64]history.NodeView, removed map[int64]bool) []Anomaly {
 	var out []Anomaly
 	add := func(a Anomaly) { out = append(out, a) }
 	live := 0
@@ -466,7 +418,7 @@ func (t *finalTally) checkRecords(email string, recs []RecordView, nodes map[int
 // checkRecordOrder checks a record against the one stored before it: a
 // newer uid and creation time, and neither generation nor keys_changed_at
 // going down.
-func checkRecordOrder(email string, prev, r RecordView) []Anomaly {
+func checkRecordOrder(email string, prev, r history.RecordView) []Anomaly {
 	var out []Anomaly
 	if r.UID <= prev.UID || r.CreatedAt < prev.CreatedAt {
 		out = append(out, Anomaly{Kind: AnomalyUIDOrder, Email: email,
@@ -484,7 +436,7 @@ func checkRecordOrder(email string, prev, r RecordView) []Anomaly {
 // checkRetired checks a user some answer called retired (operations ids).
 // Retired is for good: only a purge of every record could undo it, and the
 // workload never deletes a user's newest record.
-func checkRetired(email string, recs []RecordView, ids []int) []Anomaly {
+func checkRetired(email string, recs []history.RecordView, ids []int) []Anomaly {
 	if len(recs) == 0 {
 		return []Anomaly{{Kind: AnomalyRetiredLive, Email: email, OpIDs: ids, Detail: "answered as retired, but has no record left"}}
 	}
@@ -551,7 +503,7 @@ func checkAcknowledged(in CheckInput) []Anomaly {
 	lost := map[string][]int{}
 	deleted := deletedRecords(in.History)
 	for _, op := range in.History {
-		if op.Outcome != OutcomeOK || op.Output.Status != "" || op.Email == "" || op.Output.User.UID == 0 {
+		if op.Outcome != history.OutcomeOK || op.Output.Status != "" || op.Email == "" || op.Output.User.UID == 0 {
 			continue
 		}
 		u := op.Output.User
@@ -564,13 +516,13 @@ func checkAcknowledged(in CheckInput) []Anomaly {
 		if !read {
 			continue
 		}
-		i := slices.IndexFunc(recs, func(r RecordView) bool { return r.UID == u.UID })
+		i := slices.IndexFunc(recs, func(r history.RecordView) bool { return r.UID == u.UID })
 		if (i < 0 && !deleted[u.UID]) || (i >= 0 && recs[i].NodeID != u.NodeID) {
 			lost[op.Email] = append(lost[op.Email], op.ID)
 		}
 		// The final user read starts after the records were read, so it
 		// cannot show an older record than the newest stored one.
-		if op.Final && op.Kind == OpGet && len(recs) > 0 && u.UID < recs[len(recs)-1].UID {
+		if op.Final && op.Kind == history.OpGet && len(recs) > 0 && u.UID < recs[len(recs)-1].UID {
 			out = append(out, Anomaly{Kind: AnomalyFinalMismatch, Email: op.Email, OpIDs: []int{op.ID},
 				Detail: fmt.Sprintf("final read shows uid %d, but uid %d was stored before it began", u.UID, recs[len(recs)-1].UID)})
 		}
@@ -601,21 +553,21 @@ func checkAcknowledged(in CheckInput) []Anomaly {
 }
 
 // removedNodes: nodes a remove may have deleted (answered or not).
-func removedNodes(history []Op) map[int64]bool {
-	return mayHaveApplied(history, OpRemoveNode, func(in UserInput) int64 { return in.NodeID })
+func removedNodes(hist []history.Op) map[int64]bool {
+	return mayHaveApplied(hist, history.OpRemoveNode, func(in history.UserInput) int64 { return in.NodeID })
 }
 
 // deletedRecords: uids a delete may have purged (answered or not).
-func deletedRecords(history []Op) map[int64]bool {
-	return mayHaveApplied(history, OpDeleteRecord, func(in UserInput) int64 { return in.UID })
+func deletedRecords(hist []history.Op) map[int64]bool {
+	return mayHaveApplied(hist, history.OpDeleteRecord, func(in history.UserInput) int64 { return in.UID })
 }
 
 // mayHaveApplied: the keys of the ops of one kind that did not
 // definitely fail, so may have taken effect.
-func mayHaveApplied(history []Op, kind OpKind, key func(UserInput) int64) map[int64]bool {
+func mayHaveApplied(hist []history.Op, kind history.OpKind, key func(history.UserInput) int64) map[int64]bool {
 	out := map[int64]bool{}
-	for _, op := range history {
-		if op.Kind == kind && op.Outcome != OutcomeFail {
+	for _, op := range hist {
+		if op.Kind == kind && op.Outcome != history.OutcomeFail {
 			out[key(op.Input)] = true
 		}
 	}
@@ -623,10 +575,10 @@ func mayHaveApplied(history []Op, kind OpKind, key func(UserInput) int64) map[in
 }
 
 // retiredUsers: users some definite answer showed retired, with those ops.
-func retiredUsers(history []Op) map[string][]int {
+func retiredUsers(hist []history.Op) map[string][]int {
 	out := map[string][]int{}
-	for _, op := range history {
-		if op.Outcome == OutcomeOK && op.Email != "" && op.Output.Status == "" &&
+	for _, op := range hist {
+		if op.Outcome == history.OutcomeOK && op.Email != "" && op.Output.Status == "" &&
 			op.Output.User.UID != 0 && op.Output.User.Generation == fsm.MaxGeneration {
 			out[op.Email] = append(out[op.Email], op.ID)
 		}
@@ -640,7 +592,7 @@ func retiredUsers(history []Op) map[string][]int {
 // after everything).
 func checkRecordObservations(in CheckInput) []Anomaly {
 	type seen struct {
-		op              Op
+		op              history.Op
 		replacedAt, gen int64
 		call, ret       time.Duration
 		final           bool
@@ -648,7 +600,7 @@ func checkRecordObservations(in CheckInput) []Anomaly {
 	byUID := map[int64][]seen{}
 	emailOf := map[int64]string{}
 	for _, op := range in.History {
-		if op.Kind != OpRecords || op.Outcome != OutcomeOK {
+		if op.Kind != history.OpRecords || op.Outcome != history.OutcomeOK {
 			continue
 		}
 		for _, r := range op.Records {
@@ -657,7 +609,7 @@ func checkRecordObservations(in CheckInput) []Anomaly {
 		}
 	}
 	var out []Anomaly
-	finalOf := map[int64]RecordView{}
+	finalOf := map[int64]history.RecordView{}
 	for _, recs := range in.Final.Records {
 		for _, r := range recs {
 			finalOf[r.UID] = r
@@ -722,23 +674,23 @@ const staleBoundSlack = 250 * time.Millisecond
 // at least the acknowledged ones. Users with account events are left out
 // (an event may remove or rewrite records in ways this order does not
 // describe).
-func checkBoundedStaleReads(history []Op) []Anomaly {
-	acked := map[string][]Op{}
+func checkBoundedStaleReads(hist []history.Op) []Anomaly {
+	acked := map[string][]history.Op{}
 	events := map[string]bool{}
-	for _, op := range history {
-		if op.Kind == OpEvent && op.Outcome != OutcomeFail {
+	for _, op := range hist {
+		if op.Kind == history.OpEvent && op.Outcome != history.OutcomeFail {
 			events[op.Email] = true
 		}
 		switch op.Kind {
-		case OpAllocate, OpLogin, OpUpdate:
-			if op.Outcome == OutcomeOK && op.Output.Status == "" && op.Output.User.UID != 0 {
+		case history.OpAllocate, history.OpLogin, history.OpUpdate:
+			if op.Outcome == history.OutcomeOK && op.Output.Status == "" && op.Output.User.UID != 0 {
 				acked[op.Email] = append(acked[op.Email], op)
 			}
 		}
 	}
 	var out []Anomaly
-	for _, r := range history {
-		if r.Kind != OpGetStale || r.Outcome != OutcomeOK || r.MaxStaleness <= 0 || events[r.Email] {
+	for _, r := range hist {
+		if r.Kind != history.OpGetStale || r.Outcome != history.OutcomeOK || r.MaxStaleness <= 0 || events[r.Email] {
 			continue
 		}
 		got := r.Output.User
@@ -752,7 +704,7 @@ func checkBoundedStaleReads(history []Op) []Anomaly {
 			if shows {
 				continue
 			}
-			seen := describeOutput(r.Output)
+			seen := history.DescribeOutput(r.Output)
 			out = append(out, Anomaly{Kind: AnomalyStaleBeyondBound, Email: r.Email, OpIDs: []int{w.ID, r.ID},
 				Detail: fmt.Sprintf("stale read op %d via %s with max_staleness %s answered %s, missing op %d (uid %d generation %d) acknowledged %s before the read",
 					r.ID, r.Member, r.MaxStaleness, seen, w.ID, want.UID, want.Generation, (r.Call - w.Return).Round(time.Millisecond))})

@@ -1,4 +1,4 @@
-package jepsen
+package nemesis
 
 import (
 	"math/rand/v2"
@@ -10,9 +10,9 @@ func TestParseNemesis(t *testing.T) {
 	// expands checks that spec names exactly the fault kinds want.
 	expands := func(spec string, want ...FaultKind) []FaultKind {
 		t.Helper()
-		got, err := ParseNemesis(spec)
+		got, err := Parse(spec)
 		if err != nil || !slices.Equal(got, want) {
-			t.Fatalf("ParseNemesis(%q) = %v, %v; want %v", spec, got, err, want)
+			t.Fatalf("Parse(%q) = %v, %v; want %v", spec, got, err, want)
 		}
 		return got
 	}
@@ -25,7 +25,7 @@ func TestParseNemesis(t *testing.T) {
 		t.Fatal("tail-damage needs no iptables")
 	}
 	expands("none")
-	if _, err := ParseNemesis("partition,flood"); err == nil {
+	if _, err := Parse("partition,flood"); err == nil {
 		t.Fatal("unknown nemesis accepted")
 	}
 	if NeedsIptables([]FaultKind{FaultKill, FaultPause}) || !NeedsIptables([]FaultKind{FaultKill, FaultPartitionRing}) {
@@ -34,12 +34,12 @@ func TestParseNemesis(t *testing.T) {
 }
 
 // sees returns, for each member, the members it can still talk to (itself included).
-func sees(n int, cut []pair) []map[int]bool {
+func sees(n int, cut []Pair) []map[int]bool {
 	out := make([]map[int]bool, n)
 	for i := range n {
 		out[i] = map[int]bool{}
 		for j := range n {
-			if i == j || !slices.Contains(cut, newPair(i, j)) {
+			if i == j || !slices.Contains(cut, NewPair(i, j)) {
 				out[i][j] = true
 			}
 		}
@@ -50,7 +50,7 @@ func sees(n int, cut []pair) []map[int]bool {
 func TestHalvesCutSplitsIntoTwoSides(t *testing.T) {
 	for n := 2; n <= 7; n++ {
 		rng := rand.New(rand.NewPCG(uint64(n), 1))
-		cut, _ := halvesCut(n, rng, nil)
+		cut, _ := HalvesCut(n, rng, nil)
 		view := sees(n, cut)
 		// Two cliques: whoever sees each other sees the same set.
 		sizes := map[int]bool{}
@@ -69,7 +69,7 @@ func TestHalvesCutSplitsIntoTwoSides(t *testing.T) {
 }
 
 func TestIsolateCutIsolatesOnlyTheTarget(t *testing.T) {
-	cut, desc := isolateCut(5, 2, []string{"n1", "n2", "n3", "n4", "n5"})
+	cut, desc := IsolateCut(5, 2, []string{"n1", "n2", "n3", "n4", "n5"})
 	view := sees(5, cut)
 	if len(view[2]) != 1 {
 		t.Fatalf("target still sees %v", view[2])
@@ -87,7 +87,7 @@ func TestIsolateCutIsolatesOnlyTheTarget(t *testing.T) {
 func TestRingCutEachSeesADifferentMajority(t *testing.T) {
 	for n := 4; n <= 9; n++ {
 		rng := rand.New(rand.NewPCG(uint64(n), 2))
-		cut, _ := ringCut(n, rng, nil)
+		cut, _ := RingCut(n, rng, nil)
 		view := sees(n, cut)
 		for i := range n {
 			if len(view[i]) <= n/2 {
@@ -108,7 +108,7 @@ func TestRingCutEachSeesADifferentMajority(t *testing.T) {
 func TestBridgeCutLeavesOneBridge(t *testing.T) {
 	for n := 3; n <= 7; n++ {
 		rng := rand.New(rand.NewPCG(uint64(n), 3))
-		cut, _ := bridgeCut(n, rng, nil)
+		cut, _ := BridgeCut(n, rng, nil)
 		view := sees(n, cut)
 		bridges := 0
 		for i := range n {
@@ -121,7 +121,7 @@ func TestBridgeCutLeavesOneBridge(t *testing.T) {
 		}
 	}
 	// Three members are too few for a ring: it must still cut something.
-	if cut, _ := ringCut(3, rand.New(rand.NewPCG(1, 1)), nil); len(cut) != 1 {
+	if cut, _ := RingCut(3, rand.New(rand.NewPCG(1, 1)), nil); len(cut) != 1 {
 		t.Fatalf("ring of 3 cut %v, want the bridge's one pair", cut)
 	}
 }
@@ -141,7 +141,7 @@ func equalSets(a, b map[int]bool) bool {
 func TestDropRulesCoverBothDirections(t *testing.T) {
 	ips := []string{"127.0.0.10", "127.0.0.11", "127.0.0.12"}
 	marks := []uint32{MemberMark(0), MemberMark(1), MemberMark(2)}
-	rules := dropRules([]pair{{0, 2}}, ips, marks)
+	rules := DropRules([]Pair{{0, 2}}, ips, marks)
 	want := []DropRule{
 		{SrcIP: "127.0.0.10", DstIP: "127.0.0.12", SrcMark: MemberMark(0)},
 		{SrcIP: "127.0.0.12", DstIP: "127.0.0.10", SrcMark: MemberMark(2)},

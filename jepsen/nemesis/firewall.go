@@ -1,4 +1,4 @@
-package jepsen
+package nemesis
 
 import (
 	"bytes"
@@ -74,7 +74,7 @@ func NewFirewall() (*Firewall, error) {
 	if err := CheckIptables(); err != nil {
 		return nil, err
 	}
-	if err := cleanupIptables(); err != nil {
+	if err := RemoveChains(); err != nil {
 		return nil, fmt.Errorf("remove leftover rules: %w", err)
 	}
 	steps := [][]string{
@@ -85,7 +85,7 @@ func NewFirewall() (*Firewall, error) {
 	}
 	for _, args := range steps {
 		if _, err := iptables(args...); err != nil {
-			_ = cleanupIptables()
+			_ = RemoveChains()
 			return nil, fmt.Errorf("install chains: %w", err)
 		}
 	}
@@ -152,27 +152,13 @@ func (f *Firewall) Rules() ([]string, error) {
 func (f *Firewall) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return cleanupIptables()
+	return RemoveChains()
 }
 
-// CleanupIptables deletes every jump to the harness's chains and the chains
-// themselves, whatever run left them (`wimms jepsen --cleanup`). It refuses
-// while a run is in progress: those rules are that run's. It is safe to
-// call when nothing is installed, and it checks that nothing is left.
-func CleanupIptables() error {
-	if err := CheckIptables(); err != nil {
-		return err
-	}
-	release, err := acquireRunLock()
-	if err != nil {
-		return err
-	}
-	defer release()
-	return cleanupIptables()
-}
-
-// cleanupIptables is CleanupIptables for the holder of the run lock.
-func cleanupIptables() error {
+// RemoveChains deletes every jump to the harness's chains and the chains
+// themselves, whatever run left them, and checks that nothing is left. The
+// caller must hold the run lock: those rules may be a running run's.
+func RemoveChains() error {
 	for _, jump := range [][2]string{{"INPUT", ChainAddr}, {"OUTPUT", ChainAddr}, {"OUTPUT", ChainOwner}} {
 		// A crashed run may have left several jumps: delete until none is left.
 		for range 100 {

@@ -1,4 +1,4 @@
-package jepsen
+package nemesis
 
 import (
 	"fmt"
@@ -71,9 +71,9 @@ var nemesisAliases = map[string][]FaultKind{
 	"membership": {FaultMembership},
 }
 
-// ParseNemesis turns a --nemesis list ("partition,kill" or exact kinds) into
+// Parse turns a --nemesis list ("partition,kill" or exact kinds) into
 // distinct fault kinds, in a stable order. "none" or "" means no faults.
-func ParseNemesis(list string) ([]FaultKind, error) {
+func Parse(list string) ([]FaultKind, error) {
 	var out []FaultKind
 	for _, name := range strings.Split(list, ",") {
 		name = strings.TrimSpace(name)
@@ -102,15 +102,15 @@ func ParseNemesis(list string) ([]FaultKind, error) {
 	return out, nil
 }
 
-func (k FaultKind) isPartition() bool { return strings.HasPrefix(string(k), "partition-") }
+func (k FaultKind) IsPartition() bool { return strings.HasPrefix(string(k), "partition-") }
 
-func (k FaultKind) targetsLeader() bool { return strings.HasSuffix(string(k), "-leader") }
+func (k FaultKind) TargetsLeader() bool { return strings.HasSuffix(string(k), "-leader") }
 
 // NeedsIptables reports whether any of the faults cuts the network.
-func NeedsIptables(kinds []FaultKind) bool { return slices.ContainsFunc(kinds, FaultKind.isPartition) }
+func NeedsIptables(kinds []FaultKind) bool { return slices.ContainsFunc(kinds, FaultKind.IsPartition) }
 
-// NemesisEvent is one injected fault, from injection to heal.
-type NemesisEvent struct {
+// Event is one injected fault, from injection to heal.
+type Event struct {
 	Kind    FaultKind     `json:"kind"`
 	Targets []string      `json:"targets"`
 	Detail  string        `json:"detail"`
@@ -122,28 +122,30 @@ type NemesisEvent struct {
 	Error    string `json:"error,omitempty"` // the fault could not be (fully) injected or healed
 }
 
-// pair is an unordered pair of member indices whose traffic is cut.
-type pair [2]int
+// Pair is an unordered pair of member indices whose traffic is cut.
+type Pair [2]int
 
-func newPair(a, b int) pair {
+// NewPair is the pair of a and b, the lower index first.
+func NewPair(a, b int) Pair {
 	if a > b {
 		a, b = b, a
 	}
-	return pair{a, b}
+	return Pair{a, b}
 }
 
-func crossPairs(a, b []int) []pair {
-	var out []pair
+// CrossPairs cuts every member of a from every member of b.
+func CrossPairs(a, b []int) []Pair {
+	var out []Pair
 	for _, x := range a {
 		for _, y := range b {
-			out = append(out, newPair(x, y))
+			out = append(out, NewPair(x, y))
 		}
 	}
 	slices.SortFunc(out, comparePairs)
 	return out
 }
 
-func comparePairs(a, b pair) int {
+func comparePairs(a, b Pair) int {
 	if a[0] != b[0] {
 		return a[0] - b[0]
 	}
@@ -163,54 +165,54 @@ func group(names []string, idx ...int) string {
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
-// halvesCut splits n members into two random halves (the smaller first).
-func halvesCut(n int, rng *rand.Rand, names []string) ([]pair, string) {
+// HalvesCut splits n members into two random halves (the smaller first).
+func HalvesCut(n int, rng *rand.Rand, names []string) ([]Pair, string) {
 	perm := rng.Perm(n)
 	a, b := perm[:n/2], perm[n/2:]
-	return crossPairs(a, b), group(names, a...) + " | " + group(names, b...)
+	return CrossPairs(a, b), group(names, a...) + " | " + group(names, b...)
 }
 
-// isolateCut cuts one member from all others.
-func isolateCut(n, target int, names []string) ([]pair, string) {
+// IsolateCut cuts one member from all others.
+func IsolateCut(n, target int, names []string) ([]Pair, string) {
 	var rest []int
 	for i := range n {
 		if i != target {
 			rest = append(rest, i)
 		}
 	}
-	return crossPairs([]int{target}, rest), group(names, target) + " | " + group(names, rest...)
+	return CrossPairs([]int{target}, rest), group(names, target) + " | " + group(names, rest...)
 }
 
-// bridgeCut: [A] bridge [B]; A and B cannot talk, the bridge talks to both.
-func bridgeCut(n int, rng *rand.Rand, names []string) ([]pair, string) {
+// BridgeCut: [A] bridge [B]; A and B cannot talk, the bridge talks to both.
+func BridgeCut(n int, rng *rand.Rand, names []string) ([]Pair, string) {
 	perm := rng.Perm(n)
 	k := (n - 1) / 2
 	a, bridge, b := perm[:k], perm[k], perm[k+1:]
-	return crossPairs(a, b), group(names, a...) + " | bridge " + group(names, bridge) + " | " + group(names, b...)
+	return CrossPairs(a, b), group(names, a...) + " | bridge " + group(names, bridge) + " | " + group(names, b...)
 }
 
-// ringCut places the members on a random ring; each keeps the members within
+// RingCut places the members on a random ring; each keeps the members within
 // distance d, the smallest d with which it sees a majority. Every member then
 // sees a majority and no two see the same one. With 3 members everyone would
 // see everyone, so it falls back to the bridge.
-func ringCut(n int, rng *rand.Rand, names []string) ([]pair, string) {
+func RingCut(n int, rng *rand.Rand, names []string) ([]Pair, string) {
 	majority := n/2 + 1
 	d := majority / 2 // the smallest d with 2d+1 >= majority
 	if 2*d+1 >= n {
-		return bridgeCut(n, rng, names)
+		return BridgeCut(n, rng, names)
 	}
 	perm := rng.Perm(n)
 	pos := make([]int, n)
 	for i, m := range perm {
 		pos[m] = i
 	}
-	var out []pair
+	var out []Pair
 	for a := range n {
 		for b := a + 1; b < n; b++ {
 			dist := abs(pos[a] - pos[b])
 			dist = min(dist, n-dist)
 			if dist > d {
-				out = append(out, pair{a, b})
+				out = append(out, Pair{a, b})
 			}
 		}
 	}
@@ -244,8 +246,8 @@ type DropRule struct {
 	SrcMark uint32 // 0: address rule only
 }
 
-// dropRules turns cut pairs into rules for both directions.
-func dropRules(pairs []pair, ips []string, marks []uint32) []DropRule {
+// DropRules turns cut pairs into rules for both directions.
+func DropRules(pairs []Pair, ips []string, marks []uint32) []DropRule {
 	var out []DropRule
 	for _, p := range pairs {
 		for _, dir := range [][2]int{{p[0], p[1]}, {p[1], p[0]}} {

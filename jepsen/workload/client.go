@@ -1,4 +1,4 @@
-package jepsen
+package workload
 
 import (
 	"crypto/tls"
@@ -11,36 +11,37 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/jepsen/history"
 )
 
-// apiClients hands out the harness's clients of the members: deliberately
+// Clients hands out the harness's clients of the members: deliberately
 // plain, one connection per request (no keep-alive), so that "could not
 // connect" is distinguishable from "sent, then lost", no automatic retries
 // of any kind, and every call bounded by timeout. With tlsCfg (a --tls run)
 // they talk HTTPS verified with it.
-type apiClients struct {
+type Clients struct {
 	transport http.RoundTripper
 	timeout   time.Duration
 	scheme    string
 }
 
-func newAPIClients(timeout time.Duration, tlsCfg *tls.Config) *apiClients {
+func NewClients(timeout time.Duration, tlsCfg *tls.Config) *Clients {
 	t := client.NewTransport(client.TransportOptions{NoKeepAlive: true, DialTimeout: timeout, ResponseHeaderTimeout: timeout, TLS: tlsCfg})
 	scheme := "http://"
 	if tlsCfg != nil {
 		scheme = "https://"
 	}
-	return &apiClients{transport: t, timeout: timeout, scheme: scheme}
+	return &Clients{transport: t, timeout: timeout, scheme: scheme}
 }
 
-// of is the client of the member at httpAddr.
-func (a *apiClients) of(httpAddr string) *client.Client {
+// Of is the client of the member at httpAddr.
+func (a *Clients) Of(httpAddr string) *client.Client {
 	return client.New(a.scheme+httpAddr, client.WithTransport(a.transport), client.WithTimeout(a.timeout))
 }
 
-// describe is how a call's result shows in the history: the HTTP code and
+// Describe is how a call's result shows in the history: the HTTP code and
 // the API's status, or the transport error.
-func describe(meta client.Meta, err error) string {
+func Describe(meta client.Meta, err error) string {
 	var ae *client.APIError
 	switch {
 	case errors.As(err, &ae) && ae.Status != "":
@@ -69,45 +70,45 @@ var refusedStatuses = []string{
 
 // classify decides what a client knows after one call. Anything not known
 // to be harmless is, for a write, "info": it may have happened.
-func classify(write bool, err error) Outcome {
+func classify(write bool, err error) history.Outcome {
 	var ae *client.APIError
 	var te *client.TransportError
 	switch {
 	case err == nil:
-		return OutcomeOK
+		return history.OutcomeOK
 	case errors.As(err, &ae):
 		switch {
 		case slices.Contains(definiteStatuses, ae.Status):
-			return OutcomeOK
+			return history.OutcomeOK
 		case !write, slices.Contains(refusedStatuses, ae.Status):
-			return OutcomeFail
+			return history.OutcomeFail
 		}
-		return OutcomeInfo // 504 unknown-outcome, 500, shutting-down...
+		return history.OutcomeInfo // 504 unknown-outcome, 500, shutting-down...
 	case errors.As(err, &te) && !te.Sent:
-		return OutcomeFail
+		return history.OutcomeFail
 	case write:
-		return OutcomeInfo // sent, then lost or unreadable: it may have happened
+		return history.OutcomeInfo // sent, then lost or unreadable: it may have happened
 	}
-	return OutcomeFail
+	return history.OutcomeFail
 }
 
 // userOutput is what a definite answer to a user operation says: the
 // user, or the state machine's refusal.
-func userOutput(user *wire.User, fxaKid string, meta client.Meta, err error) (UserOutput, error) {
+func userOutput(user *wire.User, fxaKid string, meta client.Meta, err error) (history.UserOutput, error) {
 	var ae *client.APIError
 	if errors.As(err, &ae) {
-		return UserOutput{Status: ae.Status}, nil
+		return history.UserOutput{Status: ae.Status}, nil
 	}
 	if user == nil || user.UID == 0 {
-		return UserOutput{}, errors.New("decode user: answer has no uid")
+		return history.UserOutput{}, errors.New("decode user: answer has no uid")
 	}
-	return UserOutput{Created: meta.Created(), User: userView(*user), FxaKid: fxaKid}, nil
+	return history.UserOutput{Created: meta.Created(), User: userView(*user), FxaKid: fxaKid}, nil
 }
 
 // userView: numbers arrive as int64 (never through float64: a retired
 // generation is 2^63-1); null keys_changed_at is fsm.Null.
-func userView(u wire.User) UserView {
-	v := UserView{UID: u.UID, NodeID: u.NodeID, Generation: u.Generation, KeysChangedAt: nullable(u.KeysChangedAt),
+func userView(u wire.User) history.UserView {
+	v := history.UserView{UID: u.UID, NodeID: u.NodeID, Generation: u.Generation, KeysChangedAt: nullable(u.KeysChangedAt),
 		ClientState: u.ClientState, OldClientStates: u.OldClientStates, Replaced: u.ReplacedAt != nil}
 	if len(v.OldClientStates) == 0 {
 		v.OldClientStates = nil
@@ -115,13 +116,15 @@ func userView(u wire.User) UserView {
 	return v
 }
 
-func recordView(a wire.Record) RecordView {
-	return RecordView{UID: a.UID, NodeID: a.NodeID, Generation: a.Generation, KeysChangedAt: nullable(a.KeysChangedAt),
+// RecordViewOf is a stored record as the history and checker see it.
+func RecordViewOf(a wire.Record) history.RecordView {
+	return history.RecordView{UID: a.UID, NodeID: a.NodeID, Generation: a.Generation, KeysChangedAt: nullable(a.KeysChangedAt),
 		ClientState: a.ClientState, CreatedAt: a.CreatedAt, ReplacedAt: nullable(a.ReplacedAt)}
 }
 
-func nodeView(n wire.Node) NodeView {
-	return NodeView{ID: n.ID, URL: n.Node, Capacity: n.Capacity, Available: n.Available,
+// NodeViewOf is a node as the history and checker see it.
+func NodeViewOf(n wire.Node) history.NodeView {
+	return history.NodeView{ID: n.ID, URL: n.Node, Capacity: n.Capacity, Available: n.Available,
 		CurrentLoad: n.CurrentLoad, Downed: n.Downed, Backoff: n.Backoff}
 }
 

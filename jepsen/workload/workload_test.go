@@ -1,4 +1,4 @@
-package jepsen
+package workload
 
 import (
 	"encoding/hex"
@@ -11,35 +11,38 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/internal/histtest"
+	"github.com/wimms-dev/wimms/jepsen/model"
 )
 
 // The model only covers what the workload sends: every login and allocation
 // carries a positive generation and keys_changed_at and a hex client state;
 // node changes never lower capacity.
 func TestWorkloadStaysInsideTheModel(t *testing.T) {
-	w := newWorkload(16, false)
+	w := New(16, false)
 	w.nodes.reset([]int64{1, 2, 3})
 	w.capacity = 3
 	rng := rand.New(rand.NewPCG(7, 7))
-	kinds := map[OpKind]int{}
+	kinds := map[history.OpKind]int{}
 	for range 20000 {
-		p := w.next(rng)
+		p := w.Next(rng)
 		kinds[p.kind]++
 		in := p.input
-		nodeOp := p.kind == OpNodeChange || p.kind == OpAddNode || p.kind.nodeWide()
-		if in.Kind != p.kind || (!nodeOp && !slices.Contains(w.allEmails(), in.Email)) {
+		nodeOp := p.kind == history.OpNodeChange || p.kind == history.OpAddNode || p.kind.NodeWide()
+		if in.Kind != p.kind || (!nodeOp && !slices.Contains(w.AllEmails(), in.Email)) {
 			t.Fatalf("plan %+v: kind or email wrong", p)
 		}
 		switch p.kind {
-		case OpLogin, OpAllocate:
+		case history.OpLogin, history.OpAllocate:
 			if in.Generation.V <= 0 || in.KeysChangedAt.V <= 0 || !in.ClientState.Set {
 				t.Fatalf("%s without generation, keys_changed_at or client state: %+v", p.kind, in)
 			}
-		case OpUpdate:
+		case history.OpUpdate:
 			if !in.Generation.Set {
 				t.Fatalf("update without generation: %+v", in)
 			}
-		case OpEvent:
+		case history.OpEvent:
 			if in.Event != fsm.EventDelete && !in.Generation.Set {
 				t.Fatalf("%s event without generation: %+v", in.Event, in)
 			}
@@ -50,8 +53,8 @@ func TestWorkloadStaysInsideTheModel(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []OpKind{OpAllocate, OpLogin, OpUpdate, OpGet, OpGetStale, OpNodeChange, OpRetire, OpReplace,
-		OpEvent, OpRecords, OpUnassign, OpRemoveNode, OpAddNode} {
+	for _, k := range []history.OpKind{history.OpAllocate, history.OpLogin, history.OpUpdate, history.OpGet, history.OpGetStale, history.OpNodeChange, history.OpRetire, history.OpReplace,
+		history.OpEvent, history.OpRecords, history.OpUnassign, history.OpRemoveNode, history.OpAddNode} {
 		if kinds[k] == 0 {
 			t.Fatalf("workload never generates %s: %v", k, kinds)
 		}
@@ -60,47 +63,47 @@ func TestWorkloadStaysInsideTheModel(t *testing.T) {
 
 // commandFor turns a plan into the state machine command the server would
 // propose for it.
-func commandFor(p plan, ts int64) fsm.Command {
-	cmd := fsm.Command{TS: ts, Service: workloadService, Email: p.input.Email,
+func commandFor(p Plan, ts int64) fsm.Command {
+	cmd := fsm.Command{TS: ts, Service: Service, Email: p.input.Email,
 		Generation: p.input.Generation, KeysChangedAt: p.input.KeysChangedAt, ClientState: p.input.ClientState}
 	switch p.kind {
-	case OpAllocate:
+	case history.OpAllocate:
 		cmd.Op = fsm.OpAllocate
-	case OpLogin:
+	case history.OpLogin:
 		cmd.Op = fsm.OpLogin
-	case OpUpdate:
+	case history.OpUpdate:
 		cmd.Op = fsm.OpUpdateUser
-	case OpNodeChange:
-		cmd = fsm.Command{Op: fsm.OpUpdateNode, TS: ts, Service: workloadService, NodeID: p.node.NodeID,
+	case history.OpNodeChange:
+		cmd = fsm.Command{Op: fsm.OpUpdateNode, TS: ts, Service: Service, NodeID: p.node.NodeID,
 			Downed: p.node.Downed, Backoff: p.node.Backoff, Capacity: p.node.Capacity, Available: p.node.Available}
-	case OpRetire:
+	case history.OpRetire:
 		cmd.Op = fsm.OpRetire
-	case OpReplace:
+	case history.OpReplace:
 		cmd.Op = fsm.OpReplace
-	case OpEvent:
+	case history.OpEvent:
 		cmd = fsm.Command{Op: fsm.OpAccountEvent, TS: ts, Email: p.input.Email, Event: p.input.Event, Generation: p.input.Generation}
-	case OpDeleteRecord:
-		cmd = fsm.Command{Op: fsm.OpDeleteRecord, TS: ts, Service: workloadService, UID: p.input.UID}
-	case OpUnassign:
-		cmd = fsm.Command{Op: fsm.OpUnassignNode, TS: ts, Service: workloadService, NodeID: p.input.NodeID}
-	case OpRemoveNode:
-		cmd = fsm.Command{Op: fsm.OpRemoveNode, TS: ts, Service: workloadService, NodeID: p.input.NodeID}
-	case OpAddNode:
-		cmd = fsm.Command{Op: fsm.OpAddNode, TS: ts, Service: workloadService, NodeURL: p.add.URL,
+	case history.OpDeleteRecord:
+		cmd = fsm.Command{Op: fsm.OpDeleteRecord, TS: ts, Service: Service, UID: p.input.UID}
+	case history.OpUnassign:
+		cmd = fsm.Command{Op: fsm.OpUnassignNode, TS: ts, Service: Service, NodeID: p.input.NodeID}
+	case history.OpRemoveNode:
+		cmd = fsm.Command{Op: fsm.OpRemoveNode, TS: ts, Service: Service, NodeID: p.input.NodeID}
+	case history.OpAddNode:
+		cmd = fsm.Command{Op: fsm.OpAddNode, TS: ts, Service: Service, NodeURL: p.add.URL,
 			Capacity: fsm.SomeInt64(p.add.Capacity), Available: fsm.SomeInt64(p.add.Available)}
 	}
 	return cmd
 }
 
-func outputOf(u fsm.User, created bool, fxaKid string, err *fsm.Error) UserOutput {
+func outputOf(u fsm.User, created bool, fxaKid string, err *fsm.Error) history.UserOutput {
 	if err != nil {
-		return UserOutput{Status: err.Status}
+		return history.UserOutput{Status: err.Status}
 	}
 	old := u.OldClientStates
 	if len(old) == 0 {
 		old = nil
 	}
-	return UserOutput{Created: created, FxaKid: fxaKid, User: UserView{UID: u.UID, NodeID: u.NodeID,
+	return history.UserOutput{Created: created, FxaKid: fxaKid, User: history.UserView{UID: u.UID, NodeID: u.NodeID,
 		Generation: u.Generation, KeysChangedAt: u.KeysChangedAt, ClientState: u.ClientState, OldClientStates: old,
 		Replaced: u.ReplacedAt != fsm.Null}}
 }
@@ -117,14 +120,14 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 			cmd.TS = ts
 			return sm.Apply(cmd)
 		}
-		if res := apply(fsm.Command{Op: fsm.OpPutService, Service: workloadService, Pattern: fsm.SomeString(servicePattern)}); res.Err != nil {
+		if res := apply(fsm.Command{Op: fsm.OpPutService, Service: Service, Pattern: fsm.SomeString(ServicePattern)}); res.Err != nil {
 			t.Fatalf("create service: %v", res.Err)
 		}
-		w := newWorkload(6, false)
+		w := New(6, false)
 		w.capacity = 3
 		var ids []int64
 		for i := range 3 {
-			res := apply(fsm.Command{Op: fsm.OpAddNode, Service: workloadService, NodeURL: "https://n" + string(rune('1'+i)),
+			res := apply(fsm.Command{Op: fsm.OpAddNode, Service: Service, NodeURL: "https://n" + string(rune('1'+i)),
 				Capacity: fsm.SomeInt64(w.capacity), Available: fsm.SomeInt64(6)})
 			if res.Err != nil {
 				t.Fatalf("add node: %v", res.Err)
@@ -133,52 +136,52 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 		}
 		w.nodes.reset(ids)
 		rng := rand.New(rand.NewPCG(seed, 99))
-		h := &historyBuilder{}
+		h := &histtest.Builder{}
 		seen := map[string]int{}
 		for i := range 4000 {
-			p := w.next(rng)
-			var out UserOutput
+			p := w.Next(rng)
+			var out history.UserOutput
 			switch p.kind {
-			case OpRecords:
-				recs, err := sm.Records(workloadService, p.input.Email)
+			case history.OpRecords:
+				recs, err := sm.Records(Service, p.input.Email)
 				var fe *fsm.Error
 				if err != nil && !errors.As(err, &fe) {
 					t.Fatalf("records: %v", err)
 				}
-				var views []RecordView
+				var views []history.RecordView
 				for _, r := range recs {
-					views = append(views, RecordView{UID: r.UID, NodeID: r.NodeID, Generation: r.Generation,
+					views = append(views, history.RecordView{UID: r.UID, NodeID: r.NodeID, Generation: r.Generation,
 						KeysChangedAt: r.KeysChangedAt, ClientState: r.ClientState, CreatedAt: r.CreatedAt, ReplacedAt: r.ReplacedAt})
 				}
 				w.superseded.remember(p.input.Email, views)
 				continue
-			case OpAddNode:
+			case history.OpAddNode:
 				res := apply(commandFor(p, 0))
 				if res.Err != nil {
 					t.Fatalf("add node %+v: %v", p.add, res.Err)
 				}
 				w.nodes.add(res.Node.ID)
 				continue
-			case OpUnassign, OpRemoveNode, OpReplace, OpEvent, OpDeleteRecord:
+			case history.OpUnassign, history.OpRemoveNode, history.OpReplace, history.OpEvent, history.OpDeleteRecord:
 				res := apply(commandFor(p, 0))
-				out = UserOutput{Count: res.Count}
+				out = history.UserOutput{Count: res.Count}
 				if res.Err != nil {
-					out = UserOutput{Status: res.Err.Status}
+					out = history.UserOutput{Status: res.Err.Status}
 				}
-				if p.kind == OpDeleteRecord && res.Err == nil {
-					out = UserOutput{}
+				if p.kind == history.OpDeleteRecord && res.Err == nil {
+					out = history.UserOutput{}
 				}
 				seen[string(p.kind)+" "+out.Status]++
-				h.ok(p.input, out, 2*i, 2*i+1)
+				h.OK(p.input, out, 2*i, 2*i+1)
 				continue
-			case OpGet, OpGetStale:
-				u, err := sm.GetUser(workloadService, p.input.Email)
+			case history.OpGet, history.OpGetStale:
+				u, err := sm.GetUser(Service, p.input.Email)
 				var fe *fsm.Error
 				if err != nil && !errors.As(err, &fe) {
 					t.Fatalf("get: %v", err)
 				}
 				out = outputOf(u, false, "", fe)
-			case OpNodeChange:
+			case history.OpNodeChange:
 				if res := apply(commandFor(p, 0)); res.Err != nil && res.Err.Status != fsm.StatusNotFound {
 					t.Fatalf("node change %+v: %v", p.node, res.Err)
 				}
@@ -191,29 +194,22 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 				}
 				out = outputOf(u, res.Created, res.FxaKid, res.Err)
 			}
-			p.input.Kind = OpGet // stale or not, a sequential read is linearizable
-			if p.kind != OpGetStale {
+			p.input.Kind = history.OpGet // stale or not, a sequential read is linearizable
+			if p.kind != history.OpGetStale {
 				p.input.Kind = p.kind
 			}
-			h.ok(p.input, out, 2*i, 2*i+1)
+			h.OK(p.input, out, 2*i, 2*i+1)
 		}
-		ops := linearOps(h.ops)
-		if got := porcupine.CheckOperationsTimeout(UserModel(), ops, 30*time.Second); got != porcupine.Ok {
-			// Find the first answer the model rejects, replaying per user.
-			states := map[string]userState{}
-			for _, op := range h.ops {
-				next := stepUser(states[op.Email], op.Input, op.Output)
-				if len(next) != 1 {
-					t.Fatalf("seed %d: model rejects the state machine's answer\n state %s\n op %s",
-						seed, describeState(states[op.Email]), describeOperation(op.Input, op.Output))
-				}
-				states[op.Email] = next[0]
+		ops := model.Operations(h.Ops)
+		if got := porcupine.CheckOperationsTimeout(model.UserModel(), ops, 30*time.Second); got != porcupine.Ok {
+			if why := model.FirstRejected(h.Ops); why != "" {
+				t.Fatalf("seed %d: model rejects the state machine's answer\n %s", seed, why)
 			}
 			t.Fatalf("seed %d: porcupine says %s but every step replays", seed, got)
 		}
 		// The cross-check is only worth something if it went through the
 		// interesting branches of the model.
-		for _, op := range h.ops {
+		for _, op := range h.Ops {
 			switch {
 			case op.Output.User.Generation == fsm.MaxGeneration:
 				seen["retired"]++
@@ -238,25 +234,25 @@ func TestModelAgreesWithStateMachine(t *testing.T) {
 	}
 }
 
-// The core workload (Options.CoreWorkload) plans none of the lifecycle
+// The core workload (jepsen.Options.CoreWorkload) plans none of the lifecycle
 // writes, so nodes fill up.
 func TestCoreWorkloadHasNoLifecycleWrites(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, core := range []bool{true, false} {
-		w := newWorkload(6, core)
+		w := New(6, core)
 		w.nodes.reset([]int64{1, 2, 3})
-		kinds := map[OpKind]int{}
+		kinds := map[history.OpKind]int{}
 		for range 20000 {
-			kinds[w.next(rng).kind]++
+			kinds[w.Next(rng).kind]++
 		}
-		lifecycle := kinds[OpRetire] + kinds[OpReplace] + kinds[OpAddNode] + kinds[OpUnassign] + kinds[OpRemoveNode]
+		lifecycle := kinds[history.OpRetire] + kinds[history.OpReplace] + kinds[history.OpAddNode] + kinds[history.OpUnassign] + kinds[history.OpRemoveNode]
 		if core && lifecycle != 0 {
 			t.Fatalf("core workload planned lifecycle writes: %v", kinds)
 		}
 		if !core && lifecycle == 0 {
 			t.Fatalf("full workload planned no lifecycle writes: %v", kinds)
 		}
-		if kinds[OpAllocate] == 0 || kinds[OpLogin] == 0 {
+		if kinds[history.OpAllocate] == 0 || kinds[history.OpLogin] == 0 {
 			t.Fatalf("core operations missing: %v", kinds)
 		}
 	}

@@ -1,4 +1,4 @@
-package jepsen
+package nemesis
 
 import (
 	"errors"
@@ -18,9 +18,9 @@ import (
 // directory; the heal deletes it. Nothing else is touched: the server sees
 // exactly what it would see on a full disk.
 
-// diskSize is each member's filesystem. A 5-minute run writes a few MB of
+// DiskSize is each member's filesystem. A 5-minute run writes a few MB of
 // Raft log and snapshots; the rest is headroom, filled by the fault.
-const diskSize = "96m"
+const DiskSize = "96m"
 
 const fillerName = "jepsen-disk-filler"
 
@@ -36,30 +36,35 @@ func CheckDiskFull() error {
 	return nil
 }
 
-// diskMount is the filesystem of one member: the member's data directory
+// DiskMount is the filesystem of one member: the member's data directory
 // is data inside it, and the filler sits beside it.
-type diskMount struct {
+type DiskMount struct {
 	dir     string
 	mounted bool
 }
 
-func (d *diskMount) dataDir() string { return filepath.Join(d.dir, "data") }
+// NewDiskMount is the filesystem to be mounted on dir (see Mount).
+func NewDiskMount(dir string) *DiskMount { return &DiskMount{dir: dir} }
 
-func (d *diskMount) mount() error {
+// DataDir is the member's data directory inside the filesystem.
+func (d *DiskMount) DataDir() string { return filepath.Join(d.dir, "data") }
+
+// Mount mounts the size-limited tmpfs on the directory.
+func (d *DiskMount) Mount() error {
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", d.dir, err)
 	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+diskSize+",mode=0700", "tmpfs", d.dir).CombinedOutput()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+DiskSize+",mode=0700", "tmpfs", d.dir).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("mount a %s tmpfs on %s: %v: %s", diskSize, d.dir, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("mount a %s tmpfs on %s: %v: %s", DiskSize, d.dir, err, strings.TrimSpace(string(out)))
 	}
 	d.mounted = true
 	return nil
 }
 
-// fill writes the filler until the filesystem is full. It returns how
+// Fill writes the filler until the filesystem is full. It returns how
 // many bytes it wrote.
-func (d *diskMount) fill() (int64, error) {
+func (d *DiskMount) Fill() (int64, error) {
 	f, err := os.OpenFile(filepath.Join(d.dir, fillerName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("create filler: %w", err)
@@ -90,22 +95,23 @@ func (d *diskMount) fill() (int64, error) {
 	return written, nil
 }
 
-func (d *diskMount) free() error {
+// Free deletes the filler: the heal.
+func (d *DiskMount) Free() error {
 	if err := os.Remove(filepath.Join(d.dir, fillerName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove filler: %w", err)
 	}
 	return nil
 }
 
-// unmount drops the filesystem. keepIn, when not empty, first receives a
+// Unmount drops the filesystem. keepIn, when not empty, first receives a
 // copy of the member's data (evidence of an invalid run).
-func (d *diskMount) unmount(keepIn string) error {
+func (d *DiskMount) Unmount(keepIn string) error {
 	if !d.mounted {
 		return nil
 	}
 	var errs []error
 	if keepIn != "" {
-		if err := copyTree(d.dataDir(), keepIn); err != nil {
+		if err := copyTree(d.DataDir(), keepIn); err != nil {
 			errs = append(errs, fmt.Errorf("keep data of %s: %w", d.dir, err))
 		}
 	}

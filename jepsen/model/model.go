@@ -1,4 +1,4 @@
-package jepsen
+package model
 
 import (
 	"encoding/base64"
@@ -11,96 +11,8 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/jepsen/history"
 )
-
-// OpKind names one kind of client operation in the history.
-type OpKind string
-
-const (
-	OpAllocate   OpKind = "allocate"    // POST /users
-	OpLogin      OpKind = "login"       // POST /users/{email}/login
-	OpUpdate     OpKind = "update"      // PATCH /users/{email}
-	OpGet        OpKind = "get"         // GET /users/{email}?consistency=linearizable
-	OpGetStale   OpKind = "get-stale"   // GET /users/{email}?consistency=stale
-	OpNodeChange OpKind = "node-change" // PATCH /nodes/{id}; not part of the per-user model
-
-	OpRetire       OpKind = "retire"        // POST /users/{email}/retire
-	OpReplace      OpKind = "replace"       // POST /users/{email}/replace (at = now)
-	OpEvent        OpKind = "account-event" // POST /v1/events (delete, reset, passwordChange)
-	OpDeleteRecord OpKind = "delete-record" // DELETE /records/{uid}: only uids a records read showed superseded
-	OpRecords      OpKind = "records"       // GET /users/{email}/records?consistency=linearizable; outside the model
-	OpAddNode      OpKind = "add-node"      // POST /nodes; outside the model (a new candidate is "any node")
-	// Node-wide writes: every user's partition gets a copy (see partitionByEmail).
-	OpUnassign   OpKind = "unassign-node" // POST /nodes/{id}/unassign
-	OpRemoveNode OpKind = "remove-node"   // DELETE /nodes/{id}
-)
-
-// isWrite reports whether an operation of this kind may change state, and
-// so whether an unknown outcome must be kept in the history.
-func (k OpKind) isWrite() bool {
-	switch k {
-	case OpGet, OpGetStale, OpRecords:
-		return false
-	}
-	return true
-}
-
-// inUserModel: the kinds porcupine checks (node-wide ones in every user's
-// partition).
-func (k OpKind) inUserModel() bool {
-	switch k {
-	case OpAllocate, OpLogin, OpUpdate, OpGet, OpRetire, OpReplace, OpEvent, OpDeleteRecord, OpUnassign, OpRemoveNode:
-		return true
-	}
-	return false
-}
-
-// nodeWide: one operation that changes every user with a record on a node.
-func (k OpKind) nodeWide() bool { return k == OpUnassign || k == OpRemoveNode }
-
-// UserInput is what a client asked of one user (the porcupine input). Unset
-// optional fields were not sent.
-type UserInput struct {
-	Kind          OpKind
-	Email         string
-	Generation    fsm.OptInt64
-	KeysChangedAt fsm.OptInt64
-	ClientState   fsm.OptString
-	// Event is the account event of OpEvent (Generation is its generation).
-	Event string
-	// UID is the record OpDeleteRecord deletes.
-	UID int64
-	// NodeID is the node of OpUnassign / OpRemoveNode.
-	NodeID int64
-}
-
-// UserView is the part of an answered user record the model checks.
-// KeysChangedAt is fsm.Null when the API returned null.
-type UserView struct {
-	UID             int64
-	NodeID          int64
-	Generation      int64
-	KeysChangedAt   int64
-	ClientState     string
-	OldClientStates []string
-	// Replaced: the answered current record has a replaced_at (retired,
-	// replaced or unassigned).
-	Replaced bool
-}
-
-// UserOutput is what the client observed (the porcupine output). Unknown is
-// set for a write whose outcome the client cannot know (timeout, connection
-// lost after sending, 504): the model lets it have happened or not.
-type UserOutput struct {
-	Unknown bool
-	Status  string // "" on success, else the state machine's error status
-	Created bool   // allocate answered 201
-	User    UserView
-	FxaKid  string // login only
-	// Count is the n of {"replaced": n} (replace) or {"applied": n}
-	// (account event).
-	Count int64
-}
 
 // userState is the model's state of one (service, email). It is a value type
 // compared with ==, so the older records are joined into one string. A uid
@@ -230,30 +142,30 @@ func renew(s userState) userState {
 // sends (no explicit node, no replace with an earlier "at", allow_new_users
 // true). Delete-record and the node-wide operations are in stepUser: their
 // effect depends on which record they hit.
-func decide(s userState, in UserInput) decision {
+func decide(s userState, in history.UserInput) decision {
 	switch in.Kind {
-	case OpGet, OpGetStale:
+	case history.OpGet, history.OpGetStale:
 		if !s.Exists {
 			return decision{status: fsm.StatusNotFound}
 		}
 		return decision{next: s}
 
-	case OpAllocate:
+	case history.OpAllocate:
 		return decideAllocate(s, in)
 
-	case OpUpdate:
+	case history.OpUpdate:
 		return decideUpdate(s, in)
 
-	case OpLogin:
+	case history.OpLogin:
 		return decideLogin(s, in)
 
-	case OpRetire:
+	case history.OpRetire:
 		if !s.Exists {
 			return decision{status: fsm.StatusNotFound}
 		}
 		return decision{next: retire(s)}
 
-	case OpReplace:
+	case history.OpReplace:
 		if !s.Exists || s.Replaced {
 			return decision{counted: true, next: s}
 		}
@@ -261,7 +173,7 @@ func decide(s userState, in UserInput) decision {
 		next.Replaced = true
 		return decision{counted: true, count: 1, next: next}
 
-	case OpEvent:
+	case history.OpEvent:
 		return decideEvent(s, in)
 	}
 	panic(fmt.Sprintf("jepsen: model has no rule for %q", in.Kind))
@@ -270,7 +182,7 @@ func decide(s userState, in UserInput) decision {
 // decideAllocate: an existing user that is live or retired keeps its
 // record; a replaced one gets a new record on a node chosen afresh; a new
 // user gets its first record.
-func decideAllocate(s userState, in UserInput) decision {
+func decideAllocate(s userState, in history.UserInput) decision {
 	if s.Exists && (!s.Replaced || s.retired()) {
 		return decision{next: s}
 	}
@@ -290,7 +202,7 @@ func decideAllocate(s userState, in UserInput) decision {
 
 // decideUpdate: generation and keys_changed_at only grow, in place; a new
 // client state starts a new record, refused when it is an old one.
-func decideUpdate(s userState, in UserInput) decision {
+func decideUpdate(s userState, in history.UserInput) decision {
 	if !s.Exists {
 		return decision{status: fsm.StatusNotFound}
 	}
@@ -314,7 +226,7 @@ func decideUpdate(s userState, in UserInput) decision {
 
 // decideEvent applies an FxA account event: delete retires the user,
 // reset and passwordChange raise the current record's generation.
-func decideEvent(s userState, in UserInput) decision {
+func decideEvent(s userState, in history.UserInput) decision {
 	switch {
 	case !s.Exists:
 		return decision{counted: true, next: s}
@@ -345,7 +257,7 @@ func retire(s userState) userState {
 	return next
 }
 
-func decideLogin(s userState, in UserInput) decision {
+func decideLogin(s userState, in history.UserInput) decision {
 	gen, hasGen := present(in.Generation)
 	kca, hasKCA := present(in.KeysChangedAt)
 	cs := in.ClientState.V
@@ -417,7 +329,7 @@ func ExpectedFxaKid(generation, keysChangedAt int64, clientState string) string 
 
 // matchUser checks an answered record against the expected state and pins
 // a symbolic uid / node id. It returns the (possibly pinned) state.
-func matchUser(want userState, got UserView) (userState, bool) {
+func matchUser(want userState, got history.UserView) (userState, bool) {
 	if got.Generation != want.Generation || got.KeysChangedAt != want.KeysChangedAt ||
 		got.ClientState != want.ClientState || got.Replaced != want.Replaced ||
 		!slices.Equal(got.OldClientStates, want.oldStates()) {
@@ -445,11 +357,11 @@ func matchUser(want userState, got UserView) (userState, bool) {
 // stepUser is the sequential specification of one user: the states the user
 // may be in after in was answered with out, from state s. An empty result
 // means the answer is impossible.
-func stepUser(s userState, in UserInput, out UserOutput) []userState {
+func stepUser(s userState, in history.UserInput, out history.UserOutput) []userState {
 	switch in.Kind {
-	case OpDeleteRecord:
+	case history.OpDeleteRecord:
 		return stepDeleteRecord(s, in.UID, out)
-	case OpUnassign, OpRemoveNode:
+	case history.OpUnassign, history.OpRemoveNode:
 		return stepNodeWide(s, in, out)
 	}
 	d := decide(s, in)
@@ -479,7 +391,7 @@ func stepUser(s userState, in UserInput, out UserOutput) []userState {
 		}
 		return []userState{d.next}
 	}
-	if in.Kind == OpAllocate && out.Created != d.created {
+	if in.Kind == history.OpAllocate && out.Created != d.created {
 		return nil
 	}
 	if d.login && out.FxaKid != ExpectedFxaKid(out.User.Generation, out.User.KeysChangedAt, out.User.ClientState) {
@@ -498,7 +410,7 @@ func stepUser(s userState, in UserInput, out UserOutput) []userState {
 // only superseded ones are deleted), so a delete removes one older record
 // or finds none. An older record whose uid the model never saw (created by
 // an unknown write) may be the one.
-func stepDeleteRecord(s userState, uid int64, out UserOutput) []userState {
+func stepDeleteRecord(s userState, uid int64, out history.UserOutput) []userState {
 	recs := s.older()
 	var deleted []userState
 	remove := func(i int) userState {
@@ -533,14 +445,14 @@ func stepDeleteRecord(s userState, uid int64, out UserOutput) []userState {
 // stepNodeWide applies an unassign or remove of node N to one user: its
 // current record is replaced when it is on N. A symbolic node may or may
 // not be N. The count answered is not checked here.
-func stepNodeWide(s userState, in UserInput, out UserOutput) []userState {
+func stepNodeWide(s userState, in history.UserInput, out history.UserOutput) []userState {
 	if out.Status != "" && !out.Unknown {
 		return []userState{s} // not-found: the node was already gone
 	}
 	hit := func() userState {
 		next := s
 		next.NodeID, next.Replaced = in.NodeID, true
-		if in.Kind == OpRemoveNode {
+		if in.Kind == history.OpRemoveNode {
 			next.NodeGone = true
 		}
 		return next
@@ -589,11 +501,11 @@ func symbolicNext(s userState, d decision) userState {
 // workload has one service). Stale reads and node changes are not part of it.
 func UserModel() porcupine.Model {
 	model := porcupine.NondeterministicModel{
-		Partition: partitionByEmail,
+		Partition: PartitionByEmail,
 		Init:      func() []interface{} { return []interface{}{userState{}} },
 		Step: func(state, input, output interface{}) []interface{} {
 			var next []interface{}
-			for _, s := range stepUser(state.(userState), input.(UserInput), output.(UserOutput)) {
+			for _, s := range stepUser(state.(userState), input.(history.UserInput), output.(history.UserOutput)) {
 				next = append(next, s)
 			}
 			return next
@@ -610,20 +522,20 @@ func UserModel() porcupine.Model {
 	return model.ToModel()
 }
 
-// partitionByEmail splits the checked history per user. A node-wide write
+// PartitionByEmail splits the checked history per user. A node-wide write
 // (unassign, remove node) changes every user with a record on the node, so
 // each user's partition gets its own copy of it. Each copy may take effect
 // at its own point of the operation's interval, which is weaker than one
 // point for all users: it can only accept more, never reject a correct
 // history. What one point would add (the count answered, the loads) is
 // checked on the final state.
-func partitionByEmail(history []porcupine.Operation) [][]porcupine.Operation {
+func PartitionByEmail(ops []porcupine.Operation) [][]porcupine.Operation {
 	byEmail := map[string][]porcupine.Operation{}
 	var emails []string
 	var nodeWide []int
-	for i, op := range history {
-		in := op.Input.(UserInput)
-		if in.Kind.nodeWide() {
+	for i, op := range ops {
+		in := op.Input.(history.UserInput)
+		if in.Kind.NodeWide() {
 			nodeWide = append(nodeWide, i)
 			continue
 		}
@@ -637,8 +549,8 @@ func partitionByEmail(history []porcupine.Operation) [][]porcupine.Operation {
 	for _, email := range emails {
 		part := byEmail[email]
 		for _, i := range nodeWide {
-			op := history[i]
-			in := op.Input.(UserInput)
+			op := ops[i]
+			in := op.Input.(history.UserInput)
 			in.Email = email
 			op.Input = in
 			part = append(part, op)
@@ -648,77 +560,19 @@ func partitionByEmail(history []porcupine.Operation) [][]porcupine.Operation {
 	return out
 }
 
-// opsOfEmail: the operations of one user's partition.
-func opsOfEmail(ops []porcupine.Operation, email string) []porcupine.Operation {
+// OpsOfEmail returns the operations of one user's partition.
+func OpsOfEmail(ops []porcupine.Operation, email string) []porcupine.Operation {
 	var out []porcupine.Operation
 	for _, op := range ops {
-		if in := op.Input.(UserInput); in.Email == email || in.Kind.nodeWide() {
+		if in := op.Input.(history.UserInput); in.Email == email || in.Kind.NodeWide() {
 			out = append(out, op)
 		}
 	}
 	return out
 }
 
-func describeOptInt(name string, o fsm.OptInt64) string {
-	if !o.Set {
-		return ""
-	}
-	return fmt.Sprintf(" %s=%d", name, o.V)
-}
-
-func describeInput(in UserInput) string {
-	s := string(in.Kind) + describeOptInt("gen", in.Generation) + describeOptInt("kca", in.KeysChangedAt)
-	if in.ClientState.Set {
-		s += " cs=" + in.ClientState.V
-	}
-	if in.Event != "" {
-		s += " event=" + in.Event
-	}
-	if in.UID != 0 {
-		s += fmt.Sprintf(" uid=%d", in.UID)
-	}
-	if in.NodeID != 0 {
-		s += fmt.Sprintf(" node=%d", in.NodeID)
-	}
-	return s
-}
-
-func describeView(u UserView) string {
-	kca := "null"
-	if u.KeysChangedAt != fsm.Null {
-		kca = fmt.Sprint(u.KeysChangedAt)
-	}
-	replaced := ""
-	if u.Replaced {
-		replaced = " replaced"
-	}
-	return fmt.Sprintf("uid=%d node=%d gen=%s kca=%s cs=%s old=[%s]%s", u.UID, u.NodeID, describeGen(u.Generation), kca,
-		u.ClientState, strings.Join(u.OldClientStates, ","), replaced)
-}
-
-func describeGen(g int64) string {
-	if g == fsm.MaxGeneration {
-		return "MAX"
-	}
-	return fmt.Sprint(g)
-}
-
-func describeOutput(out UserOutput) string {
-	switch {
-	case out.Unknown:
-		return "unknown"
-	case out.Status != "":
-		return out.Status
-	case out.Created:
-		return "created " + describeView(out.User)
-	case out.User.UID == 0:
-		return fmt.Sprintf("n=%d", out.Count)
-	}
-	return describeView(out.User)
-}
-
 func describeOperation(input, output interface{}) string {
-	return describeInput(input.(UserInput)) + " -> " + describeOutput(output.(UserOutput))
+	return history.DescribeInput(input.(history.UserInput)) + " -> " + history.DescribeOutput(output.(history.UserOutput))
 }
 
 func describeState(s userState) string {
@@ -744,6 +598,6 @@ func describeState(s userState) string {
 	if s.NodeGone {
 		flags += " node-removed"
 	}
-	return fmt.Sprintf("uid=%s node=%s gen=%s kca=%s cs=%s old=[%s] records=[%s]%s", uid, node, describeGen(s.Generation), kca,
+	return fmt.Sprintf("uid=%s node=%s gen=%s kca=%s cs=%s old=[%s] records=[%s]%s", uid, node, history.DescribeGen(s.Generation), kca,
 		s.ClientState, strings.Join(s.oldStates(), ","), s.Older, flags)
 }

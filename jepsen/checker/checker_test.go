@@ -1,4 +1,4 @@
-package jepsen
+package checker
 
 import (
 	"slices"
@@ -6,36 +6,18 @@ import (
 	"time"
 
 	"github.com/wimms-dev/wimms/fsm"
+	"github.com/wimms-dev/wimms/jepsen/history"
+	"github.com/wimms-dev/wimms/jepsen/internal/histtest"
 )
 
-const otherEmail = "jepsen-01@example.com"
-
-// goodRun is a small consistent run: testEmail allocated (uid 7) then key
-// changed (uid 9) on node 1; otherEmail allocated on node 2 (uid 8).
+// goodRun is histtest.GoodRun as the checker's input.
 func goodRun() CheckInput {
-	h := &historyBuilder{}
-	h.ok(alloc(1000, 1000, "0a00"), created(user(7, 1, 1000, 1000, "0a00")), 0, 1).
-		ok(UserInput{Kind: OpAllocate, Email: otherEmail, Generation: fsm.SomeInt64(1000), KeysChangedAt: fsm.SomeInt64(1000),
-			ClientState: fsm.SomeString("0b00")}, created(user(8, 2, 1000, 1000, "0b00")), 2, 3).
-		ok(login(2001, 2000, "0a01"), loggedIn(user(9, 1, 2001, 2000, "0a01", "0a00")), 4, 5).
-		ok(get(), found(user(9, 1, 2001, 2000, "0a01", "0a00")), 6, 7)
+	r := histtest.GoodRun()
 	return CheckInput{
-		History: h.ops,
-		Emails:  []string{testEmail, otherEmail},
-		Final: FinalState{
-			Nodes: []NodeView{
-				{ID: 1, Capacity: 1, Available: 5, CurrentLoad: 2},
-				{ID: 2, Capacity: 1, Available: 5, CurrentLoad: 1},
-			},
-			Records: map[string][]RecordView{
-				testEmail: {
-					{UID: 7, NodeID: 1, Generation: 1000, KeysChangedAt: 1000, ClientState: "0a00", CreatedAt: 10, ReplacedAt: 20},
-					{UID: 9, NodeID: 1, Generation: 2001, KeysChangedAt: 2000, ClientState: "0a01", CreatedAt: 20, ReplacedAt: fsm.Null},
-				},
-				otherEmail: {{UID: 8, NodeID: 2, Generation: 1000, KeysChangedAt: 1000, ClientState: "0b00", CreatedAt: 15, ReplacedAt: fsm.Null}},
-			},
-		},
-		MaxCapacity: map[int64]int64{1: 1, 2: 1},
+		History:     r.Ops,
+		Emails:      []string{histtest.Email, histtest.OtherEmail},
+		Final:       FinalState{Nodes: r.Nodes, Records: r.Records},
+		MaxCapacity: r.MaxCapacity,
 		Timeout:     10 * time.Second,
 	}
 }
@@ -87,45 +69,45 @@ func checkMutations(t *testing.T, run func() CheckInput, cases []mutation) {
 // as exactly that anomaly.
 func TestCheckFinalStateInvariants(t *testing.T) {
 	checkMutations(t, goodRun, []mutation{
-		{"two live records", func(in *CheckInput) { in.Final.Records[testEmail][0].ReplacedAt = fsm.Null }, AnomalyMultipleLive},
-		{"replaced before it was created", func(in *CheckInput) { in.Final.Records[testEmail][0].ReplacedAt = 5 }, AnomalyReplacedAt},
+		{"two live records", func(in *CheckInput) { in.Final.Records[histtest.Email][0].ReplacedAt = fsm.Null }, AnomalyMultipleLive},
+		{"replaced before it was created", func(in *CheckInput) { in.Final.Records[histtest.Email][0].ReplacedAt = 5 }, AnomalyReplacedAt},
 		{"retired user live again", func(in *CheckInput) {
-			retired := user(8, 2, fsm.MaxGeneration, 1000, "0b00")
+			retired := histtest.User(8, 2, fsm.MaxGeneration, 1000, "0b00")
 			retired.Replaced = true
-			in.History = append(in.History, Op{ID: len(in.History), Kind: OpRetire, Email: otherEmail,
-				Input: UserInput{Kind: OpRetire, Email: otherEmail}, Output: found(retired), Outcome: OutcomeOK,
+			in.History = append(in.History, history.Op{ID: len(in.History), Kind: history.OpRetire, Email: histtest.OtherEmail,
+				Input: history.UserInput{Kind: history.OpRetire, Email: histtest.OtherEmail}, Output: histtest.Found(retired), Outcome: history.OutcomeOK,
 				Call: 8 * time.Millisecond, Return: 9 * time.Millisecond})
 		}, AnomalyRetiredLive},
 		{"uid stored twice", func(in *CheckInput) {
-			in.Final.Records[otherEmail][0].UID = 7
+			in.Final.Records[histtest.OtherEmail][0].UID = 7
 		}, AnomalyUIDReused},
 		{"uids out of order", func(in *CheckInput) {
-			in.Final.Records[testEmail][1].CreatedAt = 5
+			in.Final.Records[histtest.Email][1].CreatedAt = 5
 		}, AnomalyUIDOrder},
 		{"load differs from records", func(in *CheckInput) { in.Final.Nodes[1].CurrentLoad = 2 }, AnomalyLoadMismatch},
 		{"available negative", func(in *CheckInput) { in.Final.Nodes[0].Available = -1 }, AnomalyNegativeAvailable},
 		{"more users than capacity", func(in *CheckInput) {
-			in.Final.Records[otherEmail][0].NodeID = 1
+			in.Final.Records[histtest.OtherEmail][0].NodeID = 1
 			in.Final.Nodes[0].CurrentLoad, in.Final.Nodes[1].CurrentLoad = 3, 0
 			in.History[1].Output.User.NodeID = 1
 		}, AnomalyOverCapacity},
 		{"generation decreases across records", func(in *CheckInput) {
-			in.Final.Records[testEmail][0].Generation = 3000
+			in.Final.Records[histtest.Email][0].Generation = 3000
 		}, AnomalyDecrease},
 		{"acknowledged record missing", func(in *CheckInput) {
-			in.Final.Records[testEmail] = in.Final.Records[testEmail][1:]
+			in.Final.Records[histtest.Email] = in.Final.Records[histtest.Email][1:]
 			in.Final.Nodes[0].CurrentLoad = 1
 		}, AnomalyLostWrite},
 		{"record on a node that does not exist", func(in *CheckInput) {
 			in.Final.Nodes = in.Final.Nodes[:1]
 		}, AnomalyUnknownNode},
-		{"records could not be read", func(in *CheckInput) { delete(in.Final.Records, otherEmail) }, AnomalyFinalReadFailed},
+		{"records could not be read", func(in *CheckInput) { delete(in.Final.Records, histtest.OtherEmail) }, AnomalyFinalReadFailed},
 	})
 }
 
 func TestCheckReportsUIDAnsweredForTwoUsers(t *testing.T) {
 	in := goodRun()
-	in.History[1].Output.User.UID = 7 // otherEmail told it got uid 7 as well
+	in.History[1].Output.User.UID = 7 // histtest.OtherEmail told it got uid 7 as well
 	res := Check(in)
 	if !slices.Contains(anomalyKinds(res), AnomalyUIDReused) {
 		t.Fatalf("want uid-reused, got %v", res.Anomalies)
@@ -135,52 +117,52 @@ func TestCheckReportsUIDAnsweredForTwoUsers(t *testing.T) {
 func TestCheckNonLinearizableNamesTheUser(t *testing.T) {
 	in := goodRun()
 	// A linearizable read after the key change sees the first record again.
-	in.History = append(in.History, Op{ID: len(in.History), Kind: OpGet, Email: testEmail, Input: UserInput{Kind: OpGet, Email: testEmail},
-		Outcome: OutcomeOK, Output: found(user(7, 1, 1000, 1000, "0a00")), Call: 8 * time.Millisecond, Return: 9 * time.Millisecond})
+	in.History = append(in.History, history.Op{ID: len(in.History), Kind: history.OpGet, Email: histtest.Email, Input: history.UserInput{Kind: history.OpGet, Email: histtest.Email},
+		Outcome: history.OutcomeOK, Output: histtest.Found(histtest.User(7, 1, 1000, 1000, "0a00")), Call: 8 * time.Millisecond, Return: 9 * time.Millisecond})
 	res := Check(in)
 	if res.Linearizable != "Illegal" || res.Verdict != VerdictInvalid {
 		t.Fatalf("linearizable %s verdict %s", res.Linearizable, res.Verdict)
 	}
 	a := res.Anomalies[0]
-	if a.Kind != AnomalyNotLinearizable || a.Email != testEmail || !slices.Contains(a.OpIDs, len(in.History)-1) {
-		t.Fatalf("anomaly %+v should name %s and op %d", a, testEmail, len(in.History)-1)
+	if a.Kind != AnomalyNotLinearizable || a.Email != histtest.Email || !slices.Contains(a.OpIDs, len(in.History)-1) {
+		t.Fatalf("anomaly %+v should name %s and op %d", a, histtest.Email, len(in.History)-1)
 	}
 }
 
-func staleRead(h *historyBuilder, out UserOutput, call, ret int) {
-	h.add(OutcomeOK, UserInput{Kind: OpGetStale}, out, call, ret)
+func staleRead(h *histtest.Builder, out history.UserOutput, call, ret int) {
+	h.Add(history.OutcomeOK, history.UserInput{Kind: history.OpGetStale}, out, call, ret)
 }
 
 func TestCheckStaleReads(t *testing.T) {
 	t.Run("an old state is fine", func(t *testing.T) {
 		in := goodRun()
-		h := &historyBuilder{ops: in.History}
-		staleRead(h, found(user(7, 1, 1000, 1000, "0a00")), 20, 21)
-		staleRead(h, failed(fsm.StatusNotFound), 22, 23)
-		in.History = h.ops
+		h := &histtest.Builder{Ops: in.History}
+		staleRead(h, histtest.Found(histtest.User(7, 1, 1000, 1000, "0a00")), 20, 21)
+		staleRead(h, histtest.Failed(fsm.StatusNotFound), 22, 23)
+		in.History = h.Ops
 		if res := Check(in); !res.Valid() || res.StaleReads != "Ok" {
 			t.Fatalf("verdict %s, stale reads %s, %+v", res.Verdict, res.StaleReads, res.Anomalies)
 		}
 	})
 	t.Run("a state that never existed is not", func(t *testing.T) {
 		in := goodRun()
-		h := &historyBuilder{ops: in.History}
-		staleRead(h, found(user(7, 1, 1500, 1000, "0a00")), 20, 21) // generation 1500 was never written
-		in.History = h.ops
+		h := &histtest.Builder{Ops: in.History}
+		staleRead(h, histtest.Found(histtest.User(7, 1, 1500, 1000, "0a00")), 20, 21) // generation 1500 was never written
+		in.History = h.Ops
 		res := Check(in)
 		if res.StaleReads != "Illegal" || !slices.Contains(anomalyKinds(res), AnomalyStaleReadNotState) {
 			t.Fatalf("stale reads %s, anomalies %+v", res.StaleReads, res.Anomalies)
 		}
-		if got := res.Anomalies[0].OpIDs; !slices.Equal(got, []int{len(h.ops) - 1}) {
+		if got := res.Anomalies[0].OpIDs; !slices.Equal(got, []int{len(h.Ops) - 1}) {
 			t.Fatalf("culprits %v, want the bad read", got)
 		}
 	})
 	t.Run("a state from the future is not", func(t *testing.T) {
 		in := goodRun()
-		h := &historyBuilder{ops: in.History}
+		h := &histtest.Builder{Ops: in.History}
 		// Returned before the key change was even sent.
-		staleRead(h, found(user(9, 1, 2001, 2000, "0a01", "0a00")), 1, 2)
-		in.History = h.ops
+		staleRead(h, histtest.Found(histtest.User(9, 1, 2001, 2000, "0a01", "0a00")), 1, 2)
+		in.History = h.Ops
 		if res := Check(in); res.StaleReads != "Illegal" {
 			t.Fatalf("stale reads %s", res.StaleReads)
 		}
@@ -204,8 +186,8 @@ func TestCheckCountsLostAcknowledgedWrites(t *testing.T) {
 	// uid 9 (the login's new record) is gone from the final read: the
 	// login is lost, and so is the read that reported it (not a write).
 	in := goodRun()
-	in.Final.Records[testEmail] = in.Final.Records[testEmail][:1]
-	in.Final.Records[testEmail][0].ReplacedAt = fsm.Null
+	in.Final.Records[histtest.Email] = in.Final.Records[histtest.Email][:1]
+	in.Final.Records[histtest.Email][0].ReplacedAt = fsm.Null
 	res := Check(in)
 	if res.LostAcknowledgedWrites != 1 || res.Valid() || !slices.Contains(anomalyKinds(res), AnomalyLostAckWrite) {
 		t.Fatalf("record gone: %d lost, verdict %s, %v; want 1, invalid, %s", res.LostAcknowledgedWrites, res.Verdict,
@@ -213,13 +195,13 @@ func TestCheckCountsLostAcknowledgedWrites(t *testing.T) {
 	}
 	// An update whose generation went back: the record is there, older.
 	in = goodRun()
-	in.Final.Records[otherEmail][0].Generation = 999
+	in.Final.Records[histtest.OtherEmail][0].Generation = 999
 	if n, _ := countLostAcknowledged(in); n != 1 {
 		t.Fatalf("generation went back: %d lost, want 1", n)
 	}
 	// Users whose final read failed are not judged here.
 	in = goodRun()
-	delete(in.Final.Records, testEmail)
+	delete(in.Final.Records, histtest.Email)
 	if n, _ := countLostAcknowledged(in); n != 0 {
 		t.Fatalf("unread user: %d lost, want 0", n)
 	}
@@ -229,23 +211,23 @@ func TestCheckCountsLostAcknowledgedWrites(t *testing.T) {
 // bound ago; within the bound (and slack) an older answer is fine, and an
 // unbounded stale read is judged only by the existing state check.
 func TestCheckJudgesBoundedStaleReads(t *testing.T) {
-	staleRead := func(in *CheckInput, bound time.Duration, call int, out UserOutput) {
-		in.History = append(in.History, Op{ID: len(in.History), Client: 9, Member: "n3", Kind: OpGetStale, Email: testEmail,
-			Input: UserInput{Kind: OpGetStale, Email: testEmail}, Output: out, Outcome: OutcomeOK, MaxStaleness: bound,
+	staleRead := func(in *CheckInput, bound time.Duration, call int, out history.UserOutput) {
+		in.History = append(in.History, history.Op{ID: len(in.History), Client: 9, Member: "n3", Kind: history.OpGetStale, Email: histtest.Email,
+			Input: history.UserInput{Kind: history.OpGetStale, Email: histtest.Email}, Output: out, Outcome: history.OutcomeOK, MaxStaleness: bound,
 			Call: time.Duration(call) * time.Millisecond, Return: time.Duration(call+1) * time.Millisecond})
 	}
-	older := found(user(7, 1, 1000, 1000, "0a00"))
+	older := histtest.Found(histtest.User(7, 1, 1000, 1000, "0a00"))
 	cases := []struct {
 		name  string
 		bound time.Duration
 		call  int // ms; the login that made uid 9 returned at 5 ms
-		out   UserOutput
+		out   history.UserOutput
 		bad   bool
 	}{
-		{"bounded, current", time.Second, 5000, found(user(9, 1, 2001, 2000, "0a01", "0a00")), false},
+		{"bounded, current", time.Second, 5000, histtest.Found(histtest.User(9, 1, 2001, 2000, "0a01", "0a00")), false},
 		{"bounded, older within the bound", time.Second, 900, older, false},
 		{"bounded, older beyond the bound", time.Second, 5000, older, true},
-		{"bounded, not found beyond the bound", time.Second, 5000, failed(fsm.StatusNotFound), true},
+		{"bounded, not found beyond the bound", time.Second, 5000, histtest.Failed(fsm.StatusNotFound), true},
 		{"unbounded, older", 0, 5000, older, false},
 	}
 	for _, c := range cases {

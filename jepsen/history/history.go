@@ -1,4 +1,4 @@
-package jepsen
+package history
 
 import (
 	"encoding/json"
@@ -67,14 +67,14 @@ type Op struct {
 }
 
 func (o Op) String() string {
-	in := describeInput(o.Input)
+	in := DescribeInput(o.Input)
 	if o.NodeChange != nil {
 		in = fmt.Sprintf("node-change %+v", *o.NodeChange)
 	}
 	if o.NodeAdd != nil {
 		in = fmt.Sprintf("add-node %+v", *o.NodeAdd)
 	}
-	out := describeOutput(o.Output)
+	out := DescribeOutput(o.Output)
 	if o.Outcome != OutcomeOK {
 		out = string(o.Outcome)
 		if o.Error != "" {
@@ -123,8 +123,8 @@ func (h *History) Counts() (ok, fail, info int64) {
 	return h.ok.Load(), h.fail.Load(), h.info.Load()
 }
 
-// writeJSONLines writes one JSON object per line.
-func writeJSONLines[T any](w io.Writer, items []T) error {
+// WriteJSONLines writes one JSON object per line.
+func WriteJSONLines[T any](w io.Writer, items []T) error {
 	enc := json.NewEncoder(w)
 	for i, item := range items {
 		if err := enc.Encode(item); err != nil {

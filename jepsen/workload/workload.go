@@ -1,4 +1,4 @@
-package jepsen
+package workload
 
 import (
 	"context"
@@ -11,20 +11,22 @@ import (
 	"github.com/wimms-dev/wimms/fsm"
 	"github.com/wimms-dev/wimms/httpapi/client"
 	"github.com/wimms-dev/wimms/httpapi/wire"
+	"github.com/wimms-dev/wimms/jepsen/history"
 )
 
-// The workload's service: one, with a few small nodes, so that capacity runs
-// out while the run is going (and alloc-skip-capacity shows).
+// Service is the workload's one service (ServicePattern its pattern), with
+// a few small nodes, so that capacity runs out while the run is going (and
+// alloc-skip-capacity shows).
 const (
-	workloadService = "sync-1.5"
-	servicePattern  = "{node}/1.5/{uid}"
+	Service        = "sync-1.5"
+	ServicePattern = "{node}/1.5/{uid}"
 	// A generation g belongs to key epoch g/epochSpan, whose
 	// keys_changed_at is epoch*epochSpan and whose client state is
 	// clientState(email, epoch): crossing an epoch boundary is a key change.
 	epochSpan = 1000
 )
 
-// workload generates operations over a small set of emails so that they
+// Workload generates operations over a small set of emails so that they
 // collide. Each email has a generation clock shared by the clients, which
 // most writes advance: a write that changes the state is one a stale read
 // can miss, so the workload is only as sharp as the share of writes that
@@ -34,7 +36,7 @@ const (
 // Besides these shared users, a trickle of new users ("churn"), each
 // allocated once, keeps asking for capacity after the nodes are full: that
 // is where a server that ignores capacity shows.
-type workload struct {
+type Workload struct {
 	service  string
 	emails   []string
 	nodes    nodePool
@@ -46,14 +48,16 @@ type workload struct {
 	churnMu sync.Mutex
 	churn   []string
 
-	// core: no lifecycle writes (Options.CoreWorkload).
+	// core: no lifecycle writes (jepsen.Options.CoreWorkload).
 	core bool
 
 	staleReads atomic.Uint64 // stale reads planned; every other one is bounded
 }
 
-func newWorkload(emails int, core bool) *workload {
-	w := &workload{service: workloadService, gens: make([]atomic.Int64, emails), core: core}
+// New is a workload over emails shared users; core leaves out the
+// lifecycle writes (jepsen.Options.CoreWorkload).
+func New(emails int, core bool) *Workload {
+	w := &Workload{service: Service, gens: make([]atomic.Int64, emails), core: core}
 	for i := range emails {
 		w.emails = append(w.emails, fmt.Sprintf("jepsen-%02d@example.com", i))
 		w.gens[i].Store(epochSpan)
@@ -66,13 +70,13 @@ func clientState(email int, epoch int64) string {
 	return fmt.Sprintf("%02x%04x", email, epoch&0xffff)
 }
 
-// plan is one operation before it is sent.
-type plan struct {
-	kind  OpKind
+// Plan is one operation before it is sent.
+type Plan struct {
+	kind  history.OpKind
 	email int
-	input UserInput
-	node  *NodeChange
-	add   *NodeAdd
+	input history.UserInput
+	node  *history.NodeChange
+	add   *history.NodeAdd
 	// maxStaleness bounds a stale read (0: unbounded).
 	maxStaleness time.Duration
 }
@@ -85,7 +89,7 @@ const staleReadBound = time.Second
 // nextGeneration: mostly the clock advanced by a little (the account moved
 // on), sometimes a jump to the next key epoch (a password reset: a key
 // change), sometimes an older value (a device that has not caught up).
-func (w *workload) nextGeneration(rng *rand.Rand, email int) int64 {
+func (w *Workload) nextGeneration(rng *rand.Rand, email int) int64 {
 	clock := &w.gens[email]
 	switch p := rng.Float64(); {
 	case p < 0.08:
@@ -102,14 +106,37 @@ func (w *workload) nextGeneration(rng *rand.Rand, email int) int64 {
 }
 
 // keyed fills generation, keys_changed_at and client state for generation g.
-func keyed(email int, g int64) UserInput {
+func keyed(email int, g int64) history.UserInput {
 	epoch := g / epochSpan
-	return UserInput{Generation: fsm.SomeInt64(g), KeysChangedAt: fsm.SomeInt64(epoch * epochSpan),
+	return history.UserInput{Generation: fsm.SomeInt64(g), KeysChangedAt: fsm.SomeInt64(epoch * epochSpan),
 		ClientState: fsm.SomeString(clientState(email, epoch))}
 }
 
+// SetNodes tells the workload the nodes set up (ids) and their capacity,
+// before any client starts.
+func (w *Workload) SetNodes(capacity int64, ids []int64) {
+	w.capacity = capacity
+	w.nodes.reset(ids)
+}
+
+// Emails lists the shared users (not the churn users).
+func (w *Workload) Emails() []string { return append([]string(nil), w.emails...) }
+
+// AllocatePlan is the first allocation of shared user i, at its current
+// generation.
+func (w *Workload) AllocatePlan(i int) Plan {
+	in := keyed(i, w.gens[i].Load())
+	in.Kind, in.Email = history.OpAllocate, w.emails[i]
+	return Plan{kind: history.OpAllocate, input: in}
+}
+
+// ReadPlan is a linearizable read of email (the final reads).
+func ReadPlan(email string) Plan {
+	return Plan{kind: history.OpGet, input: history.UserInput{Kind: history.OpGet, Email: email}}
+}
+
 // newChurnEmail names a user that has never been used.
-func (w *workload) newChurnEmail() string {
+func (w *Workload) newChurnEmail() string {
 	w.churnMu.Lock()
 	defer w.churnMu.Unlock()
 	email := fmt.Sprintf("new-%04d@example.com", len(w.churn))
@@ -117,38 +144,39 @@ func (w *workload) newChurnEmail() string {
 	return email
 }
 
-// allEmails lists the shared users and every churn user used so far.
-func (w *workload) allEmails() []string {
+// AllEmails lists the shared users and every churn user used so far.
+func (w *Workload) AllEmails() []string {
 	w.churnMu.Lock()
 	defer w.churnMu.Unlock()
 	return append(append([]string(nil), w.emails...), w.churn...)
 }
 
-func (w *workload) next(rng *rand.Rand) plan {
+// Next plans the next operation of a client.
+func (w *Workload) Next(rng *rand.Rand) Plan {
 	email := rng.IntN(len(w.emails))
-	p := plan{email: email}
+	p := Plan{email: email}
 	// Per mille: the lifecycle writes take 22 %, the rest is the core of
 	// allocations, sign-ins, updates and reads on the shared users.
 	switch x := rng.IntN(1000); {
 	case x < 30:
-		p.kind = OpAllocate
+		p.kind = history.OpAllocate
 		p.input = keyed(email, epochSpan)
 		p.input.Kind, p.input.Email = p.kind, w.newChurnEmail()
 		return p
 	case x < 250:
 		if w.core {
-			p.kind = OpGet
+			p.kind = history.OpGet
 			break
 		}
 		if lp, ok := w.lifecyclePlan(rng, x-30); ok {
 			return lp
 		}
-		p.kind = OpGet
+		p.kind = history.OpGet
 	case x < 350:
-		p.kind = OpAllocate
+		p.kind = history.OpAllocate
 		p.input = keyed(email, w.gens[email].Load())
 	case x < 560:
-		p.kind = OpLogin
+		p.kind = history.OpLogin
 		g := w.nextGeneration(rng, email)
 		p.input = keyed(email, g)
 		if rng.IntN(20) == 0 {
@@ -156,20 +184,20 @@ func (w *workload) next(rng *rand.Rand) plan {
 			p.input.Generation = fsm.SomeInt64(p.input.KeysChangedAt.V - 1)
 		}
 	case x < 690:
-		p.kind = OpUpdate
+		p.kind = history.OpUpdate
 		full := keyed(email, w.nextGeneration(rng, email))
 		switch rng.IntN(3) {
 		case 0:
-			p.input = UserInput{Generation: full.Generation}
+			p.input = history.UserInput{Generation: full.Generation}
 		case 1:
-			p.input = UserInput{Generation: full.Generation, KeysChangedAt: full.KeysChangedAt}
+			p.input = history.UserInput{Generation: full.Generation, KeysChangedAt: full.KeysChangedAt}
 		default:
 			p.input = full
 		}
 	case x < 870:
-		p.kind = OpGet
+		p.kind = history.OpGet
 	default:
-		p.kind = OpGetStale
+		p.kind = history.OpGetStale
 		// Alternating rather than drawn: the random stream, and with it
 		// every seed's run, stays as it was.
 		if w.staleReads.Add(1)%2 == 0 {
@@ -182,8 +210,8 @@ func (w *workload) next(rng *rand.Rand) plan {
 
 // nodeChange flips downed/backoff, moves capacity a little (down as well
 // as up) or sets available: node updates never move a user.
-func (w *workload) nodeChange(rng *rand.Rand, id int64) *NodeChange {
-	c := &NodeChange{NodeID: id}
+func (w *Workload) nodeChange(rng *rand.Rand, id int64) *history.NodeChange {
+	c := &history.NodeChange{NodeID: id}
 	switch rng.IntN(4) {
 	case 0:
 		c.Downed = fsm.SomeBool(rng.IntN(4) == 0)
@@ -197,16 +225,16 @@ func (w *workload) nodeChange(rng *rand.Rand, id int64) *NodeChange {
 	return c
 }
 
-// maxCapacity is the most each node may have been asked to hold.
-func (w *workload) maxCapacity(history []Op) map[int64]int64 {
+// MaxCapacity is the most each node may have been asked to hold.
+func (w *Workload) MaxCapacity(ops []history.Op) map[int64]int64 {
 	out := map[int64]int64{}
 	w.nodes.mu.Lock()
 	for _, id := range w.nodes.initial {
 		out[id] = w.capacity
 	}
 	w.nodes.mu.Unlock()
-	for _, op := range history {
-		if op.NodeChange != nil && op.NodeChange.Capacity.Set && op.Outcome != OutcomeFail {
+	for _, op := range ops {
+		if op.NodeChange != nil && op.NodeChange.Capacity.Set && op.Outcome != history.OutcomeFail {
 			out[op.NodeChange.NodeID] = max(out[op.NodeChange.NodeID], op.NodeChange.Capacity.V)
 		}
 		if op.NodeAdd != nil && op.NodeAdd.ID != 0 {
@@ -217,7 +245,7 @@ func (w *workload) maxCapacity(history []Op) map[int64]int64 {
 }
 
 // userFields are the planned values of a user operation, as sent.
-func userFields(in UserInput) wire.UserFields {
+func userFields(in history.UserInput) wire.UserFields {
 	return wire.UserFields{
 		Generation:    optional(in.Generation.Set, in.Generation.V),
 		KeysChangedAt: optional(in.KeysChangedAt.Set, in.KeysChangedAt.V),
@@ -225,13 +253,13 @@ func userFields(in UserInput) wire.UserFields {
 	}
 }
 
-// execute sends one planned operation to a member and records what the
+// Execute sends one planned operation to a member and records what the
 // client learned. clock gives the run's monotonic time.
-func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, memberID string, clientID int, p plan,
-	clock func() time.Duration) Op {
-	op := Op{Client: clientID, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node,
+func (w *Workload) Execute(ctx context.Context, clients *Clients, httpAddr, memberID string, clientID int, p Plan,
+	clock func() time.Duration) history.Op {
+	op := history.Op{Client: clientID, Member: memberID, Kind: p.kind, Email: p.input.Email, Input: p.input, NodeChange: p.node,
 		NodeAdd: p.add, MaxStaleness: p.maxStaleness}
-	c, in := clients.of(httpAddr), p.input
+	c, in := clients.Of(httpAddr), p.input
 	var (
 		user   *wire.User
 		fxaKid string
@@ -241,9 +269,9 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 	)
 	op.Call = clock()
 	switch p.kind {
-	case OpAllocate:
+	case history.OpAllocate:
 		user, meta, err = c.Allocate(ctx, w.service, wire.AllocateRequest{Email: in.Email, UserFields: userFields(in)})
-	case OpLogin:
+	case history.OpLogin:
 		var login *wire.LoginResult
 		f := userFields(in)
 		login, meta, err = c.Login(ctx, w.service, in.Email,
@@ -251,14 +279,14 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 		if login != nil {
 			user, fxaKid = &login.User, login.FxaKid
 		}
-	case OpUpdate:
+	case history.OpUpdate:
 		user, meta, err = c.UpdateUser(ctx, w.service, in.Email, wire.UpdateUserRequest(userFields(in)))
-	case OpGet:
+	case history.OpGet:
 		user, meta, err = c.GetUser(ctx, w.service, in.Email, client.CallOptions{Consistency: "linearizable"})
-	case OpGetStale:
+	case history.OpGetStale:
 		user, meta, err = c.GetUser(ctx, w.service, in.Email, client.CallOptions{Consistency: "stale", MaxStaleness: p.maxStaleness})
-	case OpNodeChange:
-		op.Email, op.Input = "", UserInput{Kind: OpNodeChange}
+	case history.OpNodeChange:
+		op.Email, op.Input = "", history.UserInput{Kind: history.OpNodeChange}
 		n := p.node
 		_, meta, err = c.UpdateNode(ctx, w.service, n.NodeID, wire.UpdateNodeRequest{
 			Capacity: optional(n.Capacity.Set, n.Capacity.V),
@@ -268,22 +296,22 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 				Backoff:   optional(n.Backoff.Set, n.Backoff.V)}})
 	default:
 		life, meta, err = w.callLifecycle(ctx, c, p)
-		if p.kind.nodeWide() || p.kind == OpAddNode {
+		if p.kind.NodeWide() || p.kind == history.OpAddNode {
 			op.Email = ""
 		}
 	}
 	op.Return = clock()
 	op.HTTPStatus = meta.HTTPStatus
-	op.Outcome = classify(p.kind.isWrite(), err)
-	if op.Outcome != OutcomeOK {
-		op.Error = describe(meta, err)
+	op.Outcome = classify(p.kind.IsWrite(), err)
+	if op.Outcome != history.OutcomeOK {
+		op.Error = Describe(meta, err)
 		return op
 	}
-	var out UserOutput
+	var out history.UserOutput
 	switch p.kind {
-	case OpNodeChange:
+	case history.OpNodeChange:
 		return op
-	case OpAllocate, OpLogin, OpUpdate, OpGet, OpGetStale:
+	case history.OpAllocate, history.OpLogin, history.OpUpdate, history.OpGet, history.OpGetStale:
 		out, err = userOutput(user, fxaKid, meta, err)
 	default:
 		err = w.lifecycleOutput(&op, life, meta, err)
@@ -292,9 +320,9 @@ func (w *workload) execute(ctx context.Context, clients *apiClients, httpAddr, m
 	if err != nil {
 		// The server answered but we cannot tell what: as good as unseen.
 		op.Error = err.Error()
-		op.Outcome = OutcomeFail
-		if p.kind.isWrite() {
-			op.Outcome = OutcomeInfo
+		op.Outcome = history.OutcomeFail
+		if p.kind.IsWrite() {
+			op.Outcome = history.OutcomeInfo
 		}
 		return op
 	}
