@@ -95,22 +95,10 @@ func TestFloods(t *testing.T) {
 		t.Skip("starts a secured three-member cluster")
 	}
 	e := newSecureEnv(t)
-	zones := []string{"zone-a", "zone-b", "zone-c"}
-	ms := make([]*member, 3)
-	for i := range ms {
-		ms[i] = e.member(fmt.Sprintf("f%d", i+1), zones[i])
+	ms, leaderID := e.launchCluster(3, "f", func(m *member) {
 		// Small HTTPS caps keep the idle-connection flood light.
-		ms[i].Flags = append(ms[i].Flags, "--max-conns", "64", "--max-conns-per-address", "24")
-		if i > 0 {
-			ms[i].SetJoin([]string{ms[0].HTTPAddr})
-		}
-	}
-	ms[0].start()
-	e.waitReady(ms[0])
-	for _, m := range ms[1:] {
-		m.start()
-	}
-	leaderID := e.waitConverged(ms, 3)
+		m.Flags = append(m.Flags, "--max-conns", "64", "--max-conns-per-address", "24")
+	})
 	var followers []*member
 	for _, m := range ms {
 		if m.ID != leaderID {

@@ -107,21 +107,9 @@ func TestSecureClusterIdentity(t *testing.T) {
 	e := newSecureEnv(t)
 	tokFile := testutil.TempFile(t, "api-token", []byte("api-secret\n"))
 	e.client.Transport = bearer{base: e.client.Transport, token: "api-secret"}
-	zones := []string{"zone-a", "zone-b", "zone-c"}
-	ms := make([]*member, 3)
-	for i := range ms {
-		ms[i] = e.member(fmt.Sprintf("s%d", i+1), zones[i])
-		ms[i].Flags = append(ms[i].Flags, "--api-token-file", tokFile)
-		if i > 0 {
-			ms[i].SetJoin([]string{ms[0].HTTPAddr})
-		}
-	}
-	ms[0].start()
-	e.waitReady(ms[0])
-	for _, m := range ms[1:] {
-		m.start()
-	}
-	leaderID := e.waitConverged(ms, 3)
+	ms, leaderID := e.launchCluster(3, "s", func(m *member) {
+		m.Flags = append(m.Flags, "--api-token-file", tokFile)
+	})
 	leader := byID(ms, leaderID)
 	expect(t, e.call("PUT", e.url(leader, "/v1/services/sync-1.5"), map[string]any{"pattern": "{node}/{uid}"}), 201, "service")
 	expect(t, e.call("POST", e.url(leader, "/v1/services/sync-1.5/nodes"), map[string]any{"node": "https://n1.example.com", "capacity": 1000}), 201, "node")

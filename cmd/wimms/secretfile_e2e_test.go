@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -47,15 +45,7 @@ func TestServerRefusesUnsafeSecretFiles(t *testing.T) {
 		{"empty metrics token", []string{"--metrics-token-file", secretFile(t, "metrics2", "\n\n", 0o600)}, "is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := freePorts(t, 2)
-			args := append([]string{"server", "--data-dir", t.TempDir(),
-				"--http-addr", "127.0.0.1:" + strconv.Itoa(p[0]), "--raft-addr", "127.0.0.1:" + strconv.Itoa(p[1])}, tc.args...)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_, stderr, code := testutil.RunSplit(t, testutil.WimmsContext(ctx, t, args...))
-			if ctx.Err() != nil {
-				t.Fatalf("the server started instead of refusing (killed after 30s); stderr:\n%s", stderr)
-			}
+			stderr, code := startRefused(t, tc.args...)
 			want := tc.want
 			lines := strings.Split(strings.TrimSpace(stderr), "\n")
 			if code == 0 || len(lines) != 1 || !strings.Contains(lines[0], want) {

@@ -112,10 +112,23 @@ func (e *secureEnv) waitConverged(ms []*member, voters int) string {
 
 func (e *secureEnv) startCluster(n int) []*member {
 	e.t.Helper()
+	ms, _ := e.launchCluster(n, "s", nil)
+	return ms
+}
+
+// launchCluster starts n secured members (ids prefix1..prefixN, zones in
+// turn; configure, if set, adds to each one's flags), the first
+// bootstrapping and the others joining it, and returns them with the
+// leader's id once every member sees all n voters.
+func (e *secureEnv) launchCluster(n int, prefix string, configure func(m *member)) ([]*member, string) {
+	e.t.Helper()
 	zones := []string{"zone-a", "zone-b", "zone-c"}
 	ms := make([]*member, n)
 	for i := range ms {
-		ms[i] = e.member(fmt.Sprintf("s%d", i+1), zones[i%len(zones)])
+		ms[i] = e.member(fmt.Sprintf("%s%d", prefix, i+1), zones[i%len(zones)])
+		if configure != nil {
+			configure(ms[i])
+		}
 		if i > 0 {
 			ms[i].SetJoin([]string{ms[0].HTTPAddr})
 		}
@@ -125,8 +138,7 @@ func (e *secureEnv) startCluster(n int) []*member {
 	for _, m := range ms[1:] {
 		m.start()
 	}
-	e.waitConverged(ms, n)
-	return ms
+	return ms, e.waitConverged(ms, n)
 }
 
 func memberIDs(v wire.ClusterStatus) []string {
@@ -441,15 +453,7 @@ func TestSecureServerRefusesBadConfiguration(t *testing.T) {
 		{"missing token file", []string{"--admin-token-file", missing}, "--admin-token-file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := freePorts(t, 2)
-			args := append([]string{"server", "--data-dir", t.TempDir(),
-				"--http-addr", "127.0.0.1:" + strconv.Itoa(p[0]), "--raft-addr", "127.0.0.1:" + strconv.Itoa(p[1])}, tc.args...)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_, stderr, code := testutil.RunSplit(t, testutil.WimmsContext(ctx, t, args...))
-			if ctx.Err() != nil {
-				t.Fatalf("the server started instead of refusing (killed after 30s); stderr:\n%s", stderr)
-			}
+			stderr, code := startRefused(t, tc.args...)
 			if code == 0 {
 				t.Fatalf("exit 0, want a refusal; stderr:\n%s", stderr)
 			}
@@ -495,4 +499,21 @@ func (e *secureEnv) checkUnchanged(leader *member, before wire.ClusterStatus, le
 	if after.Term != before.Term || after.Leader == nil || after.Leader.ID != leaderID {
 		e.t.Fatalf("the attacks changed the cluster: term %d → %d, leader %s → %+v", before.Term, after.Term, leaderID, after.Leader)
 	}
+}
+
+// startRefused runs `wimms server` on free loopback ports and a fresh data
+// dir with extra flags that must make it refuse to start; it returns the
+// server's stderr and exit code (failing the test if it started instead).
+func startRefused(t *testing.T, extra ...string) (stderr string, code int) {
+	t.Helper()
+	p := freePorts(t, 2)
+	args := append([]string{"server", "--data-dir", t.TempDir(),
+		"--http-addr", "127.0.0.1:" + strconv.Itoa(p[0]), "--raft-addr", "127.0.0.1:" + strconv.Itoa(p[1])}, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, stderr, code = testutil.RunSplit(t, testutil.WimmsContext(ctx, t, args...))
+	if ctx.Err() != nil {
+		t.Fatalf("the server started instead of refusing (killed after 30s); stderr:\n%s", stderr)
+	}
+	return stderr, code
 }
