@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
@@ -65,15 +64,7 @@ func writeJWKS(t *testing.T, path string, keys ...testFxAKey) {
 
 func (k testFxAKey) jwt(t *testing.T, claims map[string]any) string {
 	t.Helper()
-	h, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "at+JWT", "kid": k.kid})
-	c, _ := json.Marshal(claims)
-	signed := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
-	d := sha256.Sum256([]byte(signed))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, k.priv, crypto.SHA256, d[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signed + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return signJWT(t, k, map[string]string{"alg": "RS256", "typ": "at+JWT", "kid": k.kid}, claims)
 }
 
 func syncClaims(sub string, generation int64) map[string]any {

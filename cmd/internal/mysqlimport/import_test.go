@@ -498,17 +498,7 @@ func (d *tokenDB) compareTables(t *testing.T, db *sql.DB) {
 	defer rows.Close()
 	n := 0
 	for rows.Next() {
-		var r row
-		var replaced, kca sql.NullInt64
-		if err := rows.Scan(&r.uid, &r.svc, &r.email, &r.generation, &r.clientState, &r.created, &replaced, &r.node, &kca); err != nil {
-			t.Fatal(err)
-		}
-		if replaced.Valid {
-			r.replaced = &replaced.Int64
-		}
-		if kca.Valid {
-			r.kca = &kca.Int64
-		}
+		r := scanUserRow(t, rows)
 		e := d.expected[r.uid]
 		e.expectedAnomaly = ""
 		if e.skipped || r.svc != e.svc || r.email != e.email || r.generation != e.generation || r.clientState != e.clientState ||
@@ -683,17 +673,7 @@ func TestImportExportKeepsEveryByte(t *testing.T) {
 	}
 	defer rows.Close()
 	for ; rows.Next(); n++ {
-		var r row
-		var replaced, kca sql.NullInt64
-		if err := rows.Scan(&r.uid, &r.svc, &r.email, &r.generation, &r.clientState, &r.created, &replaced, &r.node, &kca); err != nil {
-			t.Fatal(err)
-		}
-		if replaced.Valid {
-			r.replaced = &replaced.Int64
-		}
-		if kca.Valid {
-			r.kca = &kca.Int64
-		}
+		r := scanUserRow(t, rows)
 		if n >= len(d.src) || !reflect.DeepEqual(r, d.src[n]) {
 			t.Fatalf("exported row %d: %+v, source %+v", n, r, d.src[min(n, len(d.src)-1)])
 		}
@@ -701,4 +681,23 @@ func TestImportExportKeepsEveryByte(t *testing.T) {
 	if n != len(d.src) {
 		t.Fatalf("exported %d rows, the source has %d", n, len(d.src))
 	}
+}
+
+// scanUserRow reads one users row selected as uid, service, email,
+// generation, client_state, created_at, replaced_at, nodeid,
+// keys_changed_at.
+func scanUserRow(t *testing.T, rows *sql.Rows) row {
+	t.Helper()
+	var r row
+	var replaced, kca sql.NullInt64
+	if err := rows.Scan(&r.uid, &r.svc, &r.email, &r.generation, &r.clientState, &r.created, &replaced, &r.node, &kca); err != nil {
+		t.Fatal(err)
+	}
+	if replaced.Valid {
+		r.replaced = &replaced.Int64
+	}
+	if kca.Valid {
+		r.kca = &kca.Int64
+	}
+	return r
 }
