@@ -1,8 +1,11 @@
 package store
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gometrics "github.com/hashicorp/go-metrics/compat"
@@ -215,10 +218,16 @@ const (
 	stageWatermarkSync = "watermark_sync"
 )
 
+// stageObservers holds one observer per stage of
+// wimms_raft_stage_duration_seconds, resolved once: the append path then
+// pays a map lookup, not the vector's label hashing and lock, and reads
+// it safely while the collectors are being made.
+var stageObservers atomic.Pointer[map[string]prometheus.Observer]
+
 // observeStage records d under stage (a no-op until the collectors exist).
 func observeStage(stage string, d time.Duration) {
-	if v := raftTimings.stages; v != nil {
-		v.WithLabelValues(stage).Observe(d.Seconds())
+	if m := stageObservers.Load(); m != nil {
+		(*m)[stage].Observe(d.Seconds())
 	}
 }
 
@@ -243,6 +252,11 @@ func raftTimingCollectors() []prometheus.Collector {
 				"handling AppendEntries, and its log append within it), log_append and watermark_sync (a log append's two syncs, on any member).",
 			Buckets: raftStageBuckets,
 		}, []string{"stage"})
+		observers := map[string]prometheus.Observer{}
+		for _, stage := range append(slices.Collect(maps.Values(raftStageKeys)), stageLogAppend, stageWatermarkSync) {
+			observers[stage] = raftTimings.stages.WithLabelValues(stage)
+		}
+		stageObservers.Store(&observers)
 		conf := gometrics.DefaultConfig("")
 		conf.EnableHostname = false
 		conf.EnableRuntimeMetrics = false
@@ -269,7 +283,7 @@ func (raftTimingSink) AddSample(key []string, val float32) {
 		raftTimings.apply.Observe(float64(val) / 1000)
 	default:
 		if stage, ok := raftStageKeys[k]; ok {
-			raftTimings.stages.WithLabelValues(stage).Observe(float64(val) / 1000)
+			observeStage(stage, time.Duration(float64(val)*float64(time.Millisecond)))
 		}
 	}
 }
