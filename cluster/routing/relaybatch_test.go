@@ -133,15 +133,7 @@ func TestRelayBatchLostAfterSendingIsUnknownOutcome(t *testing.T) {
 	leader, hangups := hangUpLeader(t)
 	rt, _ := followerOf(t, "L", leader.Listener.Addr().String(), nil)
 	w := routeWrite(rt, "/v1/services/s-1/users", `{"email":"x@y"}`)
-	if w.Code != http.StatusGatewayTimeout {
-		t.Fatalf("status %d, want 504", w.Code)
-	}
-	if eb := decodeErrorBody(t, w.Body.Bytes()); eb.Status != "unknown-outcome" {
-		t.Errorf("status %q, want unknown-outcome", eb.Status)
-	}
-	if n := hangups.Load(); n != 1 {
-		t.Errorf("the leader received the batch %d times, want once", n)
-	}
+	requireUnknownOutcomeSentOnce(t, w, hangups.Load(), "batch")
 }
 
 // TestRelayBatchRejectsBadBatchesWhole: the leader refuses a batch it
@@ -272,5 +264,20 @@ func TestCloseWaitsForRelaySenders(t *testing.T) {
 	}
 	if code := <-answered; code != http.StatusGatewayTimeout {
 		t.Fatalf("the write on its way got %d, want 504 unknown-outcome", code)
+	}
+}
+
+// requireUnknownOutcomeSentOnce: a relay lost after its bytes reached the
+// leader is answered 504 unknown-outcome, and was sent exactly once.
+func requireUnknownOutcomeSentOnce(t *testing.T, w *httptest.ResponseRecorder, received int32, what string) {
+	t.Helper()
+	if w.Code != http.StatusGatewayTimeout {
+		t.Fatalf("status %d, want 504", w.Code)
+	}
+	if eb := decodeErrorBody(t, w.Body.Bytes()); eb.Status != "unknown-outcome" {
+		t.Errorf("status %q, want unknown-outcome", eb.Status)
+	}
+	if received != 1 {
+		t.Errorf("the leader received the %s %d times, want once", what, received)
 	}
 }
